@@ -1,0 +1,3 @@
+from ocibuild.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The OCI image model: media types, descriptors, manifests, configs, layouts, layers."""

@@ -1,0 +1,111 @@
+"""Content digests (sha256) and streaming helpers that compute them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import BinaryIO
+
+from ocibuild.errors import DigestMismatchError
+
+ALGORITHM = "sha256"
+_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+CHUNK = 1 << 20
+
+
+def is_digest(value: str) -> bool:
+    return bool(_DIGEST_RE.match(value))
+
+
+def validate(value: str) -> str:
+    if not is_digest(value):
+        raise ValueError(f"not a sha256 digest: {value!r}")
+    return value
+
+
+def hex_of(digest: str) -> str:
+    """The hex part of 'sha256:HEX'."""
+    return validate(digest).split(":", 1)[1]
+
+
+def of_bytes(data: bytes) -> str:
+    return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
+
+
+def of_stream(src: BinaryIO) -> tuple[str, int]:
+    """Digest and size of everything left in a stream, read in bounded chunks."""
+    h = hashlib.sha256()
+    size = 0
+    while chunk := src.read(CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return f"{ALGORITHM}:{h.hexdigest()}", size
+
+
+class HashingWriter:
+    """A write-only file object that hashes and counts what passes through it.
+
+    `target` may be None to only hash (e.g. to compute a diffID without storing).
+    """
+
+    def __init__(self, target: BinaryIO | None = None) -> None:
+        self._target = target
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._hash.update(data)
+        self.size += len(data)
+        if self._target is not None:
+            self._target.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if self._target is not None:
+            self._target.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def digest(self) -> str:
+        return f"{ALGORITHM}:{self._hash.hexdigest()}"
+
+
+class VerifyingReader:
+    """Wraps a readable stream; at EOF checks size and digest, raising on mismatch."""
+
+    def __init__(self, src: BinaryIO, digest: str, size: int | None = None, what: str = "") -> None:
+        self._src = src
+        self._expected = validate(digest)
+        self._size = size
+        self._what = what or digest
+        self._hash = hashlib.sha256()
+        self.read_bytes = 0
+        self._checked = False
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        if data:
+            self._hash.update(data)
+            self.read_bytes += len(data)
+            if self._size is not None and self.read_bytes > self._size:
+                raise DigestMismatchError(
+                    f"{self._what}: more than the expected {self._size} bytes"
+                )
+        elif not self._checked:
+            self.verify()
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def verify(self) -> None:
+        self._checked = True
+        actual = f"{ALGORITHM}:{self._hash.hexdigest()}"
+        if self._size is not None and self.read_bytes != self._size:
+            raise DigestMismatchError(
+                f"{self._what}: got {self.read_bytes} bytes, expected {self._size}"
+            )
+        if actual != self._expected:
+            raise DigestMismatchError(f"{self._what}: content has digest {actual}")

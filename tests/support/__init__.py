@@ -1,0 +1,1 @@
+"""Shared test set-up: paths, the unprivileged test users, the busybox rootfs."""
