@@ -1,0 +1,79 @@
+"""Images in a layout: resolve a reference to manifest and config, write new images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ocibuild.errors import OcibuildError
+from ocibuild.oci import mediatypes
+from ocibuild.oci.config import ImageConfig
+from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.layout import ImageLayout
+from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
+from ocibuild.oci.platform import Platform
+from ocibuild.oci.platform import host as host_platform
+
+
+@dataclass(frozen=True)
+class Image:
+    """One platform's image: its manifest descriptor, manifest and config."""
+
+    descriptor: Descriptor
+    manifest: Manifest
+    config: ImageConfig
+
+    @property
+    def digest(self) -> str:
+        return self.descriptor.digest
+
+
+def select_platform(index: Index, wanted: Platform, where: str) -> Descriptor:
+    candidates = [m for m in index.manifests if m.media_type in mediatypes.MANIFEST_TYPES
+                  or m.media_type == ""]
+    for m in candidates:
+        if m.platform is not None and wanted.matches(m.platform):
+            return m
+    if len(candidates) == 1 and candidates[0].platform is None:
+        return candidates[0]
+    have = ", ".join(str(m.platform) for m in candidates if m.platform) or "none"
+    raise OcibuildError(f"{where}: no image for platform {wanted} (available: {have})")
+
+
+def load_image(layout: ImageLayout, ref: str | None = None,
+               platform: Platform | None = None) -> Image:
+    """Resolve `ref` (tag, digest, or None for the only image) to one platform's image."""
+    desc = layout.resolve(ref)
+    where = f"{layout.path}:{ref}" if ref else str(layout.path)
+    for _ in range(4):  # an index may point at an index; stop nested loops
+        doc = parse_manifest_or_index(layout.read_blob(desc.digest), desc.media_type)
+        if isinstance(doc, Manifest):
+            config = ImageConfig.from_bytes(layout.read_blob(doc.config.digest))
+            return Image(Descriptor(doc.media_type, desc.digest, desc.size,
+                                    platform=desc.platform), doc, config)
+        desc = select_platform(doc, platform or host_platform(), where)
+    raise OcibuildError(f"{where}: image indexes nested too deeply")
+
+
+def write_image(layout: ImageLayout, config: ImageConfig, layers: Sequence[Descriptor],
+                tags: Sequence[str] = (), annotations: dict[str, str] | None = None) -> Descriptor:
+    """Store config and manifest (layer blobs must already be in the layout); tag it."""
+    if len(layers) != len(config.diff_ids):
+        raise OcibuildError(
+            f"image has {len(layers)} layers but its config lists {len(config.diff_ids)} diff_ids"
+        )
+    for layer in layers:
+        if not layout.has_blob(layer.digest):
+            raise OcibuildError(f"{layout.path}: layer blob {layer.digest} is missing")
+    config_bytes = config.to_bytes()
+    config_digest = layout.put_bytes(config_bytes)
+    manifest = Manifest(
+        config=Descriptor(mediatypes.OCI_CONFIG, config_digest, len(config_bytes)),
+        layers=tuple(layers),
+        annotations=dict(annotations or {}),
+    )
+    desc = layout.put_manifest(manifest)
+    desc = Descriptor(desc.media_type, desc.digest, desc.size, platform=config.platform)
+    for tag in tags:
+        layout.tag(tag, desc)
+    return desc
