@@ -1,0 +1,119 @@
+"""`ocibuild import`: a directory or a root-filesystem tarball becomes a one-layer image."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ocibuild.errors import OcibuildError
+from ocibuild.idmap import IdMap, IdRange
+from ocibuild.oci import mediatypes
+from ocibuild.oci.config import History, ImageConfig
+from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.image import write_image
+from ocibuild.oci.layout import ImageLayout
+from ocibuild.oci.platform import Platform
+from ocibuild.oci.platform import host as host_platform
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONTAINERD_NAME = "io.containerd.image.name"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    manifest: Descriptor
+    config_digest: str
+    layer: Descriptor
+    diff_id: str
+
+
+def source_date_epoch() -> int | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise OcibuildError(f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds") \
+            from None
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def import_idmap() -> IdMap | None:
+    """How host owners of an imported tree map to image owners.
+
+    As root, ids are kept. As another user, the tree is taken as that user's view in
+    its user namespace: the user's own files become root's, and files owned by its
+    subordinate ids keep the ids they have inside the namespace.
+    """
+    if os.geteuid() == 0:
+        return None
+    try:
+        from ocibuild.sandbox import current_idmap
+    except ImportError:
+        uid, gid = os.geteuid(), os.getegid()
+        return IdMap((IdRange(0, uid, 1),), (IdRange(0, gid, 1),))
+    return current_idmap()
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """'busybox:1.36' -> ('busybox', '1.36'); a name without a tag gets 'latest'."""
+    base, _, digest = name.partition("@")
+    slash, colon = base.rfind("/"), base.rfind(":")
+    if colon > slash:
+        repo, tag = base[:colon], base[colon + 1:]
+    else:
+        repo, tag = base, "latest"
+    if not repo or not tag or digest:
+        raise OcibuildError(f"invalid image name {name!r}: use NAME[:TAG]")
+    return repo, tag
+
+
+def import_rootfs(source: Path, layout: ImageLayout, *, tag: str | None,
+                  compression: str = mediatypes.GZIP,
+                  platform: Platform | None = None) -> ImportResult:
+    """Write `source` (a directory or a tar, compressed or not) as a one-layer image."""
+    from ocibuild.oci import layer as layer_mod
+
+    if not source.exists():
+        raise OcibuildError(f"{source}: no such file or directory")
+    epoch = source_date_epoch()
+    with layout.blob_writer() as blob:
+        if source.is_dir():
+            info = layer_mod.write_layer_from_dir(
+                source, blob, compression=compression, source_date_epoch=epoch,
+                id_map=import_idmap(),
+            )
+        else:
+            with open(source, "rb") as src:
+                info = layer_mod.recompress_layer(src, blob, compression=compression)
+        blob.commit()
+    layer_desc = info.descriptor()
+    created = rfc3339(epoch if epoch is not None else time.time())
+    plat = platform or host_platform()
+    comment = "from a directory" if source.is_dir() else "from a tar archive"
+    config = ImageConfig(
+        architecture=plat.architecture,
+        os=plat.os,
+        variant=plat.variant,
+        created=created,
+        config={"Env": [f"PATH={DEFAULT_PATH}"]},
+        diff_ids=(info.diff_id,),
+        history=(History(created=created, created_by="ocibuild import", comment=comment),),
+    )
+    tags: list[str] = []
+    annotations: dict[str, str] = {}
+    if tag:
+        repo, t = split_name(tag)
+        tags.append(t)
+        annotations[CONTAINERD_NAME] = f"{repo}:{t}"
+    desc = write_image(layout, config, [layer_desc])
+    for t in tags:
+        layout.tag(t, desc.with_annotations(**annotations))
+    return ImportResult(desc, config.digest, layer_desc, info.diff_id)
