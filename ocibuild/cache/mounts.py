@@ -1,0 +1,88 @@
+"""Cache mounts (`RUN --mount=type=cache`): a persistent directory per id.
+
+Directories are ROOT/cache-mounts/<hash of id>-<n>; each has a lock file beside it.
+shared holds the lock shared, locked holds it exclusive (waiting), private takes the
+first directory nobody uses (creating a new one when all are busy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.errors import OcibuildError
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+
+SHARING_MODES = ("shared", "private", "locked")
+
+
+def mount_dir_name(mount_id: str, n: int = 0) -> str:
+    return f"{hashlib.sha256(mount_id.encode()).hexdigest()[:32]}-{n}"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, flags: int) -> Iterator[bool]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(store: Store, path: Path, mode: int, uid: int, gid: int) -> None:
+    if path.is_dir():
+        return
+    with _flock(store.mounts_dir / ".create.lock", fcntl.LOCK_EX):
+        if not path.is_dir():
+            _create_dir(path, mode, uid, gid)
+
+
+def _create_dir(path: Path, mode: int, uid: int, gid: int) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.mkdir()
+    try:
+        os.chmod(tmp, mode)
+        if uid or gid:
+            from ocibuild.snapshot.userns import chown_as_mapped
+
+            chown_as_mapped(tmp, uid, gid)
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.rmdir()
+        raise
+
+
+@contextlib.contextmanager
+def open_cache_mount(store: Store, mount_id: str, sharing: str, *, mode: int = 0o755,
+                     uid: int = 0, gid: int = 0) -> Iterator[Path]:
+    if sharing not in SHARING_MODES:
+        raise OcibuildError(
+            f"cache mount {mount_id!r}: unknown sharing {sharing!r} "
+            f"(use {', '.join(SHARING_MODES)})"
+        )
+    n = 0
+    while True:
+        name = mount_dir_name(mount_id, n)
+        flags = {"shared": fcntl.LOCK_SH, "locked": fcntl.LOCK_EX,
+                 "private": fcntl.LOCK_EX | fcntl.LOCK_NB}[sharing]
+        with _flock(store.mounts_dir / f"{name}.lock", flags) as got:
+            if got:
+                path = store.mounts_dir / name
+                _ensure_dir(store, path, mode, uid, gid)
+                store.db.touch_mount(name, mount_id)
+                yield path
+                return
+        n += 1

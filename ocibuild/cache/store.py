@@ -1,0 +1,170 @@
+"""The local store: content (an OCI layout), cache records, snapshots and cache mounts.
+
+    ROOT/content/        OCI image layout: every blob; index.json names local images
+    ROOT/records.db      SQLite: cache key -> layer, snapshot and cache-mount bookkeeping
+    ROOT/snapshots/      one extracted directory per layer diffID (ocibuild.snapshot)
+    ROOT/cache-mounts/   RUN --mount=type=cache directories
+    ROOT/store.lock      builds hold it shared, prune exclusive
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ocibuild.cache import names
+from ocibuild.cache.mounts import open_cache_mount
+from ocibuild.cache.records import CacheRecord, RecordDB
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.image import Image, load_image
+from ocibuild.oci.layout import REF_NAME, ImageLayout
+from ocibuild.oci.platform import Platform
+
+ENV_ROOT = "OCIBUILD_ROOT"
+
+
+class StoreBusyError(OcibuildError):
+    """The store is in use by a build (prune refuses to run then)."""
+
+
+def default_root() -> Path:
+    """$OCIBUILD_ROOT, else $XDG_DATA_HOME/ocibuild, else ~/.local/share/ocibuild."""
+    if os.environ.get(ENV_ROOT):
+        return Path(os.environ[ENV_ROOT])
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "ocibuild"
+
+
+class Store:
+    """The local image store and build cache under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.layout = ImageLayout.init(root / "content")
+        self.snapshots_dir = root / "snapshots"
+        self.mounts_dir = root / "cache-mounts"
+        self.snapshots_dir.mkdir(exist_ok=True)
+        self.mounts_dir.mkdir(exist_ok=True)
+        self._lock_path = root / "store.lock"
+        self._lock_path.touch(exist_ok=True)
+        self.db = RecordDB(root / "records.db")
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None) -> Store:
+        """Open the store at `root` (default_root() when None), creating it on first use."""
+        path = Path(root) if root is not None else default_root()
+        if path.exists() and not path.is_dir():
+            raise OcibuildError(f"{path}: the store root is not a directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return cls(path)
+        except OSError as exc:
+            raise OcibuildError(f"{path}: cannot open the store: {exc.strerror}") from None
+
+    # -- cache records -----------------------------------------------------------------
+    def get_record(self, key: str) -> CacheRecord | None:
+        """The record for `key`, or None; a record whose layer blob is gone is not trusted."""
+        record = self.db.get_record(key)
+        if record is not None and record.layer is not None \
+                and not self.layout.has_blob(record.layer.digest):
+            return None
+        return record
+
+    def put_record(self, record: CacheRecord) -> None:
+        """Store `record` atomically; its layer blob must already be in the content store."""
+        if record.layer is not None and not self.layout.has_blob(record.layer.digest):
+            raise OcibuildError(
+                f"cache record {record.key}: layer blob {record.layer.digest} is not in the store"
+            )
+        self.db.put_record(record)
+
+    # -- local image names -------------------------------------------------------------
+    def tag(self, name: str, desc: Descriptor) -> str:
+        """Name the image `desc` (already in the content store); returns the full name."""
+        if not self.layout.has_blob(desc.digest):
+            raise OcibuildError(f"cannot tag {name}: {desc.digest} is not in the store")
+        full = names.normalize_name(name)
+        self.layout.tag(full, desc)
+        return full
+
+    def untag(self, name: str) -> bool:
+        return self.layout.untag(names.normalize_name(name))
+
+    def images(self) -> dict[str, Descriptor]:
+        """Full image name -> manifest (or index) descriptor."""
+        return {d.annotations[REF_NAME]: d for d in self.layout.index().manifests
+                if REF_NAME in d.annotations}
+
+    def resolve_image(self, name: str, platform: Platform | None = None) -> Image | None:
+        """The local image a name (or a digest / image ID prefix) refers to, or None."""
+        desc = self._lookup(name)
+        if desc is None:
+            return None
+        return load_image(self.layout, desc.digest, platform)
+
+    def _lookup(self, name: str) -> Descriptor | None:
+        images = self.images()
+        text = name.strip()
+        if text.startswith("sha256:") and len(text) == 71:
+            for d in images.values():
+                if d.digest == text:
+                    return d
+            return None
+        with contextlib.suppress(OcibuildError):
+            full = names.normalize_name(text)
+            if full in images:
+                return images[full]
+        # an image ID (config digest) or a prefix of one, as `docker images` shows
+        hexpart = text.removeprefix("sha256:")
+        if len(hexpart) >= 12 and all(c in "0123456789abcdef" for c in hexpart):
+            for d in images.values():
+                with contextlib.suppress(OcibuildError):
+                    image = load_image(self.layout, d.digest)
+                    if image.manifest.config.digest.removeprefix("sha256:").startswith(hexpart):
+                        return d
+        return None
+
+    # -- cache mounts --------------------------------------------------------------------
+    def cache_mount(self, id: str, sharing: str = "shared", *, mode: int = 0o755,
+                    uid: int = 0, gid: int = 0) -> contextlib.AbstractContextManager[Path]:
+        """The directory of cache mount `id` for the duration of a step.
+
+        sharing: "shared" (same directory, concurrent users), "private" (a fresh
+        directory when the shared one is in use), "locked" (wait for exclusive use).
+        mode/uid/gid (ids inside the step) apply when the directory is created.
+        """
+        return open_cache_mount(self, id, sharing, mode=mode, uid=uid, gid=gid)
+
+    # -- locking -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held (shared) by every build for its whole run; prune waits for none of them."""
+        fd = os.open(self._lock_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def exclusive(self, *, wait: bool = False) -> Iterator[None]:
+        """Exclusive use of the store (prune): fails at once if a build holds it."""
+        fd = os.open(self._lock_path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise StoreBusyError(
+                    f"{self.root}: a build is using the store; try again when it has finished"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self.db.close()
