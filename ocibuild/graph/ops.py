@@ -1,0 +1,200 @@
+"""Op kinds. Filesystem ops (image, scratch, exec, copy, mkdir) produce a root filesystem
+state: a stack of layers. Context and HTTP sources are only ever read by other ops."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from typing import Any, ClassVar
+
+from ocibuild.oci import canonical
+
+
+def _plain(value: Any) -> Any:
+    """The JSON form of a field value; inputs are referred to by digest only."""
+    if isinstance(value, Op):
+        return {"op": value.digest}
+    if isinstance(value, Mount):
+        return value.spec()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base of all ops. `description` names the op for people and is not hashed."""
+
+    kind: ClassVar[str] = "op"
+    description: str = field(default="", kw_only=True)
+    # Fields excluded from the digest (presentation only).
+    _unhashed: ClassVar[frozenset[str]] = frozenset({"description"})
+
+    @property
+    def inputs(self) -> tuple[Op, ...]:
+        found: list[Op] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Op):
+                found.append(value)
+            elif isinstance(value, tuple):
+                for v in value:
+                    if isinstance(v, Op):
+                        found.append(v)
+                    elif isinstance(v, Mount) and v.source is not None:
+                        found.append(v.source)
+        return tuple(found)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, **{f.name: _plain(getattr(self, f.name)) for f in fields(self)
+                                      if f.name not in self._unhashed}}
+
+    @cached_property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(canonical.dumps(self.spec())).hexdigest()
+
+    @property
+    def produces_fs(self) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Op) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+
+@dataclass(frozen=True, eq=False)
+class ScratchSource(Op):
+    kind: ClassVar[str] = "scratch"
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSource(Op):
+    """A base image, pinned by manifest digest (resolved before the graph is made)."""
+
+    kind: ClassVar[str] = "image"
+    ref: str
+    manifest_digest: str
+    platform: str
+
+
+@dataclass(frozen=True, eq=False)
+class ContextSource(Op):
+    """A local directory (the build context or a named context). Its location on disk is
+    not part of the digest: the content checksum of what an op reads from it is part of
+    that op's cache key instead."""
+
+    kind: ClassVar[str] = "context"
+    name: str = "context"
+    excludes: tuple[str, ...] = ()
+
+    @property
+    def produces_fs(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, eq=False)
+class HttpSource(Op):
+    kind: ClassVar[str] = "http"
+    url: str
+    checksum: str = ""  # "sha256:..." when pinned with ADD --checksum
+    filename: str = ""
+
+    @property
+    def produces_fs(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A RUN --mount. `source` is the op whose filesystem (or context) a bind mount reads."""
+
+    type: str  # bind | cache | secret | tmpfs | ssh
+    target: str
+    source: Op | None = None
+    source_path: str = "/"
+    readonly: bool = True
+    id: str = ""
+    sharing: str = "shared"
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    required: bool = False
+    env: str = ""
+    size: int = 0
+
+    def spec(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            d[f.name] = {"op": value.digest} if isinstance(value, Op) else value
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class ExecOp(Op):
+    kind: ClassVar[str] = "exec"
+    root: Op
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    cwd: str = "/"
+    user: str = ""
+    network: str = "default"
+    mounts: tuple[Mount, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class CopyOp(Op):
+    """COPY/ADD: `sources` are paths in `source` (a context, an image or stage, or an HTTP
+    source); `dest` is resolved against `cwd` in `root`."""
+
+    kind: ClassVar[str] = "copy"
+    root: Op
+    source: Op
+    sources: tuple[str, ...]
+    dest: str
+    cwd: str = "/"
+    chown: str = ""
+    chmod: str = ""
+    link: bool = False
+    excludes: tuple[str, ...] = ()
+    parents: bool = False
+    add: bool = False  # ADD: extract local tar archives
+    user: str = ""  # the stage USER when COPY runs (for --chown names lookup)
+
+
+@dataclass(frozen=True, eq=False)
+class MkdirOp(Op):
+    kind: ClassVar[str] = "mkdir"
+    root: Op
+    path: str
+    mode: int = 0o755
+    user: str = ""
+
+
+def walk(targets: Op | tuple[Op, ...] | list[Op]) -> list[Op]:
+    """Every op the targets depend on (themselves included), inputs before users, in a
+    deterministic order: depth-first over inputs in field order."""
+    roots = (targets,) if isinstance(targets, Op) else tuple(targets)
+    seen: set[str] = set()
+    order: list[Op] = []
+
+    stack: list[tuple[Op, int]] = [(r, 0) for r in reversed(roots)]
+    while stack:
+        op, i = stack.pop()
+        if op.digest in seen and i == 0:
+            continue
+        inputs = op.inputs
+        if i < len(inputs):
+            stack.append((op, i + 1))
+            if inputs[i].digest not in seen:
+                stack.append((inputs[i], 0))
+            continue
+        if op.digest not in seen:
+            seen.add(op.digest)
+            order.append(op)
+    return order

@@ -1,0 +1,44 @@
+"""Progress events. Each step (vertex) has a stable number `index` (its position in the
+graph's deterministic order), a name like "[stage-a 2/3] RUN echo a", and a life:
+started -> (log lines) -> done | cached | failed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+EventKind = Literal["started", "cached", "log", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    index: int
+    name: str
+    time: float = field(default_factory=time.monotonic)
+    text: str = ""  # a log line (without newline) or the error message
+    exit_code: int | None = None
+
+
+Sink = Callable[[Event], None]
+
+
+class Recorder:
+    """A thread-safe sink that keeps every event (for tests and for error reports)."""
+
+    def __init__(self, forward: Sink | None = None) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        self._forward = forward
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+            if self._forward is not None:
+                self._forward(event)
+
+    def of_kind(self, kind: EventKind) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]

@@ -1,0 +1,78 @@
+"""BuildKit's plain progress format (`--progress=plain`), for CI logs:
+
+    #3 [stage-a 2/3] RUN echo a
+    #3 0.123 a
+    #3 DONE 0.4s
+
+    #4 [stage-b 2/3] RUN echo b
+    #4 CACHED
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TextIO
+
+from ocibuild.progress.events import Event
+
+ERROR_TAIL = 10  # output lines repeated in a failure report
+
+
+class PlainRenderer:
+    """Renders events as they arrive. Thread-safe; writes whole lines only."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._started: dict[int, float] = {}
+        self._tails: dict[int, deque[str]] = {}
+        self._last: int | None = None
+        self.failures: list[tuple[Event, list[str]]] = []
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._render(event)
+            self._out.flush()
+
+    def _header(self, event: Event) -> None:
+        if self._last is not None:
+            self._out.write("\n")
+        self._out.write(f"#{event.index} {event.name}\n")
+
+    def _render(self, event: Event) -> None:
+        n = event.index
+        if event.kind == "started":
+            self._started[n] = event.time
+            self._tails[n] = deque(maxlen=ERROR_TAIL)
+            self._header(event)
+        elif event.kind == "cached":
+            self._header(event)
+            self._out.write(f"#{n} CACHED\n")
+        elif event.kind == "log":
+            elapsed = event.time - self._started.get(n, event.time)
+            self._tails.setdefault(n, deque(maxlen=ERROR_TAIL)).append(event.text)
+            if self._last not in (None, n):
+                self._out.write("\n")
+            self._out.write(f"#{n} {elapsed:.3f} {event.text}\n")
+        elif event.kind == "done":
+            elapsed = event.time - self._started.get(n, event.time)
+            if self._last not in (None, n):
+                self._out.write("\n")
+            self._out.write(f"#{n} DONE {elapsed:.1f}s\n")
+        elif event.kind == "failed":
+            if self._last not in (None, n):
+                self._out.write("\n")
+            self._out.write(f"#{n} ERROR: {event.text}\n")
+            self.failures.append((event, list(self._tails.get(n, ()))))
+        self._last = n
+
+    def summary(self) -> str:
+        """BuildKit's closing report for each failed step: its name and last output."""
+        parts: list[str] = []
+        for event, tail in self.failures:
+            lines = ["------", f" > {event.name}:"]
+            lines += [f"{e}" for e in tail]
+            lines.append("------")
+            parts.append("\n".join(lines))
+        return "\n".join(parts)

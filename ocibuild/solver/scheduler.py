@@ -1,0 +1,67 @@
+"""Runs a dependency graph: a node starts as soon as all its inputs are done, with at
+most `jobs` nodes running at once. The first failure stops new nodes from starting."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Generic, TypeVar
+
+N = TypeVar("N", bound=Hashable)
+R = TypeVar("R")
+
+
+class Scheduler(Generic[N, R]):
+    def __init__(self, jobs: int) -> None:
+        if jobs < 1:
+            raise ValueError("jobs must be at least 1")
+        self.jobs = jobs
+        self.cancelled = threading.Event()  # set on the first failure; work may poll it
+
+    def run(self, nodes: Sequence[N], inputs: Callable[[N], Sequence[N]],
+            work: Callable[[N], R]) -> dict[N, R]:
+        """Run `work` on every node (inputs first). Returns each node's result; re-raises
+        the first exception after the nodes already running have finished."""
+        pending: dict[N, set[N]] = {n: set(inputs(n)) for n in nodes}
+        users: dict[N, list[N]] = {n: [] for n in nodes}
+        for n, deps in pending.items():
+            for d in deps:
+                if d not in users:
+                    raise ValueError(f"input {d!r} of {n!r} is not among the nodes")
+                users[d].append(n)
+        order = {n: i for i, n in enumerate(nodes)}
+        ready = sorted((n for n, deps in pending.items() if not deps), key=order.__getitem__)
+        results: dict[N, R] = {}
+        error: BaseException | None = None
+        running: dict[Future[R], N] = {}
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="solve") as pool:
+            while ready or running:
+                while ready and error is None and len(running) < self.jobs:
+                    node = ready.pop(0)
+                    running[pool.submit(work, node)] = node
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                newly: list[N] = []
+                for fut in done:
+                    node = running.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        if error is None:
+                            error = exc
+                            self.cancelled.set()
+                        continue
+                    results[node] = fut.result()
+                    for user in users[node]:
+                        pending[user].discard(node)
+                        if not pending[user]:
+                            newly.append(user)
+                if error is None:
+                    ready.extend(newly)
+                    ready.sort(key=order.__getitem__)
+                else:
+                    ready.clear()
+        if error is not None:
+            raise error
+        return results

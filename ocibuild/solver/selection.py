@@ -1,0 +1,138 @@
+"""Which files a COPY/ADD source names in a directory tree.
+
+Sources may hold Go `filepath.Match` wildcards per path segment (`*` `?` `[a-z]`). Paths
+are resolved inside the tree: symlinks on the way are followed but can never lead out of
+it (an absolute target or `..` stays under the tree's root), as BuildKit scopes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+MAX_SYMLINKS = 40
+Excluded = Callable[[str, bool], bool]  # (relative path, is_dir) -> skip it
+
+
+def has_wildcards(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+@functools.lru_cache(maxsize=512)
+def segment_regex(pattern: str) -> re.Pattern[str]:
+    """Go's filepath.Match for one path segment, as a regex."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            end = pattern.find("]", i + 2 if pattern[i + 1:i + 2] in ("^", "]") else i + 1)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1:end]
+                neg = body.startswith("^")
+                if neg:
+                    body = body[1:]
+                body = body.replace("\\", "\\\\")
+                out.append(f"[{'^' if neg else ''}{body}]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def scoped_resolve(root: Path, rel: str, *, follow_last: bool = True) -> str:
+    """`rel` resolved inside `root` (symlinks followed, never out of root); relative."""
+    parts = [p for p in rel.split("/")][::-1]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = root.joinpath(*resolved, part)
+        if (parts or follow_last) and candidate.is_symlink():
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(f"too many levels of symbolic links in {rel}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts.extend(reversed(target.split("/")))
+            continue
+        resolved.append(part)
+    return "/".join(resolved)
+
+
+def expand(root: Path, pattern: str) -> list[str]:
+    """The relative paths under `root` that `pattern` names (sorted); [] if none."""
+    segments = [s for s in pattern.split("/") if s not in ("", ".")]
+    if not segments:
+        return [""]
+    found = [""]
+    for seg in segments:
+        nxt: list[str] = []
+        for base in found:
+            base_resolved = scoped_resolve(root, base) if base else ""
+            if seg == ".." or not has_wildcards(seg):
+                cand = f"{base}/{seg}" if base else seg
+                path = root / scoped_resolve(root, cand, follow_last=False)
+                if os.path.lexists(path):
+                    nxt.append(cand)
+                continue
+            try:
+                names = sorted(os.listdir(root / base_resolved))
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            rx = segment_regex(seg)
+            nxt += [f"{base}/{n}" if base else n for n in names if rx.match(n)]
+        found = nxt
+        if not found:
+            return []
+    return sorted(found)
+
+
+def walk(root: Path, rel: str, excluded: Excluded | None = None
+         ) -> Iterator[tuple[str, os.stat_result]]:
+    """`rel` (already resolved) and, for a directory, everything under it, depth-first in
+    sorted order, as (relative path, lstat). Excluded directories are still descended
+    into (an exception pattern may re-include something inside), but not reported."""
+    st = os.lstat(root / rel) if rel else os.lstat(root)
+    if not (excluded and rel and excluded(rel, stat.S_ISDIR(st.st_mode))):
+        yield rel, st
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    stack = [rel]
+    while stack:
+        d = stack.pop()
+        try:
+            names = sorted(os.listdir(root / d if d else root))
+        except OSError:
+            continue
+        subdirs: list[str] = []
+        for name in names:
+            child = f"{d}/{name}" if d else name
+            cst = os.lstat(root / child)
+            is_dir = stat.S_ISDIR(cst.st_mode)
+            if not (excluded and excluded(child, is_dir)):
+                yield child, cst
+            if is_dir:
+                subdirs.append(child)
+        stack.extend(reversed(subdirs))

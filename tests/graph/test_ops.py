@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from ocibuild.graph import ContextSource, CopyOp, ExecOp, ImageSource, Mount, ScratchSource, walk
+
+BASE = ImageSource(ref="busybox:latest", manifest_digest="sha256:" + "a" * 64,
+                   platform="linux/amd64")
+
+
+def test_digest_is_deterministic_and_ignores_descriptions() -> None:
+    a = ExecOp(BASE, ("sh", "-c", "echo a"), description="[a 2/2] RUN echo a")
+    b = ExecOp(BASE, ("sh", "-c", "echo a"), description="another name")
+    assert a.digest == b.digest
+    assert a == b and len({a, b}) == 1
+
+
+def test_digest_changes_with_any_field_or_input() -> None:
+    a = ExecOp(BASE, ("sh", "-c", "echo a"))
+    assert a.digest != ExecOp(BASE, ("sh", "-c", "echo b")).digest
+    assert a.digest != ExecOp(BASE, ("sh", "-c", "echo a"), env=("A=1",)).digest
+    assert a.digest != ExecOp(ScratchSource(), ("sh", "-c", "echo a")).digest
+
+
+def test_context_location_is_not_in_the_digest() -> None:
+    # the op names the context, never its path on disk: a fresh clone elsewhere hits
+    copy1 = CopyOp(BASE, ContextSource(), ("a.txt",), "/a.txt")
+    copy2 = CopyOp(BASE, ContextSource(), ("a.txt",), "/a.txt")
+    assert copy1.digest == copy2.digest
+    assert "/tmp" not in str(copy1.spec())
+
+
+def test_inputs_include_mount_sources_and_walk_orders_inputs_first() -> None:
+    stage_a = ExecOp(BASE, ("true",), description="a")
+    stage_b = ExecOp(BASE, ("false",), description="b")
+    run = ExecOp(stage_a, ("cat", "/m/x"),
+                 mounts=(Mount("bind", "/m", source=stage_b), Mount("cache", "/c", id="c")))
+    assert run.inputs == (stage_a, stage_b)
+    order = walk(run)
+    assert order.index(BASE) < order.index(stage_a) < order.index(run)
+    assert order.index(stage_b) < order.index(run)
+    assert len(order) == 4
+    assert walk(run) == order
