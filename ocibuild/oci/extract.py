@@ -1,0 +1,318 @@
+"""Apply a layer onto a directory without ever writing outside it.
+
+Every path is resolved here, one component at a time, from a file descriptor of the
+root with O_NOFOLLOW: a symlink met on the way (planted by an earlier entry, an earlier
+layer or anyone else) is refused, never followed. The final component is never followed
+either: an existing entry is removed and the new one created with O_EXCL. Names with
+"..", absolute names and hard links to such names are refused before anything is
+touched. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) remove what lower
+layers left, never what this layer wrote.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from ocibuild.errors import OcibuildError, UnsafeLayerError
+from ocibuild.idmap import IdMap
+from ocibuild.oci.compression import open_uncompressed
+from ocibuild.oci.tarreader import HashingSource, Member, TarReader
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_AUFS_META_PREFIX = ".wh..wh."
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES)
+
+
+def apply_layer(src: BinaryIO, root: Path, *, id_map: IdMap | None = None,
+                chown: bool | None = None) -> str:
+    """Extract a gzip, zstd or plain tar layer onto `root`; returns its diffID."""
+    root.mkdir(parents=True, exist_ok=True)
+    source = HashingSource(open_uncompressed(src))
+    reader = TarReader(source)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    extractor = _Extractor(root_fd, id_map, os.geteuid() == 0 if chown is None else chown)
+    try:
+        for member in reader:
+            extractor.apply(member, reader)
+        source.drain()
+        extractor.finish()
+    finally:
+        extractor.close()
+        os.close(root_fd)
+    return source.digest
+
+
+def archive_parts(name: str, what: str = "layer entry") -> list[str]:
+    """The components of an archive path, refusing anything that could leave the root."""
+    if name.startswith("/"):
+        raise UnsafeLayerError(f"{what} {name!r}: absolute path, refusing to extract it")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeLayerError(f"{what} {name!r}: '..' would leave the root, refusing it")
+    return parts
+
+
+class _Extractor:
+    def __init__(self, root_fd: int, id_map: IdMap | None, chown: bool) -> None:
+        self._root_fd = root_fd
+        self._id_map = id_map if id_map is not None and not id_map.is_identity else None
+        self._chown = chown
+        self._written: set[str] = set()  # entries of this layer and their parents
+        self._dirs: list[tuple[list[str], int, int]] = []  # modes/mtimes set at the end
+        # The parent of the last entry stays open: consecutive entries share it.
+        self._cached: tuple[tuple[str, ...], int] | None = None
+
+    # -- entry points -------------------------------------------------------------------
+
+    def apply(self, member: Member, reader: TarReader) -> None:
+        parts = archive_parts(member.name)
+        if not parts:
+            return  # the root itself ("./"): keep the target's own metadata
+        try:
+            if parts[-1].startswith(WHITEOUT_PREFIX):
+                self._whiteout(parts, member.name)
+                return
+            parent = self._parent(parts, member.name, create=True)
+            assert parent is not None
+            self._create(parent, parts, member, reader)
+        except OSError as exc:
+            raise OcibuildError(
+                f"layer entry {member.name!r}: {exc.strerror or exc} while extracting") from exc
+        key = ""
+        for part in parts:
+            key = f"{key}/{part}" if key else part
+            self._written.add(key)
+
+    def finish(self) -> None:
+        # Children first, so setting a child's mtime cannot disturb its parent's.
+        for parts, mode, mtime_ns in reversed(self._dirs):
+            try:
+                fd = self._walk(parts, parts, "/".join(parts), create=False)
+            except (OcibuildError, OSError):
+                continue  # replaced by a later entry of the layer
+            if fd is None or fd == self._root_fd:
+                continue
+            try:
+                os.fchmod(fd, mode)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        self._drop_cache()
+
+    # -- entries ------------------------------------------------------------------------
+
+    def _create(self, pfd: int, parts: list[str], m: Member, reader: TarReader) -> None:
+        name = parts[-1]
+        t = m.typeflag
+        if t == b"5":
+            if not self._clear(pfd, name, keep_dir=True):
+                os.mkdir(name, 0o700, dir_fd=pfd)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            try:
+                self._own(fd, m)
+                self._set_xattrs(fd, m)
+            finally:
+                os.close(fd)
+            self._dirs.append((parts, m.mode, m.mtime_ns))
+        elif m.is_regular:
+            self._clear(pfd, name, keep_dir=False)
+            self._write_file(pfd, name, m, reader)
+        elif t == b"1":
+            self._hardlink(pfd, parts, m)
+        elif t == b"2":
+            self._clear(pfd, name, keep_dir=False)
+            os.symlink(m.linkname, name, dir_fd=pfd)
+            self._own_name(pfd, name, m)
+            os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+        elif t in (b"3", b"4", b"6"):
+            self._clear(pfd, name, keep_dir=False)
+            try:
+                if t == b"6":
+                    os.mkfifo(name, 0o600, dir_fd=pfd)
+                else:
+                    kind = stat.S_IFCHR if t == b"3" else stat.S_IFBLK
+                    os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            except PermissionError:
+                return  # device nodes need privileges a rootless build lacks; skip them
+            self._own_name(pfd, name, m)
+            os.chmod(name, m.mode, dir_fd=pfd)  # just created by us: not a symlink
+            os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
+        else:
+            kind = t.decode(errors="replace")
+            raise OcibuildError(f"layer entry {m.name!r}: unsupported tar entry type {kind!r}")
+
+    def _write_file(self, pfd: int, name: str, m: Member, reader: TarReader) -> None:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=pfd)
+        try:
+            while chunk := reader.read():
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            self._own(fd, m)
+            os.fchmod(fd, m.mode)
+            self._set_xattrs(fd, m)
+            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+        except BaseException:
+            os.close(fd)
+            os.unlink(name, dir_fd=pfd)
+            raise
+        os.close(fd)
+
+    def _hardlink(self, pfd: int, parts: list[str], m: Member) -> None:
+        target = archive_parts(m.linkname, f"hard link {m.name!r} ->")
+        if not target:
+            raise UnsafeLayerError(f"layer entry {m.name!r}: hard link to the root directory")
+        if target == parts:
+            return
+        tfd = self._walk(target[:-1], target, m.linkname, create=False)
+        if tfd is None:
+            raise OcibuildError(
+                f"layer entry {m.name!r}: hard link target {m.linkname!r} does not exist")
+        try:
+            try:
+                st = os.stat(target[-1], dir_fd=tfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise OcibuildError(f"layer entry {m.name!r}: hard link target "
+                                    f"{m.linkname!r} does not exist") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise UnsafeLayerError(
+                    f"layer entry {m.name!r}: hard link to a directory {m.linkname!r}")
+            self._clear(pfd, parts[-1], keep_dir=False)
+            os.link(target[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=pfd,
+                    follow_symlinks=False)
+        finally:
+            if tfd != self._root_fd:
+                os.close(tfd)
+
+    def _whiteout(self, parts: list[str], entry: str) -> None:
+        base = parts[-1]
+        if base != OPAQUE_MARKER and base.startswith(_AUFS_META_PREFIX):
+            return  # AUFS bookkeeping (.wh..wh.plnk and the like): nothing to apply
+        pfd = self._parent(parts, entry, create=False)
+        if pfd is None:
+            return  # nothing below a missing directory to hide
+        prefix = "/".join(parts[:-1])
+        prefix = prefix + "/" if prefix else ""
+        if base == OPAQUE_MARKER:
+            for child in os.listdir(pfd):
+                if prefix + child not in self._written:
+                    self._clear(pfd, child, keep_dir=False)
+            return
+        victim = base[len(WHITEOUT_PREFIX):]
+        if victim in ("", ".", ".."):
+            raise UnsafeLayerError(f"layer entry {entry!r}: whiteout of {victim!r}, refusing it")
+        if prefix + victim not in self._written:
+            self._clear(pfd, victim, keep_dir=False)
+
+    # -- paths --------------------------------------------------------------------------
+
+    def _parent(self, parts: list[str], entry: str, *, create: bool) -> int | None:
+        key = tuple(parts[:-1])
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        fd = self._walk(parts[:-1], parts, entry, create=create)
+        if fd is None:
+            return None
+        self._drop_cache()
+        self._cached = (key, fd)
+        return fd
+
+    def _drop_cache(self) -> None:
+        if self._cached is not None and self._cached[1] != self._root_fd:
+            os.close(self._cached[1])
+        self._cached = None
+
+    def _walk(self, comps: list[str], parts: list[str], entry: str, *,
+              create: bool) -> int | None:
+        """An fd of the directory root/comps, reached without following any symlink."""
+        cur = self._root_fd
+        try:
+            for i, comp in enumerate(comps):
+                try:
+                    nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                except FileNotFoundError:
+                    if not create:
+                        self._close_walk(cur)
+                        return None
+                    os.mkdir(comp, 0o755, dir_fd=cur)
+                    if self._chown:
+                        uid, gid = self._host_ids(0, 0, entry)
+                        os.chown(comp, uid, gid, dir_fd=cur, follow_symlinks=False)
+                    nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    where = "/".join(comps[: i + 1])
+                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
+                    if stat.S_ISLNK(st.st_mode):
+                        raise UnsafeLayerError(
+                            f"layer entry {entry!r}: {where!r} is a symlink; refusing to "
+                            "write through it") from None
+                    raise OcibuildError(
+                        f"layer entry {entry!r}: {where!r} is not a directory") from None
+                self._close_walk(cur)
+                cur = nxt
+        except BaseException:
+            self._close_walk(cur)
+            raise
+        return cur
+
+    def _close_walk(self, fd: int) -> None:
+        if fd != self._root_fd:
+            os.close(fd)
+
+    def _clear(self, pfd: int, name: str, *, keep_dir: bool) -> bool:
+        """Remove whatever is at name (never following it); True if a directory was kept."""
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            shutil.rmtree(name, dir_fd=pfd)
+        else:
+            os.unlink(name, dir_fd=pfd)
+        return False
+
+    # -- metadata -----------------------------------------------------------------------
+
+    def _host_ids(self, uid: int, gid: int, entry: str) -> tuple[int, int]:
+        if self._id_map is None:
+            return uid, gid
+        host_uid = self._id_map.uid_to_host(uid)
+        host_gid = self._id_map.gid_to_host(gid)
+        if host_uid is None or host_gid is None:
+            raise OcibuildError(
+                f"layer entry {entry!r}: owner {uid}:{gid} is outside the id mapping")
+        return host_uid, host_gid
+
+    def _own(self, fd: int, m: Member) -> None:
+        if self._chown:
+            os.fchown(fd, *self._host_ids(m.uid, m.gid, m.name))
+
+    def _own_name(self, pfd: int, name: str, m: Member) -> None:
+        if self._chown:
+            uid, gid = self._host_ids(m.uid, m.gid, m.name)
+            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+
+    def _set_xattrs(self, fd: int, m: Member) -> None:
+        for key, value in m.xattrs.items():
+            if ".overlay." in key:
+                continue  # overlayfs would read these from our snapshots: never extract them
+            try:
+                os.setxattr(fd, key, value)
+            except OSError as exc:
+                if exc.errno not in _IGNORED_XATTR_ERRORS:
+                    raise
