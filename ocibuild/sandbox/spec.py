@@ -1,0 +1,129 @@
+"""What a build step is (StepSpec and its mounts) and what running it gave (StepResult)."""
+
+from __future__ import annotations
+
+import signal as _signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Network = Literal["default", "none", "host"]
+Isolation = Literal["userns", "chroot"]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SSH_TARGET = "/run/buildkit/ssh_agent.0"
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A host file or directory at `target` (read-only unless `readonly=False`)."""
+
+    source: Path
+    target: str
+    readonly: bool = True
+
+
+@dataclass(frozen=True)
+class TmpfsMount:
+    target: str
+    size: int | None = None  # bytes; None: the kernel's default (half the memory)
+    mode: int = 0o1777
+
+
+@dataclass(frozen=True)
+class SecretMount:
+    """A read-only file at `target` holding `data` or a copy of the host file `source`.
+
+    It lives on a tmpfs of the step's own mount namespace: its bytes never reach the
+    root filesystem, and the empty mount point made for it is removed after the step.
+    """
+
+    target: str
+    source: Path | None = None
+    data: bytes | None = None
+    mode: int = 0o400
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class CacheMount:
+    """A persistent host directory at `target`, writable (sharing is the caller's job)."""
+
+    source: Path
+    target: str
+
+
+@dataclass(frozen=True)
+class SSHMount:
+    """An SSH agent socket at `target`; SSH_AUTH_SOCK points at it unless already set."""
+
+    socket: Path
+    target: str = DEFAULT_SSH_TARGET
+
+
+Mount = BindMount | TmpfsMount | SecretMount | CacheMount | SSHMount
+
+
+@dataclass(frozen=True)
+class OverlayRoot:
+    """A root filesystem made of read-only `lower` directories (base first, top last)
+    and a writable `upper` directory that receives every change of the step; `work`
+    is overlayfs' scratch directory on the same filesystem as `upper`."""
+
+    lower: Sequence[Path]
+    upper: Path
+    work: Path
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One command to run in a root filesystem.
+
+    `user` is "" (root), a name, a uid, or user:group with names or numbers, resolved
+    against the root filesystem's /etc/passwd and /etc/group. `env` is the whole
+    environment (PATH gets a default when absent, HOME comes from /etc/passwd).
+    `network`: "default" and "host" share the host network; "none" has only loopback.
+    """
+
+    rootfs: Path | OverlayRoot
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str = "/"
+    user: str = ""
+    mounts: Sequence[Mount] = ()
+    network: Network = "default"
+    hostname: str = "ocibuild"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How a step ended: `exit_code` when it exited, `signal` when a signal killed it."""
+
+    exit_code: int | None
+    signal: int | None = None
+    cancelled: bool = False
+    hint: str = ""  # why it may have failed, for people (e.g. an unmapped uid)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def description(self) -> str:
+        if self.cancelled:
+            text = "cancelled"
+        elif self.signal is not None:
+            try:
+                name = _signal.Signals(self.signal).name
+            except ValueError:
+                name = f"signal {self.signal}"
+            text = f"killed by signal {self.signal} ({name})"
+        elif self.exit_code == 127:
+            text = "exited with status 127 (command not found)"
+        elif self.exit_code == 126:
+            text = "exited with status 126 (command not executable)"
+        else:
+            text = f"exited with status {self.exit_code}"
+        return f"{text}; {self.hint}" if self.hint else text
