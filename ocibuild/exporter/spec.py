@@ -1,0 +1,52 @@
+"""`-o/--output` values, parsed as buildx does: CSV `key=value` pairs, or a bare path."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+
+from ocibuild.errors import UsageError
+
+OUTPUT_TYPES = ("oci", "docker", "local", "image", "store")
+_NEEDS_DEST = ("oci", "docker", "local")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    type: str  # "oci" | "docker" | "local" | "image" | "store"
+    attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str | None:
+        return self.attrs.get("dest")
+
+
+def parse_output(text: str) -> OutputSpec:
+    """Parse one -o value: `type=oci,dest=out.tar`, `type=local,dest=dir`, or `dir`."""
+    text = text.strip()
+    if not text:
+        raise UsageError("empty --output")
+    if "=" not in text:
+        if text == "-":
+            raise UsageError("--output -: writing to standard output is not supported; "
+                             "give a file with type=oci,dest=FILE.tar")
+        return OutputSpec("local", {"dest": text})
+    attrs: dict[str, str] = {}
+    for item in next(csv.reader([text])):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            raise UsageError(f"--output {text}: {item!r} is not key=value")
+        attrs[key] = value
+    kind = attrs.pop("type", "")
+    if not kind:
+        raise UsageError(f"--output {text}: no type= (use one of {', '.join(OUTPUT_TYPES)})")
+    if kind not in OUTPUT_TYPES:
+        raise UsageError(
+            f"--output {text}: unknown type {kind!r} (use one of {', '.join(OUTPUT_TYPES)})"
+        )
+    if kind in _NEEDS_DEST and not attrs.get("dest"):
+        raise UsageError(f"--output {text}: type={kind} needs dest=PATH")
+    if attrs.get("dest") == "-":
+        raise UsageError(f"--output {text}: writing to standard output is not supported")
+    return OutputSpec(kind, attrs)
