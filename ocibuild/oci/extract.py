@@ -175,7 +175,7 @@ class _Extractor:
             raise UnsafeLayerError(f"layer entry {m.name!r}: hard link to the root directory")
         if target == parts:
             return
-        tfd = self._walk(target[:-1], target, m.linkname, create=False)
+        tfd = self._walk(target[:-1], target, f"{m.name} -> {m.linkname}", create=False)
         if tfd is None:
             raise OcibuildError(
                 f"layer entry {m.name!r}: hard link target {m.linkname!r} does not exist")
@@ -199,6 +199,9 @@ class _Extractor:
         base = parts[-1]
         if base != OPAQUE_MARKER and base.startswith(_AUFS_META_PREFIX):
             return  # AUFS bookkeeping (.wh..wh.plnk and the like): nothing to apply
+        victim = base[len(WHITEOUT_PREFIX):]
+        if base != OPAQUE_MARKER and victim in ("", ".", ".."):
+            raise UnsafeLayerError(f"layer entry {entry!r}: whiteout of {victim!r}, refusing it")
         pfd = self._parent(parts, entry, create=False)
         if pfd is None:
             return  # nothing below a missing directory to hide
@@ -209,9 +212,6 @@ class _Extractor:
                 if prefix + child not in self._written:
                     self._clear(pfd, child, keep_dir=False)
             return
-        victim = base[len(WHITEOUT_PREFIX):]
-        if victim in ("", ".", ".."):
-            raise UnsafeLayerError(f"layer entry {entry!r}: whiteout of {victim!r}, refusing it")
         if prefix + victim not in self._written:
             self._clear(pfd, victim, keep_dir=False)
 

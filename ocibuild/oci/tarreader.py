@@ -205,7 +205,10 @@ def _member(block: bytes, offset: int, pax: dict[bytes, bytes], long_name: bytes
 
 
 def _check_checksum(block: bytes, offset: int) -> None:
-    stored = _number(block[148:156], offset)
+    try:
+        stored = _number(block[148:156], offset)
+    except TarFormatError:
+        stored = -1
     rest = block[:148] + block[156:]
     unsigned = sum(rest) + 8 * 32
     if stored == unsigned:
