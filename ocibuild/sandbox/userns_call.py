@@ -1,0 +1,102 @@
+"""run_in_userns: call a Python function in a helper process inside a user namespace
+with the sandbox's id mapping and no other isolation.
+
+An unprivileged builder can chown only to ids mapped in a user namespace it owns, so
+extracting a layer (files of uid 1000 become host uid 200999 with subordinate ids) or
+reading a step's files owned by mapped ids must run in there. The function gets the
+JSON-decoded argument and returns something JSON can encode. As root (identity
+mapping) the helper runs without a user namespace: the ids are the same.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import traceback
+from typing import Any
+
+from ocibuild.errors import OcibuildError
+from ocibuild.sandbox import protocol
+from ocibuild.sandbox.errors import SandboxError
+from ocibuild.sandbox.idmapping import apply_mapping, plan_mapping
+
+_STDERR_TAIL = 4000
+
+
+def run_in_userns(target: str, args: Any = None) -> Any:
+    """Call `target` ("package.module:function") with `args` inside a user namespace
+    mapped as current_idmap() says, and return its result (both through JSON)."""
+    module, _, function = target.partition(":")
+    if not module or not function:
+        raise SandboxError(f"run_in_userns target must be 'module:function', not {target!r}")
+    plan = plan_mapping()
+    request = json.dumps({"target": target, "args": args, "mapping": plan.kind,
+                          "uid": os.geteuid(), "gid": os.getegid()}).encode()
+    parent_sock, child_sock = socket.socketpair()
+    with parent_sock, tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ocibuild.sandbox.userns_call", str(child_sock.fileno())],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                pass_fds=(child_sock.fileno(),))
+        finally:
+            child_sock.close()
+        assert proc.stdin is not None
+        with proc.stdin:
+            proc.stdin.write(request)
+        result: Any = None
+        failure: str | None = None
+        got_result = False
+        while (message := protocol.receive(parent_sock.fileno())) is not None:
+            kind, payload = message
+            if kind == protocol.NEED_MAPPING:
+                try:
+                    apply_mapping(plan, proc.pid)
+                except (OcibuildError, OSError) as e:
+                    failure = str(e)
+                    parent_sock.sendall(protocol.encode(protocol.MAPPING_FAILED, None))
+                else:
+                    parent_sock.sendall(protocol.encode(protocol.MAPPED, None))
+            elif kind == protocol.RESULT:
+                result, got_result = json.loads(str(payload)), True
+            elif kind == protocol.ERROR and failure is None:
+                failure = str(payload)
+        status = proc.wait()
+        if failure is not None:
+            raise SandboxError(f"{target} failed in the user namespace: {failure}")
+        if not got_result:
+            errors.seek(0)
+            tail = errors.read()[-_STDERR_TAIL:].decode(errors="replace")
+            raise SandboxError(f"{target}: the user-namespace helper ended without a result "
+                               f"(status {status}){': ' + tail if tail else ''}")
+        return result
+
+
+def _serve(ctl: int) -> None:
+    from ocibuild.sandbox.nsinit import SetupError, enter_user_namespace
+
+    request = json.loads(sys.stdin.buffer.read())
+    try:
+        if request["mapping"] != "root":
+            enter_user_namespace(request["mapping"], ctl, request["uid"], request["gid"])
+        module, _, function = request["target"].partition(":")
+        value = getattr(importlib.import_module(module), function)(request["args"])
+        protocol.send(ctl, protocol.RESULT, json.dumps(value))
+    except SetupError as e:
+        protocol.send(ctl, protocol.ERROR, str(e))
+    except OcibuildError as e:
+        protocol.send(ctl, protocol.ERROR, e.message)
+    except Exception as e:
+        traceback.print_exc()
+        protocol.send(ctl, protocol.ERROR, f"{type(e).__name__}: {e}")
+
+
+if __name__ == "__main__":
+    _fd = int(sys.argv[1])
+    os.set_inheritable(_fd, False)
+    _serve(_fd)
