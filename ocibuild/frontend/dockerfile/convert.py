@@ -1,0 +1,637 @@
+"""Dockerfile stages -> build graph, as BuildKit's dockerfile2llb does.
+
+Each stage has a state: the op that makes its root filesystem, and the image config
+(Env, Cmd, User, ...) and history that travel with it. Only the target stage and the
+stages it needs are converted: others are never looked at beyond their names.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ocibuild.errors import OcibuildError
+from ocibuild.frontend.dockerfile import parser as _parser
+from ocibuild.frontend.dockerfile.convert_flags import parse_chmod, parse_duration
+from ocibuild.frontend.dockerfile.errors import DockerfileError
+from ocibuild.frontend.dockerfile.flags import FlagSpec, parse_flags
+from ocibuild.frontend.dockerfile.mounts import parse_mount
+from ocibuild.frontend.dockerfile.shell import ShellLex
+from ocibuild.graph import (
+    ContextSource,
+    CopyOp,
+    ExecOp,
+    HttpSource,
+    ImageSource,
+    MkdirOp,
+    Mount,
+    Op,
+    ScratchSource,
+)
+from ocibuild.oci.config import History, ImageConfig
+from ocibuild.oci.platform import Platform
+from ocibuild.oci.platform import host as host_platform
+
+DEFAULT_SHELL = ("/bin/sh", "-c")
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
+LAYER_COMMANDS = frozenset({"run", "copy", "add", "workdir"})
+
+# (manifest digest, config) of an image reference for a platform
+ImageResolver = Callable[[str, Platform], tuple[str, ImageConfig]]
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """A history entry this build adds; `op` is the op whose layer it describes (the
+    entry is an empty layer when `op` is None or the op changed nothing)."""
+
+    created_by: str
+    op: Op | None = None
+    comment: str = HISTORY_COMMENT
+
+
+@dataclass
+class StageState:
+    name: str  # as written after AS, lower case; "" if none
+    index: int
+    op: Op
+    config: dict[str, Any]  # the OCI config section
+    platform: Platform
+    base_history: tuple[History, ...] = ()
+    history: list[HistoryStep] = field(default_factory=list)
+    author: str = ""
+    args: dict[str, str] = field(default_factory=dict)  # ARGs in scope
+    shell: tuple[str, ...] = DEFAULT_SHELL
+    cmd_set: bool = False
+
+    def env_map(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.config.get("Env") or ():
+            k, _, v = item.partition("=")
+            out[k] = v
+        return out
+
+    def expansion_env(self) -> dict[str, str]:
+        return {**self.args, **self.env_map()}
+
+
+@dataclass
+class BuildInputs:
+    """What a build is asked for, beyond the Dockerfile."""
+
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    platform: Platform | None = None  # target platform (default: the host)
+    context_excludes: tuple[str, ...] = ()  # .dockerignore patterns
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Conversion:
+    target: StageState
+    names: dict[str, str]  # op digest -> "[stage 2/3] RUN ..." for progress
+    stages: dict[int, StageState]  # the converted stages (target and what it needs)
+    warnings: list[str]
+    stage_of_op: dict[str, str] = field(default_factory=dict)  # op digest -> stage name
+
+
+def _go_quote_list(items: Sequence[str]) -> str:
+    return "[" + " ".join(json.dumps(i) for i in items) + "]"
+
+
+class _Stage:
+    def __init__(self, index: int, from_node: _parser.Node, nodes: list[_parser.Node],
+                 base: str, name: str, platform_flag: str) -> None:
+        self.index = index
+        self.from_node = from_node
+        self.nodes = nodes
+        self.base = base
+        self.name = name
+        self.platform_flag = platform_flag
+
+    @property
+    def label(self) -> str:
+        return self.name or f"stage-{self.index}"
+
+
+class Converter:
+    def __init__(self, ast: _parser.AST, inputs: BuildInputs, resolve_image: ImageResolver,
+                 ) -> None:
+        self.ast = ast
+        self.inputs = inputs
+        self.resolve_image = resolve_image
+        self.lex = ShellLex(ast.escape)
+        self.target_platform = inputs.platform or host_platform()
+        self.build_platform = host_platform()
+        self.context = ContextSource(excludes=tuple(inputs.context_excludes))
+        self.names: dict[str, str] = {}
+        self.stage_of_op: dict[str, str] = {}
+        self.warnings: list[str] = list(ast.warnings)
+        self.used_args: set[str] = set()
+        self.global_args: dict[str, str] = {}
+        self.stages: list[_Stage] = []
+        self.done: dict[int, StageState] = {}
+        self.in_progress: set[int] = set()
+
+    # -- errors --------------------------------------------------------------------------
+    def error(self, node: _parser.Node, message: str) -> DockerfileError:
+        return self.ast.error(message, node.start_line, node.column, node.end_line)
+
+    def expand(self, node: _parser.Node, word: str, env: Mapping[str, str]) -> str:
+        try:
+            return self.lex.expand_word(word, env)
+        except OcibuildError as exc:
+            raise self.error(node, exc.message) from None
+
+    # -- the whole file --------------------------------------------------------------------
+    def automatic_args(self) -> dict[str, str]:
+        t, b = self.target_platform, self.build_platform
+        return {
+            "TARGETPLATFORM": str(t), "TARGETOS": t.os, "TARGETARCH": t.architecture,
+            "TARGETVARIANT": t.variant, "BUILDPLATFORM": str(b), "BUILDOS": b.os,
+            "BUILDARCH": b.architecture, "BUILDVARIANT": b.variant,
+        }
+
+    def split_stages(self) -> None:
+        meta_env = dict(self.automatic_args())
+        current: _Stage | None = None
+        for node in self.ast.nodes:
+            if node.name == "from":
+                flags = self._flags(node, [FlagSpec("platform")])
+                args = list(node.args)
+                name = ""
+                if len(args) == 3 and args[1].lower() == "as":
+                    name = args[2].lower()
+                elif len(args) != 1:
+                    raise self.error(node, "FROM requires either one or three arguments")
+                current = _Stage(len(self.stages), node, [], args[0], name,
+                                 str(flags.get("platform", "")))
+                self.stages.append(current)
+            elif current is None:
+                if node.name != "arg":
+                    raise self.error(node, f"{node.command.upper()} before the first FROM: "
+                                     "only ARG may come before FROM")
+                for key, value in self._arg_pairs(node, meta_env):
+                    if key in self.inputs.build_args:
+                        value = self.inputs.build_args[key]
+                        self.used_args.add(key)
+                    if value is not None:
+                        meta_env[key] = value
+                        self.global_args[key] = value
+                    else:
+                        self.global_args.setdefault(key, "")
+            else:
+                current.nodes.append(node)
+        if not self.stages:
+            raise DockerfileError("the Dockerfile has no FROM instruction",
+                                  filename=self.ast.filename)
+
+    def _meta_env(self) -> dict[str, str]:
+        return {**self.automatic_args(), **self.global_args}
+
+    def find_stage(self, ref: str) -> _Stage | None:
+        low = ref.lower()
+        for st in self.stages:
+            if st.name and st.name == low:
+                return st
+        if ref.isdigit() and int(ref) < len(self.stages):
+            return self.stages[int(ref)]
+        return None
+
+    def convert(self) -> Conversion:
+        self.split_stages()
+        if self.inputs.target:
+            target = self.find_stage(self.inputs.target)
+            if target is None or not target.name:
+                raise OcibuildError(f"target stage {self.inputs.target!r} could not be found")
+        else:
+            target = self.stages[-1]
+        state = self.stage_state(target)
+        unused = sorted(set(self.inputs.build_args) - self.used_args
+                        - set(self.automatic_args()))
+        if unused:
+            self.warnings.append(
+                f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        for key, value in self.inputs.labels.items():
+            state.config.setdefault("Labels", {})[key] = value
+        return Conversion(state, self.names, dict(self.done), self.warnings, self.stage_of_op)
+
+    # -- one stage -------------------------------------------------------------------------
+    def stage_state(self, stage: _Stage) -> StageState:
+        if stage.index in self.done:
+            return self.done[stage.index]
+        if stage.index in self.in_progress:
+            raise self.error(stage.from_node, f"circular dependency on stage {stage.label}")
+        self.in_progress.add(stage.index)
+        total = 1 + sum(1 for n in stage.nodes if n.name in LAYER_COMMANDS)
+        self._step_no = 0
+        prefix = stage.label if len(self.stages) > 1 else ""
+        state = self._from(stage, prefix, total)
+        counter = [1]
+        for node in stage.nodes:
+            self.dispatch(state, node, stage, prefix, total, counter)
+        self.in_progress.discard(stage.index)
+        self.done[stage.index] = state
+        return state
+
+    def _step_name(self, prefix: str, n: int, total: int, text: str) -> str:
+        head = f"{prefix} {n}/{total}" if prefix else f"{n}/{total}"
+        return f"[{head}] {text}"
+
+    def _name(self, op: Op, name: str, stage: str) -> None:
+        self.names.setdefault(op.digest, name)
+        self.stage_of_op.setdefault(op.digest, stage)
+
+    def _from(self, stage: _Stage, prefix: str, total: int) -> StageState:
+        node = stage.from_node
+        meta = self._meta_env()
+        base = self.expand(node, stage.base, meta)
+        platform_text = self.expand(node, stage.platform_flag, meta) if stage.platform_flag \
+            else ""
+        try:
+            platform = Platform.parse(platform_text) if platform_text else self.target_platform
+        except ValueError as exc:
+            raise self.error(node, str(exc)) from None
+        parent = self.find_stage(base) if base and not base.isdigit() else None
+        if parent is not None and parent.index < stage.index:
+            ps = self.stage_state(parent)
+            return StageState(
+                name=stage.name, index=stage.index, op=ps.op, config=json.loads(
+                    json.dumps(ps.config)), platform=ps.platform, base_history=ps.base_history,
+                history=list(ps.history), author=ps.author, shell=ps.shell)
+        if base.lower() == "scratch":
+            op: Op = ScratchSource(description=self._step_name(prefix, 1, total, "FROM scratch"))
+            config: dict[str, Any] = {"Env": [DEFAULT_PATH]}
+            self._name(op, self._step_name(prefix, 1, total, "FROM scratch"), stage.label)
+            return StageState(stage.name, stage.index, op, config, platform)
+        if not base:
+            raise self.error(node, "FROM needs an image name")
+        try:
+            digest, image_config = self.resolve_image(base, platform)
+        except OcibuildError as exc:
+            raise self.error(node, exc.message) from None
+        op = ImageSource(ref=base, manifest_digest=digest, platform=str(platform))
+        self._name(op, self._step_name(prefix, 1, total, f"FROM {base}"), stage.label)
+        config = json.loads(json.dumps(image_config.config))
+        state = StageState(stage.name, stage.index, op, config, image_config.platform
+                           if image_config.architecture else platform,
+                           base_history=image_config.history, author=image_config.author)
+        if "Shell" in config:
+            state.shell = tuple(config["Shell"])
+        triggers = config.pop("OnBuild", None) or []
+        for trigger in triggers:
+            try:
+                sub = _parser.parse(trigger, self.ast.filename).nodes
+            except DockerfileError as exc:
+                raise self.error(node, f"ONBUILD trigger {trigger!r} of {base}: "
+                                 f"{exc.reason}") from None
+            for tnode in sub:
+                if tnode.name in ("onbuild", "from", "maintainer"):
+                    raise self.error(node, f"{tnode.name.upper()} isn't allowed as an "
+                                     "ONBUILD trigger")
+                self.dispatch(state, replace(tnode, start_line=node.start_line,
+                                             end_line=node.end_line), stage, prefix, total,
+                              [1], trigger=True)
+        return state
+
+    # -- instructions ----------------------------------------------------------------------
+    def _flags(self, node: _parser.Node, specs: list[FlagSpec]) -> dict[str, Any]:
+        try:
+            return parse_flags(node.flags, specs, node.command.upper())
+        except ValueError as exc:
+            raise self.error(node, str(exc)) from None
+
+    def _arg_pairs(self, node: _parser.Node, env: Mapping[str, str]
+                   ) -> list[tuple[str, str | None]]:
+        pairs: list[tuple[str, str | None]] = []
+        for word in node.args:
+            key, sep, value = word.partition("=")
+            if not key:
+                raise self.error(node, f"ARG names can not be blank: {word!r}")
+            pairs.append((key, self.expand(node, value, env) if sep else None))
+        return pairs
+
+    def dispatch(self, state: StageState, node: _parser.Node, stage: _Stage, prefix: str,
+                 total: int, counter: list[int], trigger: bool = False) -> None:
+        handler = getattr(self, f"_do_{node.name}", None)
+        if handler is None:
+            raise self.error(node, f"unknown instruction: {node.command.upper()}")
+        if node.name in LAYER_COMMANDS and not trigger:
+            counter[0] += 1
+        step = self._step_name(prefix, counter[0], total, _display(node))
+        handler(state, node, step, stage.label)
+
+    def _history(self, state: StageState, text: str, op: Op | None = None) -> None:
+        state.history.append(HistoryStep(text, op))
+
+    def _do_arg(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        shown: list[str] = []
+        for key, value in self._arg_pairs(node, state.expansion_env()):
+            if key in self.inputs.build_args:
+                value = self.inputs.build_args[key]
+                self.used_args.add(key)
+            elif value is None:
+                if key in self.global_args:
+                    value = self.global_args[key]
+                elif key in self.automatic_args():
+                    value = self.automatic_args()[key]
+            if value is None:
+                state.args.setdefault(key, "")
+                shown.append(key)
+                continue
+            state.args[key] = value
+            shown.append(f"{key}={value}")
+        self._history(state, "ARG " + " ".join(shown))
+
+    def _do_env(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        env = state.expansion_env()
+        args = node.args
+        shown: list[str] = []
+        for i in range(0, len(args) - 2, 3):
+            key, value = args[i], self.expand(node, args[i + 1], env)
+            env[key] = value
+            _set_env(state.config, key, value)
+            shown.append(f"{key}={value}")
+        self._history(state, "ENV " + " ".join(shown))
+
+    def _do_label(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        env = state.expansion_env()
+        args = node.args
+        shown: list[str] = []
+        labels = state.config.setdefault("Labels", {})
+        for i in range(0, len(args) - 2, 3):
+            key = self.expand(node, args[i], env)
+            value = self.expand(node, args[i + 1], env)
+            labels[key] = value
+            shown.append(f"{key}={value}")
+        self._history(state, "LABEL " + " ".join(shown))
+
+    def _do_maintainer(self, state: StageState, node: _parser.Node, step: str,
+                       label: str) -> None:
+        state.author = " ".join(node.args)
+        self._history(state, "MAINTAINER " + state.author)
+
+    def _command(self, state: StageState, node: _parser.Node) -> list[str]:
+        if node.json:
+            return list(node.args)
+        return [*state.shell, " ".join(node.args)]
+
+    def _do_cmd(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        cmd = self._command(state, node)
+        state.config["Cmd"] = cmd
+        state.cmd_set = True
+        self._history(state, f"CMD {_go_quote_list(cmd)}")
+
+    def _do_entrypoint(self, state: StageState, node: _parser.Node, step: str,
+                       label: str) -> None:
+        ep = self._command(state, node)
+        state.config["Entrypoint"] = ep
+        if not state.cmd_set:
+            state.config.pop("Cmd", None)
+        self._history(state, f"ENTRYPOINT {_go_quote_list(ep)}")
+
+    def _do_shell(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        if not node.json:
+            raise self.error(node, "SHELL requires the arguments to be in JSON form")
+        if not node.args:
+            raise self.error(node, "SHELL requires at least one argument")
+        state.shell = tuple(node.args)
+        state.config["Shell"] = list(node.args)
+        self._history(state, f"SHELL {_go_quote_list(node.args)}")
+
+    def _do_user(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        user = self.expand(node, node.args[0], state.expansion_env()) if node.args else ""
+        state.config["User"] = user
+        self._history(state, f"USER {user}")
+
+    def _do_expose(self, state: StageState, node: _parser.Node, step: str,
+                   label: str) -> None:
+        env = state.expansion_env()
+        ports = state.config.setdefault("ExposedPorts", {})
+        added: list[str] = []
+        for word in node.args:
+            for item in self.lex.expand_words(word, env):
+                port, _, proto = item.partition("/")
+                if not port:
+                    raise self.error(node, f"invalid port {item!r}")
+                key = f"{port}/{(proto or 'tcp').lower()}"
+                ports[key] = {}
+                added.append(key)
+        self._history(state, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in sorted(added)) + "]")
+
+    def _do_volume(self, state: StageState, node: _parser.Node, step: str,
+                   label: str) -> None:
+        env = state.expansion_env()
+        volumes = state.config.setdefault("Volumes", {})
+        added = [self.expand(node, w, env) for w in node.args]
+        for v in added:
+            if not v.strip():
+                raise self.error(node, "VOLUME specified can not be an empty string")
+            volumes[v] = {}
+        self._history(state, "VOLUME [" + " ".join(added) + "]")
+
+    def _do_stopsignal(self, state: StageState, node: _parser.Node, step: str,
+                       label: str) -> None:
+        sig = self.expand(node, node.args[0], state.expansion_env())
+        state.config["StopSignal"] = sig
+        self._history(state, f"STOPSIGNAL {sig}")
+
+    def _do_healthcheck(self, state: StageState, node: _parser.Node, step: str,
+                        label: str) -> None:
+        flags = self._flags(node, [FlagSpec("interval"), FlagSpec("timeout"),
+                                   FlagSpec("start-period"), FlagSpec("start-interval"),
+                                   FlagSpec("retries")])
+        kind = node.args[0].upper() if node.args else ""
+        if kind == "NONE":
+            check: dict[str, Any] = {"Test": ["NONE"]}
+        elif kind == "CMD":
+            rest = list(node.args[1:])
+            test = ["CMD", *rest] if node.json else ["CMD-SHELL", " ".join(rest)]
+            check = {"Test": test}
+            try:
+                for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
+                                  ("start-period", "StartPeriod"),
+                                  ("start-interval", "StartInterval")):
+                    if flag in flags:
+                        check[key] = parse_duration(str(flags[flag]), flag)
+                if "retries" in flags:
+                    check["Retries"] = int(str(flags["retries"]))
+            except (ValueError, OcibuildError) as exc:
+                raise self.error(node, str(exc)) from None
+        else:
+            raise self.error(node, "HEALTHCHECK needs CMD or NONE")
+        state.config["Healthcheck"] = check
+        self._history(state, f"HEALTHCHECK {json.dumps(check, sort_keys=True)}")
+
+    def _do_onbuild(self, state: StageState, node: _parser.Node, step: str,
+                    label: str) -> None:
+        trigger = node.original.split(None, 1)[1] if " " in node.original.strip() else ""
+        sub = node.sub
+        if sub is None or not trigger:
+            raise self.error(node, "ONBUILD needs an instruction")
+        if sub.name in ("onbuild", "from", "maintainer"):
+            raise self.error(node, f"{sub.command.upper()} isn't allowed as an ONBUILD trigger")
+        state.config.setdefault("OnBuild", []).append(trigger.strip())
+        self._history(state, f"ONBUILD {trigger.strip()}")
+
+    def _do_workdir(self, state: StageState, node: _parser.Node, step: str,
+                    label: str) -> None:
+        path = self.expand(node, node.args[0], state.expansion_env()) if node.args else ""
+        if not path:
+            raise self.error(node, "WORKDIR requires exactly one argument")
+        wd = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", path))
+        state.config["WorkingDir"] = wd
+        op: Op | None = None
+        if wd != "/":
+            op = MkdirOp(state.op, wd, 0o755, state.config.get("User", ""))
+            state.op = op
+            self._name(op, step, label)
+        self._history(state, f"WORKDIR {wd}", op)
+
+    def _do_run(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        flags = self._flags(node, [FlagSpec("mount", "strings"), FlagSpec("network"),
+                                   FlagSpec("security")])
+        expansion = state.expansion_env()
+        mounts: list[Mount] = []
+        for text in flags.get("mount", ()):
+            try:
+                spec = parse_mount(text, lambda w: self.lex.expand_word(w, expansion))
+            except (ValueError, OcibuildError) as exc:
+                raise self.error(node, f"--mount {text}: {exc}") from None
+            mounts.append(self._mount(node, spec))
+        network = str(flags.get("network", "default"))
+        if network not in ("default", "none", "host"):
+            raise self.error(node, f"--network={network}: use default, none or host")
+        if node.heredocs:
+            args = self._heredoc_run(state, node)
+        else:
+            args = self._command(state, node)
+        env_map = state.env_map()
+        run_args = {k: v for k, v in state.args.items() if k not in env_map}
+        env = [f"{k}={v}" for k, v in run_args.items()] + list(state.config.get("Env") or ())
+        op = ExecOp(state.op, tuple(args), env=tuple(env),
+                    cwd=state.config.get("WorkingDir") or "/",
+                    user=state.config.get("User", ""), network=network, mounts=tuple(mounts))
+        state.op = op
+        self._name(op, step, label)
+        arg_prefix = ""
+        if run_args:
+            arg_prefix = f"|{len(run_args)} " + " ".join(
+                f"{k}={v}" for k, v in sorted(run_args.items())) + " "
+        self._history(state, f"RUN {arg_prefix}{' '.join(args)} # buildkit", op)
+
+    def _heredoc_run(self, state: StageState, node: _parser.Node) -> list[str]:
+        doc = node.heredocs[0]
+        first = " ".join(node.args)
+        if first.strip() == f"<<{doc.name}" or first.strip() == f"<<-{doc.name}":
+            return [*state.shell, doc.content]
+        # a command reading the here-document on its standard input
+        script = f"{first}\n{doc.content}{doc.name}\n"
+        return [*state.shell, script]
+
+    def _mount(self, node: _parser.Node, spec: Any) -> Mount:
+        source: Op | None = None
+        if spec.type == "bind" or (spec.type == "cache" and spec.from_):
+            source = self._source_state(node, spec.from_) if spec.from_ else self.context
+        target = spec.target
+        return Mount(type=spec.type, target=target, source=source,
+                     source_path=spec.source or "/", readonly=spec.readonly,
+                     id=spec.id or ("default" if spec.type == "ssh" else ""),
+                     sharing=spec.sharing or "shared", mode=spec.mode, uid=spec.uid,
+                     gid=spec.gid, required=spec.required, env=spec.env or "", size=spec.size)
+
+    def _source_state(self, node: _parser.Node, ref: str) -> Op:
+        """The filesystem `--from=` names: a stage (name or index) or an image."""
+        stage = self.find_stage(ref)
+        if stage is not None:
+            return self.stage_state(stage).op
+        try:
+            digest, _ = self.resolve_image(ref, self.target_platform)
+        except OcibuildError as exc:
+            raise self.error(node, exc.message) from None
+        op = ImageSource(ref=ref, manifest_digest=digest, platform=str(self.target_platform))
+        self._name(op, f"[internal] load image {ref}", "")
+        return op
+
+    def _do_copy(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        self._copy(state, node, step, label, add=False)
+
+    def _do_add(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+        self._copy(state, node, step, label, add=True)
+
+    def _copy(self, state: StageState, node: _parser.Node, step: str, label: str,
+              add: bool) -> None:
+        specs = [FlagSpec("chown"), FlagSpec("chmod"), FlagSpec("link", "bool"),
+                 FlagSpec("exclude", "strings"), FlagSpec("parents", "bool")]
+        specs += [FlagSpec("checksum"), FlagSpec("keep-git-dir", "bool"),
+                  FlagSpec("unpack", "bool")] if add else [FlagSpec("from")]
+        flags = self._flags(node, specs)
+        env = state.expansion_env()
+        words = [self.expand(node, w, env) for w in node.args]
+        if node.heredocs:
+            raise self.error(node, f"{node.command.upper()} with a here-document is not "
+                             "supported yet")
+        if len(words) < 2:
+            raise self.error(node, f"{node.command.upper()} requires at least two arguments")
+        sources, dest = words[:-1], words[-1]
+        chown = self.expand(node, str(flags.get("chown", "")), env)
+        chmod = self.expand(node, str(flags.get("chmod", "")), env)
+        if chmod:
+            try:
+                parse_chmod(chmod)
+            except OcibuildError as exc:
+                raise self.error(node, exc.message) from None
+        source: Op = self.context
+        from_ref = str(flags.get("from", ""))
+        if from_ref:
+            source = self._source_state(node, self.expand(node, from_ref, env))
+        urls = [s for s in sources if s.startswith(("http://", "https://"))]
+        if urls:
+            if len(sources) != 1:
+                raise self.error(node, "ADD of a URL takes exactly one source")
+            url = urls[0]
+            filename = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "download"
+            source = HttpSource(url=url, checksum=str(flags.get("checksum", "")),
+                                filename=filename)
+            sources = [filename]
+        elif flags.get("checksum"):
+            raise self.error(node, "ADD --checksum is only supported with HTTP(S) sources")
+        if len(sources) > 1 and not dest.endswith("/"):
+            raise self.error(node, f"When using {node.command.upper()} with more than one "
+                             "source file, the destination must be a directory and end "
+                             "with a /")
+        op = CopyOp(state.op, source, tuple(sources), dest,
+                    cwd=state.config.get("WorkingDir") or "/", chown=chown, chmod=chmod,
+                    link=bool(flags.get("link", False)),
+                    excludes=tuple(str(e) for e in flags.get("exclude", ())),
+                    parents=bool(flags.get("parents", False)), add=add,
+                    user=state.config.get("User", ""))
+        state.op = op
+        self._name(op, step, label)
+        self._history(state, f"{node.command.upper()} {' '.join(words)} # buildkit", op)
+
+
+def _display(node: _parser.Node) -> str:
+    """An instruction as progress shows it: its text on one line."""
+    return " ".join(node.original.split())
+
+
+def _set_env(config: dict[str, Any], key: str, value: str) -> None:
+    env = list(config.get("Env") or ())
+    for i, item in enumerate(env):
+        if item.partition("=")[0] == key:
+            env[i] = f"{key}={value}"
+            break
+    else:
+        env.append(f"{key}={value}")
+    config["Env"] = env
+
+
+def convert(ast: _parser.AST, inputs: BuildInputs, resolve_image: ImageResolver
+            ) -> Conversion:
+    """Turn a parsed Dockerfile into the target stage's state (its op and image config)."""
+    return Converter(ast, inputs, resolve_image).convert()
