@@ -17,6 +17,10 @@ class OcibuildError(Exception):
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
 
+    def render(self) -> str:
+        """What the CLI prints for this error (subclasses may add context)."""
+        return f"ocibuild: error: {self.message}"
+
 
 class UsageError(OcibuildError):
     """Bad command-line input."""

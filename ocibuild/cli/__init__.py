@@ -20,6 +20,7 @@ from ocibuild.errors import OcibuildError
 COMMANDS: dict[str, str] = {
     "import": "ocibuild.cli.image_cmds:import_cmd",
     "inspect": "ocibuild.cli.image_cmds:inspect_cmd",
+    "debug": "ocibuild.cli.debug_cmds:debug",
 }
 
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> Any:
     except OcibuildError as exc:
         if _debug_requested(args):
             raise
-        click.echo(f"ocibuild: error: {exc.message}", err=True)
+        click.echo(exc.render(), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         if _debug_requested(args):
