@@ -20,6 +20,10 @@ from ocibuild.errors import OcibuildError
 COMMANDS: dict[str, str] = {
     "import": "ocibuild.cli.image_cmds:import_cmd",
     "inspect": "ocibuild.cli.image_cmds:inspect_cmd",
+    "pull": "ocibuild.cli.registry_cmds:pull_cmd",
+    "push": "ocibuild.cli.registry_cmds:push_cmd",
+    "login": "ocibuild.cli.registry_cmds:login_cmd",
+    "logout": "ocibuild.cli.registry_cmds:logout_cmd",
     "debug": "ocibuild.cli.debug_cmds:debug",
 }
 

@@ -1,0 +1,222 @@
+"""`ocibuild pull`, `push`, `login` and `logout`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ocibuild.errors import OcibuildError, UsageError
+from ocibuild.oci.image import Image
+from ocibuild.oci.layout import ImageLayout
+from ocibuild.oci.platform import Platform
+from ocibuild.registry import (
+    BlobSources,
+    ClientPool,
+    Credentials,
+    RegistryClient,
+    RegistryOptions,
+    parse_reference,
+    pull,
+    push_image,
+    remove_credentials,
+    store_credentials,
+)
+from ocibuild.registry.reference import normalize_registry
+from ocibuild.registry.resolve import root_descriptor
+
+SOURCES_DB = "registry-sources.sqlite"
+
+
+def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that talks to registries takes."""
+    f = click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="Blobs transferred at the same time.")(f)
+    f = click.option("--authfile", type=click.Path(dir_okay=False),
+                     help="Read credentials from this file only.")(f)
+    f = click.option("--registry-ca", "registry_ca", multiple=True,
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="Trust this CA bundle for registries (repeatable).")(f)
+    f = click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+                     help="Reach this registry over plain http (repeatable).")(f)
+    return f
+
+
+def _options(insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: str | None,
+             jobs: int) -> RegistryOptions:
+    return RegistryOptions.build(insecure=insecure, ca_files=registry_ca, authfile=authfile,
+                                 jobs=jobs)
+
+
+def _state_root(ctx: click.Context) -> Path:
+    root = (ctx.obj or {}).get("root")
+    if root:
+        return Path(root)
+    try:
+        from ocibuild.cache.store import default_root
+    except ImportError:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "ocibuild"
+    return default_root()
+
+
+def _open_store(ctx: click.Context) -> Any:
+    try:
+        from ocibuild.cache.store import Store
+    except ImportError:
+        raise UsageError("the local image store is not available in this version; "
+                         "name an OCI layout with oci:PATH") from None
+    root = (ctx.obj or {}).get("root")
+    return Store.open(Path(root) if root else None)
+
+
+def _sources(ctx: click.Context) -> BlobSources:
+    try:
+        return BlobSources(_state_root(ctx) / SOURCES_DB)
+    except OSError:
+        return BlobSources()  # an unwritable state directory only costs the mount hints
+
+
+def _split_oci(text: str) -> tuple[Path, str | None]:
+    """`oci:PATH[:TAG]` → (PATH, TAG)."""
+    body = text[len("oci:"):]
+    slash = body.rfind("/")
+    colon = body.rfind(":")
+    if colon > slash and colon > 0:
+        return Path(body[:colon]), body[colon + 1:] or None
+    return Path(body), None
+
+
+@click.command("pull")
+@click.argument("reference")
+@click.option("--output", "-o", "output", metavar="oci:PATH[:TAG]",
+              help="Write into this OCI layout instead of the local store.")
+@click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from a multi-platform image (default: this host's).")
+@registry_options
+@click.pass_context
+def pull_cmd(ctx: click.Context, reference: str, output: str | None,
+             platform_text: str | None, insecure: tuple[str, ...],
+             registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
+    """Pull REFERENCE from its registry (blobs already present are not fetched)."""
+    ref = parse_reference(reference)
+    platform = _platform(platform_text)
+    options = _options(insecure, registry_ca, authfile, jobs)
+    clients = ClientPool(options)
+    try:
+        image: Image
+        if output is not None:
+            if not output.startswith("oci:"):
+                raise UsageError(f"--output {output!r}: expected oci:PATH[:TAG]")
+            path, tag = _split_oci(output)
+            layout = ImageLayout.init(path)
+            image = pull(ref, layout, platform=platform, clients=clients,
+                         sources=_sources(ctx))
+            layout.tag(tag or ref.tag or "latest", image.descriptor)
+        else:
+            from ocibuild.registry.resolve import pull_into_store
+
+            image = pull_into_store(ref, _open_store(ctx), platform, clients=clients,
+                                    sources=_sources(ctx))
+    finally:
+        clients.close()
+    click.echo(f"{ref}: pulled {image.digest}")
+
+
+def _platform(text: str | None) -> Platform | None:
+    if not text:
+        return None
+    try:
+        return Platform.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--platform: {exc}") from None
+
+
+@click.command("push")
+@click.argument("source")
+@click.argument("destinations", nargs=-1)
+@registry_options
+@click.pass_context
+def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...],
+             insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: str | None,
+             jobs: int) -> None:
+    """Push SOURCE (oci:PATH[:TAG] or a local image name) to DESTINATIONS.
+
+    With no destination, a local image is pushed to the reference it is named by.
+    Several destinations push once per repository and tag each.
+    """
+    if source.startswith("oci:"):
+        path, tag = _split_oci(source)
+        try:
+            layout = ImageLayout.open(path)
+        except OcibuildError as exc:
+            raise UsageError(f"push {source}: {exc.message}") from None
+        desc = root_descriptor(layout, tag)
+        if not destinations:
+            raise UsageError(f"push {source}: name a destination reference")
+    else:
+        store = _open_store(ctx)
+        layout = store.layout
+        image = store.resolve_image(source)
+        if image is None:
+            raise UsageError(f"push: no local image named {source!r}")
+        desc = image.descriptor
+        destinations = destinations or (source,)
+    refs = [parse_reference(d) for d in destinations]
+    clients = ClientPool(_options(insecure, registry_ca, authfile, jobs))
+    try:
+        report = push_image(layout, desc, refs, clients=clients, sources=_sources(ctx))
+    finally:
+        clients.close()
+    for name in report.references:
+        click.echo(f"pushed {name}")
+    click.echo(f"blobs: {report.uploaded} uploaded ({report.bytes_uploaded} bytes), "
+               f"{report.mounted} mounted, {report.skipped} already present", err=True)
+
+
+@click.command("login")
+@click.argument("registry")
+@click.option("--username", "-u", help="User name (asked for when missing).")
+@click.option("--password", "-p", help="Password or token (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@registry_options
+def login_cmd(registry: str, username: str | None, password: str | None,
+              password_stdin: bool, insecure: tuple[str, ...], registry_ca: tuple[str, ...],
+              authfile: str | None, jobs: int) -> None:
+    """Check credentials against REGISTRY and save them for later commands."""
+    host = normalize_registry(registry)
+    if password_stdin:
+        if password:
+            raise UsageError("login: --password and --password-stdin exclude each other")
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not username:
+        username = click.prompt("Username")
+    if password is None:
+        password = click.prompt("Password", hide_input=True)
+    options = _options(insecure, registry_ca, None, jobs)
+    client = RegistryClient(host, options)
+    client.credentials_override = Credentials(username or "", password or "")
+    try:
+        client.check_credentials(f"login {host}")
+    finally:
+        client.close()
+    where = store_credentials(host, Credentials(username or "", password or ""),
+                              Path(authfile) if authfile else None)
+    click.echo(f"Login succeeded ({host}; saved in {where})")
+
+
+@click.command("logout")
+@click.argument("registry")
+@click.option("--authfile", type=click.Path(dir_okay=False),
+              help="Remove the credentials from this file.")
+def logout_cmd(registry: str, authfile: str | None) -> None:
+    """Forget the saved credentials for REGISTRY."""
+    host = normalize_registry(registry)
+    if remove_credentials(host, Path(authfile) if authfile else None):
+        click.echo(f"Removed login credentials for {host}")
+    else:
+        raise OcibuildError(f"logout: not logged in to {host}")

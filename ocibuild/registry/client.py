@@ -1,0 +1,389 @@
+"""An HTTP client for one registry: scheme detection, auth, retries, the v2 endpoints.
+
+Built on urllib3 (connection pools shared by threads, streamed request and response
+bodies, no buffering layers). Auth follows the distribution token spec: the first
+`GET /v2/` learns the challenge; each request then carries a token for exactly the
+scopes it needs (`repository:NAME:pull` or `…:pull,push`, plus the mount source),
+kept per scope set until it expires, so a push never reuses a pull-only token.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import urllib3
+from urllib3.util.retry import Retry
+
+from ocibuild.oci import mediatypes
+from ocibuild.registry.auth import Credentials, find_credentials
+from ocibuild.registry.challenge import Challenge, pick_challenge
+from ocibuild.registry.errors import (
+    AuthenticationError,
+    RegistryError,
+    UnreachableError,
+    describe_status,
+    error_for_status,
+    registry_message,
+)
+from ocibuild.registry.options import RegistryOptions, ssl_context
+from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MANIFEST_ACCEPT = ", ".join([
+    mediatypes.OCI_INDEX, mediatypes.OCI_MANIFEST,
+    mediatypes.DOCKER_MANIFEST_LIST, mediatypes.DOCKER_MANIFEST,
+])
+MAX_MANIFEST = 4 << 20
+TOKEN_MARGIN = 10.0  # seconds before expiry a token is no longer used
+USER_AGENT = "ocibuild"
+
+
+def pull_scope(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    expires: float
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "reason", None)
+    text = str(inner or exc)
+    # urllib3 wraps the useful part as "<...>: Failed to establish a new connection: ..."
+    return text.split(">: ", 1)[-1] if ">: " in text else text
+
+
+class RegistryClient:
+    """Talks to one registry (one host). Safe to share between threads."""
+
+    def __init__(self, registry: str, options: RegistryOptions | None = None) -> None:
+        self.registry = registry
+        self.options = options or RegistryOptions()
+        self.api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+        self._pool = urllib3.PoolManager(
+            num_pools=8,
+            maxsize=max(4, self.options.jobs + 2),
+            ssl_context=ssl_context(registry, self.api_host, self.options),
+            blocksize=1 << 20,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._timeout = urllib3.Timeout(connect=self.options.connect_timeout,
+                                        read=self.options.read_timeout)
+        self._retry = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                            raise_on_status=False, raise_on_redirect=True)
+        self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
+        self._base: str | None = None
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._creds: dict[str, Credentials | None] = {}
+        self.credentials_override: Credentials | None = None
+
+    # -- set-up -----------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        if self._base is None:
+            self.ping(f"{self.registry}")
+        assert self._base is not None
+        return self._base
+
+    def ping(self, what: str) -> None:
+        """Find the scheme and the auth challenge with `GET /v2/` (once per client)."""
+        with self._lock:
+            if self._base is not None:
+                return
+            schemes = ["https"]
+            if self.options.is_insecure(self.registry):
+                schemes = ["http"]
+            elif _is_loopback(self.registry):
+                schemes = ["https", "http"]  # as Docker does for local registries
+            last: BaseException | None = None
+            for scheme in schemes:
+                base = f"{scheme}://{self.api_host}"
+                try:
+                    resp = self._send("GET", base + "/v2/", {}, None, what, attempts_left=2)
+                except UnreachableError as exc:
+                    last = exc
+                    continue
+                data = resp.read(65536)
+                resp.release_conn()
+                if resp.status == 401:
+                    self._challenge = pick_challenge(resp.headers.get("WWW-Authenticate", ""))
+                elif resp.status >= 500:
+                    raise error_for_status(f"{what}: {base}/v2/", resp.status, data)
+                self._base = base
+                return
+            assert last is not None
+            raise last
+
+    # -- credentials and tokens -----------------------------------------------------------
+    def credentials(self, repository: str) -> Credentials | None:
+        if self.credentials_override is not None:
+            return self.credentials_override
+        with self._lock:
+            if repository not in self._creds:
+                self._creds[repository] = find_credentials(
+                    self.registry, repository, self.options.authfile)
+            return self._creds[repository]
+
+    def _authorization(self, scopes: Sequence[str], what: str) -> str | None:
+        ch = self._challenge
+        if ch is None:
+            return None
+        repo = _repository_of(scopes)
+        creds = self.credentials(repo)
+        if ch.scheme == "basic":
+            if creds is None or not (creds.username or creds.password):
+                return None
+            raw = f"{creds.username}:{creds.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode("ascii")
+        token = self._token(ch, tuple(sorted(set(scopes))), creds, what)
+        return f"Bearer {token}" if token else None
+
+    def _token(self, ch: Challenge, scopes: tuple[str, ...], creds: Credentials | None,
+               what: str) -> str:
+        with self._token_lock:
+            cached = self._tokens.get(scopes)
+            if cached is not None and cached.expires > time.monotonic():
+                return cached.value
+            token = self._fetch_token(ch, scopes, creds, what)
+            self._tokens[scopes] = token
+            return token.value
+
+    def _forget_token(self, scopes: Sequence[str]) -> None:
+        with self._token_lock:
+            self._tokens.pop(tuple(sorted(set(scopes))), None)
+
+    def _fetch_token(self, ch: Challenge, scopes: tuple[str, ...], creds: Credentials | None,
+                     what: str) -> _Token:
+        if not ch.realm:
+            raise AuthenticationError(f"{what}: the registry's Bearer challenge has no realm")
+        headers: dict[str, str] = {}
+        if creds is not None and creds.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                    "client_id": USER_AGENT, "scope": " ".join(scopes)}
+            if ch.service:
+                form["service"] = ch.service
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            method, url, body = "POST", ch.realm, urlencode(form).encode()
+        else:
+            params = ([("service", ch.service)] if ch.service else []) + [
+                ("scope", s) for s in scopes]
+            sep = "&" if "?" in ch.realm else "?"
+            url = ch.realm + (sep + urlencode(params) if params else "")
+            method, body = "GET", None
+            if creds is not None and (creds.username or creds.password):
+                raw = f"{creds.username}:{creds.password}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        started = time.monotonic()
+        resp = self._send(method, url, headers, body, f"{what}: token server {ch.realm}",
+                          attempts_left=self.options.attempts)
+        data = resp.read(1 << 20)
+        resp.release_conn()
+        if resp.status in (401, 403):
+            who = f"user {creds.username!r}" if creds and creds.username else "anonymous access"
+            detail = registry_message(data)
+            raise AuthenticationError(
+                f"{what}: {describe_status(resp.status)} from the token server for {who}"
+                + (f" ({detail})" if detail else "") + "; check the credentials (ocibuild login)",
+                status=resp.status,
+            )
+        if resp.status != 200:
+            raise error_for_status(f"{what}: token server {ch.realm}", resp.status, data)
+        try:
+            doc = json.loads(data)
+            value = doc.get("token") or doc.get("access_token")
+            expires_in = float(doc.get("expires_in") or 60)
+        except (ValueError, AttributeError, TypeError):
+            raise RegistryError(f"{what}: the token server sent no valid JSON token") from None
+        if not isinstance(value, str) or not value:
+            raise RegistryError(f"{what}: the token server's answer holds no token")
+        return _Token(value, started + max(expires_in - TOKEN_MARGIN, 1.0))
+
+    # -- requests ---------------------------------------------------------------------
+    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any, what: str,
+              *, attempts_left: int) -> urllib3.BaseHTTPResponse:
+        """One request with retries on connection errors (for replayable bodies)."""
+        delay = self.options.backoff
+        while True:
+            try:
+                return self._pool.request(
+                    method, url, body=body, headers=dict(headers), preload_content=False,
+                    decode_content=False, redirect=True, retries=self._retry,
+                    timeout=self._timeout,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                attempts_left -= 1
+                if attempts_left <= 0:
+                    raise UnreachableError(
+                        f"{what}: cannot reach {self.api_host}: {_reason(exc)}") from None
+                log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
+                time.sleep(delay)
+                delay *= 2
+
+    def request(self, method: str, path: str, *, scopes: Sequence[str], what: str,
+                headers: Mapping[str, str] | None = None, body: Any = None,
+                ok: Iterable[int] = (200,), replayable: bool | None = None
+                ) -> urllib3.BaseHTTPResponse:
+        """Send a request with auth and retries; the response is unread (stream it or
+        call `.read()`), and its status is one of `ok` or a RegistryError is raised."""
+        url = path if "://" in path else self.base_url + path
+        ok = frozenset(ok)
+        if replayable is None:
+            replayable = body is None or isinstance(body, bytes | str)
+        attempts = self.options.attempts if replayable else 1
+        delay = self.options.backoff
+        scopes = list(scopes)
+        reauthorized = False
+        while True:
+            hdrs = dict(headers or {})
+            auth = self._authorization(scopes, what)
+            if auth:
+                hdrs["Authorization"] = auth
+            resp = self._send(method, url, hdrs, body, what, attempts_left=attempts)
+            if resp.status == 401 and not reauthorized:
+                challenge = pick_challenge(resp.headers.get("WWW-Authenticate", ""))
+                if challenge is not None:
+                    _drain(resp)
+                    self._forget_token(scopes)
+                    self._challenge = challenge
+                    scopes = sorted({*scopes, *challenge.scopes})
+                    self._forget_token(scopes)
+                    reauthorized = True
+                    if replayable:
+                        continue
+                    raise AuthenticationError(
+                        f"{what}: {describe_status(401)}: the registry asked for credentials "
+                        "mid-upload", status=401)
+            if resp.status in RETRY_STATUSES and replayable and attempts > 1:
+                attempts -= 1
+                _drain(resp)
+                log.debug("%s: %s; retrying in %.2fs", what, resp.status, delay)
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if resp.status not in ok:
+                data = resp.read(65536)
+                resp.release_conn()
+                raise error_for_status(what, resp.status, data)
+            return resp
+
+    def absolute(self, location: str) -> str:
+        """An upload Location header as an absolute URL."""
+        return urljoin(self.base_url + "/", location)
+
+    # -- endpoints --------------------------------------------------------------------
+    def get_manifest(self, repository: str, identifier: str, what: str
+                     ) -> tuple[bytes, str, str]:
+        """(bytes, media type, Docker-Content-Digest header) of a manifest or index."""
+        resp = self.request("GET", f"/v2/{repository}/manifests/{identifier}",
+                            scopes=[pull_scope(repository)], what=what,
+                            headers={"Accept": MANIFEST_ACCEPT})
+        try:
+            data = resp.read(MAX_MANIFEST + 1)
+        finally:
+            resp.release_conn()
+        if len(data) > MAX_MANIFEST:
+            raise RegistryError(f"{what}: manifest larger than {MAX_MANIFEST} bytes")
+        media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        return data, media_type, resp.headers.get("Docker-Content-Digest", "")
+
+    def blob_exists(self, repository: str, digest: str, what: str,
+                    scopes: Sequence[str] | None = None) -> bool:
+        resp = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
+                            scopes=scopes or [pull_scope(repository)], what=what,
+                            ok=(200, 404))
+        _drain(resp)
+        return resp.status == 200
+
+    def manifest_exists(self, repository: str, identifier: str, what: str,
+                        scopes: Sequence[str] | None = None) -> str | None:
+        """The digest the registry reports for a manifest, or None if it has none."""
+        resp = self.request("HEAD", f"/v2/{repository}/manifests/{identifier}",
+                            scopes=scopes or [pull_scope(repository)], what=what,
+                            headers={"Accept": MANIFEST_ACCEPT}, ok=(200, 404))
+        _drain(resp)
+        if resp.status != 200:
+            return None
+        return resp.headers.get("Docker-Content-Digest", "") or identifier
+
+    def open_blob(self, repository: str, digest: str, what: str, offset: int = 0
+                  ) -> urllib3.BaseHTTPResponse:
+        """A streaming response for a blob, from `offset` (status 206) or whole (200)."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        return self.request("GET", f"/v2/{repository}/blobs/{digest}",
+                            scopes=[pull_scope(repository)], what=what, headers=headers,
+                            ok=(200, 206))
+
+    def put_manifest(self, repository: str, identifier: str, data: bytes, media_type: str,
+                     what: str) -> str:
+        resp = self.request("PUT", f"/v2/{repository}/manifests/{identifier}",
+                            scopes=[push_scope(repository)], what=what, body=data,
+                            headers={"Content-Type": media_type}, ok=(200, 201, 202))
+        _drain(resp)
+        return resp.headers.get("Docker-Content-Digest", "")
+
+    def check_credentials(self, what: str) -> None:
+        """Authenticate once with the current credentials; AuthenticationError if refused."""
+        resp = self.request("GET", "/v2/", scopes=[], what=what, ok=(200,))
+        _drain(resp)
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
+def _drain(resp: urllib3.BaseHTTPResponse) -> None:
+    try:
+        resp.drain_conn()
+    except urllib3.exceptions.HTTPError:
+        pass
+    resp.release_conn()
+
+
+def _repository_of(scopes: Sequence[str]) -> str:
+    for scope in scopes:
+        parts = scope.split(":")
+        if len(parts) >= 3 and parts[0] == "repository":
+            return ":".join(parts[1:-1])
+    return ""
+
+
+def _is_loopback(registry: str) -> bool:
+    from ocibuild.registry.reference import Reference
+
+    return Reference(registry, "x").is_loopback
+
+
+class ClientPool:
+    """One RegistryClient per registry, shared by everything a command does."""
+
+    def __init__(self, options: RegistryOptions | None = None) -> None:
+        self.options = options or RegistryOptions()
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, registry: str) -> RegistryClient:
+        with self._lock:
+            if registry not in self._clients:
+                self._clients[registry] = RegistryClient(registry, self.options)
+            return self._clients[registry]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()

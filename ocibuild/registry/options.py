@@ -1,0 +1,71 @@
+"""Settings that decide how registries are reached (TLS, credentials, parallelism)."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocibuild.errors import OcibuildError
+from ocibuild.registry.reference import normalize_registry
+
+DEFAULT_CERTS_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    insecure: frozenset[str] = frozenset()  # registries (host[:port]) reached over plain http
+    ca_files: tuple[Path, ...] = ()  # extra CA bundles (--registry-ca)
+    certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
+    authfile: Path | None = None  # read credentials only from this file
+    jobs: int = 4  # blobs transferred at once
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    attempts: int = 4  # tries per request on 5xx and connection errors
+    backoff: float = 0.25  # first retry delay (doubles each time)
+    chunk_size: int = 64 << 20  # blobs larger than this are uploaded in PATCH chunks of it
+
+    @classmethod
+    def build(cls, *, insecure: Iterable[str] = (), ca_files: Iterable[str | Path] = (),
+              authfile: str | Path | None = None, jobs: int | None = None) -> RegistryOptions:
+        return cls(
+            insecure=frozenset(normalize_registry(h) for h in insecure),
+            ca_files=tuple(Path(p) for p in ca_files),
+            authfile=Path(authfile) if authfile else None,
+            jobs=jobs or cls.jobs,
+        )
+
+    def is_insecure(self, registry: str) -> bool:
+        return registry in self.insecure or registry.split(":")[0] in self.insecure
+
+
+def ssl_context(registry: str, api_host: str, options: RegistryOptions) -> ssl.SSLContext:
+    """System CAs, plus certs.d CAs and client certificates for this host, plus --registry-ca."""
+    ctx = ssl.create_default_context()
+    for path in options.ca_files:
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (OSError, ssl.SSLError) as exc:
+            raise OcibuildError(f"--registry-ca {path}: cannot load: {exc}") from None
+    names = dict.fromkeys([registry, api_host])
+    for base in options.certs_dirs:
+        for name in names:
+            d = base / name
+            if not d.is_dir():
+                continue
+            for crt in sorted(d.glob("*.crt")):
+                try:
+                    ctx.load_verify_locations(cafile=str(crt))
+                except (OSError, ssl.SSLError) as exc:
+                    raise OcibuildError(f"{crt}: cannot load CA certificate: {exc}") from None
+            for cert in sorted(d.glob("*.cert")):
+                key = cert.with_suffix(".key")
+                if not key.is_file():
+                    raise OcibuildError(f"{cert}: client certificate without {key.name}")
+                try:
+                    ctx.load_cert_chain(str(cert), str(key))
+                except (OSError, ssl.SSLError) as exc:
+                    raise OcibuildError(f"{cert}: cannot load client certificate: {exc}") \
+                        from None
+    return ctx

@@ -1,0 +1,197 @@
+"""Pull an image from a registry into an image layout (the store, or any layout).
+
+The manifest (or index, then the manifest for the wanted platform) is checked
+against the digest that names it; blobs are streamed to the layout in parallel,
+each verified against its digest before it becomes visible; a blob already in
+the layout is not fetched; a dropped connection resumes with a Range request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import urllib3
+
+from ocibuild.errors import OcibuildError
+from ocibuild.oci import digest as _digest
+from ocibuild.oci import mediatypes
+from ocibuild.oci.config import ImageConfig
+from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.image import Image, select_platform
+from ocibuild.oci.layout import BlobWriter, ImageLayout
+from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
+from ocibuild.oci.platform import Platform
+from ocibuild.oci.platform import host as host_platform
+from ocibuild.registry.blob_sources import BlobSources
+from ocibuild.registry.client import ClientPool, RegistryClient
+from ocibuild.registry.errors import RegistryError, UnreachableError
+from ocibuild.registry.reference import Reference
+
+log = logging.getLogger(__name__)
+
+STREAM_CHUNK = 1 << 20
+_BROKEN = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
+           urllib3.exceptions.SSLError, urllib3.exceptions.DecodeError, ConnectionError)
+
+
+@dataclass
+class PullStats:
+    fetched: int = 0  # blobs downloaded
+    present: int = 0  # blobs already in the layout
+    resumed: int = 0  # Range requests after a dropped connection
+    bytes: int = 0
+
+
+def _fetch_manifest(client: RegistryClient, ref: Reference, identifier: str,
+                    expected: Descriptor | None, what: str) -> tuple[bytes, str, str]:
+    data, media_type, header_digest = client.get_manifest(ref.repository, identifier, what)
+    digest = _digest.of_bytes(data)
+    want = expected.digest if expected is not None else (
+        identifier if _digest.is_digest(identifier) else "")
+    if want and digest != want:
+        raise RegistryError(f"{what}: the registry sent a manifest with digest {digest}, "
+                            f"not the requested {want}")
+    if not want and header_digest.startswith("sha256:") and header_digest != digest:
+        raise RegistryError(f"{what}: manifest digest {digest} differs from the registry's "
+                            f"Docker-Content-Digest {header_digest}")
+    if expected is not None and expected.size != len(data):
+        raise RegistryError(f"{what}: manifest {digest} has {len(data)} bytes, "
+                            f"the index says {expected.size}")
+    return data, media_type, digest
+
+
+def resolve_manifest(client: RegistryClient, ref: Reference, platform: Platform | None,
+                     what: str) -> tuple[Descriptor, Manifest, bytes]:
+    """The manifest `ref` names for `platform` (through an index if there is one)."""
+    data, media_type, digest = _fetch_manifest(client, ref, ref.identifier, None, what)
+    expected: Descriptor | None = None
+    for _ in range(4):
+        if _is_schema1(data, media_type):
+            raise RegistryError(f"{what}: Docker schema 1 manifests are not supported; "
+                                "re-push the image with a current client")
+        doc = parse_manifest_or_index(data, media_type)
+        if isinstance(doc, Manifest):
+            desc = Descriptor(doc.media_type, digest, len(data),
+                              platform=expected.platform if expected else None)
+            return desc, doc, data
+        assert isinstance(doc, Index)
+        expected = select_platform(doc, platform or host_platform(), str(ref))
+        data, media_type, digest = _fetch_manifest(client, ref, expected.digest, expected, what)
+        media_type = media_type or expected.media_type
+    raise RegistryError(f"{what}: image indexes nested too deeply")
+
+
+def _is_schema1(data: bytes, media_type: str) -> bool:
+    if "signed+json" in media_type or media_type.endswith("manifest.v1+json") and \
+            "docker" in media_type:
+        return True
+    return b'"schemaVersion": 1' in data[:200] or b'"schemaVersion":1' in data[:200]
+
+
+def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
+                 desc: Descriptor, what: str, attempts: int, backoff: float,
+                 stats: PullStats) -> bool:
+    """Download into `writer`, resuming after drops; False if the server forced a restart."""
+    offset = 0
+    drops = 0
+    while True:
+        resp = client.open_blob(repository, desc.digest, what, offset)
+        try:
+            if offset and resp.status != 206:
+                return False  # the server ignored Range: start again from byte 0
+            try:
+                for chunk in resp.stream(STREAM_CHUNK):
+                    writer.write(chunk)
+                    offset += len(chunk)
+                    if offset > desc.size:
+                        raise _digest.DigestMismatchError(
+                            f"{what}: blob {desc.digest} is longer than its {desc.size} bytes")
+            except _BROKEN as exc:
+                drops += 1
+                if drops >= attempts:
+                    raise UnreachableError(
+                        f"{what}: blob {desc.digest}: connection lost at byte {offset} "
+                        f"of {desc.size} ({exc.__class__.__name__}), {drops} times") from None
+                log.debug("%s: %s at %d; resuming", what, exc, offset)
+                stats.resumed += 1
+                time.sleep(backoff * drops)
+                continue
+        finally:
+            resp.release_conn()
+        if offset >= desc.size:
+            return True
+        drops += 1  # a clean end before the full size: ask for the rest
+        if drops >= attempts:
+            raise RegistryError(f"{what}: blob {desc.digest}: the registry sent {offset} of "
+                                f"{desc.size} bytes")
+        stats.resumed += 1
+
+
+def fetch_blob(client: RegistryClient, repository: str, desc: Descriptor, layout: ImageLayout,
+               what: str, stats: PullStats | None = None) -> None:
+    """Stream one blob into `layout`, verified; nothing is stored if it does not match."""
+    stats = stats if stats is not None else PullStats()
+    if layout.has_blob(desc.digest):
+        stats.present += 1
+        return
+    opts = client.options
+    for _ in range(opts.attempts):
+        with layout.blob_writer(desc.digest, desc.size) as writer:
+            if _stream_into(writer, client, repository, desc, what, opts.attempts,
+                            opts.backoff, stats):
+                try:
+                    writer.commit()
+                except _digest.DigestMismatchError as exc:
+                    raise _digest.DigestMismatchError(
+                        f"{what}: downloaded blob rejected: {exc.message}") from None
+                stats.fetched += 1
+                stats.bytes += desc.size
+                return
+    raise RegistryError(f"{what}: blob {desc.digest}: download kept restarting")
+
+
+def pull(ref: Reference, layout: ImageLayout, *, platform: Platform | None = None,
+         clients: ClientPool | None = None, sources: BlobSources | None = None,
+         stats: PullStats | None = None) -> Image:
+    """Pull `ref` for `platform` (default: the host's) into `layout`; returns the image.
+
+    The caller tags it (layout.tag / store.tag): a pull only adds verified blobs.
+    """
+    own = clients is None
+    clients = clients or ClientPool()
+    stats = stats if stats is not None else PullStats()
+    what = f"pull {ref}"
+    try:
+        client = clients.get(ref.registry)
+        desc, manifest, manifest_bytes = resolve_manifest(client, ref, platform, what)
+        if manifest.config.media_type not in mediatypes.CONFIG_TYPES and \
+                manifest.config.media_type:
+            raise OcibuildError(f"{what}: not a container image (config media type "
+                                f"{manifest.config.media_type}); use an artifact client")
+        fetch_blob(client, ref.repository, manifest.config, layout, what, stats)
+        config = ImageConfig.from_bytes(layout.read_blob(manifest.config.digest))
+        if len(config.diff_ids) != len(manifest.layers):
+            raise OcibuildError(f"{what}: the manifest has {len(manifest.layers)} layers but "
+                                f"the config lists {len(config.diff_ids)} diff_ids")
+        wanted = [layer for layer in manifest.layers if not layout.has_blob(layer.digest)]
+        stats.present += len(manifest.layers) - len(wanted)
+        if wanted:
+            jobs = max(1, min(client.options.jobs, len(wanted)))
+            with ThreadPoolExecutor(jobs, thread_name_prefix="pull") as pool:
+                futures = [pool.submit(fetch_blob, client, ref.repository, layer, layout,
+                                       what, stats) for layer in wanted]
+                for future in futures:
+                    future.result()
+        layout.put_bytes(manifest_bytes)
+        if sources is not None:
+            sources.add(ref.registry, ref.repository,
+                        [manifest.config.digest, *(x.digest for x in manifest.layers)])
+        if desc.platform is None:
+            desc = Descriptor(desc.media_type, desc.digest, desc.size, platform=config.platform)
+        return Image(desc, manifest, config)
+    finally:
+        if own:
+            clients.close()

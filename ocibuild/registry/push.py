@@ -1,0 +1,274 @@
+"""Push an image (manifest or index) from an image layout to one or more references.
+
+Per destination repository: every blob is checked with HEAD first and skipped when
+present; a blob known to live in another repository of the same registry is
+mounted from there; the rest are uploaded in parallel, streamed from disk
+(monolithic PUT up to `chunk_size`, PATCH chunks above it, resuming at the offset
+the registry confirms). Failed uploads are retried with backoff on 5xx and
+connection errors. Manifests go last: child manifests by digest, then the root
+once per tag.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO
+from urllib.parse import urlencode
+
+from ocibuild.errors import OcibuildError
+from ocibuild.oci import mediatypes
+from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.layout import ImageLayout
+from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
+from ocibuild.registry.blob_sources import BlobSources
+from ocibuild.registry.client import (
+    RETRY_STATUSES,
+    ClientPool,
+    RegistryClient,
+    _drain,
+    pull_scope,
+    push_scope,
+)
+from ocibuild.registry.errors import RegistryError, UnreachableError
+from ocibuild.registry.reference import Reference
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushReport:
+    digest: str = ""  # of the root manifest or index
+    references: list[str] = field(default_factory=list)
+    uploaded: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    bytes_uploaded: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """Everything a push sends: blobs, then child manifests, then the root."""
+
+    root: Descriptor
+    root_bytes: bytes
+    children: tuple[tuple[Descriptor, bytes], ...]
+    blobs: tuple[Descriptor, ...]
+
+
+def _collect(layout: ImageLayout, desc: Descriptor) -> _Tree:
+    root_bytes = layout.read_blob(desc.digest)
+    doc = parse_manifest_or_index(root_bytes, desc.media_type)
+    manifests: list[tuple[Descriptor, Manifest]] = []
+    children: list[tuple[Descriptor, bytes]] = []
+    if isinstance(doc, Index):
+        for child in doc.manifests:
+            if child.media_type not in mediatypes.MANIFEST_TYPES:
+                raise OcibuildError(f"{layout.path}: index {desc.digest} lists "
+                                    f"{child.media_type or 'an untyped entry'}; "
+                                    "only image manifests can be pushed")
+            data = layout.read_blob(child.digest)
+            manifests.append((child, Manifest.from_bytes(data, child.media_type)))
+            children.append((child, data))
+    else:
+        manifests.append((desc, doc))
+    blobs: dict[str, Descriptor] = {}
+    for _, manifest in manifests:
+        for blob in (manifest.config, *manifest.layers):
+            if not layout.has_blob(blob.digest):
+                if blob.urls:
+                    continue  # a foreign layer: registries fetch it from its URLs
+                raise OcibuildError(f"{layout.path}: blob {blob.digest} of image "
+                                    f"{desc.digest} is missing")
+            blobs.setdefault(blob.digest, blob)
+    media_type = doc.media_type
+    return _Tree(Descriptor(media_type, desc.digest, desc.size), root_bytes, tuple(children),
+                 tuple(blobs.values()))
+
+
+class _Slice:
+    """A read-only window [start, start+length) of a file, for one PATCH body."""
+
+    def __init__(self, f: BinaryIO, start: int, length: int) -> None:
+        self._f = f
+        self._left = length
+        f.seek(start)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        n = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+
+def _with_query(url: str, **params: str) -> str:
+    return url + ("&" if "?" in url else "?") + urlencode(params)
+
+
+class _BlobPusher:
+    def __init__(self, client: RegistryClient, repository: str, layout: ImageLayout,
+                 sources: BlobSources | None, report: PushReport, what: str) -> None:
+        self.client = client
+        self.repository = repository
+        self.layout = layout
+        self.sources = sources
+        self.report = report
+        self.what = what
+        self.scopes = [push_scope(repository)]
+
+    def push(self, blob: Descriptor) -> None:
+        what = f"{self.what}: blob {blob.digest[:19]}"
+        if self.client.blob_exists(self.repository, blob.digest, what, self.scopes):
+            self.report.skipped += 1
+            return
+        opts = self.client.options
+        delay = opts.backoff
+        for attempt in range(1, opts.attempts + 1):
+            try:
+                location = self._start(blob, what)
+                if location is None:
+                    self.report.mounted += 1
+                    return
+                self._upload(location, blob, what)
+                self.report.uploaded += 1
+                self.report.bytes_uploaded += blob.size
+                return
+            except (RegistryError, OSError) as exc:
+                retryable = isinstance(exc, UnreachableError | OSError) or (
+                    isinstance(exc, RegistryError) and exc.status in RETRY_STATUSES)
+                if not retryable or attempt == opts.attempts:
+                    raise
+                self.report.retries += 1
+                log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
+                time.sleep(delay)
+                delay *= 2
+
+    def _start(self, blob: Descriptor, what: str) -> str | None:
+        """Mount the blob (None) or open an upload session (its URL)."""
+        base = f"/v2/{self.repository}/blobs/uploads/"
+        candidates = []
+        if self.sources is not None:
+            candidates = [r for r in self.sources.repositories(self.client.registry, blob.digest)
+                          if r != self.repository][:3]
+        for source in candidates:
+            resp = self.client.request(
+                "POST", _with_query(base, mount=blob.digest, **{"from": source}),
+                scopes=[*self.scopes, pull_scope(source)], what=f"{what}: mount from {source}",
+                ok=(201, 202))
+            _drain(resp)
+            if resp.status == 201:
+                return None
+            location = resp.headers.get("Location")
+            if location:
+                return self.client.absolute(location)
+        resp = self.client.request("POST", base, scopes=self.scopes, what=what, ok=(202,))
+        _drain(resp)
+        location = resp.headers.get("Location")
+        if not location:
+            raise RegistryError(f"{what}: the registry started an upload without a Location")
+        return self.client.absolute(location)
+
+    def _upload(self, location: str, blob: Descriptor, what: str) -> None:
+        path = self.layout.blob_path(blob.digest)
+        chunk = self.client.options.chunk_size
+        with open(path, "rb") as f:
+            if blob.size <= chunk:
+                resp = self.client.request(
+                    "PUT", _with_query(location, digest=blob.digest), scopes=self.scopes,
+                    what=what, body=f, replayable=False, ok=(201,),
+                    headers={"Content-Type": "application/octet-stream",
+                             "Content-Length": str(blob.size)})
+                _drain(resp)
+                return
+            offset = 0
+            failures = 0
+            while offset < blob.size:
+                length = min(chunk, blob.size - offset)
+                try:
+                    resp = self.client.request(
+                        "PATCH", location, scopes=self.scopes, what=what,
+                        body=_Slice(f, offset, length), replayable=False, ok=(202,),
+                        headers={"Content-Type": "application/octet-stream",
+                                 "Content-Length": str(length),
+                                 "Content-Range": f"{offset}-{offset + length - 1}"})
+                except (RegistryError, OSError):
+                    failures += 1
+                    if failures >= self.client.options.attempts:
+                        raise
+                    time.sleep(self.client.options.backoff * failures)
+                    offset, location = self._resume_point(location, what)
+                    continue
+                _drain(resp)
+                location = self.client.absolute(resp.headers.get("Location") or location)
+                offset += length
+            resp = self.client.request(
+                "PUT", _with_query(location, digest=blob.digest), scopes=self.scopes,
+                what=what, ok=(201,), body=b"",
+                headers={"Content-Type": "application/octet-stream", "Content-Length": "0"})
+            _drain(resp)
+
+    def _resume_point(self, location: str, what: str) -> tuple[int, str]:
+        """Ask the registry how much of an interrupted chunked upload it holds."""
+        try:
+            resp = self.client.request("GET", location, scopes=self.scopes, what=what,
+                                       ok=(204,))
+        except RegistryError:
+            raise RegistryError(f"{what}: upload interrupted and cannot be resumed",
+                                status=503) from None
+        _drain(resp)
+        got = resp.headers.get("Range", "")  # "0-N": bytes 0..N are stored
+        end = int(got.rsplit("-", 1)[1]) + 1 if "-" in got else 0
+        self.report.retries += 1
+        return end, self.client.absolute(resp.headers.get("Location") or location)
+
+
+def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Reference], *,
+               clients: ClientPool | None = None, sources: BlobSources | None = None
+               ) -> PushReport:
+    """Push the manifest or index `desc` (and all it names) from `layout` to every
+    destination. Destinations in one repository share the blob uploads."""
+    if not destinations:
+        raise OcibuildError("push: no destination reference")
+    own = clients is None
+    clients = clients or ClientPool()
+    tree = _collect(layout, desc)
+    report = PushReport(digest=tree.root.digest)
+    groups: dict[tuple[str, str], list[Reference]] = {}
+    for ref in destinations:
+        groups.setdefault((ref.registry, ref.repository), []).append(ref)
+    try:
+        for (registry, repository), refs in groups.items():
+            client = clients.get(registry)
+            what = f"push {refs[0]}"
+            pusher = _BlobPusher(client, repository, layout, sources, report, what)
+            jobs = max(1, min(client.options.jobs, len(tree.blobs)))
+            # largest first: the long uploads start at once, small ones fill the gaps
+            blobs = sorted(tree.blobs, key=lambda b: -b.size)
+            with ThreadPoolExecutor(jobs, thread_name_prefix="push") as pool:
+                for future in [pool.submit(pusher.push, b) for b in blobs]:
+                    future.result()
+            if sources is not None:
+                sources.add(registry, repository, [b.digest for b in tree.blobs])
+            for child, data in tree.children:
+                if client.manifest_exists(repository, child.digest, what,
+                                          [push_scope(repository)]) is None:
+                    client.put_manifest(repository, child.digest, data, child.media_type,
+                                        what)
+            for ref in refs:
+                identifier = ref.tag or ref.digest or tree.root.digest
+                if ref.digest and ref.digest != tree.root.digest:
+                    raise OcibuildError(f"push {ref}: the image's digest is "
+                                        f"{tree.root.digest}, not {ref.digest}")
+                client.put_manifest(repository, identifier, tree.root_bytes,
+                                    tree.root.media_type, f"push {ref}")
+                report.references.append(str(ref.with_digest(tree.root.digest)))
+    finally:
+        if own:
+            clients.close()
+    return report

@@ -1,0 +1,187 @@
+"""Image references: `[registry[:port]/]repository[:tag][@digest]`.
+
+Parsing follows Docker's rules: the first path component names a registry only when
+it contains a dot or a colon, is `localhost`, or is a bracketed IPv6 address;
+otherwise the image lives on Docker Hub, whose one-component names sit under
+`library/`. Docker Hub is written `docker.io` and reached at `registry-1.docker.io`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, replace
+
+from ocibuild.errors import UsageError
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+DEFAULT_TAG = "latest"
+
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_HOST = re.compile(
+    r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$"
+)
+_MAX_NAME = 255
+
+
+class InvalidReferenceError(UsageError):
+    """An image reference that does not parse."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A parsed, normalized image reference."""
+
+    registry: str  # e.g. "docker.io", "127.0.0.1:5000", "[::1]:5000"
+    repository: str  # e.g. "library/alpine"
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        """registry/repository, without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def api_host(self) -> str:
+        """host[:port] the registry API answers on."""
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def hostname(self) -> str:
+        """The registry's host name or address without the port or brackets."""
+        host = self.registry
+        if host.startswith("["):
+            return host[1:host.index("]")]
+        return host.rsplit(":", 1)[0] if ":" in host else host
+
+    @property
+    def is_loopback(self) -> bool:
+        host = self.hostname
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def identifier(self) -> str:
+        """What the manifest URL takes: the digest when there is one, else the tag."""
+        return self.digest or self.tag or DEFAULT_TAG
+
+    def with_tag(self, tag: str) -> Reference:
+        if not _TAG.match(tag):
+            raise InvalidReferenceError(f"invalid tag {tag!r} for {self.name}")
+        return replace(self, tag=tag, digest="")
+
+    def with_digest(self, digest: str) -> Reference:
+        return replace(self, digest=digest)
+
+    def familiar(self) -> str:
+        """The short form people type: `alpine:3.19` for a Docker Hub library image."""
+        text = str(self)
+        if self.registry == DOCKER_HUB:
+            text = text[len(DOCKER_HUB) + 1:]
+            if text.startswith("library/") and "/" not in self.repository[len("library/"):]:
+                text = text[len("library/"):]
+        return text
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def _split_registry(text: str) -> tuple[str, str]:
+    first, sep, rest = text.partition("/")
+    if sep and (first == "localhost" or "." in first or ":" in first or first.startswith("[")):
+        return first, rest
+    return "", text
+
+
+def parse_reference(text: str, *, default_tag: str = DEFAULT_TAG) -> Reference:
+    """Parse and normalize `text`; a tagless, digestless reference gets `default_tag`.
+
+    Raises InvalidReferenceError with a message saying which part is wrong.
+    """
+    original = text
+    if not text or text != text.strip():
+        raise InvalidReferenceError(f"invalid image reference {original!r}: empty or spaces")
+    if "://" in text:
+        raise InvalidReferenceError(
+            f"invalid image reference {original!r}: no scheme expected (write host/repo:tag)"
+        )
+    digest = ""
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not _DIGEST.match(digest):
+            raise InvalidReferenceError(
+                f"invalid image reference {original!r}: digest must be sha256:<64 hex digits>"
+            )
+    registry, path = _split_registry(text)
+    tag = ""
+    last_slash = path.rfind("/")
+    colon = path.rfind(":")
+    if colon > last_slash:
+        path, tag = path[:colon], path[colon + 1:]
+        if not _TAG.match(tag):
+            raise InvalidReferenceError(
+                f"invalid image reference {original!r}: bad tag {tag!r} "
+                "(letters, digits, _ . -; at most 128; not starting with . or -)"
+            )
+    if registry:
+        if not _HOST.match(registry):
+            raise InvalidReferenceError(
+                f"invalid image reference {original!r}: bad registry host {registry!r}"
+            )
+        port = registry.rsplit(":", 1)[1] if re.search(r":[0-9]+$", registry) else ""
+        if port and not 0 < int(port) < 65536:
+            raise InvalidReferenceError(f"invalid image reference {original!r}: bad port {port}")
+        if registry.lower() in _HUB_ALIASES:
+            registry = DOCKER_HUB
+    else:
+        registry = DOCKER_HUB
+    if not path:
+        raise InvalidReferenceError(f"invalid image reference {original!r}: no repository name")
+    for component in path.split("/"):
+        if not _COMPONENT.match(component):
+            hint = " (repository names are lowercase)" if component.lower() != component else ""
+            raise InvalidReferenceError(
+                f"invalid image reference {original!r}: bad path component {component!r}{hint}"
+            )
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    if len(f"{registry}/{path}") > _MAX_NAME:
+        raise InvalidReferenceError(
+            f"invalid image reference {original!r}: name longer than {_MAX_NAME} characters"
+        )
+    if not tag and not digest:
+        tag = default_tag
+    return Reference(registry, path, tag, digest)
+
+
+def parse_repository(text: str) -> Reference:
+    """Parse a reference that must name a repository only (no tag, no digest)."""
+    ref = parse_reference(text, default_tag="")
+    if ref.tag or ref.digest:
+        raise InvalidReferenceError(f"{text!r}: expected a repository without tag or digest")
+    return ref
+
+
+def normalize_registry(host: str) -> str:
+    """A registry name as references spell it (Docker Hub aliases → docker.io)."""
+    host = host.strip()
+    for prefix in ("https://", "http://"):
+        if host.startswith(prefix):
+            host = host[len(prefix):]
+    host = host.split("/", 1)[0]
+    return DOCKER_HUB if host.lower() in _HUB_ALIASES else host
