@@ -1,0 +1,107 @@
+"""Runs sandbox steps as whichever user starts it (the tests start it as their test users).
+
+Reads {"steps": [...], "stream": bool} as JSON on stdin; prints one JSON object per
+step on stdout (and, when streaming, one {"line": ...} object per output line as it
+arrives). A step object holds StepSpec fields plus "isolation", "cancel_after"
+(seconds) and "layer" (a path: write a gzip layer of the overlay upper directory there
+with the sandbox's id mapping, and report its entries).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ocibuild.oci.layer import write_layer_from_overlay_upper
+from ocibuild.sandbox import (
+    BindMount,
+    CacheMount,
+    Mount,
+    OverlayRoot,
+    SandboxError,
+    SecretMount,
+    StepSpec,
+    TmpfsMount,
+    current_idmap,
+    run_step,
+)
+
+
+def _mount(m: dict[str, Any]) -> Mount:
+    kind = m["type"]
+    if kind == "bind":
+        return BindMount(Path(m["source"]), m["target"], m.get("readonly", True))
+    if kind == "cache":
+        return CacheMount(Path(m["source"]), m["target"])
+    if kind == "tmpfs":
+        return TmpfsMount(m["target"])
+    if kind == "secret":
+        return SecretMount(m["target"], data=m["data"].encode(), mode=m.get("mode", 0o400),
+                           uid=m.get("uid", 0), gid=m.get("gid", 0))
+    raise ValueError(kind)
+
+
+def _spec(step: dict[str, Any]) -> StepSpec:
+    root = step["rootfs"]
+    rootfs: Path | OverlayRoot = (
+        OverlayRoot([Path(p) for p in root["lower"]], Path(root["upper"]), Path(root["work"]))
+        if isinstance(root, dict) else Path(root))
+    return StepSpec(rootfs=rootfs, argv=step["argv"], env=step.get("env", {}),
+                    cwd=step.get("cwd", "/"), user=step.get("user", ""),
+                    mounts=[_mount(m) for m in step.get("mounts", [])],
+                    network=step.get("network", "default"))
+
+
+def _layer_entries(upper: str, path: str) -> list[dict[str, Any]]:
+    with open(path, "wb") as out:
+        write_layer_from_overlay_upper(Path(upper), out, id_map=current_idmap())
+    with tarfile.open(path) as tar:
+        return [{"name": m.name, "uid": m.uid, "gid": m.gid, "type": m.type.decode()}
+                for m in tar.getmembers()]
+
+
+def run(step: dict[str, Any], stream: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"stdout": [], "stderr": [], "error": None}
+
+    def sink(name: str):  # noqa: ANN202
+        def take(line: bytes) -> None:
+            text = line.decode(errors="replace")
+            record[name].append([time.monotonic(), text])
+            if stream:
+                print(json.dumps({"line": text, "stream": name}), flush=True)
+        return take
+
+    cancel = threading.Event()
+    if step.get("cancel_after") is not None:
+        def fire() -> None:
+            record["cancel_time"] = time.monotonic()
+            cancel.set()
+        threading.Timer(step["cancel_after"], fire).start()
+    record["start"] = time.monotonic()
+    try:
+        result = run_step(_spec(step), on_stdout=sink("stdout"), on_stderr=sink("stderr"),
+                          isolation=step.get("isolation", "userns"), cancel=cancel)
+        record.update(exit_code=result.exit_code, signal=result.signal,
+                      cancelled=result.cancelled, hint=result.hint,
+                      description=result.description)
+    except SandboxError as e:
+        record["error"] = e.message
+    record["end"] = time.monotonic()
+    if step.get("layer") and record["error"] is None:
+        record["layer"] = _layer_entries(step["rootfs"]["upper"], step["layer"])
+    return record
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    for step in request["steps"]:
+        print(json.dumps(run(step, request.get("stream", False))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
