@@ -184,4 +184,5 @@ def test_backtick_escape() -> None:
 
 def test_skip_unset_keeps_unknown_variables_verbatim() -> None:
     lex = ShellLex(skip_unset=True)
-    assert lex.expand_word("$A ${B} ${C:-x} ${D/a/b} $E", {"E": "e"}) == "$A ${B} ${C:-x} ${D/a/b} e"
+    word = "$A ${B} ${C:-x} ${D/a/b} $E"
+    assert lex.expand_word(word, {"E": "e"}) == "$A ${B} ${C:-x} ${D/a/b} e"

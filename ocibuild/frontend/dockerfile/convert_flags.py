@@ -7,7 +7,6 @@ import re
 from ocibuild.errors import OcibuildError
 
 
-
 class FlagError(OcibuildError):
     pass
 

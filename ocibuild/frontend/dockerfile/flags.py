@@ -25,23 +25,25 @@ class FlagSpec:
     kind: str = "string"  # "bool" | "string" | "strings"
 
 
-def levenshtein(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance where swapping two neighbours also costs 1 (typos)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def nearest(word: str, options: Iterable[str]) -> str | None:
     """The option closest to `word`, if it is plausibly a misspelling of it."""
     best, best_dist = None, max(3, len(word) // 2 + 1)
     for opt in sorted(options):
-        dist = levenshtein(word.lower(), opt.lower())
+        dist = edit_distance(word.lower(), opt.lower())
         if dist < best_dist:
             best, best_dist = opt, dist
     return best

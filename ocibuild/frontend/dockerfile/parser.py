@@ -100,7 +100,9 @@ class AST:
     def source_line(self, line: int) -> str | None:
         return self.lines[line - 1] if 0 < line <= len(self.lines) else None
 
-    def error(self, message: str, line: int, column: int = 1, end_line: int | None = None) -> DockerfileError:
+    def error(
+        self, message: str, line: int, column: int = 1, end_line: int | None = None
+    ) -> DockerfileError:
         return DockerfileError(
             message,
             filename=self.filename,
@@ -193,7 +195,9 @@ class _Parser:
         self.directives: list[Directive] = []
         self.warnings: list[str] = []
 
-    def error(self, message: str, line: int, column: int = 1, end: int | None = None) -> DockerfileError:
+    def error(
+        self, message: str, line: int, column: int = 1, end: int | None = None
+    ) -> DockerfileError:
         source = self.lines[line - 1] if 0 < line <= len(self.lines) else None
         return DockerfileError(
             message, filename=self.filename, line=line, column=column, end_line=end,

@@ -129,7 +129,8 @@ class ShellLex:
         try:
             result, words = state.stop_on(None, self.raw_escapes)
         except ShellExpansionError as exc:
-            raise ShellExpansionError(f"failed to process {_go_quote(word)}: {exc.message}") from None
+            message = f"failed to process {_go_quote(word)}: {exc.message}"
+            raise ShellExpansionError(message) from None
         return Expansion(result, words, frozenset(state.matched), frozenset(state.unmatched))
 
 
