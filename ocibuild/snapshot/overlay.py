@@ -1,0 +1,54 @@
+"""The overlay snapshotter: lower = the layers' directories, a fresh upper per step."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ocibuild.oci.layer import LayerInfo
+from ocibuild.snapshot import LayerRef, userns
+from ocibuild.snapshot.base import (
+    Prepared,
+    layer_dir,
+    layer_info,
+    new_step_dir,
+)
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+
+
+class OverlaySnapshotter:
+    kind = "overlay"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.materialized = 0
+
+    def prepare(self, layers: Sequence[LayerRef]) -> Prepared:
+        from ocibuild.sandbox.spec import OverlayRoot
+
+        self.materialized += 1
+        lowers = [layer_dir(self.store, ref) for ref in layers]
+        step = new_step_dir(self.store)
+        upper, work = step / "upper", step / "work"
+        upper.mkdir(mode=0o755)
+        work.mkdir(mode=0o700)
+        if not lowers:  # FROM scratch: overlayfs needs one lower directory
+            empty = step / "empty"
+            empty.mkdir(mode=0o755)
+            lowers = [empty]
+        return Prepared(OverlayRoot(tuple(lowers), upper, work), tuple(layers), step)
+
+    def commit(self, prepared: Prepared, *, compression: str = "gzip",
+               source_date_epoch: int | None = None) -> LayerInfo | None:
+        upper = prepared.step_dir / "upper"
+        return layer_info(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
+            "kind": "upper", "layout": str(self.store.layout.path), "root": str(upper),
+            "compression": compression, "sde": source_date_epoch,
+        }))
+
+    def release(self, prepared: Prepared) -> None:
+        if os.path.lexists(prepared.step_dir):
+            userns.remove_tree(prepared.step_dir)
