@@ -18,6 +18,7 @@ from ocibuild.errors import OcibuildError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "build": "ocibuild.cli.build_cmd:build_cmd",
     "import": "ocibuild.cli.image_cmds:import_cmd",
     "inspect": "ocibuild.cli.image_cmds:inspect_cmd",
     "pull": "ocibuild.cli.registry_cmds:pull_cmd",

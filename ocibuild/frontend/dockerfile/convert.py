@@ -136,6 +136,11 @@ class Converter:
         self.stages: list[_Stage] = []
         self.done: dict[int, StageState] = {}
         self.in_progress: set[int] = set()
+        self._name_order: dict[str, int] = {}
+
+    @property
+    def _stage_order(self) -> dict[str, int]:
+        return {s.label: s.index for s in self.stages}
 
     # -- errors --------------------------------------------------------------------------
     def error(self, node: _parser.Node, message: str) -> DockerfileError:
@@ -228,7 +233,6 @@ class Converter:
             raise self.error(stage.from_node, f"circular dependency on stage {stage.label}")
         self.in_progress.add(stage.index)
         total = 1 + sum(1 for n in stage.nodes if n.name in LAYER_COMMANDS)
-        self._step_no = 0
         prefix = stage.label if len(self.stages) > 1 else ""
         state = self._from(stage, prefix, total)
         counter = [1]
@@ -243,8 +247,13 @@ class Converter:
         return f"[{head}] {text}"
 
     def _name(self, op: Op, name: str, stage: str) -> None:
-        self.names.setdefault(op.digest, name)
-        self.stage_of_op.setdefault(op.digest, stage)
+        # an op shared by stages (the same FROM) is named after the first in the file
+        order = self._stage_order.get(stage, len(self.stages))
+        known = self._name_order.get(op.digest)
+        if known is None or order < known:
+            self._name_order[op.digest] = order
+            self.names[op.digest] = name
+            self.stage_of_op[op.digest] = stage
 
     def _from(self, stage: _Stage, prefix: str, total: int) -> StageState:
         node = stage.from_node

@@ -1,0 +1,193 @@
+"""`build(...)`: a Dockerfile and a context in, an image out (the Python API behind
+`ocibuild build`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.errors import OcibuildError, UsageError
+from ocibuild.oci.config import History, ImageConfig
+from ocibuild.oci.platform import Platform
+
+if TYPE_CHECKING:
+    from ocibuild.exporter import ExportReport
+    from ocibuild.progress.events import Sink
+    from ocibuild.solver.solve import SecretSource
+
+
+@dataclass
+class BuildReport:
+    manifest_digest: str
+    config_digest: str
+    image_id: str
+    names: tuple[str, ...]
+    config: ImageConfig
+    warnings: list[str] = field(default_factory=list)
+    materialized: int = 0  # root filesystems made (0 on a fully cached rebuild)
+    steps: int = 0
+    cached_steps: int = 0
+    export: ExportReport | None = None
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_secret(text: str) -> SecretSource:
+    """A --secret value: id=NAME,src=FILE | id=NAME,env=VAR (type= accepted)."""
+    from ocibuild.solver.solve import SecretSource
+
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--secret {text}: {item!r} is not key=value")
+        fields[key.strip().lower()] = value
+    sid = fields.get("id", "")
+    src = fields.get("src") or fields.get("source") or ""
+    env = fields.get("env", "")
+    if not sid:
+        sid = Path(src).name if src else env
+    if not sid:
+        raise UsageError(f"--secret {text}: needs id=NAME")
+    if src:
+        path = Path(src).expanduser()
+        if not path.is_file():
+            raise UsageError(f"--secret {text}: {src} is not a readable file")
+        return SecretSource(sid, path=path)
+    return SecretSource(sid, env=env or sid)
+
+
+def parse_ssh(values: Sequence[str]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for text in values:
+        sid, _, paths = text.partition("=")
+        sid = sid or "default"
+        path = paths.split(",")[0] if paths else os.environ.get("SSH_AUTH_SOCK", "")
+        if not path:
+            raise UsageError(f"--ssh {text}: SSH_AUTH_SOCK is not set; give a socket path")
+        found[sid] = Path(path)
+    return found
+
+
+def _source_date_epoch(build_args: Mapping[str, str], given: int | None) -> int | None:
+    if given is not None:
+        return given
+    text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds") from None
+
+
+def build(
+    context: str | os.PathLike[str],
+    *,
+    dockerfile: str | os.PathLike[str] | None = None,
+    tags: Sequence[str] = (),
+    target: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+    outputs: Sequence[str] = (),
+    root: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    no_cache: bool = False,
+    no_cache_filter: Sequence[str] = (),
+    secrets: Sequence[str] = (),
+    ssh: Sequence[str] = (),
+    labels: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    snapshotter: str = "auto",
+    progress: Sink | None = None,
+    iidfile: str | os.PathLike[str] | None = None,
+    metadata_file: str | os.PathLike[str] | None = None,
+    source_date_epoch: int | None = None,
+    compression: str = "gzip",
+) -> BuildReport:
+    """Build the Dockerfile in `context` and write the image to `outputs` (default: the
+    local store, named by `tags`)."""
+    from ocibuild.cache.store import Store
+    from ocibuild.exporter import BuildResult, export, parse_output
+    from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
+    from ocibuild.frontend.dockerfile import dockerignore, parser
+    from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
+    from ocibuild.snapshot import open_snapshotter
+    from ocibuild.solver.solve import SolveOptions, Solver
+
+    context_dir = Path(context).resolve()
+    if not context_dir.is_dir():
+        raise UsageError(f"{context}: the build context is not a directory")
+    df_path = Path(dockerfile) if dockerfile else context_dir / "Dockerfile"
+    if dockerfile and not df_path.is_absolute() and not df_path.exists():
+        df_path = context_dir / df_path
+    try:
+        text = df_path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the Dockerfile {df_path}: {exc.strerror}") from None
+    output_specs = [parse_output(o) for o in outputs]
+    args = dict(build_args or {})
+    sde = _source_date_epoch(args, source_date_epoch)
+    ast = parser.parse(text, df_path.name)
+    ignore_file = dockerignore.find_ignore_file(context_dir, df_path)
+    ignore_patterns: list[str] = []
+    if ignore_file is not None:
+        ignore_patterns = dockerignore.read_patterns(
+            ignore_file.read_text(encoding="utf-8", errors="surrogateescape"))
+    target_platform = Platform.parse(platform) if platform else None
+    secret_map = {s.id: s for s in (parse_secret(t) for t in secrets)}
+    ssh_map = parse_ssh(ssh)
+
+    store = Store.open(root)
+    with store.lock():
+
+        def resolve(ref: str, plat: Platform) -> tuple[str, ImageConfig]:
+            image = store.resolve_image(ref, plat)
+            if image is None:
+                raise OcibuildError(
+                    f"image {ref!r} is not in the local store ({store.root}); import it "
+                    "first (ocibuild import DIR --tag NAME)")
+            return image.digest, image.config
+
+        conv = convert(ast, BuildInputs(build_args=args, target=target,
+                                        platform=target_platform,
+                                        context_excludes=tuple(ignore_patterns),
+                                        labels=dict(labels or {})), resolve)
+        snap = open_snapshotter(store, snapshotter)
+        opts = SolveOptions(
+            context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
+            jobs=jobs or os.cpu_count() or 1, no_cache=no_cache,
+            no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
+            secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
+            names=conv.names, stage_of_op=conv.stage_of_op)
+        solver = Solver(store, snap, opts, progress)
+        results = solver.solve(conv.target.op)
+        state = conv.target
+        final = results[state.op.digest]
+        created = _rfc3339(sde if sde is not None else datetime.now(UTC).timestamp())
+        history = list(state.base_history)
+        for step in state.history:
+            layer = results[step.op.digest].layer if step.op is not None else None
+            history.append(History(created=created, created_by=step.created_by,
+                                   comment=step.comment, empty_layer=layer is None))
+        plat = state.platform
+        config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
+                             created=created, author=state.author, config=state.config,
+                             diff_ids=tuple(r.diff_id for r in final.layers),
+                             history=tuple(history))
+        report = export(BuildResult(config, final.layers), output_specs, store, tags=tags)
+        if iidfile:
+            write_iidfile(Path(iidfile), report)
+        if metadata_file:
+            write_metadata_file(Path(metadata_file), report)
+    steps = [r for d, r in results.items() if d in solver.index]
+    return BuildReport(
+        manifest_digest=report.manifest_digest, config_digest=report.config_digest,
+        image_id=report.image_id, names=report.names, config=config,
+        warnings=conv.warnings, materialized=snap.materialized, steps=len(steps),
+        cached_steps=sum(1 for r in steps if r.cached), export=report)

@@ -1,0 +1,91 @@
+"""`ocibuild build`: the flags a `docker buildx build` user types."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ocibuild.errors import OcibuildError, UsageError
+
+
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    import os
+
+    out: dict[str, str] = {}
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not key:
+            raise UsageError(f"{what} {text!r}: expected KEY=VALUE")
+        if not sep:  # docker takes the value from the environment
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+@click.command("build")
+@click.argument("context", type=click.Path(file_okay=False))
+@click.option("-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile).")
+@click.option("-t", "--tag", "tags", multiple=True, help="Name the image (repeatable).")
+@click.option("--target", help="Build this stage (and what it needs) only.")
+@click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE for an ARG.")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the image.")
+@click.option("-o", "--output", "outputs", multiple=True,
+              help="type=oci|docker|local,dest=PATH (default: the local store).")
+@click.option("--secret", "secrets", multiple=True, help="id=NAME,src=FILE or id=NAME,env=VAR.")
+@click.option("--ssh", "ssh", multiple=True, help="default (forwards SSH_AUTH_SOCK) or ID=SOCKET.")
+@click.option("--progress", type=click.Choice(["auto", "plain", "quiet", "tty"]), default="auto",
+              show_default=True)
+@click.option("--no-cache", is_flag=True, help="Run every step again.")
+@click.option("--no-cache-filter", "no_cache_filter", multiple=True,
+              help="Run the steps of this stage again (repeatable).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Steps run at once (default: CPUs).")
+@click.option("--platform", help="Target platform (os/arch[/variant]).")
+@click.option("--snapshotter", type=click.Choice(["auto", "overlay", "native"]), default="auto",
+              show_default=True)
+@click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID here.")
+@click.option("--metadata-file", "metadata_file", type=click.Path(dir_okay=False),
+              help="Write buildx-style build metadata (JSON) here.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.pass_context
+def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
+              target: str | None, build_args: tuple[str, ...], labels: tuple[str, ...],
+              outputs: tuple[str, ...], secrets: tuple[str, ...], ssh: tuple[str, ...],
+              progress: str, no_cache: bool, no_cache_filter: tuple[str, ...],
+              jobs: int | None, platform: str | None, snapshotter: str, iidfile: str | None,
+              metadata_file: str | None, quiet: bool) -> None:
+    """Build an image from a Dockerfile and a context directory."""
+    from ocibuild.build import build
+    from ocibuild.progress.plain import PlainRenderer
+    from ocibuild.solver.solve import StepFailedError
+
+    renderer = None if quiet or progress == "quiet" else PlainRenderer(sys.stderr)
+    try:
+        report = build(
+            context, dockerfile=dockerfile, tags=tags, target=target,
+            build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
+            outputs=outputs, root=ctx.obj.get("root"), jobs=jobs, no_cache=no_cache,
+            no_cache_filter=no_cache_filter, secrets=secrets, ssh=ssh, platform=platform,
+            snapshotter=snapshotter, progress=renderer, iidfile=iidfile,
+            metadata_file=metadata_file)
+    except StepFailedError as exc:
+        if renderer is not None:
+            sys.stderr.write("\n" + renderer.summary() + "\n")
+        raise OcibuildError(f"failed to solve: {exc.message}") from None
+    except OcibuildError as exc:
+        from ocibuild.frontend.dockerfile.errors import DockerfileError
+
+        if isinstance(exc, DockerfileError):
+            raise OcibuildError(exc.render(), exit_code=exc.exit_code) from None
+        raise
+    for warning in report.warnings:
+        click.echo(warning, err=True)
+    if quiet:
+        click.echo(report.image_id)
+    else:
+        names = ", ".join(report.names)
+        click.echo(f"writing image {report.manifest_digest}"
+                   + (f" ({names})" if names else ""), err=True)
+        click.echo(report.image_id)

@@ -1,0 +1,153 @@
+"""Running a RUN op: its root from the snapshotter, its mounts, the sandbox, the commit."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ocibuild.errors import OcibuildError
+from ocibuild.graph import ContextSource, ExecOp, Mount
+from ocibuild.progress.events import Event
+from ocibuild.solver import selection
+from ocibuild.solver.solve import OpResult, StepFailedError
+
+if TYPE_CHECKING:
+    from ocibuild.snapshot import LayerRef
+    from ocibuild.solver.solve import Solver
+
+TAIL_LINES = 10
+
+
+class _Output:
+    """Turns a step's output into log events, keeping the last lines for errors."""
+
+    def __init__(self, solver: Solver, op: ExecOp) -> None:
+        self.solver = solver
+        self.op = op
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.secrets: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        for secret in self.secrets:
+            if secret:
+                data = data.replace(secret, b"****")
+        text = data.decode(errors="replace").rstrip("\n")
+        for line in text.split("\n"):
+            self.tail.append(line)
+            index = self.solver.index.get(self.op.digest)
+            if index is not None:
+                import time
+
+                self.solver.progress(Event("log", index, self.solver.opts.names[self.op.digest],
+                                           time.monotonic(), text=line))
+
+
+def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitStack,
+                   env: dict[str, str], output: _Output) -> Any | None:
+    from ocibuild import sandbox
+    from ocibuild.solver.solve import root_spec
+
+    if m.type == "cache":
+        path = stack.enter_context(solver.store.cache_mount(
+            m.id or m.target, m.sharing, mode=m.mode if m.mode is not None else 0o755,
+            uid=m.uid or 0, gid=m.gid or 0))
+        return sandbox.CacheMount(path, m.target)
+    if m.type == "tmpfs":
+        return sandbox.TmpfsMount(m.target, m.size or None)
+    if m.type == "secret":
+        src = solver.opts.secrets.get(m.id)
+        data = src.data() if src is not None else None
+        if data is None:
+            if m.required:
+                raise OcibuildError(f"secret {m.id} not found (give it with --secret "
+                                    f"id={m.id},src=FILE)")
+            return None
+        output.secrets.append(data.strip())
+        if m.env:
+            env[m.env] = data.decode(errors="replace")
+            if not m.target:
+                return None
+        return sandbox.SecretMount(m.target, data=data,
+                                   mode=m.mode if m.mode is not None else 0o400,
+                                   uid=m.uid or 0, gid=m.gid or 0)
+    if m.type == "ssh":
+        sock = solver.opts.ssh.get(m.id or "default")
+        if sock is None:
+            if m.required:
+                raise OcibuildError(f"ssh agent {m.id or 'default'} not forwarded (use "
+                                    "--ssh default)")
+            return None
+        return sandbox.SSHMount(sock, m.target)
+    # bind: from the context or a stage
+    if isinstance(m.source, ContextSource):
+        ctx = solver.opts.context_dir
+        if ctx is None:
+            raise OcibuildError("a bind mount from the context needs a context")
+        src = ctx / selection.scoped_resolve(ctx, m.source_path)
+        if not m.readonly:
+            # writes to a rw bind mount are thrown away, never reach the context
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocib-bind-")))
+            copy = tmp / "src"
+            if src.is_dir():
+                shutil.copytree(src, copy, symlinks=True)
+            else:
+                shutil.copy2(src, copy)
+            src = copy
+        return sandbox.BindMount(src, m.target, readonly=m.readonly)
+    assert m.source is not None
+    native = _native(solver)
+    layers = solver._result_of(m.source).layers
+    prepared = native.prepare(layers)
+    stack.callback(native.release, prepared)
+    spec = root_spec(prepared.root)
+    base = Path(spec["dir"])
+    path = base / selection.scoped_resolve(base, m.source_path)
+    return sandbox.BindMount(path, m.target, readonly=m.readonly)
+
+
+def _native(solver: Solver) -> Any:
+    if solver.snap.kind == "native":
+        return solver.snap
+    from ocibuild.snapshot import open_snapshotter
+
+    return open_snapshotter(solver.store, "native")
+
+
+def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> LayerRef | None:
+    from ocibuild import sandbox
+
+    env: dict[str, str] = {}
+    for item in op.env:
+        k, _, v = item.partition("=")
+        env[k] = v
+    output = _Output(solver, op)
+    with contextlib.ExitStack() as stack:
+        mounts = [x for m in op.mounts
+                  if (x := _sandbox_mount(solver, op, m, stack, env, output)) is not None]
+        prepared = solver.snap.prepare(root.layers)
+        stack.callback(solver.snap.release, prepared)
+        spec = sandbox.StepSpec(rootfs=prepared.root, argv=list(op.args), env=env,
+                                cwd=op.cwd or "/", user=op.user, mounts=mounts,
+                                network=op.network)  # type: ignore[arg-type]
+        try:
+            result = sandbox.run_step(spec, on_stdout=output, on_stderr=output,
+                                      cancel=solver.cancelled)
+        except OcibuildError as exc:
+            raise OcibuildError(f"{solver.opts.names.get(op.digest, 'RUN')}: {exc.message}"
+                                ) from None
+        if not result.ok:
+            shown = " ".join(op.args)
+            code = result.exit_code if result.exit_code is not None else result.description
+            message = (f'process "{shown}" did not complete successfully: exit code: {code}')
+            if result.hint:
+                message += f" ({result.hint})"
+            raise StepFailedError(solver.opts.names.get(op.digest, "RUN"), message,
+                                  list(output.tail))
+        return solver._commit(prepared)
+
+
+

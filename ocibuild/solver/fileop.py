@@ -1,0 +1,266 @@
+"""COPY/ADD and WORKDIR's mkdir, run under the sandbox's id mapping (snapshot.userns.call).
+
+The step's root (and a stage used as a COPY source) is either a plain directory (native
+snapshotter) or an overlay that this process mounts in a mount namespace of its own.
+Ownership is set as seen inside the sandbox: files from a context become root's (or
+--chown's), files from a stage keep their owners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ocibuild.errors import OcibuildError
+from ocibuild.solver import selection
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+class CopyError(OcibuildError):
+    pass
+
+
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return True
+
+
+@contextlib.contextmanager
+def _mounted(spec: dict[str, Any], readonly: bool = False) -> Iterator[Path]:
+    """A root spec {"dir": PATH} or {"overlay": {lower, upper, work}} as a directory."""
+    if "dir" in spec:
+        yield Path(spec["dir"])
+        return
+    from ocibuild.sandbox import linux
+
+    ov = spec["overlay"]
+    target = tempfile.mkdtemp(prefix="ocibuild-copy-")
+    lower = ":".join(reversed(ov["lower"]))  # overlayfs lists the top layer first
+    if readonly:
+        options = f"lowerdir={ov['upper']}:{lower}"
+    else:
+        options = f"lowerdir={lower},upperdir={ov['upper']},workdir={ov['work']}"
+    if _in_user_namespace():
+        options += ",userxattr"
+    linux.mount("overlay", target, "overlay", linux.MS_RDONLY if readonly else 0, options)
+    try:
+        yield Path(target)
+    finally:
+        linux.umount(target)
+        os.rmdir(target)
+
+
+def _private_mount_namespace() -> None:
+    from ocibuild.sandbox import linux
+
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | (1 << 18))  # MS_PRIVATE
+
+
+def _owner(spec: str, root: Path) -> tuple[int, int] | None:
+    if not spec:
+        return None
+    from ocibuild.sandbox.users import UnknownUserError, resolve_user
+
+    def read(name: str) -> str:
+        path = root / selection.scoped_resolve(root, f"etc/{name}")
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    user_part, _, group_part = spec.partition(":")
+    if user_part.isdigit() and (not group_part or group_part.isdigit()):
+        return int(user_part), int(group_part) if group_part else int(user_part)
+    try:
+        u = resolve_user(spec, read("passwd"), read("group"))
+    except UnknownUserError as exc:
+        raise CopyError(str(exc)) from None
+    return u.uid, u.gid
+
+
+def _dest_path(root: Path, path: str) -> Path:
+    """`path` (absolute in the image) on disk, parents resolved inside the root."""
+    parent, name = posixpath.split(path.rstrip("/") or "/")
+    if not name:
+        return root
+    return root / selection.scoped_resolve(root, parent) / name
+
+
+def _makedirs(root: Path, path: str, owner: tuple[int, int] | None, mode: int = 0o755) -> Path:
+    current = root
+    rel = ""
+    for part in [p for p in path.split("/") if p]:
+        rel = f"{rel}/{part}"
+        target = root / selection.scoped_resolve(root, rel)
+        if not os.path.lexists(target):
+            os.mkdir(target, mode)
+            os.chmod(target, mode)
+            os.lchown(target, *(owner or (0, 0)))
+        elif not target.is_dir():
+            raise CopyError(f"cannot create directory {rel}: a file is in the way")
+        current = target
+    return current
+
+
+class _Copier:
+    def __init__(self, src_root: Path, owner: tuple[int, int] | None, chmod: int | None,
+                 from_context: bool) -> None:
+        self.src_root = src_root
+        self.owner = owner if owner is not None else ((0, 0) if from_context else None)
+        self.chmod = chmod
+
+    def _apply(self, dst: Path, st: os.stat_result, is_link: bool) -> None:
+        uid, gid = self.owner if self.owner is not None else (st.st_uid, st.st_gid)
+        os.lchown(dst, uid, gid)
+        if not is_link:
+            mode = self.chmod if self.chmod is not None else stat.S_IMODE(st.st_mode)
+            os.chmod(dst, mode)
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+    def copy_entry(self, src: Path, dst: Path, st: os.stat_result) -> None:
+        if stat.S_ISDIR(st.st_mode):
+            if os.path.lexists(dst) and not dst.is_dir() or dst.is_symlink():
+                os.unlink(dst)
+            if not os.path.lexists(dst):
+                os.mkdir(dst, 0o700)
+            self._apply(dst, st, False)
+            return
+        if os.path.lexists(dst):
+            if dst.is_dir() and not dst.is_symlink():
+                shutil.rmtree(dst)
+            else:
+                os.unlink(dst)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(src), dst)
+            self._apply(dst, st, True)
+        elif stat.S_ISREG(st.st_mode):
+            with open(src, "rb") as fin, open(dst, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            self._apply(dst, st, False)
+        else:
+            raise CopyError(f"cannot copy special file {src.name}")
+
+    def copy_tree(self, rel: str, dst: Path, excluded: selection.Excluded | None) -> None:
+        """`rel` in the source (a directory): its contents into `dst`."""
+        base = rel
+        dirs: list[tuple[Path, os.stat_result]] = []
+        for child, st in selection.walk(self.src_root, rel, excluded):
+            sub = child[len(base):].lstrip("/") if base else child
+            target = dst / sub if sub else dst
+            if not sub:
+                if not os.path.lexists(dst):
+                    os.mkdir(dst, 0o700)
+                    self._apply(dst, st, False)
+                    dirs.append((dst, st))
+                continue
+            parent = target.parent
+            if not parent.exists():
+                parent.mkdir(parents=True, mode=0o755)
+            self.copy_entry(self.src_root / child, target, st)
+            if stat.S_ISDIR(st.st_mode):
+                dirs.append((target, st))
+        for path, st in reversed(dirs):  # directory mtimes after their contents
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _is_archive(path: Path) -> bool:
+    if not path.name.endswith(ARCHIVE_SUFFIXES) and not path.is_file():
+        return False
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def _extract(archive: Path, dest: Path, owner: tuple[int, int] | None) -> None:
+    with tarfile.open(archive) as tf:
+        tf.extractall(dest, filter="data" if owner is None else "fully_trusted")
+
+
+def copy_into(args: dict[str, Any]) -> None:
+    """(Runs under the sandbox mapping.) COPY/ADD into the step's root."""
+    needs_ns = "overlay" in args["root"] or "overlay" in args["source"]
+    if needs_ns:
+        _private_mount_namespace()
+    with _mounted(args["root"]) as root, _mounted(args["source"], readonly=True) as src:
+        _copy(root, src, args)
+
+
+def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
+    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+
+    ignore = IgnoreMatcher(list(args.get("ignore", ())))
+    exclude = IgnoreMatcher(list(args.get("excludes", ())))
+    owner = _owner(args.get("chown", ""), root)
+    chmod = int(args["chmod"], 8) if args.get("chmod") else None
+    from_context = bool(args.get("from_context"))
+    copier = _Copier(src, owner, chmod, from_context)
+    dest = args["dest"]
+    dest_abs = posixpath.normpath(posixpath.join(args.get("cwd") or "/", dest))
+    dir_form = dest.endswith("/") or dest in (".", "./") or dest.endswith("/.")
+    matches: list[str] = []
+    for pattern in args["sources"]:
+        found = selection.expand(src, pattern.lstrip("/") if not from_context else pattern)
+        found = [m for m in found if not ignore.matches(m) or (src / m).is_dir()]
+        if not found:
+            raise CopyError(f"{pattern}: not found"
+                            + (" in the build context" if from_context else ""))
+        matches += found
+    multiple = len(matches) > 1 or any(selection.has_wildcards(p) for p in args["sources"])
+
+    def excluded_under(top: str) -> selection.Excluded:
+        def check(rel: str, is_dir: bool) -> bool:
+            sub = rel[len(top):].lstrip("/") if top else rel
+            return ignore.matches(rel) or exclude.matches(rel) or bool(
+                sub and exclude.matches(sub))
+        return check
+
+    dest_exists_dir = _dest_path(root, dest_abs).is_dir()
+    for match in matches:
+        resolved = selection.scoped_resolve(src, match)
+        full = src / resolved
+        if not os.path.lexists(full):
+            raise CopyError(f"{match}: not found")
+        st = os.lstat(full)
+        if exclude.matches(match) and not stat.S_ISDIR(st.st_mode):
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            target_path = posixpath.join(dest_abs, match) if args.get("parents") else dest_abs
+            target = _makedirs(root, target_path, owner)
+            copier.copy_tree(resolved, target, excluded_under(resolved))
+            continue
+        if args.get("add") and from_context and _is_archive(full):
+            target = _makedirs(root, dest_abs, owner)
+            _extract(full, target, owner)
+            continue
+        name = posixpath.basename(match)
+        if args.get("parents"):
+            target_path = posixpath.join(dest_abs, match)
+        elif dir_form or multiple or dest_exists_dir:
+            target_path = posixpath.join(dest_abs, name)
+        else:
+            target_path = dest_abs
+        parent = _makedirs(root, posixpath.dirname(target_path), owner)
+        copier.copy_entry(full, parent / posixpath.basename(target_path), st)
+
+
+def mkdir_in(args: dict[str, Any]) -> None:
+    """(Runs under the sandbox mapping.) WORKDIR: create the directory if missing."""
+    if "overlay" in args["root"]:
+        _private_mount_namespace()
+    with _mounted(args["root"]) as root:
+        owner = _owner(args.get("user", ""), root)
+        _makedirs(root, args["path"], owner, int(args.get("mode", 0o755)))

@@ -1,0 +1,347 @@
+"""The solver: cache keys for every op, then each op run (or reused) as soon as its
+inputs are done.
+
+A cache hit is a descriptor only: the op's result is its inputs' layers plus the
+recorded layer, and no root filesystem is made. Only an op that must run asks the
+snapshotter for one (which extracts the layers it has not extracted before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ocibuild.cache.records import CacheRecord
+from ocibuild.cache.store import Store
+from ocibuild.errors import OcibuildError
+from ocibuild.graph import (
+    ContextSource,
+    CopyOp,
+    ExecOp,
+    HttpSource,
+    ImageSource,
+    MkdirOp,
+    Op,
+    ScratchSource,
+    walk,
+)
+from ocibuild.oci import canonical
+from ocibuild.oci.image import load_image
+from ocibuild.progress.events import Event, Sink
+from ocibuild.snapshot import LayerRef, Snapshotter
+from ocibuild.solver.checksum import ContextChecksums, memo_path
+from ocibuild.solver.scheduler import Scheduler
+
+KEY_VERSION = "ocibuild-cache-v1"
+
+
+class StepFailedError(OcibuildError):
+    """A RUN that exited non-zero (the CLI exits with status 1)."""
+
+    def __init__(self, name: str, message: str, tail: list[str]) -> None:
+        super().__init__(message)
+        self.name = name
+        self.tail = tail
+
+
+@dataclass(frozen=True)
+class OpResult:
+    layers: tuple[LayerRef, ...]  # the op's whole filesystem, base first
+    layer: LayerRef | None  # what this op added (None: nothing, or not a fs op)
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    id: str
+    path: Path | None = None
+    env: str = ""
+
+    def data(self) -> bytes | None:
+        if self.path is not None:
+            return self.path.read_bytes()
+        value = os.environ.get(self.env or self.id)
+        return None if value is None else value.encode()
+
+
+@dataclass
+class SolveOptions:
+    context_dir: Path | None = None
+    ignore_patterns: tuple[str, ...] = ()
+    jobs: int = os.cpu_count() or 1
+    no_cache: bool = False
+    no_cache_stages: frozenset[str] = frozenset()
+    secrets: Mapping[str, SecretSource] = field(default_factory=dict)
+    ssh: Mapping[str, Path] = field(default_factory=dict)
+    source_date_epoch: int | None = None
+    compression: str = "gzip"
+    names: Mapping[str, str] = field(default_factory=dict)  # op digest -> progress name
+    stage_of_op: Mapping[str, str] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Solver:
+    def __init__(self, store: Store, snapshotter: Snapshotter, options: SolveOptions,
+                 progress: Sink | None = None) -> None:
+        self.store = store
+        self.snap = snapshotter
+        self.opts = options
+        self.progress: Sink = progress or (lambda e: None)
+        self.keys: dict[str, str] = {}
+        self.key_inputs: dict[str, dict[str, Any]] = {}
+        self.index: dict[str, int] = {}
+        self.downloads: dict[str, Path] = {}
+        self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-"))
+        self._checksums: ContextChecksums | None = None
+        self._scheduler: Scheduler[Op, OpResult] | None = None
+
+    # -- keys ------------------------------------------------------------------------------
+    def checksums(self) -> ContextChecksums:
+        if self._checksums is None:
+            if self.opts.context_dir is None:
+                raise OcibuildError("this build reads from a context but none was given")
+            from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+
+            ignore = IgnoreMatcher(list(self.opts.ignore_patterns))
+            self._checksums = ContextChecksums(
+                self.opts.context_dir, memo_path(self.store.root, self.opts.context_dir),
+                (lambda rel, is_dir: ignore.matches(rel)) if self.opts.ignore_patterns
+                else None)
+        return self._checksums
+
+    def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
+                          excludes: tuple[str, ...] = (), what: str = "") -> str:
+        extra = None
+        if excludes:
+            from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+
+            m = IgnoreMatcher(list(excludes))
+            extra = lambda rel, is_dir: m.matches(rel) or m.matches(  # noqa: E731
+                rel.rsplit("/", 1)[-1])
+        try:
+            return self.checksums().checksum(patterns, with_mode=with_mode,
+                                             extra_excluded=extra)
+        except FileNotFoundError as exc:
+            raise OcibuildError(f"{what}: {exc.args[0]}: not found in the build context"
+                                ) from None
+
+    def compute_key(self, op: Op) -> str:
+        parts: dict[str, Any] = {"v": KEY_VERSION, "op": op.digest}
+        inputs = []
+        for inp in op.inputs:
+            if isinstance(op, CopyOp) and op.link and inp is op.root:
+                inputs.append("link")  # a --link layer does not depend on what is below
+            else:
+                inputs.append(self.keys[inp.digest])
+        parts["inputs"] = inputs
+        name = self.opts.names.get(op.digest, op.kind)
+        if isinstance(op, CopyOp) and isinstance(op.source, ContextSource):
+            parts["content"] = self._context_checksum(
+                op.sources, with_mode=not op.chmod, excludes=op.excludes, what=name)
+        if isinstance(op, ExecOp):
+            for i, m in enumerate(op.mounts):
+                if m.type == "bind" and isinstance(m.source, ContextSource):
+                    path = m.source_path.strip("/") or "."
+                    parts[f"mount{i}"] = self._context_checksum((path,), what=name)
+        if isinstance(op, HttpSource):
+            parts["content"] = self._download(op)
+        if self.opts.source_date_epoch is not None and op.kind in ("exec", "copy", "mkdir"):
+            parts["sde"] = self.opts.source_date_epoch
+        if isinstance(op, ImageSource):
+            return op.manifest_digest
+        self.key_inputs[op.digest] = parts
+        return hashlib.sha256(canonical.dumps(parts)).hexdigest()
+
+    def _download(self, op: HttpSource) -> str:
+        dest_dir = self._tmp / hashlib.sha256(op.url.encode()).hexdigest()[:16]
+        dest_dir.mkdir(exist_ok=True)
+        dest = dest_dir / op.filename
+        h = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(op.url, timeout=60) as resp, open(dest, "wb") as f:
+                while chunk := resp.read(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+                modified = resp.headers.get("Last-Modified")
+        except OSError as exc:
+            raise OcibuildError(f"ADD {op.url}: download failed: {exc}") from None
+        digest = f"sha256:{h.hexdigest()}"
+        if op.checksum and op.checksum != digest:
+            raise OcibuildError(f"ADD {op.url}: checksum mismatch: expected {op.checksum}, "
+                                f"got {digest}")
+        os.chmod(dest, 0o600)
+        if modified:
+            from email.utils import parsedate_to_datetime
+
+            with contextlib.suppress(TypeError, ValueError):
+                ts = parsedate_to_datetime(modified).timestamp()
+                os.utime(dest, (ts, ts))
+        self.downloads[op.digest] = dest_dir
+        return digest
+
+    # -- running ---------------------------------------------------------------------------
+    def solve(self, target: Op) -> dict[str, OpResult]:
+        ops = walk(target)
+        visible = [op for op in ops if op.digest in self.opts.names]
+        for i, op in enumerate(visible, start=1):
+            self.index[op.digest] = i
+        for op in ops:
+            self.keys[op.digest] = self.compute_key(op)
+        if self._checksums is not None:
+            self._checksums.save()
+        self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
+        try:
+            results = self._scheduler.run(ops, lambda op: op.inputs, self._work)
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        return {op.digest: r for op, r in results.items()}
+
+    def _event(self, kind: str, op: Op, **kw: Any) -> None:
+        index = self.index.get(op.digest)
+        if index is not None:
+            self.progress(Event(kind, index, self.opts.names[op.digest], time.monotonic(),
+                                **kw))  # type: ignore[arg-type]
+
+    def _result_of(self, op: Op) -> OpResult:
+        assert self._results is not None
+        return self._results[op.digest]
+
+    _results: dict[str, OpResult] | None = None
+
+    def _work(self, op: Op) -> OpResult:
+        if self._results is None:
+            self._results = {}
+        result = self._solve_one(op)
+        self._results[op.digest] = result
+        return result
+
+    def _solve_one(self, op: Op) -> OpResult:
+        if isinstance(op, ContextSource | HttpSource):
+            return OpResult((), None)
+        if isinstance(op, ScratchSource):
+            self._event("cached", op)
+            return OpResult((), None, cached=True)
+        if isinstance(op, ImageSource):
+            image = load_image(self.store.layout, op.manifest_digest)
+            layers = tuple(LayerRef(d, diff) for d, diff in
+                           zip(image.manifest.layers, image.config.diff_ids, strict=True))
+            self._event("cached", op)
+            return OpResult(layers, None, cached=True)
+        root = self._result_of(op.root)  # type: ignore[attr-defined]
+        key = self.keys[op.digest]
+        stage = self.opts.stage_of_op.get(op.digest, "")
+        use_cache = not self.opts.no_cache and stage not in self.opts.no_cache_stages
+        record = self.store.get_record(key) if use_cache else None
+        if record is not None:
+            layer = (LayerRef(record.layer, record.diff_id)
+                     if record.layer is not None and record.diff_id else None)
+            self._event("cached", op)
+            return OpResult(root.layers + ((layer,) if layer else ()), layer, cached=True)
+        self._event("started", op)
+        try:
+            layer = self._run(op, root)
+        except StepFailedError as exc:
+            self._event("failed", op, text=exc.message)
+            raise
+        except OcibuildError as exc:
+            self._event("failed", op, text=exc.message)
+            raise
+        self.store.put_record(CacheRecord(
+            key=key, layer=layer.descriptor if layer else None,
+            diff_id=layer.diff_id if layer else None, created=_now(),
+            description=self.opts.names.get(op.digest, op.kind),
+            inputs=self.key_inputs.get(op.digest, {})))
+        self._event("done", op)
+        return OpResult(root.layers + ((layer,) if layer else ()), layer)
+
+    def _commit(self, prepared: Any) -> LayerRef | None:
+        info = self.snap.commit(prepared, compression=self.opts.compression,
+                                source_date_epoch=self.opts.source_date_epoch)
+        if info is None:
+            return None
+        return LayerRef(info.descriptor(), info.diff_id)  # type: ignore[attr-defined]
+
+    def _run(self, op: Op, root: OpResult) -> LayerRef | None:
+        if isinstance(op, ExecOp):
+            from ocibuild.solver.execute import run_exec
+
+            return run_exec(self, op, root)
+        base = () if isinstance(op, CopyOp) and op.link else root.layers
+        prepared = self.snap.prepare(base)
+        try:
+            if isinstance(op, CopyOp):
+                self._copy(op, prepared)
+            elif isinstance(op, MkdirOp):
+                self._userns("ocibuild.solver.fileop:mkdir_in", {
+                    "root": root_spec(prepared.root), "path": op.path, "mode": op.mode,
+                    "user": op.user})
+            return self._commit(prepared)
+        finally:
+            self.snap.release(prepared)
+
+    def _copy(self, op: CopyOp, prepared: Any) -> None:
+        args: dict[str, Any] = {
+            "root": root_spec(prepared.root), "sources": list(op.sources), "dest": op.dest,
+            "cwd": op.cwd, "chown": op.chown, "chmod": op.chmod,
+            "excludes": list(op.excludes), "parents": op.parents, "add": op.add,
+        }
+        with self._source_dir(op.source) as source:
+            args["source"] = source
+            args["from_context"] = isinstance(op.source, ContextSource | HttpSource)
+            if isinstance(op.source, ContextSource):
+                args["ignore"] = list(self.opts.ignore_patterns)
+            self._userns("ocibuild.solver.fileop:copy_into", args)
+
+    @contextlib.contextmanager
+    def _source_dir(self, source: Op) -> Iterator[dict[str, Any]]:
+        if isinstance(source, ContextSource):
+            yield {"dir": str(self.opts.context_dir)}
+        elif isinstance(source, HttpSource):
+            yield {"dir": str(self.downloads[source.digest])}
+        else:
+            prepared = self.snap.prepare(self._result_of(source).layers)
+            try:
+                yield root_spec(prepared.root)
+            finally:
+                self.snap.release(prepared)
+
+    def _userns(self, target: str, args: dict[str, Any]) -> Any:
+        from ocibuild.sandbox import SandboxError, run_in_userns
+
+        try:
+            return run_in_userns(target, args)
+        except SandboxError as exc:
+            text = exc.message
+            marker = "failed in the user namespace: "
+            if marker in text:
+                text = text.split(marker, 1)[1]
+            raise OcibuildError(text) from None
+
+    @property
+    def cancelled(self) -> Any:
+        assert self._scheduler is not None
+        return self._scheduler.cancelled
+
+
+def root_spec(root: Any) -> dict[str, Any]:
+    """A prepared root as fileop's functions take it."""
+    if isinstance(root, Path | str):
+        return {"dir": str(root)}
+    return {"overlay": {"lower": [str(p) for p in root.lower], "upper": str(root.upper),
+                        "work": str(root.work)}}
+
+
+NameOf = Callable[[Op], str]
