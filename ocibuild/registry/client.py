@@ -153,7 +153,7 @@ class RegistryClient:
                 return None
             raw = f"{creds.username}:{creds.password}".encode()
             return "Basic " + base64.b64encode(raw).decode("ascii")
-        token = self._token(ch, tuple(sorted(set(scopes))), creds, what)
+        token = self._token(ch, tuple(merge_scopes(scopes)), creds, what)
         return f"Bearer {token}" if token else None
 
     def _token(self, ch: Challenge, scopes: tuple[str, ...], creds: Credentials | None,
@@ -168,7 +168,7 @@ class RegistryClient:
 
     def _forget_token(self, scopes: Sequence[str]) -> None:
         with self._token_lock:
-            self._tokens.pop(tuple(sorted(set(scopes))), None)
+            self._tokens.pop(tuple(merge_scopes(scopes)), None)
 
     def _fetch_token(self, ch: Challenge, scopes: tuple[str, ...], creds: Credentials | None,
                      what: str) -> _Token:
@@ -263,7 +263,7 @@ class RegistryClient:
                     _drain(resp)
                     self._forget_token(scopes)
                     self._challenge = challenge
-                    scopes = sorted({*scopes, *challenge.scopes})
+                    scopes = merge_scopes([*scopes, *challenge.scopes])
                     self._forget_token(scopes)
                     reauthorized = True
                     if replayable:
@@ -346,6 +346,19 @@ class RegistryClient:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def merge_scopes(scopes: Iterable[str]) -> list[str]:
+    """One scope per resource with the union of its actions, in a stable order."""
+    merged: dict[str, list[str]] = {}
+    for scope in scopes:
+        resource, sep, actions = scope.rpartition(":")
+        if not sep or not resource:
+            merged.setdefault(scope, [])
+            continue
+        have = merged.setdefault(resource, [])
+        have.extend(a for a in actions.split(",") if a and a not in have)
+    return sorted(f"{r}:{','.join(sorted(a))}" if a else r for r, a in merged.items())
 
 
 def _drain(resp: urllib3.BaseHTTPResponse) -> None:
