@@ -1,4 +1,4 @@
-"""Layer compression: detection from magic bytes, streaming compressors and decompressors.
+"""Layer compression: levels, detection from magic bytes, streaming decompression.
 
 The compressor, its version (pinned in constraints.txt) and its level decide the bytes of
 every layer, and so its digest: change none of them casually.
@@ -7,13 +7,13 @@ every layer, and so its digest: change none of them casually.
 from __future__ import annotations
 
 import io
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import zstandard
 from isal import igzip, isal_zlib
 
 from ocibuild.errors import OcibuildError
-from ocibuild.oci.mediatypes import COMPRESSIONS, GZIP, UNCOMPRESSED, ZSTD
+from ocibuild.oci.mediatypes import GZIP, UNCOMPRESSED, ZSTD
 
 # isal levels go 0..3; level 1 keeps gzip export above 200 MB/s on this kind of machine.
 GZIP_LEVEL = 1
@@ -22,33 +22,6 @@ ZSTD_LEVEL = 3
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _MAGIC_LEN = 4
-
-
-class Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-
-class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
-
-    def flush(self) -> bytes:
-        return b""
-
-
-def make_compressor(compression: str) -> Compressor:
-    """A streaming compressor: gzip without file name and with header mtime 0, zstd, or none."""
-    if compression == GZIP:
-        # wbits 31 = gzip wrapper; isal writes mtime 0, no name, OS 255: byte-stable output.
-        return isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, 31)
-    if compression == ZSTD:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
-    if compression == UNCOMPRESSED:
-        return _Identity()
-    choices = ", ".join(COMPRESSIONS)
-    raise OcibuildError(f"unknown compression {compression!r}; use one of {choices}")
 
 
 def detect(head: bytes) -> str:

@@ -1,22 +1,36 @@
 """The streaming half of layer export: tar bytes in, compressed blob out, both hashed.
 
-The caller (tar generation, file reads, diffID hashing) runs in its own thread while a
-second thread compresses, hashes the compressed bytes and writes them, so the two overlap
-on two cores. Memory is bounded by the queue: a few chunks of CHUNK bytes.
+The producer (tar generation, file reads, diffID hashing) cuts the tar stream into
+blocks of exactly BLOCK bytes, so the compressed bytes never depend on how the stream
+was written. Compression runs on other threads (both compressors release the GIL):
+zstd with its own worker threads, gzip as independent deflate blocks compressed in a
+small thread pool (each primed with the previous block's last 32 KiB, the way pigz and
+isal's threaded writer do) and joined in order. Memory stays bounded: a few blocks in
+flight.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
+import os
+import struct
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
-from ocibuild.oci.compression import make_compressor
+import zstandard
+from isal import isal_zlib
 
-CHUNK = 1 << 20
-_QUEUE_DEPTH = 8
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.compression import GZIP_LEVEL, ZSTD_LEVEL
+from ocibuild.oci.mediatypes import COMPRESSIONS, GZIP, UNCOMPRESSED, ZSTD
+
+BLOCK = 1 << 20
+COMPRESS_THREADS = 2  # neither compressor's output depends on this number
+_DEFLATE_WINDOW = 32 * 1024
+# gzip header: no flags, mtime 0, no extra flags, OS "unknown"; the same bytes everywhere.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 @dataclass(frozen=True)
@@ -27,93 +41,178 @@ class StreamResult:
     uncompressed_size: int
 
 
-class LayerSink:
-    """Accepts uncompressed tar bytes through `write`; `close` returns the hashes.
+class _Encoder(Protocol):
+    def feed(self, block: bytearray) -> None: ...
 
-    Small writes are gathered into CHUNK-sized pieces before crossing to the compressor
-    thread, so per-entry Python work stays small and the queue holds large buffers only.
-    """
+    def finish(self) -> None: ...
 
-    def __init__(self, out: BinaryIO, compression: str) -> None:
+    def abort(self) -> None: ...
+
+
+class _Output:
+    """Hashes, counts and writes compressed bytes."""
+
+    def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        self._compressor = make_compressor(compression)
-        self._diff_hash = hashlib.sha256()
-        self._blob_hash = hashlib.sha256()
-        self._pending = bytearray()
-        self._uncompressed = 0
-        self._size = 0
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
-        self._thread = threading.Thread(target=self._compress_loop, name="layer-compress",
-                                        daemon=True)
-        self._thread.start()
-        self._closed = False
+        self._hash = hashlib.sha256()
+        self.size = 0
 
     def write(self, data: bytes) -> None:
-        if len(data) >= CHUNK:
-            self._flush_pending()
-            self._send(data)
-            return
-        self._pending += data
-        if len(self._pending) >= CHUNK:
-            self._flush_pending()
+        if data:
+            self._hash.update(data)
+            self.size += len(data)
+            self._out.write(data)
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self._hash.hexdigest()}"
+
+
+class _Plain:
+    def __init__(self, output: _Output) -> None:
+        self._output = output
+
+    def feed(self, block: bytearray) -> None:
+        self._output.write(block)
+
+    def finish(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class _Zstd:
+    def __init__(self, output: _Output) -> None:
+        self._output = output
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=COMPRESS_THREADS)
+        self._stream = compressor.compressobj()
+
+    def feed(self, block: bytearray) -> None:
+        self._output.write(self._stream.compress(block))
+
+    def finish(self) -> None:
+        self._output.write(self._stream.flush())
+
+    def abort(self) -> None:
+        pass
+
+
+def _deflate_block(block: bytearray, zdict: bytes | None) -> tuple[bytes, int]:
+    if zdict is None:
+        compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15)
+    else:
+        compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15, zdict=zdict)
+    data = compressor.compress(block) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+    return data, isal_zlib.crc32(block)
+
+
+class _ParallelGzip:
+    """One gzip member made of deflate blocks compressed in parallel, written in order."""
+
+    def __init__(self, output: _Output) -> None:
+        self._output = output
+        self._pool = ThreadPoolExecutor(COMPRESS_THREADS, thread_name_prefix="layer-gzip")
+        self._pending: deque[tuple[Future[tuple[bytes, int]], int]] = deque()
+        self._zdict: bytes | None = None
+        self._crc = 0
+        self._length = 0
+        output.write(_GZIP_HEADER)
+
+    def feed(self, block: bytearray) -> None:
+        self._pending.append((self._pool.submit(_deflate_block, block, self._zdict), len(block)))
+        self._zdict = bytes(block[-_DEFLATE_WINDOW:])
+        while len(self._pending) > 2 * COMPRESS_THREADS:
+            self._write_oldest()
+
+    def finish(self) -> None:
+        while self._pending:
+            self._write_oldest()
+        self._pool.shutdown()
+        self._output.write(isal_zlib.compress(b"", wbits=-15))  # the final, empty block
+        self._output.write(struct.pack("<II", self._crc, self._length & 0xFFFFFFFF))
+
+    def abort(self) -> None:
+        for future, _ in self._pending:
+            future.cancel()
+        self._pool.shutdown()
+
+    def _write_oldest(self) -> None:
+        future, length = self._pending.popleft()
+        data, crc = future.result()
+        self._crc = isal_zlib.crc32_combine(self._crc, crc, length)
+        self._length += length
+        self._output.write(data)
+
+
+def _encoder(compression: str, output: _Output) -> _Encoder:
+    if compression == GZIP:
+        return _ParallelGzip(output)
+    if compression == ZSTD:
+        return _Zstd(output)
+    if compression == UNCOMPRESSED:
+        return _Plain(output)
+    choices = ", ".join(COMPRESSIONS)
+    raise OcibuildError(f"unknown compression {compression!r}; use one of {choices}")
+
+
+class LayerSink:
+    """Accepts uncompressed tar bytes through `write` and `write_from_fd`; `close` returns
+    the hashes. File data is read straight into the current block (no extra copy)."""
+
+    def __init__(self, out: BinaryIO, compression: str) -> None:
+        self._output = _Output(out)
+        self._encoder = _encoder(compression, self._output)
+        self._diff_hash = hashlib.sha256()
+        self._block = bytearray(BLOCK)
+        self._fill = 0
+        self._uncompressed = 0
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = min(len(view), BLOCK - self._fill)
+            self._block[self._fill:self._fill + n] = view[:n]
+            self._fill += n
+            view = view[n:]
+            if self._fill == BLOCK:
+                self._feed_block()
+
+    def write_from_fd(self, fd: int, size: int) -> int:
+        """Copy up to `size` bytes from a file descriptor; returns how many it had."""
+        left = size
+        while left:
+            n = min(left, BLOCK - self._fill)
+            got = os.readv(fd, [memoryview(self._block)[self._fill:self._fill + n]])
+            if not got:
+                break
+            self._fill += got
+            left -= got
+            if self._fill == BLOCK:
+                self._feed_block()
+        return size - left
 
     def close(self) -> StreamResult:
-        """Finish the stream and wait for the compressor; raises what the compressor raised."""
-        self._flush_pending()
-        self._stop()
-        if self._error is not None:
-            raise self._error
+        if self._fill:
+            del self._block[self._fill:]
+            self._feed_block()
+        self._encoder.finish()
         return StreamResult(
-            digest=f"sha256:{self._blob_hash.hexdigest()}",
+            digest=self._output.digest,
             diff_id=f"sha256:{self._diff_hash.hexdigest()}",
-            size=self._size,
+            size=self._output.size,
             uncompressed_size=self._uncompressed,
         )
 
     def abort(self) -> None:
-        """Stop the compressor thread after a failure on the producing side."""
-        self._stop()
+        """Stop the compressor threads after a failure on the producing side."""
+        self._encoder.abort()
 
-    def _stop(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._queue.put(None)
-            self._thread.join()
-
-    def _flush_pending(self) -> None:
-        if self._pending:
-            data = bytes(self._pending)
-            self._pending.clear()
-            self._send(data)
-
-    def _send(self, data: bytes) -> None:
-        if self._error is not None:
-            self.abort()
-            raise self._error
-        self._diff_hash.update(data)
-        self._uncompressed += len(data)
-        self._queue.put(data)
-
-    def _emit(self, data: bytes) -> None:
-        if data:
-            self._blob_hash.update(data)
-            self._size += len(data)
-            self._out.write(data)
-
-    def _compress_loop(self) -> None:
-        while True:
-            data = self._queue.get()
-            if self._error is not None:
-                if data is None:
-                    return
-                continue  # keep draining so the producer never blocks on a full queue
-            try:
-                if data is None:
-                    self._emit(self._compressor.flush())
-                    return
-                self._emit(self._compressor.compress(data))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer thread
-                self._error = exc
-                if data is None:
-                    return
+    def _feed_block(self) -> None:
+        # The full block goes to the encoder as it is; a fresh one takes its place.
+        block = self._block
+        self._block = bytearray(BLOCK)
+        self._fill = 0
+        self._diff_hash.update(block)
+        self._uncompressed += len(block)
+        self._encoder.feed(block)

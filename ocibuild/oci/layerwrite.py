@@ -17,7 +17,7 @@ from typing import BinaryIO
 from ocibuild.errors import OcibuildError
 from ocibuild.idmap import IdMap
 from ocibuild.oci import tarwriter as tw
-from ocibuild.oci.layerstream import CHUNK, LayerSink, StreamResult
+from ocibuild.oci.layerstream import LayerSink, StreamResult
 
 ADD = "add"
 DELETE = "delete"
@@ -169,14 +169,8 @@ class TarProducer:
     def _copy_data(self, full: bytes, size: int) -> None:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            left = size
-            while left:
-                chunk = os.read(fd, min(left, CHUNK))
-                if not chunk:
-                    raise OcibuildError(
-                        f"{os.fsdecode(full)}: file shrank while writing the layer")
-                left -= len(chunk)
-                self._sink.write(chunk)
+            if self._sink.write_from_fd(fd, size) != size:
+                raise OcibuildError(f"{os.fsdecode(full)}: file shrank while writing the layer")
         finally:
             os.close(fd)
         self._sink.write(tw.padding(size))
