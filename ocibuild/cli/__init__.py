@@ -18,6 +18,8 @@ from ocibuild.errors import OcibuildError
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "images": "ocibuild.cli.store_cmds:images_cmd",
+    "cache": "ocibuild.cli.store_cmds:cache_group",
     "build": "ocibuild.cli.build_cmd:build_cmd",
     "import": "ocibuild.cli.image_cmds:import_cmd",
     "inspect": "ocibuild.cli.image_cmds:inspect_cmd",

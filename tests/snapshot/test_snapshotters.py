@@ -55,6 +55,11 @@ def test_both_snapshotters_give_identical_layers_unprivileged(
     data_dir = next(p for p in layers_dir.iterdir() if (p / "data").is_dir())
     assert os.lstat(data_dir / "data" / "file").st_uid == 200999
     assert os.lstat(data_dir / "data").st_uid == sub_user.uid
+    # and the unprivileged user can remove what its subordinate ids own
+    prune = sub_user.run([VENV_BIN / "ocibuild", "--root", sub_tmp / "store", "cache", "prune",
+                          "--all"])
+    assert prune.returncode == 0, prune.stderr
+    assert list(layers_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -1,0 +1,201 @@
+"""`cache du` and `cache prune`: what the cache holds, and removing what is not needed.
+
+Kinds of items: cache records (sized by their layer blob), extracted layer snapshots,
+native chain snapshots, cache mounts. Without --all, whatever a tagged image uses is
+kept (records of its layers, its snapshots); blobs are removed only when neither a
+tagged image nor a remaining record refers to them. Prune holds the store exclusively,
+so it never runs while a build holds the store lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ocibuild.errors import OcibuildError
+from ocibuild.oci import digest as _digest
+from ocibuild.oci.layout import TMP_PREFIX
+from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+
+RECORD, LAYER, CHAIN, MOUNT = "record", "snapshot", "chain", "cache-mount"
+
+
+@dataclass(frozen=True)
+class UsageItem:
+    kind: str
+    id: str
+    size: int
+    last_used: float
+    description: str
+    in_use: bool  # used by a tagged image: kept by prune without --all
+
+
+@dataclass
+class PruneReport:
+    removed: list[UsageItem] = field(default_factory=list)
+    blobs_removed: int = 0
+    blob_bytes: int = 0
+
+    @property
+    def reclaimed(self) -> int:
+        return sum(i.size for i in self.removed if i.kind != RECORD) + self.blob_bytes
+
+
+@dataclass(frozen=True)
+class _Tagged:
+    blobs: frozenset[str]
+    diff_ids: frozenset[str]
+    chains: frozenset[str]
+
+
+def _tagged(store: Store) -> _Tagged:
+    from ocibuild.snapshot.base import chain_id
+
+    blobs: set[str] = set()
+    diff_ids: set[str] = set()
+    chains: set[str] = set()
+    pending = list(store.images().values())
+    while pending:
+        desc = pending.pop()
+        if desc.digest in blobs or not store.layout.has_blob(desc.digest):
+            continue
+        blobs.add(desc.digest)
+        try:
+            doc = parse_manifest_or_index(store.layout.read_blob(desc.digest), desc.media_type)
+        except OcibuildError:
+            continue
+        if isinstance(doc, Index):
+            pending.extend(doc.manifests)
+            continue
+        assert isinstance(doc, Manifest)
+        blobs.add(doc.config.digest)
+        blobs.update(layer.digest for layer in doc.layers)
+        try:
+            ids = json.loads(store.layout.read_blob(doc.config.digest))["rootfs"]["diff_ids"]
+        except (OcibuildError, KeyError, ValueError, TypeError):
+            ids = []
+        diff_ids.update(ids)
+        chains.update(chain_id(ids[:i + 1]) for i in range(len(ids)))
+    return _Tagged(frozenset(blobs), frozenset(diff_ids), frozenset(chains))
+
+
+def _dir_size(path: Path) -> int:
+    from ocibuild.snapshot import userns
+
+    return int(userns.call("ocibuild.cache.prune:dir_size_in_userns", {"path": str(path)}))
+
+
+def dir_size_in_userns(args: dict[str, Any]) -> int:
+    from ocibuild.snapshot.layerdirs import tree_size
+
+    return tree_size(Path(args["path"]))
+
+
+def usage(store: Store) -> list[UsageItem]:
+    tagged = _tagged(store)
+    items: list[UsageItem] = []
+    for row in store.db.records():
+        rec = row.record
+        size = rec.layer.size if rec.layer else 0
+        in_use = rec.layer is not None and rec.layer.digest in tagged.blobs
+        items.append(UsageItem(RECORD, rec.key, size, row.last_used, rec.description, in_use))
+    for snap in store.db.snapshots():
+        if snap.diff_id.startswith("chain:"):
+            chain = snap.diff_id.removeprefix("chain:")
+            items.append(UsageItem(CHAIN, chain, snap.size, snap.last_used,
+                                   "native snapshot", chain in tagged.chains))
+        else:
+            items.append(UsageItem(LAYER, snap.diff_id, snap.size, snap.last_used,
+                                   "extracted layer", snap.diff_id in tagged.diff_ids))
+    for mount in store.db.mounts():
+        path = store.mounts_dir / mount.dir
+        size = _dir_size(path) if path.exists() else 0
+        items.append(UsageItem(MOUNT, mount.dir, size, mount.last_used,
+                               f"cache mount {mount.id}", False))
+    return items
+
+
+def _item_path(store: Store, item: UsageItem) -> Path | None:
+    if item.kind == LAYER:
+        return store.snapshots_dir / "layers" / _digest.hex_of(item.id)
+    if item.kind == CHAIN:
+        return store.snapshots_dir / "chains" / _digest.hex_of(item.id)
+    if item.kind == MOUNT:
+        return store.mounts_dir / item.id
+    return None
+
+
+def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
+          until: float | None = None) -> PruneReport:
+    """Remove cache items (see the module doc); `until`: only those unused for that many
+    seconds; `keep_storage`: stop once what remains is at most that many bytes."""
+    from ocibuild.snapshot.userns import remove_tree
+
+    report = PruneReport()
+    with store.exclusive():
+        _remove_leftovers(store)
+        items = usage(store)
+        now = time.time()
+        candidates = [i for i in items if (all or not i.in_use)
+                      and (until is None or now - i.last_used >= until)]
+        candidates.sort(key=lambda i: i.last_used)
+        total = sum(i.size for i in items)
+        for item in candidates:
+            if keep_storage is not None and total <= keep_storage:
+                break
+            path = _item_path(store, item)
+            if path is not None:
+                remove_tree(path)
+            if item.kind == RECORD:
+                store.db.delete_records([item.id])
+            elif item.kind == MOUNT:
+                store.db.delete_mount(item.id)
+                (store.mounts_dir / f"{item.id}.lock").unlink(missing_ok=True)
+            else:
+                store.db.delete_snapshot(item.id if item.kind == LAYER else f"chain:{item.id}")
+            total -= item.size
+            report.removed.append(item)
+        _remove_unreferenced_blobs(store, report)
+    return report
+
+
+def _remove_leftovers(store: Store) -> None:
+    """What interrupted builds left: temporary files and step directories."""
+    from ocibuild.snapshot.userns import remove_tree
+
+    for path in store.layout.path.iterdir():
+        if path.name.startswith(TMP_PREFIX):
+            remove_tree(path)
+    for sub in ("steps", "layers", "chains"):
+        base = store.snapshots_dir / sub
+        if base.is_dir():
+            for path in base.iterdir():
+                if sub == "steps" or path.name.startswith(".tmp-"):
+                    remove_tree(path)
+    for path in store.mounts_dir.iterdir():
+        if path.name.startswith(".tmp-"):
+            remove_tree(path)
+
+
+def _remove_unreferenced_blobs(store: Store, report: PruneReport) -> None:
+    keep = set(_tagged(store).blobs)
+    for row in store.db.records():
+        if row.record.layer is not None:
+            keep.add(row.record.layer.digest)
+    for digest in list(store.layout.blobs()):
+        if digest not in keep:
+            path = store.layout.blob_path(digest)
+            try:
+                size = path.stat().st_size
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            report.blobs_removed += 1
+            report.blob_bytes += size

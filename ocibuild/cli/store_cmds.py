@@ -1,0 +1,120 @@
+"""`ocibuild images`, `ocibuild cache du` and `ocibuild cache prune`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import click
+
+from ocibuild.cache.units import human_ago, human_size, parse_duration, parse_size
+
+
+def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from ocibuild.cache.store import Store
+
+    return Store.open(ctx.obj.get("root") if ctx.obj else None)
+
+
+def _created_ago(created: str) -> str:
+    if not created:
+        return "N/A"
+    try:
+        when = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return created
+    return human_ago(time.time() - when)
+
+
+@click.command("images")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("--digests", is_flag=True, help="Show manifest digests.")
+@click.pass_context
+def images_cmd(ctx: click.Context, quiet: bool, digests: bool) -> None:
+    """List the images in the local store."""
+    from ocibuild.cache.names import split_repository_tag
+    from ocibuild.errors import OcibuildError
+    from ocibuild.oci.image import load_image
+
+    store = _store(ctx)
+    rows = []
+    for full, desc in sorted(store.images().items()):
+        try:
+            image = load_image(store.layout, desc.digest)
+        except OcibuildError as exc:
+            click.echo(f"ocibuild: warning: {full}: {exc.message}", err=True)
+            continue
+        repo, tag = split_repository_tag(full)
+        image_id = image.manifest.config.digest.split(":", 1)[1][:12]
+        size = image.manifest.config.size + sum(layer.size for layer in image.manifest.layers)
+        rows.append((repo, tag, desc.digest, image_id, _created_ago(image.config.created),
+                     human_size(size)))
+    if quiet:
+        for image_id in dict.fromkeys(r[3] for r in rows):
+            click.echo(image_id)
+        return
+    header = ("REPOSITORY", "TAG", *(("DIGEST",) if digests else ()), "IMAGE ID", "CREATED",
+              "SIZE")
+    table = [header] + [(r[0], r[1], *((r[2],) if digests else ()), *r[3:]) for r in rows]
+    _print_table(table)
+
+
+def _print_table(table: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """Inspect and clean the build cache."""
+
+
+@cache_group.command("du")
+@click.option("--verbose", is_flag=True, help="Show every item with its description.")
+@click.pass_context
+def du_cmd(ctx: click.Context, verbose: bool) -> None:
+    """Show the disk space the build cache uses."""
+    from ocibuild.cache.prune import usage
+
+    items = usage(_store(ctx))
+    now = time.time()
+    table: list[tuple[str, ...]] = [("ID", "TYPE", "RECLAIMABLE", "SIZE", "LAST ACCESSED")]
+    if verbose:
+        table[0] = (*table[0], "DESCRIPTION")
+    for item in sorted(items, key=lambda i: -i.size):
+        row = (item.id.removeprefix("sha256:")[:25], item.kind, str(not item.in_use).lower(),
+               human_size(item.size), human_ago(now - item.last_used))
+        table.append((*row, item.description) if verbose else row)
+    _print_table(table)
+    reclaimable = sum(i.size for i in items if not i.in_use)
+    click.echo(f"Reclaimable:\t{human_size(reclaimable)}")
+    click.echo(f"Total:\t\t{human_size(sum(i.size for i in items))}")
+
+
+@cache_group.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Also remove what tagged images use (records, snapshots).")
+@click.option("--keep-storage", metavar="SIZE", help="Keep at most SIZE of cache (e.g. 2GB).")
+@click.option("--filter", "filters", multiple=True, metavar="until=DURATION",
+              help="Only remove items unused for DURATION (e.g. until=24h).")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (never asks).")
+@click.pass_context
+def prune_cmd(ctx: click.Context, all_: bool, keep_storage: str | None,
+              filters: tuple[str, ...], force: bool) -> None:
+    """Remove build cache not used by tagged images (everything with --all)."""
+    from ocibuild.cache.prune import prune
+    from ocibuild.errors import UsageError
+
+    until = None
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if key != "until" or not sep:
+            raise UsageError(f"--filter {item}: only until=DURATION is supported")
+        until = parse_duration(value)
+    report = prune(_store(ctx), all=all_, until=until,
+                   keep_storage=parse_size(keep_storage) if keep_storage else None)
+    for item in report.removed:
+        click.echo(f"deleted {item.kind} {item.id.removeprefix('sha256:')[:25]}")
+    click.echo(f"Total:\t{human_size(report.reclaimed)} "
+               f"({len(report.removed)} items, {report.blobs_removed} blobs)")
