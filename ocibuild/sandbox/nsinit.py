@@ -18,12 +18,11 @@ sandbox's fixed cost.
 
 from __future__ import annotations
 
+import _signal as signal  # the signal module imports enum, which costs the helper ~7 ms
 import marshal
 import os
 import select
-import signal
 import sys
-import traceback
 
 from ocibuild.sandbox import linux, protocol
 from ocibuild.sandbox.securepath import resolve_in_root
@@ -31,6 +30,20 @@ from ocibuild.sandbox.users import UnknownUserError, resolve_user
 
 DEV_FILES = ("null", "zero", "full", "random", "urandom", "tty")
 HOST_NET_FILES = ("/etc/hosts", "/etc/resolv.conf")
+
+
+def _traceback() -> str:
+    """The current exception with its frames. Not the traceback module: it is slow to
+    import, and after pivot_root the standard library is out of reach."""
+    error = sys.exc_info()[1]
+    if error is None:
+        return ""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(f"  {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}\n")
+        tb = tb.tb_next
+    return "".join(frames) + f"{type(error).__name__}: {error}\n"
 
 
 class SetupError(Exception):
@@ -260,17 +273,30 @@ def exec_step(conf: dict, user: object, ctl: int, can_setgroups: bool) -> None:
         argv = conf["argv"]
         for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; exec keeps that
             signal.signal(signum, signal.SIG_DFL)
-        try:
-            os.execvpe(argv[0], argv, _step_env(conf, user.home))  # type: ignore[attr-defined]
-        except (FileNotFoundError, NotADirectoryError):
-            os.write(2, f"ocibuild: {argv[0]}: command not found\n".encode())
-            os._exit(127)
-        except PermissionError as e:
-            os.write(2, f"ocibuild: {argv[0]}: {e.strerror}\n".encode())
-            os._exit(126)
+        _exec_path_search(argv, _step_env(conf, user.home))  # type: ignore[attr-defined]
     except BaseException:
-        os.write(2, traceback.format_exc().encode())
+        os.write(2, _traceback().encode())
     os._exit(125)
+
+
+def _exec_path_search(argv: list[str], env: dict[str, str]) -> None:
+    """execvpe's search, without os.execvpe (it imports modules lazily, and after
+    pivot_root the standard library is gone). Exits 127 or 126 as shells do."""
+    name = argv[0]
+    dirs = [""] if "/" in name else env["PATH"].split(":")
+    denied: OSError | None = None
+    for directory in dirs:
+        try:
+            os.execve(os.path.join(directory, name), argv, env)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            denied = denied or e
+    if denied is None:
+        os.write(2, f"ocibuild: {name}: command not found\n".encode())
+        os._exit(127)
+    os.write(2, f"ocibuild: {name}: {denied.strerror}\n".encode())
+    os._exit(126)
 
 
 def resolve_step_user(conf: dict) -> object:
@@ -307,7 +333,7 @@ def init(conf: dict, ctl: int, lifeline: int) -> None:
     except SetupError as e:
         protocol.send(ctl, protocol.ERROR, str(e))
     except BaseException:
-        protocol.send(ctl, protocol.ERROR, "sandbox init failed:\n" + traceback.format_exc())
+        protocol.send(ctl, protocol.ERROR, "sandbox init failed:\n" + _traceback())
     os._exit(125)
 
 
@@ -411,7 +437,7 @@ def main() -> None:
     except SetupError as e:
         protocol.send(ctl, protocol.ERROR, str(e))
     except BaseException:
-        protocol.send(ctl, protocol.ERROR, "sandbox helper failed:\n" + traceback.format_exc())
+        protocol.send(ctl, protocol.ERROR, "sandbox helper failed:\n" + _traceback())
     os._exit(125)
 
 

@@ -9,13 +9,14 @@ from tests.sandbox.conftest import Sandboxer, stderr_text, stdout_text
 
 def test_root_inside_exit_codes_and_signals(sbx: Sandboxer) -> None:
     root = str(sbx.busybox)  # read-only use: the shared copy
-    uid, ok, fail, missing, missing_in_sh, killed = sbx.run(
+    uid, ok, fail, missing, missing_in_sh, killed, not_executable = sbx.run(
         {"rootfs": root, "argv": ["id", "-u"]},
         {"rootfs": root, "argv": ["sh", "-c", "exit 0"]},
         {"rootfs": root, "argv": ["sh", "-c", "exit 1"]},
         {"rootfs": root, "argv": ["no-such-command"]},
         {"rootfs": root, "argv": ["sh", "-c", "no-such-command"]},
         {"rootfs": root, "argv": ["sh", "-c", "kill -TERM $$"]},
+        {"rootfs": root, "argv": ["/etc/passwd"]},
     )
     assert stdout_text(uid) == "0\n" and uid["exit_code"] == 0
     assert ok["exit_code"] == 0 and ok["signal"] is None
@@ -26,6 +27,7 @@ def test_root_inside_exit_codes_and_signals(sbx: Sandboxer) -> None:
     assert missing_in_sh["exit_code"] == 127
     assert killed["exit_code"] is None and killed["signal"] == signal.SIGTERM
     assert "SIGTERM" in killed["description"]
+    assert not_executable["exit_code"] == 126
 
 
 def test_proc_shows_only_the_steps_processes(sbx: Sandboxer) -> None:
