@@ -1,0 +1,100 @@
+"""End-to-end build set-up: a store holding busybox:latest for the unprivileged user."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import FIXTURES, OCIBUILD, REPO
+from tests.support.users import User, remove_tree
+
+
+@pytest.fixture(scope="session")
+def busybox_store_template(busybox_rootfs: Path) -> Iterator[Path]:
+    """A store root with busybox:latest imported (made once; copied per test)."""
+    base = Path(tempfile.mkdtemp(prefix="ocib-bbstore-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    root = base / "store"
+    subprocess.run([OCIBUILD, "--root", root, "import", busybox_rootfs, "--tag",
+                    "busybox:latest"], check=True, capture_output=True)
+    yield root
+    remove_tree(base)
+
+
+@dataclass
+class Builder:
+    """Runs `ocibuild build` as the unprivileged user against its own store root."""
+
+    user: User
+    tmp: Path
+    root: Path
+
+    def build(self, *args: str | Path, check: bool = True, env: dict[str, str] | None = None,
+              store: Path | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
+        start = time.monotonic()
+        proc = self.user.run([OCIBUILD, "--root", store or self.root, "build",
+                              "--progress", "plain", *args], env=env, cwd=self.tmp)
+        elapsed = time.monotonic() - start
+        if check and proc.returncode != 0:
+            raise AssertionError(f"build failed ({proc.returncode}):\n{proc.stderr}")
+        return proc, elapsed
+
+    def api(self, context: Path, **kwargs: object) -> dict[str, object]:
+        """Call ocibuild.build() as the user; returns a few fields of its report."""
+        code = (
+            "import json,sys,ocibuild\n"
+            "kw=json.loads(sys.argv[1])\n"
+            "r=ocibuild.build(sys.argv[2], **kw)\n"
+            "print(json.dumps({'materialized': r.materialized, 'steps': r.steps,"
+            " 'cached': r.cached_steps, 'manifest': r.manifest_digest}))\n"
+        )
+        kwargs.setdefault("root", str(self.root))
+        proc = self.user.run([Path(OCIBUILD).parent / "python", "-c", code, json.dumps(kwargs),
+                              context], cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def new_store(self, template: Path, name: str) -> Path:
+        dest = self.tmp / name
+        shutil.copytree(template, dest, symlinks=True)
+        for p in [dest, *dest.rglob("*")]:
+            os.lchown(p, self.user.uid, self.user.gid)
+        return dest
+
+
+@pytest.fixture
+def builder(sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> Builder:
+    b = Builder(sub_user, sub_tmp, sub_tmp / "store")
+    b.root = b.new_store(busybox_store_template, "store")
+    return b
+
+
+def copy_fixture(name: str, dest: Path, user: User) -> Path:
+    shutil.copytree(FIXTURES / name, dest, symlinks=True)
+    for p in [dest, *dest.rglob("*")]:
+        os.lchown(p, user.uid, user.gid)
+    return dest
+
+
+def step_states(log: str) -> dict[str, str]:
+    """Step name -> "CACHED" | "DONE" | "ERROR" from a plain progress log."""
+    names: dict[str, str] = {}
+    states: dict[str, str] = {}
+    for line in log.splitlines():
+        if not line.startswith("#"):
+            continue
+        num, _, rest = line.partition(" ")
+        if rest.startswith("["):
+            names[num] = rest
+        elif rest in ("CACHED",) or rest.startswith(("DONE", "ERROR")):
+            states[names[num]] = rest.split()[0].rstrip(":")
+    return states
