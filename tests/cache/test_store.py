@@ -170,3 +170,17 @@ def test_store_root_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(OcibuildError):
         Store.open(tmp_path / "f")
     assert os.path.isfile(tmp_path / "f")
+
+
+def test_cache_mount_owner_is_mapped_for_an_unprivileged_user(sub_user, sub_tmp: Path) -> None:
+    from tests.support.paths import REPO, VENV_BIN
+
+    code = ("import sys; from ocibuild.cache import Store\n"
+            "s = Store.open(sys.argv[1])\n"
+            "with s.cache_mount('pip', 'locked', mode=0o700, uid=1000, gid=1000) as p:\n"
+            "    print(p)\n")
+    proc = sub_user.run([VENV_BIN / "python", "-c", code, sub_tmp / "store"], cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    st = os.stat(proc.stdout.strip())
+    # uid 1000 inside the step is subordinate id 200000 + 1000 - 1 on the host
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (200999, 200999, 0o700)
