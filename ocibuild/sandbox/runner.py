@@ -283,6 +283,10 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
     step at once; the result then has `cancelled=True`. A failure to set the sandbox up
     (a missing user, a mount that cannot be made, namespaces disabled) raises
     SandboxError; the step's own failure is a StepResult with a non-zero status.
+
+    The helper dies with the thread that started it (Linux's parent-death signal follows
+    the thread), so call this from a thread that lives until it returns, as a blocking
+    call naturally does.
     """
     if isolation not in ("userns", "chroot"):
         raise SandboxError(f"unknown isolation {isolation!r} (userns or chroot)")

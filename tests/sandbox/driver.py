@@ -5,6 +5,7 @@ step on stdout (and, when streaming, one {"line": ...} object per output line as
 arrives). A step object holds StepSpec fields plus "isolation", "cancel_after"
 (seconds) and "layer" (a path: write a gzip layer of the overlay upper directory there
 with the sandbox's id mapping, and report its entries).
+{"call": {"target": "module:function", "args": ...}} instead runs run_in_userns.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ocibuild.sandbox import (
     StepSpec,
     TmpfsMount,
     current_idmap,
+    run_in_userns,
     run_step,
 )
 
@@ -97,8 +99,21 @@ def run(step: dict[str, Any], stream: bool) -> dict[str, Any]:
     return record
 
 
+def call(request: dict[str, Any]) -> dict[str, Any]:
+    idmap = current_idmap()
+    record: dict[str, Any] = {"uids": [[r.container, r.host, r.length] for r in idmap.uids]}
+    try:
+        record["result"] = run_in_userns(request["target"], request["args"])
+    except SandboxError as e:
+        record["error"] = e.message
+    return record
+
+
 def main() -> None:
     request = json.load(sys.stdin)
+    if "call" in request:
+        print(json.dumps(call(request["call"])), flush=True)
+        return
     for step in request["steps"]:
         print(json.dumps(run(step, request.get("stream", False))), flush=True)
 
