@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,10 +64,14 @@ class _Token:
 
 
 def _reason(exc: BaseException) -> str:
+    """The useful end of urllib3's wrapped error text ("Connection refused")."""
     inner = getattr(exc, "reason", None)
     text = str(inner or exc)
-    # urllib3 wraps the useful part as "<...>: Failed to establish a new connection: ..."
-    return text.split(">: ", 1)[-1] if ">: " in text else text
+    for marker in ("Failed to establish a new connection: ", ">: ", "): "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return re.sub(r"^\[Errno -?\d+\] ", "", text)
 
 
 class RegistryClient:
@@ -98,8 +103,11 @@ class RegistryClient:
     # -- set-up -----------------------------------------------------------------------
     @property
     def base_url(self) -> str:
+        return self._base_url(self.registry)
+
+    def _base_url(self, what: str) -> str:
         if self._base is None:
-            self.ping(f"{self.registry}")
+            self.ping(what)
         assert self._base is not None
         return self._base
 
@@ -116,8 +124,10 @@ class RegistryClient:
             last: BaseException | None = None
             for scheme in schemes:
                 base = f"{scheme}://{self.api_host}"
+                # a TLS failure against a plain-http local registry needs no retry
+                tries = 1 if scheme == "https" and len(schemes) > 1 else 2
                 try:
-                    resp = self._send("GET", base + "/v2/", {}, None, what, attempts_left=2)
+                    resp = self._send("GET", base + "/v2/", {}, None, what, attempts_left=tries)
                 except UnreachableError as exc:
                     last = exc
                     continue
@@ -243,7 +253,7 @@ class RegistryClient:
                 ) -> urllib3.BaseHTTPResponse:
         """Send a request with auth and retries; the response is unread (stream it or
         call `.read()`), and its status is one of `ok` or a RegistryError is raised."""
-        url = path if "://" in path else self.base_url + path
+        url = path if "://" in path else self._base_url(what) + path
         ok = frozenset(ok)
         if replayable is None:
             replayable = body is None or isinstance(body, bytes | str)

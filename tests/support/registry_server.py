@@ -326,6 +326,9 @@ class Seen:
     path: str
     query: str
     status: int
+    range: str = ""  # the request's Range header
+    start: float = 0.0
+    end: float = 0.0
 
 
 @dataclass
@@ -342,11 +345,15 @@ class Fault:
     action: str
     times: int = 1
     after: int = 0
+    skip: int = 0  # let this many matching requests through first
     fired: int = 0
+    matched: int = 0
 
     def applies(self, method: str, target: str) -> bool:
-        return (self.times < 0 or self.fired < self.times) and method == self.method \
-            and re.search(self.pattern, target) is not None
+        if method != self.method or re.search(self.pattern, target) is None:
+            return False
+        self.matched += 1
+        return self.matched > self.skip and (self.times < 0 or self.fired < self.times)
 
 
 class Proxy:
@@ -418,12 +425,24 @@ class Proxy:
             left -= len(chunk)
             yield chunk
 
-    def _record(self, req: BaseHTTPRequestHandler, status: int) -> None:
+    def _record(self, req: BaseHTTPRequestHandler, status: int, start: float) -> None:
         parts = urlsplit(req.path)
         with self._lock:
-            self.seen.append(Seen(req.command, parts.path, parts.query, status))
+            self.seen.append(Seen(req.command, parts.path, parts.query, status,
+                                  req.headers.get("Range", ""), start, time.monotonic()))
+
+    def max_concurrency(self, method: str, pattern: str = "") -> int:
+        """How many matching requests were in flight at the same time, at most."""
+        events = sorted(e for s in self.requests(method, pattern)
+                        for e in ((s.start, 1), (s.end, -1)))
+        best = cur = 0
+        for _, delta in events:
+            cur += delta
+            best = max(best, cur)
+        return best
 
     def _forward(self, req: BaseHTTPRequestHandler) -> None:
+        start = time.monotonic()
         fault = self._fault_for(req.command, req.path)
         if fault is not None and fault.action == "500":
             for _ in self._read_body(req):
@@ -434,7 +453,7 @@ class Proxy:
             req.send_header("Content-Length", str(len(body)))
             req.end_headers()
             req.wfile.write(body)
-            self._record(req, 500)
+            self._record(req, 500, start)
             return
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
         headers = {k: v for k, v in req.headers.items()
@@ -449,7 +468,7 @@ class Proxy:
             body = None
         conn.request(req.command, req.path, body=body, headers=headers)
         resp = conn.getresponse()
-        self._record(req, resp.status)
+        status = resp.status
         req.send_response(resp.status)
         length = resp.getheader("Content-Length")
         data_all: bytes | None = None
@@ -464,6 +483,7 @@ class Proxy:
         req.end_headers()
         if req.command == "HEAD":
             conn.close()
+            self._record(req, status, start)
             return
         sent = 0
         source: Callable[[], bytes] = (lambda: resp.read(1 << 16)) if data_all is None \
@@ -478,10 +498,12 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     req.connection.shutdown(socket.SHUT_RDWR)
                 conn.close()
+                self._record(req, status, start)
                 return
             req.wfile.write(chunk)
             sent += len(chunk)
         conn.close()
+        self._record(req, status, start)
 
     def close(self) -> None:
         self._httpd.shutdown()
