@@ -71,7 +71,11 @@ def walk_tree(root: bytes) -> list[bytes]:
 
 
 def plan_from_tree(root: bytes) -> dict[bytes, str]:
-    return dict.fromkeys(walk_tree(root), ADD)
+    try:
+        return dict.fromkeys(walk_tree(root), ADD)
+    except OSError as exc:
+        where = os.fsdecode(exc.filename) if exc.filename else os.fsdecode(root)
+        raise OcibuildError(f"cannot read {where} for the layer: {exc.strerror}") from exc
 
 
 def plan_from_changes(root: bytes, changes: Iterable[Change]) -> dict[bytes, str]:
@@ -135,7 +139,8 @@ class TarProducer:
         try:
             st = os.lstat(full)
         except FileNotFoundError:
-            raise OcibuildError(f"{os.fsdecode(full)}: vanished while writing the layer") from None
+            raise OcibuildError(
+                f"cannot add {os.fsdecode(full)} to the layer: no such file") from None
         mode = st.st_mode
         entry = tw.TarEntry(rel, tw.REGULAR, mode=stat.S_IMODE(mode), mtime=self._mtime(st))
         entry.uid, entry.gid = self._owner(full, st)

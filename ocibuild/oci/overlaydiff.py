@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import stat
 
-from ocibuild.oci.layerwrite import ADD, DELETE, OPAQUE, Change, walk_tree
+from ocibuild.oci.layerwrite import ADD, DELETE, OPAQUE, Change, plan_from_tree
 
 _OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
 
 def changes_from_upper(upper: bytes) -> list[Change]:
     changes = []
-    for rel in walk_tree(upper):
+    for rel in sorted(plan_from_tree(upper)):
         full = upper + b"/" + rel
         st = os.lstat(full)
         path = os.fsdecode(rel)

@@ -14,7 +14,13 @@ import pytest
 from ocibuild.errors import OcibuildError
 from ocibuild.idmap import IdMap, IdRange
 from ocibuild.oci import mediatypes
-from ocibuild.oci.layer import LayerInfo, apply_layer, write_layer_from_dir
+from ocibuild.oci.layer import (
+    Change,
+    LayerInfo,
+    apply_layer,
+    write_layer_from_changes,
+    write_layer_from_dir,
+)
 from tests.support.layer_trees import describe, write_files
 
 SDE = 1_600_000_000
@@ -152,3 +158,10 @@ def test_apply_without_chown_keeps_the_callers_ids(tmp_path: Path) -> None:
 def test_unknown_compression_is_an_error_for_people(tmp_path: Path) -> None:
     with pytest.raises(OcibuildError, match="unknown compression 'brotli'"):
         write_layer_from_dir(tmp_path, io.BytesIO(), compression="brotli")
+
+
+def test_missing_sources_are_errors_for_people(tmp_path: Path) -> None:
+    with pytest.raises(OcibuildError, match="cannot read .*nowhere"):
+        write_layer_from_dir(tmp_path / "nowhere", io.BytesIO())
+    with pytest.raises(OcibuildError, match="cannot add .*ghost.* no such file"):
+        write_layer_from_changes(tmp_path, [Change("ghost", "add")], io.BytesIO())
