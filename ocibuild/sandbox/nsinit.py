@@ -73,7 +73,8 @@ def _read_text(path: str) -> str:
         return ""
 
 
-def userns_diagnosis() -> str:
+def userns_diagnosis(fallback: str = "user namespaces may be disabled or exhausted on "
+                                       "this host") -> str:
     """Name the host setting that forbids unprivileged user namespaces, and the fix."""
     checks = (
         ("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone",
@@ -94,7 +95,7 @@ def userns_diagnosis() -> str:
             return ("a seccomp filter forbids creating namespaces (Docker's default profile "
                     "does); run the container with --security-opt seccomp=unconfined, or run "
                     "ocibuild as root with --isolation chroot")
-    return "user namespaces may be disabled or exhausted on this host"
+    return fallback
 
 
 # ---- user namespace ---------------------------------------------------------------
@@ -239,7 +240,11 @@ def prepare_root(conf: dict, ctl: int) -> None:
                     linux.bind(host, target, readonly=True, recursive=False)
         _mount_step_mounts(conf, root, created)
     except OSError as e:
-        raise SetupError(f"cannot prepare the step's root filesystem: {e}") from e
+        # Ubuntu's AppArmor restriction lets unshare succeed but takes the capabilities
+        # away: the first mount is what fails
+        cause = userns_diagnosis("") if conf["isolation"] == "userns" else ""
+        raise SetupError(f"cannot prepare the step's root filesystem: {e}"
+                         + (f" ({cause})" if cause else "")) from e
     finally:
         protocol.send(ctl, protocol.CREATED, created)
     _pivot(root)
