@@ -102,7 +102,8 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     native = _native(solver)
     layers = solver._result_of(m.source).layers
     prepared = native.prepare(layers)
-    stack.callback(native.release, prepared)
+    stack.callback(solver.release_later, prepared) if native is solver.snap else \
+        stack.callback(native.release, prepared)
     spec = root_spec(prepared.root)
     base = Path(spec["dir"])
     path = base / selection.scoped_resolve(base, m.source_path)
@@ -129,7 +130,12 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> LayerRef | None:
         mounts = [x for m in op.mounts
                   if (x := _sandbox_mount(solver, op, m, stack, env, output)) is not None]
         prepared = solver.snap.prepare(root.layers)
-        stack.callback(solver.snap.release, prepared)
+        if solver.snap.kind == "overlay":
+            # kept to the end of the solve: a COPY --from this step reads its upper
+            # directory instead of extracting the layer it becomes
+            solver.keep_for_sources(op, prepared)
+        else:
+            stack.callback(solver.release_later, prepared)
         spec = sandbox.StepSpec(rootfs=prepared.root, argv=list(op.args), env=env,
                                 cwd=op.cwd or "/", user=op.user, mounts=mounts,
                                 network=op.network)  # type: ignore[arg-type]

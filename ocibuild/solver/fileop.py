@@ -43,12 +43,17 @@ def _mounted(spec: dict[str, Any], readonly: bool = False) -> Iterator[Path]:
     if "dir" in spec:
         yield Path(spec["dir"])
         return
+    if "layers" in spec and len(spec["layers"]) == 1:
+        yield Path(spec["layers"][0])
+        return
     from ocibuild.sandbox import linux
 
-    ov = spec["overlay"]
+    ov = spec.get("overlay") or {"lower": spec["layers"]}
     target = tempfile.mkdtemp(prefix="ocibuild-copy-")
     lower = ":".join(reversed(ov["lower"]))  # overlayfs lists the top layer first
-    if readonly:
+    if "layers" in spec:
+        options = f"lowerdir={lower}"
+    elif readonly:
         options = f"lowerdir={ov['upper']}:{lower}"
     else:
         options = f"lowerdir={lower},upperdir={ov['upper']},workdir={ov['work']}"
@@ -190,13 +195,23 @@ def _extract(archive: Path, dest: Path, owner: tuple[int, int] | None) -> None:
         tf.extractall(dest, filter="data" if owner is None else "fully_trusted")
 
 
-def copy_into(args: dict[str, Any]) -> None:
-    """(Runs under the sandbox mapping.) COPY/ADD into the step's root."""
-    needs_ns = "overlay" in args["root"] or "overlay" in args["source"]
-    if needs_ns:
+def _needs_mount(spec: dict[str, Any]) -> bool:
+    return "overlay" in spec or len(spec.get("layers", ())) > 1
+
+
+def copy_into(args: dict[str, Any]) -> Any:
+    """(Runs under the sandbox mapping.) COPY/ADD into the step's root; with
+    args["commit"], also write the overlay upper directory as a layer (one process
+    instead of two) and return what write_layer_in_userns returns."""
+    if _needs_mount(args["root"]) or _needs_mount(args["source"]):
         _private_mount_namespace()
     with _mounted(args["root"]) as root, _mounted(args["source"], readonly=True) as src:
         _copy(root, src, args)
+    if args.get("commit"):
+        from ocibuild.snapshot.base import write_layer_in_userns
+
+        return write_layer_in_userns(args["commit"])
+    return None
 
 
 def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
@@ -257,10 +272,15 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
         copier.copy_entry(full, parent / posixpath.basename(target_path), st)
 
 
-def mkdir_in(args: dict[str, Any]) -> None:
+def mkdir_in(args: dict[str, Any]) -> Any:
     """(Runs under the sandbox mapping.) WORKDIR: create the directory if missing."""
-    if "overlay" in args["root"]:
+    if _needs_mount(args["root"]):
         _private_mount_namespace()
     with _mounted(args["root"]) as root:
         owner = _owner(args.get("user", ""), root)
         _makedirs(root, args["path"], owner, int(args.get("mode", 0o755)))
+    if args.get("commit"):
+        from ocibuild.snapshot.base import write_layer_in_userns
+
+        return write_layer_in_userns(args["commit"])
+    return None

@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from ocibuild.graph import (
     walk,
 )
 from ocibuild.oci import canonical
+from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import load_image
 from ocibuild.progress.events import Event, Sink
 from ocibuild.snapshot import LayerRef, Snapshotter
@@ -107,6 +109,9 @@ class Solver:
         self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-"))
         self._checksums: ContextChecksums | None = None
         self._scheduler: Scheduler[Op, OpResult] | None = None
+        self._releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="release")
+        self._releases: list[Future[None]] = []
+        self._kept: dict[str, Any] = {}
 
     # -- keys ------------------------------------------------------------------------------
     def checksums(self) -> ContextChecksums:
@@ -206,6 +211,9 @@ class Solver:
         try:
             results = self._scheduler.run(ops, lambda op: op.inputs, self._work)
         finally:
+            for prepared in self._kept.values():
+                self.release_later(prepared)
+            self._releaser.shutdown(wait=True)
             shutil.rmtree(self._tmp, ignore_errors=True)
         return {op.digest: r for op, r in results.items()}
 
@@ -282,28 +290,49 @@ class Solver:
         base = () if isinstance(op, CopyOp) and op.link else root.layers
         prepared = self.snap.prepare(base)
         try:
+            # with overlay, the file op and writing its layer share one helper process
+            commit = None
+            if self.snap.kind == "overlay":
+                commit = {"kind": "upper", "layout": str(self.store.layout.path),
+                          "root": str(prepared.root.upper), "compression": self.opts.compression,
+                          "sde": self.opts.source_date_epoch}
             if isinstance(op, CopyOp):
-                self._copy(op, prepared)
+                info = self._copy(op, prepared, commit)
             elif isinstance(op, MkdirOp):
-                self._userns("ocibuild.solver.fileop:mkdir_in", {
+                info = self._userns("ocibuild.solver.fileop:mkdir_in", {
                     "root": root_spec(prepared.root), "path": op.path, "mode": op.mode,
-                    "user": op.user})
-            return self._commit(prepared)
+                    "user": op.user, "commit": commit})
+            else:
+                raise OcibuildError(f"cannot run op kind {op.kind}")
+            if commit is None:
+                return self._commit(prepared)
+            if info is None:
+                return None
+            return LayerRef(Descriptor(info["media_type"], info["digest"], info["size"]),
+                            info["diff_id"])
         finally:
-            self.snap.release(prepared)
+            self.release_later(prepared)
 
-    def _copy(self, op: CopyOp, prepared: Any) -> None:
+    def keep_for_sources(self, op: Op, prepared: Any) -> None:
+        self._kept[op.digest] = prepared
+
+    def release_later(self, prepared: Any) -> None:
+        """Remove a step's directories off the critical path (done before solve returns)."""
+        self._releases.append(self._releaser.submit(self.snap.release, prepared))
+
+    def _copy(self, op: CopyOp, prepared: Any, commit: dict[str, Any] | None) -> Any:
         args: dict[str, Any] = {
             "root": root_spec(prepared.root), "sources": list(op.sources), "dest": op.dest,
             "cwd": op.cwd, "chown": op.chown, "chmod": op.chmod,
             "excludes": list(op.excludes), "parents": op.parents, "add": op.add,
+            "commit": commit,
         }
         with self._source_dir(op.source) as source:
             args["source"] = source
             args["from_context"] = isinstance(op.source, ContextSource | HttpSource)
             if isinstance(op.source, ContextSource):
                 args["ignore"] = list(self.opts.ignore_patterns)
-            self._userns("ocibuild.solver.fileop:copy_into", args)
+            return self._userns("ocibuild.solver.fileop:copy_into", args)
 
     @contextlib.contextmanager
     def _source_dir(self, source: Op) -> Iterator[dict[str, Any]]:
@@ -311,12 +340,29 @@ class Solver:
             yield {"dir": str(self.opts.context_dir)}
         elif isinstance(source, HttpSource):
             yield {"dir": str(self.downloads[source.digest])}
+        elif self.snap.kind == "overlay":
+            # read-only: the extracted layer directories are enough, no step directory
+            from ocibuild.snapshot.base import layer_dir
+
+            layers = self._result_of(source).layers
+            kept = self._kept.get(source.digest)
+            if kept is not None:
+                root = kept.root
+                yield {"layers": [*map(str, root.lower), str(root.upper)]}
+                return
+            self.snap.materialized += 1
+            if not layers:
+                empty = self._tmp / "empty"
+                empty.mkdir(exist_ok=True)
+                yield {"dir": str(empty)}
+            else:
+                yield {"layers": [str(layer_dir(self.store, r)) for r in layers]}
         else:
             prepared = self.snap.prepare(self._result_of(source).layers)
             try:
                 yield root_spec(prepared.root)
             finally:
-                self.snap.release(prepared)
+                self.release_later(prepared)
 
     def _userns(self, target: str, args: dict[str, Any]) -> Any:
         from ocibuild.sandbox import SandboxError, run_in_userns
