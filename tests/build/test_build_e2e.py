@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
-from tests.build.conftest import Builder, copy_fixture
+from tests.build.conftest import Builder, copy_fixture, step_states
 
 
 def _run_image_from_layout(layout: Path, tag: str, tmp: Path) -> str:
@@ -55,3 +56,29 @@ def test_cache_mount_persists_and_is_not_in_a_layer(builder: Builder) -> None:
     builder.build("--no-cache", "-o", f"type=local,dest={out}", ctx)
     assert (out / "n").read_text().strip() == "2"
     assert not (out / "c" / "log").exists()
+
+
+def test_cached_rebuild_materializes_nothing_and_tracks_copied_files(builder: Builder) -> None:
+    ctx = builder.tmp / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox:latest AS a\nRUN echo a > /a\n"
+        "FROM busybox:latest\nCOPY app.txt /app.txt\nRUN cat /app.txt > /copy\n"
+        "COPY --from=a /a /a\n")
+    (ctx / "app.txt").write_text("v1")
+    (ctx / "unrelated.txt").write_text("x")
+    for p in ctx.iterdir():
+        os.chown(p, builder.user.uid, builder.user.gid)
+    first = builder.api(ctx)
+    assert first["cached"] < first["steps"]
+    again = builder.api(ctx)
+    assert again["cached"] == again["steps"] and again["materialized"] == 0
+    builder.user.run(["sh", "-c", f"echo y >> {ctx / 'unrelated.txt'}"], check=True)
+    proc, _ = builder.build(ctx)
+    assert set(step_states(proc.stderr).values()) == {"CACHED"}
+    builder.user.run(["sh", "-c", f"echo v2 > {ctx / 'app.txt'}"], check=True)
+    proc, _ = builder.build(ctx)
+    states = step_states(proc.stderr)
+    assert states["[stage-1 2/4] COPY app.txt /app.txt"] == "DONE"
+    assert states["[stage-1 3/4] RUN cat /app.txt > /copy"] == "DONE"
+    assert states["[a 2/2] RUN echo a > /a"] == "CACHED"
