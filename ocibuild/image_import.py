@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocibuild.errors import OcibuildError
 from ocibuild.idmap import IdMap, IdRange
@@ -17,6 +18,9 @@ from ocibuild.oci.image import write_image
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.platform import host as host_platform
+
+if TYPE_CHECKING:
+    from ocibuild.oci.layer import LayerInfo
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -75,6 +79,25 @@ def split_name(name: str) -> tuple[str, str]:
     return repo, tag
 
 
+def _recompress_tar(src: BinaryIO, out: BinaryIO, compression: str) -> LayerInfo:
+    """Take a root-filesystem tar as the layer, byte for byte once decompressed."""
+    from ocibuild.oci.compression import open_uncompressed
+    from ocibuild.oci.layer import LayerInfo
+    from ocibuild.oci.layerstream import LayerSink
+
+    plain = open_uncompressed(src)
+    sink = LayerSink(out, compression)
+    try:
+        while chunk := plain.read(1 << 20):
+            sink.write(chunk)
+    except BaseException:
+        sink.abort()
+        raise
+    result = sink.close()
+    return LayerInfo(result.digest, result.diff_id, result.size,
+                     mediatypes.oci_layer_type(compression), compression)
+
+
 def import_rootfs(source: Path, layout: ImageLayout, *, tag: str | None,
                   compression: str = mediatypes.GZIP,
                   platform: Platform | None = None) -> ImportResult:
@@ -92,7 +115,7 @@ def import_rootfs(source: Path, layout: ImageLayout, *, tag: str | None,
             )
         else:
             with open(source, "rb") as src:
-                info = layer_mod.recompress_layer(src, blob, compression=compression)
+                info = _recompress_tar(src, blob, compression)
         blob.commit()
     layer_desc = info.descriptor()
     created = rfc3339(epoch if epoch is not None else time.time())
