@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +25,9 @@ from ocibuild.registry import (
     remove_credentials,
     store_credentials,
 )
+from ocibuild.registry.export import SOURCES_DB
 from ocibuild.registry.reference import normalize_registry
 from ocibuild.registry.resolve import root_descriptor
-
-SOURCES_DB = "registry-sources.sqlite"
 
 
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,25 +51,17 @@ def _options(insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: 
 
 
 def _state_root(ctx: click.Context) -> Path:
+    """The store root: --root / $OCIBUILD_ROOT, else the default."""
+    from ocibuild.cache.store import default_root
+
     root = (ctx.obj or {}).get("root")
-    if root:
-        return Path(root)
-    try:
-        from ocibuild.cache.store import default_root
-    except ImportError:
-        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(base) / "ocibuild"
-    return default_root()
+    return Path(root) if root else default_root()
 
 
 def _open_store(ctx: click.Context) -> Any:
-    try:
-        from ocibuild.cache.store import Store
-    except ImportError:
-        raise UsageError("the local image store is not available in this version; "
-                         "name an OCI layout with oci:PATH") from None
-    root = (ctx.obj or {}).get("root")
-    return Store.open(Path(root) if root else None)
+    from ocibuild.cache.store import Store
+
+    return Store.open(_state_root(ctx))
 
 
 def _sources(ctx: click.Context) -> BlobSources:

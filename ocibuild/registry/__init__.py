@@ -19,6 +19,7 @@ from ocibuild.registry.errors import (
     RegistryError,
     UnreachableError,
 )
+from ocibuild.registry.export import push_names, store_sources
 from ocibuild.registry.options import RegistryOptions
 from ocibuild.registry.pull import PullStats, pull
 from ocibuild.registry.push import PushReport, push_image
@@ -58,8 +59,10 @@ __all__ = [
     "pull",
     "pull_into_store",
     "push_image",
+    "push_names",
     "remove_credentials",
     "resolve_build_context",
     "resolve_source",
     "store_credentials",
+    "store_sources",
 ]

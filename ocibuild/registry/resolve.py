@@ -41,7 +41,7 @@ class StoreLike(Protocol):
 
     layout: ImageLayout
 
-    def tag(self, name: str, desc: Descriptor) -> None: ...
+    def tag(self, name: str, desc: Descriptor) -> object: ...
 
 
 def _local_by_digest(layout: ImageLayout, ref: Reference,
@@ -66,6 +66,10 @@ def pull_into_store(ref: Reference, store: StoreLike, platform: Platform | None 
     """Pull `ref` into the store and name it there by its full reference."""
     image = _local_by_digest(store.layout, ref, platform)
     if image is None:
+        if sources is None:
+            from ocibuild.registry.export import store_sources
+
+            sources = store_sources(store)
         image = pull(ref, store.layout, platform=platform, clients=clients, sources=sources)
     store.tag(str(ref), image.descriptor)
     return image

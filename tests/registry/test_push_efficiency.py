@@ -74,3 +74,23 @@ def test_blobs_upload_in_parallel(proxy: Proxy, images: BaseImages, cli: Cli,
     cli.ok("push", f"oci:{layout.path}:wide", f"{proxy.host}/wide/img:1", "--jobs", "4")
     assert len(proxy.requests("PUT", UPLOAD)) == 6
     assert proxy.max_concurrency("PUT", UPLOAD) >= 2
+
+
+def test_push_names_from_the_store_mounts_what_the_store_pulled(
+        proxy: Proxy, images: BaseImages, cli: Cli, tmp_path: Path) -> None:
+    """What the engine's `--push` calls: blobs pulled from one repository of a registry
+    are mounted into another repository of it, and every name gets the manifest."""
+    from ocibuild.cache.store import Store
+    from ocibuild.registry import push_names, resolve_source
+
+    cli.ok("push", f"oci:{images.path}:app", f"{proxy.host}/exp-src/app:1")
+    store = Store.open(tmp_path / "root")
+    image = resolve_source(f"{proxy.host}/exp-src/app:1", store)
+    proxy.reset()
+    names = [f"{proxy.host}/exp-dst/app:1", f"{proxy.host}/exp-dst/app:latest"]
+    report = push_names(store.layout, image.descriptor, names, store=store)
+    blobs = _blob_count(images, "app")
+    assert report.mounted == blobs and report.uploaded == 0
+    assert len(proxy.requests("POST", "mount=")) == blobs
+    assert proxy.requests("PUT", UPLOAD) == []
+    assert len(proxy.requests("PUT", "/manifests/")) == 2
