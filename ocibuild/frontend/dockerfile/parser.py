@@ -270,15 +270,13 @@ class _Parser:
             if empty_continuation:
                 self.warnings.append(f"Empty continuation line found in: {line}")
             try:
-                node = _node_from_line(line, self.escape, tuple(comments))
+                parsed = _node_from_line(line, self.escape, tuple(comments))
             except ValueError as exc:
                 raise self.error(str(exc), start_line, column, i) from None
-            node = replace(node, start_line=start_line, column=column)
-            if node.sub is not None:
-                node = replace(node, sub=replace(node.sub, start_line=start_line, column=column))
-            heredoc_target = node.sub if node.sub is not None else node
+            heredoc_target = parsed.sub if parsed.sub is not None else parsed
+            docs: list[Heredoc] = []
             if (
-                heredoc_target.name in _HEREDOC_COMMANDS
+                heredoc_target.command.lower() in _HEREDOC_COMMANDS
                 and not heredoc_target.json
                 and "<<" in line
             ):
@@ -286,7 +284,6 @@ class _Parser:
                     openers = heredocs_from_line(line)
                 except ValueError as exc:
                     raise self.error(str(exc), start_line, column, i) from None
-                docs: list[Heredoc] = []
                 for doc in openers:
                     body: list[str] = []
                     terminated = False
@@ -303,13 +300,10 @@ class _Parser:
                     if not terminated:
                         raise self.error("unterminated heredoc", start_line, column, i)
                     docs.append(replace(doc, content="".join(body)))
-                if docs:
-                    node = replace(node, heredocs=tuple(docs))
-                    if node.sub is not None:
-                        node = replace(node, sub=replace(node.sub, heredocs=tuple(docs)))
-            node = replace(node, end_line=i)
-            if node.sub is not None:
-                node = replace(node, sub=replace(node.sub, end_line=i))
+            place = {"start_line": start_line, "end_line": i, "column": column,
+                     "heredocs": tuple(docs)}
+            sub = None if parsed.sub is None else replace(parsed.sub, **place)
+            node = replace(parsed, sub=sub, **place)
             nodes.append(node)
             comments = []
         if not nodes:

@@ -35,6 +35,7 @@ _GO_SPACES = frozenset(
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
+_SPACE_RUN = re.compile("[" + "".join(sorted(_GO_SPACES)) + "]+")
 # characters with a meaning in a shell word: anything else is copied as is
 _PLAIN_WORD = re.compile(r"[^$'\"<\\`]*\Z")
 
@@ -79,8 +80,14 @@ class _Words:
         self.in_word = True
 
     def add_string(self, text: str) -> None:
-        for ch in text:
-            self.add_char(ch)
+        for i, part in enumerate(_SPACE_RUN.split(text)):
+            if i and self.in_word and self.buf:
+                self.words.append("".join(self.buf))
+                self.buf.clear()
+                self.in_word = False
+            if part:
+                self.buf.append(part)
+                self.in_word = True
 
     def result(self) -> list[str]:
         if self.buf:
