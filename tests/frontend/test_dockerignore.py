@@ -61,7 +61,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "path", "ignored"), CASES, ids=[f"{c[0]!r}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize(("text", "path", "ignored"), CASES,
+                         ids=[f"{c[0]!r}-{c[1]}" for c in CASES])
 def test_docker_semantics(text: str, path: str, ignored: bool) -> None:
     assert IgnoreMatcher(read_patterns(text)).matches(path) is ignored
 

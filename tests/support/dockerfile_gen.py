@@ -62,9 +62,9 @@ def instruction(draw: st.DrawFn, escape: str = "\\") -> list[str]:
 @st.composite
 def dockerfile_text(draw: st.DrawFn) -> str:
     lines: list[str] = []
-    if draw(st.booleans()):
+    if draw(st.booleans()):  # (no `check=`: BuildKit v0.12.5, the oracle, predates it)
         lines += draw(st.lists(st.sampled_from(
-            ["# syntax=docker/dockerfile:1", "# escape=`", "#escape=\\"]  # (no check=: v0.12.5 predates it)
+            ["# syntax=docker/dockerfile:1", "# escape=`", "#escape=\\"]
         ), max_size=2, unique=True))
     lines.append("FROM base")
     for _ in range(draw(st.integers(1, 6))):
