@@ -58,8 +58,7 @@ def auth_files() -> list[Path]:
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     files.append(Path(config_home) / "containers" / "auth.json")
     files.append(_docker_config_path())
-    seen: set[Path] = set()
-    return [f for f in files if not (f in seen or seen.add(f))]
+    return list(dict.fromkeys(files))
 
 
 def default_login_file() -> Path:

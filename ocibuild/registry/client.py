@@ -129,6 +129,10 @@ class RegistryClient:
                 try:
                     resp = self._send("GET", base + "/v2/", {}, None, what, attempts_left=tries)
                 except UnreachableError as exc:
+                    if "certificate verify failed" in exc.message.lower():
+                        raise UnreachableError(
+                            f"{exc.message}; trust the registry's CA with --registry-ca FILE "
+                            f"or /etc/containers/certs.d/{self.registry}/ca.crt") from None
                     last = exc
                     continue
                 data = resp.read(65536)

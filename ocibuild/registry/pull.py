@@ -85,10 +85,10 @@ def resolve_manifest(client: RegistryClient, ref: Reference, platform: Platform 
 
 
 def _is_schema1(data: bytes, media_type: str) -> bool:
-    if "signed+json" in media_type or media_type.endswith("manifest.v1+json") and \
-            "docker" in media_type:
+    if media_type.startswith("application/vnd.docker.distribution.manifest.v1"):
         return True
-    return b'"schemaVersion": 1' in data[:200] or b'"schemaVersion":1' in data[:200]
+    head = data[:200].replace(b" ", b"")
+    return b'"schemaVersion":1,' in head or b'"schemaVersion":1}' in head
 
 
 def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,

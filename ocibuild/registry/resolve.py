@@ -145,12 +145,11 @@ def load_local(layout_path: str | os.PathLike[str], ref: str | None,
 
 
 def root_descriptor(layout: ImageLayout, ref: str | None) -> Descriptor:
-    """What a push sends from a layout: the tagged manifest or index itself."""
+    """What a push sends from a layout: the tagged manifest or index itself, typed."""
     desc = layout.resolve(ref)
-    if desc.media_type not in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
-        data = layout.read_blob(desc.digest)
-        doc = parse_manifest_or_index(data, desc.media_type)
-        desc = Descriptor(doc.media_type, desc.digest, desc.size)
     if desc.media_type in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
         return desc
-    raise OcibuildError(f"{layout.path}: {ref or 'its image'} is not a manifest or index")
+    doc = parse_manifest_or_index(layout.read_blob(desc.digest), desc.media_type)
+    if doc.media_type not in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
+        raise OcibuildError(f"{layout.path}: {ref or 'its image'} is not a manifest or index")
+    return Descriptor(doc.media_type, desc.digest, desc.size, platform=desc.platform)

@@ -55,9 +55,9 @@ def test_several_tags_share_one_upload(proxy: Proxy, images: BaseImages, cli: Cl
         assert f"{ref}@{images.app.digest}" in out
 
 
-def test_blobs_upload_in_parallel(proxy: Proxy, images: BaseImages, cli: Cli,
+def test_blobs_upload_and_download_in_parallel(proxy: Proxy, images: BaseImages, cli: Cli,
                                   tmp_path: Path) -> None:
-    """Four 3 MB layers: their uploads overlap in time."""
+    """Four 3 MB layers: their uploads (and downloads) overlap in time."""
     layout = ImageLayout.init(tmp_path / "wide")
     base = load_image(images.layout, "latest")
     config = base.config
@@ -74,6 +74,11 @@ def test_blobs_upload_in_parallel(proxy: Proxy, images: BaseImages, cli: Cli,
     cli.ok("push", f"oci:{layout.path}:wide", f"{proxy.host}/wide/img:1", "--jobs", "4")
     assert len(proxy.requests("PUT", UPLOAD)) == 6
     assert proxy.max_concurrency("PUT", UPLOAD) >= 2
+    # and the layers come back in parallel too
+    cli.ok("pull", f"{proxy.host}/wide/img:1", "--output", f"oci:{tmp_path}/back",
+           "--jobs", "4")
+    assert len(proxy.requests("GET", "/blobs/sha256:")) == 6
+    assert proxy.max_concurrency("GET", "/blobs/sha256:") >= 2
 
 
 def test_push_names_from_the_store_mounts_what_the_store_pulled(

@@ -113,3 +113,35 @@ def test_pull_docker_schema2_media_types(http_registry: RegistryServer, images: 
     raw = json.loads(layout.read_blob(image.digest))
     assert raw["layers"][0]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
     assert image.config.diff_ids == load_image(images.layout, "latest").config.diff_ids
+
+
+def test_tls_trust_from_a_certs_d_directory_and_a_clear_error_without_it(
+        tls_registry: RegistryServer, images: BaseImages, cli: Cli, tmp_path: Path) -> None:
+    import shutil
+
+    from ocibuild.registry import ClientPool, RegistryOptions, parse_reference, pull
+
+    assert tls_registry.certs is not None
+    ref = f"{tls_registry.host}/certsd/busybox:1"
+    cli.ok("push", f"oci:{images.path}:latest", ref, "--registry-ca",
+           str(tls_registry.certs.ca_cert))
+    certs_d = tmp_path / "certs.d"
+    (certs_d / tls_registry.host).mkdir(parents=True)
+    shutil.copy(tls_registry.certs.ca_cert, certs_d / tls_registry.host / "ca.crt")
+    options = RegistryOptions(certs_dirs=(certs_d,))
+    image = pull(parse_reference(ref), ImageLayout.init(tmp_path / "p"),
+                 clients=ClientPool(options))
+    assert image.digest == images.base.digest
+
+    untrusted = cli("pull", ref, "--output", f"oci:{tmp_path}/x")
+    assert untrusted.returncode != 0
+    assert ref in untrusted.stderr and "certificate verify failed" in untrusted.stderr
+    assert "--registry-ca" in untrusted.stderr and "Traceback" not in untrusted.stderr
+
+
+def test_insecure_registry_flag_reaches_plain_http(http_registry: RegistryServer,
+                                                   images: BaseImages, cli: Cli) -> None:
+    ref = f"{http_registry.host}/insecure/busybox:1"
+    out = cli.ok("push", f"oci:{images.path}:latest", ref, "--insecure-registry",
+                 http_registry.host).stdout
+    assert images.base.digest in out
