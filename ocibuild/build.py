@@ -117,7 +117,7 @@ def build(
     from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
     from ocibuild.frontend.dockerfile import dockerignore, parser
     from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
-    from ocibuild.snapshot import open_snapshotter
+    from ocibuild.snapshot import open_snapshotter, userns
     from ocibuild.solver.solve import SolveOptions, Solver
 
     context_dir = Path(context).resolve()
@@ -144,7 +144,7 @@ def build(
     ssh_map = parse_ssh(ssh)
 
     store = Store.open(root)
-    with store.lock():
+    with store.lock(), userns.session():
 
         def resolve(ref: str, plat: Platform) -> tuple[str, ImageConfig]:
             image = store.resolve_image(ref, plat)

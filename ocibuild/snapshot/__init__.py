@@ -4,6 +4,16 @@ Two snapshotters share one interface: `overlay` (an overlay mount of the extract
 layers with a fresh upper directory; the upper directory is the step's change) and
 `native` (a real copy of the parent tree; the change is found by a stat-signature scan).
 Both give the same layer bytes for the same change.
+
+Interface besides open_snapshotter/Snapshotter/LayerRef (the solver uses these too):
+- `snapshot.base.layer_dir(store, ref) -> Path`: a layer extracted once as an overlay
+  lower directory (read-only sources for COPY --from);
+- `snapshot.base.write_layer_in_userns(args)`: a layer blob from an upper directory or a
+  change list, run under the sandbox mapping;
+- `snapshot.userns.session()`, `call()`, `call_isolated()`: functions run under the
+  sandbox mapping, through one file-op server per build (`snapshot.worker`);
+- `OverlaySnapshotter.prepare` also stacks ready directories (an earlier step's upper);
+  both snapshotters have `release_all(prepared_list)`.
 """
 
 from __future__ import annotations

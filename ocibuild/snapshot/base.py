@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,11 +45,26 @@ def new_step_dir(store: Store) -> Path:
     return path
 
 
+_extracting: dict[str, threading.Lock] = {}
+_extracting_guard = threading.Lock()
+
+
 def layer_dir(store: Store, ref: LayerRef) -> Path:
-    """The overlay lower directory of `ref`, extracted now if it is not there yet."""
+    """The overlay lower directory of `ref`, extracted now if it is not there yet (once:
+    steps of one build that need the same layer wait for the first extraction)."""
     base = store.snapshots_dir / "layers"
     base.mkdir(exist_ok=True)
     dest = base / _digest.hex_of(ref.diff_id)
+    if dest.is_dir():
+        store.db.touch_snapshot(ref.diff_id)
+        return dest
+    with _extracting_guard:
+        lock = _extracting.setdefault(str(dest), threading.Lock())
+    with lock:
+        return _extract_once(store, ref, dest)
+
+
+def _extract_once(store: Store, ref: LayerRef, dest: Path) -> Path:
     if not dest.is_dir():
         result = userns.call("ocibuild.snapshot.layerdirs:extract_layer_dir", {
             "layout": str(store.layout.path), "dest": str(dest),

@@ -113,3 +113,6 @@ class NativeSnapshotter:
     def release(self, prepared: Prepared) -> None:
         if os.path.lexists(prepared.step_dir):
             userns.remove_tree(prepared.step_dir)
+
+    def release_all(self, prepared: Sequence[Prepared]) -> None:
+        userns.remove_trees([p.step_dir for p in prepared])

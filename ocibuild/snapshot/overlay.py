@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.oci.layer import LayerInfo
@@ -26,11 +27,14 @@ class OverlaySnapshotter:
         self.store = store
         self.materialized = 0
 
-    def prepare(self, layers: Sequence[LayerRef]) -> Prepared:
+    def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
+        """A fresh upper over `layers`; a Path among them is a directory that already
+        holds that layer as overlayfs reads it (an earlier step's upper directory)."""
         from ocibuild.sandbox.spec import OverlayRoot
 
         self.materialized += 1
-        lowers = [layer_dir(self.store, ref) for ref in layers]
+        lowers = [ref if isinstance(ref, Path) else layer_dir(self.store, ref)
+                  for ref in layers]
         step = new_step_dir(self.store)
         upper, work = step / "upper", step / "work"
         upper.mkdir(mode=0o755)
@@ -52,3 +56,7 @@ class OverlaySnapshotter:
     def release(self, prepared: Prepared) -> None:
         if os.path.lexists(prepared.step_dir):
             userns.remove_tree(prepared.step_dir)
+
+    def release_all(self, prepared: Sequence[Prepared]) -> None:
+        """release() of many steps in one call under the mapping."""
+        userns.remove_trees([p.step_dir for p in prepared])

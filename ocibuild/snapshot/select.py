@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -19,9 +21,11 @@ _probe_cache: dict[str, bool] = {}
 
 
 def probe_overlay_in_userns(args: dict[str, Any]) -> bool:
-    """(Runs in a disposable helper process under the sandbox mapping.) Can this process
-    mount overlayfs, with whiteouts and opaque directories, on the store's filesystem?"""
+    """(Runs in a process of its own under the sandbox mapping.) Can this process mount
+    overlayfs, with whiteouts and opaque directories, on the store's filesystem? The
+    probe directory is removed here, where its owners are mapped."""
     from ocibuild.sandbox import linux
+    from ocibuild.snapshot.userns import remove_local
 
     base = Path(args["dir"])
     try:
@@ -39,27 +43,43 @@ def probe_overlay_in_userns(args: dict[str, Any]) -> bool:
             linux.umount(str(base / "merged"))
     except OSError:
         return False
+    finally:
+        remove_local(base)
     return True
 
 
-def overlay_works(store: Store) -> bool:
-    key = str(store.snapshots_dir)
-    if key not in _probe_cache:
-        from ocibuild.sandbox import SandboxError, run_in_userns
-        from ocibuild.snapshot.userns import remove_tree
+def _probe_file(store: Store) -> Path:
+    return store.snapshots_dir / "overlay-probe.json"
 
-        tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
-        try:
-            _probe_cache[key] = bool(run_in_userns(
-                "ocibuild.snapshot.select:probe_overlay_in_userns", {"dir": str(tmp)}))
-        except SandboxError:
-            _probe_cache[key] = False
-        finally:
-            try:
-                remove_tree(tmp)
-            except Exception:  # noqa: BLE001 (a probe leftover must not fail the build)
-                shutil.rmtree(tmp, ignore_errors=True)
-    return _probe_cache[key]
+
+def overlay_works(store: Store) -> bool:
+    """The probe's answer, remembered in the store for this kernel (a probe costs a
+    helper process; most builds need none)."""
+    key = str(store.snapshots_dir)
+    if key in _probe_cache:
+        return _probe_cache[key]
+    kernel = os.uname().release
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        saved = json.loads(_probe_file(store).read_text())
+        if saved["kernel"] == kernel:
+            _probe_cache[key] = bool(saved["overlay"])
+            return _probe_cache[key]
+    from ocibuild.snapshot.userns import UsernsCallError, call_isolated
+
+    tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
+    try:
+        works = bool(call_isolated("ocibuild.snapshot.select:probe_overlay_in_userns",
+                                   {"dir": str(tmp)}))
+    except UsernsCallError:
+        works = False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only if the probe could not start
+    _probe_cache[key] = works
+    record = _probe_file(store).with_name(f".tmp-{os.getpid()}-overlay-probe.json")
+    with contextlib.suppress(OSError):
+        record.write_text(json.dumps({"kernel": kernel, "overlay": works}))
+        os.replace(record, _probe_file(store))
+    return works
 
 
 def open_snapshotter(store: Store, kind: str = "auto") -> Snapshotter:

@@ -8,21 +8,156 @@ sandbox's mapping (`run_in_userns`), where it is root over every mapped id.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ocibuild.errors import OcibuildError
 
-def call(function: str, args: dict[str, Any]) -> Any:
-    """Run "module:function"(args) under the sandbox mapping; returns its JSON result."""
+_SERVER_START_TIMEOUT = 60.0
+
+
+class UsernsCallError(OcibuildError):
+    """A function run under the sandbox mapping failed (the message is its error)."""
+
+
+class Session:
+    """A file-op server (snapshot.worker), started by the first call that needs it."""
+
+    def __init__(self) -> None:
+        self._dir: Path | None = None
+        self.socket_path = ""
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_lock = threading.Lock()
+
+    def _start(self) -> threading.Thread:
+        with self._start_lock:
+            if self._thread is None:
+                self._dir = Path(tempfile.mkdtemp(prefix="ocib-w-"))  # 0700: ours alone
+                self.socket_path = str(self._dir / "s")
+                self._thread = threading.Thread(target=self._run, name="fileop-server",
+                                                daemon=True)
+                self._thread.start()
+            return self._thread
+
+    def _run(self) -> None:
+        from ocibuild.sandbox import run_in_userns
+
+        try:
+            run_in_userns("ocibuild.snapshot.worker:serve", {"socket": self.socket_path})
+        except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
+            self._error = exc
+
+    def _connect(self) -> socket.socket:
+        thread = self._start()
+        deadline = time.monotonic() + _SERVER_START_TIMEOUT
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.socket_path)
+                self._started.set()
+                return sock
+            except OSError:
+                sock.close()
+                if self._started.is_set() or not thread.is_alive() \
+                        or time.monotonic() > deadline:
+                    raise UsernsCallError(
+                        "the file-op server under the sandbox mapping is not running"
+                        + (f": {self._error}" if self._error else "")) from None
+                time.sleep(0.003)
+
+    def call(self, function: str, args: Any) -> Any:
+        from ocibuild.snapshot.worker import REQUEST, receive_message, send_message
+
+        with self._connect() as sock:
+            sock.sendall(REQUEST)
+            send_message(sock, {"target": function, "args": args})
+            reply = receive_message(sock)
+        if reply is None:
+            raise UsernsCallError(f"{function}: the file-op worker died without an answer")
+        if "error" in reply:
+            raise UsernsCallError(str(reply["error"]))
+        return reply["ok"]
+
+    def close(self) -> None:
+        from ocibuild.snapshot.worker import STOP
+
+        if self._thread is None:
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(UsernsCallError, OSError), self._connect() as sock:
+                sock.sendall(STOP)
+            self._thread.join(timeout=10)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_session: Session | None = None
+_session_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def session() -> Iterator[Session]:
+    """Route call() through one file-op server while the block runs (nested: reused)."""
+    global _session
+    with _session_lock:
+        outer = _session
+        if outer is None:
+            _session = Session()
+        current = _session
+    try:
+        yield current
+    finally:
+        if outer is None:
+            with _session_lock:
+                _session = None
+            current.close()
+
+
+def call(function: str, args: Any) -> Any:
+    """Run "module:function"(args) under the sandbox mapping; returns its JSON result.
+    Inside session() the function runs in a child of the build's file-op server (in a
+    process of its own, so it may unshare a mount namespace); otherwise as root it runs
+    right here and as a user in a new helper process."""
+    current = _session
+    if current is not None:
+        return current.call(function, args)
     if os.geteuid() == 0:
         module, name = function.split(":")
         return getattr(importlib.import_module(module), name)(args)
-    from ocibuild.sandbox import run_in_userns
+    from ocibuild.sandbox import SandboxError, run_in_userns
 
-    return run_in_userns(function, args)
+    try:
+        return run_in_userns(function, args)
+    except SandboxError as exc:
+        text = exc.message
+        marker = "failed in the user namespace: "
+        raise UsernsCallError(text.split(marker, 1)[1] if marker in text else text) from None
+
+
+def call_isolated(function: str, args: Any) -> Any:
+    """Like call(), but never in this process: for functions that unshare a mount
+    namespace or change process state."""
+    if _session is not None or os.geteuid() != 0:
+        return call(function, args)
+    from ocibuild.sandbox import SandboxError, run_in_userns
+
+    try:
+        return run_in_userns(function, args)
+    except SandboxError as exc:
+        text = exc.message
+        marker = "failed in the user namespace: "
+        raise UsernsCallError(text.split(marker, 1)[1] if marker in text else text) from None
 
 
 def can_chown() -> bool:
@@ -52,6 +187,18 @@ def remove_tree(path: Path) -> None:
 
 def _remove_tree(args: dict[str, Any]) -> None:
     remove_local(Path(args["path"]))
+
+
+def remove_trees(paths: list[Path]) -> None:
+    """remove_tree() of several trees in one call."""
+    present = [str(p) for p in paths if os.path.lexists(p)]
+    if present:
+        call("ocibuild.snapshot.userns:_remove_trees", {"paths": present})
+
+
+def _remove_trees(args: dict[str, Any]) -> None:
+    for path in args["paths"]:
+        remove_local(Path(path))
 
 
 def remove_local(path: Path) -> None:

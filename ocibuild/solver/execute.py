@@ -13,10 +13,10 @@ from ocibuild.errors import OcibuildError
 from ocibuild.graph import ContextSource, ExecOp, Mount
 from ocibuild.progress.events import Event
 from ocibuild.solver import selection
+from ocibuild.solver.pending import resolve_chain
 from ocibuild.solver.solve import OpResult, StepFailedError
 
 if TYPE_CHECKING:
-    from ocibuild.snapshot import LayerRef
     from ocibuild.solver.solve import Solver
 
 TAIL_LINES = 10
@@ -100,7 +100,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
         return sandbox.BindMount(src, m.target, readonly=m.readonly)
     assert m.source is not None
     native = _native(solver)
-    layers = solver._result_of(m.source).layers
+    layers = resolve_chain(solver._result_of(m.source).layers)
     prepared = native.prepare(layers)
     stack.callback(solver.release_later, prepared) if native is solver.snap else \
         stack.callback(native.release, prepared)
@@ -118,7 +118,9 @@ def _native(solver: Solver) -> Any:
     return open_snapshotter(solver.store, "native")
 
 
-def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> LayerRef | None:
+def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
+    """Run the RUN op in a fresh root over `root`; returns the prepared root (its change
+    not yet written as a layer)."""
     from ocibuild import sandbox
 
     env: dict[str, str] = {}
@@ -129,13 +131,10 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> LayerRef | None:
     with contextlib.ExitStack() as stack:
         mounts = [x for m in op.mounts
                   if (x := _sandbox_mount(solver, op, m, stack, env, output)) is not None]
-        prepared = solver.snap.prepare(root.layers)
-        if solver.snap.kind == "overlay":
-            # kept to the end of the solve: a COPY --from this step reads its upper
-            # directory instead of extracting the layer it becomes
-            solver.keep_for_sources(op, prepared)
-        else:
-            stack.callback(solver.release_later, prepared)
+        prepared = solver.prepare(root.layers)
+        if solver.snap.kind != "overlay":
+            released = stack.enter_context(contextlib.ExitStack())
+            released.callback(solver.release_later, prepared)
         spec = sandbox.StepSpec(rootfs=prepared.root, argv=list(op.args), env=env,
                                 cwd=op.cwd or "/", user=op.user, mounts=mounts,
                                 network=op.network)  # type: ignore[arg-type]
@@ -153,7 +152,6 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> LayerRef | None:
                 message += f" ({result.hint})"
             raise StepFailedError(solver.opts.names.get(op.digest, "RUN"), message,
                                   list(output.tail))
-        return solver._commit(prepared)
-
-
-
+        if solver.snap.kind != "overlay":
+            released.pop_all()  # the caller writes the layer, then releases
+        return prepared

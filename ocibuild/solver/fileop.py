@@ -199,19 +199,13 @@ def _needs_mount(spec: dict[str, Any]) -> bool:
     return "overlay" in spec or len(spec.get("layers", ())) > 1
 
 
-def copy_into(args: dict[str, Any]) -> Any:
-    """(Runs under the sandbox mapping.) COPY/ADD into the step's root; with
-    args["commit"], also write the overlay upper directory as a layer (one process
-    instead of two) and return what write_layer_in_userns returns."""
+def copy_into(args: dict[str, Any]) -> None:
+    """(Runs under the sandbox mapping, in a process of its own.) COPY/ADD into the
+    step's root."""
     if _needs_mount(args["root"]) or _needs_mount(args["source"]):
         _private_mount_namespace()
     with _mounted(args["root"]) as root, _mounted(args["source"], readonly=True) as src:
         _copy(root, src, args)
-    if args.get("commit"):
-        from ocibuild.snapshot.base import write_layer_in_userns
-
-        return write_layer_in_userns(args["commit"])
-    return None
 
 
 def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
@@ -272,15 +266,11 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
         copier.copy_entry(full, parent / posixpath.basename(target_path), st)
 
 
-def mkdir_in(args: dict[str, Any]) -> Any:
-    """(Runs under the sandbox mapping.) WORKDIR: create the directory if missing."""
+def mkdir_in(args: dict[str, Any]) -> None:
+    """(Runs under the sandbox mapping, in a process of its own.) WORKDIR: create the
+    directory if missing."""
     if _needs_mount(args["root"]):
         _private_mount_namespace()
     with _mounted(args["root"]) as root:
         owner = _owner(args.get("user", ""), root)
         _makedirs(root, args["path"], owner, int(args.get("mode", 0o755)))
-    if args.get("commit"):
-        from ocibuild.snapshot.base import write_layer_in_userns
-
-        return write_layer_in_userns(args["commit"])
-    return None

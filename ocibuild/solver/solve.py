@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -37,11 +38,11 @@ from ocibuild.graph import (
     walk,
 )
 from ocibuild.oci import canonical
-from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import load_image
 from ocibuild.progress.events import Event, Sink
 from ocibuild.snapshot import LayerRef, Snapshotter
 from ocibuild.solver.checksum import ContextChecksums, memo_path
+from ocibuild.solver.pending import PendingLayer, Slot, lower, resolve, resolve_chain
 from ocibuild.solver.scheduler import Scheduler
 
 KEY_VERSION = "ocibuild-cache-v1"
@@ -58,8 +59,10 @@ class StepFailedError(OcibuildError):
 
 @dataclass(frozen=True)
 class OpResult:
-    layers: tuple[LayerRef, ...]  # the op's whole filesystem, base first
-    layer: LayerRef | None  # what this op added (None: nothing, or not a fs op)
+    """During the solve a layer may still be pending; solve() returns written ones."""
+
+    layers: tuple[Slot, ...]  # the op's whole filesystem, base first
+    layer: Slot | None  # what this op added (None: nothing, or not a fs op)
     cached: bool = False
 
 
@@ -111,7 +114,10 @@ class Solver:
         self._scheduler: Scheduler[Op, OpResult] | None = None
         self._releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="release")
         self._releases: list[Future[None]] = []
-        self._kept: dict[str, Any] = {}
+        self._writer = ThreadPoolExecutor(max_workers=max(2, options.jobs),
+                                          thread_name_prefix="layer")
+        self._kept: list[Any] = []  # overlay roots, released when the solve ends
+        self._kept_lock = threading.Lock()
 
     # -- keys ------------------------------------------------------------------------------
     def checksums(self) -> ContextChecksums:
@@ -199,6 +205,8 @@ class Solver:
 
     # -- running ---------------------------------------------------------------------------
     def solve(self, target: Op) -> dict[str, OpResult]:
+        """Run (or reuse) every op `target` needs; returns each op's result with every
+        layer written."""
         ops = walk(target)
         visible = [op for op in ops if op.digest in self.opts.names]
         for i, op in enumerate(visible, start=1):
@@ -210,12 +218,26 @@ class Solver:
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         try:
             results = self._scheduler.run(ops, lambda op: op.inputs, self._work)
+            return {op.digest: self._written(r) for op, r in results.items()}
         finally:
-            for prepared in self._kept.values():
-                self.release_later(prepared)
-            self._releaser.shutdown(wait=True)
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        return {op.digest: r for op, r in results.items()}
+            self._finish()
+
+    def _written(self, result: OpResult) -> OpResult:
+        return OpResult(resolve_chain(result.layers), resolve(result.layer), result.cached)
+
+    def _finish(self) -> None:
+        """Wait for the layer writers, then remove every step directory (in one call
+        under the mapping) and the solve's temporary files."""
+        self._writer.shutdown(wait=True)
+        self._releaser.shutdown(wait=True)
+        if self._kept:
+            release_all = getattr(self.snap, "release_all", None)
+            if release_all is not None:
+                release_all(self._kept)
+            else:
+                for prepared in self._kept:
+                    self.snap.release(prepared)
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _event(self, kind: str, op: Op, **kw: Any) -> None:
         index = self.index.get(op.digest)
@@ -260,79 +282,88 @@ class Solver:
             return OpResult(root.layers + ((layer,) if layer else ()), layer, cached=True)
         self._event("started", op)
         try:
-            layer = self._run(op, root)
-        except StepFailedError as exc:
-            self._event("failed", op, text=exc.message)
-            raise
+            prepared = self._run(op, root)
+            slot = self._commit_step(op, prepared)
         except OcibuildError as exc:
             self._event("failed", op, text=exc.message)
             raise
+        self._event("done", op)
+        return OpResult(root.layers + ((slot,) if slot else ()), slot)
+
+    def _commit_step(self, op: Op, prepared: Any) -> Slot | None:
+        """The step's layer: with overlay written in the background (later steps stack
+        the upper directory meanwhile), otherwise now."""
+        if self.snap.kind == "overlay":
+            future = self._writer.submit(self._write_and_record, op, prepared)
+            return PendingLayer(prepared.root.upper, future)
+        try:
+            return self._write_and_record(op, prepared)
+        finally:
+            self.release_later(prepared)
+
+    def _write_and_record(self, op: Op, prepared: Any) -> LayerRef | None:
+        info = self.snap.commit(prepared, compression=self.opts.compression,
+                                source_date_epoch=self.opts.source_date_epoch)
+        layer = (None if info is None
+                 else LayerRef(info.descriptor(), info.diff_id))  # type: ignore[attr-defined]
+        # the record only once its blob is in the store
         self.store.put_record(CacheRecord(
-            key=key, layer=layer.descriptor if layer else None,
+            key=self.keys[op.digest], layer=layer.descriptor if layer else None,
             diff_id=layer.diff_id if layer else None, created=_now(),
             description=self.opts.names.get(op.digest, op.kind),
             inputs=self.key_inputs.get(op.digest, {})))
-        self._event("done", op)
-        return OpResult(root.layers + ((layer,) if layer else ()), layer)
+        return layer
 
-    def _commit(self, prepared: Any) -> LayerRef | None:
-        info = self.snap.commit(prepared, compression=self.opts.compression,
-                                source_date_epoch=self.opts.source_date_epoch)
-        if info is None:
-            return None
-        return LayerRef(info.descriptor(), info.diff_id)  # type: ignore[attr-defined]
+    def prepare(self, chain: tuple[Slot, ...]) -> Any:
+        """A root filesystem for a step over `chain`. With overlay it is kept until the
+        solve ends (its upper may become a later step's lower); native roots are the
+        caller's to release."""
+        if self.snap.kind == "overlay":
+            prepared = self.snap.prepare([lower(s) for s in chain])  # type: ignore[misc]
+            with self._kept_lock:
+                self._kept.append(prepared)
+            return prepared
+        return self.snap.prepare(resolve_chain(chain))
 
-    def _run(self, op: Op, root: OpResult) -> LayerRef | None:
+    def _run(self, op: Op, root: OpResult) -> Any:
+        """Run the op in a fresh root; returns the prepared root holding its change."""
         if isinstance(op, ExecOp):
             from ocibuild.solver.execute import run_exec
 
             return run_exec(self, op, root)
         base = () if isinstance(op, CopyOp) and op.link else root.layers
-        prepared = self.snap.prepare(base)
+        prepared = self.prepare(base)
         try:
-            # with overlay, the file op and writing its layer share one helper process
-            commit = None
-            if self.snap.kind == "overlay":
-                commit = {"kind": "upper", "layout": str(self.store.layout.path),
-                          "root": str(prepared.root.upper), "compression": self.opts.compression,
-                          "sde": self.opts.source_date_epoch}
             if isinstance(op, CopyOp):
-                info = self._copy(op, prepared, commit)
+                self._copy(op, prepared)
             elif isinstance(op, MkdirOp):
-                info = self._userns("ocibuild.solver.fileop:mkdir_in", {
+                self._userns("ocibuild.solver.fileop:mkdir_in", {
                     "root": root_spec(prepared.root), "path": op.path, "mode": op.mode,
-                    "user": op.user, "commit": commit})
+                    "user": op.user})
             else:
                 raise OcibuildError(f"cannot run op kind {op.kind}")
-            if commit is None:
-                return self._commit(prepared)
-            if info is None:
-                return None
-            return LayerRef(Descriptor(info["media_type"], info["digest"], info["size"]),
-                            info["diff_id"])
-        finally:
-            self.release_later(prepared)
-
-    def keep_for_sources(self, op: Op, prepared: Any) -> None:
-        self._kept[op.digest] = prepared
+        except BaseException:
+            if self.snap.kind != "overlay":
+                self.release_later(prepared)
+            raise
+        return prepared
 
     def release_later(self, prepared: Any) -> None:
         """Remove a step's directories off the critical path (done before solve returns)."""
         self._releases.append(self._releaser.submit(self.snap.release, prepared))
 
-    def _copy(self, op: CopyOp, prepared: Any, commit: dict[str, Any] | None) -> Any:
+    def _copy(self, op: CopyOp, prepared: Any) -> None:
         args: dict[str, Any] = {
             "root": root_spec(prepared.root), "sources": list(op.sources), "dest": op.dest,
             "cwd": op.cwd, "chown": op.chown, "chmod": op.chmod,
             "excludes": list(op.excludes), "parents": op.parents, "add": op.add,
-            "commit": commit,
         }
         with self._source_dir(op.source) as source:
             args["source"] = source
             args["from_context"] = isinstance(op.source, ContextSource | HttpSource)
             if isinstance(op.source, ContextSource):
                 args["ignore"] = list(self.opts.ignore_patterns)
-            return self._userns("ocibuild.solver.fileop:copy_into", args)
+            self._userns("ocibuild.solver.fileop:copy_into", args)
 
     @contextlib.contextmanager
     def _source_dir(self, source: Op) -> Iterator[dict[str, Any]]:
@@ -341,40 +372,31 @@ class Solver:
         elif isinstance(source, HttpSource):
             yield {"dir": str(self.downloads[source.digest])}
         elif self.snap.kind == "overlay":
-            # read-only: the extracted layer directories are enough, no step directory
+            # read-only: the layers' directories (or fresh steps' uppers) are enough
             from ocibuild.snapshot.base import layer_dir
 
-            layers = self._result_of(source).layers
-            kept = self._kept.get(source.digest)
-            if kept is not None:
-                root = kept.root
-                yield {"layers": [*map(str, root.lower), str(root.upper)]}
-                return
-            self.snap.materialized += 1
-            if not layers:
+            chain = self._result_of(source).layers
+            if not chain:
                 empty = self._tmp / "empty"
                 empty.mkdir(exist_ok=True)
                 yield {"dir": str(empty)}
-            else:
-                yield {"layers": [str(layer_dir(self.store, r)) for r in layers]}
+                return
+            if any(not isinstance(s, PendingLayer) for s in chain):
+                self.snap.materialized += 1
+            yield {"layers": [str(s.dir) if isinstance(s, PendingLayer)
+                              else str(layer_dir(self.store, s)) for s in chain]}
         else:
-            prepared = self.snap.prepare(self._result_of(source).layers)
+            prepared = self.snap.prepare(resolve_chain(self._result_of(source).layers))
             try:
                 yield root_spec(prepared.root)
             finally:
                 self.release_later(prepared)
 
     def _userns(self, target: str, args: dict[str, Any]) -> Any:
-        from ocibuild.sandbox import SandboxError, run_in_userns
+        """A file op under the sandbox mapping, in a process of its own."""
+        from ocibuild.snapshot.userns import call_isolated
 
-        try:
-            return run_in_userns(target, args)
-        except SandboxError as exc:
-            text = exc.message
-            marker = "failed in the user namespace: "
-            if marker in text:
-                text = text.split(marker, 1)[1]
-            raise OcibuildError(text) from None
+        return call_isolated(target, args)
 
     @property
     def cancelled(self) -> Any:

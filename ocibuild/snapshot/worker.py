@@ -1,0 +1,130 @@
+"""A build's file-op server: one process under the sandbox's id mapping that forks a
+child per request.
+
+Starting a helper in a user namespace (interpreter start, imports, newuidmap and
+newgidmap) costs 0.1-0.3 s; a build makes several such calls per step (extracting a
+layer, COPY, writing a layer, removing a step's directories). The server is started once
+per build with `run_in_userns` and answers "module:function"(args) requests on a unix
+socket in a private (0700) directory, each in a forked child: requests run in parallel,
+a child's mount namespace or crash stays its own, and the modules the requests need are
+imported once, before the first fork.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import traceback
+from typing import Any
+
+REQUEST, STOP = b"R", b"S"  # the first byte a client sends on a connection
+_HEADER = struct.Struct("!I")
+# Imported before forking, so that no request pays for them.
+PRELOAD = (
+    "ocibuild.solver.fileop",
+    "ocibuild.snapshot.base",
+    "ocibuild.snapshot.layerdirs",
+    "ocibuild.snapshot.native",
+    "ocibuild.snapshot.scan",
+    "ocibuild.snapshot.select",
+    "ocibuild.snapshot.userns",
+    "ocibuild.oci.layer",
+    "ocibuild.oci.layerwrite",
+    "ocibuild.oci.extract",
+    "ocibuild.oci.compression",
+    "ocibuild.frontend.dockerfile.dockerignore",
+    "ocibuild.sandbox.linux",
+    "ocibuild.sandbox.users",
+)
+
+
+def send_message(sock: socket.socket, value: Any) -> None:
+    data = json.dumps(value).encode()
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def receive_message(sock: socket.socket) -> Any:
+    header = _receive_exactly(sock, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = _receive_exactly(sock, size)
+    if data is None:
+        raise ConnectionError("the file-op server closed the connection mid-message")
+    return json.loads(data)
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
+    chunks: list[bytes] = []
+    left = size
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _answer(conn: socket.socket) -> None:
+    """(In a forked child.) Run one request and send its result or error."""
+    from ocibuild.errors import OcibuildError
+
+    try:
+        request = receive_message(conn)
+        module, _, function = str(request["target"]).partition(":")
+        if not module.startswith("ocibuild."):
+            raise OcibuildError(f"file-op server: refusing target {request['target']!r}")
+        __import__(module)
+        value = getattr(sys.modules[module], function)(request["args"])
+        reply: dict[str, Any] = {"ok": value}
+    except OcibuildError as exc:
+        reply = {"error": exc.message}
+    except Exception as exc:  # noqa: BLE001 (everything goes back to the caller)
+        traceback.print_exc()
+        reply = {"error": f"{type(exc).__name__}: {exc}"}
+    send_message(conn, reply)
+
+
+def serve(args: dict[str, Any]) -> None:
+    """(Runs under the sandbox mapping via run_in_userns.) Answer requests on the unix
+    socket args["socket"] until a stop request arrives or the builder dies."""
+    from ocibuild.sandbox import linux
+
+    linux.set_parent_death_signal(signal.SIGKILL)
+    for module in PRELOAD:
+        __import__(module)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(args["socket"])
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    while True:
+        conn, _ = listener.accept()
+        command = conn.recv(1)
+        if command == STOP:
+            conn.close()
+            break
+        if command != REQUEST:
+            conn.close()
+            continue
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                listener.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess must wait()
+                linux.set_parent_death_signal(signal.SIGKILL)
+                _answer(conn)
+                conn.close()
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+                status = 1
+            finally:
+                sys.stderr.flush()
+                os._exit(status)
+        conn.close()
+    listener.close()
