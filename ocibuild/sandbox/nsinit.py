@@ -1,25 +1,25 @@
-"""The sandbox helper: a fresh interpreter that enters namespaces and runs one step.
+"""A step's own process: forked by the fork server (zygote.py), it enters namespaces and
+runs one step.
 
-Started by the runner as `python -I -S -c BOOT CTL_FD` with the marshalled
-configuration on stdin, the step's stdout/stderr as its own, and CTL_FD a socket to
-the runner. Process tree (userns mode):
+It gets the step's control socket, stdout and stderr from the fork server and reads
+the marshalled configuration from the control socket. Process tree (userns mode; the
+fork server already lives in the builder's user namespace):
 
-    helper (host PID ns): unshare user ns, get mapped, unshare mount/PID/IPC/UTS[/net]
+    step process (host PID ns): unshare mount/PID/IPC/UTS[/net], watch the control socket
       └─ init, PID 1 of the new PID ns: mounts, pivot_root, reaps orphans
            └─ the step (setgroups/setgid/setuid, chdir, exec)
 
 When the step exits, init reports its wait status and exits, and the kernel kills
-everything left in the PID namespace. Each level dies with its parent (parent-death
-signal), so cancelling or killing the runner takes the whole tree down.
+everything left in the PID namespace. The builder cancels a step by shutting down its
+end of the control socket (its death closes it too): the step process then exits, and
+init, which has it as parent-death signal, dies with everything under it.
 
-Imports are kept to the cheap ones: this runs once per step and its start-up is the
-sandbox's fixed cost.
+Imports are kept to the cheap ones: the fork server imports this module at start.
 """
 
 from __future__ import annotations
 
 import _signal as signal  # the signal module imports enum, which costs the helper ~7 ms
-import marshal
 import os
 import select
 import sys
@@ -342,6 +342,21 @@ def init(conf: dict, ctl: int, lifeline: int) -> None:
     os._exit(125)
 
 
+def _wait_unless_cancelled(ctl: int, child: int) -> int:
+    """Wait for `child` and return its wait status; -1 if the builder shut its end of
+    the control socket first (a cancel, or the builder died)."""
+    pidfd = os.pidfd_open(child)
+    try:
+        while True:
+            ready = select.select([ctl, pidfd], [], [])[0]
+            if pidfd in ready:
+                return os.waitpid(child, 0)[1]
+            if not os.read(ctl, 4096):
+                return -1
+    finally:
+        os.close(pidfd)
+
+
 def run_in_namespaces(conf: dict, ctl: int, flags: int) -> None:
     linux.unshare(flags)
     lifeline_r, lifeline_w = os.pipe()
@@ -350,9 +365,9 @@ def run_in_namespaces(conf: dict, ctl: int, flags: int) -> None:
         os.close(lifeline_w)
         init(conf, ctl, lifeline_r)
     os.close(lifeline_r)
-    os.close(ctl)
-    _, status = os.waitpid(child, 0)
-    os._exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 125)
+    status = _wait_unless_cancelled(ctl, child)
+    # on a cancel, exiting kills init (parent-death signal), and with it the PID namespace
+    os._exit(0 if status == 0 else 125)
 
 
 # ---- chroot without namespaces ------------------------------------------------------
@@ -399,12 +414,13 @@ def run_plain_chroot(conf: dict, ctl: int) -> None:
         linux.set_parent_death_signal(signal.SIGKILL)
         exec_step(conf, user, ctl, True)
     protocol.send(ctl, protocol.STEP_PGID, step)
-    _, status = os.waitpid(step, 0)
+    status = _wait_unless_cancelled(ctl, step)
     try:
         os.killpg(step, signal.SIGKILL)  # what the step left running in its group
     except ProcessLookupError:
         pass
-    protocol.send(ctl, protocol.EXITED, status)
+    if status >= 0:
+        protocol.send(ctl, protocol.EXITED, status)
     os._exit(0)
 
 
@@ -413,8 +429,6 @@ def run_plain_chroot(conf: dict, ctl: int) -> None:
 
 def start(conf: dict, ctl: int) -> None:
     isolation = conf["isolation"]
-    if isolation == "userns":
-        enter_user_namespace(conf["mapping"], ctl, conf["uid"], conf["gid"])
     flags = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
     if conf["network"] == "none":
         flags |= linux.CLONE_NEWNET
@@ -427,24 +441,20 @@ def start(conf: dict, ctl: int) -> None:
     run_plain_chroot(conf, ctl)
 
 
-def main() -> None:
-    ctl = int(sys.argv[1])
-    os.set_inheritable(ctl, False)
+def run_step_process(ctl: int, stdout: int, stderr: int) -> None:
+    """Entry of the process the fork server forks for one step; never returns."""
     try:
-        conf = marshal.loads(_read_all(0))
         linux.set_parent_death_signal(signal.SIGKILL)
-        if os.getppid() != conf["ppid"]:
-            os._exit(125)  # the runner is already gone
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        start(conf, ctl)
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        os.close(stdout)
+        os.close(stderr)
+        message = protocol.receive(ctl)
+        if message is None or message[0] != protocol.CONFIG:
+            os._exit(125)  # the builder gave up before sending the step
+        start(message[1], ctl)  # type: ignore[arg-type]
     except SetupError as e:
         protocol.send(ctl, protocol.ERROR, str(e))
     except BaseException:
         protocol.send(ctl, protocol.ERROR, "sandbox helper failed:\n" + _traceback())
     os._exit(125)
-
-
-if __name__ == "__main__":
-    main()

@@ -17,6 +17,10 @@ STEP_PGID = "P"  # helper -> runner: process group of a step without a PID names
 EXITED = "X"  # helper -> runner: the step's wait status
 ERROR = "E"  # helper -> runner: set-up failed, payload is a message for people
 RESULT = "R"  # helper -> runner: return value of run_in_userns
+START = "S"  # runner -> fork server: isolation and id mapping to set up once
+READY = "Y"  # fork server -> runner: set up, send spawn requests now
+CONFIG = "K"  # runner -> step process: the step's configuration
+SPAWN = b"N"  # runner -> fork server: one byte carrying the step's fds (ctl, stdout, stderr)
 
 
 def encode(kind: str, payload: object) -> bytes:

@@ -1,27 +1,23 @@
-"""run_step: start the sandbox helper for one step, feed it, stream its output back."""
+"""run_step: have the fork server start a process for one step, feed it, stream its
+output back."""
 
 from __future__ import annotations
 
-import marshal
 import os
 import selectors
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import ocibuild
-from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.cleanup import remove_created
 from ocibuild.sandbox.errors import SandboxError
-from ocibuild.sandbox.idmapping import MappingPlan, apply_mapping, plan_mapping
+from ocibuild.sandbox.idmapping import MappingPlan
 from ocibuild.sandbox.spec import (
     DEFAULT_PATH,
     BindMount,
@@ -35,21 +31,12 @@ from ocibuild.sandbox.spec import (
     StepSpec,
     TmpfsMount,
 )
+from ocibuild.sandbox.zygote_client import spawn_step_process
 
 Sink = Callable[[bytes], None]
 
-_PACKAGE_PARENT = str(Path(ocibuild.__file__).resolve().parent.parent)
-# -I -S: no site-packages scan and no environment influence; the helper only needs the
-# standard library and this package, whose parent directory goes on sys.path.
-HELPER_BOOT = (f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});"
-               "from ocibuild.sandbox.nsinit import main;main()")
 MAX_LINE = 64 * 1024  # a longer line reaches the sink in pieces of this size
 DRAIN_AFTER_EXIT = 1.0  # seconds to wait for output still buffered after the helper ended
-
-
-def helper_command(module: str, *args: str) -> list[str]:
-    boot = HELPER_BOOT.replace("ocibuild.sandbox.nsinit", module)
-    return [sys.executable, "-I", "-S", "-c", boot, *args]
 
 
 def _mount_config(mount: Mount, env: dict[str, str]) -> dict[str, object]:
@@ -84,8 +71,7 @@ def _mount_config(mount: Mount, env: dict[str, str]) -> dict[str, object]:
     raise SandboxError(f"unknown mount type {type(mount).__name__}")
 
 
-def _config(spec: StepSpec, plan: MappingPlan, isolation: Isolation,
-            staging: Path) -> dict[str, object]:
+def _config(spec: StepSpec, isolation: Isolation, staging: Path) -> dict[str, object]:
     if not spec.argv:
         raise SandboxError("a step needs a command (argv is empty)")
     if not spec.cwd.startswith("/"):
@@ -95,9 +81,7 @@ def _config(spec: StepSpec, plan: MappingPlan, isolation: Isolation,
     env = dict(spec.env)
     mounts = [_mount_config(m, env) for m in spec.mounts]
     conf: dict[str, object] = {
-        "ppid": os.getpid(), "isolation": isolation,
-        "mapping": plan.kind if isolation == "userns" else "none",
-        "uid": os.geteuid(), "gid": os.getegid(), "network": spec.network,
+        "isolation": isolation, "mapping": "none", "network": spec.network,
         "hostname": spec.hostname, "staging": str(staging), "mounts": mounts,
         "argv": [str(a) for a in spec.argv], "env": env, "cwd": spec.cwd, "user": spec.user,
         "default_path": DEFAULT_PATH, "rootfs": None, "overlay": None,
@@ -142,11 +126,12 @@ class _LineSplitter:
 
 
 class _Session:
-    """One run of the helper: its pipes, its control messages, its end."""
+    """One step's process: its pipes, its control messages, its end."""
 
-    def __init__(self, conf: dict[str, object], plan: MappingPlan, on_stdout: Sink,
-                 on_stderr: Sink, cancel: threading.Event | None) -> None:
-        self.conf, self.plan, self.cancel = conf, plan, cancel
+    def __init__(self, conf: dict[str, object], on_stdout: Sink, on_stderr: Sink,
+                 cancel: threading.Event | None) -> None:
+        self.conf, self.cancel = conf, cancel
+        self.plan: MappingPlan | None = None
         self.out = _LineSplitter(on_stdout)
         self.saw_einval = False
         self.err = _LineSplitter(self._stderr_line(on_stderr))
@@ -165,48 +150,54 @@ class _Session:
         return line
 
     def run(self) -> StepResult:
-        parent_sock, child_sock = socket.socketpair()
-        with parent_sock:
+        ctl, ctl_child = socket.socketpair()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
             try:
-                proc = subprocess.Popen(
-                    helper_command("ocibuild.sandbox.nsinit", str(child_sock.fileno())),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    pass_fds=(child_sock.fileno(),), start_new_session=True, env={})
+                self.plan = spawn_step_process(self.conf["isolation"],  # type: ignore[arg-type]
+                                               ctl_child.fileno(), out_w, err_w)
             finally:
-                child_sock.close()
+                ctl_child.close()
+                os.close(out_w)
+                os.close(err_w)
+            if self.conf["isolation"] == "userns":
+                self.conf["mapping"] = self.plan.kind
             try:
-                assert proc.stdin is not None
-                try:
-                    proc.stdin.write(marshal.dumps(self.conf))
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-                self._pump(proc, parent_sock)
-            finally:
-                if proc.poll() is None:
-                    self._kill(proc)
-                proc.wait()
-                for stream in (proc.stdout, proc.stderr):
-                    if stream is not None:
-                        stream.close()
-        return self._result(proc.returncode)
+                ctl.sendall(protocol.encode(protocol.CONFIG, self.conf))
+            except OSError:
+                pass  # the step process is gone already; its error message is on ctl
+            self._pump(out_r, err_r, ctl)
+        finally:
+            if self.step_pgid and self.status is None:
+                self._kill_group()
+            ctl.close()
+            os.close(out_r)
+            os.close(err_r)
+        return self._result()
 
-    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
-        # The helper's death takes its PID namespace with it (parent-death signals);
-        # without namespaces (chroot fallback) the step's process group goes too.
-        for kill in ((lambda: os.killpg(self.step_pgid, signal.SIGKILL))
-                     if self.step_pgid else None, lambda: proc.kill()):
-            if kill is not None:
-                try:
-                    kill()
-                except ProcessLookupError:
-                    pass
+    def _kill_group(self) -> None:
+        # without namespaces (chroot fallback) the step's process group is what to kill
+        try:
+            os.killpg(self.step_pgid, signal.SIGKILL)  # type: ignore[arg-type]
+        except ProcessLookupError:
+            pass
 
-    def _pump(self, proc: subprocess.Popen[bytes], ctl: socket.socket) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
+    def _cancel(self, ctl: socket.socket) -> None:
+        # The step process watches its control socket: shutting our end kills the step
+        # (its PID namespace dies with init); we keep reading what it already said.
+        self.cancelled = True
+        if self.step_pgid:
+            self._kill_group()
+        try:
+            ctl.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _pump(self, out_r: int, err_r: int, ctl: socket.socket) -> None:
         sel = selectors.DefaultSelector()
-        sel.register(proc.stdout.fileno(), selectors.EVENT_READ, self.out)
-        sel.register(proc.stderr.fileno(), selectors.EVENT_READ, self.err)
+        sel.register(out_r, selectors.EVENT_READ, self.out)
+        sel.register(err_r, selectors.EVENT_READ, self.err)
         sel.register(ctl.fileno(), selectors.EVENT_READ, None)
         drain_deadline: float | None = None
         with sel:
@@ -217,33 +208,23 @@ class _Session:
                         sel.unregister(key.fd)
                         if key.data is not None:
                             key.data.close()
+                        else:  # the step process and its init have ended
+                            drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
                     elif key.data is None:
-                        self._on_messages(proc, ctl, self.decoder.feed(data))
+                        self._on_messages(self.decoder.feed(data))
                     else:
                         key.data.feed(data)
                 if self.cancel is not None and self.cancel.is_set() and not self.cancelled:
-                    self.cancelled = True
-                    self._kill(proc)
-                if drain_deadline is None and proc.poll() is not None:
-                    drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
+                    self._cancel(ctl)
                 if drain_deadline is not None and time.monotonic() > drain_deadline:
                     break  # an escaped process still holds the pipes; stop listening
             for key in list(sel.get_map().values()):
                 if key.data is not None:
                     key.data.close()
 
-    def _on_messages(self, proc: subprocess.Popen[bytes], ctl: socket.socket,
-                     messages: list[tuple[str, object]]) -> None:
+    def _on_messages(self, messages: list[tuple[str, object]]) -> None:
         for kind, payload in messages:
-            if kind == protocol.NEED_MAPPING:
-                try:
-                    apply_mapping(self.plan, proc.pid)
-                except (OcibuildError, OSError) as e:
-                    self.error = str(e)
-                    ctl.sendall(protocol.encode(protocol.MAPPING_FAILED, None))
-                else:
-                    ctl.sendall(protocol.encode(protocol.MAPPED, None))
-            elif kind == protocol.CREATED:
+            if kind == protocol.CREATED:
                 self.created = list(payload)  # type: ignore[call-overload]
             elif kind == protocol.STEP_PGID:
                 self.step_pgid = int(payload)  # type: ignore[call-overload]
@@ -252,23 +233,24 @@ class _Session:
             elif kind == protocol.ERROR and self.error is None:
                 self.error = str(payload)
 
-    def _result(self, helper_status: int) -> StepResult:
+    def _result(self) -> StepResult:
         if self.cancelled:
             return StepResult(exit_code=None, signal=signal.SIGKILL, cancelled=True)
+        plan = self.plan
+        single = plan is not None and self.conf["mapping"] == "single"
         if self.error is not None:
             message = self.error
-            if self.plan.single and self.conf["mapping"] == "single" and "mapped" in message:
-                message += f" ({self.plan.single_mapping_hint()})"
+            if single and "mapped" in message:
+                message += f" ({plan.single_mapping_hint()})"  # type: ignore[union-attr]
             raise SandboxError(message)
         if self.status is None:
-            raise SandboxError(f"the sandbox helper ended without a result "
-                               f"(status {helper_status})")
+            raise SandboxError("the sandbox helper ended without a result")
         if os.WIFSIGNALED(self.status):
             return StepResult(exit_code=None, signal=os.WTERMSIG(self.status))
         code = os.WEXITSTATUS(self.status)
         hint = ""
-        if code != 0 and self.saw_einval and self.conf["mapping"] == "single":
-            hint = self.plan.single_mapping_hint()
+        if code != 0 and self.saw_einval and single:
+            hint = plan.single_mapping_hint()  # type: ignore[union-attr]
             self.err.sink(f"ocibuild: note: {hint}\n".encode())
         return StepResult(exit_code=code, hint=hint)
 
@@ -284,23 +266,22 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
     (a missing user, a mount that cannot be made, namespaces disabled) raises
     SandboxError; the step's own failure is a StepResult with a non-zero status.
 
-    The helper dies with the thread that started it (Linux's parent-death signal follows
-    the thread), so call this from a thread that lives until it returns, as a blocking
-    call naturally does.
+    The step's processes come from a fork server that this process starts on first use
+    (one per isolation mode) and that lives as long as this process; a step dies when
+    this process does, however it ends.
     """
     if isolation not in ("userns", "chroot"):
         raise SandboxError(f"unknown isolation {isolation!r} (userns or chroot)")
     if isolation == "chroot" and os.geteuid() != 0:
         raise SandboxError("--isolation chroot needs root; the default user-namespace "
                            "isolation works without it")
-    plan = plan_mapping()
     staging = Path(tempfile.mkdtemp(prefix="ocibuild-step-"))
     session: _Session | None = None
     try:
         (staging / "root").mkdir()
         (staging / "secrets").mkdir()
-        conf = _config(spec, plan, isolation, staging)
-        session = _Session(conf, plan, on_stdout, on_stderr, cancel)
+        conf = _config(spec, isolation, staging)
+        session = _Session(conf, on_stdout, on_stderr, cancel)
         return session.run()
     finally:
         if session is not None and session.created:

@@ -1,0 +1,165 @@
+"""Builder side of the fork server (zygote.py): start one lazily per isolation mode and
+user, and hand it each step's descriptors.
+
+The server is started with subprocess (fork+exec), never by forking the builder, whose
+threads would be copied half-way through whatever they were doing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO
+
+import ocibuild
+from ocibuild.errors import OcibuildError
+from ocibuild.sandbox import protocol
+from ocibuild.sandbox.errors import SandboxError
+from ocibuild.sandbox.idmapping import MappingPlan, apply_mapping, plan_mapping
+from ocibuild.sandbox.spec import Isolation
+
+_PACKAGE_PARENT = str(Path(ocibuild.__file__).resolve().parent.parent)
+# -I -S: no site-packages scan and no environment influence; the helper only needs the
+# standard library and this package, whose parent directory goes on sys.path.
+HELPER_BOOT = (f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});"
+               "from MODULE import main;main()")
+_STDERR_TAIL = 4000
+_STOP_WAIT = 2.0  # seconds for a server to leave after its channel closed
+
+
+def helper_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", HELPER_BOOT.replace("MODULE", module), *args]
+
+
+class ForkServer:
+    """A running fork server: its process, its channel, the id mapping it was set up with."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], channel: socket.socket,
+                 plan: MappingPlan, errors: IO[bytes]) -> None:
+        self.proc, self.channel, self.plan, self._errors = proc, channel, plan, errors
+        self._send_lock = threading.Lock()
+
+    @classmethod
+    def start(cls, isolation: Isolation) -> ForkServer:
+        plan = plan_mapping()
+        mapping = plan.kind if isolation == "userns" else "none"
+        parent, child = socket.socketpair()
+        errors = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(
+                helper_command("ocibuild.sandbox.zygote", str(child.fileno())),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+                pass_fds=(child.fileno(),), start_new_session=True, env={})
+        except BaseException:
+            parent.close()
+            errors.close()
+            raise
+        finally:
+            child.close()
+        server = cls(proc, parent, plan, errors)
+        try:
+            server._handshake(isolation, mapping)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _handshake(self, isolation: Isolation, mapping: str) -> None:
+        fd = self.channel.fileno()
+        self.channel.sendall(protocol.encode(protocol.START, {
+            "isolation": isolation, "mapping": mapping, "uid": os.geteuid(),
+            "gid": os.getegid()}))
+        failure: str | None = None
+        while (message := protocol.receive(fd)) is not None:
+            kind, payload = message
+            if kind == protocol.READY:
+                return
+            if kind == protocol.NEED_MAPPING:
+                try:
+                    apply_mapping(self.plan, self.proc.pid)
+                except (OcibuildError, OSError) as e:
+                    failure = str(e)
+                    self.channel.sendall(protocol.encode(protocol.MAPPING_FAILED, None))
+                else:
+                    self.channel.sendall(protocol.encode(protocol.MAPPED, None))
+            elif kind == protocol.ERROR and failure is None:
+                failure = str(payload)
+        if failure is not None:
+            raise SandboxError(failure)
+        self.proc.wait()
+        self._errors.seek(0)
+        tail = self._errors.read()[-_STDERR_TAIL:].decode(errors="replace").strip()
+        raise SandboxError(f"the sandbox helper ended without starting (status "
+                           f"{self.proc.returncode}){': ' + tail if tail else ''}")
+
+    def spawn(self, ctl: int, stdout: int, stderr: int) -> None:
+        """Have the server fork a step process with these descriptors (it gets copies)."""
+        with self._send_lock:
+            socket.send_fds(self.channel, [protocol.SPAWN], [ctl, stdout, stderr])
+
+    def stop(self) -> None:
+        self.channel.close()  # the server leaves when it reads the end of its channel
+        try:
+            self.proc.wait(_STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._errors.close()
+
+
+_servers: dict[tuple[str, int, int], ForkServer] = {}
+_lock = threading.Lock()
+
+
+def spawn_step_process(isolation: Isolation, ctl: int, stdout: int,
+                       stderr: int) -> MappingPlan:
+    """Start a step process through this builder's fork server for `isolation` (started
+    on first use) and return the id mapping it runs with. Raises SandboxError when the
+    server cannot be set up (no user namespaces, a failing newuidmap, ...)."""
+    key = (isolation, os.geteuid(), os.getegid())
+    for attempt in range(2):
+        with _lock:
+            server = _servers.get(key)
+            if server is None:
+                server = _servers[key] = ForkServer.start(isolation)
+        try:
+            server.spawn(ctl, stdout, stderr)
+            return server.plan
+        except OSError as e:  # the server died: start another once
+            with _lock:
+                if _servers.get(key) is server:
+                    del _servers[key]
+            server.stop()
+            if attempt:
+                raise SandboxError(f"the sandbox helper is not answering: {e}") from e
+    raise AssertionError("unreachable")
+
+
+def stop_all() -> None:
+    """Stop every fork server of this process (steps in flight are not affected until
+    their own control sockets close)."""
+    with _lock:
+        servers = list(_servers.values())
+        _servers.clear()
+    for server in servers:
+        server.stop()
+
+
+def _forget_in_child() -> None:
+    # A forked copy of the builder must not keep the servers' channels open: they end
+    # when the builder's copy closes.
+    global _lock
+    _lock = threading.Lock()
+    for server in _servers.values():
+        server.channel.close()
+    _servers.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+atexit.register(stop_all)
