@@ -28,7 +28,9 @@ TOKENS = [
 def random_input(rng: random.Random) -> str:
     if rng.random() < 0.2:
         return "".join(chr(rng.randrange(0, 0x3000)) for _ in range(rng.randrange(0, 80)))
-    return "".join(rng.choice(TOKENS) for _ in range(rng.randrange(0, 60)))
+    text = "".join(rng.choice(TOKENS) for _ in range(rng.randrange(0, 60)))
+    # half start with a valid stage so later instructions get type-checked too
+    return "FROM a\n" + text if rng.random() < 0.5 else text
 
 
 def main() -> int:
