@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.oci import digest as _digest
-from ocibuild.oci.layer import LayerInfo
 from ocibuild.snapshot import LayerRef, userns
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.oci.layer import LayerInfo
     from ocibuild.sandbox.spec import OverlayRoot
 
 
@@ -107,6 +107,8 @@ def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def layer_info(data: dict[str, Any] | None) -> LayerInfo | None:
+    from ocibuild.oci.layer import LayerInfo
+
     return None if data is None else LayerInfo(**data)
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocibuild.oci.layer import LayerInfo
 from ocibuild.snapshot import LayerRef, userns
 from ocibuild.snapshot.base import (
     Prepared,
@@ -18,6 +17,7 @@ from ocibuild.snapshot.base import (
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.oci.layer import LayerInfo
 
 
 class OverlaySnapshotter:

@@ -83,16 +83,17 @@ def overlay_works(store: Store) -> bool:
 
 
 def open_snapshotter(store: Store, kind: str = "auto") -> Snapshotter:
-    from ocibuild.snapshot.native import NativeSnapshotter
     from ocibuild.snapshot.overlay import OverlaySnapshotter
 
     if kind not in KINDS:
         raise UsageError(f"unknown snapshotter {kind!r} (use {', '.join(KINDS)})")
-    if kind == "native":
+    if kind == "native" or (kind == "auto" and not overlay_works(store)):
+        from ocibuild.snapshot.native import NativeSnapshotter
+
         return NativeSnapshotter(store)
     if kind == "overlay":
         if not overlay_works(store):
             raise UsageError("--snapshotter overlay: overlayfs cannot be mounted here "
                              "(in a user namespace, with userxattr); use native or auto")
         return OverlaySnapshotter(store)
-    return OverlaySnapshotter(store) if overlay_works(store) else NativeSnapshotter(store)
+    return OverlaySnapshotter(store)
