@@ -1,0 +1,243 @@
+"""ocibuild against BuildKit (dockerd) and buildah on the same machine, as ratios.
+
+Run as root, through `bash bench/run.sh` (which installs the peers first):
+
+    .venv/bin/python bench/compare.py [--runs 5] [--bigctx-runs 5] [--quick]
+
+Writes bench/RESULTS.md (and the raw samples to bench/results/raw.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.contexts import change_one_file, chown_tree, make_context  # noqa: E402
+from bench.engines import ENGINES, OCIBUILD, Ocibuild  # noqa: E402
+from bench.measure import CommandFailed  # noqa: E402
+from bench.pyspy_summary import summarize  # noqa: E402
+from bench.report import Results, now_text, render  # noqa: E402
+from tests.support.registry_server import RegistryServer  # noqa: E402
+
+CASES = ("seed", "parallel", "bigctx")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def make_base(work: Path) -> tuple[Path, Path]:
+    """The busybox root filesystem and an OCI layout of it (busybox:latest)."""
+    rootfs = work / "rootfs"
+    subprocess.run(["bash", str(REPO / "rootfs/busybox/make.sh"), str(rootfs)], check=True)
+    layout = work / "busybox-oci"
+    subprocess.run([str(OCIBUILD), "import", str(rootfs), "--tag", "busybox:latest",
+                    "--output", f"oci:{layout}"], check=True, capture_output=True)
+    return rootfs, layout
+
+
+def serve_base(layout: Path, work: Path, name: str) -> RegistryServer:
+    registry = RegistryServer.start("http", work / name)
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                    f"oci:{layout}:latest",
+                    f"docker://{registry.host}/library/busybox:latest"], check=True)
+    return registry
+
+
+def rotated(engines: list, i: int) -> list:
+    k = i % len(engines)
+    return engines[k:] + engines[:k]
+
+
+def measure_builds(res: Results, engines: list, case: str, ctx: Path, runs: int,
+                   warmup: int) -> None:
+    modes = ["cold", "cached"] + (["one-file-changed"] if case == "bigctx" else [])
+    res.runs[case] = runs
+    for i in range(warmup + runs):
+        for engine in rotated(engines, i):
+            label = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
+            try:
+                engine.reset(case)
+                got = {"cold": engine.build(case, ctx), "cached": engine.build(case, ctx)}
+                if "one-file-changed" in modes:
+                    change_one_file(ctx, f"{engine.name} {i}")
+                    got["one-file-changed"] = engine.build(case, ctx)
+            except (CommandFailed, RuntimeError) as exc:
+                res.failures.append(f"{case} {label} {engine.name}: {str(exc)[:300]}")
+                log(f"  {engine.name} FAILED: {str(exc)[-400:]}")
+                continue
+            log(f"  {case} {label} {engine.name}: " + ", ".join(
+                f"{m} {s.seconds:.2f}s/{s.peak_rss_mb:.0f}MB" for m, s in got.items()))
+            if i >= warmup:
+                for mode, sample in got.items():
+                    res.add(case, mode, engine.name, sample)
+
+
+def measure_push(res: Results, engines: list, layout: Path, work: Path, runs: int,
+                 warmup: int) -> None:
+    """Push the bigctx image each engine built last into a new registry, then again."""
+    res.runs["push"] = runs
+    for i in range(warmup + runs):
+        registry = serve_base(layout, work, f"push-registry-{i}")
+        try:
+            for engine in rotated(engines, i):
+                ref = f"{registry.host}/bench/push-{engine.name.lower()}:latest"
+                try:
+                    fresh = engine.push("bigctx", ref, registry.host)
+                    again = engine.push("bigctx", ref, registry.host)
+                except (CommandFailed, RuntimeError) as exc:
+                    res.failures.append(f"push run {i} {engine.name}: {str(exc)[:300]}")
+                    log(f"  {engine.name} push FAILED: {str(exc)[-400:]}")
+                    continue
+                log(f"  push {'warm-up' if i < warmup else i - warmup + 1} {engine.name}: "
+                    f"fresh {fresh.seconds:.2f}s, again {again.seconds:.2f}s")
+                if i >= warmup:
+                    res.add("push", "fresh", engine.name, fresh)
+                    res.add("push", "again", engine.name, again)
+        finally:
+            registry.stop()
+
+
+def layer_export(work: Path, size_mb: int) -> str:
+    proc = subprocess.run([sys.executable, str(REPO / "bench/layer_export.py"), "--size-mb",
+                           str(size_mb), "--workdir", str(work)],
+                          capture_output=True, text=True)
+    return proc.stdout + (f"\n(exit {proc.returncode}) {proc.stderr[-800:]}"
+                          if proc.returncode else "")
+
+
+def _prepare(ours: Ocibuild, case: str, mode: str, ctx: Path, stamp: str) -> None:
+    """Bring ocibuild's store to the state just before the build of (case, mode)."""
+    ours.reset(case)
+    if mode != "cold":
+        ours.build(case, ctx)
+    if mode == "one-file-changed":
+        change_one_file(ctx, stamp)
+
+
+def profile_worst(res: Results, ours: Ocibuild, ctxs: dict[str, Path], count: int = 2,
+                  lines: int = 45, rate: int = 250) -> None:
+    ranked = sorted(((r, case, mode) for (case, mode) in res.samples
+                     if case in ctxs and (r := res.time_ratio(case, mode, "BuildKit"))),
+                    reverse=True)
+    for r, case, mode in ranked[:count]:
+        ctx = ctxs[case]
+        texts = []
+        try:
+            out = ours.home / f"pyinstrument-{case}-{mode}.txt"
+            _prepare(ours, case, mode, ctx, "profile 1")
+            ours.profile(case, ctx, out)
+            texts.append("\n".join(out.read_text().splitlines()[:lines]))
+            raw = ours.home / f"py-spy-{case}-{mode}.txt"
+            _prepare(ours, case, mode, ctx, "profile 2")
+            ours.profile_all_threads(case, ctx, raw, rate)
+            texts.append(summarize(raw, rate))
+        except (CommandFailed, OSError) as exc:
+            texts.append(f"profiling failed: {exc}")
+        log(f"profiled {case} {mode}")
+        res.profiles.append((case, mode, r, texts))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="measured runs, small cases")
+    parser.add_argument("--bigctx-runs", type=int, default=5)
+    parser.add_argument("--push-runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--no-push", action="store_true")
+    parser.add_argument("--no-export", action="store_true")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--export-size-mb", type=int, default=1024)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 run, no warm-up, 2,000 small + 2 big files, "
+                             "200 MB export")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/RESULTS.md")
+    parser.add_argument("--workdir", default="/tmp", help="parent of the scratch directory")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        parser.error("run as root (dockerd and buildah run as root; ocibuild drops to "
+                     "ocib-sub)")
+    if args.quick:
+        args.runs = args.bigctx_runs = args.push_runs = 1
+        args.warmup = 0
+        args.export_size_mb = 200
+
+    started = time.monotonic()
+    res = Results(started=now_text(), load=[" ".join(f"{x:.2f}" for x in os.getloadavg())])
+    work = Path(tempfile.mkdtemp(prefix="ocib-bench-", dir=args.workdir))
+    os.chmod(work, 0o755)
+    engines: list = []
+    registry = None
+    try:
+        rootfs, layout = make_base(work)
+        registry = serve_base(layout, work, "registry")
+        for key in args.engines.split(","):
+            engine = ENGINES[key](work)
+            engines.append(engine)
+            log(f"setting up {engine.name}")
+            engine.setup(rootfs, registry.host)
+            res.commands[engine.name] = engine.commands()
+        ours = next((e for e in engines if isinstance(e, Ocibuild)), None)
+        ctx_root = work / "contexts"
+        ctx_root.mkdir()
+        ctxs: dict[str, Path] = {}
+        for case in args.cases.split(","):
+            log(f"case {case}: making the context")
+            small, big = (2000, 2) if args.quick else (20_000, 20)
+            ctx = make_context(case, ctx_root, small_files=small, big_files=big)
+            if ours is not None:
+                chown_tree(ctx_root, ours.user.uid, ours.user.gid)
+            ctxs[case] = ctx
+            res.context_mb[case] = sum(p.stat().st_size for p in ctx.rglob("*")
+                                       if p.is_file()) / (1 << 20)
+            runs = args.bigctx_runs if case == "bigctx" else args.runs
+            measure_builds(res, engines, case, ctx, runs, args.warmup)
+            save_raw(res)
+        if not args.no_push and "bigctx" in ctxs:
+            log("push")
+            measure_push(res, engines, layout, work, args.push_runs, args.warmup)
+            save_raw(res)
+        if not args.no_export:
+            log("layer export")
+            res.export_mb = args.export_size_mb
+            res.export_text = layer_export(work, args.export_size_mb)
+            log(res.export_text.strip())
+        if not args.no_profile and ours is not None and "BuildKit" in res.commands:
+            profile_worst(res, ours, ctxs)
+    finally:
+        for engine in engines:
+            engine.close()
+        if registry is not None:
+            registry.stop()
+        res.seconds = time.monotonic() - started
+        res.load.append(" ".join(f"{x:.2f}" for x in os.getloadavg()))
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.write_text(render(res))
+    log(f"wrote {args.out}")
+    print(args.out.read_text())
+    return 0
+
+
+def save_raw(res: Results) -> None:
+    raw = REPO / "bench/results/raw.json"
+    raw.parent.mkdir(exist_ok=True)
+    raw.write_text(json.dumps({f"{c} {m}": {e: [asdict(s) for s in ss]
+                                            for e, ss in per.items()}
+                               for (c, m), per in res.samples.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The three builders under test, each with its own storage under the scratch directory.
+
+Every engine offers: `setup` (make busybox:latest local), `reset` (drop the case's image
+and build cache, keep the base: the "cold" state), `build` and `push`, each returning a
+measured Sample. `commands` says what each runs, for RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.dockerd import DOCKER, Dockerd
+from bench.measure import RunAs, Sample, run_measured
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+OCIBUILD = VENV_BIN / "ocibuild"
+BENCH_USER = "ocib-sub"
+
+
+def tag_of(case: str) -> str:
+    return f"bench-{case}:latest"
+
+
+def _quiet(cmd: list[str], env: dict[str, str], log: Path, check: bool = True) -> None:
+    with open(log, "ab") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{log.read_text()[-1500:]}")
+
+
+class Ocibuild:
+    """ocibuild run rootless as the unprivileged ocib-sub user, one store per cold run."""
+
+    name = "ocibuild"
+
+    def __init__(self, workdir: Path) -> None:
+        pw = pwd.getpwnam(BENCH_USER)
+        self.user = RunAs(pw.pw_uid, pw.pw_gid)
+        self.workdir = workdir / "ocibuild"
+        self.workdir.mkdir()
+        self.home = self.workdir / "home"
+        self.home.mkdir()
+        for p in (self.workdir, self.home):
+            os.chown(p, self.user.uid, self.user.gid)
+        self.template = self.workdir / "template-store"
+        self.store = self.workdir / "store"
+        self.log = workdir / "ocibuild.log"
+        self.generation = 0
+
+    def env(self) -> dict[str, str]:
+        return {"HOME": str(self.home), "USER": BENCH_USER, "LOGNAME": BENCH_USER,
+                "PATH": f"{VENV_BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
+
+    def setup(self, rootfs: Path, registry: str) -> None:
+        _quiet([str(OCIBUILD), "--root", str(self.template), "import", str(rootfs),
+                "--tag", "busybox:latest"], self.env(), self.log)
+        subprocess.run(["chown", "-R", f"{self.user.uid}:{self.user.gid}",
+                        str(self.template)], check=True)
+        # One throwaway build extracts the base layer, as the peers have it unpacked.
+        warm = self.workdir / "warm"
+        warm.mkdir()
+        (warm / "Dockerfile").write_text("FROM busybox:latest\nRUN true\n")
+        os.chown(warm, self.user.uid, self.user.gid)
+        run_measured([OCIBUILD, "--root", self.template, "build", "--progress", "plain",
+                      warm], env=self.env(), log=self.log, cwd=self.home, user=self.user)
+
+    def reset(self, case: str) -> None:
+        if self.store.exists():
+            shutil.rmtree(self.store)
+        subprocess.run(["cp", "-a", str(self.template), str(self.store)], check=True)
+
+    def build_cmd(self, ctx: Path, case: str) -> list[str]:
+        return [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
+                "-t", tag_of(case), str(ctx)]
+
+    def build(self, case: str, ctx: Path) -> Sample:
+        return run_measured(self.build_cmd(ctx, case), env=self.env(), log=self.log,
+                            cwd=self.home, user=self.user)
+
+    def push(self, case: str, ref: str, registry: str) -> Sample:
+        return run_measured([OCIBUILD, "--root", self.store, "push", tag_of(case), ref,
+                             "--insecure-registry", registry], env=self.env(), log=self.log,
+                            cwd=self.home, user=self.user)
+
+    def profile(self, case: str, ctx: Path, out: Path) -> None:
+        """Run the build once under pyinstrument (main thread; text report to `out`)."""
+        cmd = [str(VENV_BIN / "python"), "-m", "pyinstrument", "-r", "text", "--no-color",
+               "-o", str(out), "-m", "ocibuild", *self.build_cmd(ctx, case)[1:]]
+        run_measured(cmd, env=self.env(), log=self.log, cwd=self.home, user=self.user)
+
+    def profile_all_threads(self, case: str, ctx: Path, out: Path, rate: int) -> None:
+        """Run the build once under py-spy (every thread and subprocess; raw stacks to
+        `out`). py-spy runs as root, the build as the user."""
+        env = self.env()
+        drop = ["setpriv", f"--reuid={self.user.uid}", f"--regid={self.user.gid}",
+                "--clear-groups", "env", *[f"{k}={v}" for k, v in env.items()]]
+        cmd = [str(VENV_BIN / "py-spy"), "record", "--threads", "--subprocesses", "-r",
+               str(rate), "-f", "raw", "-o", str(out), "--", *drop,
+               str(VENV_BIN / "python"), "-m", "ocibuild", *self.build_cmd(ctx, case)[1:]]
+        run_measured(cmd, env=env, log=self.log, cwd=self.home)
+
+    def commands(self) -> list[str]:
+        return [f"(as {BENCH_USER}) ocibuild --root STORE build --progress plain -t TAG CTX",
+                "cold: STORE is a fresh copy of a store holding only busybox:latest "
+                "(already unpacked)",
+                f"(as {BENCH_USER}) ocibuild --root STORE push TAG 127.0.0.1:PORT/REPO "
+                "--insecure-registry 127.0.0.1:PORT"]
+
+    def close(self) -> None:
+        pass
+
+
+class BuildKit:
+    """BuildKit as built into Debian's dockerd 20.10; RSS is the daemon's VmHWM."""
+
+    name = "BuildKit"
+
+    def __init__(self, workdir: Path) -> None:
+        self.daemon = Dockerd(workdir / "docker")
+        (workdir / "docker").mkdir()
+        self.log = workdir / "docker.log"
+
+    def docker(self, *args: str, check: bool = True) -> None:
+        _quiet([DOCKER, *args], self.daemon.env(), self.log, check=check)
+
+    def setup(self, rootfs: Path, registry: str) -> None:
+        self.daemon.start()
+        self.docker("pull", f"{registry}/library/busybox:latest")
+        self.docker("tag", f"{registry}/library/busybox:latest", "busybox:latest")
+
+    def reset(self, case: str) -> None:
+        self.docker("image", "rm", "-f", tag_of(case), check=False)
+        self.docker("builder", "prune", "-af")
+
+    def _daemon_measured(self, cmd: list[str]) -> Sample:
+        self.daemon.reset_peak_rss()
+        sample = run_measured(cmd, env=self.daemon.env(), log=self.log)
+        return Sample(sample.seconds, self.daemon.peak_rss_mb())
+
+    def build(self, case: str, ctx: Path) -> Sample:
+        return self._daemon_measured([DOCKER, "build", "--network", "none", "--progress",
+                                      "plain", "-t", tag_of(case), str(ctx)])
+
+    def push(self, case: str, ref: str, registry: str) -> Sample:
+        self.docker("tag", tag_of(case), ref)
+        return self._daemon_measured([DOCKER, "push", ref])
+
+    def commands(self) -> list[str]:
+        return ["dockerd --storage-driver vfs --iptables=false --bridge=none "
+                "--data-root DIR --exec-root DIR -H unix://SOCK",
+                "DOCKER_BUILDKIT=1 /usr/bin/docker build --network none --progress plain "
+                "-t TAG CTX",
+                "cold: docker image rm -f TAG; docker builder prune -af (busybox:latest kept)",
+                "docker tag TAG 127.0.0.1:PORT/REPO; docker push 127.0.0.1:PORT/REPO"]
+
+    def close(self) -> None:
+        self.daemon.stop()
+
+
+class Buildah:
+    """buildah as root with vfs storage and chroot isolation, in private storage dirs."""
+
+    name = "buildah"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir / "buildah"
+        (self.workdir / "tmp").mkdir(parents=True)
+        self.log = workdir / "buildah.log"
+        self.base = ["buildah", "--root", str(self.workdir / "root"), "--runroot",
+                     str(self.workdir / "run"), "--storage-driver", "vfs"]
+        self.jobs = str(os.cpu_count() or 2)
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(self.workdir),
+                "TMPDIR": str(self.workdir / "tmp"), "LANG": "C.UTF-8"}
+
+    def setup(self, rootfs: Path, registry: str) -> None:
+        _quiet([*self.base, "pull", "--tls-verify=false",
+                f"docker://{registry}/library/busybox:latest"], self.env(), self.log)
+        _quiet([*self.base, "tag", f"{registry}/library/busybox:latest",
+                "docker.io/library/busybox:latest"], self.env(), self.log)
+
+    def reset(self, case: str) -> None:
+        _quiet([*self.base, "rmi", "-f", tag_of(case)], self.env(), self.log, check=False)
+        _quiet([*self.base, "rmi", "--prune"], self.env(), self.log, check=False)
+
+    def build(self, case: str, ctx: Path) -> Sample:
+        return run_measured([*self.base, "bud", "--layers", "--isolation", "chroot",
+                             "--jobs", self.jobs, "-t", tag_of(case), str(ctx)],
+                            env=self.env(), log=self.log)
+
+    def push(self, case: str, ref: str, registry: str) -> Sample:
+        return run_measured([*self.base, "push", "--tls-verify=false", tag_of(case),
+                             f"docker://{ref}"], env=self.env(), log=self.log)
+
+    def commands(self) -> list[str]:
+        return [f"buildah --storage-driver vfs bud --layers --isolation chroot "
+                f"--jobs {self.jobs} -t TAG CTX  (private --root/--runroot; chroot isolation "
+                "refuses --network none)",
+                "cold: buildah rmi -f TAG; buildah rmi --prune (busybox:latest kept)",
+                "buildah push --tls-verify=false TAG docker://127.0.0.1:PORT/REPO"]
+
+    def close(self) -> None:
+        pass
+
+
+ENGINES = {"ocibuild": Ocibuild, "buildkit": BuildKit, "buildah": Buildah}

@@ -1,0 +1,178 @@
+"""RESULTS.md: medians, ratios against the peers, goals, RSS, machine and commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.measure import Sample, median, ratio
+
+# (case, mode) -> highest ocibuild/BuildKit time ratio that meets the issue's goal
+TIME_GOALS: dict[tuple[str, str], float] = {
+    ("seed", "cold"): 0.6, ("seed", "cached"): 0.7,
+    ("parallel", "cold"): 0.75, ("parallel", "cached"): 0.7,
+    ("bigctx", "cold"): 0.5, ("bigctx", "cached"): 0.5, ("bigctx", "one-file-changed"): 0.5,
+}
+BIGCTX_RSS_GOAL_MB = 80.0
+PEERS = ("BuildKit", "buildah")
+
+
+@dataclass
+class Results:
+    # (case, mode) -> engine -> samples after the warm-up
+    samples: dict[tuple[str, str], dict[str, list[Sample]]] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)  # case -> measured runs
+    export_text: str = ""
+    export_mb: int = 0
+    context_mb: dict[str, float] = field(default_factory=dict)
+    profiles: list[tuple[str, str, float | None, list[str]]] = field(default_factory=list)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    started: str = ""
+    seconds: float = 0.0
+    load: list[str] = field(default_factory=list)
+
+    def add(self, case: str, mode: str, engine: str, sample: Sample) -> None:
+        self.samples.setdefault((case, mode), {}).setdefault(engine, []).append(sample)
+
+    def med(self, case: str, mode: str, engine: str, rss: bool = False) -> float | None:
+        got = self.samples.get((case, mode), {}).get(engine, [])
+        return median([s.peak_rss_mb if rss else s.seconds for s in got])
+
+    def time_ratio(self, case: str, mode: str, peer: str) -> float | None:
+        return ratio(self.med(case, mode, "ocibuild"), self.med(case, mode, peer))
+
+
+def _f(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _cmd(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> list[str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    distro = "unknown"
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("PRETTY_NAME="):
+            distro = line.split("=", 1)[1].strip('"')
+    repo = Path(__file__).resolve().parents[1]
+    commit = _cmd(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    return [f"- CPU: {os.cpu_count()} × {cpu}; memory {mem_kb / 1024 / 1024:.1f} GiB",
+            f"- OS: {distro}, kernel {platform.release()}",
+            f"- dockerd: {_cmd(['dockerd', '--version'])}",
+            f"- buildah: {_cmd(['buildah', '--version'])}",
+            f"- ocibuild: commit {commit} (the working tree may hold other helpers' "
+            f"uncommitted changes), Python {platform.python_version()}"]
+
+
+def render(res: Results) -> str:
+    out = ["# Benchmark results: ocibuild against BuildKit and buildah", "",
+           f"Produced by `bash bench/run.sh` on {res.started} (took {res.seconds / 60:.1f} "
+           "min). Every figure is a median over runs made in this same run, after a "
+           "warm-up, with the engines' order rotated each run; ratios are ocibuild's "
+           "median divided by the peer's (below 1: ocibuild is faster).", "",
+           "## Machine", "", *machine(), "",
+           "Load average (1, 5, 15 min) at start and end: " + " → ".join(res.load)
+           + ". Other work shared the machine during this run, so single figures are "
+           "noisy; the ratios are what to compare.", "",
+           "## Build time (seconds, median)", "",
+           "| case | mode | runs | ocibuild | BuildKit | buildah | ocibuild/BuildKit | "
+           "ocibuild/buildah | goal (/BuildKit) | met |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for (case, mode) in res.samples:
+        if case == "push":
+            continue
+        goal = TIME_GOALS.get((case, mode))
+        r_bk = res.time_ratio(case, mode, "BuildKit")
+        met = "–" if goal is None or r_bk is None else ("yes" if r_bk <= goal else "**no**")
+        out.append(f"| {case} | {mode} | {res.runs.get(case, 0)} | "
+                   f"{_f(res.med(case, mode, 'ocibuild'))} | "
+                   f"{_f(res.med(case, mode, 'BuildKit'))} | "
+                   f"{_f(res.med(case, mode, 'buildah'))} | {_f(r_bk)} | "
+                   f"{_f(res.time_ratio(case, mode, 'buildah'))} | "
+                   f"{'–' if goal is None else f'≤ {goal}'} | {met} |")
+    out += ["", "## Peak RSS (MB, median of the runs' peaks)", "",
+            "ocibuild and buildah: the largest process of the command's tree (wait4 "
+            "rusage); BuildKit: dockerd's VmHWM, reset before each run "
+            "(`/proc/PID/clear_refs` 5). Goal: ocibuild ≤ 80 MB on bigctx.", "",
+            "| case | mode | ocibuild | dockerd (BuildKit) | buildah | goal |",
+            "|---|---|---|---|---|---|"]
+    for (case, mode) in res.samples:
+        ours = res.med(case, mode, "ocibuild", rss=True)
+        goal = ""
+        if case == "bigctx" and ours is not None:
+            goal = f"≤ {BIGCTX_RSS_GOAL_MB:.0f}: " + (
+                "yes" if ours <= BIGCTX_RSS_GOAL_MB else "**no**")
+        out.append(f"| {case} | {mode} | {_f(ours, '{:.0f}')} | "
+                   f"{_f(res.med(case, mode, 'BuildKit', rss=True), '{:.0f}')} | "
+                   f"{_f(res.med(case, mode, 'buildah', rss=True), '{:.0f}')} | {goal} |")
+    if ("push", "fresh") in res.samples:
+        size = res.context_mb.get("bigctx", 0)
+        out += ["", f"## Push of the bigctx image (context {size:.0f} MB) "
+                "to a docker-registry on 127.0.0.1 (seconds, median)",
+                "", "`fresh`: a new, empty registry each run (nothing to mount from); "
+                "`again`: the same push once more (every blob already there).", "",
+                "| mode | runs | ocibuild | BuildKit (docker push) | buildah | "
+                "ocibuild/BuildKit | ocibuild/buildah |", "|---|---|---|---|---|---|---|"]
+        for mode in ("fresh", "again"):
+            out.append(f"| {mode} | {res.runs.get('push', 0)} | "
+                       f"{_f(res.med('push', mode, 'ocibuild'))} | "
+                       f"{_f(res.med('push', mode, 'BuildKit'))} | "
+                       f"{_f(res.med('push', mode, 'buildah'))} | "
+                       f"{_f(res.time_ratio('push', mode, 'BuildKit'))} | "
+                       f"{_f(res.time_ratio('push', mode, 'buildah'))} |")
+    if res.export_text:
+        out += ["", "## Layer export (ocibuild, "
+                f"`bench/layer_export.py --size-mb {res.export_mb}`)", "",
+                "Goals: gzip ≥ 200 MB/s and zstd ≥ 100 MB/s of tar input.", "", "```",
+                res.export_text.strip(), "```"]
+    if res.profiles:
+        out += ["", "## Profiles of the two worst ratios to BuildKit", "",
+                "Each case profiled twice: `python -m pyinstrument -m ocibuild ... build` "
+                "(the main thread only: time spent waiting there is work done in worker "
+                "threads or helper processes), then `py-spy record --threads "
+                "--subprocesses -f raw` summarized by `bench/pyspy_summary.py` (busy "
+                "samples of every thread and process)."]
+        for case, mode, r, texts in res.profiles:
+            out += ["", f"### {case} {mode} (ocibuild/BuildKit {_f(r)})"]
+            for text in texts:
+                out += ["", "```", text.rstrip(), "```"]
+    if res.failures:
+        out += ["", "## Failures", ""] + [f"- {f}" for f in res.failures]
+    out += ["", "## How to reproduce", "", "As root on Debian 12, from the repository:", "",
+            "    bash bench/run.sh              # full run (~20-25 min)",
+            "    bash bench/run.sh --quick      # smoke run: 1 run, small bigctx", "",
+            "It installs `docker.io` and `buildah` with apt-get when missing, makes the "
+            "busybox base (`rootfs/busybox/make.sh` + `ocibuild import`), serves it from "
+            "a local docker-registry on 127.0.0.1 for the peers, then runs:", ""]
+    for engine, cmds in res.commands.items():
+        out.append(f"- {engine}:")
+        out += [f"  - `{c}`" for c in cmds]
+    out += ["", "Cases: `bench/cases/*/Dockerfile`; bigctx's 20,000 small files and "
+            "20 × 10 MB random files are generated at run time (`bench/contexts.py`). "
+            "cold = the engine's cache dropped (base image kept, unpacked); cached = the "
+            "same build again at once; one-file-changed = one small file of the context "
+            "rewritten, then the build again.", ""]
+    return "\n".join(out)
+
+
+def now_text() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One command for the benchmark against BuildKit (dockerd) and buildah; writes
+# bench/RESULTS.md. Run as root from anywhere; arguments go to bench/compare.py
+# (e.g. --quick, --runs 7, --cases seed,parallel).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "bench/run.sh: run as root (the peers need it; ocibuild runs as ocib-sub)" >&2
+  exit 1
+fi
+missing=()
+for pkg in docker.io buildah docker-registry skopeo busybox-static uidmap; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q
+  # policy-rc.d or not, the bench starts its own private dockerd, never the system one.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if ! id ocib-sub >/dev/null 2>&1; then
+  bash scripts/test-users.sh
+fi
+if [ ! -x .venv/bin/ocibuild ]; then
+  bash scripts/bootstrap.sh test
+fi
+if ! .venv/bin/python -c 'import pyinstrument' 2>/dev/null; then
+  .venv/bin/pip install -q -e '.[bench]'
+fi
+exec .venv/bin/python bench/compare.py "$@"
