@@ -23,7 +23,7 @@ fi
 if [ ! -x .venv/bin/ocibuild ]; then
   bash scripts/bootstrap.sh test
 fi
-if ! .venv/bin/python -c 'import pyinstrument' 2>/dev/null; then
+if ! .venv/bin/python -c 'import pyinstrument' 2>/dev/null || [ ! -x .venv/bin/py-spy ]; then
   .venv/bin/pip install -q -e '.[bench]'
 fi
 exec .venv/bin/python bench/compare.py "$@"
