@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,27 +25,48 @@ TAIL_LINES = 10
 
 
 class _Output:
-    """Turns a step's output into log events, keeping the last lines for errors."""
+    """Turns a step's output into log events, keeping the last lines for errors.
+
+    Output is cut into lines per stream before secrets are masked, so a secret split
+    across two reads of a pipe is still masked."""
+
+    MAX_LINE = 64 * 1024  # a longer line without a newline is shown in pieces
 
     def __init__(self, solver: Solver, op: ExecOp) -> None:
         self.solver = solver
         self.op = op
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.secrets: list[bytes] = []
+        self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
-    def __call__(self, data: bytes) -> None:
+    def stream(self, name: str) -> Callable[[bytes], None]:
+        def feed(data: bytes) -> None:
+            buf = self._partial[name] + data
+            *lines, rest = buf.split(b"\n")
+            if len(rest) > self.MAX_LINE:
+                lines.append(rest)
+                rest = b""
+            self._partial[name] = rest
+            for line in lines:
+                self._line(line)
+        return feed
+
+    def flush(self) -> None:
+        for name, rest in self._partial.items():
+            if rest:
+                self._line(rest)
+            self._partial[name] = b""
+
+    def _line(self, data: bytes) -> None:
         for secret in self.secrets:
             if secret:
                 data = data.replace(secret, b"****")
-        text = data.decode(errors="replace").rstrip("\n")
-        for line in text.split("\n"):
-            self.tail.append(line)
-            index = self.solver.index.get(self.op.digest)
-            if index is not None:
-                import time
-
-                self.solver.progress(Event("log", index, self.solver.opts.names[self.op.digest],
-                                           time.monotonic(), text=line))
+        line = data.decode(errors="replace").rstrip("\r")
+        self.tail.append(line)
+        index = self.solver.index.get(self.op.digest)
+        if index is not None:
+            self.solver.progress(Event("log", index, self.solver.opts.names[self.op.digest],
+                                       time.monotonic(), text=line))
 
 
 def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitStack,
@@ -139,11 +162,14 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
                                 cwd=op.cwd or "/", user=op.user, mounts=mounts,
                                 network=op.network)  # type: ignore[arg-type]
         try:
-            result = sandbox.run_step(spec, on_stdout=output, on_stderr=output,
+            result = sandbox.run_step(spec, on_stdout=output.stream("stdout"),
+                                      on_stderr=output.stream("stderr"),
                                       cancel=solver.cancelled)
         except OcibuildError as exc:
             raise OcibuildError(f"{solver.opts.names.get(op.digest, 'RUN')}: {exc.message}"
                                 ) from None
+        finally:
+            output.flush()
         if not result.ok:
             shown = " ".join(op.args)
             code = result.exit_code if result.exit_code is not None else result.description

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -16,6 +17,13 @@ import pytest
 
 from tests.support.paths import FIXTURES, OCIBUILD, REPO
 from tests.support.users import User, remove_tree
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_package() -> None:
+    """Byte-compile ocibuild as an installed package would be: the unprivileged builder
+    cannot write __pycache__ in the tree, and would otherwise compile on every start."""
+    compileall.compile_dir(REPO / "ocibuild", quiet=1)
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +88,36 @@ def builder(sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> Buil
 
 def copy_fixture(name: str, dest: Path, user: User) -> Path:
     shutil.copytree(FIXTURES / name, dest, symlinks=True)
-    for p in [dest, *dest.rglob("*")]:
-        os.lchown(p, user.uid, user.gid)
+    give_to(dest, user)
     return dest
+
+
+def give_to(path: Path, user: User) -> None:
+    """Make a tree the test wrote (as root) the user's."""
+    for p in [path, *path.rglob("*")]:
+        os.lchown(p, user.uid, user.gid)
+
+
+def write_context(dest: Path, files: dict[str, str | bytes], user: User) -> Path:
+    """A context directory with these files (relative path -> content), the user's."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    give_to(dest, user)
+    return dest
+
+
+def image_digest(log: str) -> str:
+    """The manifest digest from `ocibuild build`'s "writing image sha256:..." line."""
+    for line in log.splitlines():
+        if line.startswith("writing image "):
+            return line.split()[2]
+    raise AssertionError(f"no 'writing image' line in:\n{log}")
 
 
 def step_states(log: str) -> dict[str, str]:

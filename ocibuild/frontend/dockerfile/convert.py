@@ -137,6 +137,7 @@ class Converter:
         self.done: dict[int, StageState] = {}
         self.in_progress: set[int] = set()
         self._name_order: dict[str, int] = {}
+        self._ssh_mounts = 0  # per RUN: default targets ssh_agent.0, .1, ...
 
     @property
     def _stage_order(self) -> dict[str, int]:
@@ -506,6 +507,7 @@ class Converter:
                                    FlagSpec("security")])
         expansion = state.expansion_env()
         mounts: list[Mount] = []
+        self._ssh_mounts = 0
         for text in flags.get("mount", ()):
             try:
                 spec = parse_mount(text, lambda w: self.lex.expand_word(w, expansion))
@@ -546,10 +548,21 @@ class Converter:
         source: Op | None = None
         if spec.type == "bind" or (spec.type == "cache" and spec.from_):
             source = self._source_state(node, spec.from_) if spec.from_ else self.context
-        target = spec.target
+        target, mount_id = spec.target, spec.id
+        if spec.type == "secret":
+            mount_id = mount_id or posixpath.basename(target)
+            if not mount_id:
+                raise self.error(node, "--mount=type=secret needs id= or target=")
+            if not target and not spec.env:
+                target = f"/run/secrets/{mount_id}"
+        elif spec.type == "ssh":
+            mount_id = mount_id or "default"
+            if not target:
+                self._ssh_mounts += 1
+                target = f"/run/buildkit/ssh_agent.{self._ssh_mounts - 1}"
         return Mount(type=spec.type, target=target, source=source,
                      source_path=spec.source or "/", readonly=spec.readonly,
-                     id=spec.id or ("default" if spec.type == "ssh" else ""),
+                     id=mount_id,
                      sharing=spec.sharing or "shared", mode=spec.mode, uid=spec.uid,
                      gid=spec.gid, required=spec.required, env=spec.env or "", size=spec.size)
 

@@ -1,0 +1,40 @@
+"""How a build fails: for people, with the right exit status."""
+
+from __future__ import annotations
+
+from tests.build.conftest import Builder, write_context
+
+
+def test_failing_run_ends_with_command_exit_code_and_last_output(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest\n"
+        "RUN for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo out-$i; done; "
+        "echo to-stderr >&2; exit 3\n"
+        "RUN echo never-runs\n")}, builder.user)
+    proc, _ = builder.build(ctx, check=False)
+    assert proc.returncode == 1
+    tail = proc.stderr.rstrip().splitlines()[-16:]
+    text = "\n".join(tail)
+    assert "exit code: 3" in tail[-1]
+    assert "echo to-stderr >&2; exit 3" in tail[-1]
+    assert "out-12" in text and "to-stderr" in text
+    assert "out-1\n" not in text + "\n"  # only the last lines
+    assert "[3/3] RUN echo never-runs" not in proc.stderr
+
+
+def test_misspelt_flag_is_reported_with_its_position(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {
+        "Dockerfile": "FROM busybox:latest\n\nCOPY --chwon=1:1 a.txt /a\n", "a.txt": "a"},
+        builder.user)
+    proc, _ = builder.build(ctx, check=False)
+    assert proc.returncode != 0
+    assert "Dockerfile:3:" in proc.stderr
+    assert "--chwon" in proc.stderr and "--chown" in proc.stderr
+
+
+def test_exec_form_run_finds_a_bare_command_on_path(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest\n"
+        'RUN ["sh", "-c", "echo exec-form > /out"]\n'
+        'RUN ["test", "-s", "/out"]\n')}, builder.user)
+    builder.build(ctx)
