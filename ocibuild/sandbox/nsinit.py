@@ -28,6 +28,10 @@ from ocibuild.sandbox import linux, protocol
 from ocibuild.sandbox.securepath import resolve_in_root
 from ocibuild.sandbox.users import UnknownUserError, resolve_user
 
+TYPE_CHECKING = False  # not typing's: importing typing costs ~15 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DEV_FILES = ("null", "zero", "full", "random", "urandom", "tty")
 HOST_NET_FILES = ("/etc/hosts", "/etc/resolv.conf")
 
@@ -260,6 +264,9 @@ def _step_env(conf: dict, home: str) -> dict[str, str]:
     return env
 
 
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores them; exec keeps that
+
+
 def exec_step(conf: dict, user: object, ctl: int, can_setgroups: bool) -> None:
     """In the forked step process: drop to the user and exec; never returns."""
     try:
@@ -276,32 +283,60 @@ def exec_step(conf: dict, user: object, ctl: int, can_setgroups: bool) -> None:
             os._exit(125)
         os.chdir(conf["cwd"])
         argv = conf["argv"]
-        for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; exec keeps that
+        for signum in _DEFAULT_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        _exec_path_search(argv, _step_env(conf, user.home))  # type: ignore[attr-defined]
+        env = _step_env(conf, user.home)  # type: ignore[attr-defined]
+        os._exit(-_search_path(argv, env, lambda path: os.execve(path, argv, env)))
     except BaseException:
         os.write(2, _traceback().encode())
     os._exit(125)
 
 
-def _exec_path_search(argv: list[str], env: dict[str, str]) -> None:
+def spawn_root_step(conf: dict, user: object, can_setgroups: bool) -> int:
+    """Start a step that runs as root (init's own ids) with posix_spawn: a vfork and
+    exec, ~1 ms cheaper than forking this Python process and exec'ing. Init takes the
+    step's groups and working directory first (it needs neither). Returns the step's
+    PID, 0 when the step must be forked (another user, or no such directory), or
+    -127/-126 when no command could be started (the message is on stderr)."""
+    if (user.uid, user.gid) != (0, 0) or os.getuid() != 0:  # type: ignore[attr-defined]
+        return 0
+    try:
+        if can_setgroups:
+            os.setgroups(user.groups)  # type: ignore[attr-defined]
+        os.chdir(conf["cwd"])
+    except OSError:
+        return 0  # the forked path reports it as before
+    argv = conf["argv"]
+    env = _step_env(conf, user.home)  # type: ignore[attr-defined]
+
+    def spawn(path: str) -> int:
+        os.stat(path)  # a missing candidate fails here, cheaper than a failed spawn
+        return os.posix_spawn(path, argv, env, setsigdef=_DEFAULT_SIGNALS)
+
+    return _search_path(argv, env, spawn)
+
+
+def _search_path(argv: list[str], env: dict[str, str], start: Callable[[str], int]) -> int:
     """execvpe's search, without os.execvpe (it imports modules lazily, and after
-    pivot_root the standard library is gone). Exits 127 or 126 as shells do."""
+    pivot_root the standard library is gone): `start` each candidate path until one
+    does not fail with ENOENT/ENOTDIR and return what it returns; otherwise write the
+    reason to stderr and return -127 (not found) or -126 (found, not executable), as
+    shells exit."""
     name = argv[0]
     dirs = [""] if "/" in name else env["PATH"].split(":")
     denied: OSError | None = None
     for directory in dirs:
         try:
-            os.execve(os.path.join(directory, name), argv, env)
+            return start(os.path.join(directory, name))
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as e:
             denied = denied or e
     if denied is None:
         os.write(2, f"ocibuild: {name}: command not found\n".encode())
-        os._exit(127)
+        return -127
     os.write(2, f"ocibuild: {name}: {denied.strerror}\n".encode())
-    os._exit(126)
+    return -126
 
 
 def resolve_step_user(conf: dict) -> object:
@@ -327,9 +362,15 @@ def init(conf: dict, ctl: int, lifeline: int) -> None:
         prepare_root(conf, ctl)
         user = resolve_step_user(conf)
         make_cwd(conf["cwd"])
-        step = os.fork()
+        can_setgroups = conf["mapping"] != "single"
+        step = spawn_root_step(conf, user, can_setgroups)
+        if step < 0:
+            protocol.send(ctl, protocol.EXITED, -step << 8)  # a wait status: exited -step
+            os._exit(0)
         if step == 0:
-            exec_step(conf, user, ctl, conf["mapping"] != "single")
+            step = os.fork()
+            if step == 0:
+                exec_step(conf, user, ctl, can_setgroups)
         while True:
             pid, status = os.wait()
             if pid == step:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -71,7 +69,7 @@ def _mount_config(mount: Mount, env: dict[str, str]) -> dict[str, object]:
     raise SandboxError(f"unknown mount type {type(mount).__name__}")
 
 
-def _config(spec: StepSpec, isolation: Isolation, staging: Path) -> dict[str, object]:
+def _config(spec: StepSpec, isolation: Isolation) -> dict[str, object]:
     if not spec.argv:
         raise SandboxError("a step needs a command (argv is empty)")
     if not spec.cwd.startswith("/"):
@@ -82,7 +80,7 @@ def _config(spec: StepSpec, isolation: Isolation, staging: Path) -> dict[str, ob
     mounts = [_mount_config(m, env) for m in spec.mounts]
     conf: dict[str, object] = {
         "isolation": isolation, "mapping": "none", "network": spec.network,
-        "hostname": spec.hostname, "staging": str(staging), "mounts": mounts,
+        "hostname": spec.hostname, "staging": None, "mounts": mounts,
         "argv": [str(a) for a in spec.argv], "env": env, "cwd": spec.cwd, "user": spec.user,
         "default_path": DEFAULT_PATH, "rootfs": None, "overlay": None,
     }
@@ -155,12 +153,14 @@ class _Session:
         err_r, err_w = os.pipe()
         try:
             try:
-                self.plan = spawn_step_process(self.conf["isolation"],  # type: ignore[arg-type]
-                                               ctl_child.fileno(), out_w, err_w)
+                server = spawn_step_process(self.conf["isolation"],  # type: ignore[arg-type]
+                                            ctl_child.fileno(), out_w, err_w)
             finally:
                 ctl_child.close()
                 os.close(out_w)
                 os.close(err_w)
+            self.plan = server.plan
+            self.conf["staging"] = str(server.staging)
             if self.conf["isolation"] == "userns":
                 self.conf["mapping"] = self.plan.kind
             try:
@@ -275,17 +275,11 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
     if isolation == "chroot" and os.geteuid() != 0:
         raise SandboxError("--isolation chroot needs root; the default user-namespace "
                            "isolation works without it")
-    staging = Path(tempfile.mkdtemp(prefix="ocibuild-step-"))
-    session: _Session | None = None
+    session = _Session(_config(spec, isolation), on_stdout, on_stderr, cancel)
     try:
-        (staging / "root").mkdir()
-        (staging / "secrets").mkdir()
-        conf = _config(spec, isolation, staging)
-        session = _Session(conf, on_stdout, on_stderr, cancel)
         return session.run()
     finally:
-        if session is not None and session.created:
+        if session.created:
             base = (spec.rootfs.upper if isinstance(spec.rootfs, OverlayRoot)
                     else Path(spec.rootfs))
             remove_created(base, session.created)
-        shutil.rmtree(staging, ignore_errors=True)

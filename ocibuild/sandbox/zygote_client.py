@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,12 +38,24 @@ def helper_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", HELPER_BOOT.replace("MODULE", module), *args]
 
 
+def _make_staging() -> Path:
+    """Mount points for every step of one server: `root` (the step's root) and `secrets`
+    (a tmpfs of secret files). Steps mount on them only inside their own mount
+    namespaces, so concurrent steps share them and no step pays for a fresh directory."""
+    staging = Path(tempfile.mkdtemp(prefix="ocibuild-steps-"))
+    (staging / "root").mkdir()
+    (staging / "secrets").mkdir()
+    return staging
+
+
 class ForkServer:
-    """A running fork server: its process, its channel, the id mapping it was set up with."""
+    """A running fork server: its process, its channel, the id mapping it was set up
+    with and the staging directory its steps mount on."""
 
     def __init__(self, proc: subprocess.Popen[bytes], channel: socket.socket,
-                 plan: MappingPlan, errors: IO[bytes]) -> None:
+                 plan: MappingPlan, errors: IO[bytes], staging: Path) -> None:
         self.proc, self.channel, self.plan, self._errors = proc, channel, plan, errors
+        self.staging = staging
         self._send_lock = threading.Lock()
 
     @classmethod
@@ -62,7 +75,7 @@ class ForkServer:
             raise
         finally:
             child.close()
-        server = cls(proc, parent, plan, errors)
+        server = cls(proc, parent, plan, errors, _make_staging())
         try:
             server._handshake(isolation, mapping)
         except BaseException:
@@ -111,6 +124,7 @@ class ForkServer:
             self.proc.kill()
             self.proc.wait()
         self._errors.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 _servers: dict[tuple[str, int, int], ForkServer] = {}
@@ -118,10 +132,11 @@ _lock = threading.Lock()
 
 
 def spawn_step_process(isolation: Isolation, ctl: int, stdout: int,
-                       stderr: int) -> MappingPlan:
+                       stderr: int) -> ForkServer:
     """Start a step process through this builder's fork server for `isolation` (started
-    on first use) and return the id mapping it runs with. Raises SandboxError when the
-    server cannot be set up (no user namespaces, a failing newuidmap, ...)."""
+    on first use) and return that server (its id mapping, its staging directory).
+    Raises SandboxError when the server cannot be set up (no user namespaces, a failing
+    newuidmap, ...)."""
     key = (isolation, os.geteuid(), os.getegid())
     for attempt in range(2):
         with _lock:
@@ -130,7 +145,7 @@ def spawn_step_process(isolation: Isolation, ctl: int, stdout: int,
                 server = _servers[key] = ForkServer.start(isolation)
         try:
             server.spawn(ctl, stdout, stderr)
-            return server.plan
+            return server
         except OSError as e:  # the server died: start another once
             with _lock:
                 if _servers.get(key) is server:
