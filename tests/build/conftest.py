@@ -71,12 +71,34 @@ class Builder:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
+    def batch(self, jobs: list[dict[str, object]]) -> list[dict[str, str]]:
+        """Run many build() calls in one process of the user (tests/build/batch.py)."""
+        jobs_file = self.tmp / f"jobs-{len(list(self.tmp.glob('jobs-*')))}.json"
+        jobs_file.write_text(json.dumps(
+            [{"root": str(self.root), **job} for job in jobs], default=str))
+        proc = self.user.run([Path(OCIBUILD).parent / "python", "-m", "tests.build.batch",
+                              jobs_file], cwd=REPO)
+        assert proc.returncode == 0, proc.stderr
+        results = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert len(results) == len(jobs), proc.stderr
+        return results
+
     def new_store(self, template: Path, name: str) -> Path:
         dest = self.tmp / name
         shutil.copytree(template, dest, symlinks=True)
         for p in [dest, *dest.rglob("*")]:
             os.lchown(p, self.user.uid, self.user.gid)
         return dest
+
+
+@pytest.fixture(scope="module")
+def module_builder(sub_user: User, busybox_store_template: Path) -> Iterator[Builder]:
+    """A builder whose directory and store last for a test module (table tests)."""
+    tmp = sub_user.make_tempdir()
+    b = Builder(sub_user, tmp, tmp / "store")
+    b.root = b.new_store(busybox_store_template, "store")
+    yield b
+    remove_tree(tmp)
 
 
 @pytest.fixture

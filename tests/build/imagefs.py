@@ -63,7 +63,7 @@ def load(layout: Path, manifest_digest: str | None = None) -> Image:
     top: dict[str, Entry] = {}
     for layer in manifest["layers"]:
         top = _entries(blob(layout, layer["digest"]))
-        for name, entry in top.items():
+        for name in top:
             parent, _, base = name.rpartition("/")
             if base == ".wh..wh..opq":
                 prefix = f"{parent}/"
