@@ -48,9 +48,10 @@ class Sandboxer:
                        check=True)
         return dest
 
-    def run(self, *steps: dict[str, Any], timeout: float = 60) -> list[dict[str, Any]]:
-        done = self.user.run(DRIVER, input=json.dumps({"steps": list(steps)}), cwd=REPO,
-                             timeout=timeout)
+    def run(self, *steps: dict[str, Any], timeout: float = 60,
+            parallel: bool = False) -> list[dict[str, Any]]:
+        request = {"steps": list(steps), "parallel": parallel}
+        done = self.user.run(DRIVER, input=json.dumps(request), cwd=REPO, timeout=timeout)
         assert done.returncode == 0, done.stderr
         return [json.loads(line) for line in done.stdout.splitlines()]
 

@@ -1,10 +1,11 @@
 """Runs sandbox steps as whichever user starts it (the tests start it as their test users).
 
-Reads {"steps": [...], "stream": bool} as JSON on stdin; prints one JSON object per
-step on stdout (and, when streaming, one {"line": ...} object per output line as it
-arrives). A step object holds StepSpec fields plus "isolation", "cancel_after"
-(seconds) and "layer" (a path: write a gzip layer of the overlay upper directory there
-with the sandbox's id mapping, and report its entries).
+Reads {"steps": [...], "stream": bool, "parallel": bool} as JSON on stdin; prints one
+JSON object per step on stdout, in the order given (and, when streaming, one
+{"line": ...} object per output line as it arrives). With "parallel" every step runs
+at once, each in its own thread. A step object holds StepSpec fields plus "isolation",
+"cancel_after" (seconds) and "layer" (a path: write a gzip layer of the overlay upper
+directory there with the sandbox's id mapping, and report its entries).
 {"call": {"target": "module:function", "args": ...}} instead runs run_in_userns.
 """
 
@@ -114,8 +115,24 @@ def main() -> None:
     if "call" in request:
         print(json.dumps(call(request["call"])), flush=True)
         return
+    stream = request.get("stream", False)
+    if request.get("parallel"):
+        records: list[dict[str, Any]] = [{} for _ in request["steps"]]
+
+        def run_into(index: int, step: dict[str, Any]) -> None:
+            records[index] = run(step, stream)
+
+        threads = [threading.Thread(target=run_into, args=item)
+                   for item in enumerate(request["steps"])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for record in records:
+            print(json.dumps(record), flush=True)
+        return
     for step in request["steps"]:
-        print(json.dumps(run(step, request.get("stream", False))), flush=True)
+        print(json.dumps(run(step, stream)), flush=True)
 
 
 if __name__ == "__main__":
