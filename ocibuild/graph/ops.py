@@ -109,6 +109,18 @@ class HttpSource(Op):
         return False
 
 
+@dataclass(frozen=True, eq=False)
+class InlineSource(Op):
+    """Files written in the Dockerfile (COPY <<EOF): (name, content) pairs."""
+
+    kind: ClassVar[str] = "inline"
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def produces_fs(self) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class Mount:
     """A RUN --mount. `source` is the op whose filesystem (or context) a bind mount reads."""

@@ -31,6 +31,7 @@ from ocibuild.graph import (
     ExecOp,
     HttpSource,
     ImageSource,
+    InlineSource,
     MkdirOp,
     Op,
     ScratchSource,
@@ -260,7 +261,7 @@ class Solver:
         return result
 
     def _solve_one(self, op: Op) -> OpResult:
-        if isinstance(op, ContextSource | HttpSource):
+        if isinstance(op, ContextSource | HttpSource | InlineSource):
             return OpResult((), None)
         if isinstance(op, ScratchSource):
             self._event("cached", op)
@@ -361,7 +362,8 @@ class Solver:
         }
         with self._source_dir(op.source) as source:
             args["source"] = source
-            args["from_context"] = isinstance(op.source, ContextSource | HttpSource)
+            args["from_context"] = isinstance(op.source,
+                                              ContextSource | HttpSource | InlineSource)
             if isinstance(op.source, ContextSource):
                 args["ignore"] = list(self.opts.ignore_patterns)
             self._userns("ocibuild.solver.fileop:copy_into", args)
@@ -372,6 +374,8 @@ class Solver:
             yield {"dir": str(self.opts.context_dir)}
         elif isinstance(source, HttpSource):
             yield {"dir": str(self.downloads[source.digest])}
+        elif isinstance(source, InlineSource):
+            yield {"dir": str(self._inline_dir(source))}
         elif self.snap.kind == "overlay":
             # read-only: the layers' directories (or fresh steps' uppers) are enough
             from ocibuild.snapshot.base import layer_dir
@@ -392,6 +396,19 @@ class Solver:
                 yield root_spec(prepared.root)
             finally:
                 self.release_later(prepared)
+
+    def _inline_dir(self, source: InlineSource) -> Path:
+        """A directory holding the here-document files (mode 0644, as BuildKit makes)."""
+        base = self._tmp / f"inline-{source.digest.split(':')[1][:16]}"
+        if not base.is_dir():
+            tmp = Path(tempfile.mkdtemp(dir=self._tmp))
+            for name, content in source.files:
+                path = tmp / name
+                path.write_text(content, encoding="utf-8", errors="surrogateescape")
+                path.chmod(0o644)
+            with contextlib.suppress(OSError):  # another step made the same one first
+                tmp.rename(base)
+        return base
 
     def _userns(self, target: str, args: dict[str, Any]) -> Any:
         """A file op under the sandbox mapping, in a process of its own."""

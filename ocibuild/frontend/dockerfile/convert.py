@@ -16,9 +16,11 @@ from typing import Any
 from ocibuild.errors import OcibuildError
 from ocibuild.frontend.dockerfile import parser as _parser
 from ocibuild.frontend.dockerfile.convert_flags import parse_chmod, parse_duration
+from ocibuild.frontend.dockerfile.convert_heredoc import inline_files
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.flags import FlagSpec, parse_flags
 from ocibuild.frontend.dockerfile.mounts import parse_mount
+from ocibuild.frontend.dockerfile.parser import chomp_heredoc
 from ocibuild.frontend.dockerfile.shell import ShellLex
 from ocibuild.graph import (
     ContextSource,
@@ -26,6 +28,7 @@ from ocibuild.graph import (
     ExecOp,
     HttpSource,
     ImageSource,
+    InlineSource,
     MkdirOp,
     Mount,
     Op,
@@ -537,6 +540,8 @@ class Converter:
 
     def _heredoc_run(self, state: StageState, node: _parser.Node) -> list[str]:
         doc = node.heredocs[0]
+        if doc.chomp:
+            doc = replace(doc, content=chomp_heredoc(doc.content))
         first = " ".join(node.args)
         if first.strip() == f"<<{doc.name}" or first.strip() == f"<<-{doc.name}":
             return [*state.shell, doc.content]
@@ -593,10 +598,18 @@ class Converter:
                   FlagSpec("unpack", "bool")] if add else [FlagSpec("from")]
         flags = self._flags(node, specs)
         env = state.expansion_env()
-        words = [self.expand(node, w, env) for w in node.args]
-        if node.heredocs:
-            raise self.error(node, f"{node.command.upper()} with a here-document is not "
-                             "supported yet")
+        if node.heredocs and not node.json:
+            try:
+                inline, rest = inline_files(node.args[:-1], node.heredocs, self.lex, env)
+            except OcibuildError as exc:
+                raise self.error(node, exc.message) from None
+            if rest:
+                raise self.error(node, f"{node.command.upper()}: mixing here-documents and "
+                                 f"other sources ({rest[0]}) is not supported")
+            words = [name for name, _ in inline] + [self.expand(node, node.args[-1], env)]
+        else:
+            inline = []
+            words = [self.expand(node, w, env) for w in node.args]
         if len(words) < 2:
             raise self.error(node, f"{node.command.upper()} requires at least two arguments")
         sources, dest = words[:-1], words[-1]
@@ -612,7 +625,12 @@ class Converter:
         if from_ref:
             source = self._source_state(node, self.expand(node, from_ref, env))
         urls = [s for s in sources if s.startswith(("http://", "https://"))]
-        if urls:
+        if inline:
+            if from_ref:
+                raise self.error(node, "COPY --from cannot take here-documents")
+            source = InlineSource(files=tuple(inline))
+            add = False  # a here-document is never an archive to extract
+        elif urls:
             if len(sources) != 1:
                 raise self.error(node, "ADD of a URL takes exactly one source")
             url = urls[0]
