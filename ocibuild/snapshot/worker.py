@@ -96,12 +96,11 @@ def serve(args: dict[str, Any]) -> None:
     from ocibuild.sandbox import linux
 
     linux.set_parent_death_signal(signal.SIGKILL)
-    for module in PRELOAD:
-        __import__(module)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(args["socket"])
     listener.listen(64)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    preloaded = False
     while True:
         conn, _ = listener.accept()
         command = conn.recv(1)
@@ -127,4 +126,9 @@ def serve(args: dict[str, Any]) -> None:
                 sys.stderr.flush()
                 os._exit(status)
         conn.close()
+        if not preloaded:
+            # after the first fork: the first request does not wait for these imports
+            for module in PRELOAD:
+                __import__(module)
+            preloaded = True
     listener.close()

@@ -304,8 +304,12 @@ class Solver:
             self.release_later(prepared)
 
     def _write_and_record(self, op: Op, prepared: Any) -> LayerRef | None:
-        info = self.snap.commit(prepared, compression=self.opts.compression,
-                                source_date_epoch=self.opts.source_date_epoch)
+        try:
+            info = self.snap.commit(prepared, compression=self.opts.compression,
+                                    source_date_epoch=self.opts.source_date_epoch)
+        except OcibuildError as exc:
+            name = self.opts.names.get(op.digest, op.kind)
+            raise OcibuildError(f"{name}: writing its layer failed: {exc.message}") from None
         layer = (None if info is None
                  else LayerRef(info.descriptor(), info.diff_id))  # type: ignore[attr-defined]
         # the record only once its blob is in the store
