@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.build.conftest import Builder, copy_fixture, step_states
+from tests.support.users import User
 
 
 def _run_image_from_layout(layout: Path, tag: str, tmp: Path) -> str:
@@ -81,3 +82,13 @@ def test_cached_rebuild_materializes_nothing_and_tracks_copied_files(builder: Bu
     assert states["[stage-1 2/4] COPY app.txt /app.txt"] == "DONE"
     assert states["[stage-1 3/4] RUN cat /app.txt > /copy"] == "DONE"
     assert states["[a 2/2] RUN echo a > /a"] == "CACHED"
+
+
+def test_user_without_subordinate_ids_builds_too(nosub_user: User, nosub_tmp: Path,
+                                                 busybox_store_template: Path) -> None:
+    b = Builder(nosub_user, nosub_tmp, nosub_tmp / "store")
+    b.root = b.new_store(busybox_store_template, "store")
+    ctx = copy_fixture("seed", nosub_tmp / "seed", nosub_user)
+    out = nosub_tmp / "out"
+    b.build("-o", f"type=local,dest={out}", ctx)
+    assert (out / "a.txt").read_text() == "a\n" and (out / "b.txt").read_text() == "b\n"
