@@ -6,15 +6,17 @@ single-threaded process costs well under one. The builder is never forked (it ha
 threads); this process has none.
 
 Started by zygote_client as `python -I -S -c BOOT CHANNEL_FD` with a Unix stream socket
-to the builder. It reads a START message ({isolation, mapping, uid, gid}), enters the
-user namespace that every step of this builder shares (userns isolation; the builder
-writes the id maps from outside, through newuidmap/newgidmap for subordinate ranges, so
-those setuid tools run once per builder, not once per step), answers READY (or ERROR),
-then serves: each request is one SPAWN byte carrying three descriptors (the step's
-control socket, stdout and stderr). The forked child runs nsinit.run_step_process.
+to the builder. It reads a START message ({isolation, mapping, uid, gid, staging}),
+enters the user namespace that every step of this builder shares (userns isolation;
+the builder writes the id maps from outside, through newuidmap/newgidmap for
+subordinate ranges, so those setuid tools run once per builder, not once per step),
+answers READY (or ERROR), then serves: each request is one SPAWN byte carrying three
+descriptors (the step's control socket, stdout and stderr). The forked child runs
+nsinit.run_step_process.
 
 It exits when the builder's end of the channel closes (the builder ended, however it
-died); steps in flight notice their own control socket closing and die too.
+died), removing the staging directory; steps in flight notice their own control
+socket closing and die too.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _receive_spawn(channel: _socket.socket) -> list[int] | None:
     return fds
 
 
-def _set_up(fd: int) -> None:
+def _set_up(fd: int) -> dict:
     message = protocol.receive(fd)
     if message is None or message[0] != protocol.START:
         os._exit(0)
@@ -55,9 +57,20 @@ def _set_up(fd: int) -> None:
     if conf["isolation"] == "userns":
         enter_user_namespace(conf["mapping"], fd, conf["uid"], conf["gid"])
     protocol.send(fd, protocol.READY)
+    return conf
 
 
-def serve(fd: int) -> None:
+def _remove_staging(staging: str) -> None:
+    """The builder removes its staging directory when it stops this server; when it was
+    killed instead, this process, which outlives it, does."""
+    for path in (os.path.join(staging, "root"), os.path.join(staging, "secrets"), staging):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+def serve(fd: int, staging: str) -> None:
     channel = _socket.socket(fileno=fd)
     # A collection in a forked child would touch every object and copy every page;
     # this process makes no garbage cycles worth collecting.
@@ -70,7 +83,10 @@ def serve(fd: int) -> None:
             fds = _receive_spawn(channel)
         except InterruptedError:
             continue
+        except OSError:
+            fds = None  # e.g. ECONNRESET: the builder is gone all the same
         if fds is None:
+            _remove_staging(staging)
             os._exit(0)
         if len(fds) != _FDS_PER_SPAWN:
             for extra in fds:
@@ -94,14 +110,14 @@ def main() -> None:
     os.set_inheritable(fd, False)
     os.chdir("/")  # hold no directory of the builder's busy
     try:
-        _set_up(fd)
+        conf = _set_up(fd)
     except SetupError as e:
         protocol.send(fd, protocol.ERROR, str(e))
         os._exit(125)
     except BaseException as e:
         protocol.send(fd, protocol.ERROR, f"sandbox fork server failed: {e!r}")
         os._exit(125)
-    serve(fd)
+    serve(fd, conf["staging"])
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ class ForkServer:
         fd = self.channel.fileno()
         self.channel.sendall(protocol.encode(protocol.START, {
             "isolation": isolation, "mapping": mapping, "uid": os.geteuid(),
-            "gid": os.getegid()}))
+            "gid": os.getegid(), "staging": str(self.staging)}))
         failure: str | None = None
         while (message := protocol.receive(fd)) is not None:
             kind, payload = message
