@@ -57,8 +57,12 @@ class Ocibuild:
         self.generation = 0
 
     def env(self) -> dict[str, str]:
+        # The user cannot write __pycache__ in the root-owned source tree, so a module
+        # edited since root last imported it would be compiled on every run: give the
+        # user its own bytecode cache, as an installed package would have.
         return {"HOME": str(self.home), "USER": BENCH_USER, "LOGNAME": BENCH_USER,
-                "PATH": f"{VENV_BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
+                "PATH": f"{VENV_BIN}:/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8",
+                "PYTHONPYCACHEPREFIX": str(self.home / "pycache")}
 
     def setup(self, rootfs: Path, registry: str) -> None:
         _quiet([str(OCIBUILD), "--root", str(self.template), "import", str(rootfs),
