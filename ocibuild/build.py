@@ -144,7 +144,11 @@ def build(
     ssh_map = parse_ssh(ssh)
 
     store = Store.open(root)
-    with store.lock(), userns.session():
+    with store.lock(), userns.session() as session:
+        from ocibuild.snapshot.select import probe_known
+
+        if snapshotter != "native" and not probe_known(store):
+            session.warm()  # a new store: the probe needs the file-op server first thing
 
         def resolve(ref: str, plat: Platform) -> tuple[str, ImageConfig]:
             image = store.resolve_image(ref, plat)
@@ -191,3 +195,4 @@ def build(
         image_id=report.image_id, names=report.names, config=config,
         warnings=conv.warnings, materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report)
+

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 
 KINDS = ("auto", "overlay", "native")
 _probe_cache: dict[str, bool] = {}
+_probe_locks: dict[str, threading.Lock] = {}
+_probe_locks_guard = threading.Lock()
 
 
 def probe_overlay_in_userns(args: dict[str, Any]) -> bool:
@@ -52,18 +55,34 @@ def _probe_file(store: Store) -> Path:
     return store.snapshots_dir / "overlay-probe.json"
 
 
+def probe_known(store: Store) -> bool:
+    """Whether overlay_works() can answer without a probe."""
+    return str(store.snapshots_dir) in _probe_cache or _probe_file(store).is_file()
+
+
 def overlay_works(store: Store) -> bool:
     """The probe's answer, remembered in the store for this kernel (a probe costs a
     helper process; most builds need none)."""
     key = str(store.snapshots_dir)
     if key in _probe_cache:
         return _probe_cache[key]
+    with _probe_locks_guard:
+        lock = _probe_locks.setdefault(key, threading.Lock())
+    with lock:  # one probe per store; a second caller waits for its answer
+        if key not in _probe_cache:
+            works = _probe(store)
+            if works is None:
+                return False  # the probe could not run: no answer to remember
+            _probe_cache[key] = works
+    return _probe_cache[key]
+
+
+def _probe(store: Store) -> bool | None:
     kernel = os.uname().release
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         saved = json.loads(_probe_file(store).read_text())
         if saved["kernel"] == kernel:
-            _probe_cache[key] = bool(saved["overlay"])
-            return _probe_cache[key]
+            return bool(saved["overlay"])
     from ocibuild.snapshot.userns import UsernsCallError, call_isolated
 
     tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
@@ -71,10 +90,9 @@ def overlay_works(store: Store) -> bool:
         works = bool(call_isolated("ocibuild.snapshot.select:probe_overlay_in_userns",
                                    {"dir": str(tmp)}))
     except UsernsCallError:
-        works = False
+        return None  # no user namespace, or the build ended: the native snapshotter
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only if the probe could not start
-    _probe_cache[key] = works
     record = _probe_file(store).with_name(f".tmp-{os.getpid()}-overlay-probe.json")
     with contextlib.suppress(OSError):
         record.write_text(json.dumps({"kernel": kernel, "overlay": works}))

@@ -54,7 +54,8 @@ class Session:
         from ocibuild.sandbox import run_in_userns
 
         try:
-            run_in_userns("ocibuild.snapshot.worker:serve", {"socket": self.socket_path})
+            run_in_userns("ocibuild.snapshot.worker:serve",
+                          {"socket": self.socket_path, "parent": os.getpid()})
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
 
@@ -89,15 +90,27 @@ class Session:
             raise UsernsCallError(str(reply["error"]))
         return reply["ok"]
 
-    def close(self) -> None:
-        from ocibuild.snapshot.worker import STOP
+    def warm(self) -> None:
+        """Start the server now, without waiting for it (a call is coming soon)."""
+        self._start()
 
+    def close(self) -> None:
+        """Stop the server. Nothing waits for it to exit, nor, if it was started but
+        never used, for it to be up: a daemon thread stops it then."""
         if self._thread is None:
             return
+        if self._started.is_set() or not self._thread.is_alive():
+            self._stop()
+        else:
+            threading.Thread(target=self._stop, name="fileop-server-stop", daemon=True).start()
+
+    def _stop(self) -> None:
+        from ocibuild.snapshot.worker import STOP
+
+        assert self._thread is not None
         if self._thread.is_alive():
             with contextlib.suppress(UsernsCallError, OSError), self._connect() as sock:
                 sock.sendall(STOP)
-            # not joined: the server exits on its own, and nothing waits for that
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -122,6 +135,12 @@ def session() -> Iterator[Session]:
             with _session_lock:
                 _session = None
             current.close()
+
+
+def warm() -> None:
+    """Start the current session's server in the background (no-op without one)."""
+    if _session is not None:
+        _session.warm()
 
 
 def call(function: str, args: Any) -> Any:

@@ -96,6 +96,8 @@ def serve(args: dict[str, Any]) -> None:
     from ocibuild.sandbox import linux
 
     linux.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != args.get("parent", os.getppid()):
+        return  # the builder ended before the death signal was armed
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(args["socket"])
     listener.listen(64)

@@ -217,12 +217,27 @@ class Solver:
             self.keys[op.digest] = self.compute_key(op)
         if self._checksums is not None:
             self._checksums.save()
+        if any(self._must_run(op) for op in ops):
+            from ocibuild.snapshot import userns
+
+            userns.warm()  # the file-op server starts while the first steps run
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         try:
             results = self._scheduler.run(ops, lambda op: op.inputs, self._work)
             return {op.digest: self._written(r) for op, r in results.items()}
         finally:
             self._finish()
+
+    def _use_cache(self, op: Op) -> bool:
+        stage = self.opts.stage_of_op.get(op.digest, "")
+        return not self.opts.no_cache and stage not in self.opts.no_cache_stages
+
+    def _must_run(self, op: Op) -> bool:
+        """Whether the op will run (a guess made before solving: no record now)."""
+        if not isinstance(op, ExecOp | CopyOp | MkdirOp):
+            return False
+        return not self._use_cache(op) or self.store.db.get_record(
+            self.keys[op.digest], touch=False) is None
 
     def _written(self, result: OpResult) -> OpResult:
         return OpResult(resolve_chain(result.layers), resolve(result.layer), result.cached)
@@ -274,9 +289,7 @@ class Solver:
             return OpResult(layers, None, cached=True)
         root = self._result_of(op.root)  # type: ignore[attr-defined]
         key = self.keys[op.digest]
-        stage = self.opts.stage_of_op.get(op.digest, "")
-        use_cache = not self.opts.no_cache and stage not in self.opts.no_cache_stages
-        record = self.store.get_record(key) if use_cache else None
+        record = self.store.get_record(key) if self._use_cache(op) else None
         if record is not None:
             layer = (LayerRef(record.layer, record.diff_id)
                      if record.layer is not None and record.diff_id else None)
