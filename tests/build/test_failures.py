@@ -28,8 +28,21 @@ def test_misspelt_flag_is_reported_with_its_position(builder: Builder) -> None:
         builder.user)
     proc, _ = builder.build(ctx, check=False)
     assert proc.returncode != 0
-    assert "Dockerfile:3:" in proc.stderr
-    assert "--chwon" in proc.stderr and "--chown" in proc.stderr
+    assert "Dockerfile:3:6: unknown flag: --chwon" in proc.stderr
+    assert "did you mean --chown?" in proc.stderr
+
+
+def test_mistakes_in_a_stage_the_target_does_not_need_still_fail(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest AS unused
+RUN --mout=type=cache,target=/c true
+"
+        "FROM busybox:latest
+RUN true
+")}, builder.user)
+    proc, _ = builder.build(ctx, check=False)
+    assert proc.returncode != 0
+    assert "Dockerfile:2:5: unknown flag: --mout" in proc.stderr
 
 
 def test_exec_form_run_finds_a_bare_command_on_path(builder: Builder) -> None:

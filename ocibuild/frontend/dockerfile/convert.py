@@ -19,6 +19,7 @@ from ocibuild.frontend.dockerfile.convert_flags import parse_chmod, parse_durati
 from ocibuild.frontend.dockerfile.convert_heredoc import inline_files
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.flags import FlagSpec, parse_flags
+from ocibuild.frontend.dockerfile.instructions import parse_instruction
 from ocibuild.frontend.dockerfile.mounts import parse_mount
 from ocibuild.frontend.dockerfile.parser import chomp_heredoc
 from ocibuild.frontend.dockerfile.shell import ShellLex
@@ -169,6 +170,9 @@ class Converter:
         meta_env = dict(self.automatic_args())
         current: _Stage | None = None
         for node in self.ast.nodes:
+            # every instruction of every stage is checked first, as BuildKit does: a
+            # misspelt flag or instruction fails the build with its position
+            parse_instruction(node, self.ast)
             if node.name == "from":
                 flags = self._flags(node, [FlagSpec("platform")])
                 args = list(node.args)
