@@ -34,12 +34,8 @@ def test_misspelt_flag_is_reported_with_its_position(builder: Builder) -> None:
 
 def test_mistakes_in_a_stage_the_target_does_not_need_still_fail(builder: Builder) -> None:
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
-        "FROM busybox:latest AS unused
-RUN --mout=type=cache,target=/c true
-"
-        "FROM busybox:latest
-RUN true
-")}, builder.user)
+        "FROM busybox:latest AS unused\nRUN --mout=type=cache,target=/c true\n"
+        "FROM busybox:latest\nRUN true\n")}, builder.user)
     proc, _ = builder.build(ctx, check=False)
     assert proc.returncode != 0
     assert "Dockerfile:2:5: unknown flag: --mout" in proc.stderr
