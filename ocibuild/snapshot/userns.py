@@ -116,24 +116,29 @@ class Session:
 
 
 _session: Session | None = None
+_session_users = 0
 _session_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def session() -> Iterator[Session]:
-    """Route call() through one file-op server while the block runs (nested: reused)."""
-    global _session
+    """Route call() through one file-op server while the block runs. Blocks that
+    overlap (nested, or builds in several threads) share it; the last one out stops it."""
+    global _session, _session_users
     with _session_lock:
-        outer = _session
-        if outer is None:
+        if _session is None:
             _session = Session()
         current = _session
+        _session_users += 1
     try:
         yield current
     finally:
-        if outer is None:
-            with _session_lock:
+        with _session_lock:
+            _session_users -= 1
+            last = _session_users == 0
+            if last:
                 _session = None
+        if last:
             current.close()
 
 
