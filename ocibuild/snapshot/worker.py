@@ -90,6 +90,11 @@ def _answer(conn: socket.socket) -> None:
     send_message(conn, reply)
 
 
+def identity(args: Any) -> dict[str, int]:
+    """Who a request runs as (a check that the server works and maps ids)."""
+    return {"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid()}
+
+
 def serve(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping via run_in_userns.) Answer requests on the unix
     socket args["socket"] until a stop request arrives or the builder dies."""

@@ -1,0 +1,65 @@
+"""The build's file-op server: requests run under the sandbox mapping, each in a
+process of its own, with errors for people; the server goes away with the session."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support.paths import REPO
+from tests.support.users import User
+
+SCRIPT = r"""
+import json, os, threading
+from ocibuild.snapshot import userns
+out = {}
+with userns.session() as s:
+    first = userns.call("ocibuild.snapshot.worker:identity", None)
+    second = userns.call("ocibuild.snapshot.worker:identity", None)
+    out["ids"] = [first["uid"], first["gid"]]
+    out["forked"] = first["pid"] != second["pid"] and first["pid"] != os.getpid()
+    try:
+        userns.call("ocibuild.snapshot.userns:_chown",
+                    {"path": "/nonexistent/x", "uid": 1, "gid": 1})
+    except userns.UsernsCallError as e:
+        out["error"] = e.message
+    try:
+        userns.call("os:getcwd", None)
+    except userns.UsernsCallError as e:
+        out["refused"] = e.message
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        userns.call("ocibuild.snapshot.worker:identity", None)["pid"])) for _ in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    out["distinct_pids"] = len(set(results))
+    path = s.socket_path
+out["socket_gone"] = not os.path.exists(path)
+print(json.dumps(out))
+"""
+
+
+def _run(user: User | None) -> dict[str, object]:
+    cmd = [sys.executable, "-c", SCRIPT]
+    if user is None:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    else:
+        proc = user.run(cmd, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
+    out = _run(sub_user)
+    assert out["ids"] == [0, 0]  # the unprivileged user is root over its mapped ids
+    assert out["forked"] is True
+    assert out["distinct_pids"] == 8
+    assert "FileNotFoundError" in str(out["error"]) and "/nonexistent/x" in str(out["error"])
+    assert "refusing target 'os:getcwd'" in str(out["refused"])
+    assert out["socket_gone"] is True
+
+
+def test_server_works_as_root_too() -> None:
+    out = _run(None)
+    assert out["ids"] == [0, 0] and out["forked"] is True and out["distinct_pids"] == 8
