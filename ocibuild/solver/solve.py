@@ -247,13 +247,16 @@ class Solver:
         under the mapping) and the solve's temporary files."""
         self._writer.shutdown(wait=True)
         self._releaser.shutdown(wait=True)
-        if self._kept:
-            release_all = getattr(self.snap, "release_all", None)
-            if release_all is not None:
-                release_all(self._kept)
-            else:
-                for prepared in self._kept:
-                    self.snap.release(prepared)
+        # a step directory left behind is removed by `ocibuild cache prune`; failing
+        # here would hide the build's own error
+        with contextlib.suppress(OcibuildError, OSError):
+            if self._kept:
+                release_all = getattr(self.snap, "release_all", None)
+                if release_all is not None:
+                    release_all(self._kept)
+                else:
+                    for prepared in self._kept:
+                        self.snap.release(prepared)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _event(self, kind: str, op: Op, **kw: Any) -> None:
