@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,13 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocibuild.errors import OcibuildError, UsageError
+from ocibuild.errors import UsageError
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 
 if TYPE_CHECKING:
     from ocibuild.exporter import ExportReport
     from ocibuild.progress.events import Sink
+    from ocibuild.registry import RegistryOptions
     from ocibuild.solver.solve import SecretSource
 
 
@@ -32,6 +34,7 @@ class BuildReport:
     steps: int = 0
     cached_steps: int = 0
     export: ExportReport | None = None
+    pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
 
 
 def _rfc3339(ts: float) -> str:
@@ -109,11 +112,21 @@ def build(
     metadata_file: str | os.PathLike[str] | None = None,
     source_date_epoch: int | None = None,
     compression: str = "gzip",
+    build_contexts: Sequence[str] = (),
+    push: bool = False,
+    pull: bool = False,
+    registry: RegistryOptions | None = None,
 ) -> BuildReport:
     """Build the Dockerfile in `context` and write the image to `outputs` (default: the
-    local store, named by `tags`)."""
+    local store, named by `tags`).
+
+    `build_contexts` are `NAME=docker-image://REF|oci-layout://PATH|docker-archive://F|DIR`;
+    `push` pushes to every tag, as does an output `type=image,push=true` to its names;
+    `pull` checks the registry for every base image even when the store has one;
+    `registry` says how registries are reached."""
+    from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
     from ocibuild.cache.store import Store
-    from ocibuild.exporter import BuildResult, export, parse_output
+    from ocibuild.exporter import BuildResult, export, parse_output, push_targets
     from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
     from ocibuild.frontend.dockerfile import dockerignore, parser
     from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
@@ -131,6 +144,9 @@ def build(
     except OSError as exc:
         raise UsageError(f"cannot read the Dockerfile {df_path}: {exc.strerror}") from None
     output_specs = [parse_output(o) for o in outputs]
+    to_push = push_targets(output_specs, tags, push)
+    named_contexts = parse_build_contexts(build_contexts)
+    context_dirs = context_directories(named_contexts)
     args = dict(build_args or {})
     sde = _source_date_epoch(args, source_date_epoch)
     ast = parser.parse(text, df_path.name)
@@ -144,31 +160,26 @@ def build(
     ssh_map = parse_ssh(ssh)
 
     store = Store.open(root)
-    with store.lock(), userns.session() as session:
+    resolve = ImageSources(store, registry=registry, contexts=named_contexts, pull=pull)
+    with store.lock(), userns.session() as session, contextlib.closing(resolve):
         from ocibuild.snapshot.select import probe_known
 
         if snapshotter != "native" and not probe_known(store):
             session.warm()  # a new store: the probe needs the file-op server first thing
 
-        def resolve(ref: str, plat: Platform) -> tuple[str, ImageConfig]:
-            image = store.resolve_image(ref, plat)
-            if image is None:
-                raise OcibuildError(
-                    f"image {ref!r} is not in the local store ({store.root}); import it "
-                    "first (ocibuild import DIR --tag NAME)")
-            return image.digest, image.config
-
         conv = convert(ast, BuildInputs(build_args=args, target=target,
                                         platform=target_platform,
                                         context_excludes=tuple(ignore_patterns),
-                                        labels=dict(labels or {})), resolve)
+                                        labels=dict(labels or {}),
+                                        context_dirs=frozenset(context_dirs),
+                                        context_images=frozenset(resolve.contexts)), resolve)
         snap = open_snapshotter(store, snapshotter)
         opts = SolveOptions(
             context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
             jobs=jobs or os.cpu_count() or 1, no_cache=no_cache,
             no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
             secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
-            names=conv.names, stage_of_op=conv.stage_of_op)
+            names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs)
         solver = Solver(store, snap, opts, progress)
         results = solver.solve(conv.target.op)
         state = conv.target
@@ -185,6 +196,12 @@ def build(
                              diff_ids=tuple(r.diff_id for r in final.layers),
                              history=tuple(history))
         report = export(BuildResult(config, final.layers), output_specs, store, tags=tags)
+        pushed: tuple[str, ...] = ()
+        if to_push:
+            from ocibuild.registry import push_names
+
+            pushed = tuple(push_names(store.layout, report.manifest, to_push,
+                                      options=registry, store=store).references)
         if iidfile:
             write_iidfile(Path(iidfile), report)
         if metadata_file:
@@ -194,5 +211,5 @@ def build(
         manifest_digest=report.manifest_digest, config_digest=report.config_digest,
         image_id=report.image_id, names=report.names, config=config,
         warnings=conv.warnings, materialized=snap.materialized, steps=len(steps),
-        cached_steps=sum(1 for r in steps if r.cached), export=report)
+        cached_steps=sum(1 for r in steps if r.cached), export=report, pushed=pushed)
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from ocibuild.cli.registry_flags import registry_connection_options
 from ocibuild.errors import OcibuildError, UsageError
+
+if TYPE_CHECKING:
+    from ocibuild.registry import RegistryOptions
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -23,6 +28,17 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
             value = os.environ[key]
         out[key] = value
     return out
+
+
+def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
+                      authfile: str | None) -> RegistryOptions | None:
+    """None when no registry flag is given: the registry client (slow to import) then
+    loads only if a build really reaches a registry."""
+    if not (insecure or registry_ca or authfile):
+        return None
+    from ocibuild.registry import RegistryOptions
+
+    return RegistryOptions.build(insecure=insecure, ca_files=registry_ca, authfile=authfile)
 
 
 @click.command("build")
@@ -49,13 +65,21 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--metadata-file", "metadata_file", type=click.Path(dir_okay=False),
               help="Write buildx-style build metadata (JSON) here.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.option("--build-context", "build_contexts", multiple=True,
+              metavar="NAME=docker-image://REF|oci-layout://PATH[:TAG]|DIR",
+              help="An extra context FROM NAME / --from=NAME use (repeatable).")
+@click.option("--push", is_flag=True, help="Push the image to every -t name.")
+@click.option("--pull", is_flag=True, help="Check the registry for a newer base image.")
+@registry_connection_options
 @click.pass_context
 def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
               target: str | None, build_args: tuple[str, ...], labels: tuple[str, ...],
               outputs: tuple[str, ...], secrets: tuple[str, ...], ssh: tuple[str, ...],
               progress: str, no_cache: bool, no_cache_filter: tuple[str, ...],
               jobs: int | None, platform: str | None, snapshotter: str, iidfile: str | None,
-              metadata_file: str | None, quiet: bool) -> None:
+              metadata_file: str | None, quiet: bool, build_contexts: tuple[str, ...],
+              push: bool, pull: bool, insecure: tuple[str, ...],
+              registry_ca: tuple[str, ...], authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from ocibuild.build import build
     from ocibuild.progress.plain import PlainRenderer
@@ -69,7 +93,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
             outputs=outputs, root=ctx.obj.get("root"), jobs=jobs, no_cache=no_cache,
             no_cache_filter=no_cache_filter, secrets=secrets, ssh=ssh, platform=platform,
             snapshotter=snapshotter, progress=renderer, iidfile=iidfile,
-            metadata_file=metadata_file)
+            metadata_file=metadata_file, build_contexts=build_contexts, push=push, pull=pull,
+            registry=_registry_options(insecure, registry_ca, authfile))
     except StepFailedError as exc:
         if renderer is not None:
             sys.stderr.write("\n" + renderer.summary() + "\n")
@@ -88,4 +113,6 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         names = ", ".join(report.names)
         click.echo(f"writing image {report.manifest_digest}"
                    + (f" ({names})" if names else ""), err=True)
+        for pushed in report.pushed:
+            click.echo(f"pushed {pushed}", err=True)
         click.echo(report.image_id)

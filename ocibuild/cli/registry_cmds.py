@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ocibuild.cli.registry_flags import registry_connection_options, registry_options
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.oci.image import Image
 from ocibuild.oci.layout import ImageLayout
@@ -29,19 +29,7 @@ from ocibuild.registry.export import SOURCES_DB
 from ocibuild.registry.reference import normalize_registry
 from ocibuild.registry.resolve import root_descriptor
 
-
-def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every command that talks to registries takes."""
-    f = click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
-                     help="Blobs transferred at the same time.")(f)
-    f = click.option("--authfile", type=click.Path(dir_okay=False),
-                     help="Read credentials from this file only.")(f)
-    f = click.option("--registry-ca", "registry_ca", multiple=True,
-                     type=click.Path(exists=True, dir_okay=False),
-                     help="Trust this CA bundle for registries (repeatable).")(f)
-    f = click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
-                     help="Reach this registry over plain http (repeatable).")(f)
-    return f
+__all__ = ["registry_connection_options", "registry_options"]
 
 
 def _options(insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: str | None,

@@ -49,6 +49,29 @@ def _image_names(tags: Sequence[str], spec: OutputSpec | None) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def push_targets(outputs: Sequence[OutputSpec], tags: Sequence[str], push: bool
+                 ) -> list[str]:
+    """The full names a build pushes: its tags with `--push`, and the names of each
+    `type=image,push=true` output (its name=, else the tags). Checked before the build
+    runs, so a push without a name fails at once."""
+    found: list[str] = []
+    if push:
+        if not tags:
+            raise UsageError("--push needs a name to push to: add -t REGISTRY/REPO:TAG")
+        found += _image_names(tags, None)
+    for spec in outputs:
+        if spec.type in ("store", "image") and _wants_push(spec):
+            image_names = _image_names(tags, spec)
+            if not image_names:
+                raise UsageError("-o type=image,push=true needs name=REF (or -t REF)")
+            found += image_names
+    return list(dict.fromkeys(found))
+
+
+def _wants_push(spec: OutputSpec) -> bool:
+    return spec.attrs.get("push", "false").lower() in ("true", "1")
+
+
 def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
            tags: Sequence[str] = ()) -> ExportReport:
     """Write the image of `result` to every output (the local store when none is given)."""
@@ -61,8 +84,6 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
         image_names = _image_names(tags, spec)
         all_names += [n for n in image_names if n not in all_names]
         if spec.type in ("store", "image"):
-            if spec.attrs.get("push", "false").lower() in ("true", "1"):
-                raise UsageError("-o type=image,push=true: push with --push (or ocibuild push)")
             for name in image_names:
                 store.tag(name, manifest)
             to_store = True
@@ -88,4 +109,4 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
 
 
 __all__ = ["BuildResult", "ExportReport", "OutputSpec", "export", "parse_output",
-           "write_iidfile", "write_metadata_file"]
+           "push_targets", "write_iidfile", "write_metadata_file"]

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 from ocibuild.errors import UsageError
 
-OUTPUT_TYPES = ("oci", "docker", "local", "image", "store")
+OUTPUT_TYPES = ("oci", "docker", "local", "image", "registry", "store")
 _NEEDS_DEST = ("oci", "docker", "local")
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    type: str  # "oci" | "docker" | "local" | "image" | "store"
+    type: str  # "oci" | "docker" | "local" | "image" | "store" ("registry" is parsed as
+    # "image" with push=true)
     attrs: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -45,6 +46,8 @@ def parse_output(text: str) -> OutputSpec:
         raise UsageError(
             f"--output {text}: unknown type {kind!r} (use one of {', '.join(OUTPUT_TYPES)})"
         )
+    if kind == "registry":  # buildx's shorthand for an image output that is pushed
+        kind, attrs["push"] = "image", "true"
     if kind in _NEEDS_DEST and not attrs.get("dest"):
         raise UsageError(f"--output {text}: type={kind} needs dest=PATH")
     if attrs.get("dest") == "-":

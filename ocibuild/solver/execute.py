@@ -107,7 +107,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
         return sandbox.SSHMount(sock, m.target)
     # bind: from the context or a stage
     if isinstance(m.source, ContextSource):
-        ctx = solver.opts.context_dir
+        ctx = solver.context_dir(m.source)
         if ctx is None:
             raise OcibuildError("a bind mount from the context needs a context")
         src = ctx / selection.scoped_resolve(ctx, m.source_path)
@@ -123,6 +123,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
         return sandbox.BindMount(src, m.target, readonly=m.readonly)
     assert m.source is not None
     native = _native(solver)
+    solver.ensure_bytes(solver._result_of(m.source).layers)
     layers = resolve_chain(solver._result_of(m.source).layers)
     prepared = native.prepare(layers)
     stack.callback(solver.release_later, prepared) if native is solver.snap else \

@@ -92,6 +92,7 @@ class SolveOptions:
     compression: str = "gzip"
     names: Mapping[str, str] = field(default_factory=dict)  # op digest -> progress name
     stage_of_op: Mapping[str, str] = field(default_factory=dict)
+    context_dirs: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR
 
 
 def _now() -> str:
@@ -111,6 +112,7 @@ class Solver:
         self.downloads: dict[str, Path] = {}
         self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-"))
         self._checksums: ContextChecksums | None = None
+        self._named_checksums: dict[str, ContextChecksums] = {}
         self._scheduler: Scheduler[Op, OpResult] | None = None
         self._releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="release")
         self._releases: list[Future[None]] = []
@@ -120,7 +122,18 @@ class Solver:
         self._kept_lock = threading.Lock()
 
     # -- keys ------------------------------------------------------------------------------
-    def checksums(self) -> ContextChecksums:
+    def context_dir(self, source: ContextSource) -> Path | None:
+        """The directory a context source reads: a `--build-context NAME=DIR`, else the
+        build context."""
+        return self.opts.context_dirs.get(source.name, self.opts.context_dir)
+
+    def checksums(self, name: str = "context") -> ContextChecksums:
+        named = self.opts.context_dirs.get(name)
+        if named is not None:  # no .dockerignore applies to a named context
+            if name not in self._named_checksums:
+                self._named_checksums[name] = ContextChecksums(
+                    named, memo_path(self.store.root, named))
+            return self._named_checksums[name]
         if self._checksums is None:
             if self.opts.context_dir is None:
                 raise OcibuildError("this build reads from a context but none was given")
@@ -134,7 +147,8 @@ class Solver:
         return self._checksums
 
     def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
-                          excludes: tuple[str, ...] = (), what: str = "") -> str:
+                          excludes: tuple[str, ...] = (), what: str = "",
+                          context: str = "context") -> str:
         extra = None
         if excludes:
             from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
@@ -143,11 +157,12 @@ class Solver:
             extra = lambda rel, is_dir: m.matches(rel) or m.matches(  # noqa: E731
                 rel.rsplit("/", 1)[-1])
         try:
-            return self.checksums().checksum(patterns, with_mode=with_mode,
-                                             extra_excluded=extra)
+            return self.checksums(context).checksum(patterns, with_mode=with_mode,
+                                                    extra_excluded=extra)
         except FileNotFoundError as exc:
-            raise OcibuildError(f"{what}: {exc.args[0]}: not found in the build context"
-                                ) from None
+            where = f"build context {context!r}" if context in self.opts.context_dirs \
+                else "build context"
+            raise OcibuildError(f"{what}: {exc.args[0]}: not found in the {where}") from None
 
     def compute_key(self, op: Op) -> str:
         parts: dict[str, Any] = {"v": KEY_VERSION, "op": op.digest}
@@ -161,12 +176,14 @@ class Solver:
         name = self.opts.names.get(op.digest, op.kind)
         if isinstance(op, CopyOp) and isinstance(op.source, ContextSource):
             parts["content"] = self._context_checksum(
-                op.sources, with_mode=not op.chmod, excludes=op.excludes, what=name)
+                op.sources, with_mode=not op.chmod, excludes=op.excludes, what=name,
+                context=op.source.name)
         if isinstance(op, ExecOp):
             for i, m in enumerate(op.mounts):
                 if m.type == "bind" and isinstance(m.source, ContextSource):
                     path = m.source_path.strip("/") or "."
-                    parts[f"mount{i}"] = self._context_checksum((path,), what=name)
+                    parts[f"mount{i}"] = self._context_checksum((path,), what=name,
+                                                                context=m.source.name)
         if isinstance(op, HttpSource):
             parts["content"] = self._download(op)
         if self.opts.source_date_epoch is not None and op.kind in ("exec", "copy", "mkdir"):
@@ -217,6 +234,8 @@ class Solver:
             self.keys[op.digest] = self.compute_key(op)
         if self._checksums is not None:
             self._checksums.save()
+        for named in self._named_checksums.values():
+            named.save()
         if any(self._must_run(op) for op in ops):
             from ocibuild.snapshot import userns
 
@@ -384,14 +403,15 @@ class Solver:
             args["source"] = source
             args["from_context"] = isinstance(op.source,
                                               ContextSource | HttpSource | InlineSource)
-            if isinstance(op.source, ContextSource):
+            if isinstance(op.source, ContextSource) \
+                    and op.source.name not in self.opts.context_dirs:
                 args["ignore"] = list(self.opts.ignore_patterns)
             self._userns("ocibuild.solver.fileop:copy_into", args)
 
     @contextlib.contextmanager
     def _source_dir(self, source: Op) -> Iterator[dict[str, Any]]:
         if isinstance(source, ContextSource):
-            yield {"dir": str(self.opts.context_dir)}
+            yield {"dir": str(self.context_dir(source))}
         elif isinstance(source, HttpSource):
             yield {"dir": str(self.downloads[source.digest])}
         elif isinstance(source, InlineSource):

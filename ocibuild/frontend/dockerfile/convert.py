@@ -92,6 +92,10 @@ class BuildInputs:
     platform: Platform | None = None  # target platform (default: the host)
     context_excludes: tuple[str, ...] = ()  # .dockerignore patterns
     labels: dict[str, str] = field(default_factory=dict)
+    # --build-context names (lower case): local directories, and images the resolver
+    # knows; either kind hides a stage or image of the same name, as in BuildKit
+    context_dirs: frozenset[str] = frozenset()
+    context_images: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -273,7 +277,10 @@ class Converter:
             platform = Platform.parse(platform_text) if platform_text else self.target_platform
         except ValueError as exc:
             raise self.error(node, str(exc)) from None
-        parent = self.find_stage(base) if base and not base.isdigit() else None
+        named = base.lower() in self.inputs.context_dirs | self.inputs.context_images
+        parent = self.find_stage(base) if base and not base.isdigit() and not named else None
+        if base.lower() in self.inputs.context_dirs:
+            return self._from_directory(stage, base, prefix, total, platform)
         if parent is not None and parent.index < stage.index:
             ps = self.stage_state(parent)
             return StageState(
@@ -314,6 +321,15 @@ class Converter:
                                              end_line=node.end_line), stage, prefix, total,
                               [1], trigger=True)
         return state
+
+    def _from_directory(self, stage: _Stage, name: str, prefix: str, total: int,
+                        platform: Platform) -> StageState:
+        """FROM a directory build context: its files are the root filesystem."""
+        text = self._step_name(prefix, 1, total, f"FROM {name}")
+        op = CopyOp(ScratchSource(description=text), ContextSource(name=name.lower()),
+                    (".",), "/")
+        self._name(op, text, stage.label)
+        return StageState(stage.name, stage.index, op, {"Env": [DEFAULT_PATH]}, platform)
 
     # -- instructions ----------------------------------------------------------------------
     def _flags(self, node: _parser.Node, specs: list[FlagSpec]) -> dict[str, Any]:
@@ -576,8 +592,11 @@ class Converter:
                      gid=spec.gid, required=spec.required, env=spec.env or "", size=spec.size)
 
     def _source_state(self, node: _parser.Node, ref: str) -> Op:
-        """The filesystem `--from=` names: a stage (name or index) or an image."""
-        stage = self.find_stage(ref)
+        """The filesystem `--from=` names: a build context, a stage (name or index) or an
+        image."""
+        if ref.lower() in self.inputs.context_dirs:
+            return ContextSource(name=ref.lower())
+        stage = None if ref.lower() in self.inputs.context_images else self.find_stage(ref)
         if stage is not None:
             return self.stage_state(stage).op
         try:

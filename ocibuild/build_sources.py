@@ -1,0 +1,121 @@
+"""Where a build's images come from: the local store, a registry, an OCI layout, a
+docker archive, or a `--build-context`.
+
+`ImageSources` is the resolver the Dockerfile converter calls for every `FROM` and
+`COPY --from` / `RUN --mount=from=` that is not a stage. A plain name is looked up in
+the local store first (as `docker build` does) and pulled when it is missing, or
+always with `pull=True` (`--pull`); what is pulled is named in the store by its full
+reference, so the next build finds it without the network. Every answer is a manifest
+digest, which is the image's part of every cache key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.errors import OcibuildError, UsageError
+from ocibuild.oci.config import ImageConfig
+from ocibuild.oci.image import Image
+from ocibuild.oci.platform import Platform
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+    from ocibuild.registry import BlobSources, BuildContext, ClientPool, RegistryOptions
+
+SCHEMES = ("docker-image://", "oci-layout://", "docker-archive://")
+
+
+def parse_build_contexts(values: Iterable[str]) -> dict[str, BuildContext]:
+    """`--build-context NAME=VALUE` values by lower-case name (a name given twice is an
+    error, as in buildx)."""
+    from ocibuild.registry import parse_build_context
+
+    found: dict[str, BuildContext] = {}
+    for text in values:
+        ctx = parse_build_context(text)
+        if ctx.name in found:
+            raise UsageError(f"--build-context {ctx.name!r} given more than once")
+        if ctx.directory is not None:
+            ctx = type(ctx)(ctx.name, ctx.source, ctx.directory.resolve())
+        found[ctx.name] = ctx
+    return found
+
+
+def _platform_fits(image: Image, wanted: Platform) -> bool:
+    """A local image serves `wanted` unless its config names another os/architecture."""
+    config = image.config
+    if not config.architecture or not config.os:
+        return True
+    return wanted.matches(Platform(config.os, config.architecture, config.variant))
+
+
+class ImageSources:
+    """Resolves image references for one build; call `close()` when the build is done."""
+
+    def __init__(self, store: Store, *, registry: RegistryOptions | None = None,
+                 contexts: Mapping[str, BuildContext] | None = None,
+                 pull: bool = False) -> None:
+        self.store = store
+        self.registry = registry
+        self.contexts = {k: v for k, v in (contexts or {}).items() if v.is_image}
+        self.pull = pull
+        self._clients: ClientPool | None = None
+        self._seen: dict[tuple[str, str], tuple[str, ImageConfig]] = {}
+
+    def clients(self) -> ClientPool:
+        if self._clients is None:
+            from ocibuild.registry import ClientPool
+
+            self._clients = ClientPool(self.registry)
+        return self._clients
+
+    def close(self) -> None:
+        if self._clients is not None:
+            self._clients.close()
+            self._clients = None
+
+    def __call__(self, ref: str, platform: Platform) -> tuple[str, ImageConfig]:
+        """(manifest digest, config) of the image `ref` names for `platform`."""
+        key = (ref, str(platform))
+        if key not in self._seen:
+            image = self.image(ref, platform)
+            self._seen[key] = (image.digest, image.config)
+        return self._seen[key]
+
+    def image(self, ref: str, platform: Platform) -> Image:
+        ctx = self.contexts.get(ref.lower())
+        text = ctx.source if ctx is not None else ref
+        if text.startswith(SCHEMES[1:]):
+            from ocibuild.registry import resolve_source
+
+            return resolve_source(text, self.store, platform)
+        name = text.removeprefix(SCHEMES[0])
+        if not self.pull:
+            local = self.store.resolve_image(name, platform)
+            if local is not None and _platform_fits(local, platform):
+                return local
+        if "://" in name:
+            raise UsageError(f"{ref}: unsupported image source (use {', '.join(SCHEMES)})")
+        if name.startswith("sha256:") or _is_image_id(name):
+            raise OcibuildError(f"image {name!r} is not in the local store "
+                                f"({self.store.root})")
+        from ocibuild.registry import resolve_source
+
+        return resolve_source(name, self.store, platform, clients=self.clients(),
+                              sources=self._sources())
+
+    def _sources(self) -> BlobSources | None:
+        from ocibuild.registry import store_sources
+
+        return store_sources(self.store)
+
+
+def _is_image_id(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def context_directories(contexts: Mapping[str, BuildContext]) -> dict[str, Path]:
+    """Name -> directory of the `--build-context` values that are local directories."""
+    return {name: ctx.directory for name, ctx in contexts.items() if ctx.directory is not None}
