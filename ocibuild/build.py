@@ -16,9 +16,11 @@ from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 
 if TYPE_CHECKING:
+    from ocibuild.cache.remote import CacheExportReport
     from ocibuild.exporter import ExportReport
     from ocibuild.progress.events import Sink
     from ocibuild.registry import RegistryOptions
+    from ocibuild.solver.explain import Explanation
     from ocibuild.solver.solve import SecretSource
 
 
@@ -34,6 +36,8 @@ class BuildReport:
     steps: int = 0
     cached_steps: int = 0
     export: ExportReport | None = None
+    cache_exports: tuple[CacheExportReport, ...] = ()  # one per --cache-to
+    cache_explanations: tuple[Explanation, ...] = ()  # with explain_cache: why steps missed
     pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
 
 
@@ -112,6 +116,9 @@ def build(
     metadata_file: str | os.PathLike[str] | None = None,
     source_date_epoch: int | None = None,
     compression: str = "gzip",
+    cache_from: Sequence[str] = (),
+    cache_to: Sequence[str] = (),
+    explain_cache: bool = False,
     build_contexts: Sequence[str] = (),
     push: bool = False,
     pull: bool = False,
@@ -125,13 +132,14 @@ def build(
     `pull` checks the registry for every base image even when the store has one;
     `registry` says how registries are reached."""
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
+    from ocibuild.cache.remote import BuildCaches
     from ocibuild.cache.store import Store
     from ocibuild.exporter import BuildResult, export, parse_output, push_targets
     from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
     from ocibuild.frontend.dockerfile import dockerignore, parser
     from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
     from ocibuild.snapshot import open_snapshotter, userns
-    from ocibuild.solver.solve import SolveOptions, Solver
+    from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
     context_dir = Path(context).resolve()
     if not context_dir.is_dir():
@@ -180,6 +188,8 @@ def build(
             no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
             secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
             names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs)
+        caches = BuildCaches(store, cache_from, cache_to, registry)  # --cache-from/-to
+        opts.remote = caches.load(KEY_VERSION)
         solver = Solver(store, snap, opts, progress)
         results = solver.solve(conv.target.op)
         state = conv.target
@@ -196,6 +206,10 @@ def build(
                              diff_ids=tuple(r.diff_id for r in final.layers),
                              history=tuple(history))
         report = export(BuildResult(config, final.layers), output_specs, store, tags=tags)
+        cache_exports = caches.export(
+            lambda mode: solver.cache_records(conv.target.op, mode), KEY_VERSION)
+        caches.close()
+        explanations = solver.explain_misses() if explain_cache else []
         pushed: tuple[str, ...] = ()
         if to_push:
             from ocibuild.registry import push_names
@@ -210,6 +224,7 @@ def build(
     return BuildReport(
         manifest_digest=report.manifest_digest, config_digest=report.config_digest,
         image_id=report.image_id, names=report.names, config=config,
-        warnings=conv.warnings, materialized=snap.materialized, steps=len(steps),
-        cached_steps=sum(1 for r in steps if r.cached), export=report, pushed=pushed)
+        warnings=conv.warnings + caches.warnings, materialized=snap.materialized, steps=len(steps),
+        cached_steps=sum(1 for r in steps if r.cached), export=report,
+        cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed)
 

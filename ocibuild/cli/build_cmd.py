@@ -65,6 +65,14 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("--metadata-file", "metadata_file", type=click.Path(dir_okay=False),
               help="Write buildx-style build metadata (JSON) here.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.option("--cache-from", "cache_from", multiple=True,
+              metavar="type=registry,ref=REF | type=local,src=DIR",
+              help="Reuse the records of this cache (repeatable).")
+@click.option("--cache-to", "cache_to", multiple=True,
+              metavar="type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR",
+              help="Write the build's cache here (repeatable).")
+@click.option("--explain-cache", "explain_cache", is_flag=True,
+              help="For every step that missed the cache, print what changed.")
 @click.option("--build-context", "build_contexts", multiple=True,
               metavar="NAME=docker-image://REF|oci-layout://PATH[:TAG]|DIR",
               help="An extra context FROM NAME / --from=NAME use (repeatable).")
@@ -77,7 +85,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               outputs: tuple[str, ...], secrets: tuple[str, ...], ssh: tuple[str, ...],
               progress: str, no_cache: bool, no_cache_filter: tuple[str, ...],
               jobs: int | None, platform: str | None, snapshotter: str, iidfile: str | None,
-              metadata_file: str | None, quiet: bool, build_contexts: tuple[str, ...],
+              metadata_file: str | None, quiet: bool, cache_from: tuple[str, ...],
+              cache_to: tuple[str, ...], explain_cache: bool, build_contexts: tuple[str, ...],
               push: bool, pull: bool, insecure: tuple[str, ...],
               registry_ca: tuple[str, ...], authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
@@ -93,7 +102,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
             outputs=outputs, root=ctx.obj.get("root"), jobs=jobs, no_cache=no_cache,
             no_cache_filter=no_cache_filter, secrets=secrets, ssh=ssh, platform=platform,
             snapshotter=snapshotter, progress=renderer, iidfile=iidfile,
-            metadata_file=metadata_file, build_contexts=build_contexts, push=push, pull=pull,
+            metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
+            explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
             registry=_registry_options(insecure, registry_ca, authfile))
     except StepFailedError as exc:
         if renderer is not None:
@@ -107,6 +117,12 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         raise
     for warning in report.warnings:
         click.echo(warning, err=True)
+    for explanation in report.cache_explanations:
+        click.echo(explanation.render(), err=True)
+    for cache in report.cache_exports:
+        click.echo(f"cache written to {cache.destination} ({cache.manifest_digest}): "
+                   f"{cache.records} records, {cache.layers} layers ({cache.uploaded} sent, "
+                   f"{cache.mounted} mounted, {cache.skipped} already there)", err=True)
     if quiet:
         click.echo(report.image_id)
     else:

@@ -64,9 +64,11 @@ class ContextChecksums:
 
     def checksum(self, patterns: Sequence[str], *, with_mode: bool = True,
                  extra_excluded: selection.Excluded | None = None,
-                 allow_empty: bool = False) -> str:
+                 allow_empty: bool = False, entries: dict[str, str] | None = None) -> str:
         """sha256 hex over every file the patterns select. Raises FileNotFoundError
-        naming the first pattern that selects nothing (unless allow_empty)."""
+        naming the first pattern that selects nothing (unless allow_empty). `entries`,
+        if given, receives path -> a short digest of that entry (what `--explain-cache`
+        compares to name the files that changed)."""
         h = hashlib.sha256()
 
         def excluded(rel: str, is_dir: bool) -> bool:
@@ -85,7 +87,10 @@ class ContextChecksums:
                     raise FileNotFoundError(pattern)
                 h.update(f"source {index} {match}\0".encode())
                 for rel, st in selection.walk(self.context, resolved, excluded):
-                    h.update(self._entry(rel, st, with_mode))
+                    entry = self._entry(rel, st, with_mode)
+                    h.update(entry)
+                    if entries is not None:
+                        entries[rel] = hashlib.sha256(entry).hexdigest()[:16]
         return h.hexdigest()
 
     def _entry(self, rel: str, st: os.stat_result, with_mode: bool) -> bytes:

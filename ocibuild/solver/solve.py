@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.cache.records import CacheRecord
+from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
 from ocibuild.cache.store import Store
 from ocibuild.errors import OcibuildError
 from ocibuild.graph import (
@@ -42,6 +43,7 @@ from ocibuild.oci.image import load_image
 from ocibuild.progress.events import Event, Sink
 from ocibuild.snapshot import LayerRef, Snapshotter
 from ocibuild.solver.checksum import ContextChecksums, memo_path
+from ocibuild.solver.explain import Explanation, explain_inputs
 from ocibuild.solver.pending import PendingLayer, Slot, lower, resolve, resolve_chain
 from ocibuild.solver.scheduler import Scheduler
 
@@ -93,6 +95,7 @@ class SolveOptions:
     names: Mapping[str, str] = field(default_factory=dict)  # op digest -> progress name
     stage_of_op: Mapping[str, str] = field(default_factory=dict)
     context_dirs: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR
+    remote: RemoteRecords | None = None  # records of --cache-from caches
 
 
 def _now() -> str:
@@ -120,6 +123,9 @@ class Solver:
                                           thread_name_prefix="layer")
         self._kept: list[Any] = []  # overlay roots, released when the solve ends
         self._kept_lock = threading.Lock()
+        self.hits: dict[str, Hit] = {}  # op digest -> its record (found before solving)
+        self.step_records: dict[str, CacheRecord] = {}  # op digest -> record written now
+        self.ran: list[Op] = []  # steps that missed and ran
 
     # -- keys ------------------------------------------------------------------------------
     def context_dir(self, source: ContextSource) -> Path | None:
@@ -148,6 +154,7 @@ class Solver:
 
     def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
                           excludes: tuple[str, ...] = (), what: str = "",
+                          entries: dict[str, str] | None = None,
                           context: str = "context") -> str:
         extra = None
         if excludes:
@@ -158,7 +165,7 @@ class Solver:
                 rel.rsplit("/", 1)[-1])
         try:
             return self.checksums(context).checksum(patterns, with_mode=with_mode,
-                                                    extra_excluded=extra)
+                                                    extra_excluded=extra, entries=entries)
         except FileNotFoundError as exc:
             where = f"build context {context!r}" if context in self.opts.context_dirs \
                 else "build context"
@@ -174,15 +181,17 @@ class Solver:
                 inputs.append(self.keys[inp.digest])
         parts["inputs"] = inputs
         name = self.opts.names.get(op.digest, op.kind)
+        files: dict[str, str] = {}
         if isinstance(op, CopyOp) and isinstance(op.source, ContextSource):
             parts["content"] = self._context_checksum(
                 op.sources, with_mode=not op.chmod, excludes=op.excludes, what=name,
-                context=op.source.name)
+                entries=files, context=op.source.name)
         if isinstance(op, ExecOp):
             for i, m in enumerate(op.mounts):
                 if m.type == "bind" and isinstance(m.source, ContextSource):
                     path = m.source_path.strip("/") or "."
                     parts[f"mount{i}"] = self._context_checksum((path,), what=name,
+                                                                entries=files,
                                                                 context=m.source.name)
         if isinstance(op, HttpSource):
             parts["content"] = self._download(op)
@@ -190,8 +199,11 @@ class Solver:
             parts["sde"] = self.opts.source_date_epoch
         if isinstance(op, ImageSource):
             return op.manifest_digest
-        self.key_inputs[op.digest] = parts
-        return hashlib.sha256(canonical.dumps(parts)).hexdigest()
+        key = hashlib.sha256(canonical.dumps(parts)).hexdigest()
+        # kept beside the key (not hashed): what --explain-cache compares
+        self.key_inputs[op.digest] = {**parts, "explain": explain_inputs(
+            op, name, self.opts.stage_of_op.get(op.digest, ""), files)}
+        return key
 
     def _download(self, op: HttpSource) -> str:
         dest_dir = self._tmp / hashlib.sha256(op.url.encode()).hexdigest()[:16]
@@ -236,27 +248,136 @@ class Solver:
             self._checksums.save()
         for named in self._named_checksums.values():
             named.save()
-        if any(self._must_run(op) for op in ops):
+        for op in ops:
+            if _is_step(op) and (hit := self._lookup(op)) is not None:
+                self.hits[op.digest] = hit
+        scheduled = self._schedule(target, ops)
+        if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
             from ocibuild.snapshot import userns
 
             userns.warm()  # the file-op server starts while the first steps run
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         try:
-            results = self._scheduler.run(ops, lambda op: op.inputs, self._work)
-            return {op.digest: self._written(r) for op, r in results.items()}
+            results = self._scheduler.run(scheduled, self._deps, self._work)
+            written = {op.digest: self._written(r) for op, r in results.items()}
+            # outputs need the bytes of the target's layers, whatever cache they came from
+            self.ensure_bytes(written[target.digest].layers, parallel=True)
+            self._learn_remote_records()
+            return written
         finally:
             self._finish()
+
+    # -- cache lookups ------------------------------------------------------------------------
+    def _lookup(self, op: Op) -> Hit | None:
+        """The record for the op's key: the local store first, then --cache-from caches.
+        A local record whose blob is gone does not count (a remote one may)."""
+        if not self._use_cache(op):
+            return None
+        key = self.keys[op.digest]
+        record = self.store.get_record(key)
+        if record is not None:
+            return Hit(record, None)
+        if self.opts.remote is not None and (remote := self.opts.remote.get(key)) is not None:
+            return Hit(remote.record, remote.source)
+        return None
+
+    def _deps(self, op: Op) -> tuple[Op, ...]:
+        """What must be solved before `op`: a hit needs only the layers below it (as
+        descriptors); a step that runs needs all its inputs."""
+        if op.digest in self.hits:
+            return (op.root,)  # type: ignore[attr-defined]
+        return op.inputs
+
+    def _schedule(self, target: Op, ops: list[Op]) -> list[Op]:
+        """The ops to solve: those the target needs, plus every cached step whose whole
+        chain is cached (reported as CACHED at no cost). A step that would run only for
+        a cached step above it is left out: with a remote cache of the final stage, the
+        stages it copied from are neither run nor downloaded."""
+        needed: set[str] = set()
+        stack = [target]
+        while stack:
+            op = stack.pop()
+            if op.digest not in needed:
+                needed.add(op.digest)
+                stack.extend(self._deps(op))
+        cheap: dict[str, bool] = {}
+        for op in ops:  # inputs before users
+            cheap[op.digest] = (not _is_step(op)) or (
+                op.digest in self.hits and cheap[op.root.digest])  # type: ignore[attr-defined]
+        return [op for op in ops if op.digest in needed or cheap[op.digest]]
+
+    def ensure_bytes(self, chain: Iterable[Slot], *, parallel: bool = False) -> None:
+        """Fetch the blobs of cached layers that only a --cache-from cache holds, before
+        something reads their bytes (a snapshot, a copy source, an output)."""
+        remote = self.opts.remote
+        if remote is None:
+            return
+        missing = [s.descriptor for s in chain if isinstance(s, LayerRef)
+                   and not self.store.layout.has_blob(s.descriptor.digest)
+                   and not self._extracted(s)]
+        if parallel and len(missing) > 1:
+            with ThreadPoolExecutor(min(len(missing), 4), thread_name_prefix="fetch") as pool:
+                for f in [pool.submit(remote.ensure, self.store.layout, d) for d in missing]:
+                    f.result()
+        else:
+            for desc in missing:
+                remote.ensure(self.store.layout, desc)
+
+    def _extracted(self, layer: LayerRef) -> bool:
+        """Overlay reads an extracted layer's directory, never its blob again."""
+        if self.snap.kind != "overlay":
+            return False
+        from ocibuild.oci import digest as _digest
+
+        return (self.store.snapshots_dir / "layers" / _digest.hex_of(layer.diff_id)).is_dir()
+
+    def _learn_remote_records(self) -> None:
+        """Remote hits whose blobs are now here become local records (the next build
+        on this machine needs no --cache-from for them)."""
+        for hit in self.hits.values():
+            layer = hit.record.layer
+            if hit.source is not None and (layer is None
+                                           or self.store.layout.has_blob(layer.digest)):
+                with contextlib.suppress(OcibuildError):
+                    self.store.put_record(hit.record)
+
+    def cache_records(self, target: Op, mode: str) -> list[CacheRecord]:
+        """The records a --cache-to writes: mode "min", the steps of the target's own
+        filesystem; mode "max", every step of every stage the target needs."""
+        if mode == "max":
+            chosen = walk(target)
+        else:
+            chain: list[Op] = []
+            op = target
+            while _is_step(op):
+                chain.append(op)
+                op = op.root  # type: ignore[attr-defined]
+            chosen = chain[::-1]
+        out = []
+        for op in chosen:
+            record = self.step_records.get(op.digest) or (
+                self.hits[op.digest].record if op.digest in self.hits else None)
+            if record is not None:
+                out.append(record)
+        return out
+
+    def explain_misses(self) -> list[Explanation]:
+        """For every step that ran, what changed against the closest cached record."""
+        from ocibuild.solver.explain import explain
+
+        candidates = [row.record for row in self.store.db.records()]
+        if self.opts.remote is not None:
+            candidates += self.opts.remote.records()
+        name_of_key = {key: self.opts.names.get(d, "") for d, key in self.keys.items()
+                       if d in self.opts.names}
+        missed = [(self.opts.names[op.digest], self.key_inputs.get(op.digest, {}))
+                  for op in sorted(self.ran, key=lambda o: self.index.get(o.digest, 0))
+                  if op.digest in self.opts.names]
+        return explain(missed, candidates, set(self.keys.values()), name_of_key)
 
     def _use_cache(self, op: Op) -> bool:
         stage = self.opts.stage_of_op.get(op.digest, "")
         return not self.opts.no_cache and stage not in self.opts.no_cache_stages
-
-    def _must_run(self, op: Op) -> bool:
-        """Whether the op will run (a guess made before solving: no record now)."""
-        if not isinstance(op, ExecOp | CopyOp | MkdirOp):
-            return False
-        return not self._use_cache(op) or self.store.db.get_record(
-            self.keys[op.digest], touch=False) is None
 
     def _written(self, result: OpResult) -> OpResult:
         return OpResult(resolve_chain(result.layers), resolve(result.layer), result.cached)
@@ -310,13 +431,15 @@ class Solver:
             self._event("cached", op)
             return OpResult(layers, None, cached=True)
         root = self._result_of(op.root)  # type: ignore[attr-defined]
-        key = self.keys[op.digest]
-        record = self.store.get_record(key) if self._use_cache(op) else None
-        if record is not None:
+        hit = self.hits.get(op.digest)
+        if hit is not None:
+            record = hit.record
             layer = (LayerRef(record.layer, record.diff_id)
                      if record.layer is not None and record.diff_id else None)
             self._event("cached", op)
             return OpResult(root.layers + ((layer,) if layer else ()), layer, cached=True)
+        with self._kept_lock:
+            self.ran.append(op)
         self._event("started", op)
         try:
             prepared = self._run(op, root)
@@ -348,17 +471,20 @@ class Solver:
         layer = (None if info is None
                  else LayerRef(info.descriptor(), info.diff_id))  # type: ignore[attr-defined]
         # the record only once its blob is in the store
-        self.store.put_record(CacheRecord(
+        record = CacheRecord(
             key=self.keys[op.digest], layer=layer.descriptor if layer else None,
             diff_id=layer.diff_id if layer else None, created=_now(),
             description=self.opts.names.get(op.digest, op.kind),
-            inputs=self.key_inputs.get(op.digest, {})))
+            inputs=self.key_inputs.get(op.digest, {}))
+        self.store.put_record(record)
+        self.step_records[op.digest] = record
         return layer
 
     def prepare(self, chain: tuple[Slot, ...]) -> Any:
         """A root filesystem for a step over `chain`. With overlay it is kept until the
         solve ends (its upper may become a later step's lower); native roots are the
         caller's to release."""
+        self.ensure_bytes(chain)
         if self.snap.kind == "overlay":
             prepared = self.snap.prepare([lower(s) for s in chain])  # type: ignore[misc]
             with self._kept_lock:
@@ -428,9 +554,11 @@ class Solver:
                 return
             if any(not isinstance(s, PendingLayer) for s in chain):
                 self.snap.materialized += 1
+            self.ensure_bytes(chain)
             yield {"layers": [str(s.dir) if isinstance(s, PendingLayer)
                               else str(layer_dir(self.store, s)) for s in chain]}
         else:
+            self.ensure_bytes(self._result_of(source).layers)
             prepared = self.snap.prepare(resolve_chain(self._result_of(source).layers))
             try:
                 yield root_spec(prepared.root)
@@ -460,6 +588,19 @@ class Solver:
     def cancelled(self) -> Any:
         assert self._scheduler is not None
         return self._scheduler.cancelled
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A cache hit: a record (a descriptor of the layer), and where the layer's bytes
+    are when the local store lacks them (None: a local record)."""
+
+    record: CacheRecord
+    source: BlobSource | None
+
+
+def _is_step(op: Op) -> bool:
+    return isinstance(op, ExecOp | CopyOp | MkdirOp)
 
 
 def root_spec(root: Any) -> dict[str, Any]:

@@ -1,0 +1,77 @@
+"""Remote cache: `--cache-to` / `--cache-from` with registries and OCI layout directories.
+
+`BuildCaches` is what a build uses: it reads every --cache-from before the solve (the
+records, never the layers) and writes every --cache-to after it. The format is in
+`format` and docs/cache-format.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ocibuild.cache.records import CacheRecord
+from ocibuild.cache.remote.exporter import CacheExportReport, export_cache
+from ocibuild.cache.remote.format import CACHE_CONFIG_TYPE
+from ocibuild.cache.remote.importer import load_caches
+from ocibuild.cache.remote.lookup import BlobSource, RemoteHit, RemoteRecords
+from ocibuild.cache.remote.spec import CacheSpec, parse_cache_spec
+from ocibuild.errors import OcibuildError
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+    from ocibuild.registry.client import ClientPool
+
+
+class BuildCaches:
+    """The remote caches of one build."""
+
+    def __init__(self, store: Store, cache_from: Sequence[str], cache_to: Sequence[str],
+                 registry_options: Any = None) -> None:
+        self.store = store
+        self.imports = [parse_cache_spec(t, export=False) for t in cache_from]
+        self.exports = [parse_cache_spec(t, export=True) for t in cache_to]
+        self.warnings: list[str] = []
+        self.remote: RemoteRecords | None = None
+        self._options = registry_options
+        self._clients: ClientPool | None = None
+
+    def clients(self) -> ClientPool:
+        if self._clients is None:
+            from ocibuild.registry.client import ClientPool
+
+            self._clients = ClientPool(self._options)
+        return self._clients
+
+    def load(self, key_version: str) -> RemoteRecords | None:
+        """Read every --cache-from (a cache that cannot be read is a warning)."""
+        if self.imports:
+            needs_registry = any(s.type == "registry" for s in self.imports)
+            self.remote = load_caches(self.imports, self.store,
+                                      self.clients() if needs_registry else None,
+                                      key_version, self.warnings)
+        return self.remote
+
+    def export(self, records_for: Callable[[str], list[CacheRecord]],
+               key_version: str) -> list[CacheExportReport]:
+        """Write every --cache-to; `records_for(mode)` gives the records to write."""
+        reports = []
+        for spec in self.exports:
+            try:
+                reports.append(export_cache(
+                    spec, self.store, records_for(spec.mode), self.remote,
+                    self.clients() if spec.type == "registry" else None, key_version))
+            except (OcibuildError, OSError) as exc:
+                message = exc.message if isinstance(exc, OcibuildError) else str(exc)
+                if not spec.ignore_error:
+                    raise OcibuildError(f"--cache-to {spec}: {message}") from None
+                self.warnings.append(f"--cache-to {spec}: not written: {message}")
+        return reports
+
+    def close(self) -> None:
+        if self._clients is not None:
+            self._clients.close()
+
+
+__all__ = ["CACHE_CONFIG_TYPE", "BlobSource", "BuildCaches", "CacheExportReport", "CacheSpec",
+           "RemoteHit", "RemoteRecords", "export_cache", "load_caches", "parse_cache_spec"]

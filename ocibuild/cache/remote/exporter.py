@@ -1,0 +1,145 @@
+"""--cache-to: write the records of a build as a cache manifest to a registry or an
+OCI layout directory.
+
+Layers already at the destination are not sent again (HEAD, then skip); a layer
+that came from a cache in the same registry is mounted from that repository, even
+when this machine never downloaded it; only what is new is uploaded. The config and
+the manifest go last, so a reader never sees a manifest whose blobs are missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.cache.records import CacheRecord
+from ocibuild.cache.remote import format as cache_format
+from ocibuild.cache.remote.lookup import RegistryBlobSource, RemoteRecords
+from ocibuild.cache.remote.recompress import recompressed
+from ocibuild.cache.remote.spec import CacheSpec
+from ocibuild.oci import mediatypes
+from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.layout import ImageLayout
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+    from ocibuild.registry.client import ClientPool
+
+
+@dataclass
+class CacheExportReport:
+    destination: str
+    manifest_digest: str = ""
+    records: int = 0
+    layers: int = 0
+    uploaded: int = 0  # blobs sent (registry) or copied (local)
+    mounted: int = 0
+    skipped: int = 0  # already at the destination
+
+
+def export_cache(spec: CacheSpec, store: Store, records: Sequence[CacheRecord],
+                 remote: RemoteRecords | None, clients: ClientPool | None,
+                 key_version: str) -> CacheExportReport:
+    compression = spec.attrs.get("compression")
+    if compression:
+        records = [_with_compression(store, r, remote, compression) for r in records]
+    config, layers = cache_format.encode(records, key_version)
+    manifest = cache_format.manifest_for(config, layers)
+    if spec.type == "registry":
+        assert clients is not None
+        report = _to_registry(spec, store, config, manifest.to_bytes(), layers, remote,
+                              clients)
+    else:
+        report = _to_layout(spec, store, config, manifest.to_bytes(), layers, remote)
+    report.records, report.layers = len(records), len(layers)
+    return report
+
+
+def _with_compression(store: Store, record: CacheRecord, remote: RemoteRecords | None,
+                      compression: str) -> CacheRecord:
+    layer = record.layer
+    if layer is None or layer.media_type == mediatypes.oci_layer_type(compression):
+        return record
+    if remote is not None:
+        remote.ensure(store.layout, layer)
+    new = recompressed(store.layout, layer, compression)
+    from dataclasses import replace
+
+    return replace(record, layer=new)
+
+
+def _to_registry(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,
+                 layers: Sequence[Descriptor], remote: RemoteRecords | None,
+                 clients: ClientPool) -> CacheExportReport:
+    from ocibuild.registry.export import store_sources
+    from ocibuild.registry.push import PushReport, _BlobPusher
+    from ocibuild.registry.reference import parse_reference
+
+    ref = parse_reference(spec.ref)
+    what = f"--cache-to {ref}"
+    client = clients.get(ref.registry)
+    sources = store_sources(store)
+    push = PushReport()
+    pusher = _BlobPusher(client, ref.repository, store.layout, sources, push, what)
+    config_desc = Descriptor(cache_format.CACHE_CONFIG_TYPE, store.layout.put_bytes(config),
+                             len(config))
+
+    def send(blob: Descriptor) -> None:
+        if not store.layout.has_blob(blob.digest) and remote is not None:
+            source = remote.source_of(blob.digest)
+            if not (isinstance(source, RegistryBlobSource) and source.registry == ref.registry):
+                remote.ensure(store.layout, blob)  # no mount possible: upload it
+        try:
+            pusher.push(blob)
+        except OSError:  # the mount was refused and the bytes are not here: fetch them
+            if remote is None or not remote.ensure(store.layout, blob):
+                raise
+            pusher.push(blob)
+
+    blobs = sorted(layers, key=lambda b: -b.size)
+    jobs = max(1, min(client.options.jobs, len(blobs)))
+    with ThreadPoolExecutor(jobs, thread_name_prefix="cache-push") as pool:
+        for future in [pool.submit(send, b) for b in blobs]:
+            future.result()
+    pusher.push(config_desc)
+    if sources is not None:
+        sources.add(ref.registry, ref.repository, [b.digest for b in layers])
+    tag = ref.tag or ref.digest or "latest"
+    digest = client.put_manifest(ref.repository, tag, manifest, mediatypes.OCI_MANIFEST, what)
+    from ocibuild.oci import digest as _digest
+
+    return CacheExportReport(str(ref), digest or _digest.of_bytes(manifest),
+                             uploaded=push.uploaded, mounted=push.mounted,
+                             skipped=push.skipped)
+
+
+def _to_layout(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,
+               layers: Sequence[Descriptor], remote: RemoteRecords | None
+               ) -> CacheExportReport:
+    from ocibuild.oci import digest as _digest
+
+    dest = ImageLayout.init(Path(spec.attrs["dest"]))
+    report = CacheExportReport(str(dest.path))
+    for blob in layers:
+        if dest.has_blob(blob.digest):
+            report.skipped += 1
+            continue
+        if store.layout.has_blob(blob.digest):
+            with store.layout.open_blob(blob.digest, blob.size) as src:
+                dest.put_stream(src, expected_digest=blob.digest,  # type: ignore[arg-type]
+                                expected_size=blob.size)
+        else:
+            source = remote.source_of(blob.digest) if remote is not None else None
+            if source is None:
+                raise FileNotFoundError(blob.digest)
+            source.fetch(blob, dest)
+        report.uploaded += 1
+    dest.put_bytes(config)
+    digest = dest.put_bytes(manifest)
+    desc = Descriptor(mediatypes.OCI_MANIFEST, digest, len(manifest))
+    dest.tag(spec.tag, desc)
+    report.manifest_digest = digest or _digest.of_bytes(manifest)
+    return report

@@ -1,0 +1,82 @@
+"""--cache-from: read cache manifests (registry or OCI layout) into RemoteRecords.
+
+Only the manifest and the config blob are read here; layers stay where they are
+until a step or an output needs their bytes. A cache that does not exist yet (the
+first build of a branch) is a warning, not an error, as in BuildKit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.cache.remote import format as cache_format
+from ocibuild.cache.remote.lookup import LayoutBlobSource, RegistryBlobSource, RemoteRecords
+from ocibuild.cache.remote.spec import CacheSpec
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.layout import ImageLayout, LayoutError
+from ocibuild.oci.manifest import Manifest
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+    from ocibuild.registry.client import ClientPool
+
+
+def load_caches(specs: Sequence[CacheSpec], store: Store, clients: ClientPool | None,
+                key_version: str, warnings: list[str]) -> RemoteRecords:
+    remote = RemoteRecords()
+    for spec in specs:
+        try:
+            if spec.type == "registry":
+                assert clients is not None
+                _load_registry(spec, store, clients, key_version, remote, warnings)
+            else:
+                _load_layout(spec, key_version, remote, warnings)
+        except OcibuildError as exc:  # a cache is an optimization: build without it
+            warnings.append(f"--cache-from {spec}: not used: {exc.message}")
+    return remote
+
+
+def _load_registry(spec: CacheSpec, store: Store, clients: ClientPool, key_version: str,
+                   remote: RemoteRecords, warnings: list[str]) -> None:
+    from ocibuild.registry.errors import NotFoundError
+    from ocibuild.registry.export import store_sources
+    from ocibuild.registry.pull import fetch_blob, resolve_manifest
+    from ocibuild.registry.reference import parse_reference
+
+    ref = parse_reference(spec.ref)
+    what = f"--cache-from {ref}"
+    client = clients.get(ref.registry)
+    try:
+        _, manifest, _ = resolve_manifest(client, ref, None, what)
+    except NotFoundError:
+        warnings.append(f"{what}: no cache there yet (ignored)")
+        return
+    if manifest.config.size > cache_format.MAX_CONFIG:
+        raise OcibuildError(f"{what}: cache config of {manifest.config.size} bytes is too big")
+    fetch_blob(client, ref.repository, manifest.config, store.layout, what)
+    records = cache_format.decode(store.layout.read_blob(manifest.config.digest), manifest,
+                                  key_version, what)
+    remote.add(records, RegistryBlobSource(client, ref.repository))
+    sources = store_sources(store)
+    if sources is not None:  # a later push to this registry mounts these layers
+        sources.add(ref.registry, ref.repository, [d.digest for d in manifest.layers])
+
+
+def _load_layout(spec: CacheSpec, key_version: str, remote: RemoteRecords,
+                 warnings: list[str]) -> None:
+    path = Path(spec.attrs["src"])
+    what = f"--cache-from type=local,src={path}"
+    if not (path / "index.json").is_file():
+        warnings.append(f"{what}: no cache there yet (ignored)")
+        return
+    try:
+        layout = ImageLayout.open(path)
+        desc = layout.resolve(spec.attrs.get("digest") or spec.tag)
+    except LayoutError as exc:
+        raise OcibuildError(f"{what}: {exc.message}") from None
+    manifest = Manifest.from_bytes(layout.read_blob(desc.digest), desc.media_type)
+    records = cache_format.decode(layout.read_blob(manifest.config.digest), manifest,
+                                  key_version, what)
+    remote.add(records, LayoutBlobSource(layout))
