@@ -262,3 +262,30 @@ def test_pull_and_the_base_digest_in_the_cache_key(http_registry: RegistryServer
     image = imagefs.load(out, image_digest(log))
     assert image.files["app/hello.txt"].data == b"hello from a derived image\n"
     assert b"app\n" in image.files["listing.txt"].data
+
+
+def test_docker_archive_base_copy_from_a_registry_image_and_two_pushed_names(
+        http_registry: RegistryServer, images: BaseImages, sub_user: User, sub_tmp: Path,
+        tmp_path: Path) -> None:
+    """FROM docker-archive://, COPY --from= a registry image (pulled), and an image output
+    with two names pushed (`type=registry` is the same as `type=image,push=true`)."""
+    archive = sub_tmp / "base.tar"
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci:{images.path}:latest",
+                    f"docker-archive:{archive}:busybox:1"], check=True, capture_output=True)
+    give_to(archive, sub_user)
+    app_ref = f"{http_registry.host}/bi-archive/app:1"
+    push_base(http_registry, images, app_ref, tmp_path, tag="app")
+    ctx = write_context(sub_tmp / "ctx", {"Dockerfile": (
+        f"FROM docker-archive://{archive}\n"
+        f"COPY --from={app_ref} /app/hello.txt /hello.txt\n")}, sub_user)
+    first, second = (f"{http_registry.host}/bi-archive/out:{t}" for t in ("a", "b"))
+
+    proc = build(sub_user, sub_tmp, "-o", f"type=registry,\"name={first},{second}\"", ctx)
+
+    digest = image_digest(proc.stderr)
+    for ref in (first, second):
+        assert f"pushed {ref}@{digest}" in proc.stderr
+        pulled = skopeo_copy(http_registry, ref, tmp_path / ref.rsplit(":", 1)[1], tmp_path)
+        assert pulled.manifest_digest == digest
+    assert pulled.files["hello.txt"].data == b"hello from a derived image\n"
+    assert pulled.files["bin/busybox"].info.isfile()
