@@ -11,16 +11,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.cache.records import CacheRecord
-from ocibuild.cache.remote.exporter import CacheExportReport, export_cache
-from ocibuild.cache.remote.format import CACHE_CONFIG_TYPE
-from ocibuild.cache.remote.importer import load_caches
 from ocibuild.cache.remote.lookup import BlobSource, RemoteHit, RemoteRecords
 from ocibuild.cache.remote.spec import CacheSpec, parse_cache_spec
 from ocibuild.errors import OcibuildError
 
 if TYPE_CHECKING:
+    from ocibuild.cache.remote.exporter import CacheExportReport
     from ocibuild.cache.store import Store
     from ocibuild.registry.client import ClientPool
+
+CACHE_CONFIG_TYPE = "application/vnd.ocibuild.cache.config.v1+json"  # see format.py
 
 
 class BuildCaches:
@@ -46,6 +46,8 @@ class BuildCaches:
     def load(self, key_version: str) -> RemoteRecords | None:
         """Read every --cache-from (a cache that cannot be read is a warning)."""
         if self.imports:
+            from ocibuild.cache.remote.importer import load_caches
+
             needs_registry = any(s.type == "registry" for s in self.imports)
             self.remote = load_caches(self.imports, self.store,
                                       self.clients() if needs_registry else None,
@@ -55,6 +57,10 @@ class BuildCaches:
     def export(self, records_for: Callable[[str], list[CacheRecord]],
                key_version: str) -> list[CacheExportReport]:
         """Write every --cache-to; `records_for(mode)` gives the records to write."""
+        if not self.exports:
+            return []
+        from ocibuild.cache.remote.exporter import export_cache
+
         reports = []
         for spec in self.exports:
             try:
@@ -73,5 +79,5 @@ class BuildCaches:
             self._clients.close()
 
 
-__all__ = ["CACHE_CONFIG_TYPE", "BlobSource", "BuildCaches", "CacheExportReport", "CacheSpec",
-           "RemoteHit", "RemoteRecords", "export_cache", "load_caches", "parse_cache_spec"]
+__all__ = ["CACHE_CONFIG_TYPE", "BlobSource", "BuildCaches", "CacheSpec", "RemoteHit",
+           "RemoteRecords", "parse_cache_spec"]

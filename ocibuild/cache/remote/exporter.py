@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.remote import format as cache_format
 from ocibuild.cache.remote.lookup import RegistryBlobSource, RemoteRecords
-from ocibuild.cache.remote.recompress import recompressed
 from ocibuild.cache.remote.spec import CacheSpec
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor
@@ -65,6 +64,8 @@ def _with_compression(store: Store, record: CacheRecord, remote: RemoteRecords |
         return record
     if remote is not None:
         remote.ensure(store.layout, layer)
+    from ocibuild.cache.remote.recompress import recompressed
+
     new = recompressed(store.layout, layer, compression)
     from dataclasses import replace
 
