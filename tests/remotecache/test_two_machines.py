@@ -90,3 +90,14 @@ def test_local_cache_directory_carries_the_cache_between_machines(
     assert states_b and set(states_b.values()) == {"CACHED"}, log_b
     assert image_digest(log_b) == image_digest(log_a)
     assert not any(b.has_blob(d) for d in builder_layers)
+
+
+def test_missing_or_unreachable_caches_are_warnings_when_asked(
+        machines: tuple[Machine, Machine], proxy: Proxy) -> None:
+    a, _ = machines
+    log, states = a.build("--cache-from", f"type=registry,ref={proxy.host}/ci/none:x",
+                          "--cache-from", f"type=local,src={a.builder.tmp / 'none'}",
+                          "--cache-to", "type=registry,ref=127.0.0.1:9/ci/c,ignore-error=true")
+    assert "DONE" in states.values()
+    assert "no cache there yet (ignored)" in log
+    assert "--cache-to type=registry,127.0.0.1:9/ci/c: not written" in log, log
