@@ -36,8 +36,8 @@ from tests.support.registry_server import RegistryServer
 
 DOCKERFILE = """\
 FROM busybox:latest AS gen
-RUN head -c {mib}M /dev/urandom > /one.bin
-RUN head -c {mib}M /dev/urandom > /two.bin
+RUN dd if=/dev/urandom of=/one.bin bs=1048576 count={mib} 2>/dev/null
+RUN dd if=/dev/urandom of=/two.bin bs=1048576 count={mib} 2>/dev/null
 
 FROM busybox:latest
 COPY --from=gen /one.bin /data/one.bin
