@@ -1,29 +1,27 @@
 """ocibuild: a daemonless, rootless OCI image builder.
 
 The public API is what this module exports; every other module is internal.
+`build` is loaded on first use, so that `import ocibuild` stays light for the CLI
+and the sandbox helpers.
 """
 
-import sys
-from types import ModuleType
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
 
+if TYPE_CHECKING:
+    from ocibuild.builder import BuildReport, build
+
 __version__ = "0.1.0"
 
-__all__ = ["OcibuildError", "__version__", "build"]
+__all__ = ["BuildReport", "OcibuildError", "__version__", "build"]
 
 
-class _Package(ModuleType):
-    """`ocibuild.build` is the build() function, loaded on first use (`import ocibuild`
-    stays light for the CLI and the sandbox), even after the submodule of the same name
-    was imported (which would otherwise put the module in its place)."""
+def __getattr__(name: str) -> Any:
+    if name in ("build", "BuildReport"):
+        from ocibuild import builder
 
-    def __getattribute__(self, name: str) -> object:
-        if name == "build":
-            from ocibuild.build import build
-
-            return build
-        return super().__getattribute__(name)
-
-
-sys.modules[__name__].__class__ = _Package
+        return getattr(builder, name)
+    raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")

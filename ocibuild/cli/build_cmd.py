@@ -90,7 +90,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               push: bool, pull: bool, insecure: tuple[str, ...],
               registry_ca: tuple[str, ...], authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
-    from ocibuild.build import build
+    from ocibuild.builder import build
     from ocibuild.progress.plain import PlainRenderer
     from ocibuild.solver.solve import StepFailedError
 
