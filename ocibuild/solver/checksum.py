@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import marshal
 import os
 import stat
+import struct
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ocibuild.solver import selection
 
-MEMO_VERSION = 1
+# The memo: marshal of (written_ns, {path: signature + sha256 digest}), after this line.
+# marshal of flat bytes values loads 20,000 entries in ~5 ms (JSON lists: ~50 ms).
+MEMO_MAGIC = b"ocibuild context checksum memo 2\n"
+_SIGNATURE = struct.Struct("<qqqQI")  # size, mtime_ns, ctime_ns, inode, mode
+_SIG_LEN = _SIGNATURE.size
 
 
-def _signature(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
+def _signature(st: os.stat_result) -> bytes:
+    return _SIGNATURE.pack(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
 class ContextChecksums:
@@ -35,40 +40,41 @@ class ContextChecksums:
         self.context = Path(context)
         self.excluded = excluded
         self._memo_file = memo_file
-        self._memo: dict[str, list] = {}
+        self._base = os.fspath(self.context)
+        self._memo: dict[str, bytes] = {}
         self._memo_written_ns = 0
         self._dirty = False
         self.files_hashed = 0  # content reads this run (tests assert the memo works)
         if memo_file is not None:
-            with contextlib.suppress(OSError, ValueError):
-                data = json.loads(memo_file.read_bytes())
-                if data.get("version") == MEMO_VERSION:
-                    self._memo = data["files"]
-                    self._memo_written_ns = int(data["written_ns"])
+            self._memo_written_ns, self._memo = _load_memo(memo_file)
 
     def file_hash(self, rel: str, st: os.stat_result) -> str:
         sig = _signature(st)
         known = self._memo.get(rel)
         # A file changed in the same clock tick as the memo was written could keep its
         # signature; such "racily clean" entries are hashed again.
-        if known is not None and known[0] == sig and st.st_mtime_ns < self._memo_written_ns:
-            return str(known[1])
+        if known is not None and known.startswith(sig) and len(known) == _SIG_LEN + 32 \
+                and st.st_mtime_ns < self._memo_written_ns:
+            return known[_SIG_LEN:].hex()
         h = hashlib.sha256()
-        with open(self.context / rel, "rb") as f:
+        with open(f"{self._base}/{rel}", "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         self.files_hashed += 1
-        self._memo[rel] = [sig, h.hexdigest()]
+        digest = h.digest()
+        self._memo[rel] = sig + digest
         self._dirty = True
-        return h.hexdigest()
+        return digest.hex()
 
     def checksum(self, patterns: Sequence[str], *, with_mode: bool = True,
                  extra_excluded: selection.Excluded | None = None,
-                 allow_empty: bool = False, entries: dict[str, str] | None = None) -> str:
+                 allow_empty: bool = False, entries: dict[str, str] | None = None,
+                 entry_limit: int | None = None) -> str:
         """sha256 hex over every file the patterns select. Raises FileNotFoundError
         naming the first pattern that selects nothing (unless allow_empty). `entries`,
         if given, receives path -> a short digest of that entry (what `--explain-cache`
-        compares to name the files that changed)."""
+        compares to name the files that changed); once it holds `entry_limit` paths,
+        further paths get "" (only their number is of use then)."""
         h = hashlib.sha256()
 
         def excluded(rel: str, is_dir: bool) -> bool:
@@ -90,7 +96,9 @@ class ContextChecksums:
                     entry = self._entry(rel, st, with_mode)
                     h.update(entry)
                     if entries is not None:
-                        entries[rel] = hashlib.sha256(entry).hexdigest()[:16]
+                        entries[rel] = "" if entry_limit is not None \
+                            and len(entries) >= entry_limit \
+                            else hashlib.sha256(entry).hexdigest()[:16]
         return h.hexdigest()
 
     def _entry(self, rel: str, st: os.stat_result, with_mode: bool) -> bytes:
@@ -100,7 +108,7 @@ class ContextChecksums:
         elif stat.S_ISDIR(st.st_mode):
             body = "d"
         elif stat.S_ISLNK(st.st_mode):
-            body = "l " + os.readlink(self.context / rel)
+            body = "l " + os.readlink(f"{self._base}/{rel}")
         else:
             body = f"o {stat.S_IFMT(st.st_mode)}"
         return f"{rel}\0{mode:o}\0{body}\n".encode()
@@ -111,13 +119,24 @@ class ContextChecksums:
             return
         self._memo_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._memo_file.with_name(f".tmp-{os.getpid()}-{self._memo_file.name}")
-        data = {"version": MEMO_VERSION, "written_ns": time.time_ns(), "files": self._memo}
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
+        tmp.write_bytes(MEMO_MAGIC + marshal.dumps((time.time_ns(), self._memo)))
         os.replace(tmp, self._memo_file)
         self._dirty = False
+
+
+def _load_memo(path: Path) -> tuple[int, dict[str, bytes]]:
+    """(written_ns, entries) of a memo file; (0, {}) when it is missing or unreadable
+    (every file is then hashed again)."""
+    with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+        data = path.read_bytes()
+        if data.startswith(MEMO_MAGIC):
+            written_ns, files = marshal.loads(memoryview(data)[len(MEMO_MAGIC):])
+            if isinstance(written_ns, int) and isinstance(files, dict):
+                return written_ns, files
+    return 0, {}
 
 
 def memo_path(store_root: Path, context: Path) -> Path:
     """Where the memo of a context directory lives under the store root."""
     key = hashlib.sha256(str(Path(context).resolve()).encode()).hexdigest()[:32]
-    return store_root / "checksums" / f"{key}.json"
+    return store_root / "checksums" / f"{key}.memo"

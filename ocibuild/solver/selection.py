@@ -114,23 +114,30 @@ def walk(root: Path, rel: str, excluded: Excluded | None = None
     """`rel` (already resolved) and, for a directory, everything under it, depth-first in
     sorted order, as (relative path, lstat). Excluded directories are still descended
     into (an exception pattern may re-include something inside), but not reported."""
-    st = os.lstat(root / rel) if rel else os.lstat(root)
+    # plain strings, not Path objects: this runs once per file of the context
+    base = os.fspath(root)
+    st = os.lstat(f"{base}/{rel}" if rel else base)
     if not (excluded and rel and excluded(rel, stat.S_ISDIR(st.st_mode))):
         yield rel, st
     if not stat.S_ISDIR(st.st_mode):
         return
+    is_dir_mode = stat.S_ISDIR
+    lstat = os.lstat
     stack = [rel]
     while stack:
         d = stack.pop()
+        full = f"{base}/{d}" if d else base
         try:
-            names = sorted(os.listdir(root / d if d else root))
+            names = sorted(os.listdir(full))
         except OSError:
             continue
+        prefix = f"{d}/" if d else ""
+        full += "/"
         subdirs: list[str] = []
         for name in names:
-            child = f"{d}/{name}" if d else name
-            cst = os.lstat(root / child)
-            is_dir = stat.S_ISDIR(cst.st_mode)
+            child = prefix + name
+            cst = lstat(full + name)
+            is_dir = is_dir_mode(cst.st_mode)
             if not (excluded and excluded(child, is_dir)):
                 yield child, cst
             if is_dir:

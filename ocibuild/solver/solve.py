@@ -43,7 +43,7 @@ from ocibuild.oci.image import load_image
 from ocibuild.progress.events import Event, Sink
 from ocibuild.snapshot import LayerRef, Snapshotter
 from ocibuild.solver.checksum import ContextChecksums, memo_path
-from ocibuild.solver.explain import Explanation, explain_inputs
+from ocibuild.solver.explain import MAX_FILES, Explanation, explain_inputs
 from ocibuild.solver.pending import PendingLayer, Slot, lower, resolve, resolve_chain
 from ocibuild.solver.scheduler import Scheduler
 
@@ -165,7 +165,8 @@ class Solver:
                 rel.rsplit("/", 1)[-1])
         try:
             return self.checksums(context).checksum(patterns, with_mode=with_mode,
-                                                    extra_excluded=extra, entries=entries)
+                                                    extra_excluded=extra, entries=entries,
+                                                    entry_limit=MAX_FILES + 1)
         except FileNotFoundError as exc:
             where = f"build context {context!r}" if context in self.opts.context_dirs \
                 else "build context"
