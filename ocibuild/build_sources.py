@@ -30,9 +30,11 @@ SCHEMES = ("docker-image://", "oci-layout://", "docker-archive://")
 def parse_build_contexts(values: Iterable[str]) -> dict[str, BuildContext]:
     """`--build-context NAME=VALUE` values by lower-case name (a name given twice is an
     error, as in buildx)."""
+    found: dict[str, BuildContext] = {}
+    if not values:
+        return found  # the registry package is not needed then
     from ocibuild.registry import parse_build_context
 
-    found: dict[str, BuildContext] = {}
     for text in values:
         ctx = parse_build_context(text)
         if ctx.name in found:

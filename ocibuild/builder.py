@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class BuildReport:
+    """What `build` made: the image's digests and names, and how the steps went."""
+
     manifest_digest: str
     config_digest: str
     image_id: str
@@ -132,7 +134,6 @@ def build(
     `pull` checks the registry for every base image even when the store has one;
     `registry` says how registries are reached."""
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
-    from ocibuild.cache.remote import BuildCaches
     from ocibuild.cache.store import Store
     from ocibuild.exporter import BuildResult, export, parse_output, push_targets
     from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
@@ -188,8 +189,12 @@ def build(
             no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
             secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
             names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs)
-        caches = BuildCaches(store, cache_from, cache_to, registry)  # --cache-from/-to
-        opts.remote = caches.load(KEY_VERSION)
+        caches = None
+        if cache_from or cache_to:  # the remote-cache code loads only for them
+            from ocibuild.cache.remote import BuildCaches
+
+            caches = BuildCaches(store, cache_from, cache_to, registry)
+            opts.remote = caches.load(KEY_VERSION)
         solver = Solver(store, snap, opts, progress)
         results = solver.solve(conv.target.op)
         state = conv.target
@@ -206,9 +211,11 @@ def build(
                              diff_ids=tuple(r.diff_id for r in final.layers),
                              history=tuple(history))
         report = export(BuildResult(config, final.layers), output_specs, store, tags=tags)
-        cache_exports = caches.export(
-            lambda mode: solver.cache_records(conv.target.op, mode), KEY_VERSION)
-        caches.close()
+        cache_exports = []
+        if caches is not None:
+            cache_exports = caches.export(
+                lambda mode: solver.cache_records(conv.target.op, mode), KEY_VERSION)
+            caches.close()
         explanations = solver.explain_misses() if explain_cache else []
         pushed: tuple[str, ...] = ()
         if to_push:
@@ -224,7 +231,8 @@ def build(
     return BuildReport(
         manifest_digest=report.manifest_digest, config_digest=report.config_digest,
         image_id=report.image_id, names=report.names, config=config,
-        warnings=conv.warnings + caches.warnings, materialized=snap.materialized, steps=len(steps),
+        warnings=conv.warnings + (caches.warnings if caches else []),
+        materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed)
 

@@ -29,6 +29,8 @@ RECORD, LAYER, CHAIN, MOUNT = "record", "snapshot", "chain", "cache-mount"
 
 @dataclass(frozen=True)
 class UsageItem:
+    """One thing `cache du` lists and `cache prune` may remove."""
+
     kind: str
     id: str
     size: int
@@ -39,6 +41,8 @@ class UsageItem:
 
 @dataclass
 class PruneReport:
+    """What a prune removed."""
+
     removed: list[UsageItem] = field(default_factory=list)
     blobs_removed: int = 0
     blob_bytes: int = 0
@@ -50,6 +54,8 @@ class PruneReport:
 
 @dataclass(frozen=True)
 class _Tagged:
+    """What the named images still use (never pruned)."""
+
     blobs: frozenset[str]
     diff_ids: frozenset[str]
     chains: frozenset[str]

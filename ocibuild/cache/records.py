@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS cache_mounts (
 
 @dataclass(frozen=True)
 class CacheRecord:
+    """A cache key and the layer its step made (None: the step changed no file)."""
+
     key: str  # hex cache key computed by the solver
     layer: Descriptor | None  # the layer blob this step produced (None: no fs change)
     diff_id: str | None
@@ -59,12 +61,16 @@ class CacheRecord:
 
 @dataclass(frozen=True)
 class RecordRow:
+    """A record with the time it was last used."""
+
     record: CacheRecord
     last_used: float
 
 
 @dataclass(frozen=True)
 class SnapshotRow:
+    """An extracted layer directory and its bookkeeping."""
+
     diff_id: str
     size: int
     created: float
@@ -73,6 +79,8 @@ class SnapshotRow:
 
 @dataclass(frozen=True)
 class MountRow:
+    """A cache-mount directory and its bookkeeping."""
+
     dir: str
     id: str
     created: float

@@ -26,12 +26,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BuildResult:
+    """The image a build made: its config and every layer, base first."""
+
     config: ImageConfig
     layers: tuple[LayerRef, ...]  # all blobs are in store.layout
 
 
 @dataclass(frozen=True)
 class ExportReport:
+    """What the outputs were written from: the manifest, its config, names, ID."""
+
     manifest: Descriptor  # the image manifest (in store.layout)
     config_digest: str
     names: tuple[str, ...]  # full normalized names given with -t / name=

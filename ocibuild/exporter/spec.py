@@ -13,6 +13,8 @@ _NEEDS_DEST = ("oci", "docker", "local")
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """A parsed -o/--output value."""
+
     type: str  # "oci" | "docker" | "local" | "image" | "store" ("registry" is parsed as
     # "image" with push=true)
     attrs: dict[str, str] = field(default_factory=dict)

@@ -69,6 +69,8 @@ class Op:
 
 @dataclass(frozen=True, eq=False)
 class ScratchSource(Op):
+    """An empty root filesystem (FROM scratch)."""
+
     kind: ClassVar[str] = "scratch"
 
 
@@ -99,6 +101,8 @@ class ContextSource(Op):
 
 @dataclass(frozen=True, eq=False)
 class HttpSource(Op):
+    """A file downloaded for ADD URL (its content checksum is in the cache key)."""
+
     kind: ClassVar[str] = "http"
     url: str
     checksum: str = ""  # "sha256:..." when pinned with ADD --checksum
@@ -149,6 +153,8 @@ class Mount:
 
 @dataclass(frozen=True, eq=False)
 class ExecOp(Op):
+    """A RUN: `args` run in `root` with the environment, user and mounts given."""
+
     kind: ClassVar[str] = "exec"
     root: Op
     args: tuple[str, ...]
@@ -181,6 +187,8 @@ class CopyOp(Op):
 
 @dataclass(frozen=True, eq=False)
 class MkdirOp(Op):
+    """A directory made in `root` (WORKDIR), owned by `user`."""
+
     kind: ClassVar[str] = "mkdir"
     root: Op
     path: str

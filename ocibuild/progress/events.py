@@ -15,6 +15,8 @@ EventKind = Literal["started", "cached", "log", "done", "failed"]
 
 @dataclass(frozen=True)
 class Event:
+    """A step started, finished, failed, was cached, or printed a line."""
+
     kind: EventKind
     index: int
     name: str

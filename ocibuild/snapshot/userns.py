@@ -12,15 +12,17 @@ import contextlib
 import importlib
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
+
+if TYPE_CHECKING:
+    import socket
 
 _SERVER_START_TIMEOUT = 60.0
 
@@ -60,6 +62,8 @@ class Session:
             self._error = exc
 
     def _connect(self) -> socket.socket:
+        import socket  # here: a cached build never connects
+
         thread = self._start()
         deadline = time.monotonic() + _SERVER_START_TIMEOUT
         while True:

@@ -53,6 +53,8 @@ def _masked(key: str, value: str) -> str:
 
 @dataclass(frozen=True)
 class Explanation:
+    """Why one step missed the cache: its closest record and what differs."""
+
     step: str  # the step's progress name
     closest: str  # the closest record's description ("" when there is none)
     changes: tuple[str, ...]

@@ -8,15 +8,20 @@ written in the background; only the export and the cache record wait for it.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibuild.snapshot import LayerRef
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @dataclass(frozen=True, eq=False)
 class PendingLayer:
+    """A step's layer still being written: its upper directory, and the blob later."""
+
     dir: Path  # the step's upper directory: the layer's content, overlay-ready
     future: Future[LayerRef | None]  # the blob once written (None: the step changed nothing)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 N = TypeVar("N", bound=Hashable)
 R = TypeVar("R")
@@ -20,9 +22,10 @@ class Scheduler(Generic[N, R]):
         self.cancelled = threading.Event()  # set on the first failure; work may poll it
 
     def run(self, nodes: Sequence[N], inputs: Callable[[N], Sequence[N]],
-            work: Callable[[N], R]) -> dict[N, R]:
+            work: Callable[[N], R], *, inline: bool = False) -> dict[N, R]:
         """Run `work` on every node (inputs first). Returns each node's result; re-raises
-        the first exception after the nodes already running have finished."""
+        the first exception after the nodes already running have finished. `inline`:
+        one node at a time in this thread (for work that never waits)."""
         pending: dict[N, set[N]] = {n: set(inputs(n)) for n in nodes}
         users: dict[N, list[N]] = {n: [] for n in nodes}
         for n, deps in pending.items():
@@ -33,6 +36,20 @@ class Scheduler(Generic[N, R]):
         order = {n: i for i, n in enumerate(nodes)}
         ready = sorted((n for n, deps in pending.items() if not deps), key=order.__getitem__)
         results: dict[N, R] = {}
+        if inline:
+            while ready:
+                node = ready.pop(0)
+                try:
+                    results[node] = work(node)
+                except BaseException:
+                    self.cancelled.set()
+                    raise
+                newly = [u for u in users[node] if _discard(pending[u], node)]
+                ready.extend(newly)
+                ready.sort(key=order.__getitem__)
+            return results
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
         error: BaseException | None = None
         running: dict[Future[R], N] = {}
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="solve") as pool:
@@ -65,3 +82,9 @@ class Scheduler(Generic[N, R]):
         if error is not None:
             raise error
         return results
+
+
+def _discard(deps: set[N], done: N) -> bool:
+    """Remove `done` from a node's pending inputs; True when none is left."""
+    deps.discard(done)
+    return not deps

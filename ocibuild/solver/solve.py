@@ -16,14 +16,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.cache.records import CacheRecord
-from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
 from ocibuild.cache.store import Store
 from ocibuild.errors import OcibuildError
 from ocibuild.graph import (
@@ -46,6 +44,11 @@ from ocibuild.solver.checksum import ContextChecksums, memo_path
 from ocibuild.solver.explain import MAX_FILES, Explanation, explain_inputs
 from ocibuild.solver.pending import PendingLayer, Slot, lower, resolve, resolve_chain
 from ocibuild.solver.scheduler import Scheduler
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
 
 KEY_VERSION = "ocibuild-cache-v1"
 
@@ -70,6 +73,8 @@ class OpResult:
 
 @dataclass(frozen=True)
 class SecretSource:
+    """A --secret: read from a file or an environment variable when a step mounts it."""
+
     id: str
     path: Path | None = None
     env: str = ""
@@ -83,6 +88,8 @@ class SecretSource:
 
 @dataclass
 class SolveOptions:
+    """How a solve runs: the context, cache use, secrets, and what progress shows."""
+
     context_dir: Path | None = None
     ignore_patterns: tuple[str, ...] = ()
     jobs: int = os.cpu_count() or 1
@@ -117,15 +124,36 @@ class Solver:
         self._checksums: ContextChecksums | None = None
         self._named_checksums: dict[str, ContextChecksums] = {}
         self._scheduler: Scheduler[Op, OpResult] | None = None
-        self._releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="release")
+        # thread pools start with the first step that runs (a cached build needs none)
+        self._pools_lock = threading.Lock()
+        self._releaser_pool: ThreadPoolExecutor | None = None
         self._releases: list[Future[None]] = []
-        self._writer = ThreadPoolExecutor(max_workers=max(2, options.jobs),
-                                          thread_name_prefix="layer")
+        self._writer_pool: ThreadPoolExecutor | None = None
         self._kept: list[Any] = []  # overlay roots, released when the solve ends
         self._kept_lock = threading.Lock()
         self.hits: dict[str, Hit] = {}  # op digest -> its record (found before solving)
         self.step_records: dict[str, CacheRecord] = {}  # op digest -> record written now
         self.ran: list[Op] = []  # steps that missed and ran
+
+    @property
+    def _releaser(self) -> ThreadPoolExecutor:
+        with self._pools_lock:
+            if self._releaser_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._releaser_pool = ThreadPoolExecutor(max_workers=1,
+                                                         thread_name_prefix="release")
+            return self._releaser_pool
+
+    @property
+    def _writer(self) -> ThreadPoolExecutor:
+        with self._pools_lock:
+            if self._writer_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._writer_pool = ThreadPoolExecutor(max_workers=max(2, self.opts.jobs),
+                                                       thread_name_prefix="layer")
+            return self._writer_pool
 
     # -- keys ------------------------------------------------------------------------------
     def context_dir(self, source: ContextSource) -> Path | None:
@@ -258,8 +286,10 @@ class Solver:
 
             userns.warm()  # the file-op server starts while the first steps run
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
+        # every step a hit: each op is a descriptor look-up, done here without threads
+        inline = all(op.digest in self.hits for op in scheduled if _is_step(op))
         try:
-            results = self._scheduler.run(scheduled, self._deps, self._work)
+            results = self._scheduler.run(scheduled, self._deps, self._work, inline=inline)
             written = {op.digest: self._written(r) for op, r in results.items()}
             # outputs need the bytes of the target's layers, whatever cache they came from
             self.ensure_bytes(written[target.digest].layers, parallel=True)
@@ -317,6 +347,8 @@ class Solver:
                    and not self.store.layout.has_blob(s.descriptor.digest)
                    and not self._extracted(s)]
         if parallel and len(missing) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(min(len(missing), 4), thread_name_prefix="fetch") as pool:
                 for f in [pool.submit(remote.ensure, self.store.layout, d) for d in missing]:
                     f.result()
@@ -386,8 +418,9 @@ class Solver:
     def _finish(self) -> None:
         """Wait for the layer writers, then remove every step directory (in one call
         under the mapping) and the solve's temporary files."""
-        self._writer.shutdown(wait=True)
-        self._releaser.shutdown(wait=True)
+        for pool in (self._writer_pool, self._releaser_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
         # a step directory left behind is removed by `ocibuild cache prune`; failing
         # here would hide the build's own error
         with contextlib.suppress(OcibuildError, OSError):

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class CacheExportReport:
+    """What one --cache-to wrote, sent, mounted or found already there."""
+
     destination: str
     manifest_digest: str = ""
     records: int = 0

@@ -33,6 +33,8 @@ class BlobSource(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class RegistryBlobSource:
+    """Layers of a remote hit that are in a registry repository."""
+
     client: RegistryClient
     repository: str
 
@@ -53,6 +55,8 @@ class RegistryBlobSource:
 
 @dataclass(frozen=True, eq=False)
 class LayoutBlobSource:
+    """Layers of a remote hit that are in a local OCI layout."""
+
     layout: ImageLayout
 
     @property
@@ -67,6 +71,8 @@ class LayoutBlobSource:
 
 @dataclass(frozen=True)
 class RemoteHit:
+    """A record found in a --cache-from cache, and where its layer is."""
+
     record: CacheRecord
     source: BlobSource  # where the record's layer is when the store lacks it
 

@@ -15,6 +15,8 @@ DEFAULT_TAG = "latest"
 
 @dataclass(frozen=True)
 class CacheSpec:
+    """A parsed --cache-from / --cache-to value."""
+
     type: str  # "registry" | "local"
     attrs: dict[str, str] = field(default_factory=dict)
 

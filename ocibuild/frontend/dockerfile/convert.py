@@ -60,6 +60,8 @@ class HistoryStep:
 
 @dataclass
 class StageState:
+    """A stage as converted so far: its op, image config and history."""
+
     name: str  # as written after AS, lower case; "" if none
     index: int
     op: Op
@@ -100,6 +102,8 @@ class BuildInputs:
 
 @dataclass
 class Conversion:
+    """A Dockerfile as a graph: the target stage, step names and warnings."""
+
     target: StageState
     names: dict[str, str]  # op digest -> "[stage 2/3] RUN ..." for progress
     stages: dict[int, StageState]  # the converted stages (target and what it needs)
