@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -107,8 +108,15 @@ def serve(args: dict[str, Any]) -> None:
     listener.bind(args["socket"])
     listener.listen(64)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    preloaded = False
+    # The modules are imported one at a time while no request waits: the server is
+    # started before the build needs it, so they are usually all loaded by the first
+    # request; a request that comes sooner is answered at once (its child imports
+    # what it needs itself) and never waits for the whole list.
+    to_preload = list(PRELOAD)
     while True:
+        if to_preload and not select.select([listener], [], [], 0)[0]:
+            __import__(to_preload.pop(0))
+            continue
         conn, _ = listener.accept()
         command = conn.recv(1)
         if command == STOP:
@@ -133,9 +141,4 @@ def serve(args: dict[str, Any]) -> None:
                 sys.stderr.flush()
                 os._exit(status)
         conn.close()
-        if not preloaded:
-            # after the first fork: the first request does not wait for these imports
-            for module in PRELOAD:
-                __import__(module)
-            preloaded = True
     listener.close()
