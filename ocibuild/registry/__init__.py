@@ -1,41 +1,82 @@
 """Registries: references, credentials, pull, push, and image sources without a registry.
 
 The public surface is what this module exports; the modules behind it are private.
+Each name is imported from its module on first use (PEP 562): a build that never
+reaches a registry must not pay for the HTTP client (urllib3, ssl, http.client: about
+50 ms of start-up), yet `from ocibuild.registry import parse_build_context` is called
+by every build.
 """
 
 from __future__ import annotations
 
-from ocibuild.registry.auth import (
-    Credentials,
-    find_credentials,
-    remove_credentials,
-    store_credentials,
-)
-from ocibuild.registry.blob_sources import BlobSources
-from ocibuild.registry.client import ClientPool, RegistryClient
-from ocibuild.registry.errors import (
-    AuthenticationError,
-    NotFoundError,
-    RegistryError,
-    UnreachableError,
-)
-from ocibuild.registry.export import push_names, store_sources
-from ocibuild.registry.options import RegistryOptions
-from ocibuild.registry.pull import PullStats, pull
-from ocibuild.registry.push import PushReport, push_image
-from ocibuild.registry.reference import (
-    InvalidReferenceError,
-    Reference,
-    parse_reference,
-    parse_repository,
-)
-from ocibuild.registry.resolve import (
-    BuildContext,
-    parse_build_context,
-    pull_into_store,
-    resolve_build_context,
-    resolve_source,
-)
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ocibuild.registry.auth import (
+        Credentials,
+        find_credentials,
+        remove_credentials,
+        store_credentials,
+    )
+    from ocibuild.registry.blob_sources import BlobSources
+    from ocibuild.registry.client import ClientPool, RegistryClient
+    from ocibuild.registry.errors import (
+        AuthenticationError,
+        NotFoundError,
+        RegistryError,
+        UnreachableError,
+    )
+    from ocibuild.registry.export import push_names, store_sources
+    from ocibuild.registry.options import RegistryOptions
+    from ocibuild.registry.pull import PullStats, pull
+    from ocibuild.registry.push import PushReport, push_image
+    from ocibuild.registry.reference import (
+        InvalidReferenceError,
+        Reference,
+        parse_reference,
+        parse_repository,
+    )
+    from ocibuild.registry.resolve import (
+        BuildContext,
+        parse_build_context,
+        pull_into_store,
+        resolve_build_context,
+        resolve_source,
+    )
+
+# public name -> the module (under ocibuild.registry) that defines it
+_HOME: dict[str, str] = {
+    "Credentials": "auth",
+    "find_credentials": "auth",
+    "remove_credentials": "auth",
+    "store_credentials": "auth",
+    "BlobSources": "blob_sources",
+    "ClientPool": "client",
+    "RegistryClient": "client",
+    "AuthenticationError": "errors",
+    "NotFoundError": "errors",
+    "RegistryError": "errors",
+    "UnreachableError": "errors",
+    "push_names": "export",
+    "store_sources": "export",
+    "RegistryOptions": "options",
+    "PullStats": "pull",
+    "pull": "pull",
+    "PushReport": "push",
+    "push_image": "push",
+    "InvalidReferenceError": "reference",
+    "Reference": "reference",
+    "parse_reference": "reference",
+    "parse_repository": "reference",
+    "BuildContext": "resolve",
+    "parse_build_context": "resolve",
+    "pull_into_store": "resolve",
+    "resolve_build_context": "resolve",
+    "resolve_source": "resolve",
+}
 
 __all__ = [
     "AuthenticationError",
@@ -66,3 +107,29 @@ __all__ = [
     "store_credentials",
     "store_sources",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
+
+class _Package(types.ModuleType):
+    """Keeps `ocibuild.registry.pull` the function: importing the submodule of the same
+    name would otherwise bind the module there (the eager import used to rebind it)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _HOME.get(name) == name:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.oci import mediatypes
@@ -26,10 +26,11 @@ from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Manifest, parse_manifest_or_index
 from ocibuild.oci.platform import Platform
 from ocibuild.registry.archives import image_from_docker_archive, image_from_layout
-from ocibuild.registry.blob_sources import BlobSources
-from ocibuild.registry.client import ClientPool
-from ocibuild.registry.pull import pull
 from ocibuild.registry.reference import Reference, parse_reference
+
+if TYPE_CHECKING:  # the HTTP client loads only when a source needs the network
+    from ocibuild.registry.blob_sources import BlobSources
+    from ocibuild.registry.client import ClientPool
 
 DOCKER_IMAGE = "docker-image://"
 OCI_LAYOUT = "oci-layout://"
@@ -66,6 +67,8 @@ def pull_into_store(ref: Reference, store: StoreLike, platform: Platform | None 
     """Pull `ref` into the store and name it there by its full reference."""
     image = _local_by_digest(store.layout, ref, platform)
     if image is None:
+        from ocibuild.registry.pull import pull
+
         if sources is None:
             from ocibuild.registry.export import store_sources
 
