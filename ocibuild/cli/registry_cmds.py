@@ -153,7 +153,9 @@ def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...],
     for name in report.references:
         click.echo(f"pushed {name}")
     click.echo(f"blobs: {report.uploaded} uploaded ({report.bytes_uploaded} bytes), "
-               f"{report.mounted} mounted, {report.skipped} already present", err=True)
+               f"{report.mounted} mounted, {report.skipped} already present"
+               + (f"; {report.manifests_present} of {len(report.references)} names already "
+                  "held the image" if report.manifests_present else ""), err=True)
 
 
 @click.command("login")

@@ -13,9 +13,10 @@ import base64
 import json
 import logging
 import re
+import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -74,6 +75,31 @@ def _reason(exc: BaseException) -> str:
     return re.sub(r"^\[Errno -?\d+\] ", "", text)
 
 
+class _PoolManager(urllib3.PoolManager):
+    """A PoolManager whose https pools use our TLS context, made when first needed.
+
+    Loading the system CA store costs ~45 ms, most of a push that finds every blob
+    present: a registry reached over plain http (--insecure-registry) makes the context
+    only if it redirects to https. For the others it is made at once, so a bad
+    --registry-ca file is reported before any request."""
+
+    def __init__(self, make_context: Callable[[], ssl.SSLContext], *, eager_tls: bool,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._make_context = make_context
+        self._context = make_context() if eager_tls else None
+
+    def _new_pool(self, scheme: str, host: str, port: int,
+                  request_context: dict[str, Any] | None = None
+                  ) -> urllib3.HTTPConnectionPool:
+        if scheme == "https":  # called with the manager's pool lock held
+            if self._context is None:
+                self._context = self._make_context()
+            request_context = dict(request_context or self.connection_pool_kw)
+            request_context["ssl_context"] = self._context
+        return super()._new_pool(scheme, host, port, request_context)
+
+
 class RegistryClient:
     """Talks to one registry (one host). Safe to share between threads."""
 
@@ -81,10 +107,11 @@ class RegistryClient:
         self.registry = registry
         self.options = options or RegistryOptions()
         self.api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
-        self._pool = urllib3.PoolManager(
+        self._pool = _PoolManager(
+            lambda: ssl_context(registry, self.api_host, self.options),
+            eager_tls=not self.options.is_insecure(registry),
             num_pools=8,
             maxsize=max(4, self.options.jobs + 2),
-            ssl_context=ssl_context(registry, self.api_host, self.options),
             blocksize=1 << 20,
             headers={"User-Agent": USER_AGENT},
         )

@@ -6,7 +6,7 @@ mounted from there; the rest are uploaded in parallel, streamed from disk
 (monolithic PUT up to `chunk_size`, PATCH chunks above it, resuming at the offset
 the registry confirms). Failed uploads are retried with backoff on 5xx and
 connection errors. Manifests go last: child manifests by digest, then the root
-once per tag.
+once per tag, unless the tag (checked with HEAD alongside the blobs) already names it.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class PushReport:
     skipped: int = 0
     bytes_uploaded: int = 0
     retries: int = 0
+    manifests_present: int = 0  # names that already held this image: no manifest PUT
 
 
 @dataclass(frozen=True)
@@ -246,27 +247,37 @@ def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Ref
         for (registry, repository), refs in groups.items():
             client = clients.get(registry)
             what = f"push {refs[0]}"
-            pusher = _BlobPusher(client, repository, layout, sources, report, what)
-            jobs = max(1, min(client.options.jobs, len(tree.blobs)))
-            # largest first: the long uploads start at once, small ones fill the gaps
-            blobs = sorted(tree.blobs, key=lambda b: -b.size)
-            with ThreadPoolExecutor(jobs, thread_name_prefix="push") as pool:
-                for future in [pool.submit(pusher.push, b) for b in blobs]:
-                    future.result()
-            if sources is not None:
-                sources.add(registry, repository, [b.digest for b in tree.blobs])
-            for child, data in tree.children:
-                if client.manifest_exists(repository, child.digest, what,
-                                          [push_scope(repository)]) is None:
-                    client.put_manifest(repository, child.digest, data, child.media_type,
-                                        what)
             for ref in refs:
-                identifier = ref.tag or ref.digest or tree.root.digest
                 if ref.digest and ref.digest != tree.root.digest:
                     raise OcibuildError(f"push {ref}: the image's digest is "
                                         f"{tree.root.digest}, not {ref.digest}")
-                client.put_manifest(repository, identifier, tree.root_bytes,
-                                    tree.root.media_type, f"push {ref}")
+            pusher = _BlobPusher(client, repository, layout, sources, report, what)
+            scopes = [push_scope(repository)]
+            identifiers = [ref.tag or ref.digest or tree.root.digest for ref in refs]
+            jobs = max(1, min(client.options.jobs, len(tree.blobs) + len(identifiers)))
+            # largest first: the long uploads start at once, small ones fill the gaps
+            blobs = sorted(tree.blobs, key=lambda b: -b.size)
+            with ThreadPoolExecutor(jobs, thread_name_prefix="push") as pool:
+                # what each tag names now, asked alongside the blob checks: a push of
+                # an image the registry already has under that name then sends nothing
+                present = [pool.submit(client.manifest_exists, repository, ident,
+                                       f"push {ref}", scopes)
+                           for ref, ident in zip(refs, identifiers, strict=True)]
+                for future in [pool.submit(pusher.push, b) for b in blobs]:
+                    future.result()
+                named = [future.result() for future in present]
+            if sources is not None:
+                sources.add(registry, repository, [b.digest for b in tree.blobs])
+            for child, data in tree.children:
+                if client.manifest_exists(repository, child.digest, what, scopes) is None:
+                    client.put_manifest(repository, child.digest, data, child.media_type,
+                                        what)
+            for ref, identifier, current in zip(refs, identifiers, named, strict=True):
+                if current == tree.root.digest:
+                    report.manifests_present += 1
+                else:
+                    client.put_manifest(repository, identifier, tree.root_bytes,
+                                        tree.root.media_type, f"push {ref}")
                 report.references.append(str(ref.with_digest(tree.root.digest)))
     finally:
         if own:

@@ -30,11 +30,15 @@ def test_second_push_uploads_nothing_and_another_repository_mounts_every_blob(
     assert [s.status for s in proxy.requests("PUT", UPLOAD)] == [201] * blobs
 
     proxy.reset()
-    cli.ok("push", f"oci:{images.path}:app", first)
+    out = cli.ok("push", f"oci:{images.path}:app", first)
     assert proxy.requests("POST", UPLOAD) == []
     assert proxy.requests("PATCH") == [] and proxy.requests("PUT", UPLOAD) == []
     assert len(proxy.requests("HEAD", "/blobs/sha256:")) == blobs
-    assert len(proxy.requests("PUT", "/manifests/")) == 1
+    # the tag already names this manifest: one HEAD, no PUT
+    assert len(proxy.requests("HEAD", r"/manifests/1\?")) == 1
+    assert proxy.requests("PUT", "/manifests/") == []
+    assert f"{first}@{images.app.digest}" in out.stdout
+    assert "1 of 1 names already held the image" in out.stderr
 
     proxy.reset()
     out = cli.ok("push", f"oci:{images.path}:app", f"{proxy.host}/eff-other/app:1")
@@ -99,3 +103,15 @@ def test_push_names_from_the_store_mounts_what_the_store_pulled(
     assert len(proxy.requests("POST", "mount=")) == blobs
     assert proxy.requests("PUT", UPLOAD) == []
     assert len(proxy.requests("PUT", "/manifests/")) == 2
+
+
+def test_a_tag_naming_another_image_is_moved(proxy: Proxy, images: BaseImages,
+                                             cli: Cli) -> None:
+    ref = f"{proxy.host}/moved/app:stable"
+    cli.ok("push", f"oci:{images.path}:latest", ref)
+    proxy.reset()
+    cli.ok("push", f"oci:{images.path}:app", ref)
+    puts = proxy.requests("PUT", "/manifests/")
+    assert [s.path for s in puts] == ["/v2/moved/app/manifests/stable"]
+    back = cli.ok("pull", ref, "--output", f"oci:{cli.home}/back:x").stdout
+    assert images.app.digest in back

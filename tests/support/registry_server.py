@@ -425,11 +425,13 @@ class Proxy:
             left -= len(chunk)
             yield chunk
 
-    def _record(self, req: BaseHTTPRequestHandler, status: int, start: float) -> None:
+    def _record(self, req: BaseHTTPRequestHandler, status: int, start: float) -> Seen:
         parts = urlsplit(req.path)
+        seen = Seen(req.command, parts.path, parts.query, status,
+                    req.headers.get("Range", ""), start, time.monotonic())
         with self._lock:
-            self.seen.append(Seen(req.command, parts.path, parts.query, status,
-                                  req.headers.get("Range", ""), start, time.monotonic()))
+            self.seen.append(seen)
+        return seen
 
     def max_concurrency(self, method: str, pattern: str = "") -> int:
         """How many matching requests were in flight at the same time, at most."""
@@ -451,9 +453,9 @@ class Proxy:
             req.send_response(500)
             req.send_header("Content-Type", "application/json")
             req.send_header("Content-Length", str(len(body)))
+            self._record(req, 500, start)
             req.end_headers()
             req.wfile.write(body)
-            self._record(req, 500, start)
             return
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
         headers = {k: v for k, v in req.headers.items()
@@ -480,10 +482,12 @@ class Proxy:
                 req.send_header(k, v)
         if length is not None:
             req.send_header("Content-Length", length)
+        # recorded before the client sees the answer: a test that asserts on the
+        # requests right after its last call must find that call
+        seen = self._record(req, status, start)
         req.end_headers()
         if req.command == "HEAD":
             conn.close()
-            self._record(req, status, start)
             return
         sent = 0
         source: Callable[[], bytes] = (lambda: resp.read(1 << 16)) if data_all is None \
@@ -498,12 +502,12 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     req.connection.shutdown(socket.SHUT_RDWR)
                 conn.close()
-                self._record(req, status, start)
+                seen.end = time.monotonic()
                 return
             req.wfile.write(chunk)
             sent += len(chunk)
         conn.close()
-        self._record(req, status, start)
+        seen.end = time.monotonic()  # a body's streaming counts for max_concurrency
 
     def close(self) -> None:
         self._httpd.shutdown()
