@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -132,3 +133,6 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         for pushed in report.pushed:
             click.echo(f"pushed {pushed}", err=True)
         click.echo(report.image_id)
+    # The process ends after this command: the collection at interpreter exit would
+    # scan every object (~15 ms) to free nothing the exit does not free anyway.
+    gc.freeze()
