@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.flags import FlagError, FlagSpec, nearest, parse_flags
 from ocibuild.frontend.dockerfile.mounts import RunMount, parse_mount
@@ -48,7 +48,7 @@ SECURITY_MODES = ("sandbox", "insecure")
 # -- data ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Location:
     filename: str
     start_line: int
@@ -56,7 +56,7 @@ class Location:
     column: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class Instruction:
     name: str  # upper case keyword: "RUN"
     original: str  # the instruction's text, continuation lines joined
@@ -64,20 +64,20 @@ class Instruction:
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class KeyValue:
     key: str
     value: str
     legacy: bool = False  # written `KEY value` instead of `KEY=value`
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class ArgSpec:
     key: str
     default: str | None = None
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class SourceContent:
     """A heredoc used as a COPY/ADD source: `path` is the file name it gets."""
 
@@ -86,43 +86,43 @@ class SourceContent:
     expand: bool
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class PortSpec:
     start: int
     end: int
     protocol: str = "tcp"
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class FromInstruction(Instruction):
     base: str
     stage_name: str | None = None
     platform: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class ArgInstruction(Instruction):
     args: tuple[ArgSpec, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class EnvInstruction(Instruction):
     pairs: tuple[KeyValue, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class LabelInstruction(Instruction):
     pairs: tuple[KeyValue, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class _CommandLine(Instruction):
     command: tuple[str, ...]  # exec form: argv; shell form: one string
     shell_form: bool  # True: run through the SHELL (`prepend shell`)
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class RunInstruction(_CommandLine):
     mounts: tuple[RunMount, ...] = ()
     network: str = "default"
@@ -139,17 +139,17 @@ class RunInstruction(_CommandLine):
         return tuple(out)
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class CmdInstruction(_CommandLine):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class EntrypointInstruction(_CommandLine):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class CopyInstruction(Instruction):
     sources: tuple[str, ...]
     dest: str
@@ -162,7 +162,7 @@ class CopyInstruction(Instruction):
     excludes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class AddInstruction(Instruction):
     sources: tuple[str, ...]
     dest: str
@@ -176,17 +176,17 @@ class AddInstruction(Instruction):
     excludes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class ExposeInstruction(Instruction):
     ports: tuple[str, ...]  # as written; parse_port_spec after expansion
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class ShellInstruction(Instruction):
     shell: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class HealthcheckInstruction(Instruction):
     test: tuple[str, ...]  # ("NONE",) | ("CMD", argv...) | ("CMD-SHELL", "cmd")
     interval_ns: int = 0
@@ -196,38 +196,38 @@ class HealthcheckInstruction(Instruction):
     retries: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class StopSignalInstruction(Instruction):
     signal: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class UserInstruction(Instruction):
     user: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class WorkdirInstruction(Instruction):
     path: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class VolumeInstruction(Instruction):
     volumes: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class MaintainerInstruction(Instruction):
     maintainer: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@deferred_dataclass(frozen=True, kw_only=True)
 class OnbuildInstruction(Instruction):
     expression: str  # the trigger as text (with heredoc bodies), stored in the image
     trigger: Instruction
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Stage:
     index: int
     from_: FromInstruction
@@ -238,7 +238,7 @@ class Stage:
         return self.from_.stage_name
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Dockerfile:
     filename: str
     directives: tuple[Directive, ...]

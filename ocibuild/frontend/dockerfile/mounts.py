@@ -13,11 +13,10 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.flags import nearest
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
@@ -32,7 +31,7 @@ _RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
 _RAM_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class RunMount:
     raw: str
     type: str = "bind"
@@ -83,6 +82,8 @@ def _parse_uint(key: str, value: str, base: int) -> int:
 
 
 def _fields(spec: str) -> list[str]:
+    import csv  # only Dockerfiles with RUN --mount pay for it
+
     try:
         rows = list(csv.reader([spec], strict=True))
     except csv.Error as exc:
