@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.errors import DockerfileError, ShellExpansionError
 from ocibuild.frontend.dockerfile.shell import ShellLex, go_is_space
 
@@ -42,7 +43,7 @@ _HEREDOC_COMMANDS = frozenset({"add", "copy", "run"})
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)  # made on first use: most Dockerfiles have none
 class Heredoc:
     """A here-document: `name` is its delimiter word, `content` its body."""
 
@@ -53,7 +54,7 @@ class Heredoc:
     content: str = ""
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Directive:
     name: str
     value: str
