@@ -67,8 +67,10 @@ class Ocibuild:
     def setup(self, rootfs: Path, registry: str) -> None:
         _quiet([str(OCIBUILD), "--root", str(self.template), "import", str(rootfs),
                 "--tag", "busybox:latest"], self.env(), self.log)
+        # the import ran as root: its store, and the bytecode cache it started under
+        # HOME (else the user can never write the rest and recompiles every run)
         subprocess.run(["chown", "-R", f"{self.user.uid}:{self.user.gid}",
-                        str(self.template)], check=True)
+                        str(self.template), str(self.home)], check=True)
         # One throwaway build extracts the base layer, as the peers have it unpacked.
         warm = self.workdir / "warm"
         warm.mkdir()
