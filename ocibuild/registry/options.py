@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError
 from ocibuild.registry.reference import normalize_registry
+
+if TYPE_CHECKING:  # ssl loads when a TLS context is made, not with the options
+    import ssl
 
 DEFAULT_CERTS_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
 
@@ -42,6 +45,8 @@ class RegistryOptions:
 
 def ssl_context(registry: str, api_host: str, options: RegistryOptions) -> ssl.SSLContext:
     """System CAs, plus certs.d CAs and client certificates for this host, plus --registry-ca."""
+    import ssl
+
     ctx = ssl.create_default_context()
     for path in options.ca_files:
         try:
