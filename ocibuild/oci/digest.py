@@ -71,6 +71,10 @@ class HashingWriter:
     def digest(self) -> str:
         return f"{ALGORITHM}:{self._hash.hexdigest()}"
 
+    def hashed_so_far(self) -> tuple[str, int]:
+        """(digest, size) of everything written until now."""
+        return self.digest, self.size
+
 
 class VerifyingReader:
     """Wraps a readable stream; at EOF checks size and digest, raising on mismatch."""

@@ -50,22 +50,36 @@ class _Encoder(Protocol):
 
 
 class _Output:
-    """Hashes, counts and writes compressed bytes."""
+    """Hashes, counts and writes compressed bytes.
+
+    An output that hashes what it is given (a BlobWriter: `hashed_so_far()`) and holds
+    nothing yet is trusted for the digest: sha256 of the compressed stream once, not
+    twice, on the producer's thread (~0.15-0.3 s of a 240 MB layer here)."""
 
     def __init__(self, out: BinaryIO) -> None:
         self._out = out
-        self._hash = hashlib.sha256()
+        peer = getattr(out, "hashed_so_far", None)
+        self._peer = peer if callable(peer) and peer()[1] == 0 else None
+        self._hash = hashlib.sha256() if self._peer is None else None
         self.size = 0
 
     def write(self, data: bytes) -> None:
         if data:
-            self._hash.update(data)
+            if self._hash is not None:
+                self._hash.update(data)
             self.size += len(data)
             self._out.write(data)
 
     @property
     def digest(self) -> str:
-        return f"sha256:{self._hash.hexdigest()}"
+        if self._hash is not None:
+            return f"sha256:{self._hash.hexdigest()}"
+        assert self._peer is not None
+        digest, size = self._peer()
+        if size != self.size:
+            raise OcibuildError(f"layer output: {size - self.size} bytes written to it by "
+                                "another writer; its digest is not the layer's")
+        return str(digest)
 
 
 class _Plain:

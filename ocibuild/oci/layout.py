@@ -86,6 +86,11 @@ class BlobWriter:
     def flush(self) -> None:
         self._file.flush()
 
+    def hashed_so_far(self) -> tuple[str, int]:
+        """(digest, size) of what was written until now: a layer writer uses it instead
+        of hashing the same compressed bytes a second time."""
+        return self._hasher.hashed_so_far()
+
     def commit(self) -> Descriptor:
         """Finish the blob; returns a descriptor with an empty media type (set your own)."""
         self._file.flush()

@@ -55,3 +55,39 @@ def test_gzip_and_zstd_layers_of_one_tree_share_the_diff_id(tmp_path: Path) -> N
     assert len({i.diff_id for i in infos}) == 1
     assert len({i.digest for i in infos}) == 3
     assert infos[2].digest == infos[2].diff_id
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_layer_written_into_the_store_has_the_digest_of_its_blob(
+        tmp_path: Path, compression: str) -> None:
+    """Into a blob writer the layer's digest comes from the writer's own hash (computed
+    once): it must still be the digest of the bytes, and the same as into memory."""
+    from ocibuild.oci.digest import of_stream
+    from ocibuild.oci.layout import ImageLayout
+
+    _make_tree(tmp_path / "t", SDE)
+    in_memory, _ = _layer(tmp_path / "t", compression, SDE)
+    layout = ImageLayout.init(tmp_path / "layout")
+    with layout.blob_writer() as w:
+        info = write_layer_from_dir(tmp_path / "t", w, compression=compression,
+                                    source_date_epoch=SDE)
+        desc = w.commit()
+    assert (info.digest, info.size) == (desc.digest, desc.size)
+    assert (info.digest, info.diff_id, info.size) == (in_memory.digest, in_memory.diff_id,
+                                                      in_memory.size)
+    with open(layout.blob_path(info.digest), "rb") as f:
+        assert of_stream(f) == (info.digest, info.size)
+
+
+def test_a_blob_writer_that_already_holds_bytes_is_not_trusted_for_the_digest(
+        tmp_path: Path) -> None:
+    from ocibuild.oci.layout import ImageLayout
+
+    _make_tree(tmp_path / "t", SDE)
+    in_memory, _ = _layer(tmp_path / "t", "gzip", SDE)
+    layout = ImageLayout.init(tmp_path / "layout")
+    with layout.blob_writer() as w:
+        w.write(b"x")
+        info = write_layer_from_dir(tmp_path / "t", w, compression="gzip",
+                                    source_date_epoch=SDE)
+    assert info.digest == in_memory.digest  # of the layer's own bytes, not the file's
