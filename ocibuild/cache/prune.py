@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ocibuild.atomic import TMP_PREFIX
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
-from ocibuild.oci.layout import TMP_PREFIX
 from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
 
 if TYPE_CHECKING:

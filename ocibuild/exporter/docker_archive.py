@@ -12,22 +12,20 @@ twice: once to count, once to copy; both passes stream in bounded memory.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
-import os
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from ocibuild.atomic import atomic_file
 from ocibuild.cache import names
 from ocibuild.errors import DigestMismatchError
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.compression import open_uncompressed
-from ocibuild.oci.layout import TMP_PREFIX, ImageLayout
+from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Manifest
 
 
@@ -93,28 +91,18 @@ def export_docker_archive(layout: ImageLayout, manifest_digest: str, dest: Path,
     diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
     config_name = f"{_digest.hex_of(manifest.config.digest)}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                layer_names: list[str] = []
-                written: dict[str, str] = {}
-                for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
-                    if diff_id not in written:
-                        written[diff_id] = _add_layer(tar, layout, layer.digest, diff_id)
-                    layer_names.append(written[diff_id])
-                _add_bytes(tar, config_name, config_bytes)
-                entry = {
-                    "Config": config_name,
-                    "RepoTags": [names.familiar_name(n) for n in image_names if "@" not in n],
-                    "Layers": layer_names,
-                }
-                _add_bytes(tar, "manifest.json", json.dumps([entry]).encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(dest) as f, tarfile.open(fileobj=f, mode="w|",
+                                              format=tarfile.PAX_FORMAT) as tar:
+        layer_names: list[str] = []
+        written: dict[str, str] = {}
+        for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
+            if diff_id not in written:
+                written[diff_id] = _add_layer(tar, layout, layer.digest, diff_id)
+            layer_names.append(written[diff_id])
+        _add_bytes(tar, config_name, config_bytes)
+        entry = {
+            "Config": config_name,
+            "RepoTags": [names.familiar_name(n) for n in image_names if "@" not in n],
+            "Layers": layer_names,
+        }
+        _add_bytes(tar, "manifest.json", json.dumps([entry]).encode())

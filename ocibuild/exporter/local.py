@@ -14,8 +14,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ocibuild.atomic import TMP_PREFIX
 from ocibuild.oci.extract import apply_layer
-from ocibuild.oci.layout import TMP_PREFIX, ImageLayout
+from ocibuild.oci.layout import ImageLayout
 from ocibuild.snapshot import LayerRef
 from ocibuild.snapshot.userns import remove_tree
 

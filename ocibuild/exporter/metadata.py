@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ocibuild.oci.layout import atomic_write_bytes
+from ocibuild.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     from ocibuild.exporter import ExportReport

@@ -9,11 +9,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ocibuild.atomic import TMP_PREFIX
 from ocibuild.cache import names
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import layout_tar
 from ocibuild.oci.descriptor import Descriptor
-from ocibuild.oci.layout import REF_NAME, TMP_PREFIX, ImageLayout
+from ocibuild.oci.layout import REF_NAME, ImageLayout
 from ocibuild.oci.manifest import Index, Manifest
 
 CONTAINERD_NAME = "io.containerd.image.name"

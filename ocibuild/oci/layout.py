@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from ocibuild.atomic import TMP_PREFIX, atomic_write_bytes, fsync_dir
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import canonical, mediatypes
 from ocibuild.oci import digest as _digest
@@ -26,36 +27,10 @@ from ocibuild.oci.manifest import Index, Manifest
 REF_NAME = "org.opencontainers.image.ref.name"
 OCI_LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
-TMP_PREFIX = ".tmp-"
 
 
 class LayoutError(OcibuildError):
     pass
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write `data` to `path` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 class BlobWriter:

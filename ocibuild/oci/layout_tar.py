@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import tarfile
-import tempfile
 from pathlib import Path
 
+from ocibuild.atomic import atomic_file, atomic_write_bytes
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
-from ocibuild.oci.layout import INDEX_FILE, OCI_LAYOUT_FILE, TMP_PREFIX, ImageLayout
+from ocibuild.oci.layout import INDEX_FILE, OCI_LAYOUT_FILE, ImageLayout
 
 
 def _add(tar: tarfile.TarFile, src: Path, name: str) -> None:
@@ -32,24 +30,15 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 
 def pack(layout: ImageLayout, dest: Path) -> None:
     """Write `layout` as a deterministic tar at `dest` (atomically)."""
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, tarfile.open(
-            fileobj=f, mode="w|", format=tarfile.PAX_FORMAT
-        ) as tar:
-            _add(tar, layout.path / OCI_LAYOUT_FILE, OCI_LAYOUT_FILE)
-            _add(tar, layout.path / INDEX_FILE, INDEX_FILE)
-            _add_dir(tar, "blobs")
-            _add_dir(tar, f"blobs/{_digest.ALGORITHM}")
-            for digest in layout.blobs():
-                _add(tar, layout.blob_path(digest), f"blobs/{_digest.ALGORITHM}/"
-                     + _digest.hex_of(digest))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(dest) as f, tarfile.open(fileobj=f, mode="w|",
+                                              format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, layout.path / OCI_LAYOUT_FILE, OCI_LAYOUT_FILE)
+        _add(tar, layout.path / INDEX_FILE, INDEX_FILE)
+        _add_dir(tar, "blobs")
+        _add_dir(tar, f"blobs/{_digest.ALGORITHM}")
+        for digest in layout.blobs():
+            _add(tar, layout.blob_path(digest),
+                 f"blobs/{_digest.ALGORITHM}/{_digest.hex_of(digest)}")
 
 
 def unpack(src: Path, dest: Path) -> ImageLayout:
@@ -74,8 +63,6 @@ def unpack(src: Path, dest: Path) -> ImageLayout:
             assert f is not None
             if name in (OCI_LAYOUT_FILE, INDEX_FILE):
                 data = f.read(1 << 24)
-                from ocibuild.oci.layout import atomic_write_bytes
-
                 atomic_write_bytes(layout.path / name, data)
                 continue
             parts = name.split("/")

@@ -17,11 +17,11 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomic import atomic_file
 from ocibuild.errors import OcibuildError
 from ocibuild.registry.reference import DOCKER_HUB, normalize_registry
 
@@ -198,17 +198,9 @@ def find_credentials(registry: str, repository: str = "",
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent="\t")
-            f.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, mode=0o600, text=True) as f:
+        json.dump(doc, f, indent="\t")
+        f.write("\n")
 
 
 def _helper_for(doc: dict[str, Any], registry: str) -> str:

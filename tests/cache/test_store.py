@@ -69,8 +69,10 @@ def _put_many(root: str, worker: int) -> None:
 
 
 def test_concurrent_processes_write_records_safely(tmp_path: Path) -> None:
-    Store.open(tmp_path)
-    ctx = multiprocessing.get_context("fork")
+    Store.open(tmp_path).close()
+    # Separate processes, as concurrent builds are (a fork would inherit this process's
+    # SQLite lock bookkeeping, which SQLite does not support).
+    ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_put_many, args=(str(tmp_path), w)) for w in range(4)]
     for p in procs:
         p.start()

@@ -1,0 +1,47 @@
+"""Atomic file writes: a temporary file beside the destination, fsync, rename.
+
+Readers see the old file or the whole new one, never a half-written one; an error or
+an interrupt inside the block leaves the destination untouched and no temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(dest: Path, *, mode: int = 0o644, text: bool = False) -> Iterator[IO[Any]]:
+    """Yield a file to write; on a clean exit it replaces `dest` with file mode `mode`."""
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
+    try:
+        with os.fdopen(fd, "w" if text else "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(dest.parent)
+
+
+def atomic_write_bytes(dest: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_file(dest, mode=mode) as f:
+        f.write(data)
