@@ -1,6 +1,7 @@
 """Build contexts of the benchmark cases, made at run time in a scratch directory.
 
-The Dockerfiles live in bench/cases/NAME/; generated files (bigctx's 20,000 small files
+seed and parallel are the test fixtures themselves (fixtures/NAME); bigctx's Dockerfile
+lives in bench/cases/bigctx/. Generated files (bigctx's 20,000 small files
 and 20 x 10 MB random files) are written next to a copy of them, never committed.
 """
 
@@ -12,6 +13,7 @@ import shutil
 from pathlib import Path
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
+FIXTURES_DIR = Path(__file__).resolve().parents[1] / "fixtures"
 SMALL_FILES = 20_000
 SMALL_DIRS = 100
 BIG_FILES = 20
@@ -22,9 +24,10 @@ CHANGED_FILE = "small/d000/f00000.txt"
 
 def make_context(name: str, dest: Path, *, small_files: int = SMALL_FILES,
                  big_files: int = BIG_FILES, seed: int = 8) -> Path:
-    """Copy bench/cases/NAME to dest/NAME and generate its files; returns the context."""
+    """Copy the case's directory to dest/NAME and generate its files; returns the context."""
     ctx = dest / name
-    shutil.copytree(CASES_DIR / name, ctx)
+    source = CASES_DIR / name
+    shutil.copytree(source if source.is_dir() else FIXTURES_DIR / name, ctx)
     if name == "bigctx":
         _fill_bigctx(ctx, small_files, big_files, random.Random(seed))
     return ctx

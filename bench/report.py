@@ -166,7 +166,8 @@ def render(res: Results) -> str:
     for engine, cmds in res.commands.items():
         out.append(f"- {engine}:")
         out += [f"  - `{c}`" for c in cmds]
-    out += ["", "Cases: `bench/cases/*/Dockerfile`; bigctx's 20,000 small files and "
+    out += ["", "Cases: `fixtures/seed`, `fixtures/parallel`, `bench/cases/bigctx/Dockerfile`; "
+            "bigctx's 20,000 small files and "
             "20 × 10 MB random files are generated at run time (`bench/contexts.py`). "
             "cold = the engine's cache dropped (base image kept, unpacked); cached = the "
             "same build again at once; one-file-changed = one small file of the context "
