@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +45,50 @@ class BuildReport:
 
 def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def history_times(history: list[History], base: int, epoch: str | None
+                  ) -> tuple[list[History], str]:
+    """The image's history with every time filled in, and the image's `created`.
+
+    As BuildKit: a new layer's entry carries the time its cache record was made (so a
+    cached rebuild makes the same image, and so does a build from a remote cache); an
+    entry without a layer takes the time of the first new layer, or of the layer
+    before it once one is there; the image is as old as its last entry. With
+    SOURCE_DATE_EPOCH every new entry, and every later one, is that time."""
+    if epoch is not None:
+        limit = datetime.fromisoformat(epoch)
+        return [h if i < base and _not_after(h.created, limit) else replace(h, created=epoch)
+                for i, h in enumerate(history)], epoch
+    first_new = ""
+    seen_gap = False
+    for h in history:
+        if h.created:
+            first_new = h.created
+            if seen_gap:
+                break
+        else:
+            seen_gap = True
+    filled: list[History] = []
+    current, seen_gap = first_new, False
+    for h in history:
+        if h.created:
+            if seen_gap:
+                current = h.created
+            filled.append(h)
+        else:
+            seen_gap = True
+            filled.append(replace(h, created=current))
+    created = next((h.created for h in reversed(filled) if h.created), "")
+    return filled, created or _rfc3339(datetime.now(UTC).timestamp())
+
+
+def _not_after(created: str, limit: datetime) -> bool:
+    try:
+        when = datetime.fromisoformat(created)
+    except ValueError:
+        return False
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)) <= limit
 
 
 def parse_secret(text: str) -> SecretSource:
@@ -199,12 +243,15 @@ def build(
         results = solver.solve(conv.target.op)
         state = conv.target
         final = results[state.op.digest]
-        created = _rfc3339(sde if sde is not None else datetime.now(UTC).timestamp())
         history = list(state.base_history)
         for step in state.history:
             layer = results[step.op.digest].layer if step.op is not None else None
-            history.append(History(created=created, created_by=step.created_by,
-                                   comment=step.comment, empty_layer=layer is None))
+            record = solver.record_of(step.op) if layer is not None else None
+            history.append(History(created=record.created if record else "",
+                                   created_by=step.created_by, comment=step.comment,
+                                   empty_layer=layer is None))
+        history, created = history_times(history, len(state.base_history),
+                                         None if sde is None else _rfc3339(sde))
         plat = state.platform
         config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
                              created=created, author=state.author, config=state.config,

@@ -399,6 +399,13 @@ class Solver:
                 out.append(record)
         return out
 
+    def record_of(self, op: Op) -> CacheRecord | None:
+        """The record behind a step's result: written by this solve, or the hit used."""
+        record = self.step_records.get(op.digest)
+        if record is None and (hit := self.hits.get(op.digest)) is not None:
+            record = hit.record
+        return record
+
     def explain_misses(self) -> list[Explanation]:
         """For every step that ran, what changed against the closest cached record."""
         from ocibuild.solver.explain import explain
