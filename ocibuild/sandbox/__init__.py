@@ -27,10 +27,12 @@ if TYPE_CHECKING:
         TmpfsMount,
     )
     from ocibuild.sandbox.userns_call import run_in_userns
+    from ocibuild.sandbox.zygote_client import prestart
 
 _EXPORTS = {
     "SandboxError": "errors",
     "current_idmap": "idmapping",
+    "prestart": "zygote_client",
     "run_step": "runner",
     "run_in_userns": "userns_call",
     **{name: "spec" for name in ("BindMount", "CacheMount", "Isolation", "Mount", "Network",
@@ -41,7 +43,7 @@ _EXPORTS = {
 __all__ = [
     "BindMount", "CacheMount", "Isolation", "Mount", "Network", "OverlayRoot", "SSHMount",
     "SandboxError", "SecretMount", "StepResult", "StepSpec", "TmpfsMount", "current_idmap",
-    "run_in_userns", "run_step",
+    "prestart", "run_in_userns", "run_step",
 ]
 
 

@@ -127,8 +127,57 @@ class ForkServer:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-_servers: dict[tuple[str, int, int], ForkServer] = {}
-_lock = threading.Lock()
+_ServerKey = tuple[str, int, int]
+_servers: dict[_ServerKey, ForkServer] = {}
+_lock = threading.Lock()  # held while a server starts: a second user waits for that one
+_prestarting: set[_ServerKey] = set()
+_prestart_lock = threading.Lock()
+
+
+def _server_key(isolation: Isolation) -> _ServerKey:
+    return (isolation, os.geteuid(), os.getegid())
+
+
+def _server(key: _ServerKey, isolation: Isolation) -> ForkServer:
+    with _lock:
+        server = _servers.get(key)
+        if server is None:
+            server = _servers[key] = ForkServer.start(isolation)
+        return server
+
+
+def prestart(isolation: Isolation = "userns") -> None:
+    """Start this process's fork server for `isolation` in the background, so that the
+    first step finds it up instead of paying its start (an interpreter, newuidmap,
+    newgidmap: tens of milliseconds) on the build's critical path.
+
+    Returns at once and never raises. Calling it again, from any thread, while a server
+    is starting or up does nothing; a step that comes first waits for this start rather
+    than beginning another. A failure (no user namespaces, a failing newuidmap, an
+    isolation mode this user cannot have) is left for the first step to report, since
+    that step tries again and raises the error."""
+    if isolation not in ("userns", "chroot") or (isolation == "chroot" and os.geteuid()):
+        return  # run_step refuses these with a clear message
+    key = _server_key(isolation)
+    with _prestart_lock:
+        if key in _servers or key in _prestarting:
+            return
+        _prestarting.add(key)
+
+    def start() -> None:
+        try:
+            _server(key, isolation)
+        except Exception:  # the first step meets the same error, and reports it
+            pass
+        finally:
+            with _prestart_lock:
+                _prestarting.discard(key)
+
+    try:
+        threading.Thread(target=start, name="sandbox-prestart", daemon=True).start()
+    except RuntimeError:  # no thread to be had: the first step starts the server itself
+        with _prestart_lock:
+            _prestarting.discard(key)
 
 
 def spawn_step_process(isolation: Isolation, ctl: int, stdout: int,
@@ -137,12 +186,9 @@ def spawn_step_process(isolation: Isolation, ctl: int, stdout: int,
     on first use) and return that server (its id mapping, its staging directory).
     Raises SandboxError when the server cannot be set up (no user namespaces, a failing
     newuidmap, ...)."""
-    key = (isolation, os.geteuid(), os.getegid())
+    key = _server_key(isolation)
     for attempt in range(2):
-        with _lock:
-            server = _servers.get(key)
-            if server is None:
-                server = _servers[key] = ForkServer.start(isolation)
+        server = _server(key, isolation)
         try:
             server.spawn(ctl, stdout, stderr)
             return server
@@ -169,8 +215,10 @@ def stop_all() -> None:
 def _forget_in_child() -> None:
     # A forked copy of the builder must not keep the servers' channels open: they end
     # when the builder's copy closes.
-    global _lock
+    global _lock, _prestart_lock
     _lock = threading.Lock()
+    _prestart_lock = threading.Lock()
+    _prestarting.clear()
     for server in _servers.values():
         server.channel.close()
     _servers.clear()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -134,29 +132,6 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     base = Path(spec["dir"])
     path = base / selection.scoped_resolve(base, m.source_path)
     return sandbox.BindMount(path, m.target, readonly=m.readonly)
-
-
-def prestart_sandbox() -> None:
-    """Start the sandbox's fork server in the background, so that the first RUN finds
-    it up instead of starting it (an interpreter, newuidmap, newgidmap: ~40-70 ms)
-    on the build's critical path. A failure is left for that RUN to report."""
-    # TODO(sandbox owner): a public sandbox.prestart() would replace these internals
-    from ocibuild.sandbox import zygote_client
-
-    lock = getattr(zygote_client, "_lock", None)
-    servers = getattr(zygote_client, "_servers", None)
-    if lock is None or servers is None:
-        return
-    key = ("userns", os.geteuid(), os.getegid())  # what run_step's default isolation uses
-
-    def start() -> None:
-        with lock:  # a RUN that comes first waits here for this start, as for its own
-            if key in servers:
-                return
-            with contextlib.suppress(OcibuildError, OSError):
-                servers[key] = zygote_client.ForkServer.start("userns")
-
-    threading.Thread(target=start, name="sandbox-prestart", daemon=True).start()
 
 
 def _native(solver: Solver) -> Any:

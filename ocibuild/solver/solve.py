@@ -287,9 +287,9 @@ class Solver:
             userns.warm()  # the file-op server starts while the first steps run
             if any(isinstance(op, ExecOp) and op.digest not in self.hits
                    for op in scheduled):
-                from ocibuild.solver.execute import prestart_sandbox
+                from ocibuild.sandbox import prestart
 
-                prestart_sandbox()
+                prestart()
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         # every step a hit: each op is a descriptor look-up, done here without threads
         inline = all(op.digest in self.hits for op in scheduled if _is_step(op))
