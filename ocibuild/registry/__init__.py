@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ocibuild.registry.export import push_names, store_sources
     from ocibuild.registry.options import RegistryOptions
     from ocibuild.registry.pull import PullStats, pull
-    from ocibuild.registry.push import PushReport, push_image
+    from ocibuild.registry.push import BlobPushReport, PushReport, push_blobs, push_image
     from ocibuild.registry.reference import (
         InvalidReferenceError,
         Reference,
@@ -65,7 +65,9 @@ _HOME: dict[str, str] = {
     "RegistryOptions": "options",
     "PullStats": "pull",
     "pull": "pull",
+    "BlobPushReport": "push",
     "PushReport": "push",
+    "push_blobs": "push",
     "push_image": "push",
     "InvalidReferenceError": "reference",
     "Reference": "reference",
@@ -80,6 +82,7 @@ _HOME: dict[str, str] = {
 
 __all__ = [
     "AuthenticationError",
+    "BlobPushReport",
     "BlobSources",
     "BuildContext",
     "ClientPool",
@@ -99,6 +102,7 @@ __all__ = [
     "parse_repository",
     "pull",
     "pull_into_store",
+    "push_blobs",
     "push_image",
     "push_names",
     "remove_credentials",

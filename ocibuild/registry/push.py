@@ -7,14 +7,18 @@ mounted from there; the rest are uploaded in parallel, streamed from disk
 the registry confirms). Failed uploads are retried with backoff on 5xx and
 connection errors. Manifests go last: child manifests by digest, then the root
 once per tag, unless the tag (checked with HEAD alongside the blobs) already names it.
+
+`push_blobs` is the blob half on its own, for callers that write their own manifest
+(the --cache-to exporter).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlencode
@@ -40,15 +44,25 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class PushReport:
-    digest: str = ""  # of the root manifest or index
-    references: list[str] = field(default_factory=list)
+class BlobPushReport:
+    """What pushing blobs did: each blob was uploaded, mounted or skipped (present)."""
+
     uploaded: int = 0
     mounted: int = 0
     skipped: int = 0
     bytes_uploaded: int = 0
     retries: int = 0
+
+
+@dataclass
+class PushReport(BlobPushReport):
+    digest: str = ""  # of the root manifest or index
+    references: list[str] = field(default_factory=list)
     manifests_present: int = 0  # names that already held this image: no manifest PUT
+
+
+FetchBlob = Callable[[Descriptor], bool]
+"""Puts a blob into the layout being pushed from; False when it has no source for it."""
 
 
 @dataclass(frozen=True)
@@ -112,21 +126,63 @@ def _with_query(url: str, **params: str) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(params)
 
 
+def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
+               blobs: Iterable[Descriptor], *, what: str,
+               sources: BlobSources | None = None, fetch: FetchBlob | None = None,
+               report: BlobPushReport | None = None, pool: Executor | None = None
+               ) -> BlobPushReport:
+    """Push `blobs` from `layout` to `repository` of the client's registry, in parallel
+    (largest first, `client.options.jobs` at once, or on the caller's `pool`).
+
+    Each blob is checked with HEAD and skipped when the repository has it; else mounted
+    from another repository of the registry that `sources` knows holds it; else uploaded,
+    streamed from `layout`. A blob that must be uploaded but is not in `layout` is
+    brought there by `fetch` first (an error when there is no `fetch`, or it returns
+    False). Afterwards `sources` records that the repository holds every blob. The
+    counts go to `report` when given (to sum several pushes), which is returned.
+    `what` starts every error message ("push REF")."""
+    report = report if report is not None else BlobPushReport()
+    pusher = _BlobPusher(client, repository, layout, sources, fetch, report, what)
+    # largest first: the long uploads start at once, small ones fill the gaps
+    todo = sorted({b.digest: b for b in blobs}.values(), key=lambda b: -b.size)
+    if pool is None:
+        with ThreadPoolExecutor(max(1, min(client.options.jobs, len(todo))),
+                                thread_name_prefix="push") as own:
+            _wait([own.submit(pusher.push, b) for b in todo])
+    else:
+        _wait([pool.submit(pusher.push, b) for b in todo])
+    if sources is not None:
+        sources.add(client.registry, repository, [b.digest for b in todo])
+    return report
+
+
+def _wait(futures: Sequence[Future[None]]) -> None:
+    for future in futures:
+        future.result()
+
+
 class _BlobPusher:
     def __init__(self, client: RegistryClient, repository: str, layout: ImageLayout,
-                 sources: BlobSources | None, report: PushReport, what: str) -> None:
+                 sources: BlobSources | None, fetch: FetchBlob | None,
+                 report: BlobPushReport, what: str) -> None:
         self.client = client
         self.repository = repository
         self.layout = layout
         self.sources = sources
+        self.fetch = fetch
         self.report = report
         self.what = what
         self.scopes = [push_scope(repository)]
+        self._count_lock = threading.Lock()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._count_lock:
+            setattr(self.report, name, getattr(self.report, name) + n)
 
     def push(self, blob: Descriptor) -> None:
         what = f"{self.what}: blob {blob.digest[:19]}"
         if self.client.blob_exists(self.repository, blob.digest, what, self.scopes):
-            self.report.skipped += 1
+            self._count("skipped")
             return
         opts = self.client.options
         delay = opts.backoff
@@ -134,21 +190,29 @@ class _BlobPusher:
             try:
                 location = self._start(blob, what)
                 if location is None:
-                    self.report.mounted += 1
+                    self._count("mounted")
                     return
+                if not self.layout.has_blob(blob.digest):
+                    self._bring(blob, what)
                 self._upload(location, blob, what)
-                self.report.uploaded += 1
-                self.report.bytes_uploaded += blob.size
+                self._count("uploaded")
+                self._count("bytes_uploaded", blob.size)
                 return
             except (RegistryError, OSError) as exc:
                 retryable = isinstance(exc, UnreachableError | OSError) or (
                     isinstance(exc, RegistryError) and exc.status in RETRY_STATUSES)
                 if not retryable or attempt == opts.attempts:
                     raise
-                self.report.retries += 1
+                self._count("retries")
                 log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
                 time.sleep(delay)
                 delay *= 2
+
+    def _bring(self, blob: Descriptor, what: str) -> None:
+        """Fetch a blob the registry could not mount and `layout` lacks."""
+        if self.fetch is None or not self.fetch(blob):
+            raise OcibuildError(f"{what}: not in {self.layout.path}, and the registry "
+                                "could not mount it from another repository")
 
     def _start(self, blob: Descriptor, what: str) -> str | None:
         """Mount the blob (None) or open an upload session (its URL)."""
@@ -251,23 +315,18 @@ def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Ref
                 if ref.digest and ref.digest != tree.root.digest:
                     raise OcibuildError(f"push {ref}: the image's digest is "
                                         f"{tree.root.digest}, not {ref.digest}")
-            pusher = _BlobPusher(client, repository, layout, sources, report, what)
             scopes = [push_scope(repository)]
             identifiers = [ref.tag or ref.digest or tree.root.digest for ref in refs]
             jobs = max(1, min(client.options.jobs, len(tree.blobs) + len(identifiers)))
-            # largest first: the long uploads start at once, small ones fill the gaps
-            blobs = sorted(tree.blobs, key=lambda b: -b.size)
             with ThreadPoolExecutor(jobs, thread_name_prefix="push") as pool:
                 # what each tag names now, asked alongside the blob checks: a push of
                 # an image the registry already has under that name then sends nothing
                 present = [pool.submit(client.manifest_exists, repository, ident,
                                        f"push {ref}", scopes)
                            for ref, ident in zip(refs, identifiers, strict=True)]
-                for future in [pool.submit(pusher.push, b) for b in blobs]:
-                    future.result()
+                push_blobs(client, repository, layout, tree.blobs, what=what,
+                           sources=sources, report=report, pool=pool)
                 named = [future.result() for future in present]
-            if sources is not None:
-                sources.add(registry, repository, [b.digest for b in tree.blobs])
             for child, data in tree.children:
                 if client.manifest_exists(repository, child.digest, what, scopes) is None:
                     client.put_manifest(repository, child.digest, data, child.media_type,

@@ -3,21 +3,21 @@ OCI layout directory.
 
 Layers already at the destination are not sent again (HEAD, then skip); a layer
 that came from a cache in the same registry is mounted from that repository, even
-when this machine never downloaded it; only what is new is uploaded. The config and
-the manifest go last, so a reader never sees a manifest whose blobs are missing.
+when this machine never downloaded it; only what is new is uploaded (fetched from its
+cache first when this machine lacks it). The manifest goes last, so a reader never
+sees a manifest whose blobs are missing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.remote import format as cache_format
-from ocibuild.cache.remote.lookup import RegistryBlobSource, RemoteRecords
+from ocibuild.cache.remote.lookup import RemoteRecords
 from ocibuild.cache.remote.spec import CacheSpec
 from ocibuild.oci import mediatypes
 from ocibuild.oci.descriptor import Descriptor
@@ -77,46 +77,27 @@ def _with_compression(store: Store, record: CacheRecord, remote: RemoteRecords |
 def _to_registry(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,
                  layers: Sequence[Descriptor], remote: RemoteRecords | None,
                  clients: ClientPool) -> CacheExportReport:
-    from ocibuild.registry.export import store_sources
-    from ocibuild.registry.push import PushReport, _BlobPusher
-    from ocibuild.registry.reference import parse_reference
+    from ocibuild.oci import digest as _digest
+    from ocibuild.registry import parse_reference, push_blobs, store_sources
 
     ref = parse_reference(spec.ref)
     what = f"--cache-to {ref}"
     client = clients.get(ref.registry)
-    sources = store_sources(store)
-    push = PushReport()
-    pusher = _BlobPusher(client, ref.repository, store.layout, sources, push, what)
     config_desc = Descriptor(cache_format.CACHE_CONFIG_TYPE, store.layout.put_bytes(config),
                              len(config))
 
-    def send(blob: Descriptor) -> None:
-        if not store.layout.has_blob(blob.digest) and remote is not None:
-            source = remote.source_of(blob.digest)
-            if not (isinstance(source, RegistryBlobSource) and source.registry == ref.registry):
-                remote.ensure(store.layout, blob)  # no mount possible: upload it
-        try:
-            pusher.push(blob)
-        except OSError:  # the mount was refused and the bytes are not here: fetch them
-            if remote is None or not remote.ensure(store.layout, blob):
-                raise
-            pusher.push(blob)
+    def fetch(blob: Descriptor) -> bool:
+        # a layer of a --cache-from hit this machine never downloaded, which the
+        # registry could not mount: only now are its bytes needed
+        return remote is not None and remote.ensure(store.layout, blob)
 
-    blobs = sorted(layers, key=lambda b: -b.size)
-    jobs = max(1, min(client.options.jobs, len(blobs)))
-    with ThreadPoolExecutor(jobs, thread_name_prefix="cache-push") as pool:
-        for future in [pool.submit(send, b) for b in blobs]:
-            future.result()
-    pusher.push(config_desc)
-    if sources is not None:
-        sources.add(ref.registry, ref.repository, [b.digest for b in layers])
+    sent = push_blobs(client, ref.repository, store.layout, [*layers, config_desc],
+                      what=what, sources=store_sources(store), fetch=fetch)
     tag = ref.tag or ref.digest or "latest"
     digest = client.put_manifest(ref.repository, tag, manifest, mediatypes.OCI_MANIFEST, what)
-    from ocibuild.oci import digest as _digest
-
     return CacheExportReport(str(ref), digest or _digest.of_bytes(manifest),
-                             uploaded=push.uploaded, mounted=push.mounted,
-                             skipped=push.skipped)
+                             uploaded=sent.uploaded, mounted=sent.mounted,
+                             skipped=sent.skipped)
 
 
 def _to_layout(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,
