@@ -41,6 +41,19 @@ class BuildReport:
     cache_exports: tuple[CacheExportReport, ...] = ()  # one per --cache-to
     cache_explanations: tuple[Explanation, ...] = ()  # with explain_cache: why steps missed
     pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
+    cache_use: CacheUse | None = None  # a build that ran nothing: what it rests on
+
+
+@dataclass(frozen=True)
+class CacheUse:
+    """What the image of a build that ran no step rests on, besides its Dockerfile,
+    context and the store's image names: the records used (key, layer digest, created),
+    the keys looked up and missing, and the image's blobs. The rebuild memo checks
+    these before it answers the same build again."""
+
+    used: tuple[tuple[str, str | None, str], ...]
+    missed: tuple[str, ...]
+    blobs: tuple[str, ...]
 
 
 def _rfc3339(ts: float) -> str:
@@ -275,11 +288,21 @@ def build(
         if metadata_file:
             write_metadata_file(Path(metadata_file), report)
     steps = [r for d, r in results.items() if d in solver.index]
+    cache_use = None
+    if (lookups := solver.cache_use()) is not None and caches is None:
+        used, missed = lookups
+        cache_use = CacheUse(
+            used=tuple((r.key, r.layer.digest if r.layer else None, r.created) for r in used),
+            missed=tuple(missed),
+            blobs=(report.manifest_digest, report.config_digest,
+                   *(r.layer.digest for r in used if r.layer),
+                   *(slot.descriptor.digest for slot in final.layers)))
     return BuildReport(
         manifest_digest=report.manifest_digest, config_digest=report.config_digest,
         image_id=report.image_id, names=report.names, config=config,
         warnings=conv.warnings + (caches.warnings if caches else []),
         materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
-        cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed)
+        cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed,
+        cache_use=cache_use)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ocibuild import store_paths
 from ocibuild.atomic import TMP_PREFIX
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
@@ -169,6 +171,8 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
             total -= item.size
             report.removed.append(item)
         _remove_unreferenced_blobs(store, report)
+        # rebuild memos are cheap to make again; one whose records went is useless
+        shutil.rmtree(store.root / store_paths.REBUILDS, ignore_errors=True)
     return report
 
 

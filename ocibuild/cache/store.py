@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from ocibuild import store_paths
 from ocibuild.cache import names
 from ocibuild.cache.mounts import open_cache_mount
 from ocibuild.cache.records import CacheRecord, RecordDB
@@ -24,7 +25,7 @@ from ocibuild.oci.image import Image, load_image
 from ocibuild.oci.layout import REF_NAME, ImageLayout
 from ocibuild.oci.platform import Platform
 
-ENV_ROOT = "OCIBUILD_ROOT"
+ENV_ROOT = store_paths.ENV_ROOT
 
 
 class StoreBusyError(OcibuildError):
@@ -33,11 +34,7 @@ class StoreBusyError(OcibuildError):
 
 def default_root() -> Path:
     """$OCIBUILD_ROOT, else $XDG_DATA_HOME/ocibuild, else ~/.local/share/ocibuild."""
-    if os.environ.get(ENV_ROOT):
-        return Path(os.environ[ENV_ROOT])
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "ocibuild"
+    return Path(store_paths.default_root())
 
 
 class Store:
@@ -45,14 +42,14 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.layout = ImageLayout.init(root / "content")
-        self.snapshots_dir = root / "snapshots"
-        self.mounts_dir = root / "cache-mounts"
+        self.layout = ImageLayout.init(root / store_paths.CONTENT)
+        self.snapshots_dir = root / store_paths.SNAPSHOTS
+        self.mounts_dir = root / store_paths.CACHE_MOUNTS
         self.snapshots_dir.mkdir(exist_ok=True)
         self.mounts_dir.mkdir(exist_ok=True)
-        self._lock_path = root / "store.lock"
+        self._lock_path = root / store_paths.LOCK
         self._lock_path.touch(exist_ok=True)
-        self.db = RecordDB(root / "records.db")
+        self.db = RecordDB(root / store_paths.RECORDS_DB)
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None) -> Store:

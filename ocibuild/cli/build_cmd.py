@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -12,6 +13,9 @@ from ocibuild.cli.registry_flags import registry_connection_options
 from ocibuild.errors import OcibuildError, UsageError
 
 if TYPE_CHECKING:
+    from ocibuild.builder import BuildReport
+    from ocibuild.progress.events import Sink
+    from ocibuild.rebuild_memo import Invocation
     from ocibuild.registry import RegistryOptions
 
 
@@ -95,17 +99,21 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     from ocibuild.progress.plain import PlainRenderer
     from ocibuild.solver.solve import StepFailedError
 
-    renderer = None if quiet or progress == "quiet" else PlainRenderer(sys.stderr)
+    rebuild = ctx.obj.get("rebuild")
+    shows_progress = not (quiet or progress == "quiet")
+    err = _Copying(sys.stderr) if rebuild is not None else sys.stderr
+    renderer = PlainRenderer(err) if shows_progress else None
+    options = dict(
+        dockerfile=dockerfile, tags=tags, target=target,
+        build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
+        outputs=outputs, root=ctx.obj.get("root"), jobs=jobs, no_cache=no_cache,
+        no_cache_filter=no_cache_filter, secrets=secrets, ssh=ssh, platform=platform,
+        snapshotter=snapshotter, iidfile=iidfile,
+        metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
+        explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
+        registry=_registry_options(insecure, registry_ca, authfile))
     try:
-        report = build(
-            context, dockerfile=dockerfile, tags=tags, target=target,
-            build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
-            outputs=outputs, root=ctx.obj.get("root"), jobs=jobs, no_cache=no_cache,
-            no_cache_filter=no_cache_filter, secrets=secrets, ssh=ssh, platform=platform,
-            snapshotter=snapshotter, progress=renderer, iidfile=iidfile,
-            metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
-            explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
-            registry=_registry_options(insecure, registry_ca, authfile))
+        report = build(context, progress=renderer, **options)  # type: ignore[arg-type]
     except StepFailedError as exc:
         if renderer is not None:
             sys.stderr.write("\n" + renderer.summary() + "\n")
@@ -116,23 +124,75 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         if isinstance(exc, DockerfileError):
             raise OcibuildError(exc.render(), exit_code=exc.exit_code) from None
         raise
-    for warning in report.warnings:
-        click.echo(warning, err=True)
-    for explanation in report.cache_explanations:
-        click.echo(explanation.render(), err=True)
-    for cache in report.cache_exports:
-        click.echo(f"cache written to {cache.destination} ({cache.manifest_digest}): "
-                   f"{cache.records} records, {cache.layers} layers ({cache.uploaded} sent, "
-                   f"{cache.mounted} mounted, {cache.skipped} already there)", err=True)
-    if quiet:
-        click.echo(report.image_id)
-    else:
-        names = ", ".join(report.names)
-        click.echo(f"writing image {report.manifest_digest}"
-                   + (f" ({names})" if names else ""), err=True)
-        for pushed in report.pushed:
-            click.echo(f"pushed {pushed}", err=True)
-        click.echo(report.image_id)
+    closing_err, closing_out = _closing_lines(report, quiet)
+    sys.stderr.write(closing_err)
+    sys.stdout.write(closing_out)
+    sys.stdout.flush()
+    if rebuild is not None:
+        assert isinstance(err, _Copying)
+        _remember(rebuild, report, err.text() + closing_err, closing_out, quiet,
+                  lambda sink: build(context, progress=sink, **options))  # type: ignore[arg-type]
     # The process ends after this command: the collection at interpreter exit would
     # scan every object (~15 ms) to free nothing the exit does not free anyway.
     gc.freeze()
+
+
+def _closing_lines(report: BuildReport, quiet: bool) -> tuple[str, str]:
+    """What `build` prints once the build is done: (stderr text, stdout text)."""
+    err = [*report.warnings, *(e.render() for e in report.cache_explanations)]
+    for cache in report.cache_exports:
+        err.append(f"cache written to {cache.destination} ({cache.manifest_digest}): "
+                   f"{cache.records} records, {cache.layers} layers ({cache.uploaded} sent, "
+                   f"{cache.mounted} mounted, {cache.skipped} already there)")
+    if not quiet:
+        names = ", ".join(report.names)
+        err.append(f"writing image {report.manifest_digest}" + (f" ({names})" if names else ""))
+        err += [f"pushed {pushed}" for pushed in report.pushed]
+    return "".join(line + "\n" for line in err), report.image_id + "\n"
+
+
+class _Copying:
+    """A text stream that writes through to another and keeps a copy."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return self._out.write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+def _remember(rebuild: Invocation, report: BuildReport, printed_err: str, printed_out: str,
+              quiet: bool, build_again: Callable[[Sink | None], BuildReport]) -> None:
+    """Leave a rebuild memo, so that the same command answers at once next time. The
+    memo holds what a fully cached build printed against the store names it saw; when
+    this build ran steps (or changed those names, e.g. a new tag), it builds once more
+    (all from the cache now, in a few milliseconds) to get that."""
+    from ocibuild import rebuild_memo
+
+    index = rebuild_memo.index_digest(rebuild.root)
+    if report.cache_use is None or index != rebuild.index:
+        import io
+
+        from ocibuild.progress.plain import PlainRenderer
+
+        buffer = io.StringIO()
+        again = build_again(None if quiet else PlainRenderer(buffer))
+        if again.manifest_digest != report.manifest_digest \
+                or rebuild_memo.index_digest(rebuild.root) != index:
+            return
+        closing_err, printed_out = _closing_lines(again, quiet)
+        printed_err = buffer.getvalue() + closing_err
+        report = again
+    use = report.cache_use
+    if use is None:
+        return
+    rebuild_memo.remember(rebuild, index=index, used=use.used, missed=use.missed,
+                          blobs=use.blobs, stderr=printed_err, stdout=printed_out)

@@ -134,6 +134,7 @@ class Solver:
         self.hits: dict[str, Hit] = {}  # op digest -> its record (found before solving)
         self.step_records: dict[str, CacheRecord] = {}  # op digest -> record written now
         self.ran: list[Op] = []  # steps that missed and ran
+        self._steps: list[Op] = []
 
     @property
     def _releaser(self) -> ThreadPoolExecutor:
@@ -277,8 +278,9 @@ class Solver:
             self._checksums.save()
         for named in self._named_checksums.values():
             named.save()
-        for op in ops:
-            if _is_step(op) and (hit := self._lookup(op)) is not None:
+        self._steps = [op for op in ops if _is_step(op)]
+        for op in self._steps:
+            if (hit := self._lookup(op)) is not None:
                 self.hits[op.digest] = hit
         scheduled = self._schedule(target, ops)
         if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
@@ -398,6 +400,16 @@ class Solver:
             if record is not None:
                 out.append(record)
         return out
+
+    def cache_use(self) -> tuple[list[CacheRecord], list[str]] | None:
+        """After a solve that ran nothing: the records its steps used and the keys it
+        looked up in vain. None when a step ran, a record came from a --cache-from
+        cache, or a key rests on something outside the context (a download)."""
+        if self.ran or self.downloads or any(h.source is not None
+                                             for h in self.hits.values()):
+            return None
+        return ([h.record for h in self.hits.values()],
+                [self.keys[op.digest] for op in self._steps if op.digest not in self.hits])
 
     def record_of(self, op: Op) -> CacheRecord | None:
         """The record behind a step's result: written by this solve, or the hit used."""

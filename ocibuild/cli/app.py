@@ -1,0 +1,93 @@
+"""The `ocibuild` command line (click).
+
+Subcommands live in their own modules and are imported only when used, which
+keeps start-up fast. Register a command by adding it to COMMANDS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ocibuild import __version__
+from ocibuild.errors import OcibuildError
+
+if TYPE_CHECKING:
+    from ocibuild.rebuild_memo import Invocation
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "images": "ocibuild.cli.store_cmds:images_cmd",
+    "cache": "ocibuild.cli.store_cmds:cache_group",
+    "build": "ocibuild.cli.build_cmd:build_cmd",
+    "import": "ocibuild.cli.image_cmds:import_cmd",
+    "inspect": "ocibuild.cli.image_cmds:inspect_cmd",
+    "pull": "ocibuild.cli.registry_cmds:pull_cmd",
+    "push": "ocibuild.cli.registry_cmds:push_cmd",
+    "login": "ocibuild.cli.registry_cmds:login_cmd",
+    "logout": "ocibuild.cli.registry_cmds:logout_cmd",
+    "debug": "ocibuild.cli.debug_cmds:debug",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ocibuild")
+@click.option("--debug", is_flag=True, help="Show tracebacks and internal detail.")
+@click.option(
+    "--root",
+    "root",
+    envvar="OCIBUILD_ROOT",
+    type=click.Path(file_okay=False),
+    help="Store and cache directory (default $XDG_DATA_HOME/ocibuild).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, root: str | None) -> None:
+    """Build OCI images without a daemon and without root."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["root"] = root
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("OCIBUILD_DEBUG") == "1"
+
+
+def run(args: list[str], rebuild: Invocation | None = None) -> Any:
+    """Run the command line `args`; `rebuild` is the build invocation the rebuild memo
+    understood but could not answer (the build then writes the memo)."""
+    try:
+        return cli.main(args=args, prog_name="ocibuild", standalone_mode=False,
+                        obj={"rebuild": rebuild})
+    except click.exceptions.Abort:
+        click.echo("ocibuild: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except OcibuildError as exc:
+        if _debug_requested(args):
+            raise
+        click.echo(exc.render(), err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if _debug_requested(args):
+            raise
+        click.echo("ocibuild: interrupted", err=True)
+        sys.exit(130)

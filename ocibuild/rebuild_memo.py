@@ -1,0 +1,277 @@
+"""The rebuild memo: a fully cached `ocibuild build` answered before the engine loads.
+
+A build whose every step came from the cache leaves a memo in the store, named by its
+command line: the state of its inputs (every entry of the context by lstat, the
+Dockerfile, the store's image names, the cache records it used and the keys it looked
+up and missed) and what it printed. The same command finds the memo, checks that
+those inputs are unchanged, and prints the same again. That is sound because a cached
+rebuild is deterministic: the image's times come from the records it uses, so equal
+inputs give the same image, which the store already holds under the same names.
+
+Anything the memo cannot vouch for goes the normal way: an option it does not know
+(outputs, pushes, secrets, remote caches, --no-cache, ...), a changed file, a moved
+tag, a replaced or pruned record, a missing blob. The memo only saves start-up: a
+no-op rebuild then costs about the interpreter's own start.
+
+Import-light on purpose (os, hashlib, marshal, sqlite3, fcntl): `ocibuild.cli.main`
+calls it before click and the engine are imported. The memo is a cache, so it is kept
+in marshal's format: another Python version cannot read it and builds the normal way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import marshal
+import os
+import stat
+import sys
+
+from ocibuild import store_paths
+
+TYPE_CHECKING = False  # typing, json (and re) would double this module's cost
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Mapping, Sequence
+
+VERSION = 1
+MAX_CONTEXT_ENTRIES = 200_000  # a larger context is not worth a memo's stat walk
+
+# `ocibuild build` options whose whole effect is on the image (their values are part
+# of the memo's name); any other option means no memo
+VALUE_OPTIONS = frozenset({"-t", "--tag", "-f", "--file", "--target", "--build-arg",
+                           "--label", "--progress", "--platform", "-j", "--jobs",
+                           "--snapshotter"})
+FLAG_OPTIONS = frozenset({"-q", "--quiet"})
+ENV_NAMES = ("SOURCE_DATE_EPOCH",)  # besides those a bare --build-arg/--label KEY reads
+
+
+class Invocation:
+    """A `build` command line the memo understands, and the state of its inputs."""
+
+    __slots__ = ("root", "name", "inputs", "index")
+
+    def __init__(self, root: str, name: str, inputs: str) -> None:
+        self.root = root  # the store root
+        self.name = name  # hex digest of the command line, cwd, uid and environment
+        self.inputs = inputs  # hex digest of the context and Dockerfile state
+        self.index = index_digest(root)  # the store's image names when the build began
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.root, store_paths.REBUILDS, self.name + ".json")
+
+
+def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
+          cwd: str | None = None) -> Invocation | None:
+    """The invocation `ocibuild ARGV` is, if it is a build the memo may answer."""
+    env = os.environ if env is None else env
+    root: str | None = None
+    i = 0
+    while i < len(argv) and argv[i] != "build":
+        if argv[i] == "--root" and i + 1 < len(argv):
+            root, i = argv[i + 1], i + 2
+        elif argv[i].startswith("--root="):
+            root, i = argv[i].partition("=")[2], i + 1
+        else:
+            return None
+    if i == len(argv):
+        return None
+    values: list[tuple[str, str]] = []
+    context: str | None = None
+    rest = argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        if arg.startswith("--") and "=" in arg:
+            option, _, value = arg.partition("=")
+            if option not in VALUE_OPTIONS:
+                return None
+            values.append((option, value))
+            j += 1
+        elif arg in VALUE_OPTIONS and j + 1 < len(rest):
+            values.append((arg, rest[j + 1]))
+            j += 2
+        elif arg in FLAG_OPTIONS:
+            j += 1
+        elif arg.startswith("-") or context is not None:
+            return None
+        else:
+            context, j = arg, j + 1
+    dockerfiles = [v for o, v in values if o in ("-f", "--file")]
+    if context is None or "-" in dockerfiles:
+        return None
+    cwd = os.getcwd() if cwd is None else cwd
+    root = os.path.join(cwd, root or store_paths.default_root())
+    context = os.path.join(cwd, context)
+    read_env = {k: env.get(k) for k in ENV_NAMES}
+    for option, value in values:
+        if option in ("--build-arg", "--label") and "=" not in value:
+            read_env[value] = env.get(value)
+    name = _digest([VERSION, os.getuid(), cwd, root, list(argv), read_env])
+    tree = tree_signature(context)
+    if tree is None:
+        return None
+    # -f names a file beside the current directory or in the context, with an ignore
+    # file beside it: the state of every candidate, present or not
+    try:
+        extra = [_lstat_line(os.path.join(base, f) + suffix) for f in dockerfiles
+                 for base in (cwd, context) for suffix in ("", ".dockerignore")]
+    except OSError:
+        return None
+    return Invocation(root, name, _digest([tree, extra]))
+
+
+def tree_signature(top: str) -> str | None:
+    """A digest of every entry under `top` (path, type, mode, size, inode, mtime and
+    ctime): any write, rename, chmod or new file changes it. None: unreadable or huge."""
+    h = hashlib.sha256()
+    count = 0
+    try:
+        h.update(_lstat_line(top).encode())
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            with os.scandir(os.path.join(top, rel) if rel else top) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                h.update(os.fsencode(path) + _stat_bytes(st))
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
+            count += len(entries)
+            if count > MAX_CONTEXT_ENTRIES:
+                return None
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def replay(inv: Invocation) -> bool:
+    """Print what the memo of `inv` recorded if every input it rests on is unchanged;
+    False (having printed nothing) when the build must run the normal way."""
+    try:
+        with open(inv.path, "rb") as f:
+            memo = marshal.load(f)
+        if memo.get("v") != VERSION or memo.get("inputs") != inv.inputs:
+            return False
+        fd = os.open(os.path.join(inv.root, store_paths.LOCK), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # as a build: prune waits
+            if not _store_unchanged(inv.root, memo):
+                return False
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
+        return False
+    sys.stderr.write(memo["stderr"])
+    sys.stderr.flush()
+    sys.stdout.write(memo["stdout"])
+    sys.stdout.flush()
+    return True
+
+
+def index_digest(root: str) -> str:
+    """A digest of the store's image names (its index.json)."""
+    try:
+        with open(os.path.join(root, store_paths.INDEX), "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return ""
+
+
+def remember(inv: Invocation, *, index: str, used: Sequence[tuple[str, str | None, str]],
+             missed: Sequence[str], blobs: Sequence[str], stderr: str, stdout: str) -> None:
+    """Write the memo of a fully cached build of `inv` (atomically; a failure to write
+    it only costs the next build its shortcut)."""
+    memo = {"v": VERSION, "inputs": inv.inputs, "index": index,
+            "used": [list(u) for u in used], "missed": list(missed), "blobs": list(blobs),
+            "stderr": stderr, "stdout": stdout}
+    directory = os.path.dirname(inv.path)
+    tmp = f"{inv.path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        with open(tmp, "wb") as f:
+            marshal.dump(memo, f)
+        os.replace(tmp, inv.path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _store_unchanged(root: str, memo: Mapping[str, object]) -> bool:
+    if index_digest(root) != memo["index"]:
+        return False
+    blobs = memo["blobs"]
+    assert isinstance(blobs, list)
+    if not all(os.path.exists(store_paths.blob_path(root, d)) for d in blobs):
+        return False
+    import sqlite3  # after the cheap checks
+
+    rows, missed = memo["used"], memo["missed"]
+    assert isinstance(rows, list) and isinstance(missed, list)
+    used = {key: (layer, created) for key, layer, created in rows}
+    conn = sqlite3.connect(os.path.join(root, store_paths.RECORDS_DB), timeout=60,
+                           isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = _records(conn, [*used, *missed])
+            same = all(k in found and found[k] == v for k, v in used.items()) \
+                and not any(k in found for k in missed)
+            if same:  # as the build's own look-ups do: prune ages by last use
+                _touch(conn, list(used))
+            conn.execute("COMMIT" if same else "ROLLBACK")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return same
+
+
+def _records(conn: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[str | None, str]]:
+    found: dict[str, tuple[str | None, str]] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        rows = conn.execute(
+            "SELECT key, json_extract(layer, '$.digest'), created FROM records WHERE key IN "
+            f"({','.join('?' * len(chunk))})", chunk).fetchall()
+        for key, layer, created in rows:
+            found[key] = (layer, created)
+    return found
+
+
+def _touch(conn: sqlite3.Connection, keys: list[str]) -> None:
+    import time
+
+    now = time.time()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        conn.execute(
+            f"UPDATE records SET last_used = ? WHERE key IN ({','.join('?' * len(chunk))})",
+            [now, *chunk])
+
+
+def _stat_bytes(st: os.stat_result) -> bytes:
+    return (f"\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0"
+            f"{st.st_ctime_ns}\n").encode()
+
+
+def _lstat_line(path: str) -> str:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return f"{path}\0absent"
+    return path + _stat_bytes(st).decode()
+
+
+def _digest(value: object) -> str:
+    """Of lists, strings, numbers and dicts built in a fixed order: repr is canonical."""
+    return hashlib.sha256(repr(value).encode(errors="surrogateescape")).hexdigest()
