@@ -196,6 +196,7 @@ def build(
     from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
     from ocibuild.frontend.dockerfile import dockerignore, parser
     from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
+    from ocibuild.graph import ExecOp, walk
     from ocibuild.snapshot import open_snapshotter, userns
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
@@ -230,8 +231,9 @@ def build(
     with store.lock(), userns.session() as session, contextlib.closing(resolve):
         from ocibuild.snapshot.select import probe_known
 
-        if snapshotter != "native" and not probe_known(store):
-            session.warm()  # a new store: the probe needs the file-op server first thing
+        new_store = snapshotter != "native" and not probe_known(store)
+        if new_store:
+            session.warm()  # the probe needs the file-op server first thing
 
         conv = convert(ast, BuildInputs(build_args=args, target=target,
                                         platform=target_platform,
@@ -239,6 +241,12 @@ def build(
                                         labels=dict(labels or {}),
                                         context_dirs=frozenset(context_dirs),
                                         context_images=frozenset(resolve.contexts)), resolve)
+        if new_store and not cache_from and any(isinstance(op, ExecOp)
+                                                for op in walk(conv.target.op)):
+            from ocibuild.sandbox import prestart
+
+            prestart()  # a store that never built has no records: every RUN runs, and
+            # the sandbox comes up while the probe runs instead of after it
         snap = open_snapshotter(store, snapshotter)
         opts = SolveOptions(
             context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
