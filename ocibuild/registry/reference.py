@@ -4,6 +4,9 @@ Parsing follows Docker's rules: the first path component names a registry only w
 it contains a dot or a colon, is `localhost`, or is a bracketed IPv6 address;
 otherwise the image lives on Docker Hub, whose one-component names sit under
 `library/`. Docker Hub is written `docker.io` and reached at `registry-1.docker.io`.
+
+This is the one image-name parser: local image names (ocibuild.cache.names) use it
+too. Keep this module light to import (no HTTP client): the store imports it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 DEFAULT_TAG = "latest"
+OFFICIAL_PREFIX = "library/"  # Docker Hub's one-component names live under it
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -30,7 +34,16 @@ _MAX_NAME = 255
 
 
 class InvalidReferenceError(UsageError):
-    """An image reference that does not parse."""
+    """An image reference that does not parse; `reason` says which part is wrong."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+def _invalid(original: str, reason: str) -> InvalidReferenceError:
+    return InvalidReferenceError(f"invalid image reference {original!r}: {reason}",
+                                 reason=reason)
 
 
 @dataclass(frozen=True)
@@ -85,12 +98,7 @@ class Reference:
 
     def familiar(self) -> str:
         """The short form people type: `alpine:3.19` for a Docker Hub library image."""
-        text = str(self)
-        if self.registry == DOCKER_HUB:
-            text = text[len(DOCKER_HUB) + 1:]
-            if text.startswith("library/") and "/" not in self.repository[len("library/"):]:
-                text = text[len("library/"):]
-        return text
+        return familiar(str(self))
 
     def __str__(self) -> str:
         text = self.name
@@ -101,8 +109,20 @@ class Reference:
         return text
 
 
+def familiar(name: str) -> str:
+    """The short form of a normalized name (with or without tag and digest), as people
+    type and read it: docker.io/library/alpine:3.19 -> alpine:3.19,
+    docker.io/user/app -> user/app; names on other registries stay whole."""
+    hub, official = f"{DOCKER_HUB}/", f"{DOCKER_HUB}/{OFFICIAL_PREFIX}"
+    if name.startswith(official) and "/" not in name[len(official):]:
+        return name[len(official):]
+    return name.removeprefix(hub)
+
+
 def _split_registry(text: str) -> tuple[str, str]:
     first, sep, rest = text.partition("/")
+    # Docker also takes an upper-case first component for a host ("MyOrg/app"); here it
+    # is refused as a repository name, which is the likelier mistake
     if sep and (first == "localhost" or "." in first or ":" in first or first.startswith("[")):
         return first, rest
     return "", text
@@ -115,18 +135,14 @@ def parse_reference(text: str, *, default_tag: str = DEFAULT_TAG) -> Reference:
     """
     original = text
     if not text or text != text.strip():
-        raise InvalidReferenceError(f"invalid image reference {original!r}: empty or spaces")
+        raise _invalid(original, "empty or spaces")
     if "://" in text:
-        raise InvalidReferenceError(
-            f"invalid image reference {original!r}: no scheme expected (write host/repo:tag)"
-        )
+        raise _invalid(original, "no scheme expected (write host/repo:tag)")
     digest = ""
     if "@" in text:
         text, digest = text.split("@", 1)
         if not _DIGEST.match(digest):
-            raise InvalidReferenceError(
-                f"invalid image reference {original!r}: digest must be sha256:<64 hex digits>"
-            )
+            raise _invalid(original, "digest must be sha256:<64 hex digits>")
     registry, path = _split_registry(text)
     tag = ""
     last_slash = path.rfind("/")
@@ -134,36 +150,28 @@ def parse_reference(text: str, *, default_tag: str = DEFAULT_TAG) -> Reference:
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1:]
         if not _TAG.match(tag):
-            raise InvalidReferenceError(
-                f"invalid image reference {original!r}: bad tag {tag!r} "
-                "(letters, digits, _ . -; at most 128; not starting with . or -)"
-            )
+            raise _invalid(original, f"bad tag {tag!r} (letters, digits, _ . -; at most 128; "
+                                     "not starting with . or -)")
     if registry:
         if not _HOST.match(registry):
-            raise InvalidReferenceError(
-                f"invalid image reference {original!r}: bad registry host {registry!r}"
-            )
+            raise _invalid(original, f"bad registry host {registry!r}")
         port = registry.rsplit(":", 1)[1] if re.search(r":[0-9]+$", registry) else ""
         if port and not 0 < int(port) < 65536:
-            raise InvalidReferenceError(f"invalid image reference {original!r}: bad port {port}")
+            raise _invalid(original, f"bad port {port}")
         if registry.lower() in _HUB_ALIASES:
             registry = DOCKER_HUB
     else:
         registry = DOCKER_HUB
     if not path:
-        raise InvalidReferenceError(f"invalid image reference {original!r}: no repository name")
+        raise _invalid(original, "no repository name")
     for component in path.split("/"):
         if not _COMPONENT.match(component):
             hint = " (repository names are lowercase)" if component.lower() != component else ""
-            raise InvalidReferenceError(
-                f"invalid image reference {original!r}: bad path component {component!r}{hint}"
-            )
+            raise _invalid(original, f"bad path component {component!r}{hint}")
     if registry == DOCKER_HUB and "/" not in path:
-        path = f"library/{path}"
+        path = OFFICIAL_PREFIX + path
     if len(f"{registry}/{path}") > _MAX_NAME:
-        raise InvalidReferenceError(
-            f"invalid image reference {original!r}: name longer than {_MAX_NAME} characters"
-        )
+        raise _invalid(original, f"name longer than {_MAX_NAME} characters")
     if not tag and not digest:
         tag = default_tag
     return Reference(registry, path, tag, digest)
