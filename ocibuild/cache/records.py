@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.oci.descriptor import Descriptor
 
 BUSY_TIMEOUT_S = 60.0
@@ -59,7 +60,7 @@ class CacheRecord:
     inputs: dict[str, Any] = field(default_factory=dict)  # what went into the key
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class RecordRow:
     """A record with the time it was last used."""
 
@@ -67,7 +68,7 @@ class RecordRow:
     last_used: float
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class SnapshotRow:
     """An extracted layer directory and its bookkeeping."""
 
@@ -77,7 +78,7 @@ class SnapshotRow:
     last_used: float
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class MountRow:
     """A cache-mount directory and its bookkeeping."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, ClassVar
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.oci import canonical
 
 
@@ -67,7 +68,7 @@ class Op:
         return hash(self.digest)
 
 
-@dataclass(frozen=True, eq=False)
+@deferred_dataclass(frozen=True, eq=False)
 class ScratchSource(Op):
     """An empty root filesystem (FROM scratch)."""
 
@@ -99,7 +100,7 @@ class ContextSource(Op):
         return False
 
 
-@dataclass(frozen=True, eq=False)
+@deferred_dataclass(frozen=True, eq=False)
 class HttpSource(Op):
     """A file downloaded for ADD URL (its content checksum is in the cache key)."""
 
@@ -113,7 +114,7 @@ class HttpSource(Op):
         return False
 
 
-@dataclass(frozen=True, eq=False)
+@deferred_dataclass(frozen=True, eq=False)
 class InlineSource(Op):
     """Files written in the Dockerfile (COPY <<EOF): (name, content) pairs."""
 
@@ -125,7 +126,7 @@ class InlineSource(Op):
         return False
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Mount:
     """A RUN --mount. `source` is the op whose filesystem (or context) a bind mount reads."""
 
@@ -185,7 +186,7 @@ class CopyOp(Op):
     user: str = ""  # the stage USER when COPY runs (for --chown names lookup)
 
 
-@dataclass(frozen=True, eq=False)
+@deferred_dataclass(frozen=True, eq=False)
 class MkdirOp(Op):
     """A directory made in `root` (WORKDIR), owned by `user`."""
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.idmap import IdMap
 from ocibuild.oci.compression import detect, open_uncompressed
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class LayerInfo:
     digest: str  # sha256 of the compressed blob
     diff_id: str  # sha256 of the uncompressed tar

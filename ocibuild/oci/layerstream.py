@@ -16,12 +16,12 @@ import os
 import struct
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 import zstandard
 from isal import isal_zlib
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.oci.compression import GZIP_LEVEL, ZSTD_LEVEL
 from ocibuild.oci.mediatypes import COMPRESSIONS, GZIP, UNCOMPRESSED, ZSTD
@@ -33,7 +33,7 @@ _DEFLATE_WINDOW = 32 * 1024
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class StreamResult:
     digest: str
     diff_id: str

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ocibuild.deferred import deferred_dataclass
+
 Network = Literal["default", "none", "host"]
 Isolation = Literal["userns", "chroot"]
 
@@ -15,7 +17,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SSH_TARGET = "/run/buildkit/ssh_agent.0"
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class BindMount:
     """A host file or directory at `target` (read-only unless `readonly=False`)."""
 
@@ -24,14 +26,14 @@ class BindMount:
     readonly: bool = True
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class TmpfsMount:
     target: str
     size: int | None = None  # bytes; None: the kernel's default (half the memory)
     mode: int = 0o1777
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class SecretMount:
     """A read-only file at `target` holding `data` or a copy of the host file `source`.
 
@@ -47,7 +49,7 @@ class SecretMount:
     gid: int = 0
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class CacheMount:
     """A persistent host directory at `target`, writable (sharing is the caller's job)."""
 
@@ -55,7 +57,7 @@ class CacheMount:
     target: str
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class SSHMount:
     """An SSH agent socket at `target`; SSH_AUTH_SOCK points at it unless already set."""
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ocibuild.cache.records import CacheRecord
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.graph import CopyOp, ExecOp, ImageSource, MkdirOp, Op
 
 MAX_FILES = 5000  # per step; beyond it only the total checksum tells that files changed
@@ -51,7 +51,7 @@ def _masked(key: str, value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Explanation:
     """Why one step missed the cache: its closest record and what differs."""
 

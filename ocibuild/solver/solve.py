@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.graph import (
     ContextSource,
@@ -71,7 +72,7 @@ class OpResult:
     cached: bool = False
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class SecretSource:
     """A --secret: read from a file or an environment variable when a step mounts it."""
 
