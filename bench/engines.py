@@ -84,6 +84,9 @@ class Ocibuild:
             shutil.rmtree(self.store)
         subprocess.run(["cp", "-a", str(self.template), str(self.store)], check=True)
 
+    def forget_rebuild_memos(self) -> None:
+        shutil.rmtree(self.store / "rebuilds", ignore_errors=True)
+
     def build_cmd(self, ctx: Path, case: str) -> list[str]:
         return [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
                 "-t", tag_of(case), str(ctx)]

@@ -18,6 +18,7 @@ TIME_GOALS: dict[tuple[str, str], float] = {
     ("bigctx", "cold"): 0.5, ("bigctx", "cached"): 0.5, ("bigctx", "one-file-changed"): 0.5,
 }
 BIGCTX_RSS_GOAL_MB = 80.0
+NO_MEMO = "cached, no memo"  # ocibuild only: the same cached build without its memo
 PEERS = ("BuildKit", "buildah")
 
 
@@ -44,7 +45,8 @@ class Results:
         return median([s.peak_rss_mb if rss else s.seconds for s in got])
 
     def time_ratio(self, case: str, mode: str, peer: str) -> float | None:
-        return ratio(self.med(case, mode, "ocibuild"), self.med(case, mode, peer))
+        peer_mode = "cached" if mode == NO_MEMO else mode
+        return ratio(self.med(case, mode, "ocibuild"), self.med(case, peer_mode, peer))
 
 
 def _f(value: float | None, fmt: str = "{:.2f}") -> str:
@@ -145,7 +147,7 @@ def render(res: Results) -> str:
                 "Goals: gzip ≥ 200 MB/s and zstd ≥ 100 MB/s of tar input.", "", "```",
                 res.export_text.strip(), "```"]
     if res.profiles:
-        out += ["", "## Profiles of the two worst ratios to BuildKit", "",
+        out += ["", "## Profiles of the two cases nearest to (or past) their goals", "",
                 "Each case profiled twice: `python -m pyinstrument -m ocibuild ... build` "
                 "(the main thread only: time spent waiting there is work done in worker "
                 "threads or helper processes), then `py-spy record --threads "
@@ -171,7 +173,12 @@ def render(res: Results) -> str:
             "20 × 10 MB random files are generated at run time (`bench/contexts.py`). "
             "cold = the engine's cache dropped (base image kept, unpacked); cached = the "
             "same build again at once; one-file-changed = one small file of the context "
-            "rewritten, then the build again.", ""]
+            "rewritten, then the build again.", "",
+            f"ocibuild answers an unchanged, fully cached build from its rebuild memo "
+            f"(`ocibuild/rebuild_memo.py`) before its engine loads. The `{NO_MEMO}` rows "
+            "show the same build with the memos removed first (the engine's own cached "
+            "build, as an API call or a build with outputs takes); their ratios are "
+            "against the peers' cached builds, and no goal applies to them.", ""]
     return "\n".join(out)
 
 
