@@ -168,6 +168,10 @@ def test_expose_ports() -> None:
     expose = _one("EXPOSE 80 53/udp 8000-8010/tcp $PORT\n")
     assert expose.ports == ("80", "53/udp", "8000-8010/tcp", "$PORT")  # type: ignore[attr-defined]
     assert ins.parse_port_spec("8000-8010/udp") == ins.PortSpec(8000, 8010, "udp")
+    # BuildKit still takes a host side (and drops it); only its shape is checked
+    assert ins.parse_port_spec("[::1]:8080-8081:80-81/udp") == ins.PortSpec(80, 81, "udp")
+    with pytest.raises(ValueError, match="invalid IP address"):
+        ins.parse_port_spec("localhost:8080:80")
     with pytest.raises(DockerfileError, match="invalid protocol"):
         _one("EXPOSE 80/tpc\n")
     with pytest.raises(DockerfileError, match="invalid port"):

@@ -1,5 +1,8 @@
 """Dockerfile stages -> build graph, as BuildKit's dockerfile2llb does.
 
+The input is the typed instructions of `instructions` (flags and arguments are parsed
+there, once); this module expands their variables and turns them into ops.
+
 Each stage has a state: the op that makes its root filesystem, and the image config
 (Env, Cmd, User, ...) and history that travel with it. Only the target stage and the
 stages it needs are converted: others are never looked at beyond their names.
@@ -14,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.frontend.dockerfile import instructions as ins
 from ocibuild.frontend.dockerfile import parser as _parser
-from ocibuild.frontend.dockerfile.convert_flags import parse_chmod, parse_duration
-from ocibuild.frontend.dockerfile.convert_heredoc import inline_files
+from ocibuild.frontend.dockerfile.convert_flags import parse_chmod
+from ocibuild.frontend.dockerfile.convert_heredoc import expand_heredoc
 from ocibuild.frontend.dockerfile.errors import DockerfileError
-from ocibuild.frontend.dockerfile.flags import FlagSpec, parse_flags
 from ocibuild.frontend.dockerfile.instructions import parse_instruction
 from ocibuild.frontend.dockerfile.mounts import parse_mount
 from ocibuild.frontend.dockerfile.parser import chomp_heredoc
@@ -42,7 +45,7 @@ from ocibuild.oci.platform import host as host_platform
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
-LAYER_COMMANDS = frozenset({"run", "copy", "add", "workdir"})
+LAYER_COMMANDS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
 
 # (manifest digest, config) of an image reference for a platform
 ImageResolver = Callable[[str, Platform], tuple[str, ImageConfig]]
@@ -116,14 +119,13 @@ def _go_quote_list(items: Sequence[str]) -> str:
 
 
 class _Stage:
-    def __init__(self, index: int, from_node: _parser.Node, nodes: list[_parser.Node],
-                 base: str, name: str, platform_flag: str) -> None:
+    def __init__(self, index: int, from_: ins.FromInstruction) -> None:
         self.index = index
-        self.from_node = from_node
-        self.nodes = nodes
-        self.base = base
-        self.name = name
-        self.platform_flag = platform_flag
+        self.from_ = from_
+        self.instructions: list[ins.Instruction] = []
+        self.base = from_.base
+        self.name = from_.stage_name or ""
+        self.platform_flag = from_.platform or ""
 
     @property
     def label(self) -> str:
@@ -156,14 +158,15 @@ class Converter:
         return {s.label: s.index for s in self.stages}
 
     # -- errors --------------------------------------------------------------------------
-    def error(self, node: _parser.Node, message: str) -> DockerfileError:
-        return self.ast.error(message, node.start_line, node.column, node.end_line)
+    def error(self, inst: ins.Instruction, message: str) -> DockerfileError:
+        loc = inst.location
+        return self.ast.error(message, loc.start_line, loc.column, loc.end_line)
 
-    def expand(self, node: _parser.Node, word: str, env: Mapping[str, str]) -> str:
+    def expand(self, inst: ins.Instruction, word: str, env: Mapping[str, str]) -> str:
         try:
             return self.lex.expand_word(word, env)
         except OcibuildError as exc:
-            raise self.error(node, exc.message) from None
+            raise self.error(inst, exc.message) from None
 
     # -- the whole file --------------------------------------------------------------------
     def automatic_args(self) -> dict[str, str]:
@@ -180,23 +183,14 @@ class Converter:
         for node in self.ast.nodes:
             # every instruction of every stage is checked first, as BuildKit does: a
             # misspelt flag or instruction fails the build with its position
-            parse_instruction(node, self.ast)
-            if node.name == "from":
-                flags = self._flags(node, [FlagSpec("platform")])
-                args = list(node.args)
-                name = ""
-                if len(args) == 3 and args[1].lower() == "as":
-                    name = args[2].lower()
-                elif len(args) != 1:
-                    raise self.error(node, "FROM requires either one or three arguments")
-                current = _Stage(len(self.stages), node, [], args[0], name,
-                                 str(flags.get("platform", "")))
+            inst = parse_instruction(node, self.ast)
+            if isinstance(inst, ins.FromInstruction):
+                current = _Stage(len(self.stages), inst)
                 self.stages.append(current)
-            elif current is None:
-                if node.name != "arg":
-                    raise self.error(node, f"{node.command.upper()} before the first FROM: "
-                                     "only ARG may come before FROM")
-                for key, value in self._arg_pairs(node, meta_env):
+            elif current is not None:
+                current.instructions.append(inst)
+            elif isinstance(inst, ins.ArgInstruction):
+                for key, value in self._arg_values(inst, meta_env):
                     if key in self.inputs.build_args:
                         value = self.inputs.build_args[key]
                         self.used_args.add(key)
@@ -206,7 +200,8 @@ class Converter:
                     else:
                         self.global_args.setdefault(key, "")
             else:
-                current.nodes.append(node)
+                raise self.error(inst, f"{node.command.upper()} before the first FROM: "
+                                 "only ARG may come before FROM")
         if not self.stages:
             raise DockerfileError("the Dockerfile has no FROM instruction",
                                   filename=self.ast.filename)
@@ -246,14 +241,14 @@ class Converter:
         if stage.index in self.done:
             return self.done[stage.index]
         if stage.index in self.in_progress:
-            raise self.error(stage.from_node, f"circular dependency on stage {stage.label}")
+            raise self.error(stage.from_, f"circular dependency on stage {stage.label}")
         self.in_progress.add(stage.index)
-        total = 1 + sum(1 for n in stage.nodes if n.name in LAYER_COMMANDS)
+        total = 1 + sum(1 for i in stage.instructions if i.name in LAYER_COMMANDS)
         prefix = stage.label if len(self.stages) > 1 else ""
         state = self._from(stage, prefix, total)
         counter = [1]
-        for node in stage.nodes:
-            self.dispatch(state, node, stage, prefix, total, counter)
+        for inst in stage.instructions:
+            self.dispatch(state, inst, stage, prefix, total, counter)
         self.in_progress.discard(stage.index)
         self.done[stage.index] = state
         return state
@@ -272,15 +267,15 @@ class Converter:
             self.stage_of_op[op.digest] = stage
 
     def _from(self, stage: _Stage, prefix: str, total: int) -> StageState:
-        node = stage.from_node
+        inst = stage.from_
         meta = self._meta_env()
-        base = self.expand(node, stage.base, meta)
-        platform_text = self.expand(node, stage.platform_flag, meta) if stage.platform_flag \
+        base = self.expand(inst, stage.base, meta)
+        platform_text = self.expand(inst, stage.platform_flag, meta) if stage.platform_flag \
             else ""
         try:
             platform = Platform.parse(platform_text) if platform_text else self.target_platform
         except ValueError as exc:
-            raise self.error(node, str(exc)) from None
+            raise self.error(inst, str(exc)) from None
         named = base.lower() in self.inputs.context_dirs | self.inputs.context_images
         parent = self.find_stage(base) if base and not base.isdigit() and not named else None
         if base.lower() in self.inputs.context_dirs:
@@ -297,11 +292,11 @@ class Converter:
             self._name(op, self._step_name(prefix, 1, total, "FROM scratch"), stage.label)
             return StageState(stage.name, stage.index, op, config, platform)
         if not base:
-            raise self.error(node, "FROM needs an image name")
+            raise self.error(inst, "FROM needs an image name")
         try:
             digest, image_config = self.resolve_image(base, platform)
         except OcibuildError as exc:
-            raise self.error(node, exc.message) from None
+            raise self.error(inst, exc.message) from None
         op = ImageSource(ref=base, manifest_digest=digest, platform=str(platform))
         self._name(op, self._step_name(prefix, 1, total, f"FROM {base}"), stage.label)
         config = json.loads(json.dumps(image_config.config))
@@ -310,21 +305,32 @@ class Converter:
                            base_history=image_config.history, author=image_config.author)
         if "Shell" in config:
             state.shell = tuple(config["Shell"])
-        triggers = config.pop("OnBuild", None) or []
-        for trigger in triggers:
-            try:
-                sub = _parser.parse(trigger, self.ast.filename).nodes
-            except DockerfileError as exc:
-                raise self.error(node, f"ONBUILD trigger {trigger!r} of {base}: "
-                                 f"{exc.reason}") from None
-            for tnode in sub:
-                if tnode.name in ("onbuild", "from", "maintainer"):
-                    raise self.error(node, f"{tnode.name.upper()} isn't allowed as an "
-                                     "ONBUILD trigger")
-                self.dispatch(state, replace(tnode, start_line=node.start_line,
-                                             end_line=node.end_line), stage, prefix, total,
-                              [1], trigger=True)
+        for trigger in config.pop("OnBuild", None) or []:
+            for tinst in self._triggers(inst, base, trigger):
+                self.dispatch(state, tinst, stage, prefix, total, [1], trigger=True)
         return state
+
+    def _triggers(self, from_: ins.FromInstruction, base: str, trigger: str
+                  ) -> list[ins.Instruction]:
+        """An ONBUILD trigger of the base image, as instructions placed at the FROM line."""
+        def failed(exc: DockerfileError) -> DockerfileError:
+            return self.error(from_, f"ONBUILD trigger {trigger!r} of {base}: {exc.reason}")
+
+        try:
+            sub = _parser.parse(trigger, self.ast.filename)
+        except DockerfileError as exc:
+            raise failed(exc) from None
+        out = []
+        for tnode in sub.nodes:
+            if tnode.name in ("onbuild", "from", "maintainer"):
+                raise self.error(from_, f"{tnode.name.upper()} isn't allowed as an "
+                                 "ONBUILD trigger")
+            try:
+                tinst = parse_instruction(tnode, sub)
+            except DockerfileError as exc:
+                raise failed(exc) from None
+            out.append(replace(tinst, location=replace(from_.location, column=tnode.column)))
+        return out
 
     def _from_directory(self, stage: _Stage, name: str, prefix: str, total: int,
                         platform: Platform) -> StageState:
@@ -336,38 +342,25 @@ class Converter:
         return StageState(stage.name, stage.index, op, {"Env": [DEFAULT_PATH]}, platform)
 
     # -- instructions ----------------------------------------------------------------------
-    def _flags(self, node: _parser.Node, specs: list[FlagSpec]) -> dict[str, Any]:
-        try:
-            return parse_flags(node.flags, specs, node.command.upper())
-        except ValueError as exc:
-            raise self.error(node, str(exc)) from None
+    def _arg_values(self, inst: ins.ArgInstruction, env: Mapping[str, str]
+                    ) -> list[tuple[str, str | None]]:
+        return [(a.key, None if a.default is None else self.expand(inst, a.default, env))
+                for a in inst.args]
 
-    def _arg_pairs(self, node: _parser.Node, env: Mapping[str, str]
-                   ) -> list[tuple[str, str | None]]:
-        pairs: list[tuple[str, str | None]] = []
-        for word in node.args:
-            key, sep, value = word.partition("=")
-            if not key:
-                raise self.error(node, f"ARG names can not be blank: {word!r}")
-            pairs.append((key, self.expand(node, value, env) if sep else None))
-        return pairs
-
-    def dispatch(self, state: StageState, node: _parser.Node, stage: _Stage, prefix: str,
+    def dispatch(self, state: StageState, inst: ins.Instruction, stage: _Stage, prefix: str,
                  total: int, counter: list[int], trigger: bool = False) -> None:
-        handler = getattr(self, f"_do_{node.name}", None)
-        if handler is None:
-            raise self.error(node, f"unknown instruction: {node.command.upper()}")
-        if node.name in LAYER_COMMANDS and not trigger:
+        if inst.name in LAYER_COMMANDS and not trigger:
             counter[0] += 1
-        step = self._step_name(prefix, counter[0], total, _display(node))
-        handler(state, node, step, stage.label)
+        step = self._step_name(prefix, counter[0], total, _display(inst))
+        getattr(self, f"_do_{inst.name.lower()}")(state, inst, step, stage.label)
 
     def _history(self, state: StageState, text: str, op: Op | None = None) -> None:
         state.history.append(HistoryStep(text, op))
 
-    def _do_arg(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+    def _do_arg(self, state: StageState, inst: ins.ArgInstruction, step: str,
+                label: str) -> None:
         shown: list[str] = []
-        for key, value in self._arg_pairs(node, state.expansion_env()):
+        for key, value in self._arg_values(inst, state.expansion_env()):
             if key in self.inputs.build_args:
                 value = self.inputs.build_args[key]
                 self.used_args.add(key)
@@ -384,142 +377,130 @@ class Converter:
             shown.append(f"{key}={value}")
         self._history(state, "ARG " + " ".join(shown))
 
-    def _do_env(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+    def _do_env(self, state: StageState, inst: ins.EnvInstruction, step: str,
+                label: str) -> None:
         env = state.expansion_env()
-        args = node.args
         shown: list[str] = []
-        for i in range(0, len(args) - 2, 3):
-            key, value = args[i], self.expand(node, args[i + 1], env)
+        for pair in inst.pairs:
+            key, value = pair.key, self.expand(inst, pair.value, env)
             env[key] = value
             _set_env(state.config, key, value)
             shown.append(f"{key}={value}")
         self._history(state, "ENV " + " ".join(shown))
 
-    def _do_label(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
+    def _do_label(self, state: StageState, inst: ins.LabelInstruction, step: str,
+                  label: str) -> None:
         env = state.expansion_env()
-        args = node.args
         shown: list[str] = []
         labels = state.config.setdefault("Labels", {})
-        for i in range(0, len(args) - 2, 3):
-            key = self.expand(node, args[i], env)
-            value = self.expand(node, args[i + 1], env)
+        for pair in inst.pairs:
+            key = self.expand(inst, pair.key, env)
+            value = self.expand(inst, pair.value, env)
             labels[key] = value
             shown.append(f"{key}={value}")
         self._history(state, "LABEL " + " ".join(shown))
 
-    def _do_maintainer(self, state: StageState, node: _parser.Node, step: str,
+    def _do_maintainer(self, state: StageState, inst: ins.MaintainerInstruction, step: str,
                        label: str) -> None:
-        state.author = " ".join(node.args)
+        state.author = inst.maintainer
         self._history(state, "MAINTAINER " + state.author)
 
-    def _command(self, state: StageState, node: _parser.Node) -> list[str]:
-        if node.json:
-            return list(node.args)
-        return [*state.shell, " ".join(node.args)]
+    def _command(self, state: StageState, inst: ins.RunInstruction | ins.CmdInstruction
+                 | ins.EntrypointInstruction) -> list[str]:
+        if inst.shell_form:  # one string (none for a bare CMD: BuildKit runs "")
+            return [*state.shell, " ".join(inst.command)]
+        return list(inst.command)
 
-    def _do_cmd(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
-        cmd = self._command(state, node)
+    def _do_cmd(self, state: StageState, inst: ins.CmdInstruction, step: str,
+                label: str) -> None:
+        cmd = self._command(state, inst)
         state.config["Cmd"] = cmd
         state.cmd_set = True
         self._history(state, f"CMD {_go_quote_list(cmd)}")
 
-    def _do_entrypoint(self, state: StageState, node: _parser.Node, step: str,
+    def _do_entrypoint(self, state: StageState, inst: ins.EntrypointInstruction, step: str,
                        label: str) -> None:
-        ep = self._command(state, node)
+        ep = self._command(state, inst)
         state.config["Entrypoint"] = ep
         if not state.cmd_set:
             state.config.pop("Cmd", None)
         self._history(state, f"ENTRYPOINT {_go_quote_list(ep)}")
 
-    def _do_shell(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
-        if not node.json:
-            raise self.error(node, "SHELL requires the arguments to be in JSON form")
-        if not node.args:
-            raise self.error(node, "SHELL requires at least one argument")
-        state.shell = tuple(node.args)
-        state.config["Shell"] = list(node.args)
-        self._history(state, f"SHELL {_go_quote_list(node.args)}")
+    def _do_shell(self, state: StageState, inst: ins.ShellInstruction, step: str,
+                  label: str) -> None:
+        state.shell = inst.shell
+        state.config["Shell"] = list(inst.shell)
+        self._history(state, f"SHELL {_go_quote_list(inst.shell)}")
 
-    def _do_user(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
-        user = self.expand(node, node.args[0], state.expansion_env()) if node.args else ""
+    def _do_user(self, state: StageState, inst: ins.UserInstruction, step: str,
+                 label: str) -> None:
+        user = self.expand(inst, inst.user, state.expansion_env())
         state.config["User"] = user
         self._history(state, f"USER {user}")
 
-    def _do_expose(self, state: StageState, node: _parser.Node, step: str,
+    def _do_expose(self, state: StageState, inst: ins.ExposeInstruction, step: str,
                    label: str) -> None:
         env = state.expansion_env()
         ports = state.config.setdefault("ExposedPorts", {})
         added: list[str] = []
-        for word in node.args:
-            for item in self.lex.expand_words(word, env):
-                port, _, proto = item.partition("/")
-                if not port:
-                    raise self.error(node, f"invalid port {item!r}")
-                key = f"{port}/{(proto or 'tcp').lower()}"
-                ports[key] = {}
-                added.append(key)
+        for word in inst.ports:
+            try:
+                items = self.lex.expand_words(word, env)
+            except OcibuildError as exc:
+                raise self.error(inst, exc.message) from None
+            for item in items:
+                # checked once expanded, a range exposes each of its ports (BuildKit)
+                try:
+                    spec = ins.parse_port_spec(item)
+                except ValueError as exc:
+                    raise self.error(inst, str(exc)) from None
+                for number in range(spec.start, spec.end + 1):
+                    key = f"{number}/{spec.protocol}"
+                    ports[key] = {}
+                    added.append(key)
         self._history(state, "EXPOSE map[" + " ".join(f"{p}:{{}}" for p in sorted(added)) + "]")
 
-    def _do_volume(self, state: StageState, node: _parser.Node, step: str,
+    def _do_volume(self, state: StageState, inst: ins.VolumeInstruction, step: str,
                    label: str) -> None:
         env = state.expansion_env()
         volumes = state.config.setdefault("Volumes", {})
-        added = [self.expand(node, w, env) for w in node.args]
+        added = [self.expand(inst, w, env) for w in inst.volumes]
         for v in added:
             if not v.strip():
-                raise self.error(node, "VOLUME specified can not be an empty string")
+                raise self.error(inst, "VOLUME specified can not be an empty string")
             volumes[v] = {}
         self._history(state, "VOLUME [" + " ".join(added) + "]")
 
-    def _do_stopsignal(self, state: StageState, node: _parser.Node, step: str,
+    def _do_stopsignal(self, state: StageState, inst: ins.StopSignalInstruction, step: str,
                        label: str) -> None:
-        sig = self.expand(node, node.args[0], state.expansion_env())
+        sig = self.expand(inst, inst.signal, state.expansion_env())
         state.config["StopSignal"] = sig
         self._history(state, f"STOPSIGNAL {sig}")
 
-    def _do_healthcheck(self, state: StageState, node: _parser.Node, step: str,
-                        label: str) -> None:
-        flags = self._flags(node, [FlagSpec("interval"), FlagSpec("timeout"),
-                                   FlagSpec("start-period"), FlagSpec("start-interval"),
-                                   FlagSpec("retries")])
-        kind = node.args[0].upper() if node.args else ""
-        if kind == "NONE":
-            check: dict[str, Any] = {"Test": ["NONE"]}
-        elif kind == "CMD":
-            rest = list(node.args[1:])
-            test = ["CMD", *rest] if node.json else ["CMD-SHELL", " ".join(rest)]
-            check = {"Test": test}
-            try:
-                for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                                  ("start-period", "StartPeriod"),
-                                  ("start-interval", "StartInterval")):
-                    if flag in flags:
-                        check[key] = parse_duration(str(flags[flag]), flag)
-                if "retries" in flags:
-                    check["Retries"] = int(str(flags["retries"]))
-            except (ValueError, OcibuildError) as exc:
-                raise self.error(node, str(exc)) from None
-        else:
-            raise self.error(node, "HEALTHCHECK needs CMD or NONE")
+    def _do_healthcheck(self, state: StageState, inst: ins.HealthcheckInstruction,
+                        step: str, label: str) -> None:
+        check: dict[str, Any] = {"Test": list(inst.test)}
+        # zero is "not set": BuildKit's image config leaves those fields out
+        for key, value in (("Interval", inst.interval_ns), ("Timeout", inst.timeout_ns),
+                           ("StartPeriod", inst.start_period_ns),
+                           ("StartInterval", inst.start_interval_ns),
+                           ("Retries", inst.retries)):
+            if value:
+                check[key] = value
         state.config["Healthcheck"] = check
         self._history(state, f"HEALTHCHECK {json.dumps(check, sort_keys=True)}")
 
-    def _do_onbuild(self, state: StageState, node: _parser.Node, step: str,
+    def _do_onbuild(self, state: StageState, inst: ins.OnbuildInstruction, step: str,
                     label: str) -> None:
-        trigger = node.original.split(None, 1)[1] if " " in node.original.strip() else ""
-        sub = node.sub
-        if sub is None or not trigger:
-            raise self.error(node, "ONBUILD needs an instruction")
-        if sub.name in ("onbuild", "from", "maintainer"):
-            raise self.error(node, f"{sub.command.upper()} isn't allowed as an ONBUILD trigger")
-        state.config.setdefault("OnBuild", []).append(trigger.strip())
-        self._history(state, f"ONBUILD {trigger.strip()}")
+        trigger = inst.expression.strip()  # with its here-document bodies, as BuildKit
+        state.config.setdefault("OnBuild", []).append(trigger)
+        self._history(state, f"ONBUILD {trigger}")
 
-    def _do_workdir(self, state: StageState, node: _parser.Node, step: str,
+    def _do_workdir(self, state: StageState, inst: ins.WorkdirInstruction, step: str,
                     label: str) -> None:
-        path = self.expand(node, node.args[0], state.expansion_env()) if node.args else ""
+        path = self.expand(inst, inst.path, state.expansion_env())
         if not path:
-            raise self.error(node, "WORKDIR requires exactly one argument")
+            raise self.error(inst, "WORKDIR requires exactly one argument")
         wd = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", path))
         state.config["WorkingDir"] = wd
         op: Op | None = None
@@ -529,31 +510,28 @@ class Converter:
             self._name(op, step, label)
         self._history(state, f"WORKDIR {wd}", op)
 
-    def _do_run(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
-        flags = self._flags(node, [FlagSpec("mount", "strings"), FlagSpec("network"),
-                                   FlagSpec("security")])
+    def _do_run(self, state: StageState, inst: ins.RunInstruction, step: str,
+                label: str) -> None:
         expansion = state.expansion_env()
         mounts: list[Mount] = []
         self._ssh_mounts = 0
-        for text in flags.get("mount", ()):
+        for written in inst.mounts:
             try:
-                spec = parse_mount(text, lambda w: self.lex.expand_word(w, expansion))
+                spec = parse_mount(written.raw, lambda w: self.lex.expand_word(w, expansion))
             except (ValueError, OcibuildError) as exc:
-                raise self.error(node, f"--mount {text}: {exc}") from None
-            mounts.append(self._mount(node, spec))
-        network = str(flags.get("network", "default"))
-        if network not in ("default", "none", "host"):
-            raise self.error(node, f"--network={network}: use default, none or host")
-        if node.heredocs:
-            args = self._heredoc_run(state, node)
+                raise self.error(inst, f"--mount {written.raw}: {exc}") from None
+            mounts.append(self._mount(inst, spec))
+        if inst.heredocs:
+            args = self._heredoc_run(state, inst)
         else:
-            args = self._command(state, node)
+            args = self._command(state, inst)
         env_map = state.env_map()
         run_args = {k: v for k, v in state.args.items() if k not in env_map}
         env = [f"{k}={v}" for k, v in run_args.items()] + list(state.config.get("Env") or ())
         op = ExecOp(state.op, tuple(args), env=tuple(env),
                     cwd=state.config.get("WorkingDir") or "/",
-                    user=state.config.get("User", ""), network=network, mounts=tuple(mounts))
+                    user=state.config.get("User", ""), network=inst.network,
+                    mounts=tuple(mounts))
         state.op = op
         self._name(op, step, label)
         arg_prefix = ""
@@ -562,26 +540,26 @@ class Converter:
                 f"{k}={v}" for k, v in sorted(run_args.items())) + " "
         self._history(state, f"RUN {arg_prefix}{' '.join(args)} # buildkit", op)
 
-    def _heredoc_run(self, state: StageState, node: _parser.Node) -> list[str]:
-        doc = node.heredocs[0]
+    def _heredoc_run(self, state: StageState, inst: ins.RunInstruction) -> list[str]:
+        doc = inst.heredocs[0]
         if doc.chomp:
             doc = replace(doc, content=chomp_heredoc(doc.content))
-        first = " ".join(node.args)
+        first = " ".join(inst.command)
         if first.strip() == f"<<{doc.name}" or first.strip() == f"<<-{doc.name}":
             return [*state.shell, doc.content]
         # a command reading the here-document on its standard input
         script = f"{first}\n{doc.content}{doc.name}\n"
         return [*state.shell, script]
 
-    def _mount(self, node: _parser.Node, spec: Any) -> Mount:
+    def _mount(self, inst: ins.Instruction, spec: Any) -> Mount:
         source: Op | None = None
         if spec.type == "bind" or (spec.type == "cache" and spec.from_):
-            source = self._source_state(node, spec.from_) if spec.from_ else self.context
+            source = self._source_state(inst, spec.from_) if spec.from_ else self.context
         target, mount_id = spec.target, spec.id
         if spec.type == "secret":
             mount_id = mount_id or posixpath.basename(target)
             if not mount_id:
-                raise self.error(node, "--mount=type=secret needs id= or target=")
+                raise self.error(inst, "--mount=type=secret needs id= or target=")
             if not target and not spec.env:
                 target = f"/run/secrets/{mount_id}"
         elif spec.type == "ssh":
@@ -595,7 +573,7 @@ class Converter:
                      sharing=spec.sharing or "shared", mode=spec.mode, uid=spec.uid,
                      gid=spec.gid, required=spec.required, env=spec.env or "", size=spec.size)
 
-    def _source_state(self, node: _parser.Node, ref: str) -> Op:
+    def _source_state(self, inst: ins.Instruction, ref: str) -> Op:
         """The filesystem `--from=` names: a build context, a stage (name or index) or an
         image."""
         if ref.lower() in self.inputs.context_dirs:
@@ -606,85 +584,84 @@ class Converter:
         try:
             digest, _ = self.resolve_image(ref, self.target_platform)
         except OcibuildError as exc:
-            raise self.error(node, exc.message) from None
+            raise self.error(inst, exc.message) from None
         op = ImageSource(ref=ref, manifest_digest=digest, platform=str(self.target_platform))
         self._name(op, f"[internal] load image {ref}", "")
         return op
 
-    def _do_copy(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
-        self._copy(state, node, step, label, add=False)
+    def _do_copy(self, state: StageState, inst: ins.CopyInstruction, step: str,
+                 label: str) -> None:
+        self._copy(state, inst, step, label, from_ref=inst.from_ or "",
+                   parents=inst.parents)
 
-    def _do_add(self, state: StageState, node: _parser.Node, step: str, label: str) -> None:
-        self._copy(state, node, step, label, add=True)
+    def _do_add(self, state: StageState, inst: ins.AddInstruction, step: str,
+                label: str) -> None:
+        self._copy(state, inst, step, label, checksum=inst.checksum or "")
 
-    def _copy(self, state: StageState, node: _parser.Node, step: str, label: str,
-              add: bool) -> None:
-        specs = [FlagSpec("chown"), FlagSpec("chmod"), FlagSpec("link", "bool"),
-                 FlagSpec("exclude", "strings"), FlagSpec("parents", "bool")]
-        specs += [FlagSpec("checksum"), FlagSpec("keep-git-dir", "bool"),
-                  FlagSpec("unpack", "bool")] if add else [FlagSpec("from")]
-        flags = self._flags(node, specs)
+    def _copy(self, state: StageState, inst: ins.CopyInstruction | ins.AddInstruction,
+              step: str, label: str, from_ref: str = "", parents: bool = False,
+              checksum: str = "") -> None:
+        add = isinstance(inst, ins.AddInstruction)
         env = state.expansion_env()
-        if node.heredocs and not node.json:
-            try:
-                inline, rest = inline_files(node.args[:-1], node.heredocs, self.lex, env)
-            except OcibuildError as exc:
-                raise self.error(node, exc.message) from None
-            if rest:
-                raise self.error(node, f"{node.command.upper()}: mixing here-documents and "
-                                 f"other sources ({rest[0]}) is not supported")
-            words = [name for name, _ in inline] + [self.expand(node, node.args[-1], env)]
+        inline: list[tuple[str, str]] = []
+        if inst.source_contents:
+            if inst.sources:
+                raise self.error(inst, f"{inst.name}: mixing here-documents and other "
+                                 f"sources ({inst.sources[0]}) is not supported")
+            for doc in inst.source_contents:
+                data = doc.data
+                if doc.expand:
+                    try:
+                        data = expand_heredoc(data, self.lex, env)
+                    except OcibuildError as exc:
+                        raise self.error(inst, exc.message) from None
+                inline.append((doc.path, data))
+            sources = [name for name, _ in inline]
         else:
-            inline = []
-            words = [self.expand(node, w, env) for w in node.args]
-        if len(words) < 2:
-            raise self.error(node, f"{node.command.upper()} requires at least two arguments")
-        sources, dest = words[:-1], words[-1]
-        chown = self.expand(node, str(flags.get("chown", "")), env)
-        chmod = self.expand(node, str(flags.get("chmod", "")), env)
+            sources = [self.expand(inst, w, env) for w in inst.sources]
+        dest = self.expand(inst, inst.dest, env)
+        words = [*sources, dest]
+        chown = self.expand(inst, inst.chown or "", env)
+        chmod = self.expand(inst, inst.chmod or "", env)
         if chmod:
             try:
                 parse_chmod(chmod)
             except OcibuildError as exc:
-                raise self.error(node, exc.message) from None
+                raise self.error(inst, exc.message) from None
         source: Op = self.context
-        from_ref = str(flags.get("from", ""))
         if from_ref:
-            source = self._source_state(node, self.expand(node, from_ref, env))
+            source = self._source_state(inst, self.expand(inst, from_ref, env))
         urls = [s for s in sources if s.startswith(("http://", "https://"))]
         if inline:
             if from_ref:
-                raise self.error(node, "COPY --from cannot take here-documents")
+                raise self.error(inst, "COPY --from cannot take here-documents")
             source = InlineSource(files=tuple(inline))
             add = False  # a here-document is never an archive to extract
         elif urls:
             if len(sources) != 1:
-                raise self.error(node, "ADD of a URL takes exactly one source")
+                raise self.error(inst, "ADD of a URL takes exactly one source")
             url = urls[0]
             filename = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "download"
-            source = HttpSource(url=url, checksum=str(flags.get("checksum", "")),
-                                filename=filename)
+            source = HttpSource(url=url, checksum=checksum, filename=filename)
             sources = [filename]
-        elif flags.get("checksum"):
-            raise self.error(node, "ADD --checksum is only supported with HTTP(S) sources")
+        elif checksum:
+            raise self.error(inst, "ADD --checksum is only supported with HTTP(S) sources")
         if len(sources) > 1 and not dest.endswith("/"):
-            raise self.error(node, f"When using {node.command.upper()} with more than one "
+            raise self.error(inst, f"When using {inst.name} with more than one "
                              "source file, the destination must be a directory and end "
                              "with a /")
         op = CopyOp(state.op, source, tuple(sources), dest,
                     cwd=state.config.get("WorkingDir") or "/", chown=chown, chmod=chmod,
-                    link=bool(flags.get("link", False)),
-                    excludes=tuple(str(e) for e in flags.get("exclude", ())),
-                    parents=bool(flags.get("parents", False)), add=add,
+                    link=inst.link, excludes=inst.excludes, parents=parents, add=add,
                     user=state.config.get("User", ""))
         state.op = op
         self._name(op, step, label)
-        self._history(state, f"{node.command.upper()} {' '.join(words)} # buildkit", op)
+        self._history(state, f"{inst.name} {' '.join(words)} # buildkit", op)
 
 
-def _display(node: _parser.Node) -> str:
+def _display(inst: ins.Instruction) -> str:
     """An instruction as progress shows it: its text on one line."""
-    return " ".join(node.original.split())
+    return " ".join(inst.original.split())
 
 
 def _set_env(config: dict[str, Any], key: str, value: str) -> None:

@@ -1,37 +1,11 @@
-"""Here-documents as COPY/ADD sources: their file names and their expanded content."""
+"""The content of a COPY/ADD here-document source, expanded as a POSIX shell does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from ocibuild.errors import OcibuildError
-from ocibuild.frontend.dockerfile.parser import Heredoc, chomp_heredoc, parse_heredoc
 from ocibuild.frontend.dockerfile.shell import ShellLex
-
-
-def inline_files(words: Sequence[str], docs: Sequence[Heredoc], lex: ShellLex,
-                 env: Mapping[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Split COPY's source words into here-document files (name, content) and the other
-    sources. A word like `<<EOF` names the body of the here-document EOF."""
-    bodies = {doc.name: doc for doc in docs}
-    files: list[tuple[str, str]] = []
-    others: list[str] = []
-    for word in words:
-        try:
-            opened = parse_heredoc(word)
-        except ValueError as exc:
-            raise OcibuildError(str(exc)) from None
-        if opened is None:
-            others.append(word)
-            continue
-        body = bodies.get(opened.name)
-        data = body.content if body is not None else ""
-        if opened.chomp:
-            data = chomp_heredoc(data)
-        if opened.expand:
-            data = expand_heredoc(data, lex, env)
-        files.append((opened.name, data))
-    return files, others
 
 
 def expand_heredoc(text: str, lex: ShellLex, env: Mapping[str, str]) -> str:

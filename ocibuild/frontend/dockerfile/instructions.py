@@ -552,22 +552,48 @@ def _add(node: Node, base: _Base) -> Instruction:
     )
 
 
-_PORT = re.compile(r"([0-9]+)(?:-([0-9]+))?(?:/([A-Za-z]+))?\Z")
+_PORT_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?\Z")
 
 
 def parse_port_spec(text: str) -> PortSpec:
-    """An EXPOSE item: PORT[-END][/tcp|udp|sctp]."""
-    m = _PORT.match(text)
+    """An EXPOSE item: [[IP:]HOST_PORT:]PORT[-END][/tcp|udp|sctp]. As in BuildKit, a host
+    side is checked and then dropped: only the container's ports are exposed."""
+    mapping, _, container = text.rpartition(":")
+    port, _, proto = container.partition("/")
+    protocol = proto.lower() or "tcp"
+    if protocol not in ("tcp", "udp", "sctp"):
+        raise ValueError(f"invalid protocol {proto!r} in port {text!r} (tcp, udp or sctp)")
+    start, end = _port_range(port, text)
+    if mapping:
+        ip, _, host = mapping.rpartition(":")
+        if ip:
+            _check_ip(ip, text)
+        if host:
+            host_start, host_end = _port_range(host, text)
+            if end != start and end - start != host_end - host_start:
+                raise ValueError(f"invalid port {text!r}: the host and container port "
+                                 "ranges differ in size")
+    return PortSpec(start, end, protocol)
+
+
+def _port_range(port: str, text: str) -> tuple[int, int]:
+    m = _PORT_RANGE.match(port)
     if m is None:
         raise ValueError(f"invalid port {text!r}: expected PORT, PORT/PROTO or START-END[/PROTO]")
     start = int(m.group(1))
     end = int(m.group(2)) if m.group(2) else start
-    protocol = (m.group(3) or "tcp").lower()
-    if protocol not in ("tcp", "udp", "sctp"):
-        raise ValueError(f"invalid protocol {m.group(3)!r} in port {text!r} (tcp, udp or sctp)")
     if start > 65535 or end > 65535 or end < start:
         raise ValueError(f"invalid port range {text!r}")
-    return PortSpec(start, end, protocol)
+    return start, end
+
+
+def _check_ip(ip: str, text: str) -> None:
+    import ipaddress  # only for the rare EXPOSE IP:HOST:PORT form
+
+    try:
+        ipaddress.ip_address(ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip)
+    except ValueError:
+        raise ValueError(f"invalid IP address {ip!r} in port {text!r}") from None
 
 
 def _expose(node: Node, base: _Base) -> Instruction:
@@ -633,8 +659,7 @@ def _healthcheck(node: Node, base: _Base) -> Instruction:
     _at_least_one(node)
     kind = node.args[0].upper()
     rest = node.args[1:]
-    if kind == "NONE":
-        _flags(node, ())
+    if kind == "NONE":  # BuildKit reads no flags here: any given are ignored
         if rest:
             raise _Invalid("HEALTHCHECK NONE takes no arguments")
         return HealthcheckInstruction(**base, test=("NONE",))

@@ -1,0 +1,99 @@
+"""Dockerfile -> graph on the typed instructions: the cases where convert's own argument
+parsing and `instructions` used to disagree now follow BuildKit (checked against its
+frontend/dockerfile/instructions and dockerfile2llb)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, convert
+from ocibuild.frontend.dockerfile.errors import DockerfileError
+from ocibuild.frontend.dockerfile.parser import parse
+from ocibuild.graph import ExecOp
+from ocibuild.oci.config import ImageConfig
+from ocibuild.oci.platform import Platform
+
+AMD64 = Platform("linux", "amd64")
+
+
+class Images:
+    """The images FROM can name: their config section, by reference."""
+
+    def __init__(self, **configs: dict[str, Any]) -> None:
+        self.configs = configs
+
+    def __call__(self, ref: str, platform: Platform) -> tuple[str, ImageConfig]:
+        digest = "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+        config = {"Env": ["PATH=/bin"], **self.configs.get(ref, {})}
+        return digest, ImageConfig(architecture="amd64", os="linux", config=config)
+
+
+def _convert(text: str, images: Images | None = None) -> Conversion:
+    return convert(parse(text), BuildInputs(platform=AMD64), images or Images())
+
+
+def _config(text: str) -> dict[str, Any]:
+    return _convert("FROM base\n" + text).target.config
+
+
+def test_expose_range_exposes_each_port_and_host_side_is_dropped() -> None:
+    ports = _config("ARG P=8080:80\nEXPOSE 8000-8002/udp $P\n")["ExposedPorts"]
+    assert ports == {"8000/udp": {}, "8001/udp": {}, "8002/udp": {}, "80/tcp": {}}
+
+
+def test_expose_port_is_checked_after_expansion() -> None:
+    with pytest.raises(DockerfileError) as info:
+        _convert("FROM base\nARG P=http\nEXPOSE 80 $P\n")
+    assert (info.value.line, info.value.column) == (3, 1)
+    assert "invalid port 'http'" in info.value.reason
+
+
+def test_healthcheck_go_durations_and_unset_fields_left_out() -> None:
+    check = _config("HEALTHCHECK --interval=.5s --timeout=0 --retries=0 CMD true\n")
+    assert check["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 500_000_000}
+
+
+def test_healthcheck_none_ignores_flags() -> None:
+    assert _config("HEALTHCHECK --interval=5s NONE\n")["Healthcheck"] == {"Test": ["NONE"]}
+
+
+def test_volume_paths_are_trimmed() -> None:
+    assert _config('VOLUME [" /data ", "/logs"]\n')["Volumes"] == {"/data": {}, "/logs": {}}
+
+
+def test_onbuild_heredoc_keeps_its_body_and_runs_in_the_child() -> None:
+    parent = _config("ONBUILD RUN <<EOF\necho from the trigger\nEOF\n")
+    assert parent["OnBuild"] == ["RUN <<EOF\necho from the trigger\nEOF"]
+    child = _convert("FROM parent\n", Images(parent=parent)).target
+    assert isinstance(child.op, ExecOp)
+    assert child.op.args == ("/bin/sh", "-c", "echo from the trigger\n")
+    assert "OnBuild" not in child.config
+
+
+def test_bad_trigger_in_base_image_is_reported_at_from() -> None:
+    images = Images(parent={"OnBuild": ["COPY --fom=x a b"]})
+    with pytest.raises(DockerfileError) as info:
+        _convert("# base with a trigger\nFROM parent\n", images)
+    assert (info.value.line, info.value.column) == (2, 1)
+    assert info.value.reason == (
+        "ONBUILD trigger 'COPY --fom=x a b' of parent: unknown flag: --fom for COPY "
+        "(did you mean --from?)")
+
+
+def test_bare_cmd_runs_an_empty_shell_command() -> None:
+    assert _config("CMD\n")["Cmd"] == ["/bin/sh", "-c", ""]
+    assert _config('SHELL ["/bin/ash", "-c"]\nCMD echo   hi\n')["Cmd"] == [
+        "/bin/ash", "-c", "echo   hi"]
+
+
+def test_flag_errors_keep_file_line_and_column() -> None:
+    with pytest.raises(DockerfileError) as info:
+        _convert("FROM base\nRUN true\nCOPY --link --chmod=0644 --frm=a x /y\n")
+    assert (info.value.filename, info.value.line, info.value.column) == ("Dockerfile", 3, 26)
+    with pytest.raises(DockerfileError) as info:
+        _convert("FROM base\nARG M=9z\nRUN --mount=type=cache,target=/c,mode=$M true\n")
+    assert (info.value.line, info.value.column) == (3, 1)
+    assert info.value.reason.startswith("--mount type=cache,target=/c,mode=$M:")
