@@ -27,7 +27,7 @@ import os
 import stat
 import sys
 
-from ocibuild import store_paths
+from ocibuild import __version__, store_paths
 
 TYPE_CHECKING = False  # typing, json (and re) would double this module's cost
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     for option, value in values:
         if option in ("--build-arg", "--label") and "=" not in value:
             read_env[value] = env.get(value)
-    name = _digest([VERSION, os.getuid(), cwd, root, list(argv), read_env])
+    # another ocibuild version may build differently: its builds make their own memos
+    name = _digest([VERSION, __version__, os.getuid(), cwd, root, list(argv), read_env])
     tree = tree_signature(context)
     if tree is None:
         return None
