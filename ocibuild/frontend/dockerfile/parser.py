@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.errors import DockerfileError, ShellExpansionError
-from ocibuild.frontend.dockerfile.shell import ShellLex, go_is_space
+from ocibuild.frontend.dockerfile.shell import ShellLex, go_fields, go_is_space
 
 DEFAULT_ESCAPE = "\\"
 DIRECTIVE_NAMES = ("syntax", "escape", "check")
@@ -347,9 +347,22 @@ def _split_command(line: str, escape: str) -> tuple[str, list[str], str]:
 
 def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
     """Leading `--flag` words; returns the rest of the line and the flags."""
+    words, rest = _scan_words(line, escape, flags=True)
+    return rest, words
+
+
+def _scan_words(line: str, escape: str, *, flags: bool) -> tuple[list[str], str]:
+    """Words split on whitespace, and the text left after them.
+
+    flags=True (BuildKit's extractBuilderFlags): only the leading `--` words, which
+    stop at the first other word or a bare `--`; their quotes and escapes are removed.
+    flags=False (its parseWords, for ENV/LABEL/ARG): every word, quotes and escapes
+    kept for the expansion to come; an escape inside single quotes is literal.
+    """
     words: list[str] = []
     in_spaces, in_word, in_quote = 0, 1, 2
     phase = in_spaces
+    keep = not flags
     buf: list[str] = []
     quote = ""
     blank_ok = False
@@ -363,20 +376,20 @@ def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
             if go_is_space(ch):
                 pos += 1
                 continue
-            if ch != "-" or pos + 1 == n or line[pos + 1] != "-":
-                return line[pos:], words
+            if flags and (ch != "-" or pos + 1 == n or line[pos + 1] != "-"):
+                return words, line[pos:]
             phase = in_word
         if pos == n:
             word = "".join(buf)
-            if word != "--" and (blank_ok or word):
+            if (blank_ok or word) and not (flags and word == "--"):
                 words.append(word)
             break
         if phase == in_word:
             if go_is_space(ch):
                 word = "".join(buf)
                 phase = in_spaces
-                if word == "--":
-                    return line[pos:], words
+                if flags and word == "--":
+                    return words, line[pos:]
                 if blank_ok or word:
                     words.append(word)
                 buf.clear()
@@ -387,12 +400,16 @@ def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
                 quote = ch
                 blank_ok = True
                 phase = in_quote
+                if keep:
+                    buf.append(ch)
                 pos += 1
                 continue
             if ch == escape:
                 if pos + 1 == n:
                     pos += 1
                     continue
+                if keep:
+                    buf.append(ch)
                 pos += 1
                 ch = line[pos]
             buf.append(ch)
@@ -401,18 +418,22 @@ def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
         # in_quote
         if ch == quote:
             phase = in_word
+            if keep:
+                buf.append(ch)
             pos += 1
             continue
-        if ch == escape:
+        if ch == escape and (flags or quote != "'"):
             if pos + 1 == n:
                 phase = in_word
                 pos += 1
                 continue
+            if keep:
+                buf.append(ch)
             pos += 1
             ch = line[pos]
         buf.append(ch)
         pos += 1
-    return "", words
+    return words, ""
 
 
 _Result = tuple[list[str], bool, "Node | None"]
@@ -430,64 +451,9 @@ def _parse_sub_command(rest: str, escape: str) -> _Result:
 
 def _parse_words(rest: str, escape: str) -> list[str]:
     """Words split on whitespace, quotes and escapes kept (for ENV/LABEL/ARG)."""
-    words: list[str] = []
-    in_spaces, in_word, in_quote = 0, 1, 2
-    phase = in_spaces
-    quote = ""
-    blank_ok = False
-    buf: list[str] = []
-    n = len(rest)
-    pos = 0
-    while pos <= n:
-        ch = rest[pos] if pos < n else ""
-        if phase == in_spaces:
-            if pos == n:
-                break
-            if go_is_space(ch):
-                pos += 1
-                continue
-            phase = in_word
-        if pos == n:
-            if blank_ok or buf:
-                words.append("".join(buf))
-            break
-        if phase == in_word:
-            if go_is_space(ch):
-                phase = in_spaces
-                if blank_ok or buf:
-                    words.append("".join(buf))
-                buf.clear()
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote = ch
-                blank_ok = True
-                phase = in_quote
-            if ch == escape:
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                buf.append(ch)
-                pos += 1
-                ch = rest[pos]
-            buf.append(ch)
-            pos += 1
-            continue
-        # in_quote
-        if ch == quote:
-            phase = in_word
-        if ch == escape and quote != "'":
-            if pos + 1 == n:
-                phase = in_word
-                pos += 1
-                continue
-            buf.append(ch)
-            pos += 1
-            ch = rest[pos]
-        buf.append(ch)
-        pos += 1
-    return words
+    if "'" in rest or '"' in rest or escape in rest:
+        return _scan_words(rest, escape, flags=False)[0]
+    return go_fields(rest)  # the same words, without the character-by-character scan
 
 
 def _name_val(rest: str, escape: str, key: str) -> list[str]:

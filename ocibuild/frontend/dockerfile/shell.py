@@ -16,6 +16,7 @@ Public API:
 - `ShellLex.process(word, env) -> Expansion`: both results plus the names of
   the variables that were found (`matched`) and not found (`unmatched`).
 - `go_is_space(ch) -> bool`: Go's `unicode.IsSpace`, used by the parser too.
+- `go_fields(text) -> list[str]`: Go's `strings.Fields` (whitespace splitting).
 
 `env` is any mapping of name to value. Errors raise `ShellExpansionError`.
 Supported forms: `$V ${V} ${V:-w} ${V-w} ${V:+w} ${V+w} ${V:?m} ${V?m} ${V#p}
@@ -128,7 +129,7 @@ class ShellLex:
     def expand_words(self, word: str, env: Mapping[str, str]) -> list[str]:
         """Expand, then split on whitespace that is not quoted or escaped."""
         if _PLAIN_WORD.match(word) and self.escape not in word:
-            return _split_plain(word)
+            return go_fields(word)
         return self.process(word, env).words
 
     def process(self, word: str, env: Mapping[str, str]) -> Expansion:
@@ -141,19 +142,9 @@ class ShellLex:
         return Expansion(result, words, frozenset(state.matched), frozenset(state.unmatched))
 
 
-def _split_plain(word: str) -> list[str]:
-    words: list[str] = []
-    cur: list[str] = []
-    for ch in word:
-        if ch in _GO_SPACES:
-            if cur:
-                words.append("".join(cur))
-                cur.clear()
-        else:
-            cur.append(ch)
-    if cur:
-        words.append("".join(cur))
-    return words
+def go_fields(text: str) -> list[str]:
+    """Go's strings.Fields: the runs of non-space characters (no quotes or escapes)."""
+    return [w for w in _SPACE_RUN.split(text) if w]
 
 
 def _go_quote(text: str) -> str:
@@ -202,6 +193,16 @@ class _Process:
             return self._stop_on(stop)
         finally:
             self.raw_escapes = saved
+
+    def read_until(self, stop: str, raw_escapes: bool, missing: str) -> str:
+        """The text up to `stop` inside ${...}; `missing` is the error if the word ends
+        first (an error from deeper in the text is kept)."""
+        try:
+            return self.stop_on(stop, raw_escapes)[0]
+        except ShellExpansionError:
+            if self.peek() is None:
+                raise ShellExpansionError(missing) from None
+            raise
 
     def _stop_on(self, stop: str | None) -> tuple[str, list[str]]:
         result: list[str] = []
@@ -366,12 +367,7 @@ class _Process:
         trims = ch in ("#", "%")
         if null_is_unset and trims:
             raise ShellExpansionError(f"unsupported modifier ({chs}) in substitution")
-        try:
-            word, _ = self.stop_on("}", trims)
-        except ShellExpansionError:
-            if self.peek() is None:
-                raise ShellExpansionError("syntax error: missing '}'") from None
-            raise
+        word = self.read_until("}", trims, "syntax error: missing '}'")
 
         value, is_set = self.get_env(name)
         if self.lex.skip_unset and not is_set:
@@ -401,18 +397,8 @@ class _Process:
         replace_all = self.peek() == "/"
         if replace_all:
             self.pos += 1
-        try:
-            pattern, _ = self.stop_on("/", True)
-        except ShellExpansionError:
-            if self.peek() is None:
-                raise ShellExpansionError("syntax error: missing '/' in ${}") from None
-            raise
-        try:
-            replacement, _ = self.stop_on("}", True)
-        except ShellExpansionError:
-            if self.peek() is None:
-                raise ShellExpansionError("syntax error: missing '}'") from None
-            raise
+        pattern = self.read_until("/", True, "syntax error: missing '/' in ${}")
+        replacement = self.read_until("}", True, "syntax error: missing '}'")
         value, is_set = self.get_env(name)
         if self.lex.skip_unset and not is_set:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
