@@ -1,8 +1,9 @@
 """AST nodes -> typed, validated instructions, grouped into build stages.
 
-Nothing is expanded here: arguments keep their `$VARS` (the converter expands
-them with `shell.ShellLex` once ARG/ENV scoping is known). Flags are validated
-(unknown or misspelt ones name the nearest valid flag), RUN mounts parsed.
+Nothing is expanded here: arguments keep their `$VARS` (the converter, `convert`,
+takes these objects and expands them with `shell.ShellLex` once ARG/ENV scoping is
+known; it parses no flag or argument again). Flags are validated (unknown or
+misspelt ones name the nearest valid flag), RUN mounts parsed.
 
 Public API:
 
@@ -10,7 +11,8 @@ Public API:
   global ARGs (before the first FROM) and stages with their instructions.
 - `parse_instruction(node, ast) -> Instruction`: one AST node.
 - `parse_duration(text) -> int`: Go duration ("1m30s") in nanoseconds.
-- `parse_port_spec(text) -> PortSpec`: an EXPOSE item (`80`, `53/udp`, `8000-8010/tcp`).
+- `parse_port_spec(text) -> PortSpec`: an EXPOSE item (`80`, `53/udp`, `8000-8010/tcp`;
+  BuildKit's `[IP:]HOST:PORT` form is accepted, its host side dropped).
 - Instruction classes (frozen dataclasses, all with `name`, `original`,
   `location`, `flags`): FromInstruction, ArgInstruction, EnvInstruction,
   LabelInstruction, RunInstruction, CmdInstruction, EntrypointInstruction,
