@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.flags import FlagError, FlagSpec, nearest, parse_flags
 from ocibuild.frontend.dockerfile.mounts import RunMount, parse_mount

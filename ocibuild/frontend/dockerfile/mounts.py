@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.flags import nearest
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ocibuild.frontend.dockerfile.deferred import deferred_dataclass
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.errors import DockerfileError, ShellExpansionError
 from ocibuild.frontend.dockerfile.shell import ShellLex, go_fields, go_is_space
 

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ocibuild.frontend.dockerfile.deferred import deferred_dataclass, materialize
+from ocibuild.deferred import deferred_dataclass, materialize
 
 
 @deferred_dataclass(frozen=True)
