@@ -177,17 +177,18 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
 
 
 def _remove_leftovers(store: Store) -> None:
-    """What interrupted builds left: temporary files and step directories."""
+    """What interrupted builds left (temporary files, step directories) and what
+    finished builds put in the trash."""
     from ocibuild.snapshot.userns import remove_tree
 
     for path in store.layout.path.iterdir():
         if path.name.startswith(TMP_PREFIX):
             remove_tree(path)
-    for sub in ("steps", "layers", "chains"):
+    for sub in ("steps", "trash", "layers", "chains"):
         base = store.snapshots_dir / sub
         if base.is_dir():
             for path in base.iterdir():
-                if sub == "steps" or path.name.startswith(".tmp-"):
+                if sub in ("steps", "trash") or path.name.startswith(".tmp-"):
                     remove_tree(path)
     for path in store.mounts_dir.iterdir():
         if path.name.startswith(".tmp-"):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layer import LayerInfo
-from ocibuild.snapshot import LayerRef, userns
+from ocibuild.snapshot import LayerRef, trash, userns
 from ocibuild.snapshot.base import Prepared, chain_id, layer_info, new_step_dir
 
 if TYPE_CHECKING:
@@ -111,8 +111,8 @@ class NativeSnapshotter:
         }))
 
     def release(self, prepared: Prepared) -> None:
-        if os.path.lexists(prepared.step_dir):
-            userns.remove_tree(prepared.step_dir)
+        """Into the store's trash (deleted while a later build runs steps)."""
+        trash.discard(self.store, [prepared.step_dir])
 
     def release_all(self, prepared: Sequence[Prepared]) -> None:
-        userns.remove_trees([p.step_dir for p in prepared])
+        trash.discard(self.store, [p.step_dir for p in prepared])

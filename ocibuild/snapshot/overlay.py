@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocibuild.snapshot import LayerRef, userns
+from ocibuild.snapshot import LayerRef, trash, userns
 from ocibuild.snapshot.base import (
     Prepared,
     layer_dir,
@@ -54,9 +53,8 @@ class OverlaySnapshotter:
         }))
 
     def release(self, prepared: Prepared) -> None:
-        if os.path.lexists(prepared.step_dir):
-            userns.remove_tree(prepared.step_dir)
+        """Into the store's trash (deleted while a later build runs steps)."""
+        trash.discard(self.store, [prepared.step_dir])
 
     def release_all(self, prepared: Sequence[Prepared]) -> None:
-        """release() of many steps in one call under the mapping."""
-        userns.remove_trees([p.step_dir for p in prepared])
+        trash.discard(self.store, [p.step_dir for p in prepared])

@@ -32,6 +32,7 @@ PRELOAD = (
     "ocibuild.snapshot.native",
     "ocibuild.snapshot.scan",
     "ocibuild.snapshot.select",
+    "ocibuild.snapshot.trash",
     "ocibuild.snapshot.userns",
     "ocibuild.oci.layer",
     "ocibuild.oci.layerwrite",

@@ -288,6 +288,9 @@ class Solver:
             from ocibuild.snapshot import userns
 
             userns.warm()  # the file-op server starts while the first steps run
+            from ocibuild.snapshot import trash
+
+            trash.empty_in_background(self.store)  # earlier builds' step directories
             if any(isinstance(op, ExecOp) and op.digest not in self.hits
                    for op in scheduled):
                 from ocibuild.sandbox import prestart

@@ -1,0 +1,55 @@
+"""A build ends without deleting its step directories: they go to the store's trash,
+which a later build that runs steps empties while it works, as does cache prune."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.build.conftest import Builder, step_states, write_context
+from tests.support.paths import OCIBUILD
+
+
+def _entries(path: Path) -> set[str]:
+    return {p.name for p in path.iterdir()} if path.is_dir() else set()
+
+
+@pytest.mark.parametrize("snapshotter", ["overlay", "native"])
+def test_step_directories_go_to_the_trash_and_a_later_build_empties_it(
+        builder: Builder, snapshotter: str) -> None:
+    files: dict[str, str | bytes] = {f"data/f{i}.txt": f"{i}\n" for i in range(200)}
+    dockerfile = ("FROM busybox:latest\nCOPY data /data\n"
+                  "RUN chmod 000 /data/f1.txt && mkdir -m 000 /locked\n")
+    ctx = write_context(builder.tmp / "ctx", {**files, "Dockerfile": dockerfile}, builder.user)
+    first, _ = builder.build(ctx, "--snapshotter", snapshotter)
+    assert "DONE" in step_states(first.stderr).values()
+    steps = builder.root / "snapshots" / "steps"
+    trash = builder.root / "snapshots" / "trash"
+    assert _entries(steps) == set()
+    left = _entries(trash)
+    assert left, "the finished steps' directories are in the trash"
+
+    slow = write_context(builder.tmp / "slow", {
+        "Dockerfile": "FROM busybox:latest\nRUN sleep 1 && echo slow > /slow\n"}, builder.user)
+    builder.build(slow, "--snapshotter", snapshotter)
+    assert not left & _entries(trash), "a build that ran a step emptied the trash meanwhile"
+
+    proc = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "prune"])
+    assert proc.returncode == 0, proc.stderr
+    assert _entries(trash) == set()
+
+
+def test_a_cached_build_leaves_the_trash_alone(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {
+        "Dockerfile": "FROM busybox:latest\nRUN echo one > /one\n"}, builder.user)
+    builder.build(ctx)
+    trash = builder.root / "snapshots" / "trash"
+    before = _entries(trash)
+    assert before
+    started = time.monotonic()
+    again, _ = builder.build(ctx)
+    assert set(step_states(again.stderr).values()) == {"CACHED"}
+    assert time.monotonic() - started < 5
+    assert _entries(trash) == before  # no file-op server is started for it
