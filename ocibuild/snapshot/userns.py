@@ -163,14 +163,7 @@ def call(function: str, args: Any) -> Any:
     if os.geteuid() == 0:
         module, name = function.split(":")
         return getattr(importlib.import_module(module), name)(args)
-    from ocibuild.sandbox import SandboxError, run_in_userns
-
-    try:
-        return run_in_userns(function, args)
-    except SandboxError as exc:
-        text = exc.message
-        marker = "failed in the user namespace: "
-        raise UsernsCallError(text.split(marker, 1)[1] if marker in text else text) from None
+    return _in_helper_process(function, args)
 
 
 def call_isolated(function: str, args: Any) -> Any:
@@ -178,6 +171,11 @@ def call_isolated(function: str, args: Any) -> Any:
     namespace or change process state."""
     if _session is not None or os.geteuid() != 0:
         return call(function, args)
+    return _in_helper_process(function, args)
+
+
+def _in_helper_process(function: str, args: Any) -> Any:
+    """The function in a new helper process under the mapping; its error as ours."""
     from ocibuild.sandbox import SandboxError, run_in_userns
 
     try:
