@@ -22,6 +22,7 @@ T = TypeVar("T", bound=type)
 
 _PENDING = "__deferred_dataclass_options__"
 _lock = threading.Lock()
+_marked: list[type] = []
 
 
 def _new(cls: type, *args: Any, **kwargs: Any) -> Any:
@@ -47,6 +48,13 @@ def materialize(cls: type) -> type:
     return cls
 
 
+def materialize_all() -> None:
+    """Materialize every class marked so far: for a process that forks workers, so
+    that each worker does not pay for the classes it uses again."""
+    for cls in list(_marked):
+        materialize(cls)
+
+
 @dataclass_transform(kw_only_default=False)
 def deferred_dataclass(*, frozen: bool = False, kw_only: bool = False, eq: bool = True,
                        repr: bool = True) -> Callable[[T], T]:  # noqa: A002 (dataclass's name)
@@ -54,6 +62,7 @@ def deferred_dataclass(*, frozen: bool = False, kw_only: bool = False, eq: bool 
         setattr(cls, _PENDING, {"frozen": frozen, "kw_only": kw_only, "eq": eq,
                                 "repr": repr})
         cls.__new__ = staticmethod(_new)  # type: ignore[assignment]
+        _marked.append(cls)
         return cls
 
     return mark

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from ocibuild.deferred import deferred_dataclass, materialize
+from ocibuild.deferred import deferred_dataclass, materialize, materialize_all
 
 
 @deferred_dataclass(frozen=True)
@@ -84,6 +84,17 @@ def test_materialize_allows_class_level_introspection() -> None:
 
     assert not dataclasses.is_dataclass(Unused)
     assert [f.name for f in dataclasses.fields(materialize(Unused))] == ["a"]
+
+
+def test_materialize_all_makes_every_marked_class_before_its_first_use() -> None:
+    """What a forking server does once, so that its children do not each pay for it."""
+    @deferred_dataclass(frozen=True)
+    class Pending:
+        a: int
+
+    materialize_all()
+    assert dataclasses.is_dataclass(Pending) and dataclasses.is_dataclass(Child)
+    assert Pending(1) == Pending(1)
 
 
 def test_a_build_s_parse_makes_only_the_instruction_types_it_uses() -> None:

@@ -9,12 +9,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.idmap import IdMap
 from ocibuild.oci.compression import detect, open_uncompressed
-from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.extract import apply_layer
+from ocibuild.oci.layerinfo import LayerInfo
 from ocibuild.oci.layerstream import StreamResult
 from ocibuild.oci.layerwrite import (
     ADD,
@@ -41,18 +40,6 @@ __all__ = [
     "write_layer_from_dir",
     "write_layer_from_overlay_upper",
 ]
-
-
-@deferred_dataclass(frozen=True)
-class LayerInfo:
-    digest: str  # sha256 of the compressed blob
-    diff_id: str  # sha256 of the uncompressed tar
-    size: int  # compressed size in bytes
-    media_type: str  # OCI layer media type for the compression
-    compression: str  # "gzip" | "zstd" | "none"
-
-    def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size)
 
 
 def write_layer_from_dir(root: Path, out: BinaryIO, *, compression: str = "gzip",

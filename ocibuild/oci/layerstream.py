@@ -15,8 +15,7 @@ import hashlib
 import os
 import struct
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import zstandard
 from isal import isal_zlib
@@ -25,6 +24,9 @@ from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.oci.compression import GZIP_LEVEL, ZSTD_LEVEL
 from ocibuild.oci.mediatypes import COMPRESSIONS, GZIP, UNCOMPRESSED, ZSTD
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK = 1 << 20
 COMPRESS_THREADS = 2  # neither compressor's output depends on this number
@@ -126,7 +128,7 @@ class _ParallelGzip:
 
     def __init__(self, output: _Output) -> None:
         self._output = output
-        self._pool = ThreadPoolExecutor(COMPRESS_THREADS, thread_name_prefix="layer-gzip")
+        self._pool: ThreadPoolExecutor | None = None  # started by the first full block
         self._pending: deque[tuple[Future[tuple[bytes, int]], int]] = deque()
         self._zdict: bytes | None = None
         self._crc = 0
@@ -134,6 +136,13 @@ class _ParallelGzip:
         output.write(_GZIP_HEADER)
 
     def feed(self, block: bytearray) -> None:
+        if self._pool is None:
+            if len(block) < BLOCK:  # the layer's one and only block: no threads for it
+                self._write(*_deflate_block(block, self._zdict), len(block))
+                return
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(COMPRESS_THREADS, thread_name_prefix="layer-gzip")
         self._pending.append((self._pool.submit(_deflate_block, block, self._zdict), len(block)))
         self._zdict = bytes(block[-_DEFLATE_WINDOW:])
         while len(self._pending) > 2 * COMPRESS_THREADS:
@@ -142,18 +151,22 @@ class _ParallelGzip:
     def finish(self) -> None:
         while self._pending:
             self._write_oldest()
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
         self._output.write(isal_zlib.compress(b"", wbits=-15))  # the final, empty block
         self._output.write(struct.pack("<II", self._crc, self._length & 0xFFFFFFFF))
 
     def abort(self) -> None:
         for future, _ in self._pending:
             future.cancel()
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def _write_oldest(self) -> None:
         future, length = self._pending.popleft()
-        data, crc = future.result()
+        self._write(*future.result(), length)
+
+    def _write(self, data: bytes, crc: int, length: int) -> None:
         self._crc = isal_zlib.crc32_combine(self._crc, crc, length)
         self._length += length
         self._output.write(data)

@@ -16,7 +16,7 @@ from ocibuild.snapshot import LayerRef, userns
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.oci.layer import LayerInfo
+    from ocibuild.oci.layerinfo import LayerInfo
     from ocibuild.sandbox.spec import OverlayRoot
 
 
@@ -107,7 +107,7 @@ def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def layer_info(data: dict[str, Any] | None) -> LayerInfo | None:
-    from ocibuild.oci.layer import LayerInfo
+    from ocibuild.oci.layerinfo import LayerInfo
 
     return None if data is None else LayerInfo(**data)
 

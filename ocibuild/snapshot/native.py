@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
-from ocibuild.oci.layer import LayerInfo
+from ocibuild.oci.layerinfo import LayerInfo
 from ocibuild.snapshot import LayerRef, trash, userns
 from ocibuild.snapshot.base import Prepared, chain_id, layer_info, new_step_dir
 

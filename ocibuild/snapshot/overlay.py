@@ -16,7 +16,7 @@ from ocibuild.snapshot.base import (
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.oci.layer import LayerInfo
+    from ocibuild.oci.layerinfo import LayerInfo
 
 
 class OverlaySnapshotter:

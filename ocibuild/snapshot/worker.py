@@ -97,6 +97,18 @@ def identity(args: Any) -> dict[str, int]:
     return {"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid()}
 
 
+def _ready_for_forks() -> None:
+    """Build the deferred dataclasses the preloaded modules declare (~0.7 ms each, paid
+    again by every request's child otherwise) and move every object out of the garbage
+    collector's reach, so that a child's collections neither scan nor copy them."""
+    import gc
+
+    from ocibuild.deferred import materialize_all
+
+    materialize_all()
+    gc.freeze()
+
+
 def serve(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping via run_in_userns.) Answer requests on the unix
     socket args["socket"] until a stop request arrives or the builder dies."""
@@ -113,10 +125,14 @@ def serve(args: dict[str, Any]) -> None:
     # started before the build needs it, so they are usually all loaded by the first
     # request; a request that comes sooner is answered at once (its child imports
     # what it needs itself) and never waits for the whole list.
-    to_preload = list(PRELOAD)
+    to_preload: list[str | None] = [*PRELOAD, None]  # None: the classes, then freeze
     while True:
         if to_preload and not select.select([listener], [], [], 0)[0]:
-            __import__(to_preload.pop(0))
+            module = to_preload.pop(0)
+            if module is not None:
+                __import__(module)
+            else:
+                _ready_for_forks()
             continue
         conn, _ = listener.accept()
         command = conn.recv(1)

@@ -153,7 +153,7 @@ class Solver:
             if self._writer_pool is None:
                 from concurrent.futures import ThreadPoolExecutor
 
-                self._writer_pool = ThreadPoolExecutor(max_workers=max(2, self.opts.jobs),
+                self._writer_pool = ThreadPoolExecutor(max_workers=max(4, 2 * self.opts.jobs),
                                                        thread_name_prefix="layer")
             return self._writer_pool
 
