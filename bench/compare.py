@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.contexts import change_one_file, chown_tree, make_context  # noqa: E402
-from bench.engines import ENGINES, OCIBUILD, Ocibuild  # noqa: E402
+from bench.engines import ENGINES, OCIBUILD, Ocibuild, floor_sample  # noqa: E402
 from bench.measure import CommandFailed  # noqa: E402
 from bench.pyspy_summary import summarize  # noqa: E402
-from bench.report import NO_MEMO, TIME_GOALS, Results, now_text, render  # noqa: E402
+from bench.report import FLOOR, NO_MEMO, TIME_GOALS, Results, now_text, render  # noqa: E402
 from tests.support.registry_server import RegistryServer  # noqa: E402
 
 CASES = ("seed", "parallel", "bigctx")
@@ -87,6 +87,13 @@ def measure_builds(res: Results, engines: list, case: str, ctx: Path, runs: int,
             if i >= warmup:
                 for mode, sample in got.items():
                     res.add(case, mode, engine.name, sample)
+        floor = floor_sample(case, res_log(ctx))
+        if floor is not None and i >= warmup:
+            res.add(case, "cold", FLOOR, floor)
+
+
+def res_log(ctx: Path) -> Path:
+    return ctx.parent / "floor.log"
 
 
 def measure_push(res: Results, engines: list, layout: Path, work: Path, runs: int,

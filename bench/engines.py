@@ -23,6 +23,22 @@ OCIBUILD = VENV_BIN / "ocibuild"
 BENCH_USER = "ocib-sub"
 
 
+# case -> the work its cold build cannot avoid, as one shell command: no builder can
+# finish that case in less time than this takes
+FLOOR_COMMANDS: dict[str, str] = {
+    "parallel": "(sleep 2 && echo one >/dev/null) & (sleep 2 && echo two >/dev/null) & wait",
+}
+
+
+def floor_sample(case: str, log: Path) -> Sample | None:
+    """The time of the case's unavoidable work alone (its RUN commands, run at once as
+    its stages may be), or None for a case without one."""
+    command = FLOOR_COMMANDS.get(case)
+    if command is None:
+        return None
+    return run_measured(["/bin/sh", "-c", command], env={"PATH": "/usr/bin:/bin"}, log=log)
+
+
 def tag_of(case: str) -> str:
     return f"bench-{case}:latest"
 
