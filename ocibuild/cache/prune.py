@@ -1,7 +1,8 @@
 """`cache du` and `cache prune`: what the cache holds, and removing what is not needed.
 
 Kinds of items: cache records (sized by their layer blob), extracted layer snapshots,
-native chain snapshots, cache mounts. Without --all, whatever a tagged image uses is
+native chain snapshots, cache mounts, and the trash (finished builds' step directories,
+deleted later: always reclaimable). Without --all, whatever a tagged image uses is
 kept (records of its layers, its snapshots); blobs are removed only when neither a
 tagged image nor a remaining record refers to them. Prune holds the store exclusively,
 so it never runs while a build holds the store lock.
@@ -26,7 +27,7 @@ from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
 
-RECORD, LAYER, CHAIN, MOUNT = "record", "snapshot", "chain", "cache-mount"
+RECORD, LAYER, CHAIN, MOUNT, TRASH = "record", "snapshot", "chain", "cache-mount", "trash"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,27 @@ def usage(store: Store) -> list[UsageItem]:
         size = _dir_size(path) if path.exists() else 0
         items.append(UsageItem(MOUNT, mount.dir, size, mount.last_used,
                                f"cache mount {mount.id}", False))
+    trash = _trash_item(store)
+    if trash is not None:
+        items.append(trash)
     return items
+
+
+def _trash_item(store: Store) -> UsageItem | None:
+    """The trash as one item, or None when it is empty."""
+    from ocibuild.snapshot.trash import trash_dir
+
+    trash = trash_dir(store)
+    try:
+        entries = list(os.scandir(trash))
+    except OSError:
+        return None
+    if not entries:
+        return None
+    last = max(e.stat(follow_symlinks=False).st_mtime for e in entries)
+    return UsageItem(TRASH, "trash", _dir_size(trash), last,
+                     f"step directories of {len(entries)} finished steps, not yet deleted",
+                     False)
 
 
 def _item_path(store: Store, item: UsageItem) -> Path | None:
@@ -148,10 +169,13 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
 
     report = PruneReport()
     with store.exclusive():
+        trash = _trash_item(store)
         _remove_leftovers(store)
+        if trash is not None:
+            report.removed.append(trash)
         items = usage(store)
         now = time.time()
-        candidates = [i for i in items if (all or not i.in_use)
+        candidates = [i for i in items if i.kind != TRASH and (all or not i.in_use)
                       and (until is None or now - i.last_used >= until)]
         candidates.sort(key=lambda i: i.last_used)
         total = sum(i.size for i in items)

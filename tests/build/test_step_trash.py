@@ -30,15 +30,24 @@ def test_step_directories_go_to_the_trash_and_a_later_build_empties_it(
     assert _entries(steps) == set()
     left = _entries(trash)
     assert left, "the finished steps' directories are in the trash"
+    du = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "du"])
+    assert du.returncode == 0, du.stderr
+    row = next(line.split() for line in du.stdout.splitlines() if line.startswith("trash"))
+    assert row[:3] == ["trash", "trash", "true"] and row[3] != "0B", du.stdout
 
     slow = write_context(builder.tmp / "slow", {
         "Dockerfile": "FROM busybox:latest\nRUN sleep 1 && echo slow > /slow\n"}, builder.user)
     builder.build(slow, "--snapshotter", snapshotter)
     assert not left & _entries(trash), "a build that ran a step emptied the trash meanwhile"
 
+    builder.build(ctx, "--snapshotter", snapshotter, "--no-cache")
+    assert _entries(trash)
     proc = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "prune"])
     assert proc.returncode == 0, proc.stderr
     assert _entries(trash) == set()
+    assert "deleted trash" in proc.stdout
+    du = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "du"])
+    assert not any(line.startswith("trash") for line in du.stdout.splitlines()), du.stdout
 
 
 def test_a_cached_build_leaves_the_trash_alone(builder: Builder) -> None:

@@ -55,7 +55,7 @@ def test_du_shows_every_kind_of_item(tmp_path: Path) -> None:
     store, _ = _populated(tmp_path)
     kinds = {(i.kind, i.in_use) for i in usage(store)}
     assert kinds == {("record", True), ("record", False), ("snapshot", True),
-                     ("snapshot", False), ("cache-mount", False)}
+                     ("snapshot", False), ("cache-mount", False), ("trash", False)}
     out = _cli(store.root, "cache", "du")
     assert out.returncode == 0, out.stderr
     assert "cache-mount" in out.stdout and "Reclaimable:" in out.stdout
@@ -84,7 +84,9 @@ def test_prune_keeps_what_tagged_images_use(tmp_path: Path) -> None:
 def test_prune_filters_until_and_keep_storage(tmp_path: Path) -> None:
     store, d = _populated(tmp_path)
     report = prune(store, until=3600)  # everything was used just now
-    assert report.removed == [] and store.layout.has_blob(d["stray"])
+    # but the trash (the released step directory) is garbage whatever its age
+    assert [i.kind for i in report.removed] == ["trash"] and report.reclaimed > 0
+    assert store.layout.has_blob(d["stray"])
     report = prune(store, keep_storage=10**9)  # already below the limit
     assert report.removed == []
     time.sleep(1.1)
