@@ -73,9 +73,13 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
     try:
         return cli.main(args=args, prog_name="ocibuild", standalone_mode=False,
                         obj={"rebuild": rebuild})
-    except click.exceptions.Abort:
-        click.echo("ocibuild: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:  # click's form of a KeyboardInterrupt
+        from ocibuild.cli import interrupted_message, interrupted_status
+
+        cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) \
+            else KeyboardInterrupt()
+        click.echo(interrupted_message(cause), err=True)
+        sys.exit(interrupted_status(cause))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -86,8 +90,10 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
             raise
         click.echo(exc.render(), err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if _debug_requested(args):
             raise
-        click.echo("ocibuild: interrupted", err=True)
-        sys.exit(130)
+        from ocibuild.cli import interrupted_message, interrupted_status
+
+        click.echo(interrupted_message(exc), err=True)
+        sys.exit(interrupted_status(exc))

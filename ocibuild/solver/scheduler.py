@@ -53,32 +53,39 @@ class Scheduler(Generic[N, R]):
         error: BaseException | None = None
         running: dict[Future[R], N] = {}
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="solve") as pool:
-            while ready or running:
-                while ready and error is None and len(running) < self.jobs:
-                    node = ready.pop(0)
-                    running[pool.submit(work, node)] = node
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                newly: list[N] = []
-                for fut in done:
-                    node = running.pop(fut)
-                    exc = fut.exception()
-                    if exc is not None:
-                        if error is None:
-                            error = exc
-                            self.cancelled.set()
-                        continue
-                    results[node] = fut.result()
-                    for user in users[node]:
-                        pending[user].discard(node)
-                        if not pending[user]:
-                            newly.append(user)
-                if error is None:
-                    ready.extend(newly)
-                    ready.sort(key=order.__getitem__)
-                else:
-                    ready.clear()
+            try:
+                while ready or running:
+                    while ready and error is None and len(running) < self.jobs:
+                        node = ready.pop(0)
+                        running[pool.submit(work, node)] = node
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    newly: list[N] = []
+                    for fut in done:
+                        node = running.pop(fut)
+                        exc = fut.exception()
+                        if exc is not None:
+                            if error is None:
+                                error = exc
+                                self.cancelled.set()
+                            continue
+                        results[node] = fut.result()
+                        for user in users[node]:
+                            pending[user].discard(node)
+                            if not pending[user]:
+                                newly.append(user)
+                    if error is None:
+                        ready.extend(newly)
+                        ready.sort(key=order.__getitem__)
+                    else:
+                        ready.clear()
+            except BaseException:
+                # Ctrl-C (or a SIGTERM the CLI turns into one) lands in this thread's
+                # wait: the running nodes see `cancelled` and stop (a step is killed),
+                # so leaving the pool waits for that, not for their natural end.
+                self.cancelled.set()
+                raise
         if error is not None:
             raise error
         return results
