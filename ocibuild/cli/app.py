@@ -74,12 +74,12 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
         return cli.main(args=args, prog_name="ocibuild", standalone_mode=False,
                         obj={"rebuild": rebuild})
     except click.exceptions.Abort as exc:  # click's form of a KeyboardInterrupt
-        from ocibuild.cli import interrupted_message, interrupted_status
+        from ocibuild import interrupt
 
         cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) \
             else KeyboardInterrupt()
-        click.echo(interrupted_message(cause), err=True)
-        sys.exit(interrupted_status(cause))
+        click.echo(interrupt.message(cause), err=True)
+        sys.exit(interrupt.exit_status(cause))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -93,7 +93,7 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
     except KeyboardInterrupt as exc:
         if _debug_requested(args):
             raise
-        from ocibuild.cli import interrupted_message, interrupted_status
+        from ocibuild import interrupt
 
-        click.echo(interrupted_message(exc), err=True)
-        sys.exit(interrupted_status(exc))
+        click.echo(interrupt.message(exc), err=True)
+        sys.exit(interrupt.exit_status(exc))

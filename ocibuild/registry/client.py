@@ -10,20 +10,24 @@ kept per scope set until it expires, so a push never reuses a pull-only token.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin
 
 import urllib3
 from urllib3.util.retry import Retry
 
+from ocibuild import interrupt
+from ocibuild.errors import OcibuildError
 from ocibuild.oci import mediatypes
 from ocibuild.registry.auth import Credentials, find_credentials
 from ocibuild.registry.challenge import Challenge, pick_challenge
@@ -37,6 +41,11 @@ from ocibuild.registry.errors import (
 )
 from ocibuild.registry.options import RegistryOptions, ssl_context
 from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,35 @@ class _PoolManager(urllib3.PoolManager):
         super().__init__(**kwargs)
         self._make_context = make_context
         self._context = make_context() if eager_tls else None
+        self._open: set[Any] = set()  # the connections of every pool, for shut_connections
+        self._open_lock = threading.Lock()
+
+    def shut_connections(self) -> None:
+        """Shut the socket of every connection, from any thread: a request blocked in a
+        send or a read on one fails at once (urllib3 cannot cancel a request)."""
+        with self._open_lock:
+            open_now = list(self._open)
+        for conn in open_now:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _tracked(self, base: type[Any]) -> type[Any]:
+        manager = self
+
+        class Tracked(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                with manager._open_lock:
+                    manager._open.add(self)
+
+            def close(self) -> None:
+                with manager._open_lock:
+                    manager._open.discard(self)
+                super().close()
+
+        return Tracked
 
     def _new_pool(self, scheme: str, host: str, port: int,
                   request_context: dict[str, Any] | None = None
@@ -97,7 +135,9 @@ class _PoolManager(urllib3.PoolManager):
                 self._context = self._make_context()
             request_context = dict(request_context or self.connection_pool_kw)
             request_context["ssl_context"] = self._context
-        return super()._new_pool(scheme, host, port, request_context)
+        pool = super()._new_pool(scheme, host, port, request_context)
+        pool.ConnectionCls = self._tracked(pool.ConnectionCls)
+        return pool
 
 
 class RegistryClient:
@@ -126,6 +166,8 @@ class RegistryClient:
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._creds: dict[str, Credentials | None] = {}
         self.credentials_override: Credentials | None = None
+        # set when the command is interrupted: transfers stop at their next chunk
+        self.cancelled = threading.Event()
 
     # -- set-up -----------------------------------------------------------------------
     @property
@@ -385,8 +427,37 @@ class RegistryClient:
         resp = self.request("GET", "/v2/", scopes=[], what=what, ok=(200,))
         _drain(resp)
 
+    def cancel(self) -> None:
+        """Stop every transfer in flight (TransferCancelled, or a connection error):
+        each of the client's connections is shut, which ends a blocked send or read."""
+        self.cancelled.set()
+        self._pool.shut_connections()
+
+    def check_cancelled(self, what: str) -> None:
+        if self.cancelled.is_set() or interrupt.requested.is_set():
+            raise TransferCancelled(f"{what}: cancelled")
+
     def close(self) -> None:
         self._pool.clear()
+
+
+class TransferCancelled(OcibuildError):
+    """A transfer stopped because the command was interrupted."""
+
+
+def wait_all(futures: Iterable[Future[T]], clients: Iterable[RegistryClient]) -> list[T]:
+    """The futures' results in order. When this thread is interrupted (Ctrl-C), the
+    clients' transfers are cancelled first, so that the caller's thread pool, which
+    waits for its threads as it closes, is not kept waiting for whole blobs."""
+    futures = list(futures)
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        for client in clients:
+            client.cancel()
+        for future in futures:
+            future.cancel()
+        raise
 
 
 def merge_scopes(scopes: Iterable[str]) -> list[str]:
@@ -437,6 +508,10 @@ class ClientPool:
             if registry not in self._clients:
                 self._clients[registry] = RegistryClient(registry, self.options)
             return self._clients[registry]
+
+    def clients(self) -> list[RegistryClient]:
+        with self._lock:
+            return list(self._clients.values())
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -26,7 +26,7 @@ from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.platform import host as host_platform
 from ocibuild.registry.blob_sources import BlobSources
-from ocibuild.registry.client import ClientPool, RegistryClient
+from ocibuild.registry.client import ClientPool, RegistryClient, wait_all
 from ocibuild.registry.errors import RegistryError, UnreachableError
 from ocibuild.registry.reference import Reference
 
@@ -104,12 +104,14 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                 return False  # the server ignored Range: start again from byte 0
             try:
                 for chunk in resp.stream(STREAM_CHUNK):
+                    client.check_cancelled(what)
                     writer.write(chunk)
                     offset += len(chunk)
                     if offset > desc.size:
                         raise _digest.DigestMismatchError(
                             f"{what}: blob {desc.digest} is longer than its {desc.size} bytes")
             except _BROKEN as exc:
+                client.check_cancelled(what)  # cut short by cancel(), not by the network
                 drops += 1
                 if drops >= attempts:
                     raise UnreachableError(
@@ -181,10 +183,8 @@ def pull(ref: Reference, layout: ImageLayout, *, platform: Platform | None = Non
         if wanted:
             jobs = max(1, min(client.options.jobs, len(wanted)))
             with ThreadPoolExecutor(jobs, thread_name_prefix="pull") as pool:
-                futures = [pool.submit(fetch_blob, client, ref.repository, layer, layout,
-                                       what, stats) for layer in wanted]
-                for future in futures:
-                    future.result()
+                wait_all([pool.submit(fetch_blob, client, ref.repository, layer, layout,
+                                      what, stats) for layer in wanted], [client])
         layout.put_bytes(manifest_bytes)
         if sources is not None:
             sources.add(ref.registry, ref.repository,

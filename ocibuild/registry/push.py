@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlencode
@@ -36,6 +36,7 @@ from ocibuild.registry.client import (
     _drain,
     pull_scope,
     push_scope,
+    wait_all,
 )
 from ocibuild.registry.errors import RegistryError, UnreachableError
 from ocibuild.registry.reference import Reference
@@ -105,18 +106,28 @@ def _collect(layout: ImageLayout, desc: Descriptor) -> _Tree:
                  tuple(blobs.values()))
 
 
-class _Slice:
-    """A read-only window [start, start+length) of a file, for one PATCH body."""
+# what one read of an upload body returns at most: how far an upload goes on after
+# the command is interrupted (the socket's send of a read cannot be cut short)
+UPLOAD_READ = 256 << 10
 
-    def __init__(self, f: BinaryIO, start: int, length: int) -> None:
+
+class _Slice:
+    """A read-only window [start, start+length) of a file, for one request body; it
+    stops the upload (TransferCancelled) once the client is cancelled."""
+
+    def __init__(self, f: BinaryIO, start: int, length: int, client: RegistryClient,
+                 what: str) -> None:
         self._f = f
         self._left = length
+        self._client = client
+        self._what = what
         f.seek(start)
 
     def read(self, n: int = -1) -> bytes:
+        self._client.check_cancelled(self._what)
         if self._left <= 0:
             return b""
-        n = self._left if n is None or n < 0 else min(n, self._left)
+        n = min(self._left if n is None or n < 0 else n, self._left, UPLOAD_READ)
         data = self._f.read(n)
         self._left -= len(data)
         return data
@@ -148,17 +159,12 @@ def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
     if pool is None:
         with ThreadPoolExecutor(max(1, min(client.options.jobs, len(todo))),
                                 thread_name_prefix="push") as own:
-            _wait([own.submit(pusher.push, b) for b in todo])
+            wait_all([own.submit(pusher.push, b) for b in todo], [client])
     else:
-        _wait([pool.submit(pusher.push, b) for b in todo])
+        wait_all([pool.submit(pusher.push, b) for b in todo], [client])
     if sources is not None:
         sources.add(client.registry, repository, [b.digest for b in todo])
     return report
-
-
-def _wait(futures: Sequence[Future[None]]) -> None:
-    for future in futures:
-        future.result()
 
 
 class _BlobPusher:
@@ -246,7 +252,8 @@ class _BlobPusher:
             if blob.size <= chunk:
                 resp = self.client.request(
                     "PUT", _with_query(location, digest=blob.digest), scopes=self.scopes,
-                    what=what, body=f, replayable=False, ok=(201,),
+                    what=what, body=_Slice(f, 0, blob.size, self.client, what),
+                    replayable=False, ok=(201,),
                     headers={"Content-Type": "application/octet-stream",
                              "Content-Length": str(blob.size)})
                 _drain(resp)
@@ -258,7 +265,8 @@ class _BlobPusher:
                 try:
                     resp = self.client.request(
                         "PATCH", location, scopes=self.scopes, what=what,
-                        body=_Slice(f, offset, length), replayable=False, ok=(202,),
+                        body=_Slice(f, offset, length, self.client, what), replayable=False,
+                        ok=(202,),
                         headers={"Content-Type": "application/octet-stream",
                                  "Content-Length": str(length),
                                  "Content-Range": f"{offset}-{offset + length - 1}"})

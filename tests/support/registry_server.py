@@ -337,7 +337,8 @@ class Fault:
 
     action: "500" (answer 500 without forwarding), "drop" (forward, then close the
     connection after `after` bytes of the response body), "corrupt" (flip one byte
-    of the response body). `times` is how often it fires (-1: always).
+    of the response body), "slow" (pass request and response bodies at `rate` bytes
+    per second, a slow link). `times` is how often it fires (-1: always).
     """
 
     method: str
@@ -346,6 +347,7 @@ class Fault:
     times: int = 1
     after: int = 0
     skip: int = 0  # let this many matching requests through first
+    rate: int = 1 << 20  # bytes per second, for "slow"
     fired: int = 0
     matched: int = 0
 
@@ -465,7 +467,10 @@ class Proxy:
             body: Any = b"".join(self._read_body(req))
             headers["Content-Length"] = str(len(body))
         elif has_body:
-            body = _IterReader(self._read_body(req))
+            chunks = self._read_body(req)
+            if fault is not None and fault.action == "slow":
+                chunks = _throttled(chunks, fault.rate)
+            body = _IterReader(chunks)
         else:
             body = None
         conn.request(req.command, req.path, body=body, headers=headers)
@@ -506,12 +511,21 @@ class Proxy:
                 return
             req.wfile.write(chunk)
             sent += len(chunk)
+            if fault is not None and fault.action == "slow":
+                time.sleep(len(chunk) / fault.rate)
         conn.close()
         seen.end = time.monotonic()  # a body's streaming counts for max_concurrency
 
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def _throttled(chunks: Iterator[bytes], rate: int) -> Iterator[bytes]:
+    for chunk in chunks:
+        for i in range(0, len(chunk), 1 << 16):
+            yield chunk[i:i + (1 << 16)]
+            time.sleep(min(len(chunk) - i, 1 << 16) / rate)
 
 
 def _once(data: bytes) -> Callable[[], bytes]:

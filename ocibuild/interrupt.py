@@ -1,0 +1,44 @@
+"""The command's interrupt (Ctrl-C, SIGTERM) as an event that worker threads can see.
+
+A signal raises KeyboardInterrupt in the main thread only, which is usually waiting for
+workers; the event lets those workers (downloads, uploads) stop at their next chunk
+instead of finishing whole blobs first."""
+
+from __future__ import annotations
+
+import threading
+
+requested = threading.Event()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI runner cancelling the job, `kill`): stop as Ctrl-C does."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    requested.set()
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    requested.set()
+    raise Terminated
+
+
+def install_handlers() -> None:
+    """For the command line: SIGINT and SIGTERM set `requested`, then interrupt the main
+    thread (SIGINT as Python's own handler does; SIGTERM as Terminated)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)  # left alone when the parent ignores it
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def message(exc: KeyboardInterrupt) -> str:
+    return "ocibuild: terminated" if isinstance(exc, Terminated) else "ocibuild: interrupted"
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal, as a shell reports a command the signal ended."""
+    return 143 if isinstance(exc, Terminated) else 130
