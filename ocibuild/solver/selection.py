@@ -113,7 +113,9 @@ def walk(root: Path, rel: str, excluded: Excluded | None = None
          ) -> Iterator[tuple[str, os.stat_result]]:
     """`rel` (already resolved) and, for a directory, everything under it, depth-first in
     sorted order, as (relative path, lstat). Excluded directories are still descended
-    into (an exception pattern may re-include something inside), but not reported."""
+    into (an exception pattern may re-include something inside), but not reported; one
+    that cannot be read is skipped. A directory that is not excluded and cannot be read
+    raises its OSError (the copy would silently lack its content)."""
     # plain strings, not Path objects: this runs once per file of the context
     base = os.fspath(root)
     st = os.lstat(f"{base}/{rel}" if rel else base)
@@ -130,7 +132,9 @@ def walk(root: Path, rel: str, excluded: Excluded | None = None
         try:
             names = sorted(os.listdir(full))
         except OSError:
-            continue
+            if d and excluded and excluded(d, True):
+                continue
+            raise
         prefix = f"{d}/" if d else ""
         full += "/"
         subdirs: list[str] = []

@@ -198,9 +198,22 @@ class Solver:
                                                     extra_excluded=extra, entries=entries,
                                                     entry_limit=MAX_FILES + 1)
         except FileNotFoundError as exc:
+            if exc.filename is not None:  # a file that went away while it was read
+                raise self._unreadable(exc, what, context) from None
             where = f"build context {context!r}" if context in self.opts.context_dirs \
                 else "build context"
             raise OcibuildError(f"{what}: {exc.args[0]}: not found in the {where}") from None
+        except OSError as exc:
+            raise self._unreadable(exc, what, context) from None
+
+    def _unreadable(self, exc: OSError, what: str, context: str) -> OcibuildError:
+        """A context file or directory the build cannot read, as docker reports it."""
+        base = self.checksums(context).context
+        path = Path(exc.filename) if exc.filename else base
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(base)
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        return OcibuildError(f"{what}: cannot read {path} in the build context: {reason}")
 
     def compute_key(self, op: Op) -> str:
         parts: dict[str, Any] = {"v": KEY_VERSION, "op": op.digest}

@@ -47,3 +47,27 @@ def test_exec_form_run_finds_a_bare_command_on_path(builder: Builder) -> None:
         'RUN ["sh", "-c", "echo exec-form > /out"]\n'
         'RUN ["test", "-s", "/out"]\n')}, builder.user)
     builder.build(ctx)
+
+
+def test_a_context_entry_the_user_cannot_read_fails_the_copy_by_name(
+        builder: Builder) -> None:
+    """As docker does ("error from sender: open ...: permission denied"), instead of a
+    traceback, or an image silently missing a directory's content."""
+    import os
+
+    ctx = write_context(builder.tmp / "ctx", {
+        "Dockerfile": "FROM busybox:latest\nCOPY . /ctx/\n", "ok.txt": "ok",
+        "locked-file": "secret", "locked-dir/inside.txt": "inside",
+        "db-data/row": "row"}, builder.user)
+    os.chmod(ctx / "db-data", 0)  # excluded below: never read, so no error
+    (ctx / ".dockerignore").write_text("db-data\n")
+    for entry, mode in (("locked-file", 0), ("locked-dir", 0)):
+        os.chmod(ctx / entry, mode)
+        proc, _ = builder.build(ctx, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.rstrip().splitlines()[-1] == (
+            f"ocibuild: error: [2/2] COPY . /ctx/: cannot read {entry} in the build "
+            "context: permission denied"), proc.stderr
+        assert "Traceback" not in proc.stderr
+        os.chmod(ctx / entry, 0o755)
+    builder.build(ctx)  # readable again; the excluded, unreadable db-data is skipped
