@@ -79,6 +79,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         return None
     values: list[tuple[str, str]] = []
     context: str | None = None
+    quiet = False
     rest = argv[i + 1:]
     j = 0
     while j < len(rest):
@@ -93,13 +94,13 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
             values.append((arg, rest[j + 1]))
             j += 2
         elif arg in FLAG_OPTIONS:
-            j += 1
+            quiet, j = True, j + 1
         elif arg.startswith("-") or context is not None:
             return None
         else:
             context, j = arg, j + 1
     dockerfiles = [v for o, v in values if o in ("-f", "--file")]
-    if context is None or "-" in dockerfiles:
+    if context is None or "-" in dockerfiles or not _prints_plain_text(values, quiet):
         return None
     cwd = os.getcwd() if cwd is None else cwd
     root = os.path.join(cwd, root or store_paths.default_root())
@@ -121,6 +122,17 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     except OSError:
         return None
     return Invocation(root, name, _digest([tree, extra]))
+
+
+def _prints_plain_text(values: list[tuple[str, str]], quiet: bool) -> bool:
+    """Whether the build's progress is plain text (or none), what a memo holds: the
+    live display (auto on a terminal, or tty) and JSON lines (whose times are the
+    build's own) always come from the engine."""
+    modes = [value for option, value in values if option == "--progress"]
+    mode = modes[-1] if modes else "auto"
+    if quiet or mode in ("plain", "quiet"):
+        return True
+    return mode == "auto" and not os.isatty(2)
 
 
 def tree_signature(top: str) -> str | None:

@@ -15,6 +15,7 @@ from ocibuild.errors import OcibuildError, UsageError
 if TYPE_CHECKING:
     from ocibuild.builder import BuildReport
     from ocibuild.progress.events import Sink
+    from ocibuild.progress.modes import Renderer
     from ocibuild.rebuild_memo import Invocation
     from ocibuild.registry import RegistryOptions
 
@@ -57,8 +58,9 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
               help="type=oci|docker|local,dest=PATH (default: the local store).")
 @click.option("--secret", "secrets", multiple=True, help="id=NAME,src=FILE or id=NAME,env=VAR.")
 @click.option("--ssh", "ssh", multiple=True, help="default (forwards SSH_AUTH_SOCK) or ID=SOCKET.")
-@click.option("--progress", type=click.Choice(["auto", "plain", "quiet", "tty"]), default="auto",
-              show_default=True)
+@click.option("--progress", type=click.Choice(["auto", "plain", "tty", "rawjson", "json", "quiet"]),
+              default="auto", show_default=True,
+              help="auto: tty on a terminal, else plain; rawjson (or json): JSON lines.")
 @click.option("--no-cache", is_flag=True, help="Run every step again.")
 @click.option("--no-cache-filter", "no_cache_filter", multiple=True,
               help="Run the steps of this stage again (repeatable).")
@@ -96,13 +98,14 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               registry_ca: tuple[str, ...], authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from ocibuild.builder import build
-    from ocibuild.progress.plain import PlainRenderer
+    from ocibuild.progress import modes
     from ocibuild.solver.solve import StepFailedError
 
     rebuild = ctx.obj.get("rebuild")
-    shows_progress = not (quiet or progress == "quiet")
+    mode = "quiet" if quiet else modes.resolve(progress, sys.stderr)
+    if mode not in ("plain", "quiet"):  # the memo replays plain text only
+        rebuild = None
     err = _Copying(sys.stderr) if rebuild is not None else sys.stderr
-    renderer = PlainRenderer(err) if shows_progress else None
     options = dict(
         dockerfile=dockerfile, tags=tags, target=target,
         build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
@@ -112,29 +115,45 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
         explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
         registry=_registry_options(insecure, registry_ca, authfile))
+    renderer = modes.open_renderer(mode, err)
     try:
         report = build(context, progress=renderer, **options)  # type: ignore[arg-type]
     except StepFailedError as exc:
-        if renderer is not None:
-            sys.stderr.write("\n" + renderer.summary() + "\n")
+        summary = _stop(renderer, failed=True)
+        if summary:
+            sys.stderr.write("\n" + summary + "\n")
         raise OcibuildError(f"failed to solve: {exc.message}") from None
     except OcibuildError as exc:
+        _stop(renderer)
         from ocibuild.frontend.dockerfile.errors import DockerfileError
 
         if isinstance(exc, DockerfileError):
             raise OcibuildError(exc.render(), exit_code=exc.exit_code) from None
         raise
+    finally:  # an interrupt too: the live display ends and shows the cursor again
+        _stop(renderer)
     closing_err, closing_out = _closing_lines(report, quiet)
+    if renderer is not None:
+        closing_err = renderer.closing_text(closing_err)
     sys.stderr.write(closing_err)
     sys.stdout.write(closing_out)
     sys.stdout.flush()
     if rebuild is not None:
         assert isinstance(err, _Copying)
         _remember(rebuild, report, err.text() + closing_err, closing_out, quiet,
-                  lambda sink: build(context, progress=sink, **options))  # type: ignore[arg-type]
+                  lambda sink: build(context, progress=sink if renderer else None,
+                                     **options))  # type: ignore[arg-type]
     # The process ends after this command: the collection at interpreter exit would
     # scan every object (~15 ms) to free nothing the exit does not free anyway.
     gc.freeze()
+
+
+def _stop(renderer: Renderer | None, failed: bool = False) -> str:
+    """End the display (before anything else is printed); its failure report."""
+    if renderer is None:
+        return ""
+    renderer.stop()
+    return renderer.summary() if failed else ""
 
 
 def _closing_lines(report: BuildReport, quiet: bool) -> tuple[str, str]:

@@ -68,11 +68,22 @@ class PlainRenderer:
         self._last = n
 
     def summary(self) -> str:
-        """BuildKit's closing report for each failed step: its name and last output."""
-        parts: list[str] = []
-        for event, tail in self.failures:
-            lines = ["------", f" > {event.name}:"]
-            lines += [f"{e}" for e in tail]
-            lines.append("------")
-            parts.append("\n".join(lines))
-        return "\n".join(parts)
+        return failure_summary(self.failures)
+
+    def stop(self) -> None:
+        """Nothing to end: every line is already written."""
+
+    def closing_text(self, text: str) -> str:
+        """The lines `build` prints after the steps, as this display shows them."""
+        return text
+
+
+def failure_summary(failures: list[tuple[Event, list[str]]]) -> str:
+    """BuildKit's closing report for each failed step: its name and last output."""
+    parts: list[str] = []
+    for event, tail in failures:
+        lines = ["------", f" > {event.name}:"]
+        lines += [f"{e}" for e in tail]
+        lines.append("------")
+        parts.append("\n".join(lines))
+    return "\n".join(parts)

@@ -1,0 +1,203 @@
+"""BuildKit's live terminal progress (`--progress=tty`), drawn with rich:
+
+    [+] Building 2.4s (4/5)
+     => CACHED [stage-a 2/3] RUN echo a                                0.0s
+     => [stage-b 2/3] RUN make                                         1.9s
+     => => # compiling x.c
+     => => # compiling y.c
+
+One line per step in the order the steps started, a ticking time on running steps and
+the last few lines of their output under them. `stop()` draws the final frame (every
+step, no output windows, "FINISHED" once all ended), leaves it on screen and shows the
+cursor again. This module imports rich: import it only when this display is used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.text import Text
+
+from ocibuild.progress.events import Event
+from ocibuild.progress.plain import ERROR_TAIL, failure_summary
+
+REFRESH_PER_SECOND = 1 / 0.15  # BuildKit redraws every 150 ms
+LOG_LINES_DEFAULT = 6  # BuildKit's window of recent output under a running step
+PREFIX = " => "
+LOG_PREFIX = " => => # "
+
+
+def log_lines_from_env() -> int:
+    """BuildKit's BUILDKIT_TTY_LOG_LINES sets the output window's height."""
+    try:
+        value = int(os.environ.get("BUILDKIT_TTY_LOG_LINES", ""))
+    except ValueError:
+        return LOG_LINES_DEFAULT
+    return value if value > 0 else LOG_LINES_DEFAULT
+
+
+@dataclass
+class _Step:
+    name: str
+    start: float
+    end: float | None = None
+    state: str = "running"  # running | done | cached | error | canceled
+    logs: deque[str] = field(default_factory=lambda: deque(maxlen=ERROR_TAIL))
+
+
+class TtyRenderer:
+    """A live display of the build on a terminal. Thread-safe sink of progress events;
+    call stop() (idempotent) before printing anything else to the terminal."""
+
+    def __init__(self, out: TextIO, *, log_lines: int | None = None) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._begin = time.monotonic()
+        self._end: float | None = None
+        self._steps: dict[int, _Step] = {}  # in the order the steps appeared
+        self._log_lines = log_lines_from_env() if log_lines is None else log_lines
+        self.failures: list[tuple[Event, list[str]]] = []
+        self._console = Console(file=out, highlight=False, emoji=False, markup=False)
+        self._live = Live(get_renderable=self._frame, console=self._console,
+                          refresh_per_second=REFRESH_PER_SECOND, redirect_stdout=False,
+                          redirect_stderr=True)
+        self._live.start(refresh=True)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._apply(event)
+
+    def _apply(self, event: Event) -> None:
+        step = self._steps.get(event.index)
+        if step is None:
+            step = self._steps[event.index] = _Step(event.name, event.time)
+        if event.kind == "started":
+            step.start = event.time
+        elif event.kind == "cached":
+            step.state, step.end = "cached", step.start
+        elif event.kind == "log":
+            step.logs.append(event.text)
+        elif event.kind == "done":
+            step.state, step.end = "done", event.time
+        elif event.kind == "failed":
+            step.state, step.end = "error", event.time
+            self.failures.append((event, list(step.logs)))
+
+    def stop(self) -> None:
+        """End the live display: draw the final frame, leave it, show the cursor. Steps
+        still running (an interrupt, or a sibling's failure) are shown CANCELED."""
+        with self._lock:
+            if self._end is None:
+                self._end = time.monotonic()
+                for step in self._steps.values():
+                    if step.state == "running":
+                        step.state, step.end = "canceled", self._end
+        self._live.stop()
+
+    def summary(self) -> str:
+        return failure_summary(self.failures)
+
+    def closing_text(self, text: str) -> str:
+        return text
+
+    def _frame(self) -> _Frame:
+        fd = _fileno(self._out)
+        if fd is not None:  # the terminal's size, not stdin's (which rich would ask first)
+            try:
+                size = os.get_terminal_size(fd)
+            except OSError:
+                size = None
+            if size is not None and size.columns > 0 and size.lines > 0:
+                self._console.size = size
+        return _Frame(self)
+
+    def _lines(self, width: int, height: int) -> Iterator[Text]:
+        with self._lock:
+            now = self._end if self._end is not None else time.monotonic()
+            final = self._end is not None
+            steps = list(self._steps.values())
+            windows = {id(s): list(s.logs)[-self._log_lines:] for s in steps
+                       if s.state == "running" and s.logs and not final}
+        ended = sum(s.state != "running" for s in steps)
+        header = f"[+] Building {now - self._begin:.1f}s ({ended}/{len(steps)})"
+        if final and ended == len(steps) and steps:
+            header += " FINISHED"
+        yield Text(header[:width])
+        if not final:
+            steps, windows = _fit(steps, windows, height - 2)
+        for step in steps:
+            yield _step_line(step, now, width)
+            for line in windows.get(id(step), ()):
+                yield Text((LOG_PREFIX + line)[:width], style="dim")
+
+
+class _Frame:
+    """What the live display draws at each refresh (rich asks it for its lines)."""
+
+    def __init__(self, renderer: TtyRenderer) -> None:
+        self._renderer = renderer
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = options.height or console.height
+        lines = list(self._renderer._lines(options.max_width, height))
+        text = Text("\n").join(lines)
+        text.no_wrap = True
+        text.overflow = "crop"
+        yield text
+
+
+_STYLES = {"done": "blue", "cached": "blue", "error": "red", "canceled": "yellow"}
+_LABELS = {"cached": "CACHED ", "error": "ERROR ", "canceled": "CANCELED "}
+
+
+def _step_line(step: _Step, now: float, width: int) -> Text:
+    elapsed = (step.end if step.end is not None else now) - step.start
+    if elapsed < 0.05:
+        elapsed = 0.0
+    timer = f" {elapsed:3.1f}s"
+    room = max(width - len(timer) - 1, 1)
+    line = Text(PREFIX + _LABELS.get(step.state, "") + step.name.replace("\t", " "),
+                style=_STYLES.get(step.state, ""))
+    line.truncate(room, overflow="crop")
+    line.align("left", room)
+    line.append(" " + timer, style=_STYLES.get(step.state, ""))
+    return line
+
+
+def _fit(steps: list[_Step], windows: dict[int, list[str]], rows: int
+         ) -> tuple[list[_Step], dict[int, list[str]]]:
+    """What fits in `rows` lines: output windows go first, then the oldest finished
+    steps, so that the running ones stay in view (as BuildKit does)."""
+    if len(steps) + sum(map(len, windows.values())) <= rows:
+        return steps, windows
+    kept: dict[int, list[str]] = {}
+    used = len(steps)
+    for key, lines in windows.items():
+        if used + len(lines) <= rows:
+            kept[key] = lines
+            used += len(lines)
+    extra = used - rows
+    if extra <= 0:
+        return steps, kept
+    shown = []
+    for step in steps:
+        if extra > 0 and step.state != "running":
+            extra -= 1
+            continue
+        shown.append(step)
+    return shown, kept
+
+
+def _fileno(out: TextIO) -> int | None:
+    try:
+        return out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
