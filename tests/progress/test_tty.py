@@ -100,6 +100,21 @@ def test_steps_still_running_when_it_stops_are_shown_canceled(terminal: Terminal
     assert not terminal.cursor_hidden()
 
 
+def test_a_step_the_build_killed_is_canceled_not_a_failure(terminal: Terminal) -> None:
+    r = _renderer(terminal)
+    r(Event("started", 2, RUN, time=10.0))
+    r(Event("started", 3, FAIL, time=10.0))
+    r(Event("failed", 3, FAIL, time=10.5, text="exit code: 1"))
+    r(Event("failed", 2, RUN, time=10.6,
+            text='process "/bin/sh -c make" did not complete successfully: exit code: cancelled'))
+    r.stop()
+    terminal.finish()
+    screen = terminal.text().splitlines()
+    assert screen[1].startswith(" => CANCELED [app 2/3] RUN make ")
+    assert screen[2].startswith(" => ERROR [app 3/3] RUN make test ")
+    assert [event.name for event, _ in r.failures] == [FAIL]
+
+
 def test_a_long_build_keeps_the_running_steps_in_view(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM", "xterm")
     term = Terminal(columns=60, rows=8)
