@@ -11,10 +11,12 @@ layers left, never what this layer wrote.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -50,6 +52,26 @@ def apply_layer(src: BinaryIO, root: Path, *, id_map: IdMap | None = None,
     return source.digest
 
 
+def extract_archive(src: BinaryIO, root: Path, *, owner: tuple[int, int] | None = None,
+                    chown: bool = True) -> None:
+    """ADD of a local archive (a tar, plain or gzip or zstd; decompress others first):
+    its members under `root`, as safely as apply_layer, except that `.wh.` names are
+    ordinary files. Owners are the archive's (numeric), or `owner` (--chown) for every
+    member; an owner the mapping cannot hold leaves the entry as created (as tar does
+    for an unprivileged user)."""
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    extractor = _Extractor(root_fd, None, chown, archive=True, owner=owner)
+    try:
+        source = HashingSource(open_uncompressed(src))
+        reader = TarReader(source)
+        for member in reader:
+            extractor.apply(member, reader)
+        extractor.finish()
+    finally:
+        extractor.close()
+        os.close(root_fd)
+
+
 def archive_parts(name: str, what: str = "layer entry") -> list[str]:
     """The components of an archive path, refusing anything that could leave the root."""
     if name.startswith("/"):
@@ -61,10 +83,15 @@ def archive_parts(name: str, what: str = "layer entry") -> list[str]:
 
 
 class _Extractor:
-    def __init__(self, root_fd: int, id_map: IdMap | None, chown: bool) -> None:
+    def __init__(self, root_fd: int, id_map: IdMap | None, chown: bool, *,
+                 archive: bool = False, owner: tuple[int, int] | None = None) -> None:
+        """`archive`: an ADD archive, not a layer (no whiteouts; owners best effort)."""
         self._root_fd = root_fd
         self._id_map = id_map if id_map is not None and not id_map.is_identity else None
         self._chown = chown
+        self._archive = archive
+        self._owner = owner  # replaces every entry's ids
+        self._what = "archive member" if archive else "layer entry"
         self._written: set[str] = set()  # entries of this layer and their parents
         self._dirs: list[tuple[list[str], int, int]] = []  # modes/mtimes set at the end
         # The parent of the last entry stays open: consecutive entries share it.
@@ -73,11 +100,11 @@ class _Extractor:
     # -- entry points -------------------------------------------------------------------
 
     def apply(self, member: Member, reader: TarReader) -> None:
-        parts = archive_parts(member.name)
+        parts = archive_parts(self._relative(member.name), self._what)
         if not parts:
             return  # the root itself ("./"): keep the target's own metadata
         try:
-            if parts[-1].startswith(WHITEOUT_PREFIX):
+            if not self._archive and parts[-1].startswith(WHITEOUT_PREFIX):
                 self._whiteout(parts, member.name)
                 return
             parent = self._parent(parts, member.name, create=True)
@@ -85,11 +112,16 @@ class _Extractor:
             self._create(parent, parts, member, reader)
         except OSError as exc:
             raise OcibuildError(
-                f"layer entry {member.name!r}: {exc.strerror or exc} while extracting") from exc
+                f"{self._what} {member.name!r}: {exc.strerror or exc} while extracting") from exc
         key = ""
         for part in parts:
             key = f"{key}/{part}" if key else part
             self._written.add(key)
+
+    def _relative(self, name: str) -> str:
+        # tar and docker read an archive's absolute names as relative to where it is
+        # extracted; a layer's are refused
+        return name.lstrip("/") if self._archive else name
 
     def finish(self) -> None:
         # Children first, so setting a child's mtime cannot disturb its parent's.
@@ -149,7 +181,7 @@ class _Extractor:
             os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=pfd, follow_symlinks=False)
         else:
             kind = t.decode(errors="replace")
-            raise OcibuildError(f"layer entry {m.name!r}: unsupported tar entry type {kind!r}")
+            raise OcibuildError(f"{self._what} {m.name!r}: unsupported tar entry type {kind!r}")
 
     def _write_file(self, pfd: int, name: str, m: Member, reader: TarReader) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -170,24 +202,25 @@ class _Extractor:
         os.close(fd)
 
     def _hardlink(self, pfd: int, parts: list[str], m: Member) -> None:
-        target = archive_parts(m.linkname, f"hard link {m.name!r} ->")
+        target = archive_parts(self._relative(m.linkname),
+                               f"{self._what} {m.name!r}: hard link to")
         if not target:
-            raise UnsafeLayerError(f"layer entry {m.name!r}: hard link to the root directory")
+            raise UnsafeLayerError(f"{self._what} {m.name!r}: hard link to the root directory")
         if target == parts:
             return
         tfd = self._walk(target[:-1], target, f"{m.name} -> {m.linkname}", create=False)
         if tfd is None:
             raise OcibuildError(
-                f"layer entry {m.name!r}: hard link target {m.linkname!r} does not exist")
+                f"{self._what} {m.name!r}: hard link target {m.linkname!r} does not exist")
         try:
             try:
                 st = os.stat(target[-1], dir_fd=tfd, follow_symlinks=False)
             except FileNotFoundError:
-                raise OcibuildError(f"layer entry {m.name!r}: hard link target "
+                raise OcibuildError(f"{self._what} {m.name!r}: hard link target "
                                     f"{m.linkname!r} does not exist") from None
             if stat.S_ISDIR(st.st_mode):
                 raise UnsafeLayerError(
-                    f"layer entry {m.name!r}: hard link to a directory {m.linkname!r}")
+                    f"{self._what} {m.name!r}: hard link to a directory {m.linkname!r}")
             self._clear(pfd, parts[-1], keep_dir=False)
             os.link(target[-1], parts[-1], src_dir_fd=tfd, dst_dir_fd=pfd,
                     follow_symlinks=False)
@@ -201,7 +234,7 @@ class _Extractor:
             return  # AUFS bookkeeping (.wh..wh.plnk and the like): nothing to apply
         victim = base[len(WHITEOUT_PREFIX):]
         if base != OPAQUE_MARKER and victim in ("", ".", ".."):
-            raise UnsafeLayerError(f"layer entry {entry!r}: whiteout of {victim!r}, refusing it")
+            raise UnsafeLayerError(f"{self._what} {entry!r}: whiteout of {victim!r}, refusing it")
         pfd = self._parent(parts, entry, create=False)
         if pfd is None:
             return  # nothing below a missing directory to hide
@@ -247,8 +280,9 @@ class _Extractor:
                         return None
                     os.mkdir(comp, 0o755, dir_fd=cur)
                     if self._chown:
-                        uid, gid = self._host_ids(0, 0, entry)
-                        os.chown(comp, uid, gid, dir_fd=cur, follow_symlinks=False)
+                        uid, gid = self._owner or self._host_ids(0, 0, entry)
+                        with self._lenient_owner():
+                            os.chown(comp, uid, gid, dir_fd=cur, follow_symlinks=False)
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -257,10 +291,10 @@ class _Extractor:
                     st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
                     if stat.S_ISLNK(st.st_mode):
                         raise UnsafeLayerError(
-                            f"layer entry {entry!r}: {where!r} is a symlink; refusing to "
+                            f"{self._what} {entry!r}: {where!r} is a symlink; refusing to "
                             "write through it") from None
                     raise OcibuildError(
-                        f"layer entry {entry!r}: {where!r} is not a directory") from None
+                        f"{self._what} {entry!r}: {where!r} is not a directory") from None
                 self._close_walk(cur)
                 cur = nxt
         except BaseException:
@@ -295,17 +329,31 @@ class _Extractor:
         host_gid = self._id_map.gid_to_host(gid)
         if host_uid is None or host_gid is None:
             raise OcibuildError(
-                f"layer entry {entry!r}: owner {uid}:{gid} is outside the id mapping")
+                f"{self._what} {entry!r}: owner {uid}:{gid} is outside the id mapping")
         return host_uid, host_gid
 
     def _own(self, fd: int, m: Member) -> None:
         if self._chown:
-            os.fchown(fd, *self._host_ids(m.uid, m.gid, m.name))
+            with self._lenient_owner():
+                os.fchown(fd, *self._ids_of(m))
 
     def _own_name(self, pfd: int, name: str, m: Member) -> None:
         if self._chown:
-            uid, gid = self._host_ids(m.uid, m.gid, m.name)
-            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            with self._lenient_owner():
+                os.chown(name, *self._ids_of(m), dir_fd=pfd, follow_symlinks=False)
+
+    def _ids_of(self, m: Member) -> tuple[int, int]:
+        return self._owner or self._host_ids(m.uid, m.gid, m.name)
+
+    @contextlib.contextmanager
+    def _lenient_owner(self) -> Iterator[None]:
+        """For archives (not layers): an id the user namespace does not map (a single
+        id mapping) leaves the entry owned by whoever made it."""
+        try:
+            yield
+        except OSError as exc:
+            if not self._archive or exc.errno not in (errno.EINVAL, errno.EPERM):
+                raise
 
     def _set_xattrs(self, fd: int, m: Member) -> None:
         for key, value in m.xattrs.items():

@@ -245,36 +245,27 @@ def _is_archive(path: Path) -> bool:
 
 def _extract(archive: Path, dest: Path, owner: tuple[int, int] | None) -> None:
     """ADD of a local archive: its members under `dest`, owners as the archive says (or
-    --chown), refusing members that would land outside `dest`."""
-    top = os.path.realpath(dest)
-    with tarfile.open(archive) as tf:
-        for member in tf:
-            parts = [p for p in member.name.split("/") if p not in ("", ".")]
-            if not parts or ".." in parts:
-                if not parts:
-                    continue
-                raise CopyError(f"{archive.name}: member {member.name!r} leaves the "
-                                "destination")
-            parent = os.path.realpath(os.path.join(dest, *parts[:-1]))
-            if parent != top and not parent.startswith(top + "/"):
-                raise CopyError(f"{archive.name}: member {member.name!r} is below a "
-                                "symbolic link")
-            if member.islnk():
-                link = [p for p in member.linkname.split("/") if p not in ("", ".")]
-                if ".." in link:
-                    raise CopyError(f"{archive.name}: hard link {member.name!r} leaves "
-                                    "the destination")
-            if member.isdev() or member.isfifo():
-                continue  # as an unprivileged builder would: no device nodes
-            member.name = "/".join(parts)
-            if owner is not None:
-                member.uid, member.gid = owner
-            tf.extract(member, dest, set_attrs=True, numeric_owner=True,
-                       **_NO_FILTER)
+    --chown), never writing outside `dest` (a member below a symlink, or a hard link
+    to something outside, is refused; an existing entry is replaced, not written
+    through)."""
+    import bz2
+    import lzma
 
+    from ocibuild.errors import OcibuildError
+    from ocibuild.oci.extract import extract_archive
 
-# Python 3.11.4+ warns unless told a filter; the checks above are ours.
-_NO_FILTER = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+    with open(archive, "rb") as f:
+        head = f.read(6)
+        f.seek(0)
+        stream: Any = f
+        if head.startswith(b"BZh"):
+            stream = bz2.BZ2File(f)
+        elif head.startswith(b"\xfd7zXZ\x00"):
+            stream = lzma.LZMAFile(f)
+        try:
+            extract_archive(stream, dest, owner=owner)
+        except OcibuildError as exc:
+            raise CopyError(f"{archive.name}: {exc.message}") from None
 
 
 def _needs_mount(spec: dict[str, Any]) -> bool:
