@@ -43,7 +43,8 @@ VALUE_OPTIONS = frozenset({"-t", "--tag", "-f", "--file", "--target", "--build-a
                            "--label", "--progress", "--platform", "-j", "--jobs",
                            "--snapshotter"})
 FLAG_OPTIONS = frozenset({"-q", "--quiet"})
-ENV_NAMES = ("SOURCE_DATE_EPOCH",)  # besides those a bare --build-arg/--label KEY reads
+# besides those a bare --build-arg/--label KEY reads; BUILDKIT_PROGRESS: what auto shows
+ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")
 
 
 class Invocation:
@@ -100,7 +101,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         else:
             context, j = arg, j + 1
     dockerfiles = [v for o, v in values if o in ("-f", "--file")]
-    if context is None or "-" in dockerfiles or not _prints_plain_text(values, quiet):
+    if context is None or "-" in dockerfiles or not _prints_plain_text(values, quiet, env):
         return None
     cwd = os.getcwd() if cwd is None else cwd
     root = os.path.join(cwd, root or store_paths.default_root())
@@ -124,12 +125,15 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     return Invocation(root, name, _digest([tree, extra]))
 
 
-def _prints_plain_text(values: list[tuple[str, str]], quiet: bool) -> bool:
+def _prints_plain_text(values: list[tuple[str, str]], quiet: bool,
+                      env: Mapping[str, str]) -> bool:
     """Whether the build's progress is plain text (or none), what a memo holds: the
     live display (auto on a terminal, or tty) and JSON lines (whose times are the
     build's own) always come from the engine."""
     modes = [value for option, value in values if option == "--progress"]
     mode = modes[-1] if modes else "auto"
+    if mode == "auto":  # as ocibuild.progress.modes reads it
+        mode = env.get("BUILDKIT_PROGRESS") or "auto"
     if quiet or mode in ("plain", "quiet"):
         return True
     return mode == "auto" and not os.isatty(2)

@@ -1,6 +1,7 @@
 """`--progress MODE`: which display a build shows, chosen as buildx chooses it.
 
 auto    the live display (tty) when the stream is a terminal, plain text otherwise
+        (or the mode BUILDKIT_PROGRESS names, as in buildx)
 tty     the live display; an error when the stream is not a terminal
 plain   BuildKit's plain text, for logs
 rawjson one JSON object per line (`json` is accepted as another name for it)
@@ -45,7 +46,10 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def resolve(mode: str, stream: TextIO) -> str:
-    """The display `mode` means on `stream`: plain, tty, rawjson or quiet."""
+    """The display `mode` means on `stream`: plain, tty, rawjson or quiet. As in buildx,
+    BUILDKIT_PROGRESS names the mode that auto stands for."""
+    if mode == "auto":
+        mode = os.environ.get("BUILDKIT_PROGRESS") or "auto"
     if mode == "auto":
         return "tty" if is_terminal(stream) else "plain"
     if mode == "tty" and not is_terminal(stream):

@@ -112,6 +112,10 @@ def test_a_plain_memo_is_never_replayed_on_a_terminal(builder: Builder) -> None:
     memo = builder.user.run([PYTHON, "-c", MEMO_CHECK, "--root", builder.root, "build", *args],
                             env={"PYTHONPATH": str(REPO)}, cwd=builder.tmp)
     assert memo.stdout.endswith("\nANSWERED=True\n")  # a pipe gets the memo (plain text) ...
+    quiet = builder.user.run([PYTHON, "-c", MEMO_CHECK, "--root", builder.root, "build", *args],
+                             env={"PYTHONPATH": str(REPO), "BUILDKIT_PROGRESS": "quiet"},
+                             cwd=builder.tmp)
+    assert quiet.stdout == "ANSWERED=False\n"  # (what auto shows is part of its name)
     term = Terminal()
     code, out, screen = _finished(_on_terminal(builder, term, MEMO_CHECK, *args), term)
     assert out == "ANSWERED=False\n"  # ... a terminal does not
@@ -201,8 +205,9 @@ def test_rawjson_is_one_solve_status_per_line_for_every_step(builder: Builder) -
     assert export["vertexes"][0]["name"] == "exporting to image"
     assert export["statuses"][0]["id"].startswith("writing image sha256:")
 
-    again = builder.user.run([OCIBUILD, "--root", builder.root, "build", "--progress", "json",
-                              ctx], cwd=builder.tmp)
+    # buildx's BUILDKIT_PROGRESS names what auto shows; json is rawjson's other name
+    again = builder.user.run([OCIBUILD, "--root", builder.root, "build", ctx],
+                             env={"BUILDKIT_PROGRESS": "json"}, cwd=builder.tmp)
     cached = [v for line in again.stderr.splitlines()
               for v in json.loads(line).get("vertexes", [])]
     assert {v["name"] for v in cached if v.get("cached")} == set(steps)
