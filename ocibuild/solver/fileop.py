@@ -314,8 +314,9 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
     for match in matches:
         resolved = selection.scoped_resolve(src, match)
         full = src / resolved
-        if not os.path.lexists(full):
-            raise CopyError(f"{match}: not found")
+        if not os.path.lexists(full):  # a symlink to nothing inside the root
+            shown = match if from_context else "/" + match
+            raise CopyError(f"{shown}: not found")
         st = os.lstat(full)
         if exclude.matches(match) and not stat.S_ISDIR(st.st_mode):
             continue

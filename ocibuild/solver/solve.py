@@ -521,6 +521,11 @@ class Solver:
             slot = self._commit_step(op, prepared)
         except OcibuildError as exc:
             self._event("failed", op, text=exc.message)
+            from ocibuild.snapshot.userns import UsernsCallError
+
+            if isinstance(exc, UsernsCallError):  # a COPY's or a WORKDIR's file op
+                name = self.opts.names.get(op.digest, op.kind)
+                raise OcibuildError(f"{name}: {exc.message}") from None
             raise
         self._event("done", op)
         return OpResult(root.layers + ((slot,) if slot else ()), slot)

@@ -71,3 +71,15 @@ def test_a_context_entry_the_user_cannot_read_fails_the_copy_by_name(
         assert "Traceback" not in proc.stderr
         os.chmod(ctx / entry, 0o755)
     builder.build(ctx)  # readable again; the excluded, unreadable db-data is skipped
+
+
+def test_a_copy_from_a_stage_that_fails_names_the_step(builder: Builder) -> None:
+    """A symlink in the stage that points outside its root resolves inside it (to
+    nothing here): the error names the step and the path as written."""
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest AS s\nRUN ln -s /etc/no-such-file /s\n"
+        "FROM busybox:latest\nCOPY --from=s /s /y\n")}, builder.user)
+    proc, _ = builder.build(ctx, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.rstrip().splitlines()[-1] == \
+        "ocibuild: error: [stage-1 2/2] COPY --from=s /s /y: /s: not found", proc.stderr
