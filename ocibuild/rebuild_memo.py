@@ -101,7 +101,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         else:
             context, j = arg, j + 1
     dockerfiles = [v for o, v in values if o in ("-f", "--file")]
-    if context is None or "-" in dockerfiles or not _prints_plain_text(values, quiet, env):
+    if context is None or context == "-" or "-" in dockerfiles \
+            or not _prints_plain_text(values, quiet, env):
         return None
     cwd = os.getcwd() if cwd is None else cwd
     root = os.path.join(cwd, root or store_paths.default_root())

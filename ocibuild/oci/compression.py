@@ -109,6 +109,36 @@ def open_uncompressed(src: BinaryIO) -> BinaryIO:
     return _ErrorTranslating(inner, kind)  # type: ignore[return-value]
 
 
+_BZIP2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+_TAR_MAGIC_AT = 257  # "ustar" in a POSIX tar header
+
+
+def open_archive(src: BinaryIO) -> tuple[BinaryIO, bool]:
+    """An archive as ADD and `build -` read it: (its uncompressed bytes, whether it is
+    one). gzip, zstd, bzip2 and xz are archives; an uncompressed stream is one when it
+    starts with a POSIX tar header. Nothing is consumed that the returned stream does
+    not give back."""
+    head = b""
+    while len(head) < _TAR_MAGIC_AT + 5:
+        more = src.read(_TAR_MAGIC_AT + 5 - len(head))
+        if not more:
+            break
+        head += more
+    stream: BinaryIO = _Prefixed(head, src)  # type: ignore[assignment]
+    if head.startswith(_BZIP2_MAGIC):
+        import bz2
+
+        return bz2.BZ2File(stream), True  # type: ignore[return-value]
+    if head.startswith(_XZ_MAGIC):
+        import lzma
+
+        return lzma.LZMAFile(stream), True  # type: ignore[return-value]
+    if detect(head) != UNCOMPRESSED:
+        return open_uncompressed(stream), True
+    return stream, head[_TAR_MAGIC_AT:_TAR_MAGIC_AT + 5] == b"ustar"
+
+
 def compression_of(src: BinaryIO) -> str:
     """Read the first bytes of a seekable stream to name its compression, then rewind."""
     pos = src.tell()

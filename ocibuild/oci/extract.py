@@ -54,15 +54,17 @@ def apply_layer(src: BinaryIO, root: Path, *, id_map: IdMap | None = None,
 
 def extract_archive(src: BinaryIO, root: Path, *, owner: tuple[int, int] | None = None,
                     chown: bool = True) -> None:
-    """ADD of a local archive (a tar, plain or gzip or zstd; decompress others first):
+    """A tar archive (plain, gzip, zstd, bzip2 or xz), as ADD and `build -` unpack one:
     its members under `root`, as safely as apply_layer, except that `.wh.` names are
-    ordinary files. Owners are the archive's (numeric), or `owner` (--chown) for every
-    member; an owner the mapping cannot hold leaves the entry as created (as tar does
-    for an unprivileged user)."""
+    ordinary files and absolute names land under `root`. Owners are the archive's
+    (numeric), or `owner` (--chown) for every member; an owner the mapping cannot hold
+    leaves the entry as created (as tar does for an unprivileged user)."""
+    from ocibuild.oci.compression import open_archive
+
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     extractor = _Extractor(root_fd, None, chown, archive=True, owner=owner)
     try:
-        source = HashingSource(open_uncompressed(src))
+        source = HashingSource(open_archive(src)[0])
         reader = TarReader(source)
         for member in reader:
             extractor.apply(member, reader)

@@ -248,22 +248,12 @@ def _extract(archive: Path, dest: Path, owner: tuple[int, int] | None) -> None:
     --chown), never writing outside `dest` (a member below a symlink, or a hard link
     to something outside, is refused; an existing entry is replaced, not written
     through)."""
-    import bz2
-    import lzma
-
     from ocibuild.errors import OcibuildError
     from ocibuild.oci.extract import extract_archive
 
     with open(archive, "rb") as f:
-        head = f.read(6)
-        f.seek(0)
-        stream: Any = f
-        if head.startswith(b"BZh"):
-            stream = bz2.BZ2File(f)
-        elif head.startswith(b"\xfd7zXZ\x00"):
-            stream = lzma.LZMAFile(f)
         try:
-            extract_archive(stream, dest, owner=owner)
+            extract_archive(f, dest, owner=owner)
         except OcibuildError as exc:
             raise CopyError(f"{archive.name}: {exc.message}") from None
 
