@@ -27,6 +27,19 @@ class Event:
 
 Sink = Callable[[Event], None]
 
+CANCELLED_SUFFIX = "exit code: cancelled"  # how the solver reports a step it killed
+
+
+def is_cancellation(event: Event) -> bool:
+    """A failed event of a step stopped by the build, not failed by itself: killed
+    because another step failed, or ended by the interrupt (Ctrl-C reaches the step's
+    processes too). BuildKit shows these CANCELED and leaves them out of the failure
+    report."""
+    from ocibuild import interrupt
+
+    return event.kind == "failed" and (event.text.endswith(CANCELLED_SUFFIX)
+                                       or interrupt.requested.is_set())
+
 
 class Recorder:
     """A thread-safe sink that keeps every event (for tests and for error reports)."""

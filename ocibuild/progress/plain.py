@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from typing import TextIO
 
-from ocibuild.progress.events import Event
+from ocibuild.progress.events import Event, is_cancellation
 
 ERROR_TAIL = 10  # output lines repeated in a failure report
 
@@ -63,8 +63,11 @@ class PlainRenderer:
         elif event.kind == "failed":
             if self._last not in (None, n):
                 self._out.write("\n")
-            self._out.write(f"#{n} ERROR: {event.text}\n")
-            self.failures.append((event, list(self._tails.get(n, ()))))
+            if is_cancellation(event):
+                self._out.write(f"#{n} CANCELED\n")
+            else:
+                self._out.write(f"#{n} ERROR: {event.text}\n")
+                self.failures.append((event, list(self._tails.get(n, ()))))
         self._last = n
 
     def summary(self) -> str:

@@ -26,15 +26,13 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from ocibuild import interrupt
-from ocibuild.progress.events import Event
+from ocibuild.progress.events import Event, is_cancellation
 from ocibuild.progress.plain import ERROR_TAIL, failure_summary
 
 REFRESH_PER_SECOND = 1 / 0.15  # BuildKit redraws every 150 ms
 LOG_LINES_DEFAULT = 6  # BuildKit's window of recent output under a running step
 PREFIX = " => "
 LOG_PREFIX = " => => # "
-CANCELLED_SUFFIX = "exit code: cancelled"  # how the solver reports a step it killed
 
 
 def log_lines_from_env() -> int:
@@ -89,7 +87,7 @@ class TtyRenderer:
             step.logs.append(event.text)
         elif event.kind == "done":
             step.state, step.end = "done", event.time
-        elif event.kind == "failed" and _cancelled(event):
+        elif event.kind == "failed" and is_cancellation(event):
             step.state, step.end = "canceled", event.time
         elif event.kind == "failed":
             step.state, step.end = "error", event.time
@@ -160,13 +158,6 @@ class _Frame:
 
 _STYLES = {"done": "blue", "cached": "blue", "error": "red", "canceled": "yellow"}
 _LABELS = {"cached": "CACHED ", "error": "ERROR ", "canceled": "CANCELED "}
-
-
-def _cancelled(event: Event) -> bool:
-    """A step stopped by the build, not failed by itself: killed because another step
-    failed, or ended by the interrupt (Ctrl-C reaches the step's processes too). BuildKit
-    shows these CANCELED and leaves them out of the failure report."""
-    return event.text.endswith(CANCELLED_SUFFIX) or interrupt.requested.is_set()
 
 
 def _step_line(step: _Step, now: float, width: int) -> Text:

@@ -83,3 +83,20 @@ def test_a_copy_from_a_stage_that_fails_names_the_step(builder: Builder) -> None
     assert proc.returncode == 1
     assert proc.stderr.rstrip().splitlines()[-1] == \
         "ocibuild: error: [stage-1 2/2] COPY --from=s /s /y: /s: not found", proc.stderr
+
+
+def test_a_failure_cancels_the_parallel_steps_and_reports_only_itself(
+        builder: Builder) -> None:
+    from tests.build.conftest import step_states
+
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest AS slow\nRUN sleep 30\n"
+        "FROM busybox:latest AS bad\nRUN sleep 1; echo failing; exit 4\n"
+        "FROM busybox:latest\nCOPY --from=slow / /slow\nCOPY --from=bad / /bad\n")},
+        builder.user)
+    proc, took = builder.build(ctx, check=False)
+    assert proc.returncode == 1 and took < 20, proc.stderr
+    states = step_states(proc.stderr)
+    assert states["[slow 2/2] RUN sleep 30"] == "CANCELED", proc.stderr
+    assert states["[bad 2/2] RUN sleep 1; echo failing; exit 4"] == "ERROR"
+    assert proc.stderr.count("------\n > ") == 1 and "failing" in proc.stderr
