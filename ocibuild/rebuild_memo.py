@@ -101,8 +101,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         else:
             context, j = arg, j + 1
     dockerfiles = [v for o, v in values if o in ("-f", "--file")]
-    if context is None or context == "-" or "-" in dockerfiles \
-            or not _prints_plain_text(values, quiet, env):
+    display = _display(values, quiet, env)
+    if context is None or context == "-" or "-" in dockerfiles or display is None:
         return None
     cwd = os.getcwd() if cwd is None else cwd
     root = os.path.join(cwd, root or store_paths.default_root())
@@ -112,7 +112,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         if option in ("--build-arg", "--label") and "=" not in value:
             read_env[value] = env.get(value)
     # another ocibuild version may build differently: its builds make their own memos
-    name = _digest([VERSION, __version__, os.getuid(), cwd, root, list(argv), read_env])
+    name = _digest([VERSION, __version__, os.getuid(), cwd, root, list(argv), read_env,
+                    display])
     tree = tree_signature(context)
     if tree is None:
         return None
@@ -126,18 +127,20 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     return Invocation(root, name, _digest([tree, extra]))
 
 
-def _prints_plain_text(values: list[tuple[str, str]], quiet: bool,
-                      env: Mapping[str, str]) -> bool:
-    """Whether the build's progress is plain text (or none), what a memo holds: the
-    live display (auto on a terminal, or tty) and JSON lines (whose times are the
-    build's own) always come from the engine."""
+def _display(values: list[tuple[str, str]], quiet: bool,
+             env: Mapping[str, str]) -> str | None:
+    """What the build's progress looks like, as ocibuild.progress.modes reads it:
+    "plain" (plain text or nothing), "tty" (the live display, whose last frame a memo
+    prints again), or None for JSON lines (whose times are the build's own: no memo)."""
     modes = [value for option, value in values if option == "--progress"]
     mode = modes[-1] if modes else "auto"
-    if mode == "auto":  # as ocibuild.progress.modes reads it
+    if mode == "auto":
         mode = env.get("BUILDKIT_PROGRESS") or "auto"
     if quiet or mode in ("plain", "quiet"):
-        return True
-    return mode == "auto" and not os.isatty(2)
+        return "plain"
+    if mode == "tty" or (mode == "auto" and os.isatty(2)):
+        return "tty"
+    return "plain" if mode == "auto" else None
 
 
 def tree_signature(top: str) -> str | None:
@@ -183,11 +186,31 @@ def replay(inv: Invocation) -> bool:
             os.close(fd)
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return False
+    steps = memo.get("frame")
+    if steps is not None:  # the live display's last frame, drawn for this terminal
+        from ocibuild.progress.frame import finished_frame
+
+        sys.stderr.write(finished_frame([tuple(s) for s in steps], 0.0, _terminal_width()))
     sys.stderr.write(memo["stderr"])
     sys.stderr.flush()
     sys.stdout.write(memo["stdout"])
     sys.stdout.flush()
     return True
+
+
+def _terminal_width() -> int:
+    """Columns of the terminal on stderr, as the live display reads them (rich's rule:
+    the size the terminal reports, else COLUMNS, else 80)."""
+    try:
+        columns = os.get_terminal_size(2).columns
+    except OSError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 80
+    return columns if columns > 0 else 80
 
 
 def index_digest(root: str) -> str:
@@ -200,12 +223,16 @@ def index_digest(root: str) -> str:
 
 
 def remember(inv: Invocation, *, index: str, used: Sequence[tuple[str, str | None, str]],
-             missed: Sequence[str], blobs: Sequence[str], stderr: str, stdout: str) -> None:
+             missed: Sequence[str], blobs: Sequence[str], stderr: str, stdout: str,
+             frame: Sequence[tuple[str, str]] | None = None) -> None:
     """Write the memo of a fully cached build of `inv` (atomically; a failure to write
-    it only costs the next build its shortcut)."""
+    it only costs the next build its shortcut). `frame`: the (state, name) of each step
+    the live display's last frame listed, for a build on a terminal; `stderr` is then
+    what followed the frame."""
     memo = {"v": VERSION, "inputs": inv.inputs, "index": index,
             "used": [list(u) for u in used], "missed": list(missed), "blobs": list(blobs),
-            "stderr": stderr, "stdout": stdout}
+            "stderr": stderr, "stdout": stdout,
+            "frame": None if frame is None else [list(f) for f in frame]}
     directory = os.path.dirname(inv.path)
     tmp = f"{inv.path}.{os.getpid()}.tmp"
     try:

@@ -14,7 +14,7 @@ from ocibuild.errors import OcibuildError, UsageError
 
 if TYPE_CHECKING:
     from ocibuild.builder import BuildReport
-    from ocibuild.progress.events import Sink
+    from ocibuild.progress.events import Recorder, Sink
     from ocibuild.progress.modes import Renderer
     from ocibuild.rebuild_memo import Invocation
     from ocibuild.registry import RegistryOptions
@@ -104,9 +104,10 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
 
     rebuild = ctx.obj.get("rebuild")
     mode = "quiet" if quiet else modes.resolve(progress, sys.stderr)
-    if mode not in ("plain", "quiet"):  # the memo replays plain text only
+    if mode not in ("plain", "quiet", "tty"):  # JSON lines carry the build's own times
         rebuild = None
-    err = _Copying(sys.stderr) if rebuild is not None else sys.stderr
+    # plain text is kept as printed; the live display's last frame is kept as its steps
+    err = _Copying(sys.stderr) if rebuild is not None and mode != "tty" else sys.stderr
     options = dict(
         dockerfile=dockerfile, tags=tags, target=target,
         build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
@@ -142,10 +143,12 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     sys.stdout.write(closing_out)
     sys.stdout.flush()
     if rebuild is not None:
-        assert isinstance(err, _Copying)
-        _remember(rebuild, report, err.text() + closing_err, closing_out, quiet,
+        steps = getattr(renderer, "finished_steps", None)
+        printed = closing_err if steps else err.text() + closing_err  # type: ignore[union-attr]
+        _remember(rebuild, report, printed, closing_out, quiet,
                   lambda sink: build(context, progress=sink if renderer else None,
-                                     **options))  # type: ignore[arg-type]
+                                     **options),  # type: ignore[arg-type]
+                  frame=steps() if steps else None)
     # The process ends after this command: the collection at interpreter exit would
     # scan every object (~15 ms) to free nothing the exit does not free anyway.
     gc.freeze()
@@ -192,29 +195,49 @@ class _Copying:
 
 
 def _remember(rebuild: Invocation, report: BuildReport, printed_err: str, printed_out: str,
-              quiet: bool, build_again: Callable[[Sink | None], BuildReport]) -> None:
+              quiet: bool, build_again: Callable[[Sink | None], BuildReport],
+              frame: list[tuple[str, str]] | None = None) -> None:
     """Leave a rebuild memo, so that the same command answers at once next time. The
-    memo holds what a fully cached build printed against the store names it saw; when
-    this build ran steps (or changed those names, e.g. a new tag), it builds once more
-    (all from the cache now, in a few milliseconds) to get that."""
+    memo holds what a fully cached build printed against the store names it saw (with
+    the live display: the steps of its last frame, then what followed); when this build
+    ran steps (or changed those names, e.g. a new tag), it builds once more (all from the
+    cache now, in a few milliseconds) to get that."""
     from ocibuild import rebuild_memo
 
     index = rebuild_memo.index_digest(rebuild.root)
     if report.cache_use is None or index != rebuild.index:
         import io
 
+        from ocibuild.progress.events import Recorder
         from ocibuild.progress.plain import PlainRenderer
 
         buffer = io.StringIO()
-        again = build_again(None if quiet else PlainRenderer(buffer))
+        recorder = Recorder()
+        sink = None if quiet else recorder if frame is not None else PlainRenderer(buffer)
+        again = build_again(sink)
         if again.manifest_digest != report.manifest_digest \
                 or rebuild_memo.index_digest(rebuild.root) != index:
             return
         closing_err, printed_out = _closing_lines(again, quiet)
         printed_err = buffer.getvalue() + closing_err
+        if frame is not None:
+            frame = _frame_steps(recorder)
         report = again
     use = report.cache_use
     if use is None:
         return
     rebuild_memo.remember(rebuild, index=index, used=use.used, missed=use.missed,
-                          blobs=use.blobs, stderr=printed_err, stdout=printed_out)
+                          blobs=use.blobs, stderr=printed_err, stdout=printed_out,
+                          frame=frame)
+
+
+def _frame_steps(recorder: Recorder) -> list[tuple[str, str]]:
+    """(state, name) of each step a build's events showed, in order: the live
+    display's last frame (every step of a fully cached build is "cached")."""
+    states: dict[int, tuple[str, str]] = {}
+    for event in recorder.events:
+        if event.kind in ("cached", "done"):
+            states[event.index] = (event.kind, event.name)
+        else:
+            states.setdefault(event.index, ("running", event.name))
+    return list(states.values())

@@ -26,13 +26,12 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
+from ocibuild.progress import frame
 from ocibuild.progress.events import Event, is_cancellation
 from ocibuild.progress.plain import ERROR_TAIL, failure_summary
 
 REFRESH_PER_SECOND = 1 / 0.15  # BuildKit redraws every 150 ms
 LOG_LINES_DEFAULT = 6  # BuildKit's window of recent output under a running step
-PREFIX = " => "
-LOG_PREFIX = " => => # "
 
 
 def log_lines_from_env() -> int:
@@ -110,6 +109,11 @@ class TtyRenderer:
     def closing_text(self, text: str) -> str:
         return text
 
+    def finished_steps(self) -> list[tuple[str, str]]:
+        """(state, name) of every step, in the order shown: what the last frame lists."""
+        with self._lock:
+            return [(step.state, step.name) for step in self._steps.values()]
+
     def _frame(self) -> _Frame:
         fd = _fileno(self._out)
         if fd is not None:  # the terminal's size, not stdin's (which rich would ask first)
@@ -129,16 +133,15 @@ class TtyRenderer:
             windows = {id(s): list(s.logs)[-self._log_lines:] for s in steps
                        if s.state == "running" and s.logs and not final}
         ended = sum(s.state != "running" for s in steps)
-        header = f"[+] Building {now - self._begin:.1f}s ({ended}/{len(steps)})"
-        if final and ended == len(steps) and steps:
-            header += " FINISHED"
+        header = frame.header(now - self._begin, ended, len(steps),
+                              final and ended == len(steps) and bool(steps))
         yield Text(header[:width])
         if not final:
             steps, windows = _fit(steps, windows, height - 2)
         for step in steps:
             yield _step_line(step, now, width)
             for line in windows.get(id(step), ()):
-                yield Text((LOG_PREFIX + line)[:width], style="dim")
+                yield Text((frame.LOG_PREFIX + line)[:width], style="dim")
 
 
 class _Frame:
@@ -156,22 +159,10 @@ class _Frame:
         yield text
 
 
-_STYLES = {"done": "blue", "cached": "blue", "error": "red", "canceled": "yellow"}
-_LABELS = {"cached": "CACHED ", "error": "ERROR ", "canceled": "CANCELED "}
-
-
 def _step_line(step: _Step, now: float, width: int) -> Text:
     elapsed = (step.end if step.end is not None else now) - step.start
-    if elapsed < 0.05:
-        elapsed = 0.0
-    timer = f" {elapsed:3.1f}s"
-    room = max(width - len(timer) - 1, 1)
-    line = Text(PREFIX + _LABELS.get(step.state, "") + step.name.replace("\t", " "),
-                style=_STYLES.get(step.state, ""))
-    line.truncate(room, overflow="crop")
-    line.align("left", room)
-    line.append(" " + timer, style=_STYLES.get(step.state, ""))
-    return line
+    return Text(frame.step_line(step.state, step.name, elapsed, width),
+                style=frame.STYLES.get(step.state, ""))
 
 
 def _fit(steps: list[_Step], windows: dict[int, list[str]], rows: int

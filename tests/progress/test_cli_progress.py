@@ -103,15 +103,18 @@ def test_a_plain_build_does_not_import_rich(builder: Builder) -> None:
         assert step_states(proc.stderr)  # BuildKit's plain "#N" lines
 
 
-def test_a_plain_memo_is_never_replayed_on_a_terminal(builder: Builder) -> None:
+def test_a_terminal_and_a_pipe_each_get_their_own_memo(builder: Builder) -> None:
+    """The same command line: on a pipe the memo prints the plain text again; on a
+    terminal it draws the live display's last frame again (without loading rich), and
+    neither ever answers for the other."""
     ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
-    args = ["-t", "seed:memo", str(ctx)]  # the same command line on a pipe and a terminal
+    args = ["-t", "seed:memo", str(ctx)]
     piped = builder.user.run([OCIBUILD, "--root", builder.root, "build", *args],
                              cwd=builder.tmp)
     assert piped.returncode == 0 and "#2 DONE" in piped.stderr
     memo = builder.user.run([PYTHON, "-c", MEMO_CHECK, "--root", builder.root, "build", *args],
                             env={"PYTHONPATH": str(REPO)}, cwd=builder.tmp)
-    assert memo.stdout.endswith("\nANSWERED=True\n")  # a pipe gets the memo (plain text) ...
+    assert memo.stdout.endswith("\nANSWERED=True\n")  # a pipe gets the plain memo ...
     quiet = builder.user.run([PYTHON, "-c", MEMO_CHECK, "--root", builder.root, "build", *args],
                              env={"PYTHONPATH": str(REPO), "BUILDKIT_PROGRESS": "quiet"},
                              cwd=builder.tmp)
@@ -122,11 +125,21 @@ def test_a_plain_memo_is_never_replayed_on_a_terminal(builder: Builder) -> None:
     assert "\n".join(screen).strip() == ""
 
     term = Terminal()
+    code, out, engine_screen = _finished(_on_terminal(builder, term, REPORTS_RICH, *args),
+                                         term)
+    assert code == 0 and out.endswith("RICH=True\n")  # the engine's live display
+    header, states = _frame(engine_screen)
+    assert states == {s: "CACHED" for s in SEED_STEPS}
+
+    term = Terminal()
     code, out, screen = _finished(_on_terminal(builder, term, REPORTS_RICH, *args), term)
-    assert code == 0
-    assert _frame(screen)[1] == {s: "CACHED" for s in SEED_STEPS}
+    assert code == 0 and out.endswith("RICH=False\n"), out  # answered by the memo
+    assert HEADER.fullmatch(_frame(screen)[0]) and _frame(screen)[1] == states
+    assert term.colour_of("RUN echo a") == "blue" and not term.cursor_hidden()
     assert "#1 " not in "\n".join(screen)
-    # and the terminal's build left no memo a pipe would replay as its own text
+    assert [line for line in screen if line.startswith("writing image")] == \
+        [line for line in engine_screen if line.startswith("writing image")]
+    # and the terminal's memo never answers a pipe
     again = builder.user.run([OCIBUILD, "--root", builder.root, "build", *args],
                              cwd=builder.tmp)
     assert set(step_states(again.stderr).values()) == {"CACHED"}
