@@ -23,6 +23,7 @@ class Event:
     time: float = field(default_factory=time.monotonic)
     text: str = ""  # a log line (without newline) or the error message
     exit_code: int | None = None
+    digest: str = ""  # the step's op digest in the build graph (as BuildKit's vertex)
 
 
 Sink = Callable[[Event], None]

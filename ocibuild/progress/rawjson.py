@@ -7,8 +7,10 @@ each shaped like a BuildKit SolveStatus update, for example
 
 As in BuildKit, a vertex update repeats the step's whole state (started, completed,
 cached, error), log data is base64 of the output bytes (a line with its newline), and
-times are RFC 3339 with nanoseconds. The digest names a step within this output (a
-sha256 of its position and name), it is not BuildKit's LLB digest.
+times are RFC 3339 with nanoseconds. A vertex's digest is its op's digest in ocibuild's
+build graph (the same step has the same digest in every build, as BuildKit's LLB
+digests do; the two kinds of digest are not comparable), or, for an event without one,
+a sha256 of its position and name.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class RawJsonRenderer:
             self._write(self._status(event))
 
     def _status(self, event: Event) -> dict[str, Any]:
-        digest = vertex_digest(event.index, event.name)
+        digest = event.digest or vertex_digest(event.index, event.name)
         now = self._time(event.time)
         if event.kind == "log":
             data = base64.b64encode((event.text + "\n").encode(errors="surrogateescape"))

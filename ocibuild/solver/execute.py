@@ -66,7 +66,7 @@ class _Output:
         index = self.solver.index.get(self.op.digest)
         if index is not None:
             self.solver.progress(Event("log", index, self.solver.opts.names[self.op.digest],
-                                       time.monotonic(), text=line))
+                                       time.monotonic(), text=line, digest=self.op.digest))
 
 
 def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitStack,

@@ -478,7 +478,7 @@ class Solver:
         index = self.index.get(op.digest)
         if index is not None:
             self.progress(Event(kind, index, self.opts.names[op.digest], time.monotonic(),
-                                **kw))  # type: ignore[arg-type]
+                                digest=op.digest, **kw))  # type: ignore[arg-type]
 
     def _result_of(self, op: Op) -> OpResult:
         assert self._results is not None

@@ -224,3 +224,6 @@ def test_rawjson_is_one_solve_status_per_line_for_every_step(builder: Builder) -
     cached = [v for line in again.stderr.splitlines()
               for v in json.loads(line).get("vertexes", [])]
     assert {v["name"] for v in cached if v.get("cached")} == set(steps)
+    # a vertex is its step's op in the build graph: the same digest in every build
+    assert {str(v["name"]): v["digest"] for v in cached if v["name"] in steps} == \
+        {name: by_name[name][0]["digest"] for name in steps}
