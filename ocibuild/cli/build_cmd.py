@@ -98,7 +98,6 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               registry_ca: tuple[str, ...], authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from ocibuild.builder import build
-    from ocibuild.cli.stdin_inputs import stdin_inputs
     from ocibuild.progress import modes
     from ocibuild.solver.solve import StepFailedError
 
@@ -119,8 +118,13 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         registry=_registry_options(insecure, registry_ca, authfile))
     renderer = modes.open_renderer(mode, err)
     try:
-        with stdin_inputs(context, dockerfile, sys.stdin.buffer) as (context, dockerfile):
-            options["dockerfile"] = dockerfile
+        if "-" in (context, dockerfile):
+            from ocibuild.cli.stdin_inputs import stdin_inputs
+
+            with stdin_inputs(context, dockerfile, sys.stdin.buffer) as (context, dockerfile):
+                options["dockerfile"] = dockerfile
+                report = build(context, progress=renderer, **options)  # type: ignore[arg-type]
+        else:
             report = build(context, progress=renderer, **options)  # type: ignore[arg-type]
     except StepFailedError as exc:
         summary = _stop(renderer, failed=True)
