@@ -73,6 +73,14 @@ def test_onbuild_heredoc_keeps_its_body_and_runs_in_the_child() -> None:
     assert "OnBuild" not in child.config
 
 
+def test_onbuild_trigger_is_stored_as_written_without_a_history_entry() -> None:
+    # BuildKit's parseOnBuild keeps the line's trailing blanks; dispatchOnbuild adds no
+    # history entry
+    state = _convert("FROM base\nONBUILD   RUN echo hi  \t\nENV A=1\n").target
+    assert state.config["OnBuild"] == ["RUN echo hi  \t"]
+    assert [step.created_by for step in state.history] == ["ENV A=1"]
+
+
 def test_bad_trigger_in_base_image_is_reported_at_from() -> None:
     images = Images(parent={"OnBuild": ["COPY --fom=x a b"]})
     with pytest.raises(DockerfileError) as info:

@@ -492,9 +492,9 @@ class Converter:
 
     def _do_onbuild(self, state: StageState, inst: ins.OnbuildInstruction, step: str,
                     label: str) -> None:
-        trigger = inst.expression.strip()  # with its here-document bodies, as BuildKit
-        state.config.setdefault("OnBuild", []).append(trigger)
-        self._history(state, f"ONBUILD {trigger}")
+        # stored as written (trailing blanks and here-document bodies kept) and, as in
+        # BuildKit's dispatchOnbuild, without a history entry
+        state.config.setdefault("OnBuild", []).append(inst.expression)
 
     def _do_workdir(self, state: StageState, inst: ins.WorkdirInstruction, step: str,
                     label: str) -> None:
