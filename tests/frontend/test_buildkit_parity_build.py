@@ -7,7 +7,7 @@ import pytest
 
 from tests.build import imagefs
 from tests.build.conftest import Builder
-from tests.build.table import Row, build_rows, config
+from tests.build.table import Row, build_rows, config, env, text
 
 FROM = "FROM busybox:latest\n"
 
@@ -17,7 +17,17 @@ def _onbuild_as_written(img: imagefs.Image) -> None:
     assert not any("ONBUILD" in h.get("created_by", "") for h in img.config["history"])
 
 
+def _env_names_expanded(img: imagefs.Image) -> None:
+    e = env(img)
+    assert e["FOO"] == "bar" and e["old"] == "before"
+    assert "${name}" not in e
+    assert text(img, "seen") == "bar before\n"
+
+
 ROWS = [
+    Row("env-names-expanded", FROM + "ARG name=FOO\nENV old=before\n"
+        "ENV ${name}=bar old=after copy=$old\nENV old=$copy\n"
+        'RUN echo "$FOO $old" > /seen\n', _env_names_expanded),
     Row("onbuild-as-written", FROM + "ONBUILD RUN echo triggered > /t   \n",
         _onbuild_as_written),
 ]

@@ -51,6 +51,39 @@ def test_expose_port_is_checked_after_expansion() -> None:
     assert "invalid port 'http'" in info.value.reason
 
 
+def test_env_names_are_expanded_as_values_are() -> None:
+    state = _convert("FROM base\nARG name=FOO\nENV ${name}=bar\nENV ${name}_OLD legacy\n"
+                     ).target
+    assert state.config["Env"] == ["PATH=/bin", "FOO=bar", "FOO_OLD=legacy"]
+    assert [s.created_by for s in state.history][1:] == ["ENV FOO=bar", "ENV FOO_OLD=legacy"]
+
+
+def test_env_expands_with_the_variables_from_before_the_instruction() -> None:
+    # the reference's own example: def gets the abc of before this ENV line
+    env = _config("ENV abc=hello\nENV abc=bye def=$abc\nENV ghi=$abc\n")["Env"]
+    assert env == ["PATH=/bin", "abc=bye", "def=hello", "ghi=bye"]
+
+
+def test_env_name_expanding_to_nothing_is_an_error_at_its_line() -> None:
+    with pytest.raises(DockerfileError) as info:
+        _convert("FROM base\nENV ${UNSET}=x\n")
+    assert (info.value.line, info.value.column) == (2, 1)
+    assert info.value.reason == "ENV name '${UNSET}' expands to an empty string"
+
+
+def test_arg_defaults_see_earlier_args_of_the_same_line_and_names_stay_as_written() -> None:
+    args = _convert("ARG a=1 b=$a\nFROM base\nARG a\nARG b\nARG c=$b-2 ${c}=x\n").target.args
+    assert args == {"a": "1", "b": "1", "c": "1-2", "${c}": "x"}
+
+
+def test_arg_default_is_not_expanded_when_a_build_arg_gives_the_value() -> None:
+    text = "ARG g=${NEED:?unset}\nFROM base\nARG g\nARG s=${NEED:?unset}\n"
+    inputs = BuildInputs(platform=AMD64, build_args={"g": "1", "s": "2"})
+    assert convert(parse(text), inputs, Images()).target.args == {"g": "1", "s": "2"}
+    with pytest.raises(DockerfileError, match="NEED: unset"):
+        _convert(text)
+
+
 def test_healthcheck_go_durations_and_unset_fields_left_out() -> None:
     check = _config("HEALTHCHECK --interval=.5s --timeout=0 --retries=0 CMD true\n")
     assert check["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 500_000_000}

@@ -190,10 +190,8 @@ class Converter:
             elif current is not None:
                 current.instructions.append(inst)
             elif isinstance(inst, ins.ArgInstruction):
-                for key, value in self._arg_values(inst, meta_env):
-                    if key in self.inputs.build_args:
-                        value = self.inputs.build_args[key]
-                        self.used_args.add(key)
+                for arg in inst.args:
+                    key, value = arg.key, self._arg_value(inst, arg, meta_env)
                     if value is not None:
                         meta_env[key] = value
                         self.global_args[key] = value
@@ -342,10 +340,15 @@ class Converter:
         return StageState(stage.name, stage.index, op, {"Env": [DEFAULT_PATH]}, platform)
 
     # -- instructions ----------------------------------------------------------------------
-    def _arg_values(self, inst: ins.ArgInstruction, env: Mapping[str, str]
-                    ) -> list[tuple[str, str | None]]:
-        return [(a.key, None if a.default is None else self.expand(inst, a.default, env))
-                for a in inst.args]
+    def _arg_value(self, inst: ins.ArgInstruction, arg: ins.ArgSpec, env: Mapping[str, str]
+                   ) -> str | None:
+        """A build argument's value, or None when it has no default. As BuildKit: the
+        name is never expanded, and the default is only expanded (with the ARGs before it
+        in the same instruction in scope) when no --build-arg gives the value."""
+        if arg.key in self.inputs.build_args:
+            self.used_args.add(arg.key)
+            return self.inputs.build_args[arg.key]
+        return None if arg.default is None else self.expand(inst, arg.default, env)
 
     def dispatch(self, state: StageState, inst: ins.Instruction, stage: _Stage, prefix: str,
                  total: int, counter: list[int], trigger: bool = False) -> None:
@@ -360,11 +363,9 @@ class Converter:
     def _do_arg(self, state: StageState, inst: ins.ArgInstruction, step: str,
                 label: str) -> None:
         shown: list[str] = []
-        for key, value in self._arg_values(inst, state.expansion_env()):
-            if key in self.inputs.build_args:
-                value = self.inputs.build_args[key]
-                self.used_args.add(key)
-            elif value is None:
+        for arg in inst.args:
+            key, value = arg.key, self._arg_value(inst, arg, state.expansion_env())
+            if value is None:
                 if key in self.global_args:
                     value = self.global_args[key]
                 elif key in self.automatic_args():
@@ -379,11 +380,15 @@ class Converter:
 
     def _do_env(self, state: StageState, inst: ins.EnvInstruction, step: str,
                 label: str) -> None:
+        # names and values are expanded first, all with the variables from before this
+        # instruction (BuildKit's EnvCommand.Expand): `ENV a=2 b=$a` gives b the old $a
         env = state.expansion_env()
+        pairs = [(self.expand(inst, p.key, env), self.expand(inst, p.value, env))
+                 for p in inst.pairs]
         shown: list[str] = []
-        for pair in inst.pairs:
-            key, value = pair.key, self.expand(inst, pair.value, env)
-            env[key] = value
+        for (key, value), pair in zip(pairs, inst.pairs, strict=True):
+            if not key:
+                raise self.error(inst, f"ENV name {pair.key!r} expands to an empty string")
             _set_env(state.config, key, value)
             shown.append(f"{key}={value}")
         self._history(state, "ENV " + " ".join(shown))
