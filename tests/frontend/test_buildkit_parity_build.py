@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.build import imagefs
-from tests.build.conftest import Builder
+from tests.build.conftest import Builder, write_context
 from tests.build.table import Row, build_rows, config, env, text
 
 FROM = "FROM busybox:latest\n"
@@ -43,3 +43,17 @@ def test_built_image(row: Row, built: dict[str, imagefs.Image | str]) -> None:
     image = built[row.id]
     assert not isinstance(image, str), f"the build failed: {image}"
     row.check(image)
+
+
+def test_expose_with_an_ipv6_zone_fails_the_build_at_its_word(module_builder: Builder) -> None:
+    ctx = write_context(module_builder.tmp / "parity" / "expose-zone", {
+        "Dockerfile": FROM + "ARG IP=[fe80::1%eth0]\nEXPOSE 80 ${IP}:8080:80\n"},
+        module_builder.user)
+    proc, _ = module_builder.build(ctx, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-3:] == [
+        "ocibuild: error: Dockerfile:3:11: invalid IP address '[fe80::1%eth0]' in port "
+        "'[fe80::1%eth0]:8080:80': an IPv6 zone (%eth0) is not accepted",
+        "EXPOSE 80 ${IP}:8080:80",
+        "          ^",
+    ]

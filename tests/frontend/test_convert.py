@@ -47,8 +47,17 @@ def test_expose_range_exposes_each_port_and_host_side_is_dropped() -> None:
 def test_expose_port_is_checked_after_expansion() -> None:
     with pytest.raises(DockerfileError) as info:
         _convert("FROM base\nARG P=http\nEXPOSE 80 $P\n")
-    assert (info.value.line, info.value.column) == (3, 1)
+    assert (info.value.line, info.value.column) == (3, 11)  # at the word as written
     assert "invalid port 'http'" in info.value.reason
+
+
+def test_expose_zone_from_a_variable_is_refused_at_its_word() -> None:
+    with pytest.raises(DockerfileError) as info:
+        _convert("FROM base\nARG IP=[fe80::1%eth0]\nEXPOSE 80 ${IP}:80:80\n")
+    assert (info.value.line, info.value.column) == (3, 11)
+    assert info.value.reason == (
+        "invalid IP address '[fe80::1%eth0]' in port '[fe80::1%eth0]:80:80': an IPv6 zone "
+        "(%eth0) is not accepted")
 
 
 def test_env_names_are_expanded_as_values_are() -> None:

@@ -178,6 +178,19 @@ def test_expose_ports() -> None:
         _one("EXPOSE http\n")
 
 
+@pytest.mark.parametrize("port", ["[fe80::1%eth0]:8080:80", "fe80::1%25eth0:8080:80/udp"])
+def test_expose_refuses_an_ipv6_zone_as_go_parse_ip_does(port: str) -> None:
+    with pytest.raises(DockerfileError) as info:
+        parse_dockerfile(f"FROM scratch\nEXPOSE 443 \\\n  {port}\n")
+    assert (info.value.filename, info.value.line, info.value.column) == ("Dockerfile", 3, 3)
+    assert "an IPv6 zone (%" in info.value.reason
+    assert ins.parse_port_spec("[fe80::1]:8080:80") == ins.PortSpec(80, 80, "tcp")
+
+
+def test_expose_port_numbers_take_a_plus_sign_as_go_parse_int_does() -> None:
+    assert ins.parse_port_spec("+80-+81/udp") == ins.PortSpec(80, 81, "udp")
+
+
 def test_shell_must_be_json() -> None:
     shell = _one('SHELL ["/bin/bash", "-euc"]\n')
     assert shell.shell == ("/bin/bash", "-euc")  # type: ignore[attr-defined]

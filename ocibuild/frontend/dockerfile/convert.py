@@ -458,7 +458,7 @@ class Converter:
                 try:
                     spec = ins.parse_port_spec(item)
                 except ValueError as exc:
-                    raise self.error(inst, str(exc)) from None
+                    raise ins.error_at(inst.location, str(exc), word, ast=self.ast) from None
                 for number in range(spec.start, spec.end + 1):
                     key = f"{number}/{spec.protocol}"
                     ports[key] = {}

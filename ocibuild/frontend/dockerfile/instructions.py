@@ -13,6 +13,8 @@ Public API:
 - `parse_duration(text) -> int`: Go duration ("1m30s") in nanoseconds.
 - `parse_port_spec(text) -> PortSpec`: an EXPOSE item (`80`, `53/udp`, `8000-8010/tcp`;
   BuildKit's `[IP:]HOST:PORT` form is accepted, its host side dropped).
+- `error_at(location, message, token, ast=) -> DockerfileError`: an error pointing at a
+  word of an instruction.
 - Instruction classes (frozen dataclasses, all with `name`, `original`,
   `location`, `flags`): FromInstruction, ArgInstruction, EnvInstruction,
   LabelInstruction, RunInstruction, CmdInstruction, EntrypointInstruction,
@@ -137,7 +139,7 @@ class RunInstruction(_CommandLine):
             try:
                 out.append(parse_mount(m.raw, expand))
             except ValueError as exc:
-                raise _error_at(self.location, str(exc), m.raw) from None
+                raise error_at(self.location, str(exc), m.raw) from None
         return tuple(out)
 
 
@@ -263,8 +265,10 @@ class _Invalid(ValueError):
         self.token = token
 
 
-def _error_at(loc: Location, message: str, token: str | None, source: str | None = None,
-              ast: AST | None = None) -> DockerfileError:
+def error_at(loc: Location, message: str, token: str | None, source: str | None = None,
+             ast: AST | None = None) -> DockerfileError:
+    """An error at the instruction, or at `token` where the instruction's lines in `ast`
+    hold it."""
     column = loc.column
     line = loc.start_line
     if ast is not None and token:
@@ -300,7 +304,7 @@ def parse_dockerfile(text: str | bytes, filename: str = "Dockerfile") -> Dockerf
             if isinstance(inst, ArgInstruction):
                 meta_args.append(inst)
             else:
-                raise _error_at(
+                raise error_at(
                     inst.location,
                     f"{inst.name} before the first FROM: no build stage in current context",
                     None,
@@ -323,11 +327,11 @@ def parse_instruction(node: Node, ast: AST) -> Instruction:
     try:
         return _parse_node(node, loc)
     except FlagError as exc:
-        raise _error_at(loc, str(exc), exc.flag, ast=ast) from None
+        raise error_at(loc, str(exc), exc.flag, ast=ast) from None
     except _Invalid as exc:
-        raise _error_at(loc, str(exc), exc.token, ast=ast) from None
+        raise error_at(loc, str(exc), exc.token, ast=ast) from None
     except ValueError as exc:
-        raise _error_at(loc, str(exc), None, ast=ast) from None
+        raise error_at(loc, str(exc), None, ast=ast) from None
 
 
 def _parse_node(node: Node, loc: Location) -> Instruction:
@@ -554,7 +558,8 @@ def _add(node: Node, base: _Base) -> Instruction:
     )
 
 
-_PORT_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?\Z")
+# Go's strconv.ParseInt, which BuildKit reads port numbers with, takes a leading "+"
+_PORT_RANGE = re.compile(r"(\+?[0-9]+)(?:-(\+?[0-9]+))?\Z")
 
 
 def parse_port_spec(text: str) -> PortSpec:
@@ -590,12 +595,19 @@ def _port_range(port: str, text: str) -> tuple[int, int]:
 
 
 def _check_ip(ip: str, text: str) -> None:
+    """The IP of EXPOSE's IP:HOST:PORT form, checked as BuildKit's Go net.ParseIP does: an
+    IPv6 zone (`fe80::1%eth0`), which Python's ipaddress accepts, is refused."""
     import ipaddress  # only for the rare EXPOSE IP:HOST:PORT form
 
+    address = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+    if "%" in address:
+        raise ValueError(f"invalid IP address {ip!r} in port {text!r}: an IPv6 zone "
+                         f"({address[address.index('%'):]}) is not accepted")
     try:
-        ipaddress.ip_address(ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip)
+        ipaddress.ip_address(address)
     except ValueError:
-        raise ValueError(f"invalid IP address {ip!r} in port {text!r}") from None
+        raise ValueError(f"invalid IP address {ip!r} in port {text!r} (the form with an "
+                         "address is IP:HOST_PORT:PORT, an IPv6 address in [])") from None
 
 
 def _expose(node: Node, base: _Base) -> Instruction:
