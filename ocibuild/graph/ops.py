@@ -184,6 +184,15 @@ class CopyOp(Op):
     parents: bool = False
     add: bool = False  # ADD: extract local tar archives
     user: str = ""  # the stage USER when COPY runs (for --chown names lookup)
+    # here-documents (an InlineSource) copied to `dest` after `sources`, in the same
+    # layer: `COPY <<EOF ./file /dest/` (never extracted, even by ADD)
+    contents: Op | None = None
+
+    def spec(self) -> dict[str, Any]:
+        out = super().spec()
+        if self.contents is None:  # a copy without here-documents keeps its digest
+            del out["contents"]
+        return out
 
 
 @deferred_dataclass(frozen=True, eq=False)

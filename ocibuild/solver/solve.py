@@ -613,6 +613,12 @@ class Solver:
                     and op.source.name not in self.opts.context_dirs:
                 args["ignore"] = list(self.opts.ignore_patterns)
             self._userns("ocibuild.solver.fileop:copy_into", args)
+        if isinstance(op.contents, InlineSource):  # then the here-documents, same root
+            with self._source_dir(op.contents) as source:
+                self._userns("ocibuild.solver.fileop:copy_into", {
+                    **args, "source": source, "from_context": True, "ignore": [],
+                    "sources": [name for name, _ in op.contents.files], "add": False,
+                    "parents": False})
 
     @contextlib.contextmanager
     def _source_dir(self, source: Op) -> Iterator[dict[str, Any]]:

@@ -3,6 +3,9 @@ BuildKit's dockerfile2llb: what a user finds in the image."""
 
 from __future__ import annotations
 
+import io
+import tarfile
+
 import pytest
 
 from tests.build import imagefs
@@ -24,7 +27,39 @@ def _env_names_expanded(img: imagefs.Image) -> None:
     assert text(img, "seen") == "bar before\n"
 
 
+def _tar(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _copy_heredoc_and_file(img: imagefs.Image) -> None:
+    assert text(img, "dest/file.txt") == "from the context\n"
+    assert text(img, "dest/EOF") == "hello world\n"
+    assert img.files["dest/EOF"].info.mode & 0o7777 == 0o644
+    # one step, one layer: both files are in the last one
+    assert {"dest/file.txt", "dest/EOF"} <= set(img.top)
+    assert img.config["history"][-1]["created_by"] == "COPY ./file.txt <<EOF /dest/ # buildkit"
+
+
+def _add_archive_and_heredoc(img: imagefs.Image) -> None:
+    assert text(img, "x/inner/one.txt") == "one\n"  # the archive is extracted
+    assert text(img, "x/NOTES") == "not an archive\n"
+    assert text(img, "x/f.txt") == "plain\n"
+
+
 ROWS = [
+    Row("copy-heredoc-and-file", FROM + "ARG WHO=world\n"
+        "COPY <<EOF ./file.txt /dest/\nhello ${WHO}\nEOF\n", _copy_heredoc_and_file,
+        files={"file.txt": "from the context\n"}),
+    Row("add-archive-and-heredoc", FROM + "ADD arch.tar <<NOTES f.txt /x/\n"
+        "not an archive\nNOTES\n", _add_archive_and_heredoc,
+        files={"arch.tar": _tar({"inner/one.txt": "one\n"}), "f.txt": "plain\n"}),
     Row("env-names-expanded", FROM + "ARG name=FOO\nENV old=before\n"
         "ENV ${name}=bar old=after copy=$old\nENV old=$copy\n"
         'RUN echo "$FOO $old" > /seen\n', _env_names_expanded),

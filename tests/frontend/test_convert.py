@@ -12,7 +12,7 @@ import pytest
 from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, convert
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.parser import parse
-from ocibuild.graph import ExecOp
+from ocibuild.graph import ContextSource, CopyOp, ExecOp, InlineSource
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.platform import Platform
 
@@ -91,6 +91,36 @@ def test_arg_default_is_not_expanded_when_a_build_arg_gives_the_value() -> None:
     assert convert(parse(text), inputs, Images()).target.args == {"g": "1", "s": "2"}
     with pytest.raises(DockerfileError, match="NEED: unset"):
         _convert(text)
+
+
+def test_copy_of_paths_and_a_heredoc_is_one_copy_the_heredoc_last() -> None:
+    state = _convert("FROM base\nARG W=world\nCOPY a.txt <<EOF b* /dest/\nhello $W\nEOF\n"
+                     ).target
+    op = state.op
+    assert isinstance(op, CopyOp) and isinstance(op.source, ContextSource)
+    assert op.sources == ("a.txt", "b*") and op.dest == "/dest/" and not op.add
+    assert op.contents == InlineSource(files=(("EOF", "hello world\n"),))
+    assert state.history[-1].created_by == "COPY a.txt b* <<EOF /dest/ # buildkit"
+
+
+def test_add_of_an_archive_and_a_heredoc_extracts_only_the_archive() -> None:
+    op = _convert("FROM base\nADD a.tar <<EOF /x/\nbody\nEOF\n").target.op
+    assert isinstance(op, CopyOp) and op.add and op.sources == ("a.tar",)
+    assert op.contents == InlineSource(files=(("EOF", "body\n"),))
+
+
+def test_copy_of_a_heredoc_with_paths_needs_a_directory_destination() -> None:
+    with pytest.raises(DockerfileError, match="must be a directory"):
+        _convert("FROM base\nCOPY <<EOF a.txt /dest\nx\nEOF\n")
+
+
+def test_a_copy_without_heredocs_keeps_its_digest() -> None:
+    # digests are cache keys: a COPY made before here-documents could join paths must
+    # still find its cached layer
+    plain = _convert("FROM base\nCOPY a.txt /d/\n").target.op
+    assert isinstance(plain, CopyOp) and "contents" not in plain.spec()
+    mixed = _convert("FROM base\nCOPY a.txt <<EOF /d/\nx\nEOF\n").target.op
+    assert mixed.spec()["contents"] == {"op": InlineSource(files=(("EOF", "x\n"),)).digest}
 
 
 def test_healthcheck_go_durations_and_unset_fields_left_out() -> None:

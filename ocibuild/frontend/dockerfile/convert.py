@@ -609,23 +609,18 @@ class Converter:
         add = isinstance(inst, ins.AddInstruction)
         env = state.expansion_env()
         inline: list[tuple[str, str]] = []
-        if inst.source_contents:
-            if inst.sources:
-                raise self.error(inst, f"{inst.name}: mixing here-documents and other "
-                                 f"sources ({inst.sources[0]}) is not supported")
-            for doc in inst.source_contents:
-                data = doc.data
-                if doc.expand:
-                    try:
-                        data = expand_heredoc(data, self.lex, env)
-                    except OcibuildError as exc:
-                        raise self.error(inst, exc.message) from None
-                inline.append((doc.path, data))
-            sources = [name for name, _ in inline]
-        else:
-            sources = [self.expand(inst, w, env) for w in inst.sources]
+        for doc in inst.source_contents:
+            data = doc.data
+            if doc.expand:
+                try:
+                    data = expand_heredoc(data, self.lex, env)
+                except OcibuildError as exc:
+                    raise self.error(inst, exc.message) from None
+            inline.append((doc.path, data))
+        sources = [self.expand(inst, w, env) for w in inst.sources]
         dest = self.expand(inst, inst.dest, env)
-        words = [*sources, dest]
+        # BuildKit's history names the paths, then each here-document as <<NAME
+        words = [*sources, *(f"<<{name}" for name, _ in inline), dest]
         chown = self.expand(inst, inst.chown or "", env)
         chmod = self.expand(inst, inst.chmod or "", env)
         if chmod:
@@ -636,29 +631,32 @@ class Converter:
         source: Op = self.context
         if from_ref:
             source = self._source_state(inst, self.expand(inst, from_ref, env))
-        urls = [s for s in sources if s.startswith(("http://", "https://"))]
-        if inline:
-            if from_ref:
-                raise self.error(inst, "COPY --from cannot take here-documents")
+        contents: InlineSource | None = None
+        if inline and not sources:
             source = InlineSource(files=tuple(inline))
+            sources = [name for name, _ in inline]
             add = False  # a here-document is never an archive to extract
-        elif urls:
-            if len(sources) != 1:
-                raise self.error(inst, "ADD of a URL takes exactly one source")
-            url = urls[0]
-            filename = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "download"
-            source = HttpSource(url=url, checksum=checksum, filename=filename)
-            sources = [filename]
-        elif checksum:
-            raise self.error(inst, "ADD --checksum is only supported with HTTP(S) sources")
-        if len(sources) > 1 and not dest.endswith("/"):
+        else:
+            if inline:  # paths and here-documents: one copy, the documents after the paths
+                contents = InlineSource(files=tuple(inline))
+            urls = [s for s in sources if s.startswith(("http://", "https://"))]
+            if urls:
+                if len(sources) != 1:
+                    raise self.error(inst, "ADD of a URL takes exactly one source")
+                url = urls[0]
+                filename = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "download"
+                source = HttpSource(url=url, checksum=checksum, filename=filename)
+                sources = [filename]
+            elif checksum:
+                raise self.error(inst, "ADD --checksum is only supported with HTTP(S) sources")
+        if len(words) > 2 and not dest.endswith("/"):
             raise self.error(inst, f"When using {inst.name} with more than one "
                              "source file, the destination must be a directory and end "
                              "with a /")
         op = CopyOp(state.op, source, tuple(sources), dest,
                     cwd=state.config.get("WorkingDir") or "/", chown=chown, chmod=chmod,
                     link=inst.link, excludes=inst.excludes, parents=parents, add=add,
-                    user=state.config.get("User", ""))
+                    user=state.config.get("User", ""), contents=contents)
         state.op = op
         self._name(op, step, label)
         self._history(state, f"{inst.name} {' '.join(words)} # buildkit", op)
