@@ -53,7 +53,14 @@ def _add_archive_and_heredoc(img: imagefs.Image) -> None:
     assert text(img, "x/f.txt") == "plain\n"
 
 
+def _onbuild_of_a_stage(img: imagefs.Image) -> None:
+    assert text(img, "t") == "triggered\n"
+    assert not config(img).get("OnBuild")
+
+
 ROWS = [
+    Row("onbuild-of-a-stage", "FROM busybox:latest AS parent\n"
+        "ONBUILD RUN echo triggered > /t\nFROM parent\n", _onbuild_of_a_stage),
     Row("copy-heredoc-and-file", FROM + "ARG WHO=world\n"
         "COPY <<EOF ./file.txt /dest/\nhello ${WHO}\nEOF\n", _copy_heredoc_and_file,
         files={"file.txt": "from the context\n"}),

@@ -153,6 +153,14 @@ def test_onbuild_trigger_is_stored_as_written_without_a_history_entry() -> None:
     assert [step.created_by for step in state.history] == ["ENV A=1"]
 
 
+def test_stage_built_from_a_stage_runs_its_onbuild_triggers_and_drops_them() -> None:
+    conv = _convert("FROM base AS parent\nONBUILD RUN touch /t\nFROM parent\nENV B=1\n")
+    child = conv.target
+    assert "OnBuild" not in child.config
+    assert isinstance(child.op, ExecOp) and child.op.args == ("/bin/sh", "-c", "touch /t")
+    assert conv.stages[0].config["OnBuild"] == ["RUN touch /t"]
+
+
 def test_bad_trigger_in_base_image_is_reported_at_from() -> None:
     images = Images(parent={"OnBuild": ["COPY --fom=x a b"]})
     with pytest.raises(DockerfileError) as info:

@@ -280,10 +280,14 @@ class Converter:
             return self._from_directory(stage, base, prefix, total, platform)
         if parent is not None and parent.index < stage.index:
             ps = self.stage_state(parent)
-            return StageState(
+            state = StageState(
                 name=stage.name, index=stage.index, op=ps.op, config=json.loads(
                     json.dumps(ps.config)), platform=ps.platform, base_history=ps.base_history,
                 history=list(ps.history), author=ps.author, shell=ps.shell)
+            # the parent stage's own ONBUILD triggers run here and are not carried on, as
+            # BuildKit's initOnBuildTriggers does for a stage built FROM another
+            self._run_triggers(state, stage, inst, base, prefix, total)
+            return state
         if base.lower() == "scratch":
             op: Op = ScratchSource(description=self._step_name(prefix, 1, total, "FROM scratch"))
             config: dict[str, Any] = {"Env": [DEFAULT_PATH]}
@@ -303,10 +307,15 @@ class Converter:
                            base_history=image_config.history, author=image_config.author)
         if "Shell" in config:
             state.shell = tuple(config["Shell"])
-        for trigger in config.pop("OnBuild", None) or []:
-            for tinst in self._triggers(inst, base, trigger):
-                self.dispatch(state, tinst, stage, prefix, total, [1], trigger=True)
+        self._run_triggers(state, stage, inst, base, prefix, total)
         return state
+
+    def _run_triggers(self, state: StageState, stage: _Stage, from_: ins.FromInstruction,
+                      base: str, prefix: str, total: int) -> None:
+        """Run the base's ONBUILD triggers in the new stage, which does not keep them."""
+        for trigger in state.config.pop("OnBuild", None) or []:
+            for tinst in self._triggers(from_, base, trigger):
+                self.dispatch(state, tinst, stage, prefix, total, [1], trigger=True)
 
     def _triggers(self, from_: ins.FromInstruction, base: str, trigger: str
                   ) -> list[ins.Instruction]:
