@@ -11,12 +11,10 @@ layers left, never what this layer wrote.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -283,8 +281,10 @@ class _Extractor:
                     os.mkdir(comp, 0o755, dir_fd=cur)
                     if self._chown:
                         uid, gid = self._owner or self._host_ids(0, 0, entry)
-                        with self._lenient_owner():
+                        try:
                             os.chown(comp, uid, gid, dir_fd=cur, follow_symlinks=False)
+                        except OSError as exc:
+                            self._unowned(exc)
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
@@ -336,26 +336,26 @@ class _Extractor:
 
     def _own(self, fd: int, m: Member) -> None:
         if self._chown:
-            with self._lenient_owner():
+            try:
                 os.fchown(fd, *self._ids_of(m))
+            except OSError as exc:
+                self._unowned(exc)
 
     def _own_name(self, pfd: int, name: str, m: Member) -> None:
         if self._chown:
-            with self._lenient_owner():
+            try:
                 os.chown(name, *self._ids_of(m), dir_fd=pfd, follow_symlinks=False)
+            except OSError as exc:
+                self._unowned(exc)
 
     def _ids_of(self, m: Member) -> tuple[int, int]:
         return self._owner or self._host_ids(m.uid, m.gid, m.name)
 
-    @contextlib.contextmanager
-    def _lenient_owner(self) -> Iterator[None]:
-        """For archives (not layers): an id the user namespace does not map (a single
-        id mapping) leaves the entry owned by whoever made it."""
-        try:
-            yield
-        except OSError as exc:
-            if not self._archive or exc.errno not in (errno.EINVAL, errno.EPERM):
-                raise
+    def _unowned(self, exc: OSError) -> None:
+        """A chown failed. For an archive (not a layer) an id the user namespace does not
+        map (a single id mapping) leaves the entry owned by whoever made it."""
+        if not self._archive or exc.errno not in (errno.EINVAL, errno.EPERM):
+            raise exc
 
     def _set_xattrs(self, fd: int, m: Member) -> None:
         for key, value in m.xattrs.items():
