@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.build.conftest import Builder, give_to, write_context
+from tests.support.users import User
 
 
 def _tar(path: Path, members: list[tuple[str, str, str | bytes]],
@@ -112,3 +113,23 @@ def test_archives_unpack_as_docker_does(builder: Builder, compress: str) -> None
     give_to(ctx, builder.user)
     proc, _ = builder.build(ctx)
     assert proc.stderr.count("absolute name") == 2 and "not a whiteout" in proc.stderr
+
+
+def test_an_archive_owner_the_mapping_lacks_is_left_to_the_builder(
+        nosub_user: User, nosub_tmp: Path, busybox_store_template: Path) -> None:
+    """A user without subordinate ids maps one id: a member owned by 1000 is unpacked
+    (owned by root in the image), as tar does for an unprivileged user."""
+    builder = Builder(nosub_user, nosub_tmp, nosub_tmp / "store")
+    builder.root = builder.new_store(busybox_store_template, "store")
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest\nADD own.tar /x/\nRUN stat -c '%u %n' /x/f && cat /x/f\n")},
+        builder.user)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        info = tarfile.TarInfo("f")
+        info.size, info.uid, info.gid = 6, 1000, 1000
+        tf.addfile(info, io.BytesIO(b"owned\n"))
+    (ctx / "own.tar").write_bytes(raw.getvalue())
+    give_to(ctx, builder.user)
+    proc, _ = builder.build(ctx)
+    assert "0 /x/f" in proc.stderr and "owned" in proc.stderr
