@@ -509,10 +509,6 @@ class ClientPool:
                 self._clients[registry] = RegistryClient(registry, self.options)
             return self._clients[registry]
 
-    def clients(self) -> list[RegistryClient]:
-        with self._lock:
-            return list(self._clients.values())
-
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
