@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         Network,
         OverlayRoot,
         SecretMount,
+        Security,
         SSHMount,
         StepResult,
         StepSpec,
@@ -36,14 +37,14 @@ _EXPORTS = {
     "run_step": "runner",
     "run_in_userns": "userns_call",
     **{name: "spec" for name in ("BindMount", "CacheMount", "Isolation", "Mount", "Network",
-                                 "OverlayRoot", "SecretMount", "SSHMount", "StepResult",
-                                 "StepSpec", "TmpfsMount")},
+                                 "OverlayRoot", "SecretMount", "Security", "SSHMount",
+                                 "StepResult", "StepSpec", "TmpfsMount")},
 }
 
 __all__ = [
     "BindMount", "CacheMount", "Isolation", "Mount", "Network", "OverlayRoot", "SSHMount",
-    "SandboxError", "SecretMount", "StepResult", "StepSpec", "TmpfsMount", "current_idmap",
-    "prestart", "run_in_userns", "run_step",
+    "SandboxError", "SecretMount", "Security", "StepResult", "StepSpec", "TmpfsMount",
+    "current_idmap", "prestart", "run_in_userns", "run_step",
 ]
 
 

@@ -76,11 +76,13 @@ def _config(spec: StepSpec, isolation: Isolation) -> dict[str, object]:
         raise SandboxError(f"working directory must be absolute: {spec.cwd!r}")
     if spec.network not in ("default", "none", "host"):
         raise SandboxError(f"unknown network mode {spec.network!r} (default, none or host)")
+    if spec.security not in ("sandbox", "insecure"):
+        raise SandboxError(f"unknown security mode {spec.security!r} (sandbox or insecure)")
     env = dict(spec.env)
     mounts = [_mount_config(m, env) for m in spec.mounts]
     conf: dict[str, object] = {
         "isolation": isolation, "mapping": "none", "network": spec.network,
-        "hostname": spec.hostname, "staging": None, "mounts": mounts,
+        "hostname": spec.hostname, "security": spec.security, "staging": None, "mounts": mounts,
         "argv": [str(a) for a in spec.argv], "env": env, "cwd": spec.cwd, "user": spec.user,
         "default_path": DEFAULT_PATH, "rootfs": None, "overlay": None,
     }

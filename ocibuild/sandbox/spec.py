@@ -12,6 +12,7 @@ from ocibuild.deferred import deferred_dataclass
 
 Network = Literal["default", "none", "host"]
 Isolation = Literal["userns", "chroot"]
+Security = Literal["sandbox", "insecure"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SSH_TARGET = "/run/buildkit/ssh_agent.0"
@@ -87,6 +88,9 @@ class StepSpec:
     against the root filesystem's /etc/passwd and /etc/group. `env` is the whole
     environment (PATH gets a default when absent, HOME comes from /etc/passwd).
     `network`: "default" and "host" share the host network; "none" has only loopback.
+    `security`: "sandbox" (the default) runs the step with Docker's default capabilities,
+    no_new_privs and a seccomp filter; "insecure" (RUN --security=insecure, which the
+    caller allows only with the security.insecure entitlement) keeps the full set.
     """
 
     rootfs: Path | OverlayRoot
@@ -97,6 +101,7 @@ class StepSpec:
     mounts: Sequence[Mount] = ()
     network: Network = "default"
     hostname: str = "ocibuild"
+    security: Security = "sandbox"
 
 
 @dataclass(frozen=True)
