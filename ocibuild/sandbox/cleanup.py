@@ -1,4 +1,6 @@
-"""Remove the mount points a step's set-up created in its root, without following links."""
+"""Remove the mount points a step's set-up created in its root, without following links
+and without leaving the root: a path with an empty, '.' or '..' component is skipped,
+and each component is opened with O_NOFOLLOW beneath the root's descriptor."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pathlib import Path
 
 def _open_parent(base: Path, rel: str) -> tuple[int, str] | None:
     parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for part in parts[:-1]:

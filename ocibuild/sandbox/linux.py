@@ -46,6 +46,7 @@ _libc.unshare.argtypes = [ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong]
+_libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 
 
 def _check(result: int, what: str) -> None:
@@ -117,3 +118,85 @@ def loopback_up() -> None:
         fcntl.ioctl(sock.fileno(), siocsifflags, name + flags.to_bytes(2, sys.byteorder))
     finally:
         sock.close()
+
+
+# ---- process hardening ----------------------------------------------------------------
+
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _prctl(option: int, arg: int = 0, what: str = "prctl") -> None:
+    _check(_libc.prctl(option, arg, 0, 0, 0), what)
+
+
+def set_not_dumpable() -> None:
+    """No ptrace, no pidfd_getfd and no /proc/PID/{exe,fd,environ,mem} for this process
+    from anything short of CAP_SYS_PTRACE in the user namespace that owns its memory."""
+    _prctl(PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")
+
+
+def set_no_new_privs() -> None:
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def last_capability() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40
+
+
+def drop_bounding_capabilities(keep: int) -> None:
+    """Remove every capability not in the bit mask `keep` from the bounding set, and
+    clear the ambient set."""
+    for cap in range(last_capability() + 1):
+        if not keep >> cap & 1:
+            _prctl(PR_CAPBSET_DROP, cap, f"prctl(PR_CAPBSET_DROP, {cap})")
+    _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
+           "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
+
+
+def set_capabilities(effective_and_permitted: int) -> None:
+    """capset(2): effective and permitted to `effective_and_permitted`, inheritable empty."""
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    for half in range(2):
+        bits = effective_and_permitted >> (32 * half) & 0xFFFFFFFF
+        data[3 * half] = data[3 * half + 1] = bits  # effective, permitted; inheritable 0
+    _check(_libc.capset(header, data), "capset")
+
+
+def install_seccomp_filter(program: bytes) -> None:
+    """Load a classic BPF program (struct sock_filter entries) as this thread's seccomp
+    filter; needs no_new_privs (or CAP_SYS_ADMIN)."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+
+    class _Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = _Prog(len(program) // 8, ctypes.addressof(buffer))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
+           "prctl(PR_SET_SECCOMP)")
+
+
+def set_process_title(title: bytes) -> None:
+    """Overwrite this process's command line (what /proc/PID/cmdline and ps show) and its
+    name. The interpreter keeps its own copy of argv, so the original area is free."""
+    with open("/proc/self/stat", "rb") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(b")") + 2:].split()
+    start, end = int(fields[45]), int(fields[46])  # arg_start and arg_end, proc(5) 48-49
+    if end > start:
+        ctypes.memset(start, 0, end - start)
+        ctypes.memmove(start, title, min(len(title), end - start - 1))
+    name = ctypes.create_string_buffer(title[:15])
+    _check(_libc.prctl(PR_SET_NAME, ctypes.addressof(name), 0, 0, 0), "prctl(PR_SET_NAME)")

@@ -2,16 +2,26 @@
 runs one step.
 
 It gets the step's control socket, stdout and stderr from the fork server and reads
-the marshalled configuration from the control socket. Process tree (userns mode; the
-fork server already lives in the builder's user namespace):
+the step's configuration from the control socket. Process tree (userns mode; the fork
+server already lives in the builder's user namespace):
 
-    step process (host PID ns): unshare mount/PID/IPC/UTS[/net], watch the control socket
-      └─ init, PID 1 of the new PID ns: mounts, pivot_root, reaps orphans
-           └─ the step (setgroups/setgid/setuid, chdir, exec)
+    supervisor (host PID ns): unshare mount/PID/IPC/UTS, watch the control socket
+      └─ init, PID 1 of the new PID ns: network ns, mounts, pivot_root, reaps orphans
+           └─ the step (capabilities, no_new_privs, seccomp, user, exec)
+
+The control socket talks to the builder, so nothing in the step's PID namespace keeps
+it: init reports its set-up (the mount points it created, or an error) and closes it
+before the step is forked. From then on init holds only the write end of a status
+pipe to the supervisor, which parses what comes through it (a wait status, or an
+error from the step's last moments before exec) and relays it. The supervisor has no
+PID in the step's namespace, so nothing there can name it; init is not dumpable and
+its memory belongs to the host's user namespace (it was never exec'd in the new one),
+so no process of the step can ptrace it, take its descriptors with pidfd_getfd or
+read /proc/1/exe, and its command line is blanked.
 
 When the step exits, init reports its wait status and exits, and the kernel kills
 everything left in the PID namespace. The builder cancels a step by shutting down its
-end of the control socket (its death closes it too): the step process then exits, and
+end of the control socket (its death closes it too): the supervisor then exits, and
 init, which has it as parent-death signal, dies with everything under it.
 
 Imports are kept to the cheap ones: the fork server imports this module at start.
@@ -24,7 +34,7 @@ import os
 import select
 import sys
 
-from ocibuild.sandbox import linux, protocol
+from ocibuild.sandbox import hardening, linux, protocol
 from ocibuild.sandbox.securepath import resolve_in_root
 from ocibuild.sandbox.users import UnknownUserError, resolve_user
 
@@ -120,7 +130,7 @@ def enter_user_namespace(mapping: str, ctl: int, uid: int, gid: int) -> None:
             _write("/proc/self/gid_map", f"0 {gid} 1\n")
         else:
             protocol.send(ctl, protocol.NEED_MAPPING)
-            reply = protocol.receive(ctl)
+            reply = protocol.receive_from_builder(ctl)
             if reply is None or reply[0] != protocol.MAPPED:
                 os._exit(125)
             os.setgroups([])
@@ -135,12 +145,21 @@ def enter_user_namespace(mapping: str, ctl: int, uid: int, gid: int) -> None:
 def _mount_root(conf: dict, root: str) -> None:
     overlay = conf.get("overlay")
     if overlay:
-        lower = ":".join(overlay["lower"])
-        options = (f"lowerdir={lower},upperdir={overlay['upper']},"
-                   f"workdir={overlay['work']},userxattr")
-        if conf["isolation"] == "chroot":
-            options = options.replace(",userxattr", "")
-        linux.mount("overlay", root, "overlay", 0, options)
+        # Paths relative to their common parent: overlayfs shows its options as given in
+        # the step's mountinfo, which must not tell where the store is.
+        dirs = [*overlay["lower"], overlay["upper"], overlay["work"]]
+        base = os.path.commonpath(dirs)
+        lower, upper, work = (":".join(os.path.relpath(d, base) for d in overlay["lower"]),
+                              os.path.relpath(overlay["upper"], base),
+                              os.path.relpath(overlay["work"], base))
+        options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+        if conf["isolation"] != "chroot":
+            options += ",userxattr"
+        os.chdir(base)
+        try:
+            linux.mount("overlay", root, "overlay", 0, options)
+        finally:
+            os.chdir("/")
     else:
         linux.bind(conf["rootfs"], root, readonly=False)
 
@@ -231,11 +250,11 @@ def prepare_root(conf: dict, ctl: int) -> None:
     try:
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         linux.sethostname(conf["hostname"])
-        if conf["network"] == "none":
-            linux.loopback_up()
         _mount_root(conf, root)
         proc = resolve_in_root(root, "/proc", "dir", created)
         linux.mount("proc", proc, "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        if conf["security"] != "insecure":
+            hardening.restrict_proc(proc)
         _mount_dev(root, created)
         if conf["network"] != "none":
             for host in HOST_NET_FILES:
@@ -267,16 +286,20 @@ def _step_env(conf: dict, home: str) -> dict[str, str]:
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores them; exec keeps that
 
 
-def exec_step(conf: dict, user: object, ctl: int, can_setgroups: bool) -> None:
-    """In the forked step process: drop to the user and exec; never returns."""
+def exec_step(conf: dict, user: object, report: int, can_setgroups: bool) -> None:
+    """In the forked step process: confine, drop to the user and exec; never returns.
+    A failure before exec goes to `report` as an ERROR message."""
     try:
+        confined = conf["security"] != "insecure"
         try:
+            if confined:
+                hardening.drop_privileges_before_user_switch()
             if can_setgroups:
                 os.setgroups(user.groups)  # type: ignore[attr-defined]
             os.setresgid(user.gid, user.gid, user.gid)  # type: ignore[attr-defined]
             os.setresuid(user.uid, user.uid, user.uid)  # type: ignore[attr-defined]
         except OSError as e:
-            protocol.send(ctl, protocol.ERROR,
+            protocol.send(report, protocol.ERROR,
                           f"cannot switch to user {conf['user']!r} (uid {user.uid}, gid "  # type: ignore[attr-defined]
                           f"{user.gid}): {e.strerror}; the id is not mapped in the "  # type: ignore[attr-defined]
                           "sandbox's user namespace")
@@ -286,34 +309,16 @@ def exec_step(conf: dict, user: object, ctl: int, can_setgroups: bool) -> None:
         for signum in _DEFAULT_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         env = _step_env(conf, user.home)  # type: ignore[attr-defined]
+        if confined:
+            hardening.confine_before_exec(user.uid)  # type: ignore[attr-defined]
+        os.closerange(3, _MAX_FD)  # nothing of the sandbox's reaches the step
         os._exit(-_search_path(argv, env, lambda path: os.execve(path, argv, env)))
     except BaseException:
         os.write(2, _traceback().encode())
     os._exit(125)
 
 
-def spawn_root_step(conf: dict, user: object, can_setgroups: bool) -> int:
-    """Start a step that runs as root (init's own ids) with posix_spawn: a vfork and
-    exec, ~1 ms cheaper than forking this Python process and exec'ing. Init takes the
-    step's groups and working directory first (it needs neither). Returns the step's
-    PID, 0 when the step must be forked (another user, or no such directory), or
-    -127/-126 when no command could be started (the message is on stderr)."""
-    if (user.uid, user.gid) != (0, 0) or os.getuid() != 0:  # type: ignore[attr-defined]
-        return 0
-    try:
-        if can_setgroups:
-            os.setgroups(user.groups)  # type: ignore[attr-defined]
-        os.chdir(conf["cwd"])
-    except OSError:
-        return 0  # the forked path reports it as before
-    argv = conf["argv"]
-    env = _step_env(conf, user.home)  # type: ignore[attr-defined]
-
-    def spawn(path: str) -> int:
-        os.stat(path)  # a missing candidate fails here, cheaper than a failed spawn
-        return os.posix_spawn(path, argv, env, setsigdef=_DEFAULT_SIGNALS)
-
-    return _search_path(argv, env, spawn)
+_MAX_FD = 1 << 20
 
 
 def _search_path(argv: list[str], env: dict[str, str], start: Callable[[str], int]) -> int:
@@ -353,33 +358,40 @@ def make_cwd(cwd: str) -> None:
         raise SetupError(f"cannot create the working directory {cwd}: {e.strerror}") from e
 
 
-def init(conf: dict, ctl: int, lifeline: int) -> None:
-    """PID 1 of the step's PID namespace; never returns."""
+def _enter_network(conf: dict) -> None:
+    if conf["network"] == "none":
+        linux.unshare(linux.CLONE_NEWNET)
+        linux.loopback_up()
+
+
+def init(conf: dict, ctl: int, lifeline: int, status: int) -> None:
+    """PID 1 of the step's PID namespace; never returns. Reports set-up on `ctl`, which
+    it closes before the step exists, then the step's end on `status`."""
+    report = ctl
     try:
         linux.set_parent_death_signal(signal.SIGKILL)
+        linux.set_not_dumpable()
+        linux.set_process_title(b"ocibuild-init")
         if select.select([lifeline], [], [], 0)[0]:
-            os._exit(125)  # the helper died before the death signal was armed
+            os._exit(125)  # the supervisor died before the death signal was armed
+        _enter_network(conf)
         prepare_root(conf, ctl)
         user = resolve_step_user(conf)
         make_cwd(conf["cwd"])
-        can_setgroups = conf["mapping"] != "single"
-        step = spawn_root_step(conf, user, can_setgroups)
-        if step < 0:
-            protocol.send(ctl, protocol.EXITED, -step << 8)  # a wait status: exited -step
-            os._exit(0)
+        os.close(ctl)
+        report = status
+        step = os.fork()
         if step == 0:
-            step = os.fork()
-            if step == 0:
-                exec_step(conf, user, ctl, can_setgroups)
+            exec_step(conf, user, status, conf["mapping"] != "single")
         while True:
-            pid, status = os.wait()
+            pid, wait_status = os.wait()
             if pid == step:
-                protocol.send(ctl, protocol.EXITED, status)
+                protocol.send(status, protocol.EXITED, wait_status)
                 os._exit(0)
     except SetupError as e:
-        protocol.send(ctl, protocol.ERROR, str(e))
+        protocol.send(report, protocol.ERROR, str(e))
     except BaseException:
-        protocol.send(ctl, protocol.ERROR, "sandbox init failed:\n" + _traceback())
+        protocol.send(report, protocol.ERROR, "sandbox init failed:\n" + _traceback())
     os._exit(125)
 
 
@@ -398,16 +410,45 @@ def _wait_unless_cancelled(ctl: int, child: int) -> int:
         os.close(pidfd)
 
 
-def run_in_namespaces(conf: dict, ctl: int, flags: int) -> None:
-    linux.unshare(flags)
+_MAX_STATUS_BYTES = 64 * 1024
+
+
+def relay_status(status_r: int, ctl: int) -> None:
+    """Pass what init (or the step before its exec) wrote on the status pipe to the
+    builder, checked: one EXITED with a wait status, or one ERROR; anything else is
+    dropped (the builder then reports that the sandbox ended without a result)."""
+    data = b""
+    while len(data) < _MAX_STATUS_BYTES and (chunk := os.read(status_r, 65536)):
+        data += chunk
+    try:
+        messages = protocol.Decoder().feed(data[:_MAX_STATUS_BYTES])
+    except protocol.ProtocolError:
+        return
+    for kind, payload in messages[:1]:
+        if kind == protocol.EXITED:
+            try:
+                protocol.send(ctl, kind, protocol.parse_int(payload, protocol.MAX_STATUS))
+            except protocol.ProtocolError:
+                return
+        elif kind == protocol.ERROR:
+            protocol.send(ctl, kind, protocol.parse_text(payload)[:_MAX_STATUS_BYTES])
+
+
+def run_in_namespaces(conf: dict, ctl: int) -> None:
+    """In the namespaces just unshared: fork init and supervise it; never returns."""
     lifeline_r, lifeline_w = os.pipe()
+    status_r, status_w = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(lifeline_w)
-        init(conf, ctl, lifeline_r)
+        os.close(status_r)
+        init(conf, ctl, lifeline_r, status_w)
     os.close(lifeline_r)
+    os.close(status_w)
     status = _wait_unless_cancelled(ctl, child)
     # on a cancel, exiting kills init (parent-death signal), and with it the PID namespace
+    if status >= 0:
+        relay_status(status_r, ctl)
     os._exit(0 if status == 0 else 125)
 
 
@@ -471,26 +512,26 @@ def run_plain_chroot(conf: dict, ctl: int) -> None:
 def start(conf: dict, ctl: int) -> None:
     isolation = conf["isolation"]
     flags = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
-    if conf["network"] == "none":
-        flags |= linux.CLONE_NEWNET
     try:
-        run_in_namespaces(conf, ctl, flags)
+        linux.unshare(flags)
     except OSError as e:
         if isolation == "userns":
             raise SetupError(f"cannot create namespaces ({e.strerror}): "
                              f"{userns_diagnosis()}") from e
-    run_plain_chroot(conf, ctl)
+        run_plain_chroot(conf, ctl)
+    run_in_namespaces(conf, ctl)
 
 
 def run_step_process(ctl: int, stdout: int, stderr: int) -> None:
     """Entry of the process the fork server forks for one step; never returns."""
     try:
         linux.set_parent_death_signal(signal.SIGKILL)
+        linux.set_not_dumpable()
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
         os.close(stdout)
         os.close(stderr)
-        message = protocol.receive(ctl)
+        message = protocol.receive_from_builder(ctl)
         if message is None or message[0] != protocol.CONFIG:
             os._exit(125)  # the builder gave up before sending the step
         start(message[1], ctl)  # type: ignore[arg-type]

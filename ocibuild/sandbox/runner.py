@@ -136,7 +136,8 @@ class _Session:
         self.saw_einval = False
         self.err = _LineSplitter(self._stderr_line(on_stderr))
         self.decoder = protocol.Decoder()
-        self.created: list[str] = []
+        self.created: list[str] | None = None
+        self.protocol_error: protocol.ProtocolError | None = None
         self.status: int | None = None
         self.error: str | None = None
         self.step_pgid: int | None = None
@@ -213,7 +214,7 @@ class _Session:
                         else:  # the step process and its init have ended
                             drain_deadline = time.monotonic() + DRAIN_AFTER_EXIT
                     elif key.data is None:
-                        self._on_messages(self.decoder.feed(data))
+                        self._take_messages(data, ctl)
                     else:
                         key.data.feed(data)
                 if self.cancel is not None and self.cancel.is_set() and not self.cancelled:
@@ -224,18 +225,41 @@ class _Session:
                 if key.data is not None:
                     key.data.close()
 
-    def _on_messages(self, messages: list[tuple[str, object]]) -> None:
+    def _take_messages(self, data: bytes, ctl: socket.socket) -> None:
+        if self.protocol_error is not None:
+            return
+        try:
+            self._on_messages(self.decoder.feed(data))
+        except protocol.ProtocolError as e:
+            self.protocol_error = e
+            self._cancel(ctl)  # a helper that says nonsense is not trusted to go on
+
+    def _on_messages(self, messages: list[tuple[str, bytes]]) -> None:
+        """Take the step process's messages, each only where the conversation allows
+        it: CREATED once, before the end; STEP_PGID once, and only without namespaces
+        (chroot isolation); one EXITED or ERROR ends it. Anything else is a protocol
+        error, which kills the step."""
         for kind, payload in messages:
-            if kind == protocol.CREATED:
-                self.created = list(payload)  # type: ignore[call-overload]
-            elif kind == protocol.STEP_PGID:
-                self.step_pgid = int(payload)  # type: ignore[call-overload]
+            if self.status is not None or self.error is not None:
+                raise protocol.ProtocolError(f"{kind!r} after the step ended")
+            if kind == protocol.CREATED and self.created is None:
+                self.created = protocol.parse_relative_paths(payload)
+            elif (kind == protocol.STEP_PGID and self.step_pgid is None
+                  and self.conf["isolation"] == "chroot"):
+                pgid = protocol.parse_int(payload, 1 << 22)
+                if pgid <= 1:
+                    raise protocol.ProtocolError(f"process group {pgid}")
+                self.step_pgid = pgid
             elif kind == protocol.EXITED:
-                self.status = int(payload)  # type: ignore[call-overload]
-            elif kind == protocol.ERROR and self.error is None:
-                self.error = str(payload)
+                self.status = protocol.parse_int(payload, protocol.MAX_STATUS)
+            elif kind == protocol.ERROR:
+                self.error = protocol.parse_text(payload)
+            else:
+                raise protocol.ProtocolError(f"unexpected {kind!r}")
 
     def _result(self) -> StepResult:
+        if self.protocol_error is not None:
+            raise self.protocol_error
         if self.cancelled:
             return StepResult(exit_code=None, signal=signal.SIGKILL, cancelled=True)
         plan = self.plan

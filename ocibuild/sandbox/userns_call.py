@@ -63,9 +63,9 @@ def run_in_userns(target: str, args: Any = None) -> Any:
                 else:
                     parent_sock.sendall(protocol.encode(protocol.MAPPED, None))
             elif kind == protocol.RESULT:
-                result, got_result = json.loads(str(payload)), True
+                result, got_result = json.loads(protocol.parse_text(payload)), True
             elif kind == protocol.ERROR and failure is None:
-                failure = str(payload)
+                failure = protocol.parse_text(payload)
         status = proc.wait()
         if failure is not None:
             raise SandboxError(f"{target} failed in the user namespace: {failure}")

@@ -50,7 +50,7 @@ def _receive_spawn(channel: _socket.socket) -> list[int] | None:
 
 
 def _set_up(fd: int) -> dict:
-    message = protocol.receive(fd)
+    message = protocol.receive_from_builder(fd)
     if message is None or message[0] != protocol.START:
         os._exit(0)
     conf: dict = message[1]  # type: ignore[assignment]

@@ -102,7 +102,7 @@ class ForkServer:
                 else:
                     self.channel.sendall(protocol.encode(protocol.MAPPED, None))
             elif kind == protocol.ERROR and failure is None:
-                failure = str(payload)
+                failure = protocol.parse_text(payload)
         if failure is not None:
             raise SandboxError(failure)
         self.proc.wait()

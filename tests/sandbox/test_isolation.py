@@ -19,12 +19,12 @@ def test_writes_cannot_leave_the_root(sbx: Sandboxer) -> None:
         echo x > ../../../../../..{host}/dotdot
         echo x > /../../..{host}/absolute-dotdot
         echo x > {host}/absolute
-        echo x > /proc/1/root{host}/proc-root
-        echo x > /proc/1/root/../../..{host}/proc-root-dotdot
+        echo x > /proc/$$/root{host}/proc-root
+        echo x > /proc/$$/root/../../..{host}/proc-root-dotdot
         echo x > /proc/self/root{host}/proc-self-root
         ln -s {host} /abs-link && echo x > /abs-link/abs-link
         ln -s ../../../../../..{host} /rel-link && echo x > /rel-link/rel-link
-        cd /proc/1/cwd/../../../.. && echo x > .{host}/cwd-walk
+        cd /proc/$$/cwd/../../../.. && echo x > .{host}/cwd-walk
         ls {host}
     """
     (record,) = sbx.run({"rootfs": str(rootfs), "argv": ["sh", "-c", script]})
