@@ -8,7 +8,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 demo_pkgs=(busybox-static uidmap python3-venv)
-test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl)
+test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev)
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
