@@ -3,9 +3,10 @@
 Reads {"steps": [...], "stream": bool, "parallel": bool} as JSON on stdin; prints one
 JSON object per step on stdout, in the order given (and, when streaming, one
 {"line": ...} object per output line as it arrives). With "parallel" every step runs
-at once, each in its own thread. A step object holds StepSpec fields plus "isolation",
-"cancel_after" (seconds) and "layer" (a path: write a gzip layer of the overlay upper
-directory there with the sandbox's id mapping, and report its entries).
+at once, each in its own thread. A step object holds StepSpec fields (network, security,
+...) plus "isolation", "cancel_after" (seconds) and "layer" (a path: write a gzip layer
+of the overlay upper directory there with the sandbox's id mapping, and report its
+entries).
 {"call": {"target": "module:function", "args": ...}} instead runs run_in_userns.
 """
 
@@ -57,7 +58,8 @@ def _spec(step: dict[str, Any]) -> StepSpec:
     return StepSpec(rootfs=rootfs, argv=step["argv"], env=step.get("env", {}),
                     cwd=step.get("cwd", "/"), user=step.get("user", ""),
                     mounts=[_mount(m) for m in step.get("mounts", [])],
-                    network=step.get("network", "default"))
+                    network=step.get("network", "default"),
+                    security=step.get("security", "sandbox"))
 
 
 def _layer_entries(upper: str, path: str) -> list[dict[str, Any]]:
