@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from ocibuild.solver.pending import resolve_chain
 from ocibuild.solver.solve import OpResult, StepFailedError
 
 if TYPE_CHECKING:
+    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
     from ocibuild.solver.solve import Solver
 
 TAIL_LINES = 10
@@ -107,20 +106,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
         return sandbox.SSHMount(sock, m.target)
     # bind: from the context or a stage
     if isinstance(m.source, ContextSource):
-        ctx = solver.context_dir(m.source)
-        if ctx is None:
-            raise OcibuildError("a bind mount from the context needs a context")
-        src = ctx / selection.scoped_resolve(ctx, m.source_path)
-        if not m.readonly:
-            # writes to a rw bind mount are thrown away, never reach the context
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ocib-bind-")))
-            copy = tmp / "src"
-            if src.is_dir():
-                shutil.copytree(src, copy, symlinks=True)
-            else:
-                shutil.copy2(src, copy)
-            src = copy
-        return sandbox.BindMount(src, m.target, readonly=m.readonly)
+        return _context_bind(solver, op, m, m.source, stack)
     assert m.source is not None
     native = _native(solver)
     solver.ensure_bytes(solver._result_of(m.source).layers)
@@ -132,6 +118,46 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     base = Path(spec["dir"])
     path = base / selection.scoped_resolve(base, m.source_path)
     return sandbox.BindMount(path, m.target, readonly=m.readonly)
+
+
+def _context_bind(solver: Solver, op: ExecOp, m: Mount, source: ContextSource,
+                  stack: contextlib.ExitStack) -> Any:
+    """A bind mount of a local context, showing what COPY would see of it: without what
+    .dockerignore excludes. Writes to a rw bind mount are thrown away, never reach the
+    context."""
+    from ocibuild import sandbox
+    from ocibuild.snapshot import trash
+    from ocibuild.snapshot.base import new_step_dir
+    from ocibuild.solver import context_mount
+
+    ctx = solver.context_dir(source)
+    if ctx is None:
+        raise OcibuildError("a bind mount from the context needs a context")
+    name = solver.opts.names.get(op.digest, "RUN")
+    ignore = _ignore_of(solver, source)
+    try:
+        top = selection.scoped_resolve(ctx, m.source_path)
+        if m.readonly and not context_mount.any_ignored(ctx, top, ignore):
+            return sandbox.BindMount(ctx / top, m.target, readonly=True)
+        step_dir = new_step_dir(solver.store)
+        stack.callback(trash.discard, solver.store, [step_dir])
+        tree = step_dir / "src"
+        kept = context_mount.filtered_tree(ctx, top, tree, ignore, link=m.readonly)
+    except OSError as exc:
+        raise OcibuildError(f"{name}: cannot mount {m.source_path} of the build context: "
+                            f"{exc.strerror or exc}") from None
+    if not kept:
+        raise OcibuildError(f"{name}: {m.source_path}: not found in the build context")
+    return sandbox.BindMount(tree, m.target, readonly=m.readonly)
+
+
+def _ignore_of(solver: Solver, source: ContextSource) -> IgnoreMatcher:
+    """The .dockerignore matcher of a context source (none applies to a named context)."""
+    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+
+    if source.name in solver.opts.context_dirs:
+        return IgnoreMatcher([])
+    return IgnoreMatcher(list(solver.opts.ignore_patterns))
 
 
 def _native(solver: Solver) -> Any:
