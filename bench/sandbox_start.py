@@ -4,13 +4,18 @@ Usage: .venv/bin/python bench/sandbox_start.py [--runs 100] [--rootfs DIR]
 Run it as the user to measure (root, or an unprivileged user with or without
 /etc/subuid). Without --rootfs it makes a busybox root with rootfs/busybox/make.sh.
 
-Prints three things, each labelled:
+Prints four things, each labelled:
 - the first step of the process, which also starts the sandbox's fork server (once per
   builder process), and for subordinate ids what newuidmap + newgidmap cost (paid once
   per builder, when the fork server's user namespace is mapped);
 - the steady state: after a warm-up, ours and `unshare -Urmpf --mount-proc chroot ROOTFS
   /bin/true` alternate run by run (so a busy machine slows both alike), with medians
-  and their ratio. Goal: median under 30 ms and ratio under 3.
+  and their ratio. Goal: median under 30 ms and ratio under 3;
+- what step hardening and the default network add: the same step unconfined
+  (`security="insecure"`) on the host's network, as every step ran before hardening
+  and user-mode networking, against the default (confined, its own network namespace
+  through the user-mode network helper), alternated run by run. Goal: at most 30 ms
+  added per step.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ def main() -> None:
         raise SystemExit("chroot (coreutils) not found")
     try:
         spec = StepSpec(rootfs=rootfs, argv=["/bin/true"])
+        before_spec = StepSpec(rootfs=rootfs, argv=["/bin/true"], network="host",
+                               security="insecure")
 
-        def ours() -> None:
+        def ours(spec: StepSpec = spec) -> None:
             result = run_step(spec, on_stdout=lambda _: None, on_stderr=lambda _: None)
             assert result.ok, result.description
 
@@ -93,6 +100,12 @@ def main() -> None:
             peer_times.append(timed_ms(peer))
         ours_ms = statistics.median(ours_times)
         peer_ms = statistics.median(peer_times)
+        unconfined_times: list[float] = []
+        for _ in range(opts.runs):
+            unconfined_times.append(timed_ms(lambda: ours(before_spec)))
+            ours_times.append(timed_ms(ours))
+        before_ms = statistics.median(unconfined_times)
+        after_ms = statistics.median(ours_times[opts.runs:])
         mapping_ms = newidmap_ms()
         print(f"user: {os.geteuid()}, id mapping: {plan_mapping().kind}, "
               f"measured runs: {opts.runs} each, after {WARM_UP} warm-up runs")
@@ -104,6 +117,10 @@ def main() -> None:
               "(goal < 30 ms)")
         print(f"steady state: unshare -Urmpf --mount-proc  median {peer_ms:7.2f} ms")
         print(f"ratio {ours_ms / peer_ms:.2f} (goal < 3)")
+        print(f"before: unconfined, host network          median {before_ms:7.2f} ms")
+        print(f"after:  confined, default network          median {after_ms:7.2f} ms")
+        print(f"added by hardening and the default network: {after_ms - before_ms:+.2f} ms "
+              "per step (goal <= 30 ms)")
     finally:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)

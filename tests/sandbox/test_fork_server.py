@@ -65,7 +65,7 @@ def test_fork_server_leaves_with_the_builder(sbx: Sandboxer) -> None:
 
 
 def test_a_step_as_another_user_still_reports_missing_commands(sbx: Sandboxer) -> None:
-    # root steps start through posix_spawn, other users' through a fork: both report alike
+    # root steps and other users' steps each switch ids before exec: both report alike
     root = str(sbx.busybox)
     as_root, as_user = sbx.run(
         {"rootfs": root, "argv": ["no-such-command"], "cwd": "/tmp"},
