@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild import entitlements
 from ocibuild.errors import UsageError
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
@@ -182,6 +183,8 @@ def build(
     push: bool = False,
     pull: bool = False,
     registry: RegistryOptions | None = None,
+    allow: Sequence[str] = (),
+    network: str = "default",
 ) -> BuildReport:
     """Build the Dockerfile in `context` and write the image to `outputs` (default: the
     local store, named by `tags`).
@@ -189,7 +192,13 @@ def build(
     `build_contexts` are `NAME=docker-image://REF|oci-layout://PATH|docker-archive://F|DIR`;
     `push` pushes to every tag, as does an output `type=image,push=true` to its names;
     `pull` checks the registry for every base image even when the store has one;
-    `registry` says how registries are reached."""
+    `registry` says how registries are reached.
+
+    `allow` grants entitlements ("network.host", "security.insecure"; a value may list
+    several, comma-separated): a step that needs one not granted (RUN --network=host,
+    RUN --security=insecure) fails the build before any step runs. `network` ("default",
+    "none" or "host", which needs network.host) is the network mode of every RUN that
+    does not choose one (RUN --network=default too, as in BuildKit)."""
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
     from ocibuild.cache.store import Store
     from ocibuild.exporter import BuildResult, export, parse_output, push_targets
@@ -200,6 +209,8 @@ def build(
     from ocibuild.snapshot import open_snapshotter, userns
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
+    granted = entitlements.parse_allow(allow)
+    entitlements.check_build_network(network, granted)
     context_dir = Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
@@ -240,7 +251,8 @@ def build(
                                         context_excludes=tuple(ignore_patterns),
                                         labels=dict(labels or {}),
                                         context_dirs=frozenset(context_dirs),
-                                        context_images=frozenset(resolve.contexts)), resolve)
+                                        context_images=frozenset(resolve.contexts),
+                                        network=network, allow=granted), resolve)
         if new_store and not cache_from and any(isinstance(op, ExecOp)
                                                 for op in walk(conv.target.op)):
             from ocibuild.sandbox import prestart
@@ -253,7 +265,8 @@ def build(
             jobs=jobs or os.cpu_count() or 1, no_cache=no_cache,
             no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
             secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
-            names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs)
+            names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs,
+            allow=granted)
         caches = None
         if cache_from or cache_to:  # the remote-cache code loads only for them
             from ocibuild.cache.remote import BuildCaches

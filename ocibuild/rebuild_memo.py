@@ -38,10 +38,11 @@ VERSION = 1
 MAX_CONTEXT_ENTRIES = 200_000  # a larger context is not worth a memo's stat walk
 
 # `ocibuild build` options whose whole effect is on the image (their values are part
-# of the memo's name); any other option means no memo
+# of the memo's name); any other option means no memo. --network is in the steps' cache
+# keys; --allow only lets a build run (one refused never leaves a memo)
 VALUE_OPTIONS = frozenset({"-t", "--tag", "-f", "--file", "--target", "--build-arg",
                            "--label", "--progress", "--platform", "-j", "--jobs",
-                           "--snapshotter"})
+                           "--snapshotter", "--allow", "--network"})
 FLAG_OPTIONS = frozenset({"-q", "--quiet"})
 # besides those a bare --build-arg/--label KEY reads; BUILDKIT_PROGRESS: what auto shows
 ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")

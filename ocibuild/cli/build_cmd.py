@@ -85,6 +85,14 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
               help="An extra context FROM NAME / --from=NAME use (repeatable).")
 @click.option("--push", is_flag=True, help="Push the image to every -t name.")
 @click.option("--pull", is_flag=True, help="Check the registry for a newer base image.")
+@click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
+              help="Grant an entitlement: network.host (RUN --network=host) or "
+                   "security.insecure (RUN --security=insecure). Repeatable, or "
+                   "comma-separated.")
+@click.option("--network", type=click.Choice(["default", "none", "host"]), default="default",
+              show_default=True,
+              help="The network mode of RUN steps (a RUN's own --network=none|host "
+                   "wins); host needs --allow network.host.")
 @registry_connection_options
 @click.pass_context
 def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
@@ -94,8 +102,9 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               jobs: int | None, platform: str | None, snapshotter: str, iidfile: str | None,
               metadata_file: str | None, quiet: bool, cache_from: tuple[str, ...],
               cache_to: tuple[str, ...], explain_cache: bool, build_contexts: tuple[str, ...],
-              push: bool, pull: bool, insecure: tuple[str, ...],
-              registry_ca: tuple[str, ...], authfile: str | None) -> None:
+              push: bool, pull: bool, allow: tuple[str, ...], network: str,
+              insecure: tuple[str, ...], registry_ca: tuple[str, ...],
+              authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from ocibuild.builder import build
     from ocibuild.progress import modes
@@ -115,7 +124,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         snapshotter=snapshotter, iidfile=iidfile,
         metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
         explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
-        registry=_registry_options(insecure, registry_ca, authfile))
+        registry=_registry_options(insecure, registry_ca, authfile), allow=allow,
+        network=network)
     renderer = modes.open_renderer(mode, err)
     try:
         if "-" in (context, dockerfile):

@@ -154,7 +154,8 @@ class Mount:
 
 @dataclass(frozen=True, eq=False)
 class ExecOp(Op):
-    """A RUN: `args` run in `root` with the environment, user and mounts given."""
+    """A RUN: `args` run in `root` with the environment, user, mounts, network mode and
+    security mode given."""
 
     kind: ClassVar[str] = "exec"
     root: Op
@@ -164,6 +165,14 @@ class ExecOp(Op):
     user: str = ""
     network: str = "default"
     mounts: tuple[Mount, ...] = ()
+    # "insecure": RUN --security=insecure (needs the security.insecure entitlement)
+    security: str = "sandbox"
+
+    def spec(self) -> dict[str, Any]:
+        out = super().spec()
+        if self.security == "sandbox":  # a step in the sandbox keeps its digest
+            del out["security"]
+        return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -187,7 +187,8 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
             released.callback(solver.release_later, prepared)
         spec = sandbox.StepSpec(rootfs=prepared.root, argv=list(op.args), env=env,
                                 cwd=op.cwd or "/", user=op.user, mounts=mounts,
-                                network=op.network)  # type: ignore[arg-type]
+                                network=op.network,  # type: ignore[arg-type]
+                                security=op.security)  # type: ignore[arg-type]
         try:
             result = sandbox.run_step(spec, on_stdout=output.stream("stdout"),
                                       on_stderr=output.stream("stderr"),

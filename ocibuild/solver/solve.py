@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ocibuild import entitlements
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
 from ocibuild.deferred import deferred_dataclass
@@ -104,6 +105,7 @@ class SolveOptions:
     stage_of_op: Mapping[str, str] = field(default_factory=dict)
     context_dirs: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR
     remote: RemoteRecords | None = None  # records of --cache-from caches
+    allow: frozenset[str] = frozenset()  # entitlements granted (--allow)
 
 
 def _now() -> str:
@@ -283,6 +285,11 @@ class Solver:
         """Run (or reuse) every op `target` needs; returns each op's result with every
         layer written."""
         ops = walk(target)
+        try:
+            self._check_entitlements(ops)
+        except OcibuildError:
+            self._finish()  # nothing ran: only the solve's temporary directory to remove
+            raise
         visible = [op for op in ops if op.digest in self.opts.names]
         for i, op in enumerate(visible, start=1):
             self.index[op.digest] = i
@@ -321,6 +328,19 @@ class Solver:
             return written
         finally:
             self._finish()
+
+    def _check_entitlements(self, ops: Iterable[Op]) -> None:
+        """Refuse the whole graph, before anything runs or is looked up, when a step needs
+        an entitlement that was not granted (the frontend names the Dockerfile line; this
+        holds for any graph)."""
+        for op in ops:
+            if not isinstance(op, ExecOp):
+                continue
+            for flag, entitlement in entitlements.needed(op.network, op.security):
+                if entitlement not in self.opts.allow:
+                    name = self.opts.names.get(op.digest, "RUN")
+                    raise OcibuildError(f"{name}: "
+                                        + entitlements.not_allowed(flag, entitlement))
 
     # -- cache lookups ------------------------------------------------------------------------
     def _lookup(self, op: Op) -> Hit | None:

@@ -39,3 +39,24 @@ def test_inputs_include_mount_sources_and_walk_orders_inputs_first() -> None:
     assert order.index(stage_b) < order.index(run)
     assert len(order) == 4
     assert walk(run) == order
+
+
+def test_a_run_in_the_sandbox_keeps_the_digest_it_had_before_the_security_field() -> None:
+    """`security` is left out of the digest while it is the default "sandbox", so existing
+    cache keys stay valid; the digests below were computed before the field existed."""
+    plain = ExecOp(BASE, ("sh", "-c", "echo a"))
+    assert "security" not in plain.spec()
+    assert plain.digest == (
+        "sha256:e7e5b6e3971cb8133dfb74c04f80bf259d4288d8c3fc6ee470e488584392733c")
+    full = ExecOp(BASE, ("sh", "-c", "echo a"), env=("A=1",), cwd="/w", user="1:1",
+                  network="none", mounts=(Mount("cache", "/c", id="c"),))
+    assert full.digest == (
+        "sha256:0685d39d57f230d54b9728a2c8a458030c5540f9637c2c532e3d8a810de95e49")
+
+
+def test_an_insecure_run_has_its_own_digest() -> None:
+    plain = ExecOp(BASE, ("sh", "-c", "echo a"))
+    insecure = ExecOp(BASE, ("sh", "-c", "echo a"), security="insecure")
+    assert insecure.spec()["security"] == "insecure"
+    assert insecure.digest != plain.digest
+    assert ExecOp(BASE, ("sh", "-c", "echo a"), security="sandbox").digest == plain.digest

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ocibuild import entitlements
 from ocibuild.errors import OcibuildError
 from ocibuild.frontend.dockerfile import instructions as ins
 from ocibuild.frontend.dockerfile import parser as _parser
@@ -101,6 +102,10 @@ class BuildInputs:
     # knows; either kind hides a stage or image of the same name, as in BuildKit
     context_dirs: frozenset[str] = frozenset()
     context_images: frozenset[str] = frozenset()
+    # the network mode of a RUN without --network (or with --network=default), as
+    # BuildKit's forced network mode; and the entitlements granted (--allow)
+    network: str = "default"
+    allow: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -542,10 +547,12 @@ class Converter:
         env_map = state.env_map()
         run_args = {k: v for k, v in state.args.items() if k not in env_map}
         env = [f"{k}={v}" for k, v in run_args.items()] + list(state.config.get("Env") or ())
+        network = self.inputs.network if inst.network == "default" else inst.network
+        self._check_entitlements(inst, network)
         op = ExecOp(state.op, tuple(args), env=tuple(env),
                     cwd=state.config.get("WorkingDir") or "/",
-                    user=state.config.get("User", ""), network=inst.network,
-                    mounts=tuple(mounts))
+                    user=state.config.get("User", ""), network=network,
+                    mounts=tuple(mounts), security=inst.security)
         state.op = op
         self._name(op, step, label)
         arg_prefix = ""
@@ -553,6 +560,17 @@ class Converter:
             arg_prefix = f"|{len(run_args)} " + " ".join(
                 f"{k}={v}" for k, v in sorted(run_args.items())) + " "
         self._history(state, f"RUN {arg_prefix}{' '.join(args)} # buildkit", op)
+
+    def _check_entitlements(self, inst: ins.RunInstruction, network: str) -> None:
+        """Fail at the RUN (at its flag) when it needs an entitlement the build was not
+        granted; before any step runs, as BuildKit validates the whole graph first."""
+        for flag, entitlement in entitlements.needed(network, inst.security):
+            if entitlement in self.inputs.allow:
+                continue
+            if flag == "--network=host" and inst.network != "host":  # the build's mode
+                raise self.error(inst, entitlements.not_allowed(flag, entitlement))
+            message = entitlements.not_allowed(f"RUN {flag}", entitlement)
+            raise ins.error_at(inst.location, message, flag.partition("=")[0], ast=self.ast)
 
     def _heredoc_run(self, state: StageState, inst: ins.RunInstruction) -> list[str]:
         doc = inst.heredocs[0]
