@@ -109,3 +109,33 @@ def test_disabled_user_namespaces_are_named_with_the_fix(busybox_rootfs) -> None
     assert "user.max_user_namespaces=0" in error and "sysctl -w" in error
 
 
+
+
+CONFINED_STATUS = ["CapEff:\t00000000a80425fb", "CapBnd:\t00000000a80425fb",
+                   "NoNewPrivs:\t1", "Seccomp:\t2"]
+
+
+def test_chroot_steps_are_confined_as_default_steps(busybox_rootfs) -> None:
+    """Real root in chroot isolation gets Docker's default capabilities, no_new_privs
+    and the seccomp filter too: with namespaces (where /proc shows it) and in a bare
+    chroot (no /proc: mounting, which CAP_SYS_ADMIN would allow, fails)."""
+    tmp = ROOT_USER.make_tempdir()
+    try:
+        sbx = Sandboxer(ROOT_USER, tmp, busybox_rootfs)
+        rootfs = str(sbx.rootfs())
+        status = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
+        # without a mount namespace a mount lands in the host's: undo it at once
+        mount = ("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo mounted && "
+                 "umount /mnt/t; echo done")
+        (with_ns,) = sbx.run({"rootfs": rootfs, "isolation": "chroot",
+                              "argv": ["sh", "-c", status]})
+        assert stdout_text(with_ns).splitlines() == CONFINED_STATUS
+        (bare,) = _run_without_unshare({"rootfs": rootfs, "isolation": "chroot",
+                                        "argv": ["sh", "-c", mount]})
+        assert stdout_text(bare) == "done\n"
+        (insecure,) = _run_without_unshare({"rootfs": rootfs, "isolation": "chroot",
+                                            "security": "insecure",
+                                            "argv": ["sh", "-c", mount]})
+        assert stdout_text(insecure) == "mounted\ndone\n"
+    finally:
+        remove_tree(tmp)
