@@ -7,7 +7,9 @@ mode=${1:-demo}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-demo_pkgs=(busybox-static uidmap python3-venv)
+# slirp4netns: each RUN step's own network namespace with a way out (without it a
+# default RUN shares the host's network, with a warning)
+demo_pkgs=(busybox-static uidmap python3-venv slirp4netns)
 test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev)
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")

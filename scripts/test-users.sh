@@ -13,6 +13,15 @@ for u in ocib-sub ocib-nosub; do
 done
 echo "ocib-sub:200000:65536" >> /etc/subuid
 echo "ocib-sub:200000:65536" >> /etc/subgid
+# User-mode networking (slirp4netns, for the default network of RUN steps) opens
+# /dev/net/tun as the unprivileged builder; Debian's udev makes it mode 0666 (the
+# kernel only lets a process attach tun devices in network namespaces it administers),
+# but some machines and container runtimes make it 0600, root only.
+if [ -c /dev/net/tun ]; then
+  chmod 0666 /dev/net/tun
+else
+  echo "warning: /dev/net/tun is missing: RUN steps cannot have user-mode networking" >&2
+fi
 # The test users must be able to reach the checkout, its .venv and ../shared.
 d=$top
 while [ "$d" != / ]; do
