@@ -79,10 +79,14 @@ def locked_mount_flags(path: str) -> int:
     return sum(ms for st, ms in _ST_TO_MS.items() if st_flags & st)
 
 
-def bind(source: str, target: str, *, readonly: bool, recursive: bool = True) -> None:
+def bind(source: str, target: str, *, readonly: bool, recursive: bool = True,
+         nodev: bool = False) -> None:
+    """Bind `source` on `target`; `readonly` and `nodev` are applied by a remount (a bind
+    takes no flags of its own)."""
     mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
-    if readonly:
-        flags = locked_mount_flags(target) | MS_BIND | MS_REMOUNT | MS_RDONLY
+    extra = (MS_RDONLY if readonly else 0) | (MS_NODEV if nodev else 0)
+    if extra:
+        flags = locked_mount_flags(target) | MS_BIND | MS_REMOUNT | extra
         mount(None, target, None, flags)
 
 

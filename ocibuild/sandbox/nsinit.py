@@ -157,11 +157,13 @@ def _mount_root(conf: dict, root: str) -> None:
             options += ",userxattr"
         os.chdir(base)
         try:
-            linux.mount("overlay", root, "overlay", 0, options)
+            linux.mount("overlay", root, "overlay", linux.MS_NODEV, options)
         finally:
             os.chdir("/")
     else:
-        linux.bind(conf["rootfs"], root, readonly=False)
+        # nodev: a device node from a hostile layer (extracted as such when root builds)
+        # must not open a host device; there is no device cgroup to stop it
+        linux.bind(conf["rootfs"], root, readonly=False, nodev=True)
 
 
 def _mount_dev(root: str, created: list[str]) -> None:
@@ -228,7 +230,8 @@ def _mount_step_mounts(conf: dict, root: str, created: list[str]) -> None:
                 is_dir = os.path.isdir(m["source"])
                 target = resolve_in_root(root, m["target"], "dir" if is_dir else "file",
                                          created)
-                linux.bind(m["source"], target, readonly=m.get("readonly", False))
+                linux.bind(m["source"], target, readonly=m.get("readonly", False),
+                           nodev=True)
         except OSError as e:
             raise SetupError(f"cannot mount {kind} at {m['target']}: {e}") from e
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import time
 
 from tests.sandbox.conftest import Sandboxer, processes_with_args, stdout_text
+from tests.support.users import remove_tree
 
 
 def test_writes_cannot_leave_the_root(sbx: Sandboxer) -> None:
@@ -70,3 +72,32 @@ def test_the_step_dies_with_the_builder(sbx: Sandboxer) -> None:
     while processes_with_args("sleep", "1002") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert processes_with_args("sleep", "1002") == []
+
+
+def test_device_nodes_in_the_root_do_not_open_host_devices(busybox_rootfs) -> None:
+    """Root extracts a hostile layer's device nodes as they are; a step of root's must
+    not reach the host device through one (a plain-directory root, a bind mount and an
+    overlay root, in both isolation modes)."""
+    from tests.sandbox.conftest import ROOT_USER
+
+    tmp = ROOT_USER.make_tempdir()
+    try:
+        sbx = Sandboxer(ROOT_USER, tmp, busybox_rootfs)
+        rootfs = sbx.rootfs()
+        os.mknod(rootfs / "zero-node", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+        bound = sbx.path("bound")
+        os.mknod(bound / "zero-node", 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+        read = ("head -c 4 /zero-node | wc -c; head -c 4 /m/zero-node | wc -c; "
+                "head -c 4 /dev/zero | wc -c")
+        mount = [{"type": "bind", "source": str(bound), "target": "/m"}]
+        overlay = {"lower": [str(rootfs)], "upper": str(sbx.path("upper")),
+                   "work": str(sbx.path("work"))}
+        records = sbx.run(
+            *({"rootfs": root, "argv": ["sh", "-c", read], "mounts": mount,
+               "isolation": isolation}
+              for root in (str(rootfs), overlay) for isolation in ("userns", "chroot")))
+        for record in records:
+            # the nodes cannot be opened; the sandbox's own /dev/zero still reads
+            assert stdout_text(record).split() == ["0", "0", "4"], record
+    finally:
+        remove_tree(tmp)
