@@ -141,10 +141,11 @@ def _prctl(option: int, arg: int = 0, what: str = "prctl") -> None:
     _check(_libc.prctl(option, arg, 0, 0, 0), what)
 
 
-def set_not_dumpable() -> None:
-    """No ptrace, no pidfd_getfd and no /proc/PID/{exe,fd,environ,mem} for this process
-    from anything short of CAP_SYS_PTRACE in the user namespace that owns its memory."""
-    _prctl(PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")
+def set_dumpable(dumpable: bool) -> None:
+    """Not dumpable: no ptrace, no pidfd_getfd and no /proc/PID/{exe,fd,environ,mem,ns}
+    for this process from anything short of CAP_SYS_PTRACE in the user namespace that
+    owns its memory. Inherited by fork."""
+    _prctl(PR_SET_DUMPABLE, int(dumpable), "prctl(PR_SET_DUMPABLE)")
 
 
 def set_no_new_privs() -> None:

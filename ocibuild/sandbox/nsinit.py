@@ -5,9 +5,12 @@ It gets the step's control socket, stdout and stderr from the fork server and re
 the step's configuration from the control socket. Process tree (userns mode; the fork
 server already lives in the builder's user namespace):
 
-    supervisor (host PID ns): unshare mount/PID/IPC/UTS, watch the control socket
-      └─ init, PID 1 of the new PID ns: network ns, mounts, pivot_root, reaps orphans
-           └─ the step (capabilities, no_new_privs, seccomp, user, exec)
+    supervisor (host PID ns): watch the control socket, connect the network, relay
+      ├─ slirp4netns: the user-mode network of the default mode (usernet.py)
+      └─ PID namespace parent: unshare PID/IPC/UTS
+           └─ init, PID 1 of the new PID ns: mount and network ns, mounts,
+                │                            pivot_root, reaps orphans
+                └─ the step (capabilities, no_new_privs, seccomp, user, exec)
 
 The control socket talks to the builder, so nothing in the step's PID namespace keeps
 it: init reports its set-up (the mount points it created, or an error) and closes it
@@ -34,7 +37,7 @@ import os
 import select
 import sys
 
-from ocibuild.sandbox import hardening, linux, protocol
+from ocibuild.sandbox import hardening, linux, protocol, usernet
 from ocibuild.sandbox.securepath import resolve_in_root
 from ocibuild.sandbox.users import UnknownUserError, resolve_user
 
@@ -211,9 +214,6 @@ def _secret_file(staging: str, index: int, spec: dict) -> str:
 
 def _mount_step_mounts(conf: dict, root: str, created: list[str]) -> None:
     staging = conf["staging"]
-    if any(m["type"] == "secret" for m in conf["mounts"]):
-        linux.mount("tmpfs", os.path.join(staging, "secrets"), "tmpfs",
-                    linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=0755")
     for index, m in enumerate(conf["mounts"]):
         kind = m["type"]
         try:
@@ -246,6 +246,37 @@ def _pivot(root: str) -> None:
     os.chdir("/")
 
 
+def _private_files(conf: dict) -> str | None:
+    """A tmpfs of this mount namespace at staging/secrets for the files the step gets
+    that must not be on disk (secrets, the generated resolv.conf); None if none."""
+    if conf["network"] != "default" and all(m["type"] != "secret" for m in conf["mounts"]):
+        return None
+    path = os.path.join(conf["staging"], "secrets")
+    linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                "mode=0755")
+    return path
+
+
+def _network_files(conf: dict, root: str, private: str | None, created: list[str]) -> None:
+    """/etc/hosts and /etc/resolv.conf: the host's, read-only; with the user-mode
+    network, a resolv.conf naming its DNS forwarder."""
+    if conf["network"] == "none":
+        return
+    for host in HOST_NET_FILES:
+        source = host
+        if host == "/etc/resolv.conf" and private is not None and conf["network"] == "default":
+            source = os.path.join(private, "resolv.conf")
+            fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, usernet.resolv_conf(forwarder=usernet.forwarder_usable()))
+            finally:
+                os.close(fd)
+        elif not os.path.isfile(host):
+            continue
+        target = resolve_in_root(root, host, "file", created)
+        linux.bind(source, target, readonly=True, recursive=False)
+
+
 def prepare_root(conf: dict, ctl: int) -> None:
     """In the new mount namespace: build the step's root at staging/root and enter it."""
     root = os.path.join(conf["staging"], "root")
@@ -253,17 +284,14 @@ def prepare_root(conf: dict, ctl: int) -> None:
     try:
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         linux.sethostname(conf["hostname"])
+        private = _private_files(conf)
         _mount_root(conf, root)
         proc = resolve_in_root(root, "/proc", "dir", created)
         linux.mount("proc", proc, "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
         if conf["security"] != "insecure":
             hardening.restrict_proc(proc)
         _mount_dev(root, created)
-        if conf["network"] != "none":
-            for host in HOST_NET_FILES:
-                if os.path.isfile(host):
-                    target = resolve_in_root(root, host, "file", created)
-                    linux.bind(host, target, readonly=True, recursive=False)
+        _network_files(conf, root, private, created)
         _mount_step_mounts(conf, root, created)
     except OSError as e:
         # Ubuntu's AppArmor restriction lets unshare succeed but takes the capabilities
@@ -361,26 +389,48 @@ def make_cwd(cwd: str) -> None:
         raise SetupError(f"cannot create the working directory {cwd}: {e.strerror}") from e
 
 
-def _enter_network(conf: dict) -> None:
+def _enter_mount_and_network(conf: dict, net_ready: int) -> None:
+    """A mount namespace of the step's own (made here, not by the supervisor, so that
+    init's pivot_root does not move the supervisor's root, nor that of the network
+    helper it starts), and a network namespace unless the step shares the host's. For
+    the user-mode network, tell the supervisor it exists (it connects it from
+    outside)."""
+    if conf["network"] == "host":
+        linux.unshare(linux.CLONE_NEWNS)
+        return
+    linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWNET)
     if conf["network"] == "none":
-        linux.unshare(linux.CLONE_NEWNET)
         linux.loopback_up()
+    else:
+        os.write(net_ready, b"1")
 
 
-def init(conf: dict, ctl: int, lifeline: int, status: int) -> None:
+def _await_network(conf: dict, net_go: int) -> None:
+    if conf["network"] == "default" and os.read(net_go, 1) != b"1":
+        os._exit(125)  # the supervisor could not connect it and reports why
+
+
+def init(conf: dict, ctl: int, lifeline: int, status: int, net: tuple[int, int]) -> None:
     """PID 1 of the step's PID namespace; never returns. Reports set-up on `ctl`, which
-    it closes before the step exists, then the step's end on `status`."""
+    it closes before the step exists, then the step's end on `status`. `net` is the
+    pair of pipe ends (ready: init -> supervisor, go: supervisor -> init) with which
+    the user-mode network is connected while init prepares the root."""
     report = ctl
     try:
         linux.set_parent_death_signal(signal.SIGKILL)
-        linux.set_not_dumpable()
-        linux.set_process_title(b"ocibuild-init")
         if select.select([lifeline], [], [], 0)[0]:
             os._exit(125)  # the supervisor died before the death signal was armed
-        _enter_network(conf)
+        if conf["network"] == "default":
+            linux.set_dumpable(True)  # until connected: the supervisor opens our netns
+        _enter_mount_and_network(conf, net[0])
         prepare_root(conf, ctl)
         user = resolve_step_user(conf)
         make_cwd(conf["cwd"])
+        _await_network(conf, net[1])
+        # Alone in its PID namespace until now; from here on the step shares it. (The
+        # supervisor needed to open init's /proc/PID/ns/net: not dumpable forbids it.)
+        linux.set_dumpable(False)
+        linux.set_process_title(b"ocibuild-init")
         os.close(ctl)
         report = status
         step = os.fork()
@@ -437,22 +487,94 @@ def relay_status(status_r: int, ctl: int) -> None:
             protocol.send(ctl, kind, protocol.parse_text(payload)[:_MAX_STATUS_BYTES])
 
 
-def run_in_namespaces(conf: dict, ctl: int) -> None:
-    """In the namespaces just unshared: fork init and supervise it; never returns."""
+def _connect_network(init_pid: int, ready: int, go: int) -> tuple[object, str | None]:
+    """Once init has its network namespace, start the user-mode network helper for it
+    and let init go on. Returns the helper (kept until the step ends) or why it
+    failed."""
+    try:
+        if os.read(ready, 1) != b"1":
+            return None, None  # init ended before; it reports why
+        net = usernet.start(init_pid)
+    except OSError as e:
+        return None, str(e)
+    finally:
+        os.close(ready)
+    try:
+        os.write(go, b"1")
+    except OSError:
+        pass  # init ended meanwhile; it reports why
+    return net, None
+
+
+def _pid_namespace_parent(conf: dict, ctl: int, pipes: dict[str, int]) -> None:
+    """In a child of the supervisor: unshare the PID (and IPC, UTS) namespaces and fork
+    init, their PID 1; tell the supervisor init's PID (or that the kernel refused the
+    namespaces), wait for init, exit. Never returns. A child of the supervisor does
+    this, not the supervisor, whose later children (the network helper) must stay in
+    the host's PID namespace."""
+    linux.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != pipes["supervisor"]:
+        os._exit(125)  # the supervisor died before the death signal was armed
+    try:
+        linux.unshare(linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
+    except OSError as e:
+        os.write(pipes["pid_w"], f"refused {e.errno}".encode())
+        os._exit(0)
     lifeline_r, lifeline_w = os.pipe()
-    status_r, status_w = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(lifeline_w)
-        os.close(status_r)
-        init(conf, ctl, lifeline_r, status_w)
-    os.close(lifeline_r)
-    os.close(status_w)
-    status = _wait_unless_cancelled(ctl, child)
-    # on a cancel, exiting kills init (parent-death signal), and with it the PID namespace
+        os.close(pipes["pid_w"])
+        init(conf, ctl, lifeline_r, pipes["status_w"], (pipes["ready_w"], pipes["go_r"]))
+    os.close(ctl)
+    os.write(pipes["pid_w"], f"pid {child}".encode())
+    os.waitpid(child, 0)
+    os._exit(0)
+
+
+def run_in_namespaces(conf: dict, ctl: int) -> None:
+    """Supervise one step: a child unshares the namespaces and forks init; this
+    process connects the user-mode network, waits, relays the end. Never returns."""
+    status_r, status_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    pid_r, pid_w = os.pipe()
+    pipes = {"supervisor": os.getpid(), "status_w": status_w, "ready_w": ready_w,
+             "go_r": go_r, "pid_w": pid_w}
+    parent = os.fork()
+    if parent == 0:
+        for end in (status_r, ready_r, go_w, pid_r):
+            os.close(end)
+        _pid_namespace_parent(conf, ctl, pipes)
+    for end in (status_w, ready_w, go_r, pid_w):
+        os.close(end)
+    said = os.read(pid_r, 64).decode(errors="replace").split()
+    os.close(pid_r)
+    if said[:1] == ["refused"]:
+        os.waitpid(parent, 0)
+        _namespaces_refused(conf, ctl, int(said[1]))
+    net, net_error = None, None
+    if conf["network"] == "default" and said[:1] == ["pid"]:
+        net, net_error = _connect_network(int(said[1]), ready_r, go_w)
+    else:
+        os.close(ready_r)
+    os.close(go_w)
+    status = _wait_unless_cancelled(ctl, parent)
+    # on a cancel, exiting kills the PID namespace's parent and so init (parent-death
+    # signals), and with init the whole PID namespace
     if status >= 0:
-        relay_status(status_r, ctl)
-    os._exit(0 if status == 0 else 125)
+        if net_error is not None:
+            protocol.send(ctl, protocol.ERROR, net_error)
+        else:
+            relay_status(status_r, ctl)
+    os._exit(0)  # the network helper leaves with its lifeline
+
+
+def _namespaces_refused(conf: dict, ctl: int, errno: int) -> None:
+    if conf["isolation"] == "userns":
+        raise SetupError(f"cannot create namespaces ({os.strerror(errno)}): "
+                         f"{userns_diagnosis()}")
+    run_plain_chroot(conf, ctl)
 
 
 # ---- chroot without namespaces ------------------------------------------------------
@@ -513,15 +635,6 @@ def run_plain_chroot(conf: dict, ctl: int) -> None:
 
 
 def start(conf: dict, ctl: int) -> None:
-    isolation = conf["isolation"]
-    flags = linux.CLONE_NEWNS | linux.CLONE_NEWPID | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS
-    try:
-        linux.unshare(flags)
-    except OSError as e:
-        if isolation == "userns":
-            raise SetupError(f"cannot create namespaces ({e.strerror}): "
-                             f"{userns_diagnosis()}") from e
-        run_plain_chroot(conf, ctl)
     run_in_namespaces(conf, ctl)
 
 
@@ -529,7 +642,7 @@ def run_step_process(ctl: int, stdout: int, stderr: int) -> None:
     """Entry of the process the fork server forks for one step; never returns."""
     try:
         linux.set_parent_death_signal(signal.SIGKILL)
-        linux.set_not_dumpable()
+        linux.set_dumpable(False)
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
         os.close(stdout)

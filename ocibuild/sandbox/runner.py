@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ocibuild.sandbox import protocol
+from ocibuild.sandbox import protocol, usernet
 from ocibuild.sandbox.cleanup import remove_created
 from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.idmapping import MappingPlan
@@ -67,6 +67,25 @@ def _mount_config(mount: Mount, env: dict[str, str]) -> dict[str, object]:
                 "source": None if mount.source is None else str(mount.source.resolve()),
                 "data": mount.data, "mode": mount.mode, "uid": mount.uid, "gid": mount.gid}
     raise SandboxError(f"unknown mount type {type(mount).__name__}")
+
+
+_network_warned = False
+
+
+def _network_mode(spec: StepSpec, on_stderr: Sink) -> str:
+    """The network mode the step gets: "default" (its own namespace through the
+    user-mode network helper) falls back to the host's where the helper cannot run,
+    with a warning the first time in this process."""
+    global _network_warned
+    if spec.network != "default":
+        return spec.network
+    reason = usernet.unavailable_reason()
+    if reason is None:
+        return "default"
+    if not _network_warned:
+        _network_warned = True
+        on_stderr(f"ocibuild: {reason}\n".encode())
+    return "host"
 
 
 def _config(spec: StepSpec, isolation: Isolation) -> dict[str, object]:
@@ -237,10 +256,12 @@ class _Session:
     def _on_messages(self, messages: list[tuple[str, bytes]]) -> None:
         """Take the step process's messages, each only where the conversation allows
         it: CREATED once, before the end; STEP_PGID once, and only without namespaces
-        (chroot isolation); one EXITED or ERROR ends it. Anything else is a protocol
-        error, which kills the step."""
+        (chroot isolation); the first EXITED or ERROR ends it (a later ERROR is
+        ignored). Anything else is a protocol error, which kills the step."""
         for kind, payload in messages:
             if self.status is not None or self.error is not None:
+                if kind == protocol.ERROR:
+                    continue  # a second failure report (init's, then its supervisor's)
                 raise protocol.ProtocolError(f"{kind!r} after the step ended")
             if kind == protocol.CREATED and self.created is None:
                 self.created = protocol.parse_relative_paths(payload)
@@ -301,7 +322,9 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
     if isolation == "chroot" and os.geteuid() != 0:
         raise SandboxError("--isolation chroot needs root; the default user-namespace "
                            "isolation works without it")
-    session = _Session(_config(spec, isolation), on_stdout, on_stderr, cancel)
+    conf = _config(spec, isolation)
+    conf["network"] = _network_mode(spec, on_stderr)
+    session = _Session(conf, on_stdout, on_stderr, cancel)
     try:
         return session.run()
     finally:

@@ -81,6 +81,18 @@ def find_helper(path: str | None = None) -> str | None:
     return None
 
 
+def unavailable_reason() -> str | None:
+    """Why a default RUN cannot have its own network here (one line for people, naming
+    the fix), or None when it can."""
+    if find_helper() is None:
+        return MISSING_WARNING
+    if not os.access(_TUN, os.R_OK | os.W_OK):
+        return (f"warning: {_TUN} is not usable by this user, so RUN steps share the "
+                f"host's network; as root run `chmod 0666 {_TUN}` (Debian's default mode) "
+                "to give each its own")
+    return None
+
+
 class UserNet:
     """A running helper. `resolv_conf` is what the step's /etc/resolv.conf should hold.
     `lifeline` keeps it running: a child forked from the caller that should not keep

@@ -1,7 +1,7 @@
 """ocibuild.sandbox.usernet: slirp4netns for a step's network namespace.
 
 Everything runs inside a throwaway network namespace (tests/support/netns.py) whose
-address 192.0.2.1 stands for the host's network and whose loopback stands for the
+address 198.51.100.1 stands for the host's network and whose loopback stands for the
 host's loopback; the helper is started by tests/sandbox/usernet_driver.py as ocib-sub,
 the way the sandbox's step process starts it.
 """
@@ -282,14 +282,14 @@ def test_refuses_the_callers_own_network_namespace() -> None:
 
 def test_resolv_conf_keeps_search_and_options(tmp_path: Path) -> None:
     host = tmp_path / "resolv.conf"
-    host.write_text("# managed\nnameserver 127.0.0.53\nnameserver 192.0.2.9\n"
+    host.write_text("# managed\nnameserver 127.0.0.53\nnameserver 198.51.100.9\n"
                     "search corp.example  example\noptions edns0 trust-ad\n")
     assert usernet.resolv_conf(str(host)) == (b"nameserver 10.0.2.3\n"
                                               b"search corp.example  example\n"
                                               b"options edns0 trust-ad\n")
     assert usernet.resolv_conf(str(tmp_path / "missing")) == b"nameserver 10.0.2.3\n"
     # where the sandboxed forwarder cannot read the file: the host's reachable servers
-    assert usernet.resolv_conf(str(host), forwarder=False) == (b"nameserver 192.0.2.9\n"
+    assert usernet.resolv_conf(str(host), forwarder=False) == (b"nameserver 198.51.100.9\n"
                                                                b"search corp.example  example\n"
                                                                b"options edns0 trust-ad\n")
 
@@ -297,7 +297,7 @@ def test_resolv_conf_keeps_search_and_options(tmp_path: Path) -> None:
 def test_forwarder_needs_resolv_conf_under_etc_or_run(tmp_path: Path) -> None:
     """--enable-sandbox leaves the helper only the host's /etc and /run."""
     elsewhere = tmp_path / "resolv.conf"
-    elsewhere.write_text("nameserver 192.0.2.9\n")
+    elsewhere.write_text("nameserver 198.51.100.9\n")
     link = tmp_path / "link"
     link.symlink_to(elsewhere)
     assert not usernet.forwarder_usable(str(link))

@@ -2,7 +2,7 @@
 machine or reaches the real host's services.
 
 `network_namespace()` (as root) creates `ocib-test-<random>` with `lo` up and an
-interface ocib0 holding 192.0.2.1/24 (TEST-NET-1, a documentation range) with the
+interface ocib0 holding 198.51.100.1/24 (TEST-NET-2, a documentation range) with the
 default route through it: a dummy interface where the kernel has the dummy driver,
 otherwise one end of a veth pair whose other end is in the same namespace. Packets to
 other addresses go nowhere. Its /etc/resolv.conf (what `ip netns exec` shows processes
@@ -31,9 +31,9 @@ from typing import Any
 from tests.support.paths import REPO
 from tests.support.users import User
 
-HOST_ADDRESS = "192.0.2.1"  # the namespace's own address (TEST-NET-1)
-GATEWAY = "192.0.2.254"  # nothing answers there
-DNS_ANSWER = "192.0.2.53"  # what the recording DNS server answers for every A query
+HOST_ADDRESS = "198.51.100.1"  # the namespace's own address (TEST-NET-2)
+GATEWAY = "198.51.100.254"  # nothing answers there
+DNS_ANSWER = "198.51.100.53"  # what the recording DNS server answers for every A query
 _PYTHON = sys.executable
 _NETNS_ETC = Path("/etc/netns")
 
