@@ -10,7 +10,7 @@ cd "$top"
 # slirp4netns: each RUN step's own network namespace with a way out (without it a
 # default RUN shares the host's network, with a warning)
 demo_pkgs=(busybox-static uidmap python3-venv slirp4netns)
-test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev)
+test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2)
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
