@@ -180,15 +180,15 @@ def set_capabilities(effective_and_permitted: int) -> None:
     _check(_libc.capset(header, data), "capset")
 
 
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
 def install_seccomp_filter(program: bytes) -> None:
     """Load a classic BPF program (struct sock_filter entries) as this thread's seccomp
     filter; needs no_new_privs (or CAP_SYS_ADMIN)."""
     buffer = ctypes.create_string_buffer(program, len(program))
-
-    class _Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    prog = _Prog(len(program) // 8, ctypes.addressof(buffer))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buffer))
     _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
            "prctl(PR_SET_SECCOMP)")
 

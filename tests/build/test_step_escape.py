@@ -30,11 +30,7 @@ def test_run_step_cannot_forge_the_builders_clean_up(builder: Builder) -> None:
         missing = markers.missing()
     finally:
         markers.remove()
-    problems = []
-    if missing:
-        problems.append(f"the builder's clean-up deleted {missing}")
-    if not victim_alive:
-        problems.append("the builder killed the process group a forged STEP_PGID named")
+    problems = attack.damage_outside(missing, victim_alive)
     if "Traceback" in proc.stderr:
         problems.append("the build ended with a traceback")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ocibuild: error:")]

@@ -95,11 +95,7 @@ def check_steal(sbx: Sandboxer, root_kind: str, helpers: dict[str, Path],
         missing = markers.missing()
     finally:
         markers.remove()
-    problems = []
-    if missing:
-        problems.append(f"the builder's clean-up deleted {missing}")
-    if not victim_alive:
-        problems.append("the builder killed the process group a forged STEP_PGID named")
+    problems = attack.damage_outside(missing, victim_alive)
     if done.returncode != 0 or "Traceback" in done.stderr:
         problems.append(f"the driver failed ({done.returncode}):\n{done.stderr}")
     if record is not None and record["error"] is not None:

@@ -189,3 +189,14 @@ def decoy(user: User) -> Iterator[subprocess.Popen[str]]:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def damage_outside(missing: list[str], victim_alive: bool) -> list[str]:
+    """What an attack changed outside the step: markers the builder's clean-up deleted,
+    the decoy a forged STEP_PGID got killed. Empty when nothing."""
+    problems = []
+    if missing:
+        problems.append(f"the builder's clean-up deleted {missing}")
+    if not victim_alive:
+        problems.append("the builder killed the process group a forged STEP_PGID named")
+    return problems
