@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.parser import Node, parse
 from tests.support.dockerfile_gen import dockerfile_text
-from tests.support.paths import FIXTURES, SHARED
+from tests.support.paths import FIXTURES, SHARED, needs_shared
 
 Row = tuple[object, ...]
 
@@ -124,6 +124,7 @@ def _dockerfiles() -> list[Path]:
 FILES = _dockerfiles()
 
 
+@needs_shared(SHARED / "conformance")
 def test_corpus_is_found() -> None:
     assert len(FILES) >= 37
 

@@ -10,7 +10,7 @@ import pytest
 from ocibuild.frontend.dockerfile.dump import dump_ast
 from ocibuild.frontend.dockerfile.errors import DockerfileError
 from ocibuild.frontend.dockerfile.parser import parse
-from tests.support.paths import OCIBUILD, SHARED, without_shared
+from tests.support.paths import OCIBUILD, SHARED, needs_shared, without_shared
 
 PARSER_DATA = SHARED / "conformance" / "buildkit" / "parser"
 
@@ -30,6 +30,7 @@ def _expected(case: Path) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+@needs_shared(PARSER_DATA)
 def test_all_conformance_cases_are_present() -> None:
     assert len(POSITIVE) == 33
     assert len(NEGATIVE) == 4
@@ -47,8 +48,7 @@ def test_negative_case_fails_with_dockerfile_error(case: Path) -> None:
         parse((case / "Dockerfile").read_bytes(), "Dockerfile")
 
 
-@pytest.mark.skipif(not PARSER_DATA.is_dir(),
-                    reason=f"{PARSER_DATA} is missing: ../shared is not beside this checkout")
+@needs_shared(PARSER_DATA)
 @pytest.mark.parametrize("name", ["lk4d4-the-edge-case-generator", "json", "flags"])
 def test_debug_ast_command_prints_the_same_dump(name: str) -> None:
     case = PARSER_DATA / "testfiles" / name

@@ -6,7 +6,7 @@ import pytest
 
 from ocibuild.frontend.dockerfile.errors import ShellExpansionError
 from ocibuild.frontend.dockerfile.shell import ShellLex
-from tests.support.paths import SHARED, without_shared
+from tests.support.paths import SHARED, needs_shared, without_shared
 
 SHELL_DATA = SHARED / "conformance" / "buildkit" / "shell"
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
@@ -28,6 +28,7 @@ ENV_VAR_CASES = (_env_var_cases() if SHELL_DATA.is_dir()
                  else without_shared(SHELL_DATA, 0, "", ""))
 
 
+@needs_shared(SHELL_DATA)
 def test_env_var_data_is_complete() -> None:
     assert len(ENV_VAR_CASES) == 228
 

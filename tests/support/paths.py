@@ -18,3 +18,11 @@ def without_shared(data: Path, *values: object) -> list[object]:
     reason = (f"{data} is missing: ../shared (BuildKit's conformance data) is not beside "
               "this checkout")
     return [pytest.param(*values, marks=pytest.mark.skip(reason=reason))]
+
+
+def needs_shared(data: Path) -> object:
+    """A skip mark for a test that reads `data` under ../shared, when it is missing."""
+    import pytest
+
+    return pytest.mark.skipif(not data.is_dir(), reason=f"{data} is missing: ../shared is "
+                              "not beside this checkout")
