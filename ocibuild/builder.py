@@ -154,6 +154,18 @@ def _source_date_epoch(build_args: Mapping[str, str], given: int | None) -> int 
         raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds") from None
 
 
+def _single_platform(text: str | None) -> Platform | None:
+    if not text:
+        return None
+    if "," in text:
+        raise UsageError(f"--platform {text}: building for several platforms at once is not "
+                         "supported yet; build once per platform")
+    try:
+        return Platform.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--platform: {exc}") from None
+
+
 def build(
     context: str | os.PathLike[str],
     *,
@@ -185,6 +197,13 @@ def build(
     registry: RegistryOptions | None = None,
     allow: Sequence[str] = (),
     network: str = "default",
+    isolation: str = "auto",
+    add_hosts: Sequence[str] = (),
+    annotations: Sequence[str] = (),
+    shm_size: str | None = None,
+    ulimits: Sequence[str] = (),
+    attest: Sequence[str] = (),
+    load: bool = False,
 ) -> BuildReport:
     """Build the Dockerfile in `context` and write the image to `outputs` (default: the
     local store, named by `tags`).
@@ -198,7 +217,14 @@ def build(
     several, comma-separated): a step that needs one not granted (RUN --network=host,
     RUN --security=insecure) fails the build before any step runs. `network` ("default",
     "none" or "host", which needs network.host) is the network mode of every RUN that
-    does not choose one (RUN --network=default too, as in BuildKit)."""
+    does not choose one (RUN --network=default too, as in BuildKit).
+
+    `isolation` ("auto", "userns", "chroot") is how RUN steps are isolated. `add_hosts`
+    ("HOST:IP"), `shm_size` ("64m") and `ulimits` ("nofile=1024:2048") shape every RUN
+    step. `annotations` ("[TYPE:]KEY=VALUE") annotate the image. `attest` takes
+    `--attest` values: disabling one is accepted, asking for one is refused (not
+    supported yet). `load` also loads the image into the docker daemon at DOCKER_HOST."""
+    from ocibuild import attestations
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
     from ocibuild.cache.store import Store
     from ocibuild.exporter import BuildResult, export, parse_output, push_targets
@@ -209,6 +235,7 @@ def build(
     from ocibuild.snapshot import open_snapshotter, userns
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
+    attestations.check(attest)
     granted = entitlements.parse_allow(allow)
     entitlements.check_build_network(network, granted)
     context_dir = Path(context).resolve()
@@ -233,7 +260,7 @@ def build(
     if ignore_file is not None:
         ignore_patterns = dockerignore.read_patterns(
             ignore_file.read_text(encoding="utf-8", errors="surrogateescape"))
-    target_platform = Platform.parse(platform) if platform else None
+    target_platform = _single_platform(platform)
     secret_map = {s.id: s for s in (parse_secret(t) for t in secrets)}
     ssh_map = parse_ssh(ssh)
 

@@ -93,6 +93,32 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
               show_default=True,
               help="The network mode of RUN steps (a RUN's own --network=none|host "
                    "wins); host needs --allow network.host.")
+@click.option("--isolation", type=click.Choice(["auto", "userns", "chroot"]), default="auto",
+              show_default=True,
+              help="How RUN steps are isolated: userns (user namespaces), chroot (root "
+                   "only), or auto: userns, falling back to chroot when running as root "
+                   "where namespaces are refused (with a notice).")
+@click.option("--add-host", "add_hosts", multiple=True, metavar="HOST:IP",
+              help="Add HOST:IP to the /etc/hosts of RUN steps (repeatable).")
+@click.option("--annotation", "annotations", multiple=True, metavar="[TYPE:]KEY=VALUE",
+              help="Annotate the image (TYPE: manifest, index, manifest-descriptor; "
+                   "repeatable).")
+@click.option("--shm-size", "shm_size", metavar="BYTES",
+              help="Size of /dev/shm in RUN steps (e.g. 128m; default 64m).")
+@click.option("--ulimit", "ulimits", multiple=True, metavar="TYPE=SOFT[:HARD]",
+              help="Resource limit of RUN steps, e.g. nofile=1024:2048 (repeatable).")
+@click.option("--provenance", metavar="false",
+              help="Accepted for buildx scripts: false/0 only (no attestation); "
+                   "attestations are not supported yet.")
+@click.option("--sbom", metavar="false",
+              help="Accepted for buildx scripts: false/0 only (no SBOM); SBOMs are not "
+                   "supported yet.")
+@click.option("--attest", "attest", multiple=True, metavar="type=TYPE,disabled=true",
+              help="Accepted for buildx scripts when it disables an attestation; "
+                   "attestations are not supported yet.")
+@click.option("--load", is_flag=True,
+              help="Also load the image into the docker daemon at DOCKER_HOST (or the "
+                   "default socket). The local store is always written.")
 @registry_connection_options
 @click.pass_context
 def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
@@ -103,9 +129,13 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               metadata_file: str | None, quiet: bool, cache_from: tuple[str, ...],
               cache_to: tuple[str, ...], explain_cache: bool, build_contexts: tuple[str, ...],
               push: bool, pull: bool, allow: tuple[str, ...], network: str,
+              isolation: str, add_hosts: tuple[str, ...], annotations: tuple[str, ...],
+              shm_size: str | None, ulimits: tuple[str, ...], provenance: str | None,
+              sbom: str | None, attest: tuple[str, ...], load: bool,
               insecure: tuple[str, ...], registry_ca: tuple[str, ...],
               authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
+    from ocibuild.attestations import requested_attestations
     from ocibuild.builder import build
     from ocibuild.progress import modes
     from ocibuild.solver.solve import StepFailedError
@@ -125,7 +155,9 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
         explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
         registry=_registry_options(insecure, registry_ca, authfile), allow=allow,
-        network=network)
+        network=network, isolation=isolation, add_hosts=add_hosts, annotations=annotations,
+        shm_size=shm_size, ulimits=ulimits,
+        attest=requested_attestations(provenance, sbom, attest), load=load)
     renderer = modes.open_renderer(mode, err)
     try:
         if "-" in (context, dockerfile):
