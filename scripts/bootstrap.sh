@@ -10,7 +10,8 @@ cd "$top"
 # slirp4netns: each RUN step's own network namespace with a way out (without it a
 # default RUN shares the host's network, with a warning)
 demo_pkgs=(busybox-static uidmap python3-venv slirp4netns)
-test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2)
+# pipx: docs/install.md's pipx recipe, which the docs test runs
+test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2 pipx)
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
