@@ -11,7 +11,8 @@ cd "$top"
 # default RUN shares the host's network, with a warning)
 demo_pkgs=(busybox-static uidmap python3-venv slirp4netns)
 # pipx: docs/install.md's pipx recipe, which the docs test runs
-test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2 pipx)
+test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2 pipx
+           docker.io)  # docker.io: the container and --load tests' own dockerd
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 
