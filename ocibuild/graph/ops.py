@@ -155,7 +155,8 @@ class Mount:
 @dataclass(frozen=True, eq=False)
 class ExecOp(Op):
     """A RUN: `args` run in `root` with the environment, user, mounts, network mode and
-    security mode given."""
+    security mode given; and the build's --add-host lines ((host, ip) pairs), --shm-size
+    (bytes; 0: the default) and --ulimit values ((name, soft, hard), -1: unlimited)."""
 
     kind: ClassVar[str] = "exec"
     root: Op
@@ -167,11 +168,20 @@ class ExecOp(Op):
     mounts: tuple[Mount, ...] = ()
     # "insecure": RUN --security=insecure (needs the security.insecure entitlement)
     security: str = "sandbox"
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    shm_size: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()
+
+    # fields left out of the digest at these values: a step that does not use them
+    # keeps the digest it had before they existed
+    _omitted_defaults: ClassVar[dict[str, Any]] = {
+        "security": "sandbox", "extra_hosts": (), "shm_size": 0, "ulimits": ()}
 
     def spec(self) -> dict[str, Any]:
         out = super().spec()
-        if self.security == "sandbox":  # a step in the sandbox keeps its digest
-            del out["security"]
+        for name, default in self._omitted_defaults.items():
+            if getattr(self, name) == default:
+                del out[name]
         return out
 
 

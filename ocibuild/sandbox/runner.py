@@ -28,6 +28,7 @@ from ocibuild.sandbox.spec import (
     StepResult,
     StepSpec,
     TmpfsMount,
+    step_options_config,
 )
 from ocibuild.sandbox.zygote_client import spawn_step_process
 
@@ -104,6 +105,7 @@ def _config(spec: StepSpec, isolation: Isolation) -> dict[str, object]:
         "hostname": spec.hostname, "security": spec.security, "staging": None, "mounts": mounts,
         "argv": [str(a) for a in spec.argv], "env": env, "cwd": spec.cwd, "user": spec.user,
         "default_path": DEFAULT_PATH, "rootfs": None, "overlay": None,
+        **step_options_config(spec),
     }
     if isinstance(spec.rootfs, OverlayRoot):
         layers = [str(Path(p).resolve()) for p in spec.rootfs.lower]

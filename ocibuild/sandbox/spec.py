@@ -16,6 +16,11 @@ Security = Literal["sandbox", "insecure"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SSH_TARGET = "/run/buildkit/ssh_agent.0"
+DEFAULT_SHM_SIZE = 64 << 20  # Docker's and BuildKit's
+# the limits Docker's --ulimit knows, and their RLIMIT_* numbers on Linux
+ULIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
+           "nofile": 7, "memlock": 8, "locks": 10, "sigpending": 11, "msgqueue": 12,
+           "nice": 13, "rtprio": 14, "rttime": 15}
 
 
 @deferred_dataclass(frozen=True)
@@ -91,6 +96,10 @@ class StepSpec:
     `security`: "sandbox" (the default) runs the step with Docker's default capabilities,
     no_new_privs and a seccomp filter; "insecure" (RUN --security=insecure, which the
     caller allows only with the security.insecure entitlement) keeps the full set.
+    `extra_hosts`: (host, ip) lines appended to the step's /etc/hosts (--add-host).
+    `shm_size`: the size of /dev/shm in bytes (None: DEFAULT_SHM_SIZE).
+    `ulimits`: (name, soft, hard) resource limits set before the exec, a name of
+    ULIMITS, -1 for unlimited (--ulimit).
     """
 
     rootfs: Path | OverlayRoot
@@ -102,6 +111,31 @@ class StepSpec:
     network: Network = "default"
     hostname: str = "ocibuild"
     security: Security = "sandbox"
+    extra_hosts: Sequence[tuple[str, str]] = ()
+    shm_size: int | None = None
+    ulimits: Sequence[tuple[str, int, int]] = ()
+
+
+def step_options_config(spec: StepSpec) -> dict[str, object]:
+    """The step's extra hosts, /dev/shm size and limits as the sandbox process takes
+    them, checked: nothing of them can add a line to /etc/hosts or name an unknown
+    limit."""
+    from ocibuild.sandbox.errors import SandboxError
+
+    for host, ip in spec.extra_hosts:
+        if not host or not ip or any(c.isspace() or c == "#" for c in host + ip):
+            raise SandboxError(f"invalid extra host {host!r} {ip!r}")
+    if spec.shm_size is not None and spec.shm_size <= 0:
+        raise SandboxError(f"the size of /dev/shm must be positive: {spec.shm_size}")
+    limits = []
+    for name, soft, hard in spec.ulimits:
+        if name not in ULIMITS:
+            raise SandboxError(f"unknown resource limit {name!r}")
+        if min(soft, hard) < -1 or (hard != -1 and not -1 < soft <= hard):
+            raise SandboxError(f"invalid {name} limit: soft {soft}, hard {hard}")
+        limits.append([name, ULIMITS[name], soft, hard])
+    return {"extra_hosts": [list(h) for h in spec.extra_hosts],
+            "shm_size": spec.shm_size or DEFAULT_SHM_SIZE, "ulimits": limits}
 
 
 @dataclass(frozen=True)
