@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,15 @@ def default_root() -> Path:
     return Path(store_paths.default_root())
 
 
+def _make_private(root: Path) -> None:
+    """Only the owner may enter its store (cache mounts and layers can hold secrets): a
+    root made by hand, or by an older version, loses its group and other bits. Someone
+    else (root reading a user's store) changes nothing."""
+    st = root.stat()
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(root, stat.S_IMODE(st.st_mode) & 0o700)
+
+
 class Store:
     """The local image store and build cache under one root directory."""
 
@@ -59,6 +69,7 @@ class Store:
             raise OcibuildError(f"{path}: the store root is not a directory")
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _make_private(path)
             return cls(path)
         except OSError as exc:
             raise OcibuildError(f"{path}: cannot open the store: {exc.strerror}") from None
