@@ -42,6 +42,7 @@ class BuildReport:
     cache_exports: tuple[CacheExportReport, ...] = ()  # one per --cache-to
     cache_explanations: tuple[Explanation, ...] = ()  # with explain_cache: why steps missed
     pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
+    loaded: tuple[str, ...] = ()  # with load: what the docker daemon says it loaded
     cache_use: CacheUse | None = None  # a build that ran nothing: what it rests on
 
 
@@ -236,6 +237,11 @@ def build(
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
     attestations.check(attest)
+    daemon = None
+    if load:  # a DOCKER_HOST it cannot use fails before the build
+        from ocibuild.exporter.docker_daemon import address_from_env
+
+        daemon = address_from_env()
     granted = entitlements.parse_allow(allow)
     entitlements.check_build_network(network, granted)
     context_dir = Path(context).resolve()
@@ -331,6 +337,11 @@ def build(
 
             pushed = tuple(push_names(store.layout, report.manifest, to_push,
                                       options=registry, store=store).references)
+        loaded: tuple[str, ...] = ()
+        if daemon is not None:
+            from ocibuild.exporter.docker_daemon import load_image
+
+            loaded = load_image(daemon, store.layout, report.manifest_digest, report.names)
         if iidfile:
             write_iidfile(Path(iidfile), report)
         if metadata_file:
@@ -352,5 +363,6 @@ def build(
         materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed,
+        loaded=loaded,
         cache_use=cache_use)
 

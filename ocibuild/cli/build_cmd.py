@@ -219,6 +219,7 @@ def _closing_lines(report: BuildReport, quiet: bool) -> tuple[str, str]:
         names = ", ".join(report.names)
         err.append(f"writing image {report.manifest_digest}" + (f" ({names})" if names else ""))
         err += [f"pushed {pushed}" for pushed in report.pushed]
+        err += [f"loaded {loaded} into the docker daemon" for loaded in report.loaded]
     return "".join(line + "\n" for line in err), report.image_id + "\n"
 
 

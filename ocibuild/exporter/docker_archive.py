@@ -86,13 +86,20 @@ def _add_layer(tar: tarfile.TarFile, layout: ImageLayout, digest: str, diff_id: 
 def export_docker_archive(layout: ImageLayout, manifest_digest: str, dest: Path,
                           image_names: Sequence[str]) -> None:
     """Write the image `manifest_digest` of `layout` to `dest` (atomically)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(dest) as f:
+        write_docker_archive(layout, manifest_digest, f, image_names)
+
+
+def write_docker_archive(layout: ImageLayout, manifest_digest: str, out: BinaryIO,
+                         image_names: Sequence[str]) -> None:
+    """Stream the docker-archive tar of image `manifest_digest` to `out` (written in
+    order, never seeked, so `out` may be a socket)."""
     manifest = Manifest.from_bytes(layout.read_blob(manifest_digest))
     config_bytes = layout.read_blob(manifest.config.digest)
     diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
     config_name = f"{_digest.hex_of(manifest.config.digest)}.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(dest) as f, tarfile.open(fileobj=f, mode="w|",
-                                              format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         layer_names: list[str] = []
         written: dict[str, str] = {}
         for layer, diff_id in zip(manifest.layers, diff_ids, strict=True):
