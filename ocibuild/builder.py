@@ -244,6 +244,9 @@ def build(
         daemon = address_from_env()
     granted = entitlements.parse_allow(allow)
     entitlements.check_build_network(network, granted)
+    from ocibuild.sandbox import availability
+
+    chosen = availability.choose(isolation)
     context_dir = Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
@@ -275,7 +278,7 @@ def build(
     with store.lock(), userns.session() as session, contextlib.closing(resolve):
         from ocibuild.snapshot.select import probe_known
 
-        new_store = snapshotter != "native" and not probe_known(store)
+        new_store = snapshotter != "native" and not chosen.bare and not probe_known(store)
         if new_store:
             session.warm()  # the probe needs the file-op server first thing
 
@@ -290,16 +293,17 @@ def build(
                                                 for op in walk(conv.target.op)):
             from ocibuild.sandbox import prestart
 
-            prestart()  # a store that never built has no records: every RUN runs, and
-            # the sandbox comes up while the probe runs instead of after it
-        snap = open_snapshotter(store, snapshotter)
+            # a store that never built has no records: every RUN runs, and the sandbox
+            # comes up while the probe runs instead of after it
+            prestart(chosen.isolation)
+        snap = open_snapshotter(store, snapshotter, can_mount=not chosen.bare)
         opts = SolveOptions(
             context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
             jobs=jobs or os.cpu_count() or 1, no_cache=no_cache,
             no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
             secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
             names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs,
-            allow=granted)
+            allow=granted, isolation=chosen.isolation)
         caches = None
         if cache_from or cache_to:  # the remote-cache code loads only for them
             from ocibuild.cache.remote import BuildCaches
@@ -359,7 +363,8 @@ def build(
     return BuildReport(
         manifest_digest=report.manifest_digest, config_digest=report.config_digest,
         image_id=report.image_id, names=report.names, config=config,
-        warnings=conv.warnings + (caches.warnings if caches else []),
+        warnings=([chosen.notice] if chosen.notice else []) + conv.warnings
+        + (caches.warnings if caches else []),
         materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed,

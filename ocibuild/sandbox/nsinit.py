@@ -38,6 +38,7 @@ import select
 import sys
 
 from ocibuild.sandbox import hardening, linux, protocol, usernet
+from ocibuild.sandbox.availability import diagnosis as userns_diagnosis
 from ocibuild.sandbox.securepath import resolve_in_root
 from ocibuild.sandbox.users import UnknownUserError, resolve_user
 
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 
 DEV_FILES = ("null", "zero", "full", "random", "urandom", "tty")
 HOST_NET_FILES = ("/etc/hosts", "/etc/resolv.conf")
+DEFAULT_SHM_SIZE = 64 << 20  # Docker's and BuildKit's
+# /etc/hosts of a step without the host's network that is given extra hosts (BuildKit's)
+LOOPBACK_HOSTS = "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 def _traceback() -> str:
@@ -88,31 +92,6 @@ def _read_text(path: str) -> str:
             return f.read()
     except OSError:
         return ""
-
-
-def userns_diagnosis(fallback: str = "user namespaces may be disabled or exhausted on "
-                                       "this host") -> str:
-    """Name the host setting that forbids unprivileged user namespaces, and the fix."""
-    checks = (
-        ("/proc/sys/kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone",
-         "sysctl -w kernel.unprivileged_userns_clone=1"),
-        ("/proc/sys/user/max_user_namespaces", "0", "user.max_user_namespaces",
-         "sysctl -w user.max_user_namespaces=15000"),
-        ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
-         "kernel.apparmor_restrict_unprivileged_userns",
-         "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile "
-         "that allows 'userns' for this Python interpreter"),
-    )
-    for path, bad, name, fix in checks:
-        if _read_text(path).strip() == bad:
-            return (f"unprivileged user namespaces are disabled on this host ({name}={bad}); "
-                    f"as root run `{fix}`, or run ocibuild as root with --isolation chroot")
-    for line in _read_text("/proc/self/status").splitlines():
-        if line.startswith("Seccomp:") and line.split()[1] != "0":
-            return ("a seccomp filter forbids creating namespaces (Docker's default profile "
-                    "does); run the container with --security-opt seccomp=unconfined, or run "
-                    "ocibuild as root with --isolation chroot")
-    return fallback
 
 
 # ---- user namespace ---------------------------------------------------------------
@@ -169,7 +148,7 @@ def _mount_root(conf: dict, root: str) -> None:
         linux.bind(conf["rootfs"], root, readonly=False, nodev=True)
 
 
-def _mount_dev(root: str, created: list[str]) -> None:
+def _mount_dev(conf: dict, root: str, created: list[str]) -> None:
     dev = resolve_in_root(root, "/dev", "dir", created)
     linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "mode=755,size=65536k")
     for name in DEV_FILES:
@@ -180,8 +159,9 @@ def _mount_dev(root: str, created: list[str]) -> None:
             linux.bind(host, target, readonly=False, recursive=False)
     for name in ("shm", "pts"):
         os.mkdir(os.path.join(dev, name), 0o755)
+    shm_size = conf["shm_size"] or DEFAULT_SHM_SIZE
     linux.mount("shm", os.path.join(dev, "shm"), "tmpfs",
-                linux.MS_NOSUID | linux.MS_NODEV, "mode=1777,size=65536k")
+                linux.MS_NOSUID | linux.MS_NODEV, f"mode=1777,size={shm_size}")
     try:
         linux.mount("devpts", os.path.join(dev, "pts"), "devpts",
                     linux.MS_NOSUID | linux.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
@@ -248,8 +228,10 @@ def _pivot(root: str) -> None:
 
 def _private_files(conf: dict) -> str | None:
     """A tmpfs of this mount namespace at staging/secrets for the files the step gets
-    that must not be on disk (secrets, the generated resolv.conf); None if none."""
-    if conf["network"] != "default" and all(m["type"] != "secret" for m in conf["mounts"]):
+    that must not be on disk (secrets, the generated resolv.conf and hosts); None if
+    none."""
+    if (conf["network"] != "default" and not conf["extra_hosts"]
+            and all(m["type"] != "secret" for m in conf["mounts"])):
         return None
     path = os.path.join(conf["staging"], "secrets")
     linux.mount("tmpfs", path, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
@@ -257,20 +239,42 @@ def _private_files(conf: dict) -> str | None:
     return path
 
 
+def _write_private(private: str, name: str, data: bytes) -> str:
+    path = os.path.join(private, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _hosts_with_extra(conf: dict, private: str) -> str:
+    """/etc/hosts for a step given extra hosts: the host's (without the host's network,
+    loopback names only), then one line per extra host, as Docker appends them."""
+    if conf["network"] == "none":
+        base = LOOPBACK_HOSTS.format(hostname=conf["hostname"])
+    else:
+        base = _read_text("/etc/hosts")
+    if base and not base.endswith("\n"):
+        base += "\n"
+    extra = "".join(f"{ip}\t{host}\n" for host, ip in conf["extra_hosts"])
+    return _write_private(private, "hosts", (base + extra).encode())
+
+
 def _network_files(conf: dict, root: str, private: str | None, created: list[str]) -> None:
     """/etc/hosts and /etc/resolv.conf: the host's, read-only; with the user-mode
-    network, a resolv.conf naming its DNS forwarder."""
-    if conf["network"] == "none":
-        return
+    network, a resolv.conf naming its DNS forwarder; with extra hosts, a hosts file
+    that adds them (without the host's network, it is the only one the step gets)."""
     for host in HOST_NET_FILES:
         source = host
-        if host == "/etc/resolv.conf" and private is not None and conf["network"] == "default":
-            source = os.path.join(private, "resolv.conf")
-            fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, usernet.resolv_conf(forwarder=usernet.forwarder_usable()))
-            finally:
-                os.close(fd)
+        if host == "/etc/hosts" and conf["extra_hosts"] and private is not None:
+            source = _hosts_with_extra(conf, private)
+        elif conf["network"] == "none":
+            continue
+        elif host == "/etc/resolv.conf" and private is not None and conf["network"] == "default":
+            source = _write_private(private, "resolv.conf", usernet.resolv_conf(
+                forwarder=usernet.forwarder_usable()))
         elif not os.path.isfile(host):
             continue
         target = resolve_in_root(root, host, "file", created)
@@ -290,7 +294,7 @@ def prepare_root(conf: dict, ctl: int) -> None:
         linux.mount("proc", proc, "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
         if conf["security"] != "insecure":
             hardening.restrict_proc(proc)
-        _mount_dev(root, created)
+        _mount_dev(conf, root, created)
         _network_files(conf, root, private, created)
         _mount_step_mounts(conf, root, created)
     except OSError as e:
@@ -317,10 +321,31 @@ def _step_env(conf: dict, home: str) -> dict[str, str]:
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores them; exec keeps that
 
 
+def _set_limits(conf: dict, report: int) -> None:
+    """The step's --ulimit values (name, number, soft, hard; -1: unlimited). Limits are
+    not namespaced: raising a hard limit above the one ocibuild runs with needs
+    CAP_SYS_RESOURCE outside any user namespace, i.e. root in chroot isolation."""
+    for name, resource, soft, hard in conf["ulimits"]:
+        soft_value = linux.RLIM_INFINITY if soft == -1 else soft
+        hard_value = linux.RLIM_INFINITY if hard == -1 else hard
+        try:
+            linux.set_rlimit(resource, soft_value, hard_value)
+        except OSError as e:
+            message = f"--ulimit {name}={soft}:{hard}: cannot set it ({os.strerror(e.errno)})"
+            current = linux.get_rlimit(resource)[1]
+            if hard_value > current:
+                message += (f"; the hard limit ocibuild runs with is {current}, and only root "
+                            "outside a user namespace can raise it: ask for no more, or raise "
+                            "it for the user running ocibuild (ulimit -H, limits.conf)")
+            protocol.send(report, protocol.ERROR, message)
+            os._exit(125)
+
+
 def exec_step(conf: dict, user: object, report: int, can_setgroups: bool) -> None:
-    """In the forked step process: confine, drop to the user and exec; never returns.
-    A failure before exec goes to `report` as an ERROR message."""
+    """In the forked step process: set its limits, confine, drop to the user and exec;
+    never returns. A failure before exec goes to `report` as an ERROR message."""
     try:
+        _set_limits(conf, report)
         confined = conf["security"] != "insecure"
         try:
             if confined:
@@ -583,11 +608,16 @@ def _namespaces_refused(conf: dict, ctl: int, errno: int) -> None:
 def run_plain_chroot(conf: dict, ctl: int) -> None:
     """Root where namespaces cannot be created: chroot only. Secrets are written into
     the root for the step's duration (the runner removes them); other mounts, /proc,
-    /dev and network isolation are not available."""
+    /dev (so --shm-size), the generated /etc/hosts (so --add-host) and network
+    isolation are not available. Limits (--ulimit) are."""
     if conf.get("overlay"):
         raise SetupError("an overlay root needs a mount namespace, which this host forbids")
     if conf["network"] == "none":
         raise SetupError("--network=none needs a network namespace, which this host forbids")
+    for flag, given in (("--add-host", conf["extra_hosts"]), ("--shm-size", conf["shm_size"])):
+        if given:
+            raise SetupError(f"{flag} needs a mount namespace, which this host forbids "
+                             "(chroot isolation without namespaces)")
     unsupported = [m["type"] for m in conf["mounts"] if m["type"] != "secret"]
     if unsupported:
         raise SetupError(f"{unsupported[0]} mounts need a mount namespace, which this host "

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from ocibuild.sandbox import protocol, usernet
 from ocibuild.sandbox.cleanup import remove_created
@@ -305,7 +306,7 @@ class _Session:
 
 
 def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
-             isolation: Isolation = "userns",
+             isolation: Isolation | Literal["auto"] = "userns",
              cancel: threading.Event | None = None) -> StepResult:
     """Run one step in a sandbox and return how it ended.
 
@@ -318,14 +319,20 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
     The step's processes come from a fork server that this process starts on first use
     (one per isolation mode) and that lives as long as this process; a step dies when
     this process does, however it ends.
+
+    `isolation` "auto" is what `--isolation auto` resolves to (availability.choose);
+    "chroot" needs root.
     """
-    if isolation not in ("userns", "chroot"):
-        raise SandboxError(f"unknown isolation {isolation!r} (userns or chroot)")
-    if isolation == "chroot" and os.geteuid() != 0:
-        raise SandboxError("--isolation chroot needs root; the default user-namespace "
-                           "isolation works without it")
+    from ocibuild.sandbox import availability
+
+    if isolation not in availability.ISOLATIONS:
+        raise SandboxError(f"unknown isolation {isolation!r} (auto, userns or chroot)")
+    if isolation == "auto" or (isolation == "chroot" and os.geteuid() != 0):
+        isolation = availability.choose(isolation).isolation
     conf = _config(spec, isolation)
-    conf["network"] = _network_mode(spec, on_stderr)
+    if isolation == "userns" or availability.probe().namespaces:
+        conf["network"] = _network_mode(spec, on_stderr)
+    # else a bare chroot: the step shares the host's network whatever the helper can do
     session = _Session(conf, on_stdout, on_stderr, cancel)
     try:
         return session.run()

@@ -49,11 +49,12 @@ class Snapshotter(Protocol):
     def release(self, prepared: Prepared) -> None: ...
 
 
-def open_snapshotter(store: Store, kind: str = "auto") -> Snapshotter:
-    """The snapshotter `kind` ("overlay", "native" or "auto": overlay where it mounts)."""
+def open_snapshotter(store: Store, kind: str = "auto", *, can_mount: bool = True) -> Snapshotter:
+    """The snapshotter `kind` ("overlay", "native" or "auto": overlay where it mounts);
+    `can_mount` False where steps cannot mount (a bare chroot): auto is native."""
     from ocibuild.snapshot.select import open_snapshotter as _open
 
-    return _open(store, kind)
+    return _open(store, kind, can_mount=can_mount)
 
 
 __all__ = ["LayerRef", "Snapshotter", "open_snapshotter"]

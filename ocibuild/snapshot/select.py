@@ -23,17 +23,22 @@ _probe_locks: dict[str, threading.Lock] = {}
 _probe_locks_guard = threading.Lock()
 
 
-def probe_overlay_in_userns(args: dict[str, Any]) -> bool:
+def probe_overlay_in_userns(args: dict[str, Any]) -> bool | None:
     """(Runs in a process of its own under the sandbox mapping.) Can this process mount
-    overlayfs, with whiteouts and opaque directories, on the store's filesystem? The
-    probe directory is removed here, where its owners are mapped."""
+    overlayfs, with whiteouts and opaque directories, on the store's filesystem? None
+    when it cannot have a mount namespace at all: that says nothing about the store's
+    filesystem, so it is not remembered. The probe directory is removed here, where its
+    owners are mapped."""
     from ocibuild.sandbox import linux
     from ocibuild.snapshot.userns import remove_local
 
     base = Path(args["dir"])
     try:
-        linux.unshare(linux.CLONE_NEWNS)
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        except OSError:
+            return None
         for name in ("lower", "upper", "work", "merged"):
             (base / name).mkdir()
         (base / "lower" / "gone").mkdir()
@@ -87,12 +92,15 @@ def _probe(store: Store) -> bool | None:
 
     tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
     try:
-        works = bool(call_isolated("ocibuild.snapshot.select:probe_overlay_in_userns",
-                                   {"dir": str(tmp)}))
+        answer = call_isolated("ocibuild.snapshot.select:probe_overlay_in_userns",
+                               {"dir": str(tmp)})
     except UsernsCallError:
         return None  # no user namespace, or the build ended: the native snapshotter
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only if the probe could not start
+    if answer is None:
+        return None  # no mount namespace here (a container's seccomp filter)
+    works = bool(answer)
     record = _probe_file(store).with_name(f".tmp-{os.getpid()}-overlay-probe.json")
     with contextlib.suppress(OSError):
         record.write_text(json.dumps({"kernel": kernel, "overlay": works}))
@@ -100,11 +108,17 @@ def _probe(store: Store) -> bool | None:
     return works
 
 
-def open_snapshotter(store: Store, kind: str = "auto") -> Snapshotter:
+def open_snapshotter(store: Store, kind: str = "auto", *, can_mount: bool = True) -> Snapshotter:
+    """`can_mount` False: steps cannot mount (a bare chroot), so auto is native."""
     from ocibuild.snapshot.overlay import OverlaySnapshotter
 
     if kind not in KINDS:
         raise UsageError(f"unknown snapshotter {kind!r} (use {', '.join(KINDS)})")
+    if kind == "overlay" and not can_mount:
+        raise UsageError("--snapshotter overlay: steps cannot mount here (namespaces are "
+                         "refused, so RUN steps run in a bare chroot); use native or auto")
+    if not can_mount:
+        kind = "native"
     if kind == "native" or (kind == "auto" and not overlay_works(store)):
         from ocibuild.snapshot.native import NativeSnapshotter
 

@@ -192,6 +192,7 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
         try:
             result = sandbox.run_step(spec, on_stdout=output.stream("stdout"),
                                       on_stderr=output.stream("stderr"),
+                                      isolation=solver.opts.isolation,  # type: ignore[arg-type]
                                       cancel=solver.cancelled)
         except OcibuildError as exc:
             raise OcibuildError(f"{solver.opts.names.get(op.digest, 'RUN')}: {exc.message}"

@@ -106,6 +106,7 @@ class SolveOptions:
     context_dirs: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR
     remote: RemoteRecords | None = None  # records of --cache-from caches
     allow: frozenset[str] = frozenset()  # entitlements granted (--allow)
+    isolation: str = "userns"  # of RUN steps: "userns" or "chroot" (availability.choose)
 
 
 def _now() -> str:
@@ -315,7 +316,7 @@ class Solver:
                    for op in scheduled):
                 from ocibuild.sandbox import prestart
 
-                prestart()
+                prestart(self.opts.isolation)  # type: ignore[arg-type]
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         # every step a hit: each op is a descriptor look-up, done here without threads
         inline = all(op.digest in self.hits for op in scheduled if _is_step(op))

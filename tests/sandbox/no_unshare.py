@@ -1,7 +1,10 @@
 """Run a command under a seccomp filter that refuses unshare(2) with EPERM, as Docker's
 default profile does for a container without CAP_SYS_ADMIN.
 
-Usage: python -m tests.sandbox.no_unshare COMMAND [ARGS...]
+Usage: python -m tests.sandbox.no_unshare [--docker-caps] COMMAND [ARGS...]
+
+--docker-caps also limits the capability bounding set to Docker's default set (no
+CAP_SYS_ADMIN: no mount), which a root command then has, as in `docker run`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ _ARCH = {"x86_64": (0xC000003E, 272), "aarch64": (0xC00000B7, 97)}
 _BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_RET_K = 0x20, 0x15, 0x06
 _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
+_PR_CAPBSET_DROP = 24
+DOCKER_CAPS = 0xA80425FB  # chown, dac_override, fowner, fsetid, kill, setgid, setuid,
+# setpcap, net_bind_service, net_raw, sys_chroot, mknod, audit_write, setfcap
 _EPERM = 1
 
 
@@ -46,6 +52,21 @@ def deny_unshare() -> None:
         raise OSError(ctypes.get_errno(), "cannot install the seccomp filter")
 
 
+def keep_docker_caps() -> None:
+    """Drop every capability outside Docker's default set from the bounding set: the
+    command exec'd next (as root) has only those."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        if not DOCKER_CAPS >> cap & 1 and libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"cannot drop capability {cap}")
+
+
 if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if argv[:1] == ["--docker-caps"]:
+        argv = argv[1:]
+        keep_docker_caps()
     deny_unshare()
-    os.execvp(sys.argv[1], sys.argv[1:])
+    os.execvp(argv[0], argv)
