@@ -106,6 +106,26 @@ def set_parent_death_signal(signum: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
 
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("soft", ctypes.c_ulong), ("hard", ctypes.c_ulong)]  # rlim_t
+
+
+RLIM_INFINITY = ctypes.c_ulong(-1).value
+
+
+def get_rlimit(resource: int) -> tuple[int, int]:
+    """getrlimit(2) without the resource module (which the sandbox helper would import):
+    (soft, hard), RLIM_INFINITY for unlimited."""
+    limit = _Rlimit()
+    _check(_libc.getrlimit(resource, ctypes.byref(limit)), "getrlimit")
+    return limit.soft, limit.hard
+
+
+def set_rlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2); RLIM_INFINITY for unlimited."""
+    _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))), "setrlimit")
+
+
 def loopback_up() -> None:
     """Bring `lo` up (a fresh network namespace starts with it down). Uses _socket and
     byte arithmetic: the socket and struct modules would cost the step ~5 ms to import."""

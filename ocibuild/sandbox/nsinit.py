@@ -324,7 +324,8 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores them; exec
 def _set_limits(conf: dict, report: int) -> None:
     """The step's --ulimit values (name, number, soft, hard; -1: unlimited). Limits are
     not namespaced: raising a hard limit above the one ocibuild runs with needs
-    CAP_SYS_RESOURCE outside any user namespace, i.e. root in chroot isolation."""
+    CAP_SYS_RESOURCE outside any user namespace (only root in chroot isolation can
+    have it)."""
     for name, resource, soft, hard in conf["ulimits"]:
         soft_value = linux.RLIM_INFINITY if soft == -1 else soft
         hard_value = linux.RLIM_INFINITY if hard == -1 else hard
@@ -334,9 +335,10 @@ def _set_limits(conf: dict, report: int) -> None:
             message = f"--ulimit {name}={soft}:{hard}: cannot set it ({os.strerror(e.errno)})"
             current = linux.get_rlimit(resource)[1]
             if hard_value > current:
-                message += (f"; the hard limit ocibuild runs with is {current}, and only root "
-                            "outside a user namespace can raise it: ask for no more, or raise "
-                            "it for the user running ocibuild (ulimit -H, limits.conf)")
+                message += (f"; the hard limit ocibuild runs with is {current}, and raising "
+                            "it takes CAP_SYS_RESOURCE outside any user namespace (root in "
+                            "chroot isolation): ask for no more, or raise it for the user "
+                            "running ocibuild (ulimit -H, limits.conf)")
             protocol.send(report, protocol.ERROR, message)
             os._exit(125)
 
@@ -491,25 +493,29 @@ def _wait_unless_cancelled(ctl: int, child: int) -> int:
 _MAX_STATUS_BYTES = 64 * 1024
 
 
-def relay_status(status_r: int, ctl: int) -> None:
+def relay_status(status_r: int, ctl: int) -> bool:
     """Pass what init (or the step before its exec) wrote on the status pipe to the
     builder, checked: one EXITED with a wait status, or one ERROR; anything else is
-    dropped (the builder then reports that the sandbox ended without a result)."""
+    dropped (the builder then reports that the sandbox ended without a result).
+    Whether a message was passed."""
     data = b""
     while len(data) < _MAX_STATUS_BYTES and (chunk := os.read(status_r, 65536)):
         data += chunk
     try:
         messages = protocol.Decoder().feed(data[:_MAX_STATUS_BYTES])
     except protocol.ProtocolError:
-        return
+        return False
     for kind, payload in messages[:1]:
         if kind == protocol.EXITED:
             try:
                 protocol.send(ctl, kind, protocol.parse_int(payload, protocol.MAX_STATUS))
             except protocol.ProtocolError:
-                return
-        elif kind == protocol.ERROR:
+                return False
+            return True
+        if kind == protocol.ERROR:
             protocol.send(ctl, kind, protocol.parse_text(payload)[:_MAX_STATUS_BYTES])
+            return True
+    return False
 
 
 def _connect_network(init_pid: int, ready: int, go: int) -> tuple[object, str | None]:
@@ -645,18 +651,23 @@ def run_plain_chroot(conf: dict, ctl: int) -> None:
     os.chdir("/")
     user = resolve_step_user(conf)
     make_cwd(conf["cwd"])
+    # the step's failure before exec (e.g. a limit it cannot have) comes through a pipe
+    # that its exec closes: the builder must get it instead of the exit status
+    error_r, error_w = os.pipe()
     step = os.fork()
     if step == 0:
+        os.close(error_r)
         os.setsid()
         linux.set_parent_death_signal(signal.SIGKILL)
-        exec_step(conf, user, ctl, True)
+        exec_step(conf, user, error_w, True)
+    os.close(error_w)
     protocol.send(ctl, protocol.STEP_PGID, step)
     status = _wait_unless_cancelled(ctl, step)
     try:
         os.killpg(step, signal.SIGKILL)  # what the step left running in its group
     except ProcessLookupError:
         pass
-    if status >= 0:
+    if status >= 0 and not relay_status(error_r, ctl):
         protocol.send(ctl, protocol.EXITED, status)
     os._exit(0)
 

@@ -16,7 +16,6 @@ Security = Literal["sandbox", "insecure"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SSH_TARGET = "/run/buildkit/ssh_agent.0"
-DEFAULT_SHM_SIZE = 64 << 20  # Docker's and BuildKit's
 # the limits Docker's --ulimit knows, and their RLIMIT_* numbers on Linux
 ULIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6,
            "nofile": 7, "memlock": 8, "locks": 10, "sigpending": 11, "msgqueue": 12,
@@ -97,7 +96,7 @@ class StepSpec:
     no_new_privs and a seccomp filter; "insecure" (RUN --security=insecure, which the
     caller allows only with the security.insecure entitlement) keeps the full set.
     `extra_hosts`: (host, ip) lines appended to the step's /etc/hosts (--add-host).
-    `shm_size`: the size of /dev/shm in bytes (None: DEFAULT_SHM_SIZE).
+    `shm_size`: the size of /dev/shm in bytes (None: 64 MiB, as in Docker).
     `ulimits`: (name, soft, hard) resource limits set before the exec, a name of
     ULIMITS, -1 for unlimited (--ulimit).
     """
@@ -135,7 +134,7 @@ def step_options_config(spec: StepSpec) -> dict[str, object]:
             raise SandboxError(f"invalid {name} limit: soft {soft}, hard {hard}")
         limits.append([name, ULIMITS[name], soft, hard])
     return {"extra_hosts": [list(h) for h in spec.extra_hosts],
-            "shm_size": spec.shm_size or DEFAULT_SHM_SIZE, "ulimits": limits}
+            "shm_size": spec.shm_size, "ulimits": limits}
 
 
 @dataclass(frozen=True)

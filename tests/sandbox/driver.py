@@ -59,7 +59,10 @@ def _spec(step: dict[str, Any]) -> StepSpec:
                     cwd=step.get("cwd", "/"), user=step.get("user", ""),
                     mounts=[_mount(m) for m in step.get("mounts", [])],
                     network=step.get("network", "default"),
-                    security=step.get("security", "sandbox"))
+                    security=step.get("security", "sandbox"),
+                    extra_hosts=[tuple(h) for h in step.get("extra_hosts", [])],
+                    shm_size=step.get("shm_size"),
+                    ulimits=[tuple(u) for u in step.get("ulimits", [])])
 
 
 def _layer_entries(upper: str, path: str) -> list[dict[str, Any]]:
