@@ -85,8 +85,9 @@ def test_root_in_container_builds_with_chroot_fallback(
     assert image.files["tmp/by-user"].info.uid == 1000
 
     for name, log in logs.items():
-        notices = [line for line in log.splitlines() if "chroot" in line]
+        notices = [line for line in log.splitlines() if "--isolation auto" in line]
         assert len(notices) == 1, f"{name}: {notices}\n{log}"
+        assert "seccomp" in notices[0] and "chroot" in notices[0]
         assert "Traceback" not in log
 
 
@@ -105,4 +106,5 @@ def test_user_without_subuids_in_container_fails_clearly(
     assert "imported" in proc.stdout, proc.stderr
     assert proc.returncode not in (0, None), proc.stderr
     assert "seccomp" in proc.stderr, proc.stderr
+    assert "--security-opt seccomp=unconfined" in proc.stderr  # the fix
     assert "Traceback" not in proc.stderr
