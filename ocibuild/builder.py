@@ -228,7 +228,14 @@ def build(
     from ocibuild import attestations
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
     from ocibuild.cache.store import Store
-    from ocibuild.exporter import BuildResult, export, parse_output, push_targets
+    from ocibuild.exporter import (
+        BuildResult,
+        export,
+        parse_annotations,
+        parse_output,
+        push_targets,
+        solve_compression,
+    )
     from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
     from ocibuild.frontend.dockerfile import dockerignore, parser
     from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
@@ -259,6 +266,7 @@ def build(
         raise UsageError(f"cannot read the Dockerfile {df_path}: {exc.strerror}") from None
     output_specs = [parse_output(o) for o in outputs]
     to_push = push_targets(output_specs, tags, push)
+    image_annotations = parse_annotations(annotations)
     named_contexts = parse_build_contexts(build_contexts)
     context_dirs = context_directories(named_contexts)
     args = dict(build_args or {})
@@ -301,7 +309,8 @@ def build(
             context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
             jobs=jobs or os.cpu_count() or 1, no_cache=no_cache,
             no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
-            secrets=secret_map, ssh=ssh_map, source_date_epoch=sde, compression=compression,
+            secrets=secret_map, ssh=ssh_map, source_date_epoch=sde,
+            compression=solve_compression(output_specs, compression),
             names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs,
             allow=granted, isolation=chosen.isolation)
         caches = None
@@ -328,7 +337,10 @@ def build(
                              created=created, author=state.author, config=state.config,
                              diff_ids=tuple(r.diff_id for r in final.layers),
                              history=tuple(history))
-        report = export(BuildResult(config, final.layers), output_specs, store, tags=tags)
+        own_layers = sum(1 for h in history[len(state.base_history):] if not h.empty_layer)
+        report = export(BuildResult(config, final.layers, max(0, len(final.layers) - own_layers)),
+                        output_specs, store, tags=tags, compression=compression,
+                        annotations=image_annotations, push=push)
         cache_exports = []
         if caches is not None:
             cache_exports = caches.export(
@@ -339,8 +351,9 @@ def build(
         if to_push:
             from ocibuild.registry import push_names
 
-            pushed = tuple(push_names(store.layout, report.manifest, to_push,
-                                      options=registry, store=store).references)
+            pushed = tuple(ref for image, image_names in report.pushes
+                           for ref in push_names(store.layout, image, image_names,
+                                                 options=registry, store=store).references)
         loaded: tuple[str, ...] = ()
         if daemon is not None:
             from ocibuild.exporter.docker_daemon import load_image

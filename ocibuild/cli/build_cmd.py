@@ -55,7 +55,15 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE for an ARG.")
 @click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the image.")
 @click.option("-o", "--output", "outputs", multiple=True,
-              help="type=oci|docker|local,dest=PATH (default: the local store).")
+              help="type=oci|docker|local|image|registry|store[,KEY=VALUE...] "
+                   "(default: the local store). Keys: dest=PATH (oci, docker, local); "
+                   "tar=true|false (oci; docker: true only); name=REF[,REF] and push=true|false "
+                   "(image, store); for image, store and oci: compression=gzip|zstd|"
+                   "uncompressed, compression-level=N (gzip 0..9, zstd 0..22), "
+                   "force-compression=true|false (convert base-image layers too), "
+                   "oci-mediatypes=true|false, annotation[-manifest|-manifest-descriptor|"
+                   "-index|-index-descriptor][[OS/ARCH]].KEY=VALUE. An unknown key is an "
+                   "error.")
 @click.option("--secret", "secrets", multiple=True, help="id=NAME,src=FILE or id=NAME,env=VAR.")
 @click.option("--ssh", "ssh", multiple=True, help="default (forwards SSH_AUTH_SOCK) or ID=SOCKET.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "rawjson", "json", "quiet"]),

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from ocibuild.cache import names
 from ocibuild.errors import UsageError
+from ocibuild.exporter import annotation_keys as ann
 from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
+from ocibuild.exporter.options import ImageOptions
 from ocibuild.exporter.spec import OUTPUT_TYPES, OutputSpec, parse_output
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
-from ocibuild.oci.image import write_image
+from ocibuild.oci.mediatypes import COMPRESSIONS
 from ocibuild.snapshot import LayerRef
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ class BuildResult:
 
     config: ImageConfig
     layers: tuple[LayerRef, ...]  # all blobs are in store.layout
+    base_layers: int = 0  # how many of `layers` (the first ones) are the base image's
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class ExportReport:
     config_digest: str
     names: tuple[str, ...]  # full normalized names given with -t / name=
     image_id: str  # what --iidfile writes
+    # what to push: each image (in store.layout) with the full names it goes to
+    pushes: tuple[tuple[Descriptor, tuple[str, ...]], ...] = ()
 
     @property
     def manifest_digest(self) -> str:
@@ -64,7 +69,7 @@ def push_targets(outputs: Sequence[OutputSpec], tags: Sequence[str], push: bool
             raise UsageError("--push needs a name to push to: add -t REGISTRY/REPO:TAG")
         found += _image_names(tags, None)
     for spec in outputs:
-        if spec.type in ("store", "image") and _wants_push(spec):
+        if spec.type in ("store", "image") and spec.push:
             image_names = _image_names(tags, spec)
             if not image_names:
                 raise UsageError("-o type=image,push=true needs name=REF (or -t REF)")
@@ -72,29 +77,77 @@ def push_targets(outputs: Sequence[OutputSpec], tags: Sequence[str], push: bool
     return list(dict.fromkeys(found))
 
 
-def _wants_push(spec: OutputSpec) -> bool:
-    return spec.attrs.get("push", "false").lower() in ("true", "1")
+def parse_annotations(texts: Sequence[str]) -> tuple[ann.Annotation, ...]:
+    """`--annotation` values ([TYPE[[OS/ARCH]]:]KEY=VALUE), as buildx reads them."""
+    return tuple(ann.parse_flag(t) for t in texts)
+
+
+def solve_compression(outputs: Sequence[OutputSpec], default: str) -> str:
+    """The compression the build's own layers are made in: the first image output's
+    compression= (so that output needs no conversion), else `default`."""
+    for spec in outputs:
+        if spec.writes_manifest and (asked := spec.image_options().compression):
+            return asked
+    return default
+
+
+class _Images:
+    """The manifests the outputs ask for, each written once per distinct ImageOptions."""
+
+    def __init__(self, store: Store, result: BuildResult, compression: str,
+                 annotations: Sequence[ann.Annotation]) -> None:
+        if compression not in COMPRESSIONS:
+            raise UsageError(f"unknown compression {compression!r}; use one of {COMPRESSIONS}")
+        self._store, self._result, self._compression = store, result, compression
+        self._annotations = tuple(annotations)
+        self._written: dict[ImageOptions, Descriptor] = {}
+
+    def get(self, options: ImageOptions, where: str) -> Descriptor:
+        from ocibuild.exporter.image_writer import write_output_image
+
+        options = options.with_annotations(self._annotations)
+        if options not in self._written:
+            self._written[options] = write_output_image(self._store, self._result, options,
+                                                        self._compression, where)
+        return self._written[options]
+
+    def of(self, spec: OutputSpec) -> Descriptor:
+        return self.get(spec.image_options(), f"--output type={spec.type}")
 
 
 def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
-           tags: Sequence[str] = ()) -> ExportReport:
-    """Write the image of `result` to every output (the local store when none is given)."""
+           tags: Sequence[str] = (), compression: str = "gzip",
+           annotations: Sequence[ann.Annotation] = (), push: bool = False) -> ExportReport:
+    """Write the image of `result` to every output (the local store when none is given).
+
+    `compression` is the layer compression of outputs that do not choose one;
+    `annotations` (from --annotation) go to every output that writes a manifest; `push`
+    (--push) adds the tags, with an image as the default options make it, to the pushes.
+    """
     outputs = list(outputs) or [OutputSpec("store", {})]
+    images = _Images(store, result, compression, annotations)
     all_names = _image_names(tags, None)
-    manifest = write_image(store.layout, result.config, [r.descriptor for r in result.layers])
+    first = next((s for s in outputs if s.writes_manifest), None)
+    manifest = images.of(first) if first is not None else images.get(ImageOptions(), "--push")
+    pushes: list[tuple[Descriptor, tuple[str, ...]]] = []
+    if push:
+        pushes.append((images.get(ImageOptions(), "--push"), tuple(_image_names(tags, None))))
     config_digest = result.config.digest
     to_store = False
     for spec in outputs:
         image_names = _image_names(tags, spec)
         all_names += [n for n in image_names if n not in all_names]
         if spec.type in ("store", "image"):
+            image = images.of(spec)
             for name in image_names:
-                store.tag(name, manifest)
+                store.tag(name, image)
+            if spec.push:
+                pushes.append((image, tuple(image_names)))
             to_store = True
         elif spec.type == "oci":
             from ocibuild.exporter.oci import export_oci
 
-            export_oci(store.layout, manifest, Path(spec.attrs["dest"]), spec.attrs,
+            export_oci(store.layout, images.of(spec), Path(spec.attrs["dest"]), spec.attrs,
                        image_names)
         elif spec.type == "docker":
             from ocibuild.exporter.docker_archive import export_docker_archive
@@ -109,8 +162,9 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
         else:  # parse_output rejects others; a hand-made OutputSpec may not
             raise UsageError(f"unknown output type {spec.type!r}; use one of {OUTPUT_TYPES}")
     return ExportReport(manifest, config_digest, tuple(all_names),
-                        config_digest if to_store else manifest.digest)
+                        config_digest if to_store else manifest.digest, tuple(pushes))
 
 
-__all__ = ["BuildResult", "ExportReport", "OutputSpec", "export", "parse_output",
-           "push_targets", "write_iidfile", "write_metadata_file"]
+__all__ = ["BuildResult", "ExportReport", "OutputSpec", "export", "parse_annotations",
+           "parse_output", "push_targets", "solve_compression", "write_iidfile",
+           "write_metadata_file"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from ocibuild.atomic import TMP_PREFIX
 from ocibuild.cache import names
 from ocibuild.errors import OcibuildError
+from ocibuild.exporter.options import wants_tar
 from ocibuild.oci import layout_tar
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import REF_NAME, ImageLayout
@@ -42,8 +43,11 @@ def index_entries(manifest_desc: Descriptor, image_names: Sequence[str]) -> list
 
 
 def _is_tar_dest(dest: Path, attrs: dict[str, str]) -> bool:
-    if "tar" in attrs:
-        return attrs["tar"].lower() not in ("false", "0", "no")
+    """tar= when given; else a tar for a dest named *.tar or an existing file, and a
+    layout directory for any other dest."""
+    asked = wants_tar(attrs, "--output type=oci")
+    if asked is not None:
+        return asked
     return dest.suffix == ".tar" or dest.is_file()
 
 

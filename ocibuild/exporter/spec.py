@@ -6,6 +6,7 @@ import csv
 from dataclasses import dataclass, field
 
 from ocibuild.errors import UsageError
+from ocibuild.exporter import options
 
 OUTPUT_TYPES = ("oci", "docker", "local", "image", "registry", "store")
 _NEEDS_DEST = ("oci", "docker", "local")
@@ -22,6 +23,18 @@ class OutputSpec:
     @property
     def dest(self) -> str | None:
         return self.attrs.get("dest")
+
+    @property
+    def writes_manifest(self) -> bool:
+        """Whether the output holds an image manifest (and takes the image keys)."""
+        return self.type in ("store", "image", "oci")
+
+    def image_options(self) -> options.ImageOptions:
+        return options.image_options(self.type, self.attrs, f"--output type={self.type}")
+
+    @property
+    def push(self) -> bool:
+        return options.wants_push(self.attrs, f"--output type={self.type}")
 
 
 def parse_output(text: str) -> OutputSpec:
@@ -50,6 +63,13 @@ def parse_output(text: str) -> OutputSpec:
         )
     if kind == "registry":  # buildx's shorthand for an image output that is pushed
         kind, attrs["push"] = "image", "true"
+    options.check_keys(kind, attrs, f"--output {text}")
+    if kind in ("store", "image", "oci"):
+        options.image_options(kind, attrs, f"--output {text}")  # refuse bad values now
+    options.wants_push(attrs, f"--output {text}")
+    if options.wants_tar(attrs, f"--output {text}") is False and kind == "docker":
+        raise UsageError(f"--output {text}: type=docker writes a docker-archive tar only; "
+                         "for a directory use type=oci,tar=false")
     if kind in _NEEDS_DEST and not attrs.get("dest"):
         raise UsageError(f"--output {text}: type={kind} needs dest=PATH")
     if attrs.get("dest") == "-":

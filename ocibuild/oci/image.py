@@ -56,8 +56,10 @@ def load_image(layout: ImageLayout, ref: str | None = None,
 
 
 def write_image(layout: ImageLayout, config: ImageConfig, layers: Sequence[Descriptor],
-                tags: Sequence[str] = (), annotations: dict[str, str] | None = None) -> Descriptor:
-    """Store config and manifest (layer blobs must already be in the layout); tag it."""
+                tags: Sequence[str] = (), annotations: dict[str, str] | None = None,
+                docker_types: bool = False) -> Descriptor:
+    """Store config and manifest (layer blobs must already be in the layout); tag it.
+    `docker_types` gives the manifest and config Docker schema 2 media types."""
     if len(layers) != len(config.diff_ids):
         raise OcibuildError(
             f"image has {len(layers)} layers but its config lists {len(config.diff_ids)} diff_ids"
@@ -68,8 +70,10 @@ def write_image(layout: ImageLayout, config: ImageConfig, layers: Sequence[Descr
     config_bytes = config.to_bytes()
     config_digest = layout.put_bytes(config_bytes)
     manifest = Manifest(
-        config=Descriptor(mediatypes.OCI_CONFIG, config_digest, len(config_bytes)),
+        config=Descriptor(mediatypes.DOCKER_CONFIG if docker_types else mediatypes.OCI_CONFIG,
+                          config_digest, len(config_bytes)),
         layers=tuple(layers),
+        media_type=mediatypes.DOCKER_MANIFEST if docker_types else mediatypes.OCI_MANIFEST,
         annotations=dict(annotations or {}),
     )
     desc = layout.put_manifest(manifest)

@@ -15,7 +15,7 @@ import hashlib
 import os
 import struct
 from collections import deque
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import zstandard
 from isal import isal_zlib
@@ -99,9 +99,10 @@ class _Plain:
 
 
 class _Zstd:
-    def __init__(self, output: _Output) -> None:
+    def __init__(self, output: _Output, level: int | None) -> None:
         self._output = output
-        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=COMPRESS_THREADS)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL if level is None else level,
+                                              threads=COMPRESS_THREADS)
         self._stream = compressor.compressobj()
 
     def feed(self, block: bytearray) -> None:
@@ -114,20 +115,29 @@ class _Zstd:
         pass
 
 
-def _deflate_block(block: bytearray, zdict: bytes | None) -> tuple[bytes, int]:
+def _deflate_block(block: bytearray, zdict: bytes | None, level: int | None
+                   ) -> tuple[bytes, int]:
+    # the default is isal's fast level; an asked-for level (0..9, as gzip's) uses zlib,
+    # whose levels are the ones users know
+    zlib_module: Any = isal_zlib
+    if level is not None:
+        import zlib as zlib_module
+    compress_level = GZIP_LEVEL if level is None else level
     if zdict is None:
-        compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15)
+        compressor = zlib_module.compressobj(compress_level, zlib_module.DEFLATED, -15)
     else:
-        compressor = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15, zdict=zdict)
-    data = compressor.compress(block) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+        compressor = zlib_module.compressobj(compress_level, zlib_module.DEFLATED, -15,
+                                             zdict=zdict)
+    data = compressor.compress(block) + compressor.flush(zlib_module.Z_SYNC_FLUSH)
     return data, isal_zlib.crc32(block)
 
 
 class _ParallelGzip:
     """One gzip member made of deflate blocks compressed in parallel, written in order."""
 
-    def __init__(self, output: _Output) -> None:
+    def __init__(self, output: _Output, level: int | None) -> None:
         self._output = output
+        self._level = level
         self._pool: ThreadPoolExecutor | None = None  # started by the first full block
         self._pending: deque[tuple[Future[tuple[bytes, int]], int]] = deque()
         self._zdict: bytes | None = None
@@ -138,12 +148,13 @@ class _ParallelGzip:
     def feed(self, block: bytearray) -> None:
         if self._pool is None:
             if len(block) < BLOCK:  # the layer's one and only block: no threads for it
-                self._write(*_deflate_block(block, self._zdict), len(block))
+                self._write(*_deflate_block(block, self._zdict, self._level), len(block))
                 return
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(COMPRESS_THREADS, thread_name_prefix="layer-gzip")
-        self._pending.append((self._pool.submit(_deflate_block, block, self._zdict), len(block)))
+        future = self._pool.submit(_deflate_block, block, self._zdict, self._level)
+        self._pending.append((future, len(block)))
         self._zdict = bytes(block[-_DEFLATE_WINDOW:])
         while len(self._pending) > 2 * COMPRESS_THREADS:
             self._write_oldest()
@@ -172,11 +183,11 @@ class _ParallelGzip:
         self._output.write(data)
 
 
-def _encoder(compression: str, output: _Output) -> _Encoder:
+def _encoder(compression: str, output: _Output, level: int | None) -> _Encoder:
     if compression == GZIP:
-        return _ParallelGzip(output)
+        return _ParallelGzip(output, level)
     if compression == ZSTD:
-        return _Zstd(output)
+        return _Zstd(output, level)
     if compression == UNCOMPRESSED:
         return _Plain(output)
     choices = ", ".join(COMPRESSIONS)
@@ -185,11 +196,12 @@ def _encoder(compression: str, output: _Output) -> _Encoder:
 
 class LayerSink:
     """Accepts uncompressed tar bytes through `write` and `write_from_fd`; `close` returns
-    the hashes. File data is read straight into the current block (no extra copy)."""
+    the hashes. File data is read straight into the current block (no extra copy).
+    `level` (gzip 0..9, zstd 0..22) replaces the default level of the compressor."""
 
-    def __init__(self, out: BinaryIO, compression: str) -> None:
+    def __init__(self, out: BinaryIO, compression: str, level: int | None = None) -> None:
         self._output = _Output(out)
-        self._encoder = _encoder(compression, self._output)
+        self._encoder = _encoder(compression, self._output, level)
         self._diff_hash = hashlib.sha256()
         self._block = bytearray(BLOCK)
         self._fill = 0
