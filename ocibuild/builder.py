@@ -251,6 +251,11 @@ def build(
         daemon = address_from_env()
     granted = entitlements.parse_allow(allow)
     entitlements.check_build_network(network, granted)
+    from ocibuild import step_options
+
+    extra_hosts = step_options.parse_add_hosts(add_hosts)
+    shm_bytes = step_options.parse_shm_size(shm_size)
+    limits = step_options.parse_ulimits(ulimits)
     from ocibuild.sandbox import availability
 
     chosen = availability.choose(isolation)
@@ -296,7 +301,9 @@ def build(
                                         labels=dict(labels or {}),
                                         context_dirs=frozenset(context_dirs),
                                         context_images=frozenset(resolve.contexts),
-                                        network=network, allow=granted), resolve)
+                                        network=network, allow=granted,
+                                        extra_hosts=extra_hosts, shm_size=shm_bytes,
+                                        ulimits=limits), resolve)
         if new_store and not cache_from and any(isinstance(op, ExecOp)
                                                 for op in walk(conv.target.op)):
             from ocibuild.sandbox import prestart

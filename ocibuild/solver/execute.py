@@ -188,7 +188,9 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
         spec = sandbox.StepSpec(rootfs=prepared.root, argv=list(op.args), env=env,
                                 cwd=op.cwd or "/", user=op.user, mounts=mounts,
                                 network=op.network,  # type: ignore[arg-type]
-                                security=op.security)  # type: ignore[arg-type]
+                                security=op.security,  # type: ignore[arg-type]
+                                extra_hosts=op.extra_hosts, shm_size=op.shm_size or None,
+                                ulimits=op.ulimits)
         try:
             result = sandbox.run_step(spec, on_stdout=output.stream("stdout"),
                                       on_stderr=output.stream("stderr"),

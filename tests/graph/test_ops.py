@@ -60,3 +60,20 @@ def test_an_insecure_run_has_its_own_digest() -> None:
     assert insecure.spec()["security"] == "insecure"
     assert insecure.digest != plain.digest
     assert ExecOp(BASE, ("sh", "-c", "echo a"), security="sandbox").digest == plain.digest
+
+
+def test_step_options_are_in_the_digest_only_when_given() -> None:
+    """--add-host, --shm-size and --ulimit change a RUN's digest (so its cache key); not
+    given, the RUN keeps the digest pinned above."""
+    plain = ExecOp(BASE, ("sh", "-c", "echo a"))
+    given = ExecOp(BASE, ("sh", "-c", "echo a"), extra_hosts=(("db", "10.1.2.3"),),
+                   shm_size=16 << 20, ulimits=(("nofile", 100, 200),))
+    assert not {"extra_hosts", "shm_size", "ulimits"} & set(plain.spec())
+    assert given.spec()["extra_hosts"] == [["db", "10.1.2.3"]]
+    digests = {plain.digest, given.digest}
+    for changed in ({"extra_hosts": (("db", "10.1.2.4"),)}, {"shm_size": 17 << 20},
+                    {"ulimits": (("nofile", 100, 201),)}):
+        fields = {"extra_hosts": given.extra_hosts, "shm_size": given.shm_size,
+                  "ulimits": given.ulimits, **changed}
+        digests.add(ExecOp(BASE, ("sh", "-c", "echo a"), **fields).digest)
+    assert len(digests) == 5

@@ -106,6 +106,11 @@ class BuildInputs:
     # BuildKit's forced network mode; and the entitlements granted (--allow)
     network: str = "default"
     allow: frozenset[str] = frozenset()
+    # every RUN's --add-host lines, /dev/shm size (0: default) and --ulimit values, as
+    # ocibuild.step_options parses them
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    shm_size: int = 0
+    ulimits: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass
@@ -552,7 +557,9 @@ class Converter:
         op = ExecOp(state.op, tuple(args), env=tuple(env),
                     cwd=state.config.get("WorkingDir") or "/",
                     user=state.config.get("User", ""), network=network,
-                    mounts=tuple(mounts), security=inst.security)
+                    mounts=tuple(mounts), security=inst.security,
+                    extra_hosts=self.inputs.extra_hosts, shm_size=self.inputs.shm_size,
+                    ulimits=self.inputs.ulimits)
         state.op = op
         self._name(op, step, label)
         arg_prefix = ""
