@@ -54,7 +54,9 @@ def deny_unshare() -> None:
 
 def keep_docker_caps() -> None:
     """Drop every capability outside Docker's default set from the bounding set: the
-    command exec'd next (as root) has only those."""
+    command exec'd next (as root) has only those. (A user has none to drop.)"""
+    if os.geteuid() != 0:
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())

@@ -1,0 +1,200 @@
+"""--isolation auto|userns|chroot end to end.
+
+Where unshare is refused (tests/sandbox/no_unshare.py: a seccomp filter refusing it,
+and only Docker's default capabilities, as in `docker run`): root builds in a bare
+chroot after one notice; a user, or root asking for userns, gets one error naming the
+cause and the fix. Without the filter root builds in user namespaces, silently."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.build import imagefs
+from tests.build.conftest import copy_fixture, write_context
+from tests.sandbox.conftest import ROOT_USER
+from tests.support.paths import FIXTURES, OCIBUILD, REPO, VENV_BIN
+from tests.support.users import User, remove_tree
+
+NO_UNSHARE = [str(VENV_BIN / "python"), "-m", "tests.sandbox.no_unshare", "--docker-caps"]
+NOTICE_MARK = "--isolation auto runs RUN steps"
+README_POINTER = 'README, "Sandbox isolation"'
+
+# writes, chowns and deletes in RUN steps (run as real root, and as USER 1000), a COPY
+# from the context and a WORKDIR: every kind of file op, done without a user namespace
+STEPS = """\
+FROM busybox:latest
+COPY hello.txt /app/
+WORKDIR /work/dir
+RUN echo built > /app/out.txt && chown 1000:1000 /app/out.txt && rm /etc/group
+RUN id -u > /app/uid
+USER 1000
+RUN id -u > /tmp/by-user
+"""
+
+
+@pytest.fixture
+def root_tmp() -> Iterator[Path]:
+    path = ROOT_USER.make_tempdir()
+    yield path
+    remove_tree(path)
+
+
+@pytest.fixture
+def root_store(root_tmp: Path, busybox_store_template: Path) -> Path:
+    store = root_tmp / "store"
+    shutil.copytree(busybox_store_template, store, symlinks=True)
+    return store
+
+
+def ocibuild(user: User, store: Path, *args: str | Path,
+             filtered: bool) -> subprocess.CompletedProcess[str]:
+    """`ocibuild build` as `user`, under the no-unshare filter when `filtered`."""
+    command = [OCIBUILD, "--root", store, "build", "--progress", "plain", *args]
+    return user.run([*NO_UNSHARE, *command] if filtered else command, cwd=REPO)
+
+
+def notices(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if NOTICE_MARK in line]
+
+
+def steps_context(dest: Path, user: User) -> Path:
+    return write_context(dest, {"Dockerfile": STEPS, "hello.txt": "hello\n"}, user)
+
+
+def check_steps_image(image: imagefs.Image) -> None:
+    assert image.files["app/hello.txt"].data == b"hello\n"
+    out = image.files["app/out.txt"]
+    assert (out.data, out.info.uid, out.info.gid) == (b"built\n", 1000, 1000)
+    assert image.files["app/uid"].data == b"0\n"
+    assert "etc/group" not in image.files  # a deletion: a whiteout
+    assert image.files["work/dir"].info.isdir()
+    assert image.files["tmp/by-user"].data == b"1000\n"
+    assert image.files["tmp/by-user"].info.uid == 1000
+
+
+def test_root_where_unshare_is_refused_builds_in_a_bare_chroot(
+        root_tmp: Path, root_store: Path) -> None:
+    local, layout, archive = root_tmp / "local", root_tmp / "seed.oci", root_tmp / "seed.tar"
+    seed = ocibuild(ROOT_USER, root_store, "-o", f"type=local,dest={local}",
+                    FIXTURES / "seed", filtered=True)
+    assert seed.returncode == 0, seed.stderr
+    assert (local / "a.txt").read_text() == "a\n" and (local / "b.txt").read_text() == "b\n"
+    (notice,) = notices(seed.stderr)
+    assert notice.startswith("notice: a seccomp filter refuses to create namespaces")
+    assert "bare chroot as real root" in notice and README_POINTER in notice
+    assert "Traceback" not in seed.stderr
+
+    # the OCI outputs, from the same (now cached) steps: still one notice each
+    for dest in (f"type=oci,dest={layout},tar=false", f"type=oci,dest={archive}"):
+        again = ocibuild(ROOT_USER, root_store, "-o", dest, FIXTURES / "seed",
+                         filtered=True)
+        assert again.returncode == 0, again.stderr
+        assert len(notices(again.stderr)) == 1, again.stderr
+    image = imagefs.load(layout)
+    assert image.files["a.txt"].data == b"a\n" and image.files["b.txt"].data == b"b\n"
+    with tarfile.open(archive) as tar:
+        assert {"oci-layout", "index.json"} <= set(tar.getnames())
+
+    steps = ocibuild(ROOT_USER, root_store, "-o", f"type=oci,dest={root_tmp / 'steps.oci'},"
+                     "tar=false", steps_context(root_tmp / "steps", ROOT_USER),
+                     filtered=True)
+    assert steps.returncode == 0, steps.stderr
+    assert len(notices(steps.stderr)) == 1, steps.stderr
+    check_steps_image(imagefs.load(root_tmp / "steps.oci"))
+
+
+NS_PROBE = """\
+FROM busybox:latest
+RUN readlink /proc/self/ns/user > /userns
+"""
+
+
+def _step_userns(root_tmp: Path, store: Path, *args: str) -> tuple[str, str]:
+    """The user namespace a RUN step of a fresh build ran in, and the build's stderr."""
+    context = write_context(root_tmp / f"ns{len(list(root_tmp.glob('ns*')))}",
+                            {"Dockerfile": NS_PROBE}, ROOT_USER)
+    out = root_tmp / f"{context.name}-out"
+    done = ocibuild(ROOT_USER, store, "--no-cache", *args, "-o", f"type=local,dest={out}",
+                    context, filtered=False)
+    assert done.returncode == 0, done.stderr
+    return (out / "userns").read_text().strip(), done.stderr
+
+
+def test_root_with_namespaces_uses_a_user_namespace_unless_asked_for_chroot(
+        root_tmp: Path, root_store: Path) -> None:
+    host = os.readlink("/proc/self/ns/user")
+    auto, auto_log = _step_userns(root_tmp, root_store)
+    assert auto != host and notices(auto_log) == []
+    chroot, chroot_log = _step_userns(root_tmp, root_store, "--isolation", "chroot")
+    assert chroot == host and notices(chroot_log) == []  # asked for: nothing to announce
+    userns, _ = _step_userns(root_tmp, root_store, "--isolation", "userns")
+    assert userns != host
+
+    steps = ocibuild(ROOT_USER, root_store, "-o", f"type=oci,dest={root_tmp / 'steps.oci'},"
+                     "tar=false", steps_context(root_tmp / "steps", ROOT_USER),
+                     filtered=False)
+    assert steps.returncode == 0, steps.stderr
+    assert notices(steps.stderr) == []
+    check_steps_image(imagefs.load(root_tmp / "steps.oci"))
+
+
+def _the_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The build's one error line; nothing ran before it and no traceback came."""
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not any(line.startswith("#") for line in done.stderr.splitlines()), done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("ocibuild: ")]
+    return error
+
+
+def test_user_where_unshare_is_refused_gets_the_cause_and_fix(
+        sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> None:
+    store = sub_tmp / "store"
+    shutil.copytree(busybox_store_template, store, symlinks=True)
+    context = copy_fixture("seed", sub_tmp / "seed", sub_user)
+    for p in [store, *store.rglob("*")]:
+        os.lchown(p, sub_user.uid, sub_user.gid)
+    for isolation in ("auto", "userns"):
+        error = _the_error(ocibuild(sub_user, store, "--isolation", isolation, context,
+                                    filtered=True))
+        assert error.startswith("ocibuild: error: cannot create a user namespace "
+                                "(unshare: Operation not permitted): a seccomp filter "
+                                "refuses to create namespaces (Seccomp: 2"), error
+        assert "`--security-opt seccomp=unconfined`" in error
+        assert "run ocibuild as root in the container" in error
+
+
+def test_root_asking_for_userns_where_unshare_is_refused_gets_the_error(
+        root_tmp: Path, root_store: Path) -> None:
+    error = _the_error(ocibuild(ROOT_USER, root_store, "--isolation", "userns",
+                                FIXTURES / "seed", filtered=True))
+    assert "a seccomp filter refuses to create namespaces" in error
+    assert "or use --isolation auto (the default) or chroot" in error
+
+    overlay = ocibuild(ROOT_USER, root_store, "--snapshotter", "overlay", FIXTURES / "seed",
+                       filtered=True)
+    assert overlay.returncode == 2, overlay.stderr
+    assert "--snapshotter overlay: steps cannot mount here" in overlay.stderr
+
+
+def test_chroot_as_a_user_is_refused(sub_user: User, sub_tmp: Path) -> None:
+    done = sub_user.run([OCIBUILD, "--root", sub_tmp / "store", "build", "--isolation",
+                         "chroot", FIXTURES / "seed"])
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "ocibuild: error: --isolation chroot needs root" in done.stderr
+
+
+def test_unknown_isolation_is_a_usage_error(tmp_path: Path) -> None:
+    from ocibuild import build
+    from ocibuild.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown isolation 'sideways'"):
+        build(FIXTURES / "seed", isolation="sideways", root=tmp_path / "store")
+    assert not (tmp_path / "store").exists()
