@@ -107,14 +107,16 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
                    "only), or auto: userns, falling back to chroot when running as root "
                    "where namespaces are refused (with a notice).")
 @click.option("--add-host", "add_hosts", multiple=True, metavar="HOST:IP",
-              help="Add HOST:IP to the /etc/hosts of RUN steps (repeatable).")
+              help="Add HOST:IP (or HOST=IP) to the /etc/hosts of RUN steps "
+                   "(repeatable; host-gateway is not supported).")
 @click.option("--annotation", "annotations", multiple=True, metavar="[TYPE:]KEY=VALUE",
               help="Annotate the image (TYPE: manifest, index, manifest-descriptor; "
                    "repeatable).")
 @click.option("--shm-size", "shm_size", metavar="BYTES",
               help="Size of /dev/shm in RUN steps (e.g. 128m; default 64m).")
 @click.option("--ulimit", "ulimits", multiple=True, metavar="TYPE=SOFT[:HARD]",
-              help="Resource limit of RUN steps, e.g. nofile=1024:2048 (repeatable).")
+              help="Resource limit of RUN steps, e.g. nofile=1024:2048 (repeatable; "
+                   "-1 is unlimited).")
 @click.option("--provenance", metavar="false",
               help="Accepted for buildx scripts: false/0 only (no attestation); "
                    "attestations are not supported yet.")
