@@ -52,10 +52,11 @@ class ExportReport:
 
 
 def _image_names(tags: Sequence[str], spec: OutputSpec | None) -> list[str]:
-    found = [names.normalize_name(t) for t in tags]
-    if spec is not None and spec.attrs.get("name"):
-        found += [names.normalize_name(n) for n in spec.attrs["name"].split(",") if n.strip()]
-    return list(dict.fromkeys(found))
+    """The names of an output: its name= (comma-separated), else the -t tags (buildx
+    gives an output the tags only when it names no image itself)."""
+    given = spec.attrs.get("name", "") if spec is not None else ""
+    found = [n.strip() for n in given.split(",") if n.strip()] or list(tags)
+    return list(dict.fromkeys(names.normalize_name(n) for n in found))
 
 
 def push_targets(outputs: Sequence[OutputSpec], tags: Sequence[str], push: bool
@@ -78,8 +79,9 @@ def push_targets(outputs: Sequence[OutputSpec], tags: Sequence[str], push: bool
 
 
 def parse_annotations(texts: Sequence[str]) -> tuple[ann.Annotation, ...]:
-    """`--annotation` values ([TYPE[[OS/ARCH]]:]KEY=VALUE), as buildx reads them."""
-    return tuple(ann.parse_flag(t) for t in texts)
+    """`--annotation` values ([TYPE[[OS/ARCH]][,TYPE...]:]KEY=VALUE), as buildx reads
+    them; an empty value is skipped, as buildx does."""
+    return tuple(a for t in texts if t for a in ann.parse_flag(t))
 
 
 def solve_compression(outputs: Sequence[OutputSpec], default: str) -> str:

@@ -24,7 +24,7 @@ TYPES = (MANIFEST, MANIFEST_DESCRIPTOR, INDEX, INDEX_DESCRIPTOR)
 
 _OUTPUT_KEY_PREFIX = re.compile(r"^annotation[-.\[]")
 _OUTPUT_KEY = re.compile(r"^annotation(?:-([a-z-]+))?(?:\[([A-Za-z0-9_/-]+)\])?\.(\S+)$")
-_FLAG_KEY = re.compile(r"^(?:([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?:)?(\S+)$")
+_FLAG_TYPE = re.compile(r"^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$")
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,24 @@ def parse_output_key(key: str, value: str, where: str) -> Annotation:
     return _annotation(m.group(1) or MANIFEST, m.group(2), m.group(3), value, where)
 
 
-def parse_flag(text: str) -> Annotation:
-    """A `--annotation` value: `KEY=V`, `TYPE:KEY=V` or `TYPE[OS/ARCH]:KEY=V`."""
+def parse_flag(text: str) -> tuple[Annotation, ...]:
+    """A `--annotation` value, as buildx reads it: `KEY=V` (a manifest annotation),
+    `TYPE:KEY=V`, `TYPE[OS/ARCH]:KEY=V`, or several types: `manifest,index:KEY=V`."""
     where = f"--annotation {text}"
     key, sep, value = text.partition("=")
     if not sep:
         raise UsageError(f"{where}: expected KEY=VALUE")
-    m = _FLAG_KEY.match(key)
-    if m is None:
-        raise UsageError(f"{where}: expected [TYPE[[OS/ARCH]]:]KEY=VALUE")
-    return _annotation(m.group(1) or MANIFEST, m.group(2), m.group(3), value, where)
+    types, colon, name = key.partition(":")
+    if not colon:
+        return (Annotation(MANIFEST, None, key, value),)
+    found = []
+    for part in types.split(","):
+        m = _FLAG_TYPE.match(part)
+        if m is None:
+            raise UsageError(f"{where}: {part!r} is not TYPE or TYPE[OS/ARCH] "
+                             f"(TYPE: {', '.join(TYPES)})")
+        found.append(_annotation(m.group(1), m.group(2), name, value, where))
+    return tuple(found)
 
 
 def _annotation(kind: str, platform: str | None, key: str, value: str,
