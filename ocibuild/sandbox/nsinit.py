@@ -39,6 +39,7 @@ import sys
 
 from ocibuild.sandbox import hardening, linux, protocol, usernet
 from ocibuild.sandbox.availability import diagnosis as userns_diagnosis
+from ocibuild.sandbox.availability import in_initial_user_namespace
 from ocibuild.sandbox.securepath import resolve_in_root
 from ocibuild.sandbox.users import UnknownUserError, resolve_user
 
@@ -135,7 +136,7 @@ def _mount_root(conf: dict, root: str) -> None:
                               os.path.relpath(overlay["upper"], base),
                               os.path.relpath(overlay["work"], base))
         options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-        if conf["isolation"] != "chroot":
+        if conf["isolation"] != "chroot" or not in_initial_user_namespace():
             options += ",userxattr"
         os.chdir(base)
         try:
@@ -251,12 +252,12 @@ def _write_private(private: str, name: str, data: bytes) -> str:
 
 def _hosts_with_extra(conf: dict, private: str) -> str:
     """/etc/hosts for a step given extra hosts: the host's (without the host's network,
-    loopback names only), then one line per extra host, as Docker appends them."""
-    if conf["network"] == "none":
+    or on a host without one, loopback names only), then one line per extra host, as
+    Docker appends them."""
+    base = "" if conf["network"] == "none" else _read_text("/etc/hosts")
+    if not base.strip():
         base = LOOPBACK_HOSTS.format(hostname=conf["hostname"])
-    else:
-        base = _read_text("/etc/hosts")
-    if base and not base.endswith("\n"):
+    elif not base.endswith("\n"):
         base += "\n"
     extra = "".join(f"{ip}\t{host}\n" for host, ip in conf["extra_hosts"])
     return _write_private(private, "hosts", (base + extra).encode())
