@@ -42,6 +42,12 @@ def _status() -> dict[str, str]:
     return fields
 
 
+def in_initial_user_namespace() -> bool:
+    """Whether this process is in the host's user namespace (root in a rootless
+    container is not: overlayfs there needs userxattr, as in the sandbox's own)."""
+    return _read("/proc/self/uid_map").split() == ["0", "0", "4294967295"]
+
+
 def _privileged(status: dict[str, str]) -> bool:
     """CAP_SYS_ADMIN in the host's user namespace: what the host's restrictions on
     unprivileged user namespaces leave alone. (In a user namespace a process may hold
@@ -50,7 +56,7 @@ def _privileged(status: dict[str, str]) -> bool:
         sys_admin = int(status.get("CapEff", "0"), 16) >> _CAP_SYS_ADMIN & 1
     except ValueError:
         return False
-    return bool(sys_admin) and _read("/proc/self/uid_map").split() == ["0", "0", "4294967295"]
+    return bool(sys_admin) and in_initial_user_namespace()
 
 
 def _apparmor_confines_us() -> bool:

@@ -198,3 +198,37 @@ def test_unknown_isolation_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown isolation 'sideways'"):
         build(FIXTURES / "seed", isolation="sideways", root=tmp_path / "store")
     assert not (tmp_path / "store").exists()
+
+
+OPAQUE = """\
+FROM busybox:latest
+RUN rm -rf /home && mkdir /home && echo x > /home/only && rm /etc/group
+RUN ls /home > /listed
+"""
+
+
+def test_root_where_user_namespaces_are_disabled_keeps_the_other_namespaces(
+        sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> None:
+    """user.max_user_namespaces=0 set inside a user namespace of the test's own (the
+    host's stays as it is), whose root builds: chroot isolation with mount, PID and
+    network namespaces, overlay roots included (a whiteout and an opaque directory)."""
+    store = sub_tmp / "store"
+    shutil.copytree(busybox_store_template, store, symlinks=True)
+    context = write_context(sub_tmp / "ctx", {"Dockerfile": OPAQUE}, sub_user)
+    for p in [store, *store.rglob("*")]:
+        os.lchown(p, sub_user.uid, sub_user.gid)
+    layout = sub_tmp / "out"
+    script = 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"'
+    done = sub_user.run(["unshare", "--map-root-user", "--map-users=auto",
+                         "--map-groups=auto", "sh", "-c", script, "sh", OCIBUILD, "--root",
+                         store, "build", "--progress", "plain", "-o",
+                         f"type=oci,dest={layout},tar=false", context], cwd=sub_tmp)
+    assert done.returncode == 0, done.stderr
+    (notice,) = notices(done.stderr)
+    assert notice.startswith("notice: user namespaces are disabled on this host "
+                             "(user.max_user_namespaces=0"), notice
+    assert "chroot isolation, as real root" in notice and README_POINTER in notice
+    image = imagefs.load(layout)
+    assert image.files["listed"].data == b"only\n"
+    assert [n for n in image.files if n.startswith("home/")] == ["home/only"]
+    assert "etc/group" not in image.files
