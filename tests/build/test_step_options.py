@@ -4,11 +4,16 @@ RUN's cache key only when given, and that bad values are clear errors before any
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.build.conftest import Builder, step_states, write_context
+from tests.sandbox.conftest import ROOT_USER
+from tests.support.paths import OCIBUILD, REPO, VENV_BIN
+from tests.support.users import remove_tree
 
 # the probe's RUN writes what it sees into /probe, which the last stage exports alone
 DOCKERFILE = """\
@@ -22,6 +27,8 @@ COPY --from=probe /probe/ /
 FLAGS = ("--add-host", "db.internal:10.1.2.3", "--add-host", "V6.internal=[fd00::1]",
          "--shm-size", "16m", "--ulimit", "nofile=100:200")
 RUN = "[probe 2/2] RUN"
+# unshare refused and Docker's default capabilities, as in `docker run`
+NO_UNSHARE = [str(VENV_BIN / "python"), "-m", "tests.sandbox.no_unshare", "--docker-caps"]
 
 
 def _probe(builder: Builder, name: str, *flags: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -104,3 +111,33 @@ def test_a_hard_limit_above_the_builders_fails_the_run_clearly(builder: Builder)
     assert "Traceback" not in proc.stderr
     assert (f"--ulimit nofile=100:{hard + 1}: cannot set it (Operation not permitted); the "
             f"hard limit ocibuild runs with is {hard}") in proc.stderr
+
+
+def test_a_bare_chroot_refuses_hosts_and_shm_size_and_sets_limits(
+        busybox_store_template: Path) -> None:
+    """Root where unshare is refused builds in a bare chroot (tests/build/
+    test_isolation_auto.py): without a mount namespace there is no /etc/hosts or
+    /dev/shm of the step's own, so those flags fail the RUN clearly; limits work."""
+    tmp = ROOT_USER.make_tempdir()
+    try:
+        store = tmp / "store"
+        shutil.copytree(busybox_store_template, store, symlinks=True)
+        ctx = write_context(tmp / "ctx", {"Dockerfile": "FROM busybox:latest\n"
+                                          "RUN ulimit -Sn; ulimit -Hn\n"}, ROOT_USER)
+
+        def build(*flags: str) -> subprocess.CompletedProcess[str]:
+            return ROOT_USER.run([*NO_UNSHARE, OCIBUILD, "--root", store, "build",
+                                  "--progress", "plain", "--isolation", "chroot", *flags,
+                                  ctx], cwd=REPO)
+
+        for flag, value in (("--add-host", "db:10.1.2.3"), ("--shm-size", "16m")):
+            refused = build(flag, value)
+            assert refused.returncode == 1, refused.stderr
+            assert refused.stderr.rstrip().splitlines()[-1] == (
+                f"ocibuild: error: [2/2] RUN ulimit -Sn; ulimit -Hn: {flag} needs a mount "
+                "namespace, which this host forbids (chroot isolation without namespaces)")
+        limited = build("--ulimit", "nofile=77:99")
+        assert limited.returncode == 0, limited.stderr
+        assert " 77\n" in limited.stderr and " 99\n" in limited.stderr
+    finally:
+        remove_tree(tmp)
