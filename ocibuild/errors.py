@@ -34,3 +34,23 @@ class DigestMismatchError(OcibuildError):
 
 class UnsafeLayerError(OcibuildError):
     """A layer entry that would land outside the target root."""
+
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printing character escaped (`\\x1b`, `\\n`, `\\u202e`), for
+    messages that quote input (a registry's error body, a Dockerfile line): a terminal
+    must never receive an escape sequence, a bell or a line break from it."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        else:
+            out.append(repr(ch)[1:-1] if ord(ch) > 0xFF else f"\\x{ord(ch):02x}")
+    return "".join(out)

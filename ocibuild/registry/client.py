@@ -21,14 +21,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 from urllib3.util.retry import Retry
 
 from ocibuild import interrupt
 from ocibuild.errors import OcibuildError
-from ocibuild.oci import mediatypes
+from ocibuild.oci import limits, mediatypes
 from ocibuild.registry.auth import Credentials, find_credentials
 from ocibuild.registry.challenge import Challenge, pick_challenge
 from ocibuild.registry.errors import (
@@ -39,7 +39,7 @@ from ocibuild.registry.errors import (
     error_for_status,
     registry_message,
 )
-from ocibuild.registry.options import RegistryOptions, ssl_context
+from ocibuild.registry.options import TIMEOUT_ENV, RegistryOptions, ssl_context
 from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
 if TYPE_CHECKING:
@@ -54,7 +54,6 @@ MANIFEST_ACCEPT = ", ".join([
     mediatypes.OCI_INDEX, mediatypes.OCI_MANIFEST,
     mediatypes.DOCKER_MANIFEST_LIST, mediatypes.DOCKER_MANIFEST,
 ])
-MAX_MANIFEST = 4 << 20
 TOKEN_MARGIN = 10.0  # seconds before expiry a token is no longer used
 USER_AGENT = "ocibuild"
 
@@ -74,14 +73,32 @@ class _Token:
 
 
 def _reason(exc: BaseException) -> str:
-    """The useful end of urllib3's wrapped error text ("Connection refused")."""
-    inner = getattr(exc, "reason", None)
-    text = str(inner or exc)
+    """The useful end of urllib3's wrapped error text ("Connection refused"), without
+    the reprs of urllib3's objects it carries."""
+    inner = getattr(exc, "reason", None) or exc
+    texts = [a for a in inner.args if isinstance(a, str)]
+    text = texts[-1] if texts else str(inner)
     for marker in ("Failed to establish a new connection: ", ">: ", "): "):
         if marker in text:
             text = text.split(marker, 1)[1]
             break
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>[:,]?\s*", "", text)
     return re.sub(r"^\[Errno -?\d+\] ", "", text)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a urllib3 error is a timeout: connect, TLS handshake or read."""
+    inner = getattr(exc, "reason", None) or exc
+    if isinstance(inner, urllib3.exceptions.NewConnectionError):
+        return False  # refused, unreachable, DNS: urllib3 files these under timeouts
+    if isinstance(inner, urllib3.exceptions.TimeoutError | TimeoutError):
+        return True
+    return any(isinstance(a, TimeoutError) for a in getattr(inner, "args", ()))
+
+
+def _operation(method: str, url: str) -> str:
+    """`GET /v2/…` of a request, without the query (scopes, upload state)."""
+    return f"{method} {urlsplit(url).path or '/'}"
 
 
 class _PoolManager(urllib3.PoolManager):
@@ -155,8 +172,6 @@ class RegistryClient:
             blocksize=1 << 20,
             headers={"User-Agent": USER_AGENT},
         )
-        self._timeout = urllib3.Timeout(connect=self.options.connect_timeout,
-                                        read=self.options.read_timeout)
         self._retry = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
                             raise_on_status=False, raise_on_redirect=True)
         self._lock = threading.Lock()
@@ -191,12 +206,14 @@ class RegistryClient:
             elif _is_loopback(self.registry):
                 schemes = ["https", "http"]  # as Docker does for local registries
             last: BaseException | None = None
+            deadline = time.monotonic() + self.options.timeout
             for scheme in schemes:
                 base = f"{scheme}://{self.api_host}"
                 # a TLS failure against a plain-http local registry needs no retry
                 tries = 1 if scheme == "https" and len(schemes) > 1 else 2
                 try:
-                    resp = self._send("GET", base + "/v2/", {}, None, what, attempts_left=tries)
+                    resp = self._send("GET", base + "/v2/", {}, None, what, attempts_left=tries,
+                                      deadline=deadline)
                 except UnreachableError as exc:
                     if "certificate verify failed" in exc.message.lower():
                         raise UnreachableError(
@@ -204,8 +221,7 @@ class RegistryClient:
                             f"or /etc/containers/certs.d/{self.registry}/ca.crt") from None
                     last = exc
                     continue
-                data = resp.read(65536)
-                resp.release_conn()
+                data = self.read_body(resp, 65536, what, "GET", base + "/v2/")
                 if resp.status == 401:
                     self._challenge = pick_challenge(resp.headers.get("WWW-Authenticate", ""))
                 elif resp.status >= 500:
@@ -257,6 +273,8 @@ class RegistryClient:
                      what: str) -> _Token:
         if not ch.realm:
             raise AuthenticationError(f"{what}: the registry's Bearer challenge has no realm")
+        if creds is not None and (creds.identity_token or creds.username or creds.password):
+            self._check_realm(ch.realm, what)
         headers: dict[str, str] = {}
         if creds is not None and creds.identity_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
@@ -277,8 +295,7 @@ class RegistryClient:
         started = time.monotonic()
         resp = self._send(method, url, headers, body, f"{what}: token server {ch.realm}",
                           attempts_left=self.options.attempts)
-        data = resp.read(1 << 20)
-        resp.release_conn()
+        data = self.read_body(resp, 1 << 20, what, method, url)
         if resp.status in (401, 403):
             who = f"user {creds.username!r}" if creds and creds.username else "anonymous access"
             detail = registry_message(data)
@@ -299,26 +316,82 @@ class RegistryClient:
             raise RegistryError(f"{what}: the token server's answer holds no token")
         return _Token(value, started + max(expires_in - TOKEN_MARGIN, 1.0))
 
+    def _check_realm(self, realm: str, what: str) -> None:
+        """Credentials go to a token server over https, or over plain http only to a host
+        the user named with --insecure-registry (or a loopback one, as for registries):
+        a registry must not lead them across the network in clear text."""
+        parts = urlsplit(realm)
+        host = parts.netloc.rpartition("@")[2]
+        if parts.scheme == "https" and host:
+            return
+        if parts.scheme == "http" and host and (
+                self.options.is_insecure(host) or _is_loopback(host)):
+            return
+        if parts.scheme != "http" or not host:
+            raise AuthenticationError(f"{what}: the registry's token realm {realm!r} is not "
+                                      "an https URL")
+        raise AuthenticationError(
+            f"{what}: the registry asks for the credentials to be sent to {realm}: plain "
+            f"http to another host, refused (credentials go to a token server over https, "
+            f"or over http to a host named by --insecure-registry {parts.hostname})")
+
     # -- requests ---------------------------------------------------------------------
     def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any, what: str,
-              *, attempts_left: int) -> urllib3.BaseHTTPResponse:
-        """One request with retries on connection errors (for replayable bodies)."""
+              *, attempts_left: int, deadline: float | None = None
+              ) -> urllib3.BaseHTTPResponse:
+        """One request with retries on connection errors (for replayable bodies), all
+        within one timeout: an answer that takes longer is not waited for twice."""
         delay = self.options.backoff
+        if deadline is None:
+            deadline = time.monotonic() + self.options.timeout
         while True:
+            left = max(deadline - time.monotonic(), 0.05)
+            timeout = urllib3.Timeout(connect=min(self.options.connect_timeout, left),
+                                      read=left)
             try:
                 return self._pool.request(
                     method, url, body=body, headers=dict(headers), preload_content=False,
                     decode_content=False, redirect=True, retries=self._retry,
-                    timeout=self._timeout,
+                    timeout=timeout,
                 )
             except urllib3.exceptions.HTTPError as exc:
+                if _timed_out(exc):
+                    raise self._timeout_error(what, method, url, exc) from None
                 attempts_left -= 1
-                if attempts_left <= 0:
+                if attempts_left <= 0 or time.monotonic() + delay >= deadline:
                     raise UnreachableError(
-                        f"{what}: cannot reach {self.api_host}: {_reason(exc)}") from None
+                        f"{what}: cannot reach {urlsplit(url).netloc}: {_reason(exc)}") \
+                        from None
                 log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
                 time.sleep(delay)
                 delay *= 2
+
+    def _timeout_error(self, what: str, method: str, url: str,
+                       exc: BaseException) -> UnreachableError:
+        host = urlsplit(url).netloc
+        inner = getattr(exc, "reason", None) or exc
+        if isinstance(inner, urllib3.exceptions.ConnectTimeoutError):
+            seconds = min(self.options.connect_timeout, self.options.timeout)
+            problem = f"cannot reach {host}: no connection within {seconds:g} s"
+        else:
+            problem = f"{host} made no progress for {self.options.timeout:g} s"
+        return UnreachableError(
+            f"{what}: {problem} ({_operation(method, url)}); a slow registry needs a longer "
+            f"--registry-timeout (or {TIMEOUT_ENV})")
+
+    def read_body(self, resp: urllib3.BaseHTTPResponse, limit: int, what: str, method: str,
+                  url: str) -> bytes:
+        """At most `limit` bytes of a response's body, the connection released; a stalled
+        or broken body is an UnreachableError naming the request."""
+        try:
+            return resp.read(limit)
+        except urllib3.exceptions.HTTPError as exc:
+            if _timed_out(exc):
+                raise self._timeout_error(what, method, url, exc) from None
+            raise UnreachableError(f"{what}: {urlsplit(url).netloc} broke off its answer "
+                                   f"({_operation(method, url)}): {_reason(exc)}") from None
+        finally:
+            resp.release_conn()
 
     def request(self, method: str, path: str, *, scopes: Sequence[str], what: str,
                 headers: Mapping[str, str] | None = None, body: Any = None,
@@ -362,8 +435,7 @@ class RegistryClient:
                 delay *= 2
                 continue
             if resp.status not in ok:
-                data = resp.read(65536)
-                resp.release_conn()
+                data = self.read_body(resp, 65536, what, method, url)
                 raise error_for_status(what, resp.status, data)
             return resp
 
@@ -375,15 +447,11 @@ class RegistryClient:
     def get_manifest(self, repository: str, identifier: str, what: str
                      ) -> tuple[bytes, str, str]:
         """(bytes, media type, Docker-Content-Digest header) of a manifest or index."""
-        resp = self.request("GET", f"/v2/{repository}/manifests/{identifier}",
-                            scopes=[pull_scope(repository)], what=what,
+        path = f"/v2/{repository}/manifests/{identifier}"
+        resp = self.request("GET", path, scopes=[pull_scope(repository)], what=what,
                             headers={"Accept": MANIFEST_ACCEPT})
-        try:
-            data = resp.read(MAX_MANIFEST + 1)
-        finally:
-            resp.release_conn()
-        if len(data) > MAX_MANIFEST:
-            raise RegistryError(f"{what}: manifest larger than {MAX_MANIFEST} bytes")
+        data = self.read_body(resp, limits.MANIFEST.cap + 1, what, "GET", path)
+        limits.refuse_oversized(limits.MANIFEST, len(data), what, identifier)
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         return data, media_type, resp.headers.get("Docker-Content-Digest", "")
 

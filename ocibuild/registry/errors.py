@@ -1,18 +1,21 @@
-"""Registry errors: each names the reference (or URL) and the HTTP status."""
+"""Registry errors: each names the reference (or URL) and the HTTP status.
+
+Their messages quote what a registry sent (error bodies, headers, realms), so every
+non-printing character in them is escaped: a registry must not write to the terminal."""
 
 from __future__ import annotations
 
 import json
 from http import HTTPStatus
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, printable
 
 
 class RegistryError(OcibuildError):
     """A registry answered with an error status, or could not be reached."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(printable(message))
         self.status = status
 
 
@@ -36,7 +39,12 @@ def describe_status(status: int) -> str:
 
 
 def registry_message(body: bytes) -> str:
-    """The message from a registry's JSON error body (`{"errors":[{code,message}]}`)."""
+    """The message from a registry's JSON error body (`{"errors":[{code,message}]}`),
+    escaped for a terminal."""
+    return printable(_message(body))
+
+
+def _message(body: bytes) -> str:
     try:
         doc = json.loads(body[:65536].decode("utf-8", "replace"))
     except ValueError:

@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.registry.reference import normalize_registry
 
 if TYPE_CHECKING:  # ssl loads when a TLS context is made, not with the options
     import ssl
 
 DEFAULT_CERTS_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
+TIMEOUT_ENV = "OCIBUILD_REGISTRY_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0
+
+
+def parse_timeout(text: str, what: str) -> float:
+    """Seconds (> 0) from `text`; a UsageError naming `what` otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 86400:
+        raise UsageError(f"{what}={text!r}: expected a number of seconds (e.g. 60)")
+    return value
+
+
+def timeout_from_env() -> float:
+    """$OCIBUILD_REGISTRY_TIMEOUT, else 60 s."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    return parse_timeout(text, TIMEOUT_ENV) if text else DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -23,20 +44,24 @@ class RegistryOptions:
     certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
     authfile: Path | None = None  # read credentials only from this file
     jobs: int = 4  # blobs transferred at once
+    # a request that makes no progress for this long fails (no answer, no body bytes);
+    # a connection is given at most connect_timeout of it
+    timeout: float = field(default_factory=timeout_from_env)
     connect_timeout: float = 10.0
-    read_timeout: float = 120.0
     attempts: int = 4  # tries per request on 5xx and connection errors
     backoff: float = 0.25  # first retry delay (doubles each time)
     chunk_size: int = 64 << 20  # blobs larger than this are uploaded in PATCH chunks of it
 
     @classmethod
     def build(cls, *, insecure: Iterable[str] = (), ca_files: Iterable[str | Path] = (),
-              authfile: str | Path | None = None, jobs: int | None = None) -> RegistryOptions:
+              authfile: str | Path | None = None, jobs: int | None = None,
+              timeout: float | None = None) -> RegistryOptions:
         return cls(
             insecure=frozenset(normalize_registry(h) for h in insecure),
             ca_files=tuple(Path(p) for p in ca_files),
             authfile=Path(authfile) if authfile else None,
             jobs=jobs or cls.jobs,
+            timeout=timeout or timeout_from_env(),
         )
 
     def is_insecure(self, registry: str) -> bool:

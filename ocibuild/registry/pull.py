@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import urllib3
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, printable
 from ocibuild.oci import digest as _digest
-from ocibuild.oci import mediatypes
+from ocibuild.oci import limits, mediatypes
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import Image, select_platform
@@ -172,9 +172,13 @@ def pull(ref: Reference, layout: ImageLayout, *, platform: Platform | None = Non
         if manifest.config.media_type not in mediatypes.CONFIG_TYPES and \
                 manifest.config.media_type:
             raise OcibuildError(f"{what}: not a container image (config media type "
-                                f"{manifest.config.media_type}); use an artifact client")
-        fetch_blob(client, ref.repository, manifest.config, layout, what, stats)
-        config = ImageConfig.from_bytes(layout.read_blob(manifest.config.digest))
+                                f"{printable(manifest.config.media_type)}); "
+                                "use an artifact client")
+        config_desc = manifest.config
+        limits.refuse_oversized(limits.IMAGE_CONFIG, config_desc.size, what, config_desc.digest)
+        fetch_blob(client, ref.repository, config_desc, layout, what, stats)
+        config = ImageConfig.from_bytes(limits.read_blob(
+            layout, config_desc.digest, limits.IMAGE_CONFIG, what, config_desc.size))
         if len(config.diff_ids) != len(manifest.layers):
             raise OcibuildError(f"{what}: the manifest has {len(manifest.layers)} layers but "
                                 f"the config lists {len(config.diff_ids)} diff_ids")
