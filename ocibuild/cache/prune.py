@@ -1,15 +1,18 @@
 """`cache du` and `cache prune`: what the cache holds, and removing what is not needed.
 
 Kinds of items: cache records (sized by their layer blob), extracted layer snapshots,
-native chain snapshots, cache mounts, and the trash (finished builds' step directories,
-deleted later: always reclaimable). Without --all, whatever a tagged image uses is
-kept (records of its layers, its snapshots); blobs are removed only when neither a
-tagged image nor a remaining record refers to them. Prune holds the store exclusively,
+native chain snapshots, cache mounts, the trash (finished builds' step directories,
+deleted later: always reclaimable) and temporary files (ocibuild.cache.temporaries:
+those of running builds, and what killed ones left, which prune removes). Without
+--all, whatever a tagged image uses is kept (records of its layers, its snapshots);
+blobs are removed only when neither a tagged image nor a remaining record refers to
+them. Prune holds the store exclusively,
 so it never runs while a build holds the store lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild import store_paths
-from ocibuild.atomic import TMP_PREFIX
+from ocibuild.cache import temporaries
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from ocibuild.cache.store import Store
 
 RECORD, LAYER, CHAIN, MOUNT, TRASH = "record", "snapshot", "chain", "cache-mount", "trash"
+TEMPORARY = "temporary"
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,23 @@ def usage(store: Store) -> list[UsageItem]:
     trash = _trash_item(store)
     if trash is not None:
         items.append(trash)
+    temporary = _temporary_item(temporaries.all_temporaries(store.root))
+    if temporary is not None:
+        items.append(temporary)
     return items
+
+
+def _temporary_item(paths: list[Path] | tuple[Path, ...]) -> UsageItem | None:
+    """Temporary files as one item, or None when there are none."""
+    if not paths:
+        return None
+    last = 0.0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            last = max(last, path.lstat().st_mtime)
+    return UsageItem(TEMPORARY, "temporary", temporaries.size(paths), last,
+                     f"temporary files of running or killed builds ({len(paths)} entries)",
+                     False)
 
 
 def _trash_item(store: Store) -> UsageItem | None:
@@ -170,12 +190,15 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
     report = PruneReport()
     with store.exclusive():
         trash = _trash_item(store)
-        _remove_leftovers(store)
-        if trash is not None:
-            report.removed.append(trash)
+        leftovers = temporaries.find_dead(store.root, exclusive=True).paths
+        temporary = _temporary_item(leftovers)
+        temporaries.remove(leftovers)
+        _empty_trash(store)
+        report.removed += [i for i in (trash, temporary) if i is not None]
         items = usage(store)
         now = time.time()
-        candidates = [i for i in items if i.kind != TRASH and (all or not i.in_use)
+        candidates = [i for i in items if i.kind not in (TRASH, TEMPORARY)
+                      and (all or not i.in_use)
                       and (until is None or now - i.last_used >= until)]
         candidates.sort(key=lambda i: i.last_used)
         total = sum(i.size for i in items)
@@ -200,23 +223,10 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
     return report
 
 
-def _remove_leftovers(store: Store) -> None:
-    """What interrupted builds left (temporary files, step directories) and what
-    finished builds put in the trash."""
-    from ocibuild.snapshot.userns import remove_tree
+def _empty_trash(store: Store) -> None:
+    from ocibuild.snapshot.trash import trash_dir
 
-    for path in store.layout.path.iterdir():
-        if path.name.startswith(TMP_PREFIX):
-            remove_tree(path)
-    for sub in ("steps", "trash", "layers", "chains"):
-        base = store.snapshots_dir / sub
-        if base.is_dir():
-            for path in base.iterdir():
-                if sub in ("steps", "trash") or path.name.startswith(".tmp-"):
-                    remove_tree(path)
-    for path in store.mounts_dir.iterdir():
-        if path.name.startswith(".tmp-"):
-            remove_tree(path)
+    temporaries.remove(list(trash_dir(store).glob("*")))
 
 
 def _remove_unreferenced_blobs(store: Store, report: PruneReport) -> None:

@@ -4,7 +4,11 @@
     ROOT/records.db      SQLite: cache key -> layer, snapshot and cache-mount bookkeeping
     ROOT/snapshots/      one extracted directory per layer diffID (ocibuild.snapshot)
     ROOT/cache-mounts/   RUN --mount=type=cache directories
+    ROOT/tmp/            temporary files of the processes using the store, one
+                         locked directory each (ocibuild.cache.temporaries)
     ROOT/store.lock      builds hold it shared, prune exclusive
+
+The root is 0700: cache mounts and layers can hold secrets.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ocibuild import store_paths
-from ocibuild.cache import names
+from ocibuild.cache import names, temporaries
 from ocibuild.cache.mounts import open_cache_mount
 from ocibuild.cache.records import CacheRecord, RecordDB
 from ocibuild.errors import OcibuildError
@@ -155,6 +159,7 @@ class Store:
         fd = os.open(self._lock_path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
+            temporaries.enter(self.root)  # this build's temporary files go in the store
             yield
         finally:
             os.close(fd)

@@ -46,6 +46,8 @@ class BlobWriter:
         self._expected = expected_digest
         self._expected_size = expected_size
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=layout.path)
+        with contextlib.suppress(OSError):  # held while writing: not a dead writer's
+            fcntl.flock(fd, fcntl.LOCK_EX)  # (ocibuild.cache.temporaries)
         self.tmp_path = Path(tmp)
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._hasher = _digest.HashingWriter(self._file)

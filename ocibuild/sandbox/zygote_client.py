@@ -42,7 +42,9 @@ def _make_staging() -> Path:
     """Mount points for every step of one server: `root` (the step's root) and `secrets`
     (a tmpfs of secret files). Steps mount on them only inside their own mount
     namespaces, so concurrent steps share them and no step pays for a fresh directory."""
-    staging = Path(tempfile.mkdtemp(prefix="ocibuild-steps-"))
+    from ocibuild.cache import temporaries
+
+    staging = temporaries.make_dir("ocibuild-steps-")
     (staging / "root").mkdir()
     (staging / "secrets").mkdir()
     return staging

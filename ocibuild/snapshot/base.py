@@ -40,7 +40,9 @@ def chain_id(diff_ids: Sequence[str]) -> str:
 def new_step_dir(store: Store) -> Path:
     base = store.snapshots_dir / "steps"
     base.mkdir(exist_ok=True)
-    path = base / f"{uuid.uuid4().hex}"
+    from ocibuild.cache.temporaries import step_dir_name
+
+    path = base / step_dir_name(store.root, uuid.uuid4().hex)  # its owner's name first
     path.mkdir(mode=0o700)
     return path
 

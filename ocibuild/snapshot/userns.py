@@ -12,7 +12,6 @@ import contextlib
 import importlib
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -45,7 +44,10 @@ class Session:
     def _start(self) -> threading.Thread:
         with self._start_lock:
             if self._thread is None:
-                self._dir = Path(tempfile.mkdtemp(prefix="ocib-w-"))  # 0700: ours alone
+                from ocibuild.cache import temporaries
+
+                # 0700: ours alone; a socket path has at most 107 bytes
+                self._dir = temporaries.make_dir("ocib-w-", max_path=100)
                 self.socket_path = str(self._dir / "s")
                 self._thread = threading.Thread(target=self._run, name="fileop-server",
                                                 daemon=True)

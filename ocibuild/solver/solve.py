@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild import entitlements
+from ocibuild.cache import temporaries
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
 from ocibuild.deferred import deferred_dataclass
@@ -124,7 +125,8 @@ class Solver:
         self.key_inputs: dict[str, dict[str, Any]] = {}
         self.index: dict[str, int] = {}
         self.downloads: dict[str, Path] = {}
-        self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-"))
+        self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-",
+                                          dir=temporaries.process_dir(store.root)))
         self._checksums: ContextChecksums | None = None
         self._named_checksums: dict[str, ContextChecksums] = {}
         self._scheduler: Scheduler[Op, OpResult] | None = None

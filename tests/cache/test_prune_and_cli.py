@@ -55,7 +55,8 @@ def test_du_shows_every_kind_of_item(tmp_path: Path) -> None:
     store, _ = _populated(tmp_path)
     kinds = {(i.kind, i.in_use) for i in usage(store)}
     assert kinds == {("record", True), ("record", False), ("snapshot", True),
-                     ("snapshot", False), ("cache-mount", False), ("trash", False)}
+                     ("snapshot", False), ("cache-mount", False), ("trash", False),
+                     ("temporary", False)}  # this process's own: it prepared a step
     out = _cli(store.root, "cache", "du")
     assert out.returncode == 0, out.stderr
     assert "cache-mount" in out.stdout and "Reclaimable:" in out.stdout
