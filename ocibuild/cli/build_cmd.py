@@ -110,8 +110,10 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
               help="Add HOST:IP (or HOST=IP) to the /etc/hosts of RUN steps "
                    "(repeatable; host-gateway is not supported).")
 @click.option("--annotation", "annotations", multiple=True, metavar="[TYPE:]KEY=VALUE",
-              help="Annotate the image (TYPE: manifest, index, manifest-descriptor; "
-                   "repeatable).")
+              help="Annotate the image of every output that writes one (TYPE: manifest "
+                   "(the default), manifest-descriptor, or several comma-separated, each "
+                   "with an optional [OS/ARCH]; index and index-descriptor need a "
+                   "multi-platform image; repeatable).")
 @click.option("--shm-size", "shm_size", metavar="BYTES",
               help="Size of /dev/shm in RUN steps (e.g. 128m; default 64m).")
 @click.option("--ulimit", "ulimits", multiple=True, metavar="TYPE=SOFT[:HARD]",

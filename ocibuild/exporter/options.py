@@ -71,6 +71,10 @@ def check_keys(kind: str, attrs: dict[str, str], where: str) -> None:
     for key in attrs:
         if key in plain or (takes_annotations and ann.is_output_key(key)):
             continue
+        if kind == "docker" and (key in _PLAIN_KEYS["oci"] or ann.is_output_key(key)):
+            raise UsageError(f"{where}: type=docker writes a docker-archive (uncompressed "
+                             f"layers, no image manifest), so {key!r} cannot apply to it; "
+                             "use type=oci for it")
         raise UsageError(f"{where}: unknown key {key!r} for type={kind} "
                          f"(known: {', '.join(KNOWN_KEYS[kind])})")
 

@@ -279,7 +279,10 @@ def test_push_key_pushes_the_image_that_output_describes(store: Store,
                                    "name, compression, compression-level, force-compression"),
     ("type=local,dest=o,compression=zstd", "unknown key 'compression' for type=local "
                                            "\\(known: dest\\)"),
-    ("type=docker,dest=o,oci-mediatypes=true", "unknown key 'oci-mediatypes' for type=docker"),
+    ("type=docker,dest=o,oci-mediatypes=true", "'oci-mediatypes' cannot apply to it"),
+    ("type=docker,dest=o,annotation.k=v", "docker-archive \\(uncompressed layers, no image"),
+    ("type=docker,dest=o,unpack=true", "unknown key 'unpack' for type=docker \\(known: dest, "
+                                       "name, tar\\)"),
     ("type=image,unpack=true", "unknown key 'unpack' for type=image"),
     ("type=oci,dest=o,compression=estargz", "compression='estargz' is not supported"),
     ("type=oci,dest=o,compression=gzip,compression-level=10", "out of range for gzip \\(0..9\\)"),
