@@ -265,8 +265,8 @@ def _hosts_with_extra(conf: dict, private: str) -> str:
 
 def _network_files(conf: dict, root: str, private: str | None, created: list[str]) -> None:
     """/etc/hosts and /etc/resolv.conf: the host's, read-only; with the user-mode
-    network, a resolv.conf naming its DNS forwarder; with extra hosts, a hosts file
-    that adds them (without the host's network, it is the only one the step gets)."""
+    network, a resolv.conf naming its DNS forwarder. With extra hosts, a hosts file
+    that adds them, also with --network=none (which otherwise keeps the root's own)."""
     for host in HOST_NET_FILES:
         source = host
         if host == "/etc/hosts" and conf["extra_hosts"] and private is not None:
