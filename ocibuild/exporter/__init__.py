@@ -59,22 +59,31 @@ def _image_names(tags: Sequence[str], spec: OutputSpec | None) -> list[str]:
     return list(dict.fromkeys(names.normalize_name(n) for n in found))
 
 
+_IMPLICIT_PUSH = OutputSpec("image", {"push": "true"})
+
+
+def _pushed_outputs(outputs: Sequence[OutputSpec], push: bool) -> list[OutputSpec]:
+    """The outputs whose image is pushed. `--push` works as in buildx: it sets push=true
+    on every type=image output, or adds one (named by the tags) when there is none."""
+    found = [s for s in outputs if s.type in ("store", "image") and s.push]
+    if push:
+        images = [s for s in outputs if s.type == "image"]
+        found += [s for s in images if not s.push] or [_IMPLICIT_PUSH]
+    return found
+
+
 def push_targets(outputs: Sequence[OutputSpec], tags: Sequence[str], push: bool
                  ) -> list[str]:
-    """The full names a build pushes: its tags with `--push`, and the names of each
-    `type=image,push=true` output (its name=, else the tags). Checked before the build
-    runs, so a push without a name fails at once."""
+    """The full names a build pushes: those of each pushed output (its name=, else the
+    tags). Checked before the build runs, so a push without a name fails at once."""
     found: list[str] = []
-    if push:
-        if not tags:
-            raise UsageError("--push needs a name to push to: add -t REGISTRY/REPO:TAG")
-        found += _image_names(tags, None)
-    for spec in outputs:
-        if spec.type in ("store", "image") and spec.push:
-            image_names = _image_names(tags, spec)
-            if not image_names:
-                raise UsageError("-o type=image,push=true needs name=REF (or -t REF)")
-            found += image_names
+    for spec in _pushed_outputs(outputs, push):
+        image_names = _image_names(tags, spec)
+        if not image_names:
+            if spec is _IMPLICIT_PUSH:
+                raise UsageError("--push needs a name to push to: add -t REGISTRY/REPO:TAG")
+            raise UsageError("-o type=image,push=true needs name=REF (or -t REF)")
+        found += image_names
     return list(dict.fromkeys(found))
 
 
@@ -124,16 +133,15 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
 
     `compression` is the layer compression of outputs that do not choose one;
     `annotations` (from --annotation) go to every output that writes a manifest; `push`
-    (--push) adds the tags, with an image as the default options make it, to the pushes.
+    is --push (see _pushed_outputs).
     """
     outputs = list(outputs) or [OutputSpec("store", {})]
     images = _Images(store, result, compression, annotations)
     all_names = _image_names(tags, None)
     first = next((s for s in outputs if s.writes_manifest), None)
-    manifest = images.of(first) if first is not None else images.get(ImageOptions(), "--push")
-    pushes: list[tuple[Descriptor, tuple[str, ...]]] = []
-    if push:
-        pushes.append((images.get(ImageOptions(), "--push"), tuple(_image_names(tags, None))))
+    manifest = images.of(first) if first is not None else images.get(ImageOptions(), "the image")
+    pushes = [(images.of(spec), tuple(_image_names(tags, spec)))
+              for spec in _pushed_outputs(outputs, push)]
     config_digest = result.config.digest
     to_store = False
     for spec in outputs:
@@ -143,8 +151,6 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
             image = images.of(spec)
             for name in image_names:
                 store.tag(name, image)
-            if spec.push:
-                pushes.append((image, tuple(image_names)))
             to_store = True
         elif spec.type == "oci":
             from ocibuild.exporter.oci import export_oci

@@ -261,17 +261,25 @@ def test_name_key_names_the_image_in_each_output(store: Store, two_layer_result:
 
 def test_push_key_pushes_the_image_that_output_describes(store: Store,
                                                          two_layer_result: BuildResult) -> None:
-    report = export(two_layer_result,
-                    [parse_output("type=registry,name=reg.example/z:1,compression=zstd"),
-                     parse_output("type=image,name=reg.example/g:1,push=1")],
-                    store, tags=["t:1"], push=True)
-    pushed = {names: store.layout.read_blob(desc.digest) for desc, names in report.pushes}
-    assert set(pushed) == {("docker.io/library/t:1",), ("reg.example/z:1",),
-                           ("reg.example/g:1",)}
-    zstd = json.loads(pushed[("reg.example/z:1",)])
-    assert {x["mediaType"] for x in zstd["layers"]} == {mediatypes.OCI_LAYER_ZSTD}
-    gzip = json.loads(pushed[("reg.example/g:1",)])
-    assert {x["mediaType"] for x in gzip["layers"]} == {mediatypes.OCI_LAYER_GZIP}
+    def pushed(outputs: list[str], push: bool) -> dict[tuple[str, ...], set[str]]:
+        """names pushed -> the media types of the layers pushed to them"""
+        report = export(two_layer_result, [parse_output(o) for o in outputs], store,
+                        tags=["t:1"], push=push)
+        return {names: {x["mediaType"] for x in
+                        json.loads(store.layout.read_blob(desc.digest))["layers"]}
+                for desc, names in report.pushes}
+
+    assert pushed(["type=registry,name=reg.example/z:1,compression=zstd",
+                   "type=image,name=reg.example/g:1,push=1",
+                   "type=image,name=reg.example/not:1"], push=False) == {
+        ("reg.example/z:1",): {mediatypes.OCI_LAYER_ZSTD},
+        ("reg.example/g:1",): {mediatypes.OCI_LAYER_GZIP}}
+    # --push, as in buildx: every type=image output is pushed (named by the tags when
+    # it names no image itself), or the tags are when there is none
+    assert pushed(["type=image,compression=zstd"], push=True) == {
+        ("docker.io/library/t:1",): {mediatypes.OCI_LAYER_ZSTD}}
+    assert pushed([f"type=oci,dest={store.root / 'o'},compression=uncompressed"],
+                  push=True) == {("docker.io/library/t:1",): {mediatypes.OCI_LAYER_GZIP}}
 
 
 @pytest.mark.parametrize(("text", "message"), [
