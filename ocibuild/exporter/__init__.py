@@ -113,10 +113,12 @@ class _Images:
         self._annotations = tuple(annotations)
         self._written: dict[ImageOptions, Descriptor] = {}
 
-    def get(self, options: ImageOptions, where: str) -> Descriptor:
+    def get(self, options: ImageOptions, where: str, *, annotated: bool = True) -> Descriptor:
+        """The image `options` describe; `annotated`: with the --annotation ones too."""
         from ocibuild.exporter.image_writer import write_output_image
 
-        options = options.with_annotations(self._annotations)
+        if annotated:
+            options = options.with_annotations(self._annotations)
         if options not in self._written:
             self._written[options] = write_output_image(self._store, self._result, options,
                                                         self._compression, where)
@@ -139,7 +141,9 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
     images = _Images(store, result, compression, annotations)
     all_names = _image_names(tags, None)
     first = next((s for s in outputs if s.writes_manifest), None)
-    manifest = images.of(first) if first is not None else images.get(ImageOptions(), "the image")
+    # with only docker and local outputs (which hold no manifest) the image is unannotated
+    manifest = (images.of(first) if first is not None
+                else images.get(ImageOptions(), "the image", annotated=False))
     pushes = [(images.of(spec), tuple(_image_names(tags, spec)))
               for spec in _pushed_outputs(outputs, push)]
     config_digest = result.config.digest

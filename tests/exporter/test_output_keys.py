@@ -205,6 +205,9 @@ def test_annotations_a_single_platform_image_cannot_hold(
         store: Store, two_layer_result: BuildResult, flag: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         export(two_layer_result, [], store, annotations=parse_annotations([flag]))
+    # outputs that hold no manifest take no annotations, so none is refused there
+    export(two_layer_result, [parse_output(f"type=local,dest={store.root / 'fs'}")], store,
+           annotations=parse_annotations([flag]))
 
 
 def test_annotation_parse_errors() -> None:
