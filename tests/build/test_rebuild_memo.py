@@ -200,3 +200,15 @@ def test_outputs_and_other_options_never_use_a_memo(builder: Builder) -> None:
     for extra in (("--no-cache",), ("--pull",), ("--secret", "id=x,env=HOME"),
                   ("-f", "-"), ("--iidfile", "id.txt"), ("--debug",)):
         assert not memo_answers(builder, "-t", TAG, *extra, ctx), extra
+
+
+def test_step_options_are_part_of_the_memo(builder: Builder) -> None:
+    ctx = _context(builder)
+    for option, value, other in (("--add-host", "db:10.0.0.5", "db:10.0.0.6"),
+                                 ("--ulimit", "nofile=512:1024", "nofile=256:1024"),
+                                 ("--shm-size", "32m", "16m"),
+                                 ("--annotation", "org.example=1", "org.example=2"),
+                                 ("--isolation", "userns", "auto")):
+        builder.build("-t", TAG, option, value, ctx)
+        assert memo_answers(builder, "-t", TAG, option, value, ctx), option
+        assert not memo_answers(builder, "-t", TAG, option, other, ctx), option
