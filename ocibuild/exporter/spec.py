@@ -67,6 +67,7 @@ def parse_output(text: str) -> OutputSpec:
     if kind in ("store", "image", "oci"):
         options.image_options(kind, attrs, f"--output {text}")  # refuse bad values now
     options.wants_push(attrs, f"--output {text}")
+    _check_names(attrs.get("name", ""), text)
     if options.wants_tar(attrs, f"--output {text}") is False and kind == "docker":
         raise UsageError(f"--output {text}: type=docker writes a docker-archive tar only; "
                          "for a directory use type=oci,tar=false")
@@ -75,3 +76,14 @@ def parse_output(text: str) -> OutputSpec:
     if attrs.get("dest") == "-":
         raise UsageError(f"--output {text}: writing to standard output is not supported")
     return OutputSpec(kind, attrs)
+
+
+def _check_names(given: str, text: str) -> None:
+    from ocibuild.cache import names
+
+    for name in given.split(","):
+        if name.strip():
+            try:
+                names.normalize_name(name.strip())
+            except UsageError as exc:
+                raise UsageError(f"--output {text}: name=: {exc.message}") from None

@@ -305,6 +305,7 @@ def test_push_key_pushes_the_image_that_output_describes(store: Store,
     ("type=oci,dest=o,tar=yes", "is not a boolean"),
     ("type=image,push=nope", "is not a boolean"),
     ("type=docker,dest=o,tar=false", "docker-archive tar only"),
+    ("type=image,\"name=ok:1,Not Valid\"", "name=: invalid image name 'Not Valid'"),
 ])
 def test_bad_keys_and_values_are_errors(text: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
