@@ -57,8 +57,9 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("-o", "--output", "outputs", multiple=True,
               help="type=oci|docker|local|image|registry|store[,KEY=VALUE...] "
                    "(default: the local store). Keys: dest=PATH (oci, docker, local); "
-                   "tar=true|false (oci; docker: true only); name=REF[,REF] and push=true|false "
-                   "(image, store); for image, store and oci: compression=gzip|zstd|"
+                   "tar=true|false (oci; docker: true only); name=REF[,REF] (not local; "
+                   "instead of the -t names); push=true|false (image, store); for image, "
+                   "store and oci: compression=gzip|zstd|"
                    "uncompressed, compression-level=N (gzip 0..9, zstd 0..22), "
                    "force-compression=true|false (convert base-image layers too), "
                    "oci-mediatypes=true|false, annotation[-manifest|-manifest-descriptor|"
