@@ -3,8 +3,9 @@ reason user namespaces are refused (and its fix), and the notice `auto` prints w
 falls back to chroot.
 
 Deciding costs a few reads of /proc on an ordinary host. A helper process probes for
-real only where a reading cannot settle it (a seccomp filter, or root without
-CAP_SYS_ADMIN, as in a container), once per process.
+real only where readings cannot settle it (a seccomp filter, or a capability bounding
+set without CAP_SYS_ADMIN, as in a container), once per process: it tries what a step
+needs, a user namespace in which it can mount, a /proc of its own included.
 
 The sandbox helper imports this module for its messages: only `os` at import time.
 """
@@ -24,6 +25,12 @@ _CAP_SYS_ADMIN = 21
 _MAX_USERNS = "/proc/sys/user/max_user_namespaces"
 _USERNS_CLONE = "/proc/sys/kernel/unprivileged_userns_clone"
 _APPARMOR = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+_AS_ROOT_IN_CONTAINER = (", or run ocibuild as root in the container, where --isolation auto "
+                         "(the default) falls back to chroot")
+
+# Where the probe's attempt failed: creating the namespace, mapping ids in it, making a
+# mount in it, mounting a /proc of its own.
+UNSHARE, MAP, MOUNT, PROC = "unshare", "map", "mount", "proc"
 
 
 def _read(path: str) -> str:
@@ -42,6 +49,13 @@ def _status() -> dict[str, str]:
     return fields
 
 
+def _has_cap(status: dict[str, str], field: str, cap: int) -> bool:
+    try:
+        return bool(int(status.get(field, "0"), 16) >> cap & 1)
+    except ValueError:
+        return False
+
+
 def in_initial_user_namespace() -> bool:
     """Whether this process is in the host's user namespace (root in a rootless
     container is not: overlayfs there needs userxattr, as in the sandbox's own)."""
@@ -52,78 +66,96 @@ def _privileged(status: dict[str, str]) -> bool:
     """CAP_SYS_ADMIN in the host's user namespace: what the host's restrictions on
     unprivileged user namespaces leave alone. (In a user namespace a process may hold
     every capability and still be unprivileged to the host.)"""
-    try:
-        sys_admin = int(status.get("CapEff", "0"), 16) >> _CAP_SYS_ADMIN & 1
-    except ValueError:
-        return False
-    return bool(sys_admin) and in_initial_user_namespace()
+    return _has_cap(status, "CapEff", _CAP_SYS_ADMIN) and in_initial_user_namespace()
 
 
-def _apparmor_confines_us() -> bool:
-    """Ubuntu's restriction applies to unconfined processes; a profile that allows
-    'userns' (as podman's do) lifts it."""
-    return _read("/proc/self/attr/current") in ("", "unconfined")
+def _apparmor_label() -> str:
+    """This process's AppArmor profile ("unconfined"), or "" without AppArmor."""
+    label = _read("/proc/self/attr/apparmor/current")
+    if not label and _read("/sys/module/apparmor/parameters/enabled") == "Y":
+        label = _read("/proc/self/attr/current")  # kernels without LSM stacking
+    return label
 
 
-def _causes(status: dict[str, str]) -> list[tuple[str, str]]:
-    """(cause, fix) for each setting here that refuses user namespaces to this process,
-    most likely first."""
+def _proc_masked() -> bool:
+    """Parts of /proc hidden by mounts over them, as container runtimes do (/proc/kcore,
+    /proc/keys, ...); the kernel then lets no user namespace mount a /proc of its own."""
+    for line in _read("/proc/self/mountinfo").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4].startswith("/proc/") \
+                and not fields[4].startswith("/proc/sys/fs/binfmt_misc"):
+            return True
+    return False
+
+
+def _causes(status: dict[str, str], failed_at: str | None = None) -> list[tuple[str, str]]:
+    """(cause, fix) for each setting here that refuses this process a user namespace it
+    can use, most likely first; `failed_at` (UNSHARE, MAP, MOUNT, PROC) narrows them to
+    those that fail there."""
     found = []
-    if _read(_MAX_USERNS) == "0":
+    user_alternative = "" if os.geteuid() == 0 else _AS_ROOT_IN_CONTAINER
+    creating = failed_at in (None, UNSHARE, MAP)
+    if creating and _read(_MAX_USERNS) == "0":
         found.append(("user namespaces are disabled on this host (user.max_user_namespaces=0 "
                       f"in {_MAX_USERNS})",
                       "as root run `sysctl -w user.max_user_namespaces=15000`"))
-    if not _privileged(status):  # these two leave a privileged process alone
-        if _read(_USERNS_CLONE) == "0":
-            found.append(("unprivileged user namespaces are disabled on this host "
-                          "(kernel.unprivileged_userns_clone=0, Debian's switch)",
-                          "as root run `sysctl -w kernel.unprivileged_userns_clone=1`"))
-        if _read(_APPARMOR) == "1" and _apparmor_confines_us():
-            found.append(("AppArmor restricts unprivileged user namespaces "
-                          "(kernel.apparmor_restrict_unprivileged_userns=1, Ubuntu 24.04's "
-                          "default)",
-                          "as root run `sysctl -w kernel.apparmor_restrict_unprivileged_userns"
-                          "=0`, or load an AppArmor profile that allows 'userns' for this "
-                          "Python interpreter"))
-    if status.get("Seccomp", "0") not in ("", "0"):
+    privileged = _privileged(status)
+    if creating and not privileged and _read(_USERNS_CLONE) == "0":
+        found.append(("unprivileged user namespaces are disabled on this host "
+                      "(kernel.unprivileged_userns_clone=0, Debian's switch)",
+                      "as root run `sysctl -w kernel.unprivileged_userns_clone=1`"))
+    label = _apparmor_label()
+    if failed_at != PROC and not privileged and _read(_APPARMOR) == "1" \
+            and label in ("", "unconfined"):  # a profile allowing 'userns' lifts it
+        found.append(("AppArmor restricts unprivileged user namespaces "
+                      "(kernel.apparmor_restrict_unprivileged_userns=1, Ubuntu 24.04's "
+                      "default)",
+                      "as root run `sysctl -w kernel.apparmor_restrict_unprivileged_userns"
+                      "=0`, or load an AppArmor profile that allows 'userns' for this "
+                      "Python interpreter"))
+    if creating and status.get("Seccomp", "0") not in ("", "0"):
         found.append(("a seccomp filter refuses to create namespaces (Seccomp: "
                       f"{status['Seccomp']} in /proc/self/status, as Docker's default "
                       "profile does)",
-                      "run the container with `--security-opt seccomp=unconfined` or a "
-                      "profile that allows unshare and clone with namespace flags"
-                      + ("" if os.geteuid() == 0 else ", or run ocibuild as root in the "
-                         "container, where --isolation auto (the default) falls back to "
-                         "chroot")))
+                      "run the container with `--security-opt seccomp=unconfined` (or a "
+                      "profile that allows unshare and clone with namespace flags) and "
+                      "`--security-opt systempaths=unconfined` (steps mount their own "
+                      "/proc; on AppArmor hosts also `--security-opt apparmor=unconfined`)"
+                      + user_alternative))
+    if failed_at in (None, MOUNT) and label not in ("", "unconfined"):
+        found.append((f"the AppArmor profile {label.split()[0]} forbids mounts",
+                      "run the container with `--security-opt apparmor=unconfined`"
+                      + user_alternative))
+    if failed_at in (None, PROC) and _proc_masked():
+        found.append(("parts of /proc are masked, as container runtimes do by default, so "
+                      "a user namespace cannot mount a /proc of its own",
+                      "run the container with `--security-opt systempaths=unconfined` "
+                      "(Kubernetes: procMount: Unmasked)" + user_alternative))
     return found
 
 
 def diagnosis(fallback: str = "user namespaces may be disabled or exhausted on this host "
-                              "(see user.max_user_namespaces)") -> str:
-    """Why this process cannot have user namespaces, and the fix, as one phrase for
-    people ("cause; fix"); `fallback` when no setting explains it."""
-    causes = _causes(_status())
+                              "(see user.max_user_namespaces)",
+              failed_at: str | None = None) -> str:
+    """Why this process cannot have a usable user namespace, and the fix, as one phrase
+    for people ("cause; fix"); `fallback` when no setting explains it."""
+    causes = _causes(_status(), failed_at)
     if not causes:
         return fallback
     cause, fix = causes[0]
     return f"{cause}; {fix}"
 
 
-def refused_message(error: str) -> str:
-    """The error for a build that needs user namespaces where they are refused."""
-    text = f"cannot create a user namespace ({error}): {diagnosis()}"
-    if os.geteuid() == 0:
-        text += (", or use --isolation auto (the default) or chroot, which run RUN steps "
-                 "as real root without a user namespace")
-    return text
-
-
 class Probe:
-    """What this process may create: `userns` (a user namespace in which it can mount,
-    None) or why not (the error, e.g. "Operation not permitted"); `namespaces` whether
-    it can make mount, PID and network namespaces without one (only asked as root)."""
+    """What this process may create: a user namespace in which it can mount (then
+    `userns_error` is None; otherwise it is the error, and `failed_at` where it came),
+    and (asked only as root) mount, PID and network namespaces without one
+    (`namespaces`)."""
 
-    def __init__(self, userns_error: str | None, namespaces: bool) -> None:
-        self.userns_error, self.namespaces = userns_error, namespaces
+    def __init__(self, userns_error: str | None, failed_at: str | None,
+                 namespaces: bool) -> None:
+        self.userns_error, self.failed_at = userns_error, failed_at
+        self.namespaces = namespaces
 
 
 _probe: Probe | None = None
@@ -133,11 +165,14 @@ def _settled_without_helper(status: dict[str, str]) -> Probe | None:
     """The answer where readings give it: the common case, with no helper process."""
     if status.get("Seccomp", "0") not in ("", "0"):
         return None  # only trying tells what the filter allows
+    if not _has_cap(status, "CapBnd", _CAP_SYS_ADMIN):
+        return None  # a container: AppArmor, masked /proc, ... decide; try
     privileged = _privileged(status)
     if os.geteuid() == 0 and not privileged:
-        return None  # root in a container: its capabilities decide, try
-    refused = [cause for cause, _ in _causes(status)]
-    return Probe("Operation not permitted" if refused else None, privileged)
+        return None  # root in a user namespace of a container: try
+    if _causes(status, UNSHARE):
+        return Probe("unshare: Operation not permitted", UNSHARE, privileged)
+    return Probe(None, None, privileged)
 
 
 def probe() -> Probe:
@@ -158,9 +193,14 @@ def _probe_in_helper() -> Probe:
     lines = done.stdout.decode(errors="replace").splitlines()
     if done.returncode != 0 or len(lines) != 2 or not lines[1].startswith("userns "):
         tail = done.stderr.decode(errors="replace").strip()[-500:]
-        return Probe(f"the namespace probe failed (status {done.returncode}): {tail}", False)
+        return Probe(f"the namespace probe failed (status {done.returncode}): {tail}", None,
+                     False)
+    namespaces = lines[0] == "namespaces yes"
     userns = lines[1].removeprefix("userns ")
-    return Probe(None if userns == "ok" else userns, lines[0] == "namespaces yes")
+    if userns == "ok":
+        return Probe(None, None, namespaces)
+    failed_at, _, error = userns.partition(" ")
+    return Probe(error, failed_at, namespaces)
 
 
 def _try_namespaces() -> bool:
@@ -179,31 +219,76 @@ def _try_namespaces() -> bool:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
+def _mount_as_a_step_does(report: int) -> None:
+    """(In the probe helper, PID 1 of new namespaces.) Make the root private and mount a
+    /proc of its own; write "STAGE ERROR" to `report` where that fails."""
+    from ocibuild.sandbox import linux
+
+    failure = ""
+    try:
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    except OSError as e:
+        failure = f"{MOUNT} {e.strerror}"
+    else:
+        try:
+            linux.mount("proc", "/proc", "proc",
+                        linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        except OSError as e:
+            failure = f"{PROC} {e.strerror}"
+    os.write(report, failure.encode())
+    os._exit(0)
+
+
 def _try_userns() -> str | None:
     """(In the probe helper; changes this process.) Create a user namespace mapping this
-    user alone and make a mount in it: None, or the error of the step that failed."""
+    user alone and mount in it as a step does: None, or "STAGE ERROR"."""
     from ocibuild.sandbox import linux
 
     uid, gid = os.geteuid(), os.getegid()
     try:
         linux.unshare(linux.CLONE_NEWUSER)
+    except OSError as e:
+        return f"{UNSHARE} {e.strerror}"
+    try:
         for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map",
                            f"0 {uid} 1"), ("/proc/self/gid_map", f"0 {gid} 1")):
             with open(path, "w") as f:
                 f.write(text)
-        linux.unshare(linux.CLONE_NEWNS)
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     except OSError as e:
-        return e.strerror or str(e)
-    return None
+        return f"{MAP} {e}"
+    try:
+        linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)
+    except OSError as e:
+        return f"{UNSHARE} {e.strerror}"
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        _mount_as_a_step_does(report_w)
+    os.close(report_w)
+    failure = os.read(report_r, 4096).decode(errors="replace")
+    os.waitpid(pid, 0)
+    return failure or None
 
 
 def main() -> None:
-    """The probe helper: prints "namespaces yes|no", then "userns ok|ERROR". (Plain
-    lines: importing json would double the probe's time.)"""
+    """The probe helper: prints "namespaces yes|no", then "userns ok|STAGE ERROR".
+    (Plain lines: importing json would double the probe's time.)"""
     namespaces = _try_namespaces() if os.geteuid() == 0 else False
     print(f"namespaces {'yes' if namespaces else 'no'}")
     print(f"userns {_try_userns() or 'ok'}")
+
+
+def refused_message(found: Probe) -> str:
+    """The error for a build that needs user namespaces where they are refused."""
+    what = ("create a user namespace" if found.failed_at in (None, UNSHARE, MAP)
+            else "mount in a user namespace")
+    text = (f"cannot {what} ({found.userns_error}): "
+            f"{diagnosis(failed_at=found.failed_at)}")
+    if os.geteuid() == 0:
+        text += (", or use --isolation auto (the default) or chroot, which run RUN steps "
+                 "as real root without a user namespace")
+    return text
 
 
 class Choice:
@@ -234,14 +319,14 @@ def choose(requested: str) -> Choice:
     if found.userns_error is None:
         return Choice("userns", False, None)
     if requested == "userns" or not root:
-        raise SandboxError(refused_message(found.userns_error))
-    return Choice("chroot", not found.namespaces, _notice(found.namespaces))
+        raise SandboxError(refused_message(found))
+    return Choice("chroot", not found.namespaces, _notice(found))
 
 
-def _notice(namespaces: bool) -> str:
-    causes = _causes(_status())
-    cause = causes[0][0] if causes else "user namespaces are refused here"
-    if namespaces:
+def _notice(found: Probe) -> str:
+    causes = _causes(_status(), found.failed_at)
+    cause = causes[0][0] if causes else f"user namespaces are refused here ({found.userns_error})"
+    if found.namespaces:
         return (f"notice: {cause}: --isolation auto runs RUN steps in chroot isolation, "
                 "as real root without a user namespace (they keep their own mount, PID and "
                 f"network namespaces; see {README_SECTION})")

@@ -168,6 +168,7 @@ def test_user_where_unshare_is_refused_gets_the_cause_and_fix(
                                 "(unshare: Operation not permitted): a seccomp filter "
                                 "refuses to create namespaces (Seccomp: 2"), error
         assert "`--security-opt seccomp=unconfined`" in error
+        assert "`--security-opt systempaths=unconfined`" in error
         assert "run ocibuild as root in the container" in error
 
 
