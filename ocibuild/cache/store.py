@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,31 @@ ENV_ROOT = store_paths.ENV_ROOT
 
 class StoreBusyError(OcibuildError):
     """The store is in use by a build (prune refuses to run then)."""
+
+
+class DamagedDatabaseError(OcibuildError):
+    """records.db is not a database SQLite can open."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: the cache database is damaged ({reason}); "
+                         "`ocibuild cache check --repair` rebuilds it")
+        self.path, self.reason = path, reason
+
+
+@contextlib.contextmanager
+def exclusive_lock(root: Path, *, wait: bool = False) -> Iterator[None]:
+    """Exclusive use of the store at `root`: fails at once if a build holds it."""
+    fd = os.open(root / store_paths.LOCK, os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise StoreBusyError(
+                f"{root}: a build is using the store; try again when it has finished"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def default_root() -> Path:
@@ -77,6 +103,8 @@ class Store:
             return cls(path)
         except OSError as exc:
             raise OcibuildError(f"{path}: cannot open the store: {exc.strerror}") from None
+        except sqlite3.DatabaseError as exc:
+            raise DamagedDatabaseError(path / store_paths.RECORDS_DB, str(exc)) from None
 
     # -- cache records -----------------------------------------------------------------
     def get_record(self, key: str) -> CacheRecord | None:
@@ -164,20 +192,9 @@ class Store:
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
-    def exclusive(self, *, wait: bool = False) -> Iterator[None]:
+    def exclusive(self, *, wait: bool = False) -> contextlib.AbstractContextManager[None]:
         """Exclusive use of the store (prune): fails at once if a build holds it."""
-        fd = os.open(self._lock_path, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
-                raise StoreBusyError(
-                    f"{self.root}: a build is using the store; try again when it has finished"
-                ) from None
-            yield
-        finally:
-            os.close(fd)
+        return exclusive_lock(self.root, wait=wait)
 
     def close(self) -> None:
         self.db.close()

@@ -1,4 +1,4 @@
-"""`ocibuild images`, `ocibuild cache du` and `ocibuild cache prune`."""
+"""`ocibuild images`, `ocibuild cache du`, `ocibuild cache prune` and `ocibuild cache check`."""
 
 from __future__ import annotations
 
@@ -118,3 +118,27 @@ def prune_cmd(ctx: click.Context, all_: bool, keep_storage: str | None,
         click.echo(f"deleted {item.kind} {item.id.removeprefix('sha256:')[:25]}")
     click.echo(f"Total:\t{human_size(report.reclaimed)} "
                f"({len(report.removed)} items, {report.blobs_removed} blobs)")
+
+
+@cache_group.command("check")
+@click.option("--repair", is_flag=True,
+              help="Remove what is broken (never good data) and what dead builds left.")
+@click.pass_context
+def check_cmd(ctx: click.Context, repair: bool) -> None:
+    """Verify the store: blobs' digests, records, snapshots, the image index, leftovers.
+
+    Prints one line per problem, then a summary. Exit status 0: the store is clean (with
+    --repair: every problem found was repaired); 1: problems remain."""
+    from ocibuild.cache.check import check_root, summary
+    from ocibuild.cache.store import default_root
+
+    root = ctx.obj.get("root") if ctx.obj else None
+    report = check_root(default_root() if root is None else root, repair=repair)
+    for problem in report.problems:
+        click.echo(problem.line())
+    if report.trash_entries:
+        click.echo(f"trash: {report.trash_entries} finished steps' directories "
+                   + ("deleted" if repair else "not yet deleted (the next build or "
+                      "cache prune deletes them)"))
+    click.echo(summary(report))
+    ctx.exit(1 if report.unrepaired else 0)
