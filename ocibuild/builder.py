@@ -220,7 +220,10 @@ def build(
     "none" or "host", which needs network.host) is the network mode of every RUN that
     does not choose one (RUN --network=default too, as in BuildKit).
 
-    `isolation` ("auto", "userns", "chroot") is how RUN steps are isolated. `add_hosts`
+    `isolation` is how RUN steps are isolated: "userns" (user namespaces), "chroot" (as
+    root, without a user namespace) or "auto", userns where user namespaces work and
+    otherwise, as root, chroot with a notice in the report's warnings; where neither can
+    be had the build raises SandboxError naming the cause and fix. `add_hosts`
     ("HOST:IP"), `shm_size` ("64m") and `ulimits` ("nofile=1024:2048") shape every RUN
     step. `annotations` ("[TYPE:]KEY=VALUE") annotate the image. `attest` takes
     `--attest` values: disabling one is accepted, asking for one is refused (not

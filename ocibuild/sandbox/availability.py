@@ -104,7 +104,7 @@ def _causes(status: dict[str, str], failed_at: str | None = None) -> list[tuple[
         found.append(("unprivileged user namespaces are disabled on this host "
                       "(kernel.unprivileged_userns_clone=0, Debian's switch)",
                       "as root run `sysctl -w kernel.unprivileged_userns_clone=1`"))
-    label = _apparmor_label()
+    label = _apparmor_label() if failed_at in (None, MOUNT) or _read(_APPARMOR) == "1" else ""
     if failed_at != PROC and not privileged and _read(_APPARMOR) == "1" \
             and label in ("", "unconfined"):  # a profile allowing 'userns' lifts it
         found.append(("AppArmor restricts unprivileged user namespaces "
