@@ -25,6 +25,8 @@ _CAP_SYS_ADMIN = 21
 _MAX_USERNS = "/proc/sys/user/max_user_namespaces"
 _USERNS_CLONE = "/proc/sys/kernel/unprivileged_userns_clone"
 _APPARMOR = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+_AS_ROOT = (", or use --isolation chroot (or auto, the default), which runs RUN steps as "
+            "real root without a user namespace")
 _AS_ROOT_IN_CONTAINER = (", or run ocibuild as root in the container, where --isolation auto "
                          "(the default) falls back to chroot")
 
@@ -143,6 +145,8 @@ def diagnosis(fallback: str = "user namespaces may be disabled or exhausted on t
     if not causes:
         return fallback
     cause, fix = causes[0]
+    if os.geteuid() == 0 and in_initial_user_namespace():
+        fix += _AS_ROOT
     return f"{cause}; {fix}"
 
 
@@ -285,9 +289,8 @@ def refused_message(found: Probe) -> str:
             else "mount in a user namespace")
     text = (f"cannot {what} ({found.userns_error}): "
             f"{diagnosis(failed_at=found.failed_at)}")
-    if os.geteuid() == 0:
-        text += (", or use --isolation auto (the default) or chroot, which run RUN steps "
-                 "as real root without a user namespace")
+    if os.geteuid() == 0 and not text.endswith(_AS_ROOT):
+        text += _AS_ROOT
     return text
 
 

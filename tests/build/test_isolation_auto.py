@@ -177,7 +177,7 @@ def test_root_asking_for_userns_where_unshare_is_refused_gets_the_error(
     error = _the_error(ocibuild(ROOT_USER, root_store, "--isolation", "userns",
                                 FIXTURES / "seed", filtered=True))
     assert "a seccomp filter refuses to create namespaces" in error
-    assert "or use --isolation auto (the default) or chroot" in error
+    assert "or use --isolation chroot (or auto, the default)" in error
 
     overlay = ocibuild(ROOT_USER, root_store, "--snapshotter", "overlay", FIXTURES / "seed",
                        filtered=True)
