@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import click
+
+from ocibuild.registry.options import DEFAULT_TIMEOUT, TIMEOUT_ENV
 
 
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -18,7 +21,13 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def registry_connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """How registries are reached and who we are there: `--insecure-registry`,
-    `--registry-ca`, `--authfile` (`ocibuild build` has its own `--jobs`)."""
+    `--registry-ca`, `--authfile`, `--registry-timeout` (`ocibuild build` has its own
+    `--jobs`)."""
+    f = click.option("--registry-timeout", type=click.FloatRange(0, 86400, min_open=True),
+                     envvar=TIMEOUT_ENV, metavar="SECONDS", expose_value=False,
+                     callback=_set_timeout,
+                     help=f"Give up on a registry request after this long without progress "
+                          f"(default {DEFAULT_TIMEOUT:g}; also ${TIMEOUT_ENV}).")(f)
     f = click.option("--authfile", type=click.Path(dir_okay=False),
                      help="Read credentials from this file only.")(f)
     f = click.option("--registry-ca", "registry_ca", multiple=True,
@@ -27,3 +36,10 @@ def registry_connection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
                      help="Reach this registry over plain http (repeatable).")(f)
     return f
+
+
+def _set_timeout(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
+    """The flag sets the variable every RegistryOptions of this command reads, so that it
+    reaches them without a parameter through each command and the build API."""
+    if value is not None:
+        os.environ[TIMEOUT_ENV] = f"{value:g}"

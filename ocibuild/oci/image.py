@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ocibuild.errors import OcibuildError
-from ocibuild.oci import mediatypes
+from ocibuild.oci import limits, mediatypes
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import ImageLayout
@@ -46,9 +46,11 @@ def load_image(layout: ImageLayout, ref: str | None = None,
     desc = layout.resolve(ref)
     where = f"{layout.path}:{ref}" if ref else str(layout.path)
     for _ in range(4):  # an index may point at an index; stop nested loops
-        doc = parse_manifest_or_index(layout.read_blob(desc.digest), desc.media_type)
+        data = limits.read_blob(layout, desc.digest, limits.MANIFEST, where, desc.size)
+        doc = parse_manifest_or_index(data, desc.media_type)
         if isinstance(doc, Manifest):
-            config = ImageConfig.from_bytes(layout.read_blob(doc.config.digest))
+            config = ImageConfig.from_bytes(limits.read_blob(
+                layout, doc.config.digest, limits.IMAGE_CONFIG, where, doc.config.size))
             return Image(Descriptor(doc.media_type, desc.digest, desc.size,
                                     platform=desc.platform), doc, config)
         desc = select_platform(doc, platform or host_platform(), where)

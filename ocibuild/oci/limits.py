@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, printable
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ def refuse_oversized(limit: JsonLimit, size: int, where: str, name: str = "", *,
     what = f"{limit.kind} {name}".rstrip()
     amount = f"larger than {_mib(limit.cap)}" if at_least else \
         f"{_mib(size)}, over the {_mib(limit.cap)} limit"
-    raise TooLargeError(f"{where}: {what} is {amount} for {limit.kinds}; refused "
-                        "(a source serving one this large is broken or hostile)")
+    raise TooLargeError(printable(
+        f"{where}: {what} is {amount} for {limit.kinds}; refused "
+        "(a source serving one this large is broken or hostile)"))
 
 
 def read_capped(stream: BinaryIO, limit: JsonLimit, where: str, name: str = "") -> bytes:

@@ -14,9 +14,9 @@ from typing import Any, BinaryIO
 
 from isal import igzip
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, printable
 from ocibuild.oci import digest as _digest
-from ocibuild.oci import mediatypes
+from ocibuild.oci import limits, mediatypes
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import Image, load_image
@@ -47,7 +47,8 @@ def copy_image(src: ImageLayout, image: Image, dest: ImageLayout) -> None:
         with src.open_blob(desc.digest, desc.size) as reader:
             dest.put_stream(reader, desc.digest, desc.size)  # type: ignore[arg-type]
     if not dest.has_blob(image.digest):
-        dest.put_bytes(src.read_blob(image.digest))
+        dest.put_bytes(limits.read_blob(src, image.digest, limits.MANIFEST, str(src.path),
+                                        image.descriptor.size))
 
 
 def image_from_layout(text: str, dest: ImageLayout, platform: Platform | None = None) -> Image:
@@ -100,7 +101,9 @@ def _choose(entries: list[dict[str, Any]], wanted: str | None, where: str) -> di
                 return e
         raise OcibuildError(f"{where}: no image tagged {wanted!r} in the archive")
     if len(entries) != 1:
-        names = ", ".join(t for e in entries for t in e.get("RepoTags") or []) or "untagged"
+        tags = [t for e in entries for t in e.get("RepoTags") or []]
+        names = printable(", ".join(tags[:10]) + (", …" if len(tags) > 10 else "")) \
+            or "untagged"
         raise OcibuildError(f"{where}: {len(entries)} images in the archive ({names}); "
                             "name one with docker-archive://FILE:REPO:TAG")
     return entries[0]
@@ -123,13 +126,15 @@ def image_from_docker_archive(text: str, dest: ImageLayout) -> Image:
         raise OcibuildError(f"{where}: not a readable tar archive: {exc}") from None
     with tar:
         try:
-            entries = json.load(_member(tar, "manifest.json", where))
+            entries = json.loads(limits.read_capped(_member(tar, "manifest.json", where),
+                                                    limits.ARCHIVE_MANIFEST, where))
         except ValueError:
             raise OcibuildError(f"{where}: manifest.json is not valid JSON") from None
         if not isinstance(entries, list) or not entries:
             raise OcibuildError(f"{where}: manifest.json lists no image")
         entry = _choose(entries, wanted, where)
-        config_bytes = _member(tar, entry["Config"], where).read(16 << 20)
+        config_bytes = limits.read_capped(_member(tar, entry["Config"], where),
+                                          limits.IMAGE_CONFIG, where, entry["Config"])
         config = ImageConfig.from_bytes(config_bytes)
         layer_names = entry.get("Layers") or []
         if len(layer_names) != len(config.diff_ids):

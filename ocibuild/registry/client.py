@@ -356,7 +356,7 @@ class RegistryClient:
                 )
             except urllib3.exceptions.HTTPError as exc:
                 if _timed_out(exc):
-                    raise self._timeout_error(what, method, url, exc) from None
+                    raise self.timeout_error(what, method, url, exc) from None
                 attempts_left -= 1
                 if attempts_left <= 0 or time.monotonic() + delay >= deadline:
                     raise UnreachableError(
@@ -366,7 +366,7 @@ class RegistryClient:
                 time.sleep(delay)
                 delay *= 2
 
-    def _timeout_error(self, what: str, method: str, url: str,
+    def timeout_error(self, what: str, method: str, url: str,
                        exc: BaseException) -> UnreachableError:
         host = urlsplit(url).netloc
         inner = getattr(exc, "reason", None) or exc
@@ -387,7 +387,7 @@ class RegistryClient:
             return resp.read(limit)
         except urllib3.exceptions.HTTPError as exc:
             if _timed_out(exc):
-                raise self._timeout_error(what, method, url, exc) from None
+                raise self.timeout_error(what, method, url, exc) from None
             raise UnreachableError(f"{what}: {urlsplit(url).netloc} broke off its answer "
                                    f"({_operation(method, url)}): {_reason(exc)}") from None
         finally:

@@ -112,6 +112,12 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                             f"{what}: blob {desc.digest} is longer than its {desc.size} bytes")
             except _BROKEN as exc:
                 client.check_cancelled(what)  # cut short by cancel(), not by the network
+                if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                    # a registry that stalls is not asked again: that would multiply
+                    # the time to fail by the attempts
+                    raise client.timeout_error(
+                        what, "GET", f"{client.base_url}/v2/{repository}/blobs/{desc.digest}",
+                        exc) from None
                 drops += 1
                 if drops >= attempts:
                     raise UnreachableError(

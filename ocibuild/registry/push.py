@@ -24,7 +24,7 @@ from typing import BinaryIO
 from urllib.parse import urlencode
 
 from ocibuild.errors import OcibuildError
-from ocibuild.oci import mediatypes
+from ocibuild.oci import limits, mediatypes
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
@@ -77,7 +77,8 @@ class _Tree:
 
 
 def _collect(layout: ImageLayout, desc: Descriptor) -> _Tree:
-    root_bytes = layout.read_blob(desc.digest)
+    where = f"{layout.path}"
+    root_bytes = limits.read_blob(layout, desc.digest, limits.MANIFEST, where, desc.size)
     doc = parse_manifest_or_index(root_bytes, desc.media_type)
     manifests: list[tuple[Descriptor, Manifest]] = []
     children: list[tuple[Descriptor, bytes]] = []
@@ -87,7 +88,7 @@ def _collect(layout: ImageLayout, desc: Descriptor) -> _Tree:
                 raise OcibuildError(f"{layout.path}: index {desc.digest} lists "
                                     f"{child.media_type or 'an untyped entry'}; "
                                     "only image manifests can be pushed")
-            data = layout.read_blob(child.digest)
+            data = limits.read_blob(layout, child.digest, limits.MANIFEST, where, child.size)
             manifests.append((child, Manifest.from_bytes(data, child.media_type)))
             children.append((child, data))
     else:

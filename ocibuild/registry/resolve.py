@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ocibuild.errors import OcibuildError, UsageError
-from ocibuild.oci import mediatypes
+from ocibuild.oci import limits, mediatypes
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import Image, load_image
@@ -50,13 +50,14 @@ def _local_by_digest(layout: ImageLayout, ref: Reference,
     """The image `ref`'s digest names, if the layout holds it with every blob."""
     if not ref.digest or not layout.has_blob(ref.digest):
         return None
-    data = layout.read_blob(ref.digest)
+    data = limits.read_blob(layout, ref.digest, limits.MANIFEST, str(ref))
     doc = parse_manifest_or_index(data)
     if not isinstance(doc, Manifest):
         return None  # an index: which child the platform needs is decided by a pull
     if not all(layout.has_blob(d.digest) for d in (doc.config, *doc.layers)):
         return None
-    config = ImageConfig.from_bytes(layout.read_blob(doc.config.digest))
+    config = ImageConfig.from_bytes(limits.read_blob(
+        layout, doc.config.digest, limits.IMAGE_CONFIG, str(ref), doc.config.size))
     return Image(Descriptor(doc.media_type, ref.digest, len(data), platform=config.platform),
                  doc, config)
 
@@ -152,7 +153,8 @@ def root_descriptor(layout: ImageLayout, ref: str | None) -> Descriptor:
     desc = layout.resolve(ref)
     if desc.media_type in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
         return desc
-    doc = parse_manifest_or_index(layout.read_blob(desc.digest), desc.media_type)
+    data = limits.read_blob(layout, desc.digest, limits.MANIFEST, str(layout.path), desc.size)
+    doc = parse_manifest_or_index(data, desc.media_type)
     if doc.media_type not in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
         raise OcibuildError(f"{layout.path}: {ref or 'its image'} is not a manifest or index")
     return Descriptor(doc.media_type, desc.digest, desc.size, platform=desc.platform)

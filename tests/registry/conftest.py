@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,7 +82,6 @@ class Cli:
     """Runs `ocibuild` as a subprocess with its own HOME, store root and auth file."""
 
     home: Path
-    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. OCIBUILD_REGISTRY_TIMEOUT
 
     @property
     def authfile(self) -> Path:
@@ -91,7 +90,7 @@ class Cli:
     def env(self) -> dict[str, str]:
         return {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "OCIBUILD_ROOT": str(self.home / "root"), "REGISTRY_AUTH_FILE": str(self.authfile),
-                "LANG": "C.UTF-8", **self.extra_env}
+                "LANG": "C.UTF-8"}
 
     def __call__(self, *args: str, input: str | None = None,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:

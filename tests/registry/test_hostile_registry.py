@@ -99,18 +99,39 @@ TIMEOUT = 2
 
 
 def test_a_registry_that_never_answers_fails_at_the_timeout(cli: Cli, tmp_path: Path) -> None:
-    cli.extra_env["OCIBUILD_REGISTRY_TIMEOUT"] = str(TIMEOUT)
     with FaultRegistry() as registry:
         registry.add_rule(Rule(r"^GET /v2/", "hang"))
         ref = f"{registry.host}/silent/app:1"
         started = time.monotonic()
-        proc = cli("pull", ref, "--output", f"oci:{tmp_path}/x", timeout=60)
+        proc = cli("pull", ref, "--output", f"oci:{tmp_path}/x",
+                   "--registry-timeout", str(TIMEOUT), timeout=60)
         elapsed = time.monotonic() - started
     assert proc.returncode == 1, proc.stderr
     assert TIMEOUT <= elapsed < TIMEOUT + 5, f"{elapsed:.1f} s"
     assert "Traceback" not in proc.stderr
     assert f"pull {ref}" in proc.stderr, proc.stderr  # the operation
     assert f"{TIMEOUT} s" in proc.stderr and "GET /v2/" in proc.stderr, proc.stderr
+
+
+def test_a_blob_download_that_stalls_fails_at_the_timeout(cli: Cli, tmp_path: Path) -> None:
+    """Not once per resume attempt: a stalled registry is not asked again."""
+    layer = Blob.of_bytes(os.urandom(256 << 10))
+    config = Blob.of_bytes(json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [layer.digest]}}).encode())
+    with FaultRegistry() as registry:
+        registry.add_image("slow/app", "1", config, [layer])
+        registry.add_rule(Rule(f"GET /v2/slow/app/blobs/{layer.digest}", "stall",
+                               after=64 << 10))
+        ref = f"{registry.host}/slow/app:1"
+        started = time.monotonic()
+        proc = cli("pull", ref, "--output", f"oci:{tmp_path}/x",
+                   "--registry-timeout", str(TIMEOUT), timeout=60)
+        elapsed = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert TIMEOUT <= elapsed < TIMEOUT + 5, f"{elapsed:.1f} s"
+    assert f"pull {ref}" in proc.stderr and f"{TIMEOUT} s" in proc.stderr, proc.stderr
+    assert f"GET /v2/slow/app/blobs/{layer.digest}" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,

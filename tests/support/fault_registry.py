@@ -11,7 +11,8 @@ replace the normal answer:
 - `hang`: accept the request and never answer (until the server closes);
 - `reset`: close the connection without an answer;
 - `truncate`: send the headers of the normal answer and `after` bytes of its body,
-  then close.
+  then close;
+- `stall`: the same, then send nothing more (until the server closes).
 
 The same class serves as a token server (a `status` rule on its realm path) or any
 other endpoint a test needs on a second port or address. New faults (5xx bursts,
@@ -65,11 +66,11 @@ class Rule:
     """Replaces the answer to requests whose `METHOD target` matches `pattern`."""
 
     pattern: str  # a regex searched in e.g. "GET /v2/a/b/manifests/1"
-    action: str  # "status" | "hang" | "reset" | "truncate"
+    action: str  # "status" | "hang" | "reset" | "truncate" | "stall"
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    after: int = 0  # for "truncate": body bytes sent before the connection closes
+    after: int = 0  # for "truncate" and "stall": body bytes sent before the fault
     times: int = -1  # how often it fires (-1: always)
     fired: int = 0
 
@@ -176,9 +177,13 @@ class FaultRegistry:
             self._answer(req, rule.status, lambda: [rule.body], len(rule.body), rule.headers)
             return
         status, chunks, size, headers = self._normal(req)
-        if rule is not None and rule.action == "truncate":
+        if rule is not None and rule.action in ("truncate", "stall"):
             self._answer(req, status, _first_bytes(chunks, rule.after), size, headers,
-                         then_abort=True)
+                         then_abort=rule.action == "truncate")
+            if rule.action == "stall":
+                req.wfile.flush()
+                self._closing.wait()
+                req.close_connection = True
             return
         self._answer(req, status, chunks, size, headers)
 

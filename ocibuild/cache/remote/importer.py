@@ -15,6 +15,7 @@ from ocibuild.cache.remote import format as cache_format
 from ocibuild.cache.remote.lookup import LayoutBlobSource, RegistryBlobSource, RemoteRecords
 from ocibuild.cache.remote.spec import CacheSpec
 from ocibuild.errors import OcibuildError
+from ocibuild.oci import limits
 from ocibuild.oci.layout import ImageLayout, LayoutError
 from ocibuild.oci.manifest import Manifest
 
@@ -53,11 +54,11 @@ def _load_registry(spec: CacheSpec, store: Store, clients: ClientPool, key_versi
     except NotFoundError:
         warnings.append(f"{what}: no cache there yet (ignored)")
         return
-    if manifest.config.size > cache_format.MAX_CONFIG:
-        raise OcibuildError(f"{what}: cache config of {manifest.config.size} bytes is too big")
-    fetch_blob(client, ref.repository, manifest.config, store.layout, what)
-    records = cache_format.decode(store.layout.read_blob(manifest.config.digest), manifest,
-                                  key_version, what)
+    config = manifest.config
+    limits.refuse_oversized(limits.CACHE_CONFIG, config.size, what, config.digest)
+    fetch_blob(client, ref.repository, config, store.layout, what)
+    data = limits.read_blob(store.layout, config.digest, limits.CACHE_CONFIG, what, config.size)
+    records = cache_format.decode(data, manifest, key_version, what)
     remote.add(records, RegistryBlobSource(client, ref.repository))
     sources = store_sources(store)
     if sources is not None:  # a later push to this registry mounts these layers
@@ -76,7 +77,9 @@ def _load_layout(spec: CacheSpec, key_version: str, remote: RemoteRecords,
         desc = layout.resolve(spec.attrs.get("digest") or spec.tag)
     except LayoutError as exc:
         raise OcibuildError(f"{what}: {exc.message}") from None
-    manifest = Manifest.from_bytes(layout.read_blob(desc.digest), desc.media_type)
-    records = cache_format.decode(layout.read_blob(manifest.config.digest), manifest,
-                                  key_version, what)
+    data = limits.read_blob(layout, desc.digest, limits.MANIFEST, what, desc.size)
+    manifest = Manifest.from_bytes(data, desc.media_type)
+    data = limits.read_blob(layout, manifest.config.digest, limits.CACHE_CONFIG, what,
+                            manifest.config.size)
+    records = cache_format.decode(data, manifest, key_version, what)
     remote.add(records, LayoutBlobSource(layout))
