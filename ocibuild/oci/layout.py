@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from ocibuild.atomic import TMP_PREFIX, atomic_write_bytes, fsync_dir
 from ocibuild.errors import OcibuildError
-from ocibuild.oci import canonical, mediatypes
+from ocibuild.oci import canonical, limits, mediatypes
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.manifest import Index, Manifest
@@ -218,7 +218,8 @@ class ImageLayout:
     def index(self) -> Index:
         path = self.path / INDEX_FILE
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = limits.read_capped(f, limits.LAYOUT_INDEX, str(self.path))
         except FileNotFoundError:
             raise LayoutError(f"{self.path}: no {INDEX_FILE}") from None
         return Index.from_bytes(data)
@@ -266,7 +267,7 @@ class ImageLayout:
                 if d.digest == ref:
                     return d
             if self.has_blob(ref):
-                data = self.read_blob(ref)
+                data = limits.read_blob(self, ref, limits.MANIFEST, str(self.path))
                 mt = json.loads(data).get("mediaType", mediatypes.OCI_MANIFEST)
                 return Descriptor(mt, ref, len(data))
             raise LayoutError(f"{self.path}: no image with digest {ref}")

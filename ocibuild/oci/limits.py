@@ -28,6 +28,8 @@ MANIFEST = JsonLimit("manifest", "manifests and indexes", 4 << 20)
 IMAGE_CONFIG = JsonLimit("image config", "image configs", 16 << 20)
 CACHE_CONFIG = JsonLimit("cache config", "cache configs", 64 << 20)
 ARCHIVE_MANIFEST = JsonLimit("manifest.json", "docker archive manifests", 4 << 20)
+# a layout's index.json lists its tags: the store's holds every image name it has
+LAYOUT_INDEX = JsonLimit("index.json", "layout indexes", 64 << 20)
 
 
 class TooLargeError(OcibuildError):

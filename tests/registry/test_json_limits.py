@@ -77,3 +77,17 @@ def test_an_oversized_docker_archive_manifest_is_refused(tmp_path: Path) -> None
         resolve_source(f"docker-archive://{archive}", _Store(tmp_path / "store"))
     message = caught.value.message
     assert "manifest.json" in message and "4 MiB" in message, message
+
+
+def test_an_oversized_layout_index_is_refused(tmp_path: Path) -> None:
+    src = ImageLayout.init(tmp_path / "src")
+    with open(src.path / "index.json", "wb") as f:  # a valid index, padded past 64 MiB
+        f.write(b'{"schemaVersion":2,"manifests":[],"padding":"')
+        for _ in range(65):
+            f.write(b" " * (1 << 20))
+        f.write(b'"}')
+    with pytest.raises(OcibuildError) as caught:
+        resolve_source(f"oci-layout://{src.path}", _Store(tmp_path / "store"))
+    message = caught.value.message
+    assert str(src.path) in message and "index.json" in message, message
+    assert "64 MiB" in message, message
