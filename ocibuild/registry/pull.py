@@ -78,7 +78,10 @@ def resolve_manifest(client: RegistryClient, ref: Reference, platform: Platform 
                               platform=expected.platform if expected else None)
             return desc, doc, data
         assert isinstance(doc, Index)
-        expected = select_platform(doc, platform or host_platform(), str(ref))
+        try:
+            expected = select_platform(doc, platform or host_platform(), str(ref))
+        except OcibuildError as exc:  # it lists the index's platforms: registry text
+            raise OcibuildError(printable(exc.message)) from None
         data, media_type, digest = _fetch_manifest(client, ref, expected.digest, expected, what)
         media_type = media_type or expected.media_type
     raise RegistryError(f"{what}: image indexes nested too deeply")
