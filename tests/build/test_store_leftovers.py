@@ -69,6 +69,19 @@ def test_a_failing_build_leaves_nothing_in_tmpdir_nor_under_the_store(
     assert _temporaries(builder.root) == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_build_leaves_nothing_either(builder: Builder,
+                                                    sig: signal.Signals) -> None:
+    tmpdir = _private_tmp(builder, "tmpdir")
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": SLOW}, builder.user)
+    proc = _start_until_step(builder, ctx, tmpdir)
+    os.killpg(proc.pid, sig)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + sig
+    assert list(tmpdir.iterdir()) == []
+    assert _temporaries(builder.root) == []
+
+
 def test_a_killed_builds_temporaries_go_with_the_next_build_not_a_live_ones(
         builder: Builder) -> None:
     tmpdir = _private_tmp(builder, "tmpdir")
