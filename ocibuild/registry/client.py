@@ -372,11 +372,12 @@ class RegistryClient:
         inner = getattr(exc, "reason", None) or exc
         if isinstance(inner, urllib3.exceptions.ConnectTimeoutError):
             seconds = min(self.options.connect_timeout, self.options.timeout)
-            problem = f"cannot reach {host}: no connection within {seconds:g} s"
-        else:
-            problem = f"{host} made no progress for {self.options.timeout:g} s"
+            return UnreachableError(
+                f"{what}: cannot reach {host}: no connection within {seconds:g} s "
+                f"({_operation(method, url)}); check that it is up and reachable from here")
         return UnreachableError(
-            f"{what}: {problem} ({_operation(method, url)}); a slow registry needs a longer "
+            f"{what}: {host} made no progress for {self.options.timeout:g} s "
+            f"({_operation(method, url)}); a slow registry needs a longer "
             f"--registry-timeout (or {TIMEOUT_ENV})")
 
     def read_body(self, resp: urllib3.BaseHTTPResponse, limit: int, what: str, method: str,
