@@ -65,6 +65,21 @@ def _ranges(own: int, subs: list[tuple[int, int]]) -> tuple[IdRange, ...]:
     return tuple(out)
 
 
+def _own_ids(kind: str) -> tuple[IdRange, ...]:
+    """The ids this process's user namespace has, each mapped to itself: every id in the
+    host's, fewer for root of a rootless container (mapping others fails there)."""
+    ranges = []
+    try:
+        text = Path(f"/proc/self/{kind}_map").read_text()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and all(f.isdigit() for f in fields):
+            ranges.append(IdRange(int(fields[0]), int(fields[0]), int(fields[2])))
+    return tuple(ranges) or (IdRange(0, 0, FULL_RANGE),)
+
+
 def plan_mapping(etc: Path = Path("/etc")) -> MappingPlan:
     uid, gid = os.geteuid(), os.getegid()
     try:
@@ -72,8 +87,7 @@ def plan_mapping(etc: Path = Path("/etc")) -> MappingPlan:
     except KeyError:
         name = str(uid)
     if uid == 0:
-        full = (IdRange(0, 0, FULL_RANGE),)
-        return MappingPlan("root", IdMap(full, full), name)
+        return MappingPlan("root", IdMap(_own_ids("uid"), _own_ids("gid")), name)
     subuids = subordinate_ranges(etc / "subuid", name, uid)
     subgids = subordinate_ranges(etc / "subgid", name, uid)
     helpers = shutil.which("newuidmap") and shutil.which("newgidmap")

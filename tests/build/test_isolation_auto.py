@@ -68,6 +68,22 @@ def steps_context(dest: Path, user: User) -> Path:
     return write_context(dest, {"Dockerfile": STEPS, "hello.txt": "hello\n"}, user)
 
 
+def _as_root_of_a_user_namespace(user: User, script: str, *args: str | Path,
+                                 cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`sh -c script sh ARGS` as root of a user namespace of `user` mapping its own id
+    to 0 and its subordinate range from 1, as a rootless container runtime does."""
+    return user.run(["unshare", "--map-root-user", "--map-users=auto", "--map-groups=auto",
+                     "sh", "-c", script, "sh", *args], cwd=cwd)
+
+
+def _user_store(user: User, tmp: Path, template: Path) -> Path:
+    store = tmp / "store"
+    shutil.copytree(template, store, symlinks=True)
+    for p in [store, *store.rglob("*")]:
+        os.lchown(p, user.uid, user.gid)
+    return store
+
+
 def check_steps_image(image: imagefs.Image) -> None:
     assert image.files["app/hello.txt"].data == b"hello\n"
     out = image.files["app/out.txt"]
@@ -156,11 +172,8 @@ def _the_error(done: subprocess.CompletedProcess[str]) -> str:
 
 def test_user_where_unshare_is_refused_gets_the_cause_and_fix(
         sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> None:
-    store = sub_tmp / "store"
-    shutil.copytree(busybox_store_template, store, symlinks=True)
+    store = _user_store(sub_user, sub_tmp, busybox_store_template)
     context = copy_fixture("seed", sub_tmp / "seed", sub_user)
-    for p in [store, *store.rglob("*")]:
-        os.lchown(p, sub_user.uid, sub_user.gid)
     for isolation in ("auto", "userns"):
         error = _the_error(ocibuild(sub_user, store, "--isolation", isolation, context,
                                     filtered=True))
@@ -208,22 +221,33 @@ RUN ls /home > /listed
 """
 
 
+def test_root_of_a_rootless_container_builds_in_nested_user_namespaces(
+        sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> None:
+    """Root of a user namespace that maps only some ids (a rootless container's) maps
+    those it has into the sandbox's: chown to 1000 works, nothing is announced."""
+    store = _user_store(sub_user, sub_tmp, busybox_store_template)
+    layout = sub_tmp / "steps.oci"
+    done = _as_root_of_a_user_namespace(
+        sub_user, 'exec "$@"', OCIBUILD, "--root", store, "build", "--progress", "plain",
+        "-o", f"type=oci,dest={layout},tar=false", steps_context(sub_tmp / "steps", sub_user),
+        cwd=sub_tmp)
+    assert done.returncode == 0, done.stderr
+    assert notices(done.stderr) == []
+    check_steps_image(imagefs.load(layout))
+
+
 def test_root_where_user_namespaces_are_disabled_keeps_the_other_namespaces(
         sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> None:
     """user.max_user_namespaces=0 set inside a user namespace of the test's own (the
     host's stays as it is), whose root builds: chroot isolation with mount, PID and
     network namespaces, overlay roots included (a whiteout and an opaque directory)."""
-    store = sub_tmp / "store"
-    shutil.copytree(busybox_store_template, store, symlinks=True)
+    store = _user_store(sub_user, sub_tmp, busybox_store_template)
     context = write_context(sub_tmp / "ctx", {"Dockerfile": OPAQUE}, sub_user)
-    for p in [store, *store.rglob("*")]:
-        os.lchown(p, sub_user.uid, sub_user.gid)
     layout = sub_tmp / "out"
-    script = 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"'
-    done = sub_user.run(["unshare", "--map-root-user", "--map-users=auto",
-                         "--map-groups=auto", "sh", "-c", script, "sh", OCIBUILD, "--root",
-                         store, "build", "--progress", "plain", "-o",
-                         f"type=oci,dest={layout},tar=false", context], cwd=sub_tmp)
+    done = _as_root_of_a_user_namespace(
+        sub_user, 'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', OCIBUILD,
+        "--root", store, "build", "--progress", "plain", "-o",
+        f"type=oci,dest={layout},tar=false", context, cwd=sub_tmp)
     assert done.returncode == 0, done.stderr
     (notice,) = notices(done.stderr)
     assert notice.startswith("notice: user namespaces are disabled on this host "
