@@ -68,11 +68,11 @@ def enter(root: Path) -> Path:
 def process_dir(root: Path) -> Path:
     """This process's temporary directory in the store at `root` (made on first use,
     locked while the process lives, removed when it exits)."""
-    key = str(root)
+    key = os.path.abspath(root)  # other processes get its paths, whatever their cwd
     with _own_lock:
         own = _own.get(key)
         if own is None or own.pid != os.getpid():  # a forked child makes its own
-            own = _own[key] = _make_own(root)
+            own = _own[key] = _make_own(Path(key))
             atexit.register(_remove_own, key, own)
         return own.path
 
