@@ -24,16 +24,15 @@ from tests.support.fault_registry import (
 from tests.support.paths import OCIBUILD
 from tests.support.rss import run_measured
 
-CONFIG_MIB = 96  # served from a generator, never held whole by the test
 
-
-def _huge_config() -> Blob:
+def _huge_config(mib: int = 96) -> Blob:
+    """A valid image config padded to `mib` MiB, produced in chunks: never held whole."""
     head = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},'
     pad = b"A" * (1 << 20)
 
     def chunks():  # noqa: ANN202
         yield head + b'"padding":"'
-        for _ in range(CONFIG_MIB):
+        for _ in range(mib):
             yield pad
         yield b'"}'
 
@@ -53,6 +52,29 @@ def test_an_oversized_config_is_refused_in_bounded_memory(cli: Cli, tmp_path: Pa
     assert ref in run.stderr and config.digest in run.stderr, run.stderr
     assert "16 MiB" in run.stderr, run.stderr  # the cap
     assert run.peak_rss_mb < 80, f"peak RSS {run.peak_rss_mb:.0f} MB"
+
+
+def test_an_oversized_cache_config_is_not_used(tmp_path: Path) -> None:
+    """--cache-from: a warning naming the cap, and the build goes on without the cache."""
+    from ocibuild.cache.remote.importer import load_caches
+    from ocibuild.cache.remote.spec import parse_cache_spec
+    from ocibuild.cache.store import Store
+    from ocibuild.registry import ClientPool
+
+    with FaultRegistry() as registry:
+        config = _huge_config(65)
+        registry.add_image("cache/app", "buildcache", config)
+        spec = parse_cache_spec(f"type=registry,ref={registry.host}/cache/app:buildcache",
+                                export=False)
+        warnings: list[str] = []
+        clients = ClientPool()
+        try:
+            load_caches([spec], Store.open(tmp_path / "root"), clients, "v1", warnings)
+        finally:
+            clients.close()
+        assert not registry.requests(f"GET .*/blobs/{config.digest}")
+    assert len(warnings) == 1 and config.digest in warnings[0], warnings
+    assert "cache config" in warnings[0] and "64 MiB" in warnings[0], warnings
 
 
 def _non_loopback_address() -> str | None:
