@@ -61,7 +61,8 @@ def enter(root: Path) -> Path:
     global _current
     path = process_dir(root)
     _current = path
-    remove_dead(root)
+    with contextlib.suppress(OSError):  # best effort: prune removes what is left
+        remove_dead(root)
     return path
 
 
