@@ -152,7 +152,8 @@ def diagnosis(fallback: str = "user namespaces may be disabled or exhausted on t
 
 class Probe:
     """What this process may create: a user namespace in which it can mount (then
-    `userns_error` is None; otherwise it is the error, and `failed_at` where it came),
+    `userns_error` is None; otherwise it is the error, "" where a setting refuses it
+    and nothing was tried, and `failed_at` where it came),
     and (asked only as root) mount, PID and network namespaces without one
     (`namespaces`)."""
 
@@ -175,7 +176,7 @@ def _settled_without_helper(status: dict[str, str]) -> Probe | None:
     if os.geteuid() == 0 and not privileged:
         return None  # root in a user namespace of a container: try
     if _causes(status, UNSHARE):
-        return Probe("unshare: Operation not permitted", UNSHARE, privileged)
+        return Probe("", UNSHARE, privileged)  # refused by a setting: nothing tried
     return Probe(None, None, privileged)
 
 
@@ -287,8 +288,8 @@ def refused_message(found: Probe) -> str:
     """The error for a build that needs user namespaces where they are refused."""
     what = ("create a user namespace" if found.failed_at in (None, UNSHARE, MAP)
             else "mount in a user namespace")
-    text = (f"cannot {what} ({found.userns_error}): "
-            f"{diagnosis(failed_at=found.failed_at)}")
+    error = f" ({found.userns_error})" if found.userns_error else ""
+    text = f"cannot {what}{error}: {diagnosis(failed_at=found.failed_at)}"
     if os.geteuid() == 0 and not text.endswith(_AS_ROOT):
         text += _AS_ROOT
     return text

@@ -257,3 +257,26 @@ def test_root_where_user_namespaces_are_disabled_keeps_the_other_namespaces(
     assert image.files["listed"].data == b"only\n"
     assert [n for n in image.files if n.startswith("home/")] == ["home/only"]
     assert "etc/group" not in image.files
+
+
+def test_user_where_user_namespaces_are_disabled_gets_the_sysctl_and_fix(
+        sub_user: User, sub_tmp: Path, busybox_store_template: Path) -> None:
+    """user.max_user_namespaces=0 in a throwaway user namespace, where uid 1000 builds:
+    the error names the setting and the sysctl that changes it, before any step."""
+    store = _user_store(sub_user, sub_tmp, busybox_store_template)
+    from ocibuild.sandbox.idmapping import subordinate_ranges
+
+    # uid 1000 of the namespace is the 1000th id of the user's subordinate range
+    (start, _), *_ = subordinate_ranges(Path("/etc/subuid"), sub_user.name, sub_user.uid)
+    inner = start + 999
+    for p in [store, *store.rglob("*")]:
+        os.lchown(p, inner, inner)
+    script = ('echo 0 > /proc/sys/user/max_user_namespaces && '
+              'exec setpriv --reuid 1000 --regid 1000 --clear-groups "$@"')
+    error = _the_error(_as_root_of_a_user_namespace(
+        sub_user, script, OCIBUILD, "--root", store, "build", "--progress", "plain",
+        FIXTURES / "seed", cwd=Path("/tmp")))
+    assert error == ("ocibuild: error: cannot create a user namespace: user namespaces are "
+                     "disabled on this host (user.max_user_namespaces=0 in "
+                     "/proc/sys/user/max_user_namespaces); as root run "
+                     "`sysctl -w user.max_user_namespaces=15000`")
