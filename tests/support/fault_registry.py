@@ -12,11 +12,13 @@ replace the normal answer:
 - `reset`: close the connection without an answer;
 - `truncate`: send the headers of the normal answer and `after` bytes of its body,
   then close;
-- `stall`: the same, then send nothing more (until the server closes).
+- `stall`: the same, then send nothing more (until the server closes);
+- `corrupt`: the normal answer with its first body byte flipped (a wrong digest);
+- `slow`: the normal answer, its body sent at `rate` bytes per second.
 
-The same class serves as a token server (a `status` rule on its realm path) or any
-other endpoint a test needs on a second port or address. New faults (5xx bursts,
-wrong digests, slow bodies) are new actions in `_apply`.
+A burst of 5xx is a `status` rule with `times=N`. The same class serves as a token
+server (a `status` rule on its realm path) or any other endpoint a test needs on a
+second port or address; a new fault is a new action in `_handle`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,11 +69,12 @@ class Rule:
     """Replaces the answer to requests whose `METHOD target` matches `pattern`."""
 
     pattern: str  # a regex searched in e.g. "GET /v2/a/b/manifests/1"
-    action: str  # "status" | "hang" | "reset" | "truncate" | "stall"
+    action: str  # "status" | "hang" | "reset" | "truncate" | "stall" | "corrupt" | "slow"
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     after: int = 0  # for "truncate" and "stall": body bytes sent before the fault
+    rate: int = 1 << 20  # for "slow": body bytes per second
     times: int = -1  # how often it fires (-1: always)
     fired: int = 0
 
@@ -185,6 +189,10 @@ class FaultRegistry:
                 self._closing.wait()
                 req.close_connection = True
             return
+        if rule is not None and rule.action == "corrupt":
+            chunks = _flipped(chunks)
+        elif rule is not None and rule.action == "slow":
+            chunks = _throttled(chunks, rule.rate)
         self._answer(req, status, chunks, size, headers)
 
     def _normal(self, req: BaseHTTPRequestHandler
@@ -252,6 +260,27 @@ def _first_bytes(chunks: Chunks, limit: int) -> Chunks:
                 return
             yield chunk[:left]
             left -= len(chunk)
+    return produce
+
+
+def _flipped(chunks: Chunks) -> Chunks:
+    def produce() -> Iterator[bytes]:
+        first = True
+        for chunk in chunks():
+            if first and chunk:
+                chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+                first = False
+            yield chunk
+    return produce
+
+
+def _throttled(chunks: Chunks, rate: int) -> Chunks:
+    def produce() -> Iterator[bytes]:
+        step = max(1, min(rate // 10, 1 << 16))
+        for chunk in chunks():
+            for i in range(0, len(chunk), step):
+                yield chunk[i:i + step]
+                time.sleep(len(chunk[i:i + step]) / rate)
     return produce
 
 
