@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from ocibuild.sandbox import protocol, usernet
+from ocibuild.sandbox import availability, protocol, usernet
 from ocibuild.sandbox.cleanup import remove_created
 from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.idmapping import MappingPlan
@@ -320,11 +320,9 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
     (one per isolation mode) and that lives as long as this process; a step dies when
     this process does, however it ends.
 
-    `isolation` "auto" is what `--isolation auto` resolves to (availability.choose);
-    "chroot" needs root.
+    `isolation` is "userns", "chroot" (root only) or "auto", resolved as `--isolation
+    auto` is (availability.choose; a build shows its notice).
     """
-    from ocibuild.sandbox import availability
-
     if isolation not in availability.ISOLATIONS:
         raise SandboxError(f"unknown isolation {isolation!r} (auto, userns or chroot)")
     if isolation == "auto" or (isolation == "chroot" and os.geteuid() != 0):
