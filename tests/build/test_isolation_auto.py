@@ -7,6 +7,7 @@ cause and the fix. Without the filter root builds in user namespaces, silently."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -124,6 +125,24 @@ def test_root_where_unshare_is_refused_builds_in_a_bare_chroot(
     assert steps.returncode == 0, steps.stderr
     assert len(notices(steps.stderr)) == 1, steps.stderr
     check_steps_image(imagefs.load(root_tmp / "steps.oci"))
+
+
+API_BUILD = """\
+import json, sys, ocibuild
+report = ocibuild.build(sys.argv[1], root=sys.argv[2], isolation=sys.argv[3])
+print(json.dumps(report.warnings))
+"""
+
+
+def test_the_python_api_falls_back_the_same(root_tmp: Path, root_store: Path) -> None:
+    api = [str(VENV_BIN / "python"), "-c", API_BUILD, str(FIXTURES / "seed"), str(root_store)]
+    done = ROOT_USER.run([*NO_UNSHARE, *api, "auto"], cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    (notice,) = json.loads(done.stdout)
+    assert notice.startswith("notice: a seccomp filter") and NOTICE_MARK in notice
+    refused = ROOT_USER.run([*NO_UNSHARE, *api, "userns"], cwd=REPO)
+    assert refused.returncode != 0
+    assert "SandboxError: cannot create a user namespace" in refused.stderr
 
 
 NS_PROBE = """\
