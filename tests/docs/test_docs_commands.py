@@ -227,6 +227,7 @@ def test_ci_recipe_builds_pushes_and_caches(kind: str, sub_user: User, workdir: 
                                         "RUN echo built in CI > /ci.txt\nCOPY . /src\n")
     os.chown(project, sub_user.uid, sub_user.gid)
     os.chown(project / "Dockerfile", sub_user.uid, sub_user.gid)
+    id_files = {path: path.read_text() for path in (Path("/etc/subuid"), Path("/etc/subgid"))}
     for step in recipe.steps:
         who = "root" if step.as_root else "user"
         # no ocibuild on PATH: the recipe installs its own
@@ -234,9 +235,13 @@ def test_ci_recipe_builds_pushes_and_caches(kind: str, sub_user: User, workdir: 
                "SSL_CERT_FILE": str(docs_registry.ca_bundle)}
         if kind == "github":
             env["PATH"] = f"{workdir}/.local/bin:{env['PATH']}"  # where pipx puts commands
+            # `sudo CMD` lines are expanded by the job user's shell before sudo runs
+            env["USER"] = sub_user.name
         proc = _run(step.script, who=who, user=sub_user, cwd=project, env=env)
         assert proc.returncode == 0, _failure(f"{block.where} {step.name}", who, step.script,
                                               proc)
+    for path, text in id_files.items():  # the user has a range: nothing to add
+        assert path.read_text() == text, f"{block.where} changed {path}"
     tags = docs_registry.tags(repository)
     assert "buildcache" in tags, tags
     assert any(t not in ("buildcache", "latest") for t in tags), tags
