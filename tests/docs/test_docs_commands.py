@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs.ci_recipes import Recipe, github_recipe, gitlab_recipe
-from tests.docs.markdown_blocks import Block, code_blocks
+from tests.docs.markdown_blocks import FENCE, MARKER, Block, code_blocks
 from tests.support.paths import OCIBUILD, REPO
 from tests.support.registry_server import RegistryServer
 from tests.support.users import User
@@ -167,6 +167,10 @@ def test_every_shell_block_runs(doc: Path, sub_user: User, workdir: Path,
 def test_markers_are_understood() -> None:
     """A marker the test does not act on would leave a block unchecked."""
     for doc in DOCS:
+        lines = doc.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines[:-1]):
+            assert not MARKER.match(line) or FENCE.match(lines[i + 1]), \
+                f"{doc.name}:{i + 1}: a docs-test marker must be right before a code fence"
         for block in code_blocks(doc):  # raises on an unknown marker
             assert block.lang != "console", \
                 f"{block.where}: a console block is not run; write commands in a sh block"
