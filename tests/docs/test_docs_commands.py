@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -249,3 +250,10 @@ def test_ci_recipe_builds_pushes_and_caches(kind: str, sub_user: User, workdir: 
     tags = docs_registry.tags(repository)
     assert "buildcache" in tags, tags
     assert any(t not in ("buildcache", "latest") for t in tags), tags
+    # the next run, on another runner (an empty store), takes the step from that cache
+    again = sub_user.run([OCIBUILD, "--root", workdir / "next-runner", "build", "--progress",
+                          "plain", "--cache-from",
+                          f"type=registry,ref={docs_registry.host}/{repository}:buildcache", "."],
+                         cwd=project, env={"SSL_CERT_FILE": str(docs_registry.ca_bundle)})
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"RUN echo built in CI > /ci.txt\n#\d+ CACHED", again.stderr), again.stderr
