@@ -23,6 +23,9 @@ import traceback
 from typing import Any
 
 REQUEST, STOP = b"R", b"S"  # the first byte a client sends on a connection
+# Requests that finish whatever signal the build's process group gets: the layer of a
+# step the build already reported done (its cache record waits for the blob).
+FINISHED_ON_SIGNAL = frozenset({"ocibuild.snapshot.base:write_layer_in_userns"})
 _HEADER = struct.Struct("!I")
 # Imported before forking, so that no request pays for them.
 PRELOAD = (
@@ -78,6 +81,9 @@ def _answer(conn: socket.socket) -> None:
 
     try:
         request = receive_message(conn)
+        if request["target"] not in FINISHED_ON_SIGNAL:  # the others stop with the build
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
         module, _, function = str(request["target"]).partition(":")
         if not module.startswith("ocibuild."):
             raise OcibuildError(f"file-op server: refusing target {request['target']!r}")
@@ -121,6 +127,11 @@ def serve(args: dict[str, Any]) -> None:
     listener.bind(args["socket"])
     listener.listen(64)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    # Ctrl-C or a CI runner's SIGTERM reaches the build's whole process group: the server
+    # (and so, by their death signal, its children) ends only when the builder stops it
+    # or dies, after the layers of the steps it reported done are written.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The modules are imported one at a time while no request waits: the server is
     # started before the build needs it, so they are usually all loaded by the first
     # request; a request that comes sooner is answered at once (its child imports
