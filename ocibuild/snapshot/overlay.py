@@ -19,6 +19,21 @@ if TYPE_CHECKING:
     from ocibuild.oci.layerinfo import LayerInfo
 
 
+def distinct_lowers(lowers: Sequence[Path]) -> list[Path]:
+    """`lowers` (bottom first) with each directory kept only at its topmost position.
+
+    overlayfs refuses a directory listed twice (ELOOP). Dropping the lower occurrence of a
+    repeated layer changes nothing: all the layer holds (files and whiteouts) comes from
+    its upper occurrence anyway, and what it does not hold it never affected."""
+    seen: set[Path] = set()
+    kept: list[Path] = []
+    for path in reversed(lowers):
+        if path not in seen:
+            seen.add(path)
+            kept.append(path)
+    return kept[::-1]
+
+
 class OverlaySnapshotter:
     kind = "overlay"
 
@@ -32,8 +47,8 @@ class OverlaySnapshotter:
         from ocibuild.sandbox.spec import OverlayRoot
 
         self.materialized += 1
-        lowers = [ref if isinstance(ref, Path) else layer_dir(self.store, ref)
-                  for ref in layers]
+        lowers = distinct_lowers([ref if isinstance(ref, Path) else layer_dir(self.store, ref)
+                                  for ref in layers])
         step = new_step_dir(self.store)
         upper, work = step / "upper", step / "work"
         upper.mkdir(mode=0o755)

@@ -43,14 +43,17 @@ def _mounted(spec: dict[str, Any], readonly: bool = False) -> Iterator[Path]:
     if "dir" in spec:
         yield Path(spec["dir"])
         return
-    if "layers" in spec and len(spec["layers"]) == 1:
-        yield Path(spec["layers"][0])
+    from ocibuild.snapshot.overlay import distinct_lowers
+
+    layers = distinct_lowers([Path(p) for p in spec.get("layers", ())])
+    if len(layers) == 1:
+        yield layers[0]
         return
     from ocibuild.sandbox import linux
 
-    ov = spec.get("overlay") or {"lower": spec["layers"]}
+    ov = spec.get("overlay") or {"lower": layers}
     target = tempfile.mkdtemp(prefix="ocibuild-copy-")
-    lower = ":".join(reversed(ov["lower"]))  # overlayfs lists the top layer first
+    lower = ":".join(str(p) for p in reversed(ov["lower"]))  # overlayfs: top layer first
     if "layers" in spec:
         options = f"lowerdir={lower}"
     elif readonly:
