@@ -9,6 +9,7 @@ Ownership is set as seen inside the sandbox: files from a context become root's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import shutil
@@ -21,6 +22,9 @@ from typing import Any
 
 from ocibuild.errors import OcibuildError
 from ocibuild.solver import selection
+
+# An attribute the builder may not set (trusted.*, or any on a filesystem without them)
+_IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES)
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -152,6 +156,24 @@ class _Copier:
         else:
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
+    def _copy_xattrs(self, src: str, dst: str | int) -> None:
+        """Every extended attribute the builder may set, as BuildKit's fsutil copies them
+        (one it may not set is skipped); overlayfs' own are never copied."""
+        try:
+            names = os.listxattr(src, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in _IGNORED_XATTR_ERRORS:
+                return
+            raise
+        for name in names:
+            if ".overlay." in name:
+                continue
+            try:
+                os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False))
+            except OSError as exc:
+                if exc.errno not in (*_IGNORED_XATTR_ERRORS, errno.ENODATA):
+                    raise
+
     def copy_entry(self, src: str | Path, dst: str | Path, st: os.stat_result) -> None:
         src, dst = os.fspath(src), os.fspath(dst)
         try:
@@ -165,6 +187,7 @@ class _Copier:
             if existing is None:
                 os.mkdir(dst, 0o700)
             self._apply(dst, st, False)
+            self._copy_xattrs(src, dst)
             return
         if existing is not None:
             if stat.S_ISDIR(existing):
@@ -186,6 +209,7 @@ class _Copier:
             try:
                 _copy_data(fin, fout, st.st_size)
                 self._apply(fout, st, False)  # times last: no write follows
+                self._copy_xattrs(src, fout)  # after the chown, which drops capabilities
             finally:
                 os.close(fout)
         finally:
