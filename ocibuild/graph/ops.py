@@ -115,6 +115,24 @@ class HttpSource(Op):
 
 
 @deferred_dataclass(frozen=True, eq=False)
+class GitSource(Op):
+    """A git repository's tree at a ref (ADD of a git URL, a git build context). Its cache
+    key is the commit the ref resolves to, with the subdirectory and keep_git_dir."""
+
+    kind: ClassVar[str] = "git"
+    remote: str
+    ref: str = ""
+    subdir: str = ""
+    keep_git_dir: bool = False
+    checksum: str = ""  # a commit (prefix) the ref must resolve to (ADD --checksum)
+    submodules: bool = True
+
+    @property
+    def produces_fs(self) -> bool:
+        return False
+
+
+@deferred_dataclass(frozen=True, eq=False)
 class InlineSource(Op):
     """Files written in the Dockerfile (COPY <<EOF): (name, content) pairs."""
 

@@ -69,23 +69,40 @@ class ContextChecksums:
     def checksum(self, patterns: Sequence[str], *, with_mode: bool = True,
                  extra_excluded: selection.Excluded | None = None,
                  allow_empty: bool = False, entries: dict[str, str] | None = None,
-                 entry_limit: int | None = None) -> str:
-        """sha256 hex over every file the patterns select. Raises FileNotFoundError
-        naming the first pattern that selects nothing (unless allow_empty). `entries`,
-        if given, receives path -> a short digest of that entry (what `--explain-cache`
-        compares to name the files that changed); once it holds `entry_limit` paths,
-        further paths get "" (only their number is of use then)."""
+                 entry_limit: int | None = None, parents: bool = False) -> str:
+        """sha256 hex over every file the patterns select (`parents`: as COPY --parents
+        selects them). Raises FileNotFoundError naming the first pattern without
+        wildcards that selects nothing (unless allow_empty); a wildcard may match
+        nothing, as in BuildKit. `entries`, if given, receives path -> a short digest of
+        that entry (what `--explain-cache` compares to name the files that changed);
+        once it holds `entry_limit` paths, further paths get "" (only their number is
+        of use then)."""
         h = hashlib.sha256()
 
         def excluded(rel: str, is_dir: bool) -> bool:
             return bool((self.excluded and self.excluded(rel, is_dir))
                         or (extra_excluded and extra_excluded(rel, is_dir)))
 
+        def add(rel: str, st: os.stat_result) -> None:
+            entry = self._entry(rel, st, with_mode)
+            h.update(entry)
+            if entries is not None:
+                entries[rel] = "" if entry_limit is not None \
+                    and len(entries) >= entry_limit \
+                    else hashlib.sha256(entry).hexdigest()[:16]
+
         for index, pattern in enumerate(patterns):
+            if parents:
+                found = selection.parents_entries(self.context, pattern, excluded)
+                if not found and not allow_empty and not selection.has_wildcards(pattern):
+                    raise FileNotFoundError(pattern)
+                for kept, rel, st in found:
+                    h.update(f"parents {index} {kept}\0".encode())
+                    add(rel, st)
+                continue
             matches = selection.expand(self.context, pattern)
-            matches = [m for m in matches if not excluded(m, False) or os.path.isdir(
-                self.context / selection.scoped_resolve(self.context, m))]
-            if not matches and not allow_empty:
+            matches = [m for m in matches if selection.visible(self.context, m, self.excluded)]
+            if not matches and not allow_empty and not selection.has_wildcards(pattern):
                 raise FileNotFoundError(pattern)
             for match in matches:
                 resolved = selection.scoped_resolve(self.context, match)
@@ -93,12 +110,7 @@ class ContextChecksums:
                     raise FileNotFoundError(pattern)
                 h.update(f"source {index} {match}\0".encode())
                 for rel, st in selection.walk(self.context, resolved, excluded):
-                    entry = self._entry(rel, st, with_mode)
-                    h.update(entry)
-                    if entries is not None:
-                        entries[rel] = "" if entry_limit is not None \
-                            and len(entries) >= entry_limit \
-                            else hashlib.sha256(entry).hexdigest()[:16]
+                    add(rel, st)
         return h.hexdigest()
 
     def _entry(self, rel: str, st: os.stat_result, with_mode: bool) -> bytes:

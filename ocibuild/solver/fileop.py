@@ -310,14 +310,18 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
     dest = args["dest"]
     dest_abs = posixpath.normpath(posixpath.join(args.get("cwd") or "/", dest))
     dir_form = dest.endswith("/") or dest in (".", "./") or dest.endswith("/.")
+    ignored = (lambda rel, is_dir: ignore.matches(rel)) if ignore.patterns else None
+    if args.get("parents"):
+        _copy_parents(root, src, args, copier, dest_abs, owner, ignored, exclude)
+        return
     matches: list[str] = []
     for pattern in args["sources"]:
         found = selection.expand(src, pattern.lstrip("/") if not from_context else pattern)
-        found = [m for m in found if not ignore.matches(m) or (src / m).is_dir()]
-        if not found:
+        found = [m for m in found if selection.visible(src, m, ignored)]
+        if not found and not selection.has_wildcards(pattern):
             raise CopyError(f"{pattern}: not found"
                             + (" in the build context" if from_context else ""))
-        matches += found
+        matches += found  # a wildcard matching nothing copies nothing, as BuildKit's
     multiple = len(matches) > 1 or any(selection.has_wildcards(p) for p in args["sources"])
 
     def excluded_under(top: str) -> selection.Excluded:
@@ -338,8 +342,7 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
         if exclude.matches(match) and not stat.S_ISDIR(st.st_mode):
             continue
         if stat.S_ISDIR(st.st_mode):
-            target_path = posixpath.join(dest_abs, match) if args.get("parents") else dest_abs
-            target = _makedirs(root, target_path, owner)
+            target = _makedirs(root, dest_abs, owner)
             copier.copy_tree(resolved, target, excluded_under(resolved))
             continue
         if args.get("add") and from_context and _is_archive(full):
@@ -347,14 +350,38 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
             _extract(full, target, owner)
             continue
         name = posixpath.basename(match)
-        if args.get("parents"):
-            target_path = posixpath.join(dest_abs, match)
-        elif dir_form or multiple or dest_exists_dir:
+        if dir_form or multiple or dest_exists_dir:
             target_path = posixpath.join(dest_abs, name)
         else:
             target_path = dest_abs
         parent = _makedirs(root, posixpath.dirname(target_path), owner)
         copier.copy_entry(full, parent / posixpath.basename(target_path), st)
+
+
+def _copy_parents(root: Path, src: Path, args: dict[str, Any], copier: _Copier,
+                  dest_abs: str, owner: tuple[int, int] | None,
+                  ignored: selection.Excluded | None, exclude: Any) -> None:
+    """COPY --parents: each source's entries at their path below its pivot (see
+    selection.parents_entries), the directories leading to them made as in the source."""
+    from_context = bool(args.get("from_context"))
+    top = _makedirs(root, dest_abs, owner)
+
+    def excluded(rel: str, is_dir: bool) -> bool:
+        return bool(ignored and ignored(rel, is_dir)) or exclude.matches(rel)
+
+    dirs: list[tuple[str, os.stat_result]] = []
+    for pattern in args["sources"]:
+        entries = selection.parents_entries(src, pattern, excluded)
+        if not entries and not selection.has_wildcards(pattern):
+            raise CopyError(f"{pattern}: not found"
+                            + (" in the build context" if from_context else ""))
+        for kept, path, st in entries:
+            target = os.path.join(top, kept)
+            copier.copy_entry(os.path.join(src, path), target, st)
+            if stat.S_ISDIR(st.st_mode):
+                dirs.append((target, st))
+    for path, st in reversed(dirs):  # directory mtimes after their contents
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 def mkdir_in(args: dict[str, Any]) -> None:

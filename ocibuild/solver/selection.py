@@ -147,3 +147,78 @@ def walk(root: Path, rel: str, excluded: Excluded | None = None
             if is_dir:
                 subdirs.append(child)
         stack.extend(reversed(subdirs))
+
+
+def visible(root: Path, rel: str, excluded: Excluded | None) -> bool:
+    """Is `rel` (a match, not yet resolved) in the tree as BuildKit receives a context?
+    An excluded file is absent, and so is an excluded directory unless an exception
+    pattern keeps something below it (fsutil's walker then sends the directory too)."""
+    if excluded is None or not rel or not excluded(rel, False):
+        return True
+    resolved = scoped_resolve(root, rel)
+    if not os.path.isdir(root / resolved):
+        return False
+    return any(True for _ in walk(root, resolved, excluded))
+
+
+def split_parents(source: str) -> tuple[str, str]:
+    """COPY --parents: (the directory copied from, the pattern of the paths kept below
+    it). The source is cut at its first `/./` (the pivot); without one the copy is from
+    the root and the whole source is the pattern."""
+    base, pivot, pattern = source.partition("/./")
+    if not pivot:
+        base, pattern = "", source
+    from ocibuild.frontend.dockerfile.dockerignore import go_clean
+
+    return go_clean("/" + base).lstrip("/"), go_clean("/" + pattern).lstrip("/")
+
+
+def parents_entries(root: Path, source: str, excluded: Excluded | None = None
+                    ) -> list[tuple[str, str, os.stat_result]]:
+    """What COPY --parents copies for `source`: (path kept below the pivot, path in the
+    tree, lstat) for every entry the pattern includes (a directory it names brings its
+    contents, `**` spans directories) and, before them, the directories leading to
+    them; in walk order. Empty when nothing matches."""
+    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+
+    base_rel, pattern = split_parents(source)
+    base = scoped_resolve(root, base_rel)
+    if not os.path.isdir(root / base):
+        return []
+    segments = [s for s in pattern.split("/") if s]
+    literal: list[str] = []
+    for seg in segments:
+        if has_wildcards(seg):
+            break
+        literal.append(seg)
+    matcher = IgnoreMatcher([pattern]) if len(literal) < len(segments) else None
+    start_kept = "/".join(literal)
+    start = scoped_resolve(root, "/".join(filter(None, [base, start_kept])))
+    if not os.path.lexists(root / start if start else root):
+        return []
+    # the directories on the way to the walk's start, kept only if something is
+    pending: dict[str, tuple[str, os.stat_result]] = {}
+    for i in range(1, len(literal)):
+        kept = "/".join(literal[:i])
+        path = scoped_resolve(root, f"{base}/{kept}" if base else kept)
+        pending[kept] = (path, os.lstat(root / path))
+    out: list[tuple[str, str, os.stat_result]] = []
+    emitted: set[str] = set()
+    for path, st in walk(root, start, excluded):
+        suffix = path[len(start):].lstrip("/") if start else path
+        kept = "/".join(filter(None, [start_kept, suffix]))
+        if not kept:
+            continue  # the pivot directory itself is the destination
+        if matcher is not None and not matcher.matches(kept):
+            if stat.S_ISDIR(st.st_mode):
+                pending[kept] = (path, st)
+            continue
+        parts = kept.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent not in emitted and parent in pending:
+                out.append((parent, *pending[parent]))
+                emitted.add(parent)
+        out.append((kept, path, st))
+        emitted.add(kept)
+    return out

@@ -31,6 +31,7 @@ from ocibuild.graph import (
     ContextSource,
     CopyOp,
     ExecOp,
+    GitSource,
     HttpSource,
     ImageSource,
     InlineSource,
@@ -45,6 +46,7 @@ from ocibuild.progress.events import Event, Sink
 from ocibuild.snapshot import LayerRef, Snapshotter
 from ocibuild.solver.checksum import ContextChecksums, memo_path
 from ocibuild.solver.explain import MAX_FILES, Explanation, explain_inputs
+from ocibuild.solver.git_source import GitSources
 from ocibuild.solver.pending import PendingLayer, Slot, lower, resolve, resolve_chain
 from ocibuild.solver.scheduler import Scheduler
 
@@ -125,6 +127,7 @@ class Solver:
         self.key_inputs: dict[str, dict[str, Any]] = {}
         self.index: dict[str, int] = {}
         self.downloads: dict[str, Path] = {}
+        self.git = GitSources(self)  # git sources: keys by commit, trees when needed
         self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-",
                                           dir=temporaries.process_dir(store.root)))
         self._checksums: ContextChecksums | None = None
@@ -190,7 +193,7 @@ class Solver:
     def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
                           excludes: tuple[str, ...] = (), what: str = "",
                           entries: dict[str, str] | None = None,
-                          context: str = "context") -> str:
+                          context: str = "context", parents: bool = False) -> str:
         extra = None
         if excludes:
             from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
@@ -201,7 +204,8 @@ class Solver:
         try:
             return self.checksums(context).checksum(patterns, with_mode=with_mode,
                                                     extra_excluded=extra, entries=entries,
-                                                    entry_limit=MAX_FILES + 1)
+                                                    entry_limit=MAX_FILES + 1,
+                                                    parents=parents)
         except FileNotFoundError as exc:
             if exc.filename is not None:  # a file that went away while it was read
                 raise self._unreadable(exc, what, context) from None
@@ -234,7 +238,7 @@ class Solver:
         if isinstance(op, CopyOp) and isinstance(op.source, ContextSource):
             parts["content"] = self._context_checksum(
                 op.sources, with_mode=not op.chmod, excludes=op.excludes, what=name,
-                entries=files, context=op.source.name)
+                entries=files, context=op.source.name, parents=op.parents)
         if isinstance(op, ExecOp):
             for i, m in enumerate(op.mounts):
                 if m.type == "bind" and isinstance(m.source, ContextSource):
@@ -248,6 +252,8 @@ class Solver:
             parts["sde"] = self.opts.source_date_epoch
         if isinstance(op, ImageSource):
             return op.manifest_digest
+        if isinstance(op, GitSource):
+            return self.git.key(op)
         key = hashlib.sha256(canonical.dumps(parts)).hexdigest()
         # kept beside the key (not hashed): what --explain-cache compares
         self.key_inputs[op.digest] = {**parts, "explain": explain_inputs(
@@ -445,7 +451,7 @@ class Solver:
         """After a solve that ran nothing: the records its steps used and the keys it
         looked up in vain. None when a step ran, a record came from a --cache-from
         cache, or a key rests on something outside the context (a download)."""
-        if self.ran or self.downloads or any(h.source is not None
+        if self.ran or self.downloads or self.git.resolved or any(h.source is not None
                                              for h in self.hits.values()):
             return None
         return ([h.record for h in self.hits.values()],
@@ -517,7 +523,7 @@ class Solver:
         return result
 
     def _solve_one(self, op: Op) -> OpResult:
-        if isinstance(op, ContextSource | HttpSource | InlineSource):
+        if isinstance(op, ContextSource | HttpSource | InlineSource | GitSource):
             return OpResult((), None)
         if isinstance(op, ScratchSource):
             self._event("cached", op)
@@ -630,8 +636,8 @@ class Solver:
         }
         with self._source_dir(op.source) as source:
             args["source"] = source
-            args["from_context"] = isinstance(op.source,
-                                              ContextSource | HttpSource | InlineSource)
+            args["from_context"] = isinstance(
+                op.source, ContextSource | HttpSource | InlineSource | GitSource)
             if isinstance(op.source, ContextSource) \
                     and op.source.name not in self.opts.context_dirs:
                 args["ignore"] = list(self.opts.ignore_patterns)
@@ -651,6 +657,8 @@ class Solver:
             yield {"dir": str(self.downloads[source.digest])}
         elif isinstance(source, InlineSource):
             yield {"dir": str(self._inline_dir(source))}
+        elif isinstance(source, GitSource):
+            yield {"dir": str(self.git.directory(source))}
         elif self.snap.kind == "overlay":
             # read-only: the layers' directories (or fresh steps' uppers) are enough
             from ocibuild.snapshot.base import layer_dir

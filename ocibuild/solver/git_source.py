@@ -1,0 +1,119 @@
+"""Git sources in a solve: each GitSource's cache key (its ref resolved to a commit, so an
+unchanged branch head is a cache hit after one `git ls-remote`) and, only for a step
+that runs, its checked-out tree.
+
+Credentials are BuildKit's: a `--secret` named GIT_AUTH_HEADER.<host>, GIT_AUTH_TOKEN.<host>,
+GIT_AUTH_HEADER or GIT_AUTH_TOKEN (the first given wins) for HTTP remotes; the `--ssh
+default` agent for ssh remotes (BuildKit: source/git/source.go, client/llb/source.go).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.errors import OcibuildError
+from ocibuild.sources.git_url import redact
+
+if TYPE_CHECKING:
+    from ocibuild.graph import GitSource
+    from ocibuild.solver.solve import Solver
+    from ocibuild.sources.git import GitAuth, GitRepos, Resolved
+    from ocibuild.sources.git_url import GitRef
+
+AUTH_HEADER = "GIT_AUTH_HEADER"
+AUTH_TOKEN = "GIT_AUTH_TOKEN"
+KEY_VERSION = "ocibuild-git-v1"
+
+
+class GitSources:
+    """The git sources of one solve."""
+
+    def __init__(self, solver: Solver) -> None:
+        self.solver = solver
+        self.resolved: dict[str, Resolved] = {}  # op digest -> its commit
+        self._dirs: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        self._repos: GitRepos | None = None
+
+    @property
+    def repos(self) -> GitRepos:
+        if self._repos is None:
+            from ocibuild.sources.git import GitRepos
+
+            self._repos = GitRepos(Path(self.solver.store.root), self.solver._tmp)
+        return self._repos
+
+    def key(self, op: GitSource) -> str:
+        """The op's cache key: the commit, the subdirectory and what is kept of .git."""
+        resolved = self.repos.resolve(_ref(op), self.auth(op))
+        _check_checksum(op, resolved)
+        self.resolved[op.digest] = resolved
+        what = resolved.commit
+        if op.keep_git_dir:  # .git names the ref (and keeps an annotated tag's object)
+            what = f"{resolved.tag_object or resolved.commit}.git#{resolved.ref}"
+        parts = [KEY_VERSION, what, op.subdir, op.submodules]
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+    def directory(self, op: GitSource) -> Path:
+        """The checked-out tree the op names (made once per solve)."""
+        with self._lock:
+            if op.digest not in self._dirs:
+                dest = self.solver._tmp / f"git-{op.digest.split(':')[1][:16]}"
+                self._dirs[op.digest] = self.repos.checkout(
+                    _ref(op), self.resolved[op.digest], dest,
+                    keep_git_dir=op.keep_git_dir, submodules=op.submodules,
+                    auth=self.auth(op))
+            return self._dirs[op.digest]
+
+    def auth(self, op: GitSource) -> GitAuth:
+        from ocibuild.sources.git import GitAuth, token_header
+
+        ref = _ref(op)
+        if ref.scheme == "ssh":
+            sock = self.solver.opts.ssh.get("default")
+            if sock is None:
+                raise OcibuildError(f"git source {redact(ref.remote)}: no SSH agent forwarded for "
+                                    "it (use --ssh default)")
+            return GitAuth(ssh_socket=str(sock))
+        host = urllib.parse.urlsplit(ref.remote).netloc.rpartition("@")[2]
+        secrets = self.solver.opts.secrets
+        for name, token in ((f"{AUTH_HEADER}.{host}", False), (f"{AUTH_TOKEN}.{host}", True),
+                            (AUTH_HEADER, False), (AUTH_TOKEN, True)):
+            source = secrets.get(name)
+            data = source.data() if source is not None else None
+            if data is not None:
+                text = data.decode(errors="replace").strip()
+                return GitAuth(header=token_header(text) if token else text)
+        return GitAuth()
+
+
+def _ref(op: GitSource) -> GitRef:
+    from ocibuild.sources.git_url import parse
+
+    parsed = parse(op.remote)
+    if parsed is None:
+        raise OcibuildError(f"{op.remote}: not a git URL")
+    from dataclasses import replace
+
+    return replace(parsed, ref=op.ref, subdir=op.subdir)
+
+
+def _check_checksum(op: GitSource, resolved: Resolved) -> None:
+    """ADD --checksum on a git source: the commit (or annotated tag) the ref resolves to
+    must start with it, as BuildKit 1.x checks."""
+    if not op.checksum:
+        return
+    from ocibuild.sources.git import GitError
+
+    if not all(c in "0123456789abcdefABCDEF" for c in op.checksum):
+        raise GitError(f"invalid checksum {op.checksum} for Git URL, expected hex commit hash")
+    want = op.checksum.lower()
+    if resolved.commit.startswith(want) or resolved.tag_object.startswith(want):
+        return
+    got = resolved.commit + (f" or {resolved.tag_object}" if resolved.tag_object else "")
+    raise GitError(f"git source {redact(op.remote)}: expected checksum to match {op.checksum}, "
+                   f"got {got}")

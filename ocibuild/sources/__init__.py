@@ -1,0 +1,1 @@
+"""Sources a build reads from outside its context: git repositories."""
