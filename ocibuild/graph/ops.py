@@ -100,6 +100,21 @@ class ContextSource(Op):
         return False
 
 
+def url_file_name(url: str) -> str:
+    """The name ADD gives a downloaded file, as BuildKit's Dockerfile frontend does: the
+    last element of the URL's decoded path (never its query or #fragment),
+    "__unnamed__" when there is none; a name with control characters is "download"."""
+    from urllib.parse import unquote, urlsplit
+
+    base = unquote(urlsplit(url).path).rstrip("/").rsplit("/", 1)[-1]
+    if base in ("", "."):
+        return "__unnamed__"
+    name = base.strip()
+    if name in ("", ".", "..") or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        return "download"
+    return name
+
+
 @deferred_dataclass(frozen=True, eq=False)
 class HttpSource(Op):
     """A file downloaded for ADD URL (its content checksum is in the cache key)."""
@@ -138,6 +153,13 @@ class InlineSource(Op):
 
     kind: ClassVar[str] = "inline"
     files: tuple[tuple[str, str], ...] = ()
+    mode: int = 0o644  # 0o755 for a RUN here-document run as a script (its shebang)
+
+    def spec(self) -> dict[str, Any]:
+        out = super().spec()
+        if self.mode == 0o644:  # COPY here-documents keep their digests
+            del out["mode"]
+        return out
 
     @property
     def produces_fs(self) -> bool:
