@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild import entitlements
-from ocibuild.errors import UsageError
+from ocibuild.errors import UsageError, os_error
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 
@@ -125,6 +125,11 @@ def parse_secret(text: str) -> SecretSource:
         raise UsageError(f"--secret {text}: needs id=NAME")
     if src:
         path = Path(src).expanduser()
+        try:  # a file the step could not read fails now, not when a step mounts it
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except OSError as exc:
+            raise os_error(exc, f"--secret {text}: cannot read", src, error=UsageError) \
+                from None
         if not path.is_file():
             raise UsageError(f"--secret {text}: {src} is not a readable file")
         return SecretSource(sid, path=path)
@@ -230,6 +235,7 @@ def build(
     supported yet). `load` also loads the image into the docker daemon at DOCKER_HOST."""
     from ocibuild import attestations
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
+    from ocibuild.cache import failed_build
     from ocibuild.cache.store import Store
     from ocibuild.exporter import (
         BuildResult,
@@ -291,7 +297,8 @@ def build(
 
     store = Store.open(root)
     resolve = ImageSources(store, registry=registry, contexts=named_contexts, pull=pull)
-    with store.lock(), userns.session() as session, contextlib.closing(resolve):
+    with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
+            contextlib.closing(resolve):
         from ocibuild.snapshot.select import probe_known
 
         new_store = snapshotter != "native" and not chosen.bare and not probe_known(store)

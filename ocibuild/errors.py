@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class OcibuildError(Exception):
     """An error the CLI reports as one message (no traceback without --debug)."""
@@ -54,3 +57,63 @@ def printable(text: str) -> str:
         else:
             out.append(repr(ch)[1:-1] if ord(ch) > 0xFF else f"\\x{ord(ch):02x}")
     return "".join(out)
+
+
+def terminal_text(text: str) -> str:
+    """`text` for a terminal: line breaks and tabs kept, every other non-printing
+    character escaped as printable() does (a message quoting a Dockerfile or a step's
+    name, with its own lines)."""
+    return "\n".join("\t".join(printable(part) for part in line.split("\t"))
+                     for line in text.split("\n"))
+
+
+class DiskFullError(OcibuildError):
+    """A write failed for want of space (ENOSPC, EDQUOT, SQLite's "disk is full");
+    `filled`: the output whose filesystem filled up, when it was not the store's."""
+
+    def __init__(self, message: str, *, filled: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.filled = filled
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# how the reason reads once a file op in another process turned it into text
+_DISK_FULL_TEXTS = tuple(t.lower() for t in (*map(os.strerror, _DISK_FULL_ERRNOS),
+                                             "database or disk is full"))
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error it was raised from or while handling, is a full disk."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFullError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+            return True
+        if type(exc).__name__ in ("OperationalError", "UsernsCallError") or \
+                type(exc) is OcibuildError:
+            text = str(exc).lower()
+            if any(t in text for t in _DISK_FULL_TEXTS):
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def reason(exc: OSError) -> str:
+    """An OSError's reason as a message ends with it ("permission denied")."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+def os_error(exc: OSError, doing: str, path: str | os.PathLike[str] | None = None,
+             *, error: type[OcibuildError] = OcibuildError) -> OcibuildError:
+    """One line for an OSError met while `doing` something to a path ("cannot write"):
+    what, the path (`path`, else the error's), the reason; a DiskFullError (`filled`:
+    `path`) for a full disk."""
+    where = path if path is not None else exc.filename
+    text = f"{doing} {os.fsdecode(where)}: {reason(exc)}" if where else \
+        f"{doing}: {reason(exc)}"
+    if exc.errno in _DISK_FULL_ERRNOS:
+        return DiskFullError(text, filled=path)
+    return error(text)

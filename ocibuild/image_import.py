@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, is_disk_full, os_error
 from ocibuild.idmap import IdMap, IdRange
 from ocibuild.oci import mediatypes
 from ocibuild.oci.config import History, ImageConfig
@@ -107,16 +107,21 @@ def import_rootfs(source: Path, layout: ImageLayout, *, tag: str | None,
     if not source.exists():
         raise OcibuildError(f"{source}: no such file or directory")
     epoch = source_date_epoch()
-    with layout.blob_writer() as blob:
-        if source.is_dir():
-            info = layer_mod.write_layer_from_dir(
-                source, blob, compression=compression, source_date_epoch=epoch,
-                id_map=import_idmap(),
-            )
-        else:
-            with open(source, "rb") as src:
-                info = _recompress_tar(src, blob, compression)
-        blob.commit()
+    try:
+        with layout.blob_writer() as blob:
+            if source.is_dir():
+                info = layer_mod.write_layer_from_dir(
+                    source, blob, compression=compression, source_date_epoch=epoch,
+                    id_map=import_idmap(),
+                )
+            else:
+                with open(source, "rb") as src:
+                    info = _recompress_tar(src, blob, compression)
+            blob.commit()
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise os_error(exc, f"import {source}: cannot write", layout.path) from exc
+        raise os_error(exc, f"import {source}: cannot read") from exc
     layer_desc = info.descriptor()
     created = rfc3339(epoch if epoch is not None else time.time())
     plat = platform or host_platform()

@@ -77,6 +77,18 @@ def _make_private(root: Path) -> None:
         os.chmod(root, stat.S_IMODE(st.st_mode) & 0o700)
 
 
+def _no_room(root: Path, exc: BaseException) -> bool:
+    """Whether opening the store at `root` failed for want of space."""
+    from ocibuild.errors import is_disk_full
+
+    if is_disk_full(exc):
+        return True
+    try:
+        return os.statvfs(root).f_bavail == 0
+    except OSError:
+        return False
+
+
 class Store:
     """The local image store and build cache under one root directory."""
 
@@ -101,9 +113,14 @@ class Store:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             _make_private(path)
             return cls(path)
-        except OSError as exc:
-            raise OcibuildError(f"{path}: cannot open the store: {exc.strerror}") from None
-        except sqlite3.DatabaseError as exc:
+        except (OSError, sqlite3.DatabaseError) as exc:
+            if _no_room(path, exc):  # SQLite says "disk I/O error" when it cannot grow
+                from ocibuild.cache.failed_build import disk_full_error
+
+                raise disk_full_error(OcibuildError(f"{path}: cannot open the store"),
+                                      path) from exc
+            if isinstance(exc, OSError):
+                raise OcibuildError(f"{path}: cannot open the store: {exc.strerror}") from None
             raise DamagedDatabaseError(path / store_paths.RECORDS_DB, str(exc)) from None
 
     # -- cache records -----------------------------------------------------------------

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ocibuild import __version__
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import (
+    DiskFullError,
+    OcibuildError,
+    is_disk_full,
+    os_error,
+    printable,
+    reason,
+    terminal_text,
+)
 
 if TYPE_CHECKING:
     from ocibuild.rebuild_memo import Invocation
@@ -67,6 +75,17 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("OCIBUILD_DEBUG") == "1"
 
 
+def _environment_error(exc: Exception) -> OcibuildError:
+    """An OSError or a database error no command turned into a message, as one line: the
+    path and the reason (a full disk says so)."""
+    if isinstance(exc, OSError):
+        return os_error(exc, "cannot use") if exc.filename else \
+            OcibuildError(reason(exc))
+    if is_disk_full(exc):
+        return DiskFullError(f"the cache database: {exc}")
+    return OcibuildError(f"the cache database: {exc}")
+
+
 def run(args: list[str], rebuild: Invocation | None = None) -> Any:
     """Run the command line `args`; `rebuild` is the build invocation the rebuild memo
     understood but could not answer (the build then writes the memo)."""
@@ -81,6 +100,7 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
         click.echo(interrupt.message(cause), err=True)
         sys.exit(interrupt.exit_status(cause))
     except click.ClickException as exc:
+        exc.message = printable(exc.message)  # it may quote a value as given
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
@@ -88,8 +108,15 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
     except OcibuildError as exc:
         if _debug_requested(args):
             raise
-        click.echo(exc.render(), err=True)
+        click.echo(terminal_text(exc.render()), err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # an OSError or database error no command expected: a message
+        if _debug_requested(args) or not (isinstance(exc, OSError)
+                                          or type(exc).__module__ == "sqlite3"):
+            raise
+        error = _environment_error(exc)
+        click.echo(terminal_text(error.render()), err=True)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt as exc:
         if _debug_requested(args):
             raise

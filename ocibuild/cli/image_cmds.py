@@ -42,11 +42,13 @@ def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
                                compression=compression)
         where = f"oci:{lref.path}:{split_name(tag)[1]}"
     else:
+        from ocibuild.cache.failed_build import cleaned_up
         from ocibuild.cache.store import Store
 
         store = Store.open(Path(ctx.obj["root"]) if ctx.obj.get("root") else None)
-        result = import_rootfs(source, store.layout, tag=None, compression=compression)
-        store.tag(tag, result.manifest)
+        with cleaned_up(store):
+            result = import_rootfs(source, store.layout, tag=None, compression=compression)
+            store.tag(tag, result.manifest)
         where = tag
     click.echo(f"{where} {result.manifest.digest}")
 

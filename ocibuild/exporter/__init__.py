@@ -6,13 +6,15 @@ Every output is written to a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.atomic import TMP_PREFIX
 from ocibuild.cache import names
-from ocibuild.errors import UsageError
+from ocibuild.errors import UsageError, os_error
 from ocibuild.exporter import annotation_keys as ann
 from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
 from ocibuild.exporter.options import ImageOptions
@@ -156,25 +158,46 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
             for name in image_names:
                 store.tag(name, image)
             to_store = True
-        elif spec.type == "oci":
-            from ocibuild.exporter.oci import export_oci
-
-            export_oci(store.layout, images.of(spec), Path(spec.attrs["dest"]), spec.attrs,
-                       image_names)
-        elif spec.type == "docker":
-            from ocibuild.exporter.docker_archive import export_docker_archive
-
-            export_docker_archive(store.layout, manifest.digest, Path(spec.attrs["dest"]),
-                                  image_names)
-            to_store = True  # loaded into a daemon, its ID is the config digest
-        elif spec.type == "local":
-            from ocibuild.exporter.local import export_local
-
-            export_local(store.layout, result.layers, Path(spec.attrs["dest"]))
+        elif spec.type in ("oci", "docker", "local"):
+            _write_file_output(spec, store, result, images, manifest, image_names)
+            to_store = to_store or spec.type == "docker"  # a daemon's ID: the config's
         else:  # parse_output rejects others; a hand-made OutputSpec may not
             raise UsageError(f"unknown output type {spec.type!r}; use one of {OUTPUT_TYPES}")
     return ExportReport(manifest, config_digest, tuple(all_names),
                         config_digest if to_store else manifest.digest, tuple(pushes))
+
+
+def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, images: _Images,
+                       manifest: Descriptor, image_names: list[str]) -> None:
+    """Write an oci, docker or local output; a destination it cannot write is one message
+    naming it and the reason."""
+    dest = Path(spec.attrs["dest"])
+    try:
+        if spec.type == "oci":
+            from ocibuild.exporter.oci import export_oci
+
+            export_oci(store.layout, images.of(spec), dest, spec.attrs, image_names)
+        elif spec.type == "docker":
+            from ocibuild.exporter.docker_archive import export_docker_archive
+
+            export_docker_archive(store.layout, manifest.digest, dest, image_names)
+        else:
+            from ocibuild.exporter.local import export_local
+
+            export_local(store.layout, result.layers, dest)
+    except OSError as exc:
+        raise os_error(exc, f"--output type={spec.type},dest={dest}: cannot write",
+                       _failed_path(exc, dest)) from exc
+
+
+def _failed_path(exc: OSError, dest: Path) -> Path:
+    """The path an output's write failed on: a rename's target, the directory of a
+    temporary file beside the destination, else the destination."""
+    name = exc.filename2 if exc.filename2 is not None else exc.filename
+    if name is None:
+        return dest
+    path = Path(os.fsdecode(name))
+    return path.parent if path.name.startswith(TMP_PREFIX) else path
 
 
 __all__ = ["BuildResult", "ExportReport", "OutputSpec", "export", "parse_annotations",

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import DiskFullError, OcibuildError, is_disk_full, reason
 from ocibuild.idmap import IdMap
 from ocibuild.oci import tarwriter as tw
 from ocibuild.oci.layerstream import LayerSink, StreamResult
@@ -223,6 +223,8 @@ def write_plan(root: bytes, plan: dict[bytes, str], out: BinaryIO, compression: 
         TarProducer(root, sink, source_date_epoch, id_map).write_plan(plan)
     except OSError as exc:
         sink.abort()
+        if is_disk_full(exc):  # the layer's own write, not a read of the tree
+            raise DiskFullError(f"cannot write the layer: {reason(exc)}") from exc
         where = os.fsdecode(exc.filename) if exc.filename else os.fsdecode(root)
         raise OcibuildError(f"cannot read {where} for the layer: {exc.strerror}") from exc
     except BaseException:

@@ -78,3 +78,20 @@ def empty_in_userns(args: dict[str, Any]) -> None:
         else:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+def empty_now(store: Store, *, own_only: bool) -> None:
+    """Delete trash entries now, before the build exits: this process's (named after its
+    temporary directory; a failed build's step directories), or every entry (the disk
+    is full: they are only waiting to be deleted). Never fails: prune removes the rest."""
+    from ocibuild.cache import temporaries
+    from ocibuild.snapshot import userns
+
+    prefix = temporaries.process_dir(store.root).name + "-"
+    try:
+        entries = [Path(e.path) for e in os.scandir(trash_dir(store))
+                   if not own_only or e.name.startswith(prefix)]
+        if entries:
+            userns.remove_trees(entries)
+    except Exception:  # noqa: BLE001 (the build's own error is the one to report)
+        pass

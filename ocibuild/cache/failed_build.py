@@ -1,0 +1,98 @@
+"""What a build (or an import) that fails does to the store before it exits: it frees
+the step directories it left in the trash, so that a failure never keeps space for a
+later build to free, and a full disk becomes one message naming where it filled up,
+what the store holds and the commands that show and free it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild import store_paths
+from ocibuild.errors import DiskFullError, OcibuildError, is_disk_full
+
+if TYPE_CHECKING:
+    from ocibuild.cache.store import Store
+
+
+@contextlib.contextmanager
+def cleaned_up(store: Store) -> Iterator[None]:
+    """Free this process's trash when the block fails; a full disk (anywhere in the
+    block: the store, an output) also empties the whole trash and is reported by
+    disk_full_error()."""
+    try:
+        yield
+    except BaseException as exc:
+        from ocibuild.snapshot import trash
+
+        full = _disk_full(exc)
+        trash.empty_now(store, own_only=not full)
+        if full:
+            where = exc.filled if isinstance(exc, DiskFullError) else None
+            raise disk_full_error(exc, store.root, where) from exc
+        raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    from ocibuild.solver.solve import StepFailedError
+
+    # a RUN's own failure (its program reports the full disk) quotes the RUN's text
+    return not isinstance(exc, StepFailedError) and is_disk_full(exc)
+
+
+def disk_full_error(exc: BaseException, root: Path,
+                    where: str | os.PathLike[str] | None = None) -> DiskFullError:
+    """The message for a full disk met while using the store at `root` (`where`: the
+    output that filled up, when it was not the store)."""
+    from ocibuild.cache.units import human_size
+
+    what = _plain_reason(exc.message if isinstance(exc, OcibuildError) else str(exc))
+    if "no space left on device" not in what:
+        what += ": no space left on device"
+    full = Path(where) if where is not None else root
+    if str(full) not in what:
+        what += f" in {full}"
+    with contextlib.suppress(OSError):
+        what += f"; {human_size(shutil.disk_usage(_existing(full)).free)} free there now"
+    return DiskFullError(
+        f"{what}; the store {root} holds {human_size(store_bytes(root))} "
+        "(`ocibuild cache du` shows what, `ocibuild cache prune` frees it)")
+
+
+def _plain_reason(text: str) -> str:
+    """Python's "OSError: [Errno 28] No space left on device" as a person reads it."""
+    for noise in ("OSError: ", "[Errno 28] ", "sqlite3.OperationalError: "):
+        text = text.replace(noise, "")
+    return text.replace("No space left on device", "no space left on device").replace(
+        "database or disk is full", "no space left on device (database)")
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def store_bytes(root: Path) -> int:
+    """About what the store holds: its blobs, its database and the extracted layers its
+    database counts (read without writing anything: the disk may be full)."""
+    total = 0
+    for directory in (root / store_paths.BLOBS / "sha256", root):
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and (
+                        directory != root or entry.name.startswith(store_paths.RECORDS_DB)):
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+    db = root / store_paths.RECORDS_DB
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+        try:
+            total += conn.execute("SELECT COALESCE(SUM(size), 0) FROM snapshots").fetchone()[0]
+        finally:
+            conn.close()
+    return total
