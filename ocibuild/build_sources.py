@@ -11,7 +11,7 @@ digest, which is the image's part of every cache key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,16 +27,22 @@ if TYPE_CHECKING:
 SCHEMES = ("docker-image://", "oci-layout://", "docker-archive://")
 
 
-def parse_build_contexts(values: Iterable[str]) -> dict[str, BuildContext]:
+def parse_build_contexts(values: Iterable[str],
+                         git: Callable[[str], Path | None] | None = None
+                         ) -> dict[str, BuildContext]:
     """`--build-context NAME=VALUE` values by lower-case name (a name given twice is an
-    error, as in buildx)."""
+    error, as in buildx). `git` checks a git URL value out (ocibuild.sources.git_context)
+    into the directory the context then is."""
     found: dict[str, BuildContext] = {}
     if not values:
         return found  # the registry package is not needed then
-    from ocibuild.registry import parse_build_context
+    from ocibuild.registry import BuildContext, parse_build_context
 
     for text in values:
-        ctx = parse_build_context(text)
+        name, _, value = text.partition("=")
+        checkout = git(value) if git is not None and name.strip() and value else None
+        ctx = (BuildContext(name.strip().lower(), "", checkout) if checkout is not None
+               else parse_build_context(text))
         if ctx.name in found:
             raise UsageError(f"--build-context {ctx.name!r} given more than once")
         if ctx.directory is not None:

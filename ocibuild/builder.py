@@ -268,7 +268,12 @@ def build(
     from ocibuild.sandbox import availability
 
     chosen = availability.choose(isolation)
-    context_dir = Path(context).resolve()
+    secret_map = {s.id: s for s in (parse_secret(t) for t in secrets)}
+    ssh_map = parse_ssh(ssh)
+    from ocibuild.sources import git_context
+
+    git_contexts = git_context.for_build(root, secret_map, ssh_map, build_args or {})
+    context_dir = git_contexts.directory(str(context)) or Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
     df_path = Path(dockerfile) if dockerfile else context_dir / "Dockerfile"
@@ -281,7 +286,7 @@ def build(
     output_specs = [parse_output(o) for o in outputs]
     to_push = push_targets(output_specs, tags, push)
     image_annotations = parse_annotations(annotations)
-    named_contexts = parse_build_contexts(build_contexts)
+    named_contexts = parse_build_contexts(build_contexts, git=git_contexts.directory)
     context_dirs = context_directories(named_contexts)
     args = dict(build_args or {})
     sde = _source_date_epoch(args, source_date_epoch)
@@ -292,8 +297,6 @@ def build(
         ignore_patterns = dockerignore.read_patterns(
             ignore_file.read_text(encoding="utf-8", errors="surrogateescape"))
     target_platform = _single_platform(platform)
-    secret_map = {s.id: s for s in (parse_secret(t) for t in secrets)}
-    ssh_map = parse_ssh(ssh)
 
     store = Store.open(root)
     resolve = ImageSources(store, registry=registry, contexts=named_contexts, pull=pull)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from ocibuild.sources.git_url import redact
 
 if TYPE_CHECKING:
     from ocibuild.graph import GitSource
-    from ocibuild.solver.solve import Solver
+    from ocibuild.solver.solve import SecretSource, Solver
     from ocibuild.sources.git import GitAuth, GitRepos, Resolved
     from ocibuild.sources.git_url import GitRef
 
@@ -70,25 +71,29 @@ class GitSources:
             return self._dirs[op.digest]
 
     def auth(self, op: GitSource) -> GitAuth:
-        from ocibuild.sources.git import GitAuth, token_header
+        return git_auth(_ref(op), self.solver.opts.secrets, self.solver.opts.ssh)
 
-        ref = _ref(op)
-        if ref.scheme == "ssh":
-            sock = self.solver.opts.ssh.get("default")
-            if sock is None:
-                raise OcibuildError(f"git source {redact(ref.remote)}: no SSH agent forwarded for "
-                                    "it (use --ssh default)")
-            return GitAuth(ssh_socket=str(sock))
-        host = urllib.parse.urlsplit(ref.remote).netloc.rpartition("@")[2]
-        secrets = self.solver.opts.secrets
-        for name, token in ((f"{AUTH_HEADER}.{host}", False), (f"{AUTH_TOKEN}.{host}", True),
-                            (AUTH_HEADER, False), (AUTH_TOKEN, True)):
-            source = secrets.get(name)
-            data = source.data() if source is not None else None
-            if data is not None:
-                text = data.decode(errors="replace").strip()
-                return GitAuth(header=token_header(text) if token else text)
-        return GitAuth()
+
+def git_auth(ref: GitRef, secrets: Mapping[str, SecretSource], ssh: Mapping[str, Path]
+             ) -> GitAuth:
+    """The credentials the build's --secret and --ssh values give for the remote."""
+    from ocibuild.sources.git import GitAuth, token_header
+
+    if ref.scheme == "ssh":
+        sock = ssh.get("default")
+        if sock is None:
+            raise OcibuildError(f"git source {redact(ref.remote)}: no SSH agent forwarded "
+                                "for it (use --ssh default)")
+        return GitAuth(ssh_socket=str(sock))
+    host = urllib.parse.urlsplit(ref.remote).netloc.rpartition("@")[2]
+    for name, token in ((f"{AUTH_HEADER}.{host}", False), (f"{AUTH_TOKEN}.{host}", True),
+                        (AUTH_HEADER, False), (AUTH_TOKEN, True)):
+        source = secrets.get(name)
+        data = source.data() if source is not None else None
+        if data is not None:
+            text = data.decode(errors="replace").strip()
+            return GitAuth(header=token_header(text) if token else text)
+    return GitAuth()
 
 
 def _ref(op: GitSource) -> GitRef:
@@ -103,17 +108,20 @@ def _ref(op: GitSource) -> GitRef:
 
 
 def _check_checksum(op: GitSource, resolved: Resolved) -> None:
+    if op.checksum:
+        check_commit(op.remote, op.checksum, resolved)
+
+
+def check_commit(remote: str, checksum: str, resolved: Resolved) -> None:
     """ADD --checksum on a git source: the commit (or annotated tag) the ref resolves to
     must start with it, as BuildKit 1.x checks."""
-    if not op.checksum:
-        return
     from ocibuild.sources.git import GitError
 
-    if not all(c in "0123456789abcdefABCDEF" for c in op.checksum):
-        raise GitError(f"invalid checksum {op.checksum} for Git URL, expected hex commit hash")
-    want = op.checksum.lower()
+    if not all(c in "0123456789abcdefABCDEF" for c in checksum):
+        raise GitError(f"invalid checksum {checksum} for Git URL, expected hex commit hash")
+    want = checksum.lower()
     if resolved.commit.startswith(want) or resolved.tag_object.startswith(want):
         return
     got = resolved.commit + (f" or {resolved.tag_object}" if resolved.tag_object else "")
-    raise GitError(f"git source {redact(op.remote)}: expected checksum to match {op.checksum}, "
+    raise GitError(f"git source {redact(remote)}: expected checksum to match {checksum}, "
                    f"got {got}")

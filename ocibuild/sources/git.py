@@ -244,7 +244,7 @@ class GitRepos:
                 os.unlink(str(dest) + ".index")
         if not src.subdir:
             return dest
-        return _subdir(dest, src.subdir, what)
+        return subdir_of(dest, src.subdir, what)
 
     def _clone_into(self, repo: Path, src: GitRef, resolved: Resolved, dest: Path,
                     env: Mapping[str, str], what: str) -> None:
@@ -271,7 +271,7 @@ class GitRepos:
             os.unlink(dest / ".git" / "FETCH_HEAD")
 
 
-def _subdir(dest: Path, subdir: str, what: str) -> Path:
+def subdir_of(dest: Path, subdir: str, what: str) -> Path:
     """`subdir` of the checkout, reached through directories only (never a symlink)."""
     path = dest
     for part in subdir.split("/"):

@@ -23,6 +23,7 @@ from ocibuild.frontend.dockerfile import parser as _parser
 from ocibuild.frontend.dockerfile.convert_flags import parse_chmod
 from ocibuild.frontend.dockerfile.convert_heredoc import expand_heredoc
 from ocibuild.frontend.dockerfile.errors import DockerfileError
+from ocibuild.frontend.dockerfile.git_add import git_source
 from ocibuild.frontend.dockerfile.instructions import parse_instruction
 from ocibuild.frontend.dockerfile.mounts import parse_mount
 from ocibuild.frontend.dockerfile.parser import chomp_heredoc
@@ -31,6 +32,7 @@ from ocibuild.graph import (
     ContextSource,
     CopyOp,
     ExecOp,
+    GitSource,
     HttpSource,
     ImageSource,
     InlineSource,
@@ -673,8 +675,14 @@ class Converter:
         else:
             if inline:  # paths and here-documents: one copy, the documents after the paths
                 contents = InlineSource(files=tuple(inline))
+            gits = [] if from_ref else [g for s in sources
+                                        if (g := self._git(inst, s, add, checksum))]
             urls = [s for s in sources if s.startswith(("http://", "https://"))]
-            if urls:
+            if gits:
+                if len(sources) != 1:
+                    raise self.error(inst, f"{inst.name} of a git URL takes exactly one source")
+                source, sources, add = gits[0], ["."], False  # a tree, never extracted
+            elif urls:
                 if len(sources) != 1:
                     raise self.error(inst, "ADD of a URL takes exactly one source")
                 url = urls[0]
@@ -694,6 +702,14 @@ class Converter:
         state.op = op
         self._name(op, step, label)
         self._history(state, f"{inst.name} {' '.join(words)} # buildkit", op)
+
+    def _git(self, inst: ins.CopyInstruction | ins.AddInstruction, word: str, add: bool,
+             checksum: str) -> GitSource | None:
+        try:
+            return git_source(word, add=add, checksum=checksum,
+                              keep_git_dir=getattr(inst, "keep_git_dir", None))
+        except OcibuildError as exc:
+            raise self.error(inst, exc.message) from None
 
 
 def _display(inst: ins.Instruction) -> str:
