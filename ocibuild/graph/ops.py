@@ -253,6 +253,18 @@ class CopyOp(Op):
             del out["contents"]
         return out
 
+    @property
+    def rebased(self) -> bool:
+        """--link without --chmod (as BuildKit merges it): the copy is made on an empty
+        root and its layer stacked on `root`, so neither depends on what is below."""
+        return self.link and not self.chmod
+
+    @cached_property
+    def digest_without_root(self) -> str:
+        """What identifies a rebased copy in cache keys: the op with its root left out."""
+        spec = {**self.spec(), "root": None}
+        return "sha256:" + hashlib.sha256(canonical.dumps(spec)).hexdigest()
+
 
 @deferred_dataclass(frozen=True, eq=False)
 class MkdirOp(Op):

@@ -40,7 +40,9 @@ def explain_inputs(op: Op, name: str, stage: str, files: dict[str, str]) -> dict
             env[key] = _masked(key, value)
         out["env"] = env
     root = getattr(op, "root", None)
-    if isinstance(op, ExecOp | CopyOp | MkdirOp) and isinstance(root, ImageSource):
+    rebased = isinstance(op, CopyOp) and op.rebased  # the base is not an input then
+    if isinstance(op, ExecOp | CopyOp | MkdirOp) and isinstance(root, ImageSource) \
+            and not rebased:
         out["base"] = f"{root.ref}@{root.manifest_digest}"
     return out
 

@@ -124,6 +124,7 @@ class Solver:
         self.opts = options
         self.progress: Sink = progress or (lambda e: None)
         self.keys: dict[str, str] = {}
+        self.rebased_keys: dict[str, str] = {}  # filesystem key -> a --link copy's digest
         self.key_inputs: dict[str, dict[str, Any]] = {}
         self.index: dict[str, int] = {}
         self.downloads: dict[str, Path] = {}
@@ -225,13 +226,15 @@ class Solver:
         return OcibuildError(f"{what}: cannot read {path} in the build context: {reason}")
 
     def compute_key(self, op: Op) -> str:
-        parts: dict[str, Any] = {"v": KEY_VERSION, "op": op.digest}
+        rebased = isinstance(op, CopyOp) and op.rebased
+        parts: dict[str, Any] = {"v": KEY_VERSION, "op": op.digest_without_root
+                                 if rebased else op.digest}  # type: ignore[attr-defined]
         inputs = []
         for inp in op.inputs:
-            if isinstance(op, CopyOp) and op.link and inp is op.root:
+            if rebased and inp is op.root:  # type: ignore[attr-defined]
                 inputs.append("link")  # a --link layer does not depend on what is below
             else:
-                inputs.append(self.keys[inp.digest])
+                inputs.append(self.filesystem_key(inp))
         parts["inputs"] = inputs
         name = self.opts.names.get(op.digest, op.kind)
         files: dict[str, str] = {}
@@ -258,6 +261,16 @@ class Solver:
         # kept beside the key (not hashed): what --explain-cache compares
         self.key_inputs[op.digest] = {**parts, "explain": explain_inputs(
             op, name, self.opts.stage_of_op.get(op.digest, ""), files)}
+        return key
+
+    def filesystem_key(self, op: Op) -> str:
+        """The key of `op`'s whole result as another op's input. A rebased (--link) copy's
+        own key names its layer only; what it stacks on joins it here."""
+        key = self.keys[op.digest]
+        if isinstance(op, CopyOp) and op.rebased:
+            below = self.filesystem_key(op.root)
+            key = hashlib.sha256(f"{key} on {below}".encode()).hexdigest()
+            self.rebased_keys[key] = op.digest
         return key
 
     def _download(self, op: HttpSource) -> str:
@@ -471,7 +484,8 @@ class Solver:
         candidates = [row.record for row in self.store.db.records()]
         if self.opts.remote is not None:
             candidates += self.opts.remote.records()
-        name_of_key = {key: self.opts.names.get(d, "") for d, key in self.keys.items()
+        name_of_key = {key: self.opts.names.get(d, "") for d, key in
+                       [*self.keys.items(), *((d, k) for k, d in self.rebased_keys.items())]
                        if d in self.opts.names}
         missed = [(self.opts.names[op.digest], self.key_inputs.get(op.digest, {}))
                   for op in sorted(self.ran, key=lambda o: self.index.get(o.digest, 0))
@@ -607,7 +621,7 @@ class Solver:
             from ocibuild.solver.execute import run_exec
 
             return run_exec(self, op, root)
-        base = () if isinstance(op, CopyOp) and op.link else root.layers
+        base = () if isinstance(op, CopyOp) and op.rebased else root.layers
         prepared = self.prepare(base)
         try:
             if isinstance(op, CopyOp):
