@@ -238,3 +238,57 @@ def test_ssh_remote_gets_the_forwarded_agent(builder: Builder, sub_user: User) -
     finally:
         agent.close()
         remove_tree(bin_dir)
+
+
+def test_submodules_are_checked_out(builder: Builder, remotes: Remotes) -> None:
+    """A repository's submodules come with it (BuildKit updates them recursively)."""
+    repo = remotes.base / "super.git"
+    make_repo(repo, {"top.txt": "top\n"})
+    git(repo, "-c", "protocol.file.allow=never", "submodule", "add", "--quiet",
+        f"{remotes.http.url}/repo.git", "mod")
+    git(repo, "commit", "--quiet", "-m", "with a submodule")
+    out, _ = _export(builder, {"Dockerfile": (
+        f"FROM scratch\nADD {remotes.http.url}/super.git#main /s\n")})
+    assert _read(out / "s/top.txt") == "top\n"
+    assert _read(out / "s/mod/a.txt") == "two\n"
+    assert not (out / "s/.git").exists()
+
+
+def test_a_hostile_repository_reads_nothing_of_the_builders_machine(
+        builder: Builder, remotes: Remotes) -> None:
+    """Symbolic links in the repository are copied as links (never followed to the
+    builder's files); a subdirectory reached through a link is refused; a submodule
+    naming a path on the builder's machine (file://) is not fetched."""
+    private = remotes.base / "private.git"  # readable by the builder, not served to it
+    make_repo(private, {"secret.txt": "do not copy\n"})
+    repo = remotes.base / "hostile.git"
+    make_repo(repo, {"sub/f.txt": "f\n"})
+    (repo / "etc-link").symlink_to("/etc")
+    (repo / "passwd-link").symlink_to("/etc/passwd")
+    (repo / "sub-link").symlink_to("sub")
+    commit(repo, {}, "links")
+    url = f"{remotes.http.url}/hostile.git"
+    out, _ = _export(builder, {"Dockerfile": f"FROM scratch\nADD {url}#main /h\n"})
+    assert os.readlink(out / "h/etc-link") == "/etc"
+    assert os.readlink(out / "h/passwd-link") == "/etc/passwd"
+
+    _, proc = _export(builder, {"Dockerfile": f"FROM scratch\nADD {url}#main:sub-link /h\n"},
+                      name="via-link", check=False)
+    assert proc.returncode != 0 and "'sub-link' is not a directory" in proc.stderr
+
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "--quiet",
+        f"file://{private}", "stolen")
+    git(repo, "commit", "--quiet", "-m", "a local submodule")
+    _, proc = _export(builder, {"Dockerfile": f"FROM scratch\nADD {url}#main /h\n"},
+                      name="file-submodule", check=False)
+    assert proc.returncode != 0
+    assert "transport 'file' not allowed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_copy_of_a_git_url_is_refused(builder: Builder, remotes: Remotes) -> None:
+    """Only ADD reads git URLs: COPY of one fails with BuildKit's message."""
+    _, proc = _export(builder, {"Dockerfile": (
+        f"FROM scratch\nCOPY {remotes.http.url}/repo.git /r\n")}, check=False)
+    assert proc.returncode != 0
+    assert "source can't be a git ref for COPY" in proc.stderr
