@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from ocibuild.cli.registry_flags import registry_connection_options
-from ocibuild.errors import OcibuildError, UsageError
+from ocibuild.errors import OcibuildError, UsageError, terminal_text
 
 if TYPE_CHECKING:
     from ocibuild.builder import BuildReport
@@ -233,7 +233,8 @@ def _closing_lines(report: BuildReport, quiet: bool) -> tuple[str, str]:
         err.append(f"writing image {report.manifest_digest}" + (f" ({names})" if names else ""))
         err += [f"pushed {pushed}" for pushed in report.pushed]
         err += [f"loaded {loaded} into the docker daemon" for loaded in report.loaded]
-    return "".join(line + "\n" for line in err), report.image_id + "\n"
+    # warnings and explanations quote the Dockerfile and the registries
+    return terminal_text("".join(line + "\n" for line in err)), report.image_id + "\n"
 
 
 class _Copying:

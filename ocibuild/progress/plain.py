@@ -6,6 +6,9 @@
 
     #4 [stage-b 2/3] RUN echo b
     #4 CACHED
+
+Step names and errors quote the Dockerfile: their non-printing characters are escaped.
+A step's output is written as the step printed it, as BuildKit does.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 from collections import deque
 from typing import TextIO
 
+from ocibuild.errors import printable
 from ocibuild.progress.events import Event, is_cancellation
 
 ERROR_TAIL = 10  # output lines repeated in a failure report
@@ -38,7 +42,7 @@ class PlainRenderer:
     def _header(self, event: Event) -> None:
         if self._last is not None:
             self._out.write("\n")
-        self._out.write(f"#{event.index} {event.name}\n")
+        self._out.write(f"#{event.index} {printable(event.name)}\n")
 
     def _render(self, event: Event) -> None:
         n = event.index
@@ -66,7 +70,7 @@ class PlainRenderer:
             if is_cancellation(event):
                 self._out.write(f"#{n} CANCELED\n")
             else:
-                self._out.write(f"#{n} ERROR: {event.text}\n")
+                self._out.write(f"#{n} ERROR: {printable(event.text)}\n")
                 self.failures.append((event, list(self._tails.get(n, ()))))
         self._last = n
 
@@ -85,7 +89,7 @@ def failure_summary(failures: list[tuple[Event, list[str]]]) -> str:
     """BuildKit's closing report for each failed step: its name and last output."""
     parts: list[str] = []
     for event, tail in failures:
-        lines = ["------", f" > {event.name}:"]
+        lines = ["------", f" > {printable(event.name)}:"]
         lines += [f"{e}" for e in tail]
         lines.append("------")
         parts.append("\n".join(lines))

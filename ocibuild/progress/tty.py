@@ -26,6 +26,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
+from ocibuild.errors import printable, terminal_text
 from ocibuild.progress import frame
 from ocibuild.progress.events import Event, is_cancellation
 from ocibuild.progress.plain import ERROR_TAIL, failure_summary
@@ -77,13 +78,13 @@ class TtyRenderer:
     def _apply(self, event: Event) -> None:
         step = self._steps.get(event.index)
         if step is None:
-            step = self._steps[event.index] = _Step(event.name, event.time)
+            step = self._steps[event.index] = _Step(printable(event.name), event.time)
         if event.kind == "started":
             step.start = event.time
         elif event.kind == "cached":
             step.state, step.end = "cached", step.start
         elif event.kind == "log":
-            step.logs.append(event.text)
+            step.logs.append(terminal_text(event.text))  # drawn over and over
         elif event.kind == "done":
             step.state, step.end = "done", event.time
         elif event.kind == "failed" and is_cancellation(event):

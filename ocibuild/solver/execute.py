@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
-from ocibuild.graph import ContextSource, ExecOp, Mount
+from ocibuild.graph import ContextSource, ExecOp, InlineSource, Mount
 from ocibuild.progress.events import Event
 from ocibuild.solver import selection
 from ocibuild.solver.pending import resolve_chain
@@ -107,6 +107,8 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     # bind: from the context or a stage
     if isinstance(m.source, ContextSource):
         return _context_bind(solver, op, m, m.source, stack)
+    if isinstance(m.source, InlineSource):  # a RUN here-document with a shebang
+        return sandbox.BindMount(solver._inline_dir(m.source), m.target, readonly=True)
     assert m.source is not None
     native = _native(solver)
     solver.ensure_bytes(solver._result_of(m.source).layers)

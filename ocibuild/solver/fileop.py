@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ocibuild.chmod import ModeChange
+from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
 from ocibuild.solver import selection
 
@@ -81,6 +83,15 @@ def _private_mount_namespace() -> None:
     linux.mount(None, "/", None, linux.MS_REC | (1 << 18))  # MS_PRIVATE
 
 
+def _read_etc(root: Path, name: str) -> str:
+    """/etc/NAME of the root ("" when it cannot be read)."""
+    try:
+        return (root / selection.scoped_resolve(root, f"etc/{name}")).read_text(
+            errors="replace")
+    except OSError:
+        return ""
+
+
 def _owner(spec: str, root: Path) -> tuple[int, int] | None:
     if not spec:
         return None
@@ -134,8 +145,8 @@ class _Copier:
     a context of 20,000 small files is 20,000 rounds of this, so every syscall and
     every Path object per file shows."""
 
-    def __init__(self, src_root: Path, owner: tuple[int, int] | None, chmod: int | None,
-                 from_context: bool) -> None:
+    def __init__(self, src_root: Path, owner: tuple[int, int] | None,
+                 chmod: ModeChange | None, from_context: bool) -> None:
         self.src_root = src_root
         self.owner = owner if owner is not None else ((0, 0) if from_context else None)
         self.chmod = chmod
@@ -149,7 +160,8 @@ class _Copier:
         else:
             os.lchown(dst, uid, gid)
         if not is_link:
-            mode = self.chmod if self.chmod is not None else stat.S_IMODE(st.st_mode)
+            mode = stat.S_IMODE(st.st_mode) if self.chmod is None \
+                else self.chmod.apply(st.st_mode, stat.S_ISDIR(st.st_mode))
             os.chmod(dst, mode)
         if isinstance(dst, int):
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -304,7 +316,7 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
     ignore = IgnoreMatcher(list(args.get("ignore", ())))
     exclude = IgnoreMatcher(list(args.get("excludes", ())))
     owner = _owner(args.get("chown", ""), root)
-    chmod = int(args["chmod"], 8) if args.get("chmod") else None
+    chmod = parse_chmod(args["chmod"]) if args.get("chmod") else None
     from_context = bool(args.get("from_context"))
     copier = _Copier(src, owner, chmod, from_context)
     dest = args["dest"]
@@ -386,9 +398,11 @@ def _copy_parents(root: Path, src: Path, args: dict[str, Any], copier: _Copier,
 
 def mkdir_in(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping, in a process of its own.) WORKDIR: create the
-    directory if missing."""
+    directory if missing, owned as BuildKit's file ops read the stage USER."""
+    from ocibuild.solver.file_user import file_owner
+
     if _needs_mount(args["root"]):
         _private_mount_namespace()
     with _mounted(args["root"]) as root:
-        owner = _owner(args.get("user", ""), root)
+        owner = file_owner(args.get("user", ""), lambda name: _read_etc(root, name))
         _makedirs(root, args["path"], owner, int(args.get("mode", 0o755)))

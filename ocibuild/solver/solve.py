@@ -25,6 +25,7 @@ from ocibuild import entitlements
 from ocibuild.cache import temporaries
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
+from ocibuild.chmod import is_octal as is_octal_chmod
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.graph import (
@@ -240,8 +241,8 @@ class Solver:
         files: dict[str, str] = {}
         if isinstance(op, CopyOp) and isinstance(op.source, ContextSource):
             parts["content"] = self._context_checksum(
-                op.sources, with_mode=not op.chmod, excludes=op.excludes, what=name,
-                entries=files, context=op.source.name, parents=op.parents)
+                op.sources, with_mode=not is_octal_chmod(op.chmod), excludes=op.excludes,
+                what=name, entries=files, context=op.source.name, parents=op.parents)
         if isinstance(op, ExecOp):
             for i, m in enumerate(op.mounts):
                 if m.type == "bind" and isinstance(m.source, ContextSource):
@@ -697,14 +698,16 @@ class Solver:
                 self.release_later(prepared)
 
     def _inline_dir(self, source: InlineSource) -> Path:
-        """A directory holding the here-document files (mode 0644, as BuildKit makes)."""
+        """A directory holding the here-document files (mode 0644 for COPY, as BuildKit
+        makes them; 0755 for a RUN script)."""
         base = self._tmp / f"inline-{source.digest.split(':')[1][:16]}"
         if not base.is_dir():
             tmp = Path(tempfile.mkdtemp(dir=self._tmp))
+            tmp.chmod(0o755)  # a RUN script's mount: any USER may run it
             for name, content in source.files:
                 path = tmp / name
                 path.write_text(content, encoding="utf-8", errors="surrogateescape")
-                path.chmod(0o644)
+                path.chmod(source.mode)
             with contextlib.suppress(OSError):  # another step made the same one first
                 tmp.rename(base)
         return base

@@ -41,7 +41,6 @@ from ocibuild.graph import (
     Op,
     ScratchSource,
 )
-from ocibuild.graph.ops import url_file_name
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.platform import host as host_platform
@@ -50,6 +49,7 @@ DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 LAYER_COMMANDS = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
+HEREDOC_PIPES = "/dev/pipes"  # where a RUN here-document with a shebang is mounted
 
 # (manifest digest, config) of an image reference for a platform
 ImageResolver = Callable[[str, Platform], tuple[str, ImageConfig]]
@@ -526,13 +526,12 @@ class Converter:
     def _do_workdir(self, state: StageState, inst: ins.WorkdirInstruction, step: str,
                     label: str) -> None:
         path = self.expand(inst, inst.path, state.expansion_env())
-        if not path:
-            raise self.error(inst, "WORKDIR requires exactly one argument")
-        wd = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", path))
+        wd = normalize_workdir(state.config.get("WorkingDir") or "", path)
         state.config["WorkingDir"] = wd
         op: Op | None = None
         if wd != "/":
-            op = MkdirOp(state.op, wd, 0o755, state.config.get("User", ""))
+            op = MkdirOp(state.op, _clean_path(wd), 0o755,
+                         state.config.get("User", ""))
             state.op = op
             self._name(op, step, label)
         self._history(state, f"WORKDIR {wd}", op)
@@ -549,7 +548,9 @@ class Converter:
                 raise self.error(inst, f"--mount {written.raw}: {exc}") from None
             mounts.append(self._mount(inst, spec))
         if inst.heredocs:
-            args = self._heredoc_run(state, inst)
+            args, script = self._heredoc_run(state, inst)
+            if script is not None:
+                mounts.append(script)
         else:
             args = self._command(state, inst)
         env_map = state.env_map()
@@ -558,7 +559,7 @@ class Converter:
         network = self.inputs.network if inst.network == "default" else inst.network
         self._check_entitlements(inst, network)
         op = ExecOp(state.op, tuple(args), env=tuple(env),
-                    cwd=state.config.get("WorkingDir") or "/",
+                    cwd=_cwd(state),
                     user=state.config.get("User", ""), network=network,
                     mounts=tuple(mounts), security=inst.security,
                     extra_hosts=self.inputs.extra_hosts, shm_size=self.inputs.shm_size,
@@ -582,16 +583,25 @@ class Converter:
             message = entitlements.not_allowed(f"RUN {flag}", entitlement)
             raise ins.error_at(inst.location, message, flag.partition("=")[0], ast=self.ast)
 
-    def _heredoc_run(self, state: StageState, inst: ins.RunInstruction) -> list[str]:
+    def _heredoc_run(self, state: StageState, inst: ins.RunInstruction
+                     ) -> tuple[list[str], Mount | None]:
+        """The command of a RUN with here-documents, and the mount of its script when
+        the command is one here-document starting with `#!`: as BuildKit's dispatchRun,
+        that document is written to /dev/pipes/NAME (0755, a read-only mount of the
+        step) and the shell runs the file, so its interpreter runs it."""
         doc = inst.heredocs[0]
         if doc.chomp:
             doc = replace(doc, content=chomp_heredoc(doc.content))
         first = " ".join(inst.command)
         if first.strip() == f"<<{doc.name}" or first.strip() == f"<<-{doc.name}":
-            return [*state.shell, doc.content]
+            if doc.content.startswith("#!"):
+                source = InlineSource(files=((doc.name, doc.content),), mode=0o755)
+                mount = Mount(type="bind", target=HEREDOC_PIPES, source=source)
+                return [*state.shell, posixpath.join(HEREDOC_PIPES, doc.name)], mount
+            return [*state.shell, doc.content], None
         # a command reading the here-document on its standard input
         script = f"{first}\n{doc.content}{doc.name}\n"
-        return [*state.shell, script]
+        return [*state.shell, script], None
 
     def _mount(self, inst: ins.Instruction, spec: Any) -> Mount:
         source: Op | None = None
@@ -687,10 +697,9 @@ class Converter:
                 if len(sources) != 1:
                     raise self.error(inst, "ADD of a URL takes exactly one source")
                 url = urls[0]
-                filename = url_file_name(url)
+                filename = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "download"
                 source = HttpSource(url=url, checksum=checksum, filename=filename)
                 sources = [filename]
-                add = False  # a download is never extracted, even a tar (BuildKit)
             elif checksum:
                 raise self.error(inst, "ADD --checksum is only supported with HTTP(S) sources")
         if len(words) > 2 and not dest.endswith("/"):
@@ -698,7 +707,7 @@ class Converter:
                              "source file, the destination must be a directory and end "
                              "with a /")
         op = CopyOp(state.op, source, tuple(sources), dest,
-                    cwd=state.config.get("WorkingDir") or "/", chown=chown, chmod=chmod,
+                    cwd=_cwd(state), chown=chown, chmod=chmod,
                     link=inst.link, excludes=inst.excludes, parents=parents, add=add,
                     user=state.config.get("User", ""), contents=contents)
         state.op = op
@@ -712,6 +721,31 @@ class Converter:
                               keep_git_dir=getattr(inst, "keep_git_dir", None))
         except OcibuildError as exc:
             raise self.error(inst, exc.message) from None
+
+
+def normalize_workdir(current: str, path: str) -> str:
+    """The working directory after `WORKDIR path`, as BuildKit's NormalizeWorkdir makes
+    it: an absolute path is kept as written (a trailing slash too), a relative one is
+    joined to the current directory and cleaned."""
+    parent = current or "/"
+    if not posixpath.isabs(parent):
+        parent = _clean_path(posixpath.join("/", parent))
+    if not path:  # a WORKDIR that expands to nothing keeps the current one
+        return parent
+    if posixpath.isabs(path):
+        return path
+    return _clean_path(posixpath.join(parent, path))
+
+
+def _cwd(state: StageState) -> str:
+    """The directory RUN and COPY work in: WorkingDir as written, cleaned (the image
+    keeps "/a/b/"; the steps' keys stay those of "/a/b")."""
+    return _clean_path(state.config.get("WorkingDir") or "/")
+
+
+def _clean_path(path: str) -> str:
+    """Go's path.Clean of an absolute path (normpath keeps a leading "//")."""
+    return "/" + posixpath.normpath(path).lstrip("/")
 
 
 def _display(inst: ins.Instruction) -> str:

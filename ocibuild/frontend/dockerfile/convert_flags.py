@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
+from ocibuild import chmod
 from ocibuild.errors import OcibuildError
 
 
@@ -11,7 +10,14 @@ class FlagError(OcibuildError):
     pass
 
 
-def parse_chmod(text: str) -> int:
-    if not re.fullmatch(r"[0-7]{1,4}", text):
-        raise FlagError(f"invalid --chmod value {text!r}: expected an octal mode like 0755")
-    return int(text, 8)
+def parse_chmod(text: str) -> chmod.ModeChange:
+    """An octal mode up to 07777, or a symbolic one (u=rwx,go=rx, +x, a+r,u-w), as
+    BuildKit's convert_copy.go accepts them."""
+    try:
+        return chmod.parse(text)
+    except chmod.ModeSyntaxError as exc:
+        if text[:1].isdigit():
+            raise FlagError(f"invalid chmod parameter: {text!r}: it should be an octal "
+                            "string between 0 and 07777") from None
+        raise FlagError(f"invalid chmod parameter: {text!r}: {exc} (expected an octal "
+                        "mode like 0755 or a symbolic one like u=rwx,go=rx)") from None

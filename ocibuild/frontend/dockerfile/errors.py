@@ -12,7 +12,7 @@ the column, which is what the CLI prints.
 
 from __future__ import annotations
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, printable
 
 
 class ShellExpansionError(OcibuildError):
@@ -50,6 +50,7 @@ class DockerfileError(OcibuildError):
         text = self._located()
         if self.source_line is None or self.line <= 0:
             return text
-        shown = self.source_line.rstrip("\r\n").expandtabs(1)
-        caret = " " * (max(self.column, 1) - 1) + "^"
-        return f"{text}\n{shown}\n{caret}"
+        line = self.source_line.rstrip("\r\n").expandtabs(1)
+        # escaped as the terminal will show it, the caret still under its column
+        before = printable(line[:max(self.column, 1) - 1])
+        return f"{text}\n{printable(line)}\n{' ' * len(before)}^"
