@@ -41,6 +41,7 @@ from ocibuild.graph import (
     Op,
     ScratchSource,
 )
+from ocibuild.graph.ops import url_file_name
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.platform import host as host_platform
@@ -697,9 +698,10 @@ class Converter:
                 if len(sources) != 1:
                     raise self.error(inst, "ADD of a URL takes exactly one source")
                 url = urls[0]
-                filename = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "download"
+                filename = url_file_name(url)
                 source = HttpSource(url=url, checksum=checksum, filename=filename)
                 sources = [filename]
+                add = False  # a download is never extracted, even a tar (BuildKit)
             elif checksum:
                 raise self.error(inst, "ADD --checksum is only supported with HTTP(S) sources")
         if len(words) > 2 and not dest.endswith("/"):
