@@ -16,6 +16,21 @@ from typing import IO, Any
 TMP_PREFIX = ".tmp-"
 
 
+def writer_prefix() -> str:
+    """The prefix of a store's temporary file or directory that names the process writing
+    it (`.tmp-p<pid>-`): once that process is gone, the next build knows the file for a
+    leftover at once, whatever its age (ocibuild.cache.temporaries)."""
+    return f"{TMP_PREFIX}p{os.getpid()}-"
+
+
+def writer_of(name: str) -> int | None:
+    """The pid a `writer_prefix()` name carries (None: a name without one)."""
+    if not name.startswith(TMP_PREFIX + "p"):
+        return None
+    pid, sep, _ = name[len(TMP_PREFIX) + 1:].partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

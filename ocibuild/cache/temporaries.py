@@ -5,6 +5,7 @@
                                              directory, the file-op server's socket
     ROOT/snapshots/steps/<pid>-<random>-<n>  step directories, named after that one
     ROOT/content/.tmp-*                      blobs being written
+    ROOT/snapshots/layers/.tmp-p<pid>-*      layers being extracted
 
 A process holds an exclusive flock on its directory for as long as it lives; the kernel
 drops it when the process dies, however it dies. So a directory whose lock can be taken
@@ -12,7 +13,9 @@ belongs to a process that is gone, and so do the step directories named after it
 blob writer holds a flock on its temporary file the same way (ocibuild.oci.layout).
 Each process removes its own files when it exits; what a killed one left, the next
 build (entering the store) or `cache prune` removes. A live process's files are locked,
-so they are never taken for leftovers.
+so they are never taken for leftovers. Files named after their writer's pid
+(ocibuild.atomic.writer_prefix: blobs, extracted layers) are leftovers as soon as that
+process is gone, without the grace time an unlocked file otherwise gets.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild import store_paths
-from ocibuild.atomic import TMP_PREFIX
+from ocibuild.atomic import TMP_PREFIX, writer_of
 
 # A temporary file nobody holds a lock on is taken for a dead writer's only once it is
 # this old: a writer locks its file right after making it, and renames it soon after
@@ -218,9 +221,9 @@ def find_dead(root: Path, *, exclusive: bool) -> Leftovers:
                  if owner_gone(_owner_of_step(p.name))]
     partial = [p for p in _entries(root / store_paths.CONTENT)
                if p.name.startswith(TMP_PREFIX) and _dead_partial(p, exclusive)]
-    if exclusive:
-        for sub in (store_paths.LAYERS, store_paths.CHAINS, store_paths.CACHE_MOUNTS):
-            partial += [p for p in _entries(root / sub) if p.name.startswith(TMP_PREFIX)]
+    for sub in (store_paths.LAYERS, store_paths.CHAINS, store_paths.CACHE_MOUNTS):
+        partial += [p for p in _entries(root / sub) if p.name.startswith(TMP_PREFIX)
+                    and (exclusive or _writer_gone(p.name))]
     return Leftovers(tuple(process_dirs), tuple(step_dirs), tuple(partial))
 
 
@@ -229,12 +232,28 @@ def _dead_partial(path: Path, exclusive: bool) -> bool:
         st = path.lstat()
     except FileNotFoundError:
         return False
-    if not exclusive and time.time() - st.st_mtime < UNLOCKED_GRACE_S:
+    if not exclusive and time.time() - st.st_mtime < UNLOCKED_GRACE_S \
+            and not _writer_gone(path.name):
         return False
     if path.is_dir():
         return exclusive
     with _if_dead(path) as dead:
         return dead
+
+
+def _writer_gone(name: str) -> bool:
+    """The file's name carries its writer's pid (ocibuild.atomic.writer_prefix), and no
+    such process is left. (A reused pid only keeps a leftover for prune.)"""
+    pid = writer_of(name)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process
+        return False
+    return False
 
 
 # -- removing them --------------------------------------------------------------------
@@ -243,10 +262,12 @@ def remove_dead(root: Path) -> None:
     Directories go to the trash (a rename: instant, whatever ids own their files),
     which builds empty in the background and `cache prune` at once."""
     found = find_dead(root, exclusive=False)
-    _to_trash(root, [*found.process_dirs, *found.step_dirs])
+    dirs = [p for p in found.partial_files if p.is_dir() and not p.is_symlink()]
+    _to_trash(root, [*found.process_dirs, *found.step_dirs, *dirs])
     for path in found.partial_files:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        if path not in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def remove(paths: list[Path] | tuple[Path, ...]) -> None:

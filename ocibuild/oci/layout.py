@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from ocibuild.atomic import TMP_PREFIX, atomic_write_bytes, fsync_dir
+from ocibuild.atomic import atomic_write_bytes, fsync_dir, writer_prefix
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import canonical, limits, mediatypes
 from ocibuild.oci import digest as _digest
@@ -45,7 +45,7 @@ class BlobWriter:
         self._layout = layout
         self._expected = expected_digest
         self._expected_size = expected_size
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=layout.path)
+        fd, tmp = tempfile.mkstemp(prefix=writer_prefix(), dir=layout.path)
         with contextlib.suppress(OSError):  # held while writing: not a dead writer's
             fcntl.flock(fd, fcntl.LOCK_EX)  # (ocibuild.cache.temporaries)
         self.tmp_path = Path(tmp)

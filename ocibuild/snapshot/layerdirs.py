@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ocibuild.atomic import writer_prefix
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.compression import open_uncompressed
 from ocibuild.oci.extract import OPAQUE_MARKER, WHITEOUT_PREFIX, apply_layer, archive_parts
@@ -43,7 +44,7 @@ def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
     dest = Path(args["dest"])
     if dest.is_dir():
         return {"size": 0, "existed": True}
-    tmp = dest.with_name(f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}")
+    tmp = dest.with_name(f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(mode=0o755)
     try:
         digest, size = args["blob"], args["size"]
