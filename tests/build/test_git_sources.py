@@ -185,8 +185,8 @@ def token_remote(remotes: Remotes) -> Iterator[HttpRemote]:
 
 def test_git_auth_token_secret(builder: Builder, token_remote: HttpRemote) -> None:
     """A remote that needs credentials is reached with the GIT_AUTH_TOKEN secret (sent
-    as BuildKit sends it), also in its GIT_AUTH_TOKEN.<host> form; without one the
-    build fails."""
+    as BuildKit sends it), also in its GIT_AUTH_TOKEN.<host> form, or with the whole
+    header in GIT_AUTH_HEADER; without one the build fails."""
     files = {"Dockerfile": f"FROM scratch\nADD {token_remote.url}/repo.git#v1 /r\n"}
     _, proc = _export(builder, files, check=False, name="none")
     assert proc.returncode != 0 and token_remote.refused > 0
@@ -202,6 +202,13 @@ def test_git_auth_token_secret(builder: Builder, token_remote: HttpRemote) -> No
     host = token_remote.url.removeprefix("http://")
     out, _ = _export(builder, files, "--secret", f"id=GIT_AUTH_TOKEN.{host},src={token}",
                      "--no-cache", name="per-host")
+    assert _read(out / "r/a.txt") == "one\n"
+
+    header = builder.tmp / "header"
+    header.write_text(token_remote.auth_header)
+    give_to(header, builder.user)
+    out, _ = _export(builder, files, "--secret", f"id=GIT_AUTH_HEADER,src={header}",
+                     "--no-cache", name="by-header")
     assert _read(out / "r/a.txt") == "one\n"
 
 
