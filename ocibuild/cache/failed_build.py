@@ -6,6 +6,7 @@ what the store holds and the commands that show and free it."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import sqlite3
@@ -23,26 +24,30 @@ if TYPE_CHECKING:
 @contextlib.contextmanager
 def cleaned_up(store: Store) -> Iterator[None]:
     """Free this process's trash when the block fails; a full disk (anywhere in the
-    block: the store, an output) also empties the whole trash and is reported by
-    disk_full_error()."""
+    block: the store, an output, a RUN's files) also empties the whole trash and says
+    what the store holds. (An interrupted build exits at once: the next build frees
+    what it left.)"""
     try:
         yield
-    except BaseException as exc:
+    except Exception as exc:
         from ocibuild.snapshot import trash
+        from ocibuild.solver.solve import StepFailedError
 
-        full = _disk_full(exc)
+        if isinstance(exc, StepFailedError):  # its program says whether the disk is full
+            full = any(DISK_FULL_TEXT in line for line in exc.tail)
+        else:
+            full = is_disk_full(exc)
         trash.empty_now(store, own_only=not full)
-        if full:
-            where = exc.filled if isinstance(exc, DiskFullError) else None
-            raise disk_full_error(exc, store.root, where) from exc
-        raise
+        if not full:
+            raise
+        if isinstance(exc, StepFailedError):
+            raise StepFailedError(exc.name, f"{exc.message}; {_store_hint(store.root)}",
+                                  exc.tail) from exc
+        where = exc.filled if isinstance(exc, DiskFullError) else None
+        raise disk_full_error(exc, store.root, where) from exc
 
 
-def _disk_full(exc: BaseException) -> bool:
-    from ocibuild.solver.solve import StepFailedError
-
-    # a RUN's own failure (its program reports the full disk) quotes the RUN's text
-    return not isinstance(exc, StepFailedError) and is_disk_full(exc)
+DISK_FULL_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
 
 
 def disk_full_error(exc: BaseException, root: Path,
@@ -59,9 +64,20 @@ def disk_full_error(exc: BaseException, root: Path,
         what += f" in {full}"
     with contextlib.suppress(OSError):
         what += f"; {human_size(shutil.disk_usage(_existing(full)).free)} free there now"
-    return DiskFullError(
-        f"{what}; the store {root} holds {human_size(store_bytes(root))} "
-        "(`ocibuild cache du` shows what, `ocibuild cache prune` frees it)")
+    return DiskFullError(f"{what}; {_store_hint(root, free=False)}")
+
+
+def _store_hint(root: Path, *, free: bool = True) -> str:
+    """What the store holds (and what is free on its filesystem) and the commands that
+    show and free it."""
+    from ocibuild.cache.units import human_size
+
+    now = ""
+    if free:
+        with contextlib.suppress(OSError):
+            now = f" ({human_size(shutil.disk_usage(root).free)} free there now)"
+    return (f"the store {root} holds {human_size(store_bytes(root))}{now}: "
+            "`ocibuild cache du` shows what, `ocibuild cache prune` frees it")
 
 
 def _plain_reason(text: str) -> str:

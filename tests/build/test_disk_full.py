@@ -96,7 +96,11 @@ def test_a_run_that_fills_the_disk_leaves_nothing_behind(small_disk: SmallDisk) 
     proc, _ = small_disk.builder.build(ctx, check=False)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert "No space left on device" in proc.stderr
+    assert "No space left on device" in proc.stderr  # dd's own message
+    last = proc.stderr.rstrip().splitlines()[-1]
+    assert "did not complete successfully: exit code: 1" in last, last
+    assert f"the store {small_disk.store} holds " in last, last
+    assert "ocibuild cache du" in last, last
     # its step directory was freed before the build exited, not left for a later one
     assert small_disk.used() < before + 8 * MIB
     small_disk.assert_clean()
