@@ -51,6 +51,19 @@ def parse_build_contexts(values: Iterable[str],
     return found
 
 
+def context_key(ref: str) -> str:
+    """The `--build-context` name a FROM / --from reference looks for: its familiar form
+    without ":latest", as BuildKit's NamedContext normalizes it, so `busybox:latest` and
+    `docker.io/library/busybox` both find a context named `busybox`."""
+    from ocibuild.registry.reference import InvalidReferenceError, parse_reference
+
+    try:
+        named = parse_reference(ref, default_tag="")
+    except InvalidReferenceError:
+        return ref.lower()  # a stage name or number, or no image name at all
+    return named.familiar().removesuffix(":latest")
+
+
 def _platform_fits(image: Image, wanted: Platform) -> bool:
     """A local image serves `wanted` unless its config names another os/architecture."""
     config = image.config
@@ -93,7 +106,7 @@ class ImageSources:
         return self._seen[key]
 
     def image(self, ref: str, platform: Platform) -> Image:
-        ctx = self.contexts.get(ref.lower())
+        ctx = self.contexts.get(context_key(ref))
         text = ctx.source if ctx is not None else ref
         if text.startswith(SCHEMES[1:]):
             from ocibuild.registry import resolve_source

@@ -155,6 +155,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
 
     rebuild = ctx.obj.get("rebuild")
     mode = "quiet" if quiet else modes.resolve(progress, sys.stderr)
+    quiet = mode == "quiet"  # --progress=quiet prints the image ID alone too, as -q
     if mode not in ("plain", "quiet", "tty"):  # JSON lines carry the build's own times
         rebuild = None
     # plain text is kept as printed; the live display's last frame is kept as its steps

@@ -24,6 +24,7 @@ class Event:
     text: str = ""  # a log line (without newline) or the error message
     exit_code: int | None = None
     digest: str = ""  # the step's op digest in the build graph (as BuildKit's vertex)
+    stream: int = 1  # a log line's stream, numbered as BuildKit's: 1 stdout, 2 stderr
 
 
 Sink = Callable[[Event], None]

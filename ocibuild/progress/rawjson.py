@@ -6,7 +6,8 @@ each shaped like a BuildKit SolveStatus update, for example
     {"vertexes":[{"digest":"sha256:…","name":"[a 2/2] RUN make","started":"…Z","completed":"…Z"}]}
 
 As in BuildKit, a vertex update repeats the step's whole state (started, completed,
-cached, error), log data is base64 of the output bytes (a line with its newline), and
+cached, error), log data is base64 of the output bytes (a line with its newline) with
+the stream it came from (1 stdout, 2 stderr), and
 times are RFC 3339 with nanoseconds. A vertex's digest is its op's digest in ocibuild's
 build graph (the same step has the same digest in every build, as BuildKit's LLB
 digests do; the two kinds of digest are not comparable), or, for an event without one,
@@ -25,7 +26,6 @@ from typing import Any, TextIO
 
 from ocibuild.progress.events import Event
 
-STDOUT_STREAM = 1  # BuildKit's stream number of a process's output
 EXPORT_NAME = "exporting to image"
 
 
@@ -60,7 +60,7 @@ class RawJsonRenderer:
         now = self._time(event.time)
         if event.kind == "log":
             data = base64.b64encode((event.text + "\n").encode(errors="surrogateescape"))
-            return {"logs": [{"vertex": digest, "stream": STDOUT_STREAM,
+            return {"logs": [{"vertex": digest, "stream": event.stream,
                               "data": data.decode("ascii"), "timestamp": now}]}
         if event.kind == "started":
             self._started[event.index] = event.time

@@ -47,16 +47,16 @@ class _Output:
                 rest = b""
             self._partial[name] = rest
             for line in lines:
-                self._line(line)
+                self._line(line, name)
         return feed
 
     def flush(self) -> None:
         for name, rest in self._partial.items():
             if rest:
-                self._line(rest)
+                self._line(rest, name)
             self._partial[name] = b""
 
-    def _line(self, data: bytes) -> None:
+    def _line(self, data: bytes, stream: str) -> None:
         for secret in self.secrets:
             if secret:
                 data = data.replace(secret, b"****")
@@ -65,7 +65,8 @@ class _Output:
         index = self.solver.index.get(self.op.digest)
         if index is not None:
             self.solver.progress(Event("log", index, self.solver.opts.names[self.op.digest],
-                                       time.monotonic(), text=line, digest=self.op.digest))
+                                       time.monotonic(), text=line, digest=self.op.digest,
+                                       stream=2 if stream == "stderr" else 1))
 
 
 def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitStack,
@@ -100,8 +101,10 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
         sock = solver.opts.ssh.get(m.id or "default")
         if sock is None:
             if m.required:
-                raise OcibuildError(f"ssh agent {m.id or 'default'} not forwarded (use "
-                                    "--ssh default)")
+                sid = m.id or "default"
+                give = "--ssh default" if sid == "default" else f"--ssh {sid}=SOCKET"
+                raise OcibuildError(f'no SSH key "{sid}" forwarded from the client '
+                                    f"(give it with {give})")
             return None
         return sandbox.SSHMount(sock, m.target)
     # bind: from the context or a stage

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ocibuild import entitlements
+from ocibuild.build_sources import context_key
 from ocibuild.errors import OcibuildError
 from ocibuild.frontend.dockerfile import instructions as ins
 from ocibuild.frontend.dockerfile import parser as _parser
@@ -159,6 +160,10 @@ class Converter:
         self.names: dict[str, str] = {}
         self.stage_of_op: dict[str, str] = {}
         self.warnings: list[str] = list(ast.warnings)
+        syntax = ast.directive("syntax")
+        if syntax and not is_builtin_syntax(syntax):
+            self.warnings.append(f"[Warning] # syntax={syntax} names a frontend ocibuild "
+                                 "cannot run: the built-in Dockerfile frontend is used")
         self.used_args: set[str] = set()
         self.global_args: dict[str, str] = {}
         self.stages: list[_Stage] = []
@@ -288,9 +293,10 @@ class Converter:
             platform = Platform.parse(platform_text) if platform_text else self.target_platform
         except ValueError as exc:
             raise self.error(inst, str(exc)) from None
-        named = base.lower() in self.inputs.context_dirs | self.inputs.context_images
+        key = context_key(base)
+        named = key in self.inputs.context_dirs | self.inputs.context_images
         parent = self.find_stage(base) if base and not base.isdigit() and not named else None
-        if base.lower() in self.inputs.context_dirs:
+        if key in self.inputs.context_dirs:
             return self._from_directory(stage, base, prefix, total, platform)
         if parent is not None and parent.index < stage.index:
             ps = self.stage_state(parent)
@@ -357,7 +363,7 @@ class Converter:
                         platform: Platform) -> StageState:
         """FROM a directory build context: its files are the root filesystem."""
         text = self._step_name(prefix, 1, total, f"FROM {name}")
-        op = CopyOp(ScratchSource(description=text), ContextSource(name=name.lower()),
+        op = CopyOp(ScratchSource(description=text), ContextSource(name=context_key(name)),
                     (".",), "/")
         self._name(op, text, stage.label)
         return StageState(stage.name, stage.index, op, {"Env": [DEFAULT_PATH]}, platform)
@@ -629,9 +635,10 @@ class Converter:
     def _source_state(self, inst: ins.Instruction, ref: str) -> Op:
         """The filesystem `--from=` names: a build context, a stage (name or index) or an
         image."""
-        if ref.lower() in self.inputs.context_dirs:
-            return ContextSource(name=ref.lower())
-        stage = None if ref.lower() in self.inputs.context_images else self.find_stage(ref)
+        key = context_key(ref)
+        if key in self.inputs.context_dirs:
+            return ContextSource(name=key)
+        stage = None if key in self.inputs.context_images else self.find_stage(ref)
         if stage is not None:
             return self.stage_state(stage).op
         try:
@@ -723,6 +730,18 @@ class Converter:
                               keep_git_dir=getattr(inst, "keep_git_dir", None))
         except OcibuildError as exc:
             raise self.error(inst, exc.message) from None
+
+
+def is_builtin_syntax(ref: str) -> bool:
+    """Whether a `# syntax=` image is the Dockerfile syntax the built-in frontend speaks:
+    docker/dockerfile (or docker/dockerfile-upstream), any tag or digest. BuildKit would
+    run that image; ocibuild runs no frontend images, and these need none."""
+    name = ref.strip().split("@", 1)[0]
+    if ":" in name.rpartition("/")[2]:
+        name = name.rpartition(":")[0]
+    for prefix in ("docker.io/", "index.docker.io/"):
+        name = name.removeprefix(prefix)
+    return name in ("docker/dockerfile", "docker/dockerfile-upstream")
 
 
 def normalize_workdir(current: str, path: str) -> str:
