@@ -1,12 +1,16 @@
 """Apply a layer onto a directory without ever writing outside it.
 
 Every path is resolved here, one component at a time, from a file descriptor of the
-root with O_NOFOLLOW: a symlink met on the way (planted by an earlier entry, an earlier
-layer or anyone else) is refused, never followed. The final component is never followed
-either: an existing entry is removed and the new one created with O_EXCL. Names with
-"..", absolute names and hard links to such names are refused before anything is
-touched. Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) remove what lower
-layers left, never what this layer wrote.
+root with O_NOFOLLOW. A symlink met on the way (planted by an earlier entry, an earlier
+layer or anyone else) is followed as if the root were `/` (chroot): its target is read
+and walked again from the root (absolute) or from where the link is (relative), and
+`..` never climbs above the root: a layer's stops there (containerd's fs.RootPath), an
+archive's is refused (BuildKit's ADD). The final component is never followed: an
+existing entry is removed and the new one created with O_EXCL (an archive's directory
+entry merges into the directory a symlink of that name leads to, as BuildKit's ADD
+does). Absolute names are read as relative to the root; names whose ".." would leave
+it are refused before anything is touched. Whiteouts (`.wh.NAME`) and opaque markers
+(`.wh..wh..opq`) remove what lower layers left, never what this layer wrote.
 """
 
 from __future__ import annotations
@@ -29,11 +33,17 @@ _AUFS_META_PREFIX = ".wh..wh."
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES)
+_MAX_LINKS = 40  # symlinks followed for one path, as the kernel's ELOOP limit
+
+# What a layer's whiteouts and opaque markers hide, resolved inside the root:
+# ("whiteout", path of the hidden entry) or ("opaque", path of the directory).
+Marks = list[tuple[str, tuple[str, ...]]]
 
 
 def apply_layer(src: BinaryIO, root: Path, *, id_map: IdMap | None = None,
-                chown: bool | None = None) -> str:
-    """Extract a gzip, zstd or plain tar layer onto `root`; returns its diffID."""
+                chown: bool | None = None, marks: Marks | None = None) -> str:
+    """Extract a gzip, zstd or plain tar layer onto `root`; returns its diffID. `marks`
+    receives what the layer's whiteouts hide that the layer does not write itself."""
     root.mkdir(parents=True, exist_ok=True)
     source = HashingSource(open_uncompressed(src))
     reader = TarReader(source)
@@ -44,6 +54,8 @@ def apply_layer(src: BinaryIO, root: Path, *, id_map: IdMap | None = None,
             extractor.apply(member, reader)
         source.drain()
         extractor.finish()
+        if marks is not None:
+            marks += extractor.marks()
     finally:
         extractor.close()
         os.close(root_fd)
@@ -54,9 +66,10 @@ def extract_archive(src: BinaryIO, root: Path, *, owner: tuple[int, int] | None 
                     chown: bool = True) -> None:
     """A tar archive (plain, gzip, zstd, bzip2 or xz), as ADD and `build -` unpack one:
     its members under `root`, as safely as apply_layer, except that `.wh.` names are
-    ordinary files and absolute names land under `root`. Owners are the archive's
-    (numeric), or `owner` (--chown) for every member; an owner the mapping cannot hold
-    leaves the entry as created (as tar does for an unprivileged user)."""
+    ordinary files and a symlink's `..` that would climb out of `root` is refused.
+    Owners are the archive's (numeric), or `owner` (--chown) for every member; an owner
+    the mapping cannot hold leaves the entry as created (as tar does for an unprivileged
+    user)."""
     from ocibuild.oci.compression import open_archive
 
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -73,12 +86,17 @@ def extract_archive(src: BinaryIO, root: Path, *, owner: tuple[int, int] | None 
 
 
 def archive_parts(name: str, what: str = "layer entry") -> list[str]:
-    """The components of an archive path, refusing anything that could leave the root."""
-    if name.startswith("/"):
-        raise UnsafeLayerError(f"{what} {name!r}: absolute path, refusing to extract it")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise UnsafeLayerError(f"{what} {name!r}: '..' would leave the root, refusing it")
+    """The components of an archive path relative to the root (a leading `/` dropped,
+    `..` taken lexically), refusing one whose `..` would leave the root."""
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part == "..":
+            if not parts:
+                raise UnsafeLayerError(
+                    f"{what} {name!r}: '..' would leave the root, refusing it")
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
     return parts
 
 
@@ -94,49 +112,70 @@ class _Extractor:
         self._what = "archive member" if archive else "layer entry"
         self._written: set[str] = set()  # entries of this layer and their parents
         self._dirs: list[tuple[list[str], int, int]] = []  # modes/mtimes set at the end
+        self._marks: Marks = []
+        self._link = ""  # the last symlink followed, for messages
         # The parent of the last entry stays open: consecutive entries share it.
-        self._cached: tuple[tuple[str, ...], int] | None = None
+        self._cached: tuple[tuple[str, ...], int, list[str]] | None = None
 
     # -- entry points -------------------------------------------------------------------
 
     def apply(self, member: Member, reader: TarReader) -> None:
-        parts = archive_parts(self._relative(member.name), self._what)
+        parts = archive_parts(member.name, self._what)
         if not parts:
             return  # the root itself ("./"): keep the target's own metadata
         try:
             if not self._archive and parts[-1].startswith(WHITEOUT_PREFIX):
                 self._whiteout(parts, member.name)
                 return
-            parent = self._parent(parts, member.name, create=True)
+            parent, where = self._parent(parts, member.name, create=True)
             assert parent is not None
-            self._create(parent, parts, member, reader)
+            if self._archive and member.typeflag == b"5" and _is_link(parent, parts[-1]):
+                fd, target = self._walk(parts, member.name, create=True)
+                self._close_walk(fd)  # the directory the link leads to, inside the root
+                if not target:
+                    return
+                parent, where = self._parent(target, member.name, create=True)
+                assert parent is not None
+                parts = target
+            self._create(parent, [*where, parts[-1]], member, reader)
         except OSError as exc:
             raise OcibuildError(
                 f"{self._what} {member.name!r}: {exc.strerror or exc} while extracting") from exc
         key = ""
-        for part in parts:
+        for part in [*where, parts[-1]]:
             key = f"{key}/{part}" if key else part
             self._written.add(key)
 
-    def _relative(self, name: str) -> str:
-        # tar and docker read an archive's absolute names as relative to where it is
-        # extracted; a layer's are refused
-        return name.lstrip("/") if self._archive else name
-
     def finish(self) -> None:
-        # Children first, so setting a child's mtime cannot disturb its parent's.
+        # Children first, so setting a child's mtime cannot disturb its parent's; the
+        # last entry for a directory is the one that counts.
+        done: set[tuple[str, ...]] = set()
         for parts, mode, mtime_ns in reversed(self._dirs):
-            try:
-                fd = self._walk(parts, parts, "/".join(parts), create=False)
-            except (OcibuildError, OSError):
-                continue  # replaced by a later entry of the layer
-            if fd is None or fd == self._root_fd:
+            if tuple(parts) in done:
                 continue
+            done.add(tuple(parts))
+            try:
+                pfd, _ = self._walk(parts[:-1], "/".join(parts), create=False)
+            except (OcibuildError, OSError):
+                continue
+            if pfd is None:
+                continue
+            try:
+                fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=pfd)
+            except OSError:
+                continue  # replaced by a later entry of the layer
+            finally:
+                self._close_walk(pfd)
             try:
                 os.fchmod(fd, mode)
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
             finally:
                 os.close(fd)
+
+    def marks(self) -> Marks:
+        """What the whiteouts hide, except entries the layer writes itself."""
+        return [(kind, path) for kind, path in self._marks
+                if kind == "opaque" or "/".join(path) not in self._written]
 
     def close(self) -> None:
         self._drop_cache()
@@ -202,13 +241,13 @@ class _Extractor:
         os.close(fd)
 
     def _hardlink(self, pfd: int, parts: list[str], m: Member) -> None:
-        target = archive_parts(self._relative(m.linkname),
-                               f"{self._what} {m.name!r}: hard link to")
+        target = archive_parts(m.linkname, f"{self._what} {m.name!r}: hard link to")
         if not target:
             raise UnsafeLayerError(f"{self._what} {m.name!r}: hard link to the root directory")
-        if target == parts:
+        tfd, where = self._walk(target[:-1], f"{m.name} -> {m.linkname}", create=False)
+        if [*where, target[-1]] == parts:
+            self._close_walk(tfd)
             return
-        tfd = self._walk(target[:-1], target, f"{m.name} -> {m.linkname}", create=False)
         if tfd is None:
             raise OcibuildError(
                 f"{self._what} {m.name!r}: hard link target {m.linkname!r} does not exist")
@@ -235,10 +274,14 @@ class _Extractor:
         victim = base[len(WHITEOUT_PREFIX):]
         if base != OPAQUE_MARKER and victim in ("", ".", ".."):
             raise UnsafeLayerError(f"{self._what} {entry!r}: whiteout of {victim!r}, refusing it")
-        pfd = self._parent(parts, entry, create=False)
+        pfd, where = self._parent(parts, entry, create=False)
+        if base == OPAQUE_MARKER:
+            self._marks.append(("opaque", tuple(where)))
+        else:
+            self._marks.append(("whiteout", (*where, victim)))
         if pfd is None:
             return  # nothing below a missing directory to hide
-        prefix = "/".join(parts[:-1])
+        prefix = "/".join(where)
         prefix = prefix + "/" if prefix else ""
         if base == OPAQUE_MARKER:
             for child in os.listdir(pfd):
@@ -250,62 +293,93 @@ class _Extractor:
 
     # -- paths --------------------------------------------------------------------------
 
-    def _parent(self, parts: list[str], entry: str, *, create: bool) -> int | None:
+    def _parent(self, parts: list[str], entry: str, *,
+                create: bool) -> tuple[int | None, list[str]]:
+        """The directory holding `parts` (open; None if missing and not `create`) and
+        the path it resolved to."""
         key = tuple(parts[:-1])
         if self._cached is not None and self._cached[0] == key:
-            return self._cached[1]
-        fd = self._walk(parts[:-1], parts, entry, create=create)
+            return self._cached[1], self._cached[2]
+        fd, where = self._walk(parts[:-1], entry, create=create)
         if fd is None:
-            return None
+            return None, where
         self._drop_cache()
-        self._cached = (key, fd)
-        return fd
+        self._cached = (key, fd, where)
+        return fd, where
 
     def _drop_cache(self) -> None:
         if self._cached is not None and self._cached[1] != self._root_fd:
             os.close(self._cached[1])
         self._cached = None
 
-    def _walk(self, comps: list[str], parts: list[str], entry: str, *,
-              create: bool) -> int | None:
-        """An fd of the directory root/comps, reached without following any symlink."""
-        cur = self._root_fd
+    def _walk(self, comps: list[str], entry: str, *,
+              create: bool) -> tuple[int | None, list[str]]:
+        """An fd of the directory root/comps and the path it resolved to, symlinks on
+        the way followed inside the root (see the module docstring); every directory is
+        opened with O_NOFOLLOW from its parent's fd, so the walk cannot leave the root.
+        (None, path it would have) when a directory is missing and not `create`."""
+        opened: list[int] = []  # fds of the directories of `where`, the root excluded
+        where: list[str] = []
+        pending = comps[::-1]  # a stack: the next component last
+        links = 0
         try:
-            for i, comp in enumerate(comps):
+            while pending:
+                comp = pending.pop()
+                if comp in ("", "."):
+                    continue
+                if comp == "..":  # only from a link's target: names are taken lexically
+                    if where:
+                        where.pop()
+                        os.close(opened.pop())
+                    elif self._archive:
+                        raise UnsafeLayerError(f"{self._what} {entry!r}: symlink "
+                                               f"{self._link!r} points outside the root")
+                    continue
+                cur = opened[-1] if opened else self._root_fd
                 try:
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
                 except FileNotFoundError:
                     if not create:
-                        self._close_walk(cur)
-                        return None
-                    os.mkdir(comp, 0o755, dir_fd=cur)
-                    if self._chown:
-                        uid, gid = self._owner or self._host_ids(0, 0, entry)
-                        try:
-                            os.chown(comp, uid, gid, dir_fd=cur, follow_symlinks=False)
-                        except OSError as exc:
-                            self._unowned(exc)
+                        return None, _lexical([*where, comp, *pending[::-1]])
+                    self._mkdir(cur, comp, entry)
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
-                    where = "/".join(comps[: i + 1])
-                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
-                    if stat.S_ISLNK(st.st_mode):
-                        raise UnsafeLayerError(
-                            f"{self._what} {entry!r}: {where!r} is a symlink; refusing to "
-                            "write through it") from None
-                    raise OcibuildError(
-                        f"{self._what} {entry!r}: {where!r} is not a directory") from None
-                self._close_walk(cur)
-                cur = nxt
-        except BaseException:
-            self._close_walk(cur)
-            raise
-        return cur
+                    here = "/".join([*where, comp])
+                    if not _is_link(cur, comp):
+                        raise OcibuildError(
+                            f"{self._what} {entry!r}: {here!r} is not a directory") from None
+                    links += 1
+                    if links > _MAX_LINKS:
+                        raise UnsafeLayerError(f"{self._what} {entry!r}: too many levels of "
+                                               f"symbolic links at {here!r}") from None
+                    target = os.readlink(comp, dir_fd=cur)
+                    self._link = here
+                    if target.startswith("/"):
+                        while opened:
+                            os.close(opened.pop())
+                        where.clear()
+                    pending.extend(reversed(target.split("/")))
+                    continue
+                opened.append(nxt)
+                where.append(comp)
+            return (opened.pop() if opened else self._root_fd), where
+        finally:
+            for fd in opened:
+                os.close(fd)
 
-    def _close_walk(self, fd: int) -> None:
-        if fd != self._root_fd:
+    def _mkdir(self, pfd: int, name: str, entry: str) -> None:
+        os.mkdir(name, 0o755, dir_fd=pfd)
+        if self._chown:
+            uid, gid = self._owner or self._host_ids(0, 0, entry)
+            try:
+                os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            except OSError as exc:
+                self._unowned(exc)
+
+    def _close_walk(self, fd: int | None) -> None:
+        if fd is not None and fd != self._root_fd:
             os.close(fd)
 
     def _clear(self, pfd: int, name: str, *, keep_dir: bool) -> bool:
@@ -366,3 +440,22 @@ class _Extractor:
             except OSError as exc:
                 if exc.errno not in _IGNORED_XATTR_ERRORS:
                     raise
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _lexical(parts: list[str]) -> list[str]:
+    """`parts` with "." and ".." taken lexically (never above the root)."""
+    out: list[str] = []
+    for part in parts:
+        if part == "..":
+            if out:
+                out.pop()
+        elif part not in ("", "."):
+            out.append(part)
+    return out

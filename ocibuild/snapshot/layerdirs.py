@@ -19,13 +19,9 @@ from typing import Any
 
 from ocibuild.atomic import writer_prefix
 from ocibuild.oci import digest as _digest
-from ocibuild.oci.compression import open_uncompressed
-from ocibuild.oci.extract import OPAQUE_MARKER, WHITEOUT_PREFIX, apply_layer, archive_parts
+from ocibuild.oci.extract import Marks, apply_layer
 from ocibuild.oci.layout import ImageLayout
-from ocibuild.oci.tarreader import HashingSource, TarReader
 from ocibuild.snapshot import userns
-
-_AUFS_META_PREFIX = ".wh..wh."
 
 
 def tree_size(root: Path) -> int:
@@ -48,13 +44,14 @@ def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
     tmp.mkdir(mode=0o755)
     try:
         digest, size = args["blob"], args["size"]
+        marks: Marks = []
         with layout.open_blob(digest, size) as blob:
-            diff_id = apply_layer(blob, tmp, chown=args["chown"])  # type: ignore[arg-type]
+            diff_id = apply_layer(blob, tmp, chown=args["chown"],  # type: ignore[arg-type]
+                                  marks=marks)
         if diff_id != args["diff_id"]:
             raise _digest.DigestMismatchError(
                 f"layer {digest}: uncompressed digest {diff_id}, expected {args['diff_id']}")
-        with layout.open_blob(digest, size) as blob:
-            _mark_whiteouts(blob, tmp, trusted=args["host_root"])
+        _mark_whiteouts(marks, tmp, trusted=args["host_root"])
         os.chmod(tmp, 0o755)
         try:
             os.rename(tmp, dest)
@@ -69,35 +66,21 @@ def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
     return {"size": tree_size(dest), "existed": False}
 
 
-def _mark_whiteouts(blob: Any, root: Path, *, trusted: bool) -> None:
-    reader = TarReader(HashingSource(open_uncompressed(blob)))
-    written: set[tuple[str, ...]] = set()
-    whiteouts: list[tuple[str, ...]] = []
-    opaque: list[tuple[str, ...]] = []
-    for member in reader:
-        parts = tuple(archive_parts(member.name))
-        if not parts:
-            continue
-        base = parts[-1]
-        if base == OPAQUE_MARKER:
-            opaque.append(parts[:-1])
-        elif base.startswith(_AUFS_META_PREFIX):
-            continue
-        elif base.startswith(WHITEOUT_PREFIX):
-            whiteouts.append((*parts[:-1], base[len(WHITEOUT_PREFIX):]))
-        else:
-            written.add(parts)
-    for parts in whiteouts:
-        if parts in written:
-            continue  # replaced by this same layer
-        parent = _ensure_parent(root, parts[:-1])
-        with _keep_times(parent):
-            os.mknod(os.path.join(parent, parts[-1]), stat.S_IFCHR | 0o000, os.makedev(0, 0))
-    for parts in opaque:
-        target = _ensure_parent(root, parts)
-        os.setxattr(target, "user.overlay.opaque", b"y", follow_symlinks=False)
-        if trusted:
-            os.setxattr(target, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+def _mark_whiteouts(marks: Marks, root: Path, *, trusted: bool) -> None:
+    """What the layer's whiteouts hide (paths resolved inside the layer by the
+    extraction), as overlayfs reads it."""
+    for kind, parts in marks:
+        if kind == "whiteout":
+            parent = _ensure_parent(root, parts[:-1])
+            with _keep_times(parent):
+                os.mknod(os.path.join(parent, parts[-1]), stat.S_IFCHR | 0o000,
+                         os.makedev(0, 0))
+    for kind, parts in marks:
+        if kind == "opaque":
+            target = _ensure_parent(root, parts)
+            os.setxattr(target, "user.overlay.opaque", b"y", follow_symlinks=False)
+            if trusted:
+                os.setxattr(target, "trusted.overlay.opaque", b"y", follow_symlinks=False)
 
 
 def _ensure_parent(root: Path, parts: tuple[str, ...]) -> str:

@@ -284,9 +284,9 @@ def _is_archive(path: Path) -> bool:
 
 def _extract(archive: Path, dest: Path, owner: tuple[int, int] | None) -> None:
     """ADD of a local archive: its members under `dest`, owners as the archive says (or
-    --chown), never writing outside `dest` (a member below a symlink, or a hard link
-    to something outside, is refused; an existing entry is replaced, not written
-    through)."""
+    --chown), never writing outside `dest`: symlinks on the way to a member are
+    followed inside `dest` as chroot would (one climbing out of it is refused); an
+    existing entry is replaced, not written through."""
     from ocibuild.errors import OcibuildError
     from ocibuild.oci.extract import extract_archive
 
@@ -394,6 +394,19 @@ def _copy_parents(root: Path, src: Path, args: dict[str, Any], copier: _Copier,
                 dirs.append((target, st))
     for path, st in reversed(dirs):  # directory mtimes after their contents
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def seed_cache(args: dict[str, Any]) -> None:
+    """(Runs under the sandbox mapping, in a process of its own.) A new cache mount
+    directory `dest` as a copy of directory `path` of a stage, owners and modes kept."""
+    if _needs_mount(args["source"]):
+        _private_mount_namespace()
+    with _mounted(args["source"], readonly=True) as src:
+        resolved = selection.scoped_resolve(src, args["path"])
+        if not os.path.isdir(src / resolved):
+            what = "is not a directory" if os.path.lexists(src / resolved) else "not found"
+            raise CopyError(f"cache mount source /{args['path']}: {what}")
+        _Copier(src, None, None, False).copy_tree(resolved, Path(args["dest"]), None)
 
 
 def mkdir_in(args: dict[str, Any]) -> None:
