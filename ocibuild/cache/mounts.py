@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,25 +41,37 @@ def _flock(path: Path, flags: int) -> Iterator[bool]:
         os.close(fd)
 
 
-def _ensure_dir(store: Store, path: Path, mode: int, uid: int, gid: int) -> None:
+Seed = Callable[[Path], None]  # makes a new cache directory (at the path given) as a copy
+
+
+def _ensure_dir(store: Store, path: Path, mode: int, uid: int, gid: int,
+                seed: Seed | None = None) -> None:
     if path.is_dir():
         return
     with _flock(store.mounts_dir / ".create.lock", fcntl.LOCK_EX):
         if not path.is_dir():
-            _create_dir(path, mode, uid, gid)
+            _create_dir(path, mode, uid, gid, seed)
 
 
-def _create_dir(path: Path, mode: int, uid: int, gid: int) -> None:
+def _create_dir(path: Path, mode: int, uid: int, gid: int, seed: Seed | None = None) -> None:
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.mkdir()
     try:
-        os.chmod(tmp, mode)
-        if uid or gid:
-            from ocibuild.snapshot.userns import chown_as_mapped
+        if seed is not None:
+            seed(tmp)
+        else:
+            tmp.mkdir()
+            os.chmod(tmp, mode)
+            if uid or gid:
+                from ocibuild.snapshot.userns import chown_as_mapped
 
-            chown_as_mapped(tmp, uid, gid)
+                chown_as_mapped(tmp, uid, gid)
         os.rename(tmp, path)
     except BaseException:
+        if seed is not None and os.path.lexists(tmp):  # a part copy, owned by mapped ids
+            from ocibuild.snapshot import userns
+
+            with contextlib.suppress(Exception):
+                userns.remove_trees([tmp])
         with contextlib.suppress(OSError):
             tmp.rmdir()
         raise
@@ -67,7 +79,9 @@ def _create_dir(path: Path, mode: int, uid: int, gid: int) -> None:
 
 @contextlib.contextmanager
 def open_cache_mount(store: Store, mount_id: str, sharing: str, *, mode: int = 0o755,
-                     uid: int = 0, gid: int = 0) -> Iterator[Path]:
+                     uid: int = 0, gid: int = 0, seed: Seed | None = None) -> Iterator[Path]:
+    """The directory of cache mount `mount_id`, made by `seed` (a copy of a stage's
+    directory) or empty with mode/uid/gid when it does not exist yet."""
     if sharing not in SHARING_MODES:
         raise OcibuildError(
             f"cache mount {mount_id!r}: unknown sharing {sharing!r} "
@@ -81,7 +95,7 @@ def open_cache_mount(store: Store, mount_id: str, sharing: str, *, mode: int = 0
         with _flock(store.mounts_dir / f"{name}.lock", flags) as got:
             if got:
                 path = store.mounts_dir / name
-                _ensure_dir(store, path, mode, uid, gid)
+                _ensure_dir(store, path, mode, uid, gid, seed)
                 store.db.touch_mount(name, mount_id)
                 yield path
                 return

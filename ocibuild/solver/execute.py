@@ -75,9 +75,9 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     from ocibuild.solver.solve import root_spec
 
     if m.type == "cache":
-        path = stack.enter_context(solver.store.cache_mount(
-            m.id or m.target, m.sharing, mode=m.mode if m.mode is not None else 0o755,
-            uid=m.uid or 0, gid=m.gid or 0))
+        from ocibuild.solver.cache_seed import open_cache
+
+        path = stack.enter_context(open_cache(solver, m))
         return sandbox.CacheMount(path, m.target)
     if m.type == "tmpfs":
         return sandbox.TmpfsMount(m.target, m.size or None)
