@@ -409,19 +409,6 @@ def seed_cache(args: dict[str, Any]) -> None:
         _Copier(src, None, None, False).copy_tree(resolved, Path(args["dest"]), None)
 
 
-def seed_cache(args: dict[str, Any]) -> None:
-    """(Runs under the sandbox mapping, in a process of its own.) A new cache mount
-    directory `dest` as a copy of directory `path` of a stage, owners and modes kept."""
-    if _needs_mount(args["source"]):
-        _private_mount_namespace()
-    with _mounted(args["source"], readonly=True) as src:
-        resolved = selection.scoped_resolve(src, args["path"])
-        if not os.path.isdir(src / resolved):
-            what = "is not a directory" if os.path.lexists(src / resolved) else "not found"
-            raise CopyError(f"cache mount source /{args['path']}: {what}")
-        _Copier(src, None, None, False).copy_tree(resolved, Path(args["dest"]), None)
-
-
 def mkdir_in(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping, in a process of its own.) WORKDIR: create the
     directory if missing, owned as BuildKit's file ops read the stage USER."""
