@@ -38,6 +38,7 @@ CASES = [  # (argument template, exit status, the path the message names)
     ("-o type=docker,dest={locked}/image.tar", 1, "{locked}"),
     ("--iidfile {locked}/iid", 1, "{locked}"),
     ("--metadata-file {locked}/metadata.json", 1, "{locked}"),
+    ("--cache-to type=local,dest={locked}/cache", 1, "{locked}/cache"),
     ("--platform bogus", 2, "bogus"),
     ("--secret id=x,src={unreadable}", 2, "{unreadable}"),
 ]
@@ -89,3 +90,14 @@ def test_an_unreadable_secret_is_refused_before_the_build(module_builder: Builde
                                    ctx, check=False)
     assert proc.returncode == 2, proc.stderr
     assert f"{places['unreadable']}: permission denied" in proc.stderr.lower()
+
+
+def test_import_to_an_unwritable_layout_is_one_line(module_builder: Builder,
+                                                   places: dict[str, Path],
+                                                   busybox_rootfs: Path) -> None:
+    layout = places["locked"] / "layout"
+    proc = module_builder.user.run([OCIBUILD, "--root", module_builder.root, "import",
+                                    "--output", f"oci:{layout}", busybox_rootfs, "-t", "a:1"])
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"ocibuild: error: cannot use {layout}: permission denied"

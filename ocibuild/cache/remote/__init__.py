@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.remote.lookup import BlobSource, RemoteHit, RemoteRecords
 from ocibuild.cache.remote.spec import CacheSpec, parse_cache_spec
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, os_error
 
 if TYPE_CHECKING:
     from ocibuild.cache.remote.exporter import CacheExportReport
@@ -68,7 +68,8 @@ class BuildCaches:
                     spec, self.store, records_for(spec.mode), self.remote,
                     self.clients() if spec.type == "registry" else None, key_version))
             except (OcibuildError, OSError) as exc:
-                message = exc.message if isinstance(exc, OcibuildError) else str(exc)
+                message = exc.message if isinstance(exc, OcibuildError) \
+                    else os_error(exc, "cannot write").message
                 if not spec.ignore_error:
                     raise OcibuildError(f"--cache-to {spec}: {message}") from None
                 self.warnings.append(f"--cache-to {spec}: not written: {message}")
