@@ -199,8 +199,9 @@ class GitRepos:
             done = self._git([*git_dir, "fetch", "--quiet", "--depth=1", "--no-tags", "--",
                               src.remote, resolved.commit], what=what, env=env,
                              timeout=FETCH_TIMEOUT_S, check=False).returncode == 0
-            if not done:
-                self._git([*git_dir, "fetch", "--quiet", "--force", "--tags", "--",
+            if not done:  # a server that only gives what its refs point to
+                deepen = ["--unshallow"] if (repo / "shallow").exists() else []
+                self._git([*git_dir, "fetch", "--quiet", "--force", "--tags", *deepen, "--",
                            src.remote, "+refs/heads/*:refs/heads/*"], what=what, env=env,
                           timeout=FETCH_TIMEOUT_S)
         else:
