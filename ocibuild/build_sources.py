@@ -30,8 +30,9 @@ SCHEMES = ("docker-image://", "oci-layout://", "docker-archive://")
 def parse_build_contexts(values: Iterable[str],
                          git: Callable[[str], Path | None] | None = None
                          ) -> dict[str, BuildContext]:
-    """`--build-context NAME=VALUE` values by lower-case name (a name given twice is an
-    error, as in buildx). `git` checks a git URL value out (ocibuild.sources.git_context)
+    """`--build-context NAME=VALUE` values by name, normalized as buildx does (lower case,
+    an image name in its familiar form without ":latest"; a name given twice is an
+    error). `git` checks a git URL value out (ocibuild.sources.git_context)
     into the directory the context then is."""
     found: dict[str, BuildContext] = {}
     if not values:
@@ -43,11 +44,11 @@ def parse_build_contexts(values: Iterable[str],
         checkout = git(value) if git is not None and name.strip() and value else None
         ctx = (BuildContext(name.strip().lower(), "", checkout) if checkout is not None
                else parse_build_context(text))
-        if ctx.name in found:
-            raise UsageError(f"--build-context {ctx.name!r} given more than once")
-        if ctx.directory is not None:
-            ctx = type(ctx)(ctx.name, ctx.source, ctx.directory.resolve())
-        found[ctx.name] = ctx
+        key = context_key(ctx.name)  # as buildx: `busybox:latest=...` names `busybox`
+        if key in found:
+            raise UsageError(f"--build-context {key!r} given more than once")
+        directory = ctx.directory.resolve() if ctx.directory is not None else None
+        found[key] = type(ctx)(key, ctx.source, directory)
     return found
 
 

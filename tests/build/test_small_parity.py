@@ -5,7 +5,8 @@ Sources read (moby/buildkit, master of 2026-08):
 - frontend/dockerui/config.go, NamedContext: a FROM / --from reference is looked up
   among the named contexts by its familiar form without ":latest"
   (ParseNormalizedNamed, FamiliarString), so `busybox:latest` and
-  `docker.io/library/busybox` both find `--build-context busybox=...`.
+  `docker.io/library/busybox` both find `--build-context busybox=...`; buildx
+  (util/buildflags/context.go) normalizes the --build-context names the same way.
 - frontend/dockerfile/builder (dockerui): `# syntax=IMAGE` forwards the build to that
   frontend image. ocibuild runs no frontend images: docker/dockerfile (and
   docker/dockerfile-upstream), any tag, is the syntax its built-in frontend implements,
@@ -34,16 +35,23 @@ FROM = "FROM busybox:latest\n"
 def test_build_context_answers_normalized_image_names(builder: Builder) -> None:
     other = write_context(builder.tmp / "other-root", {"marker": "from the context\n"},
                           builder.user)
+    third = write_context(builder.tmp / "third-root", {"alp": "alpine's stand-in\n"},
+                          builder.user)
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
         "FROM docker.io/library/busybox:latest AS a\n"
+        "FROM alpine AS b\n"  # not in the store: only the context can answer
         "FROM busybox:latest\n"
         "COPY --from=a /marker /from-a\n"
-        "COPY --from=docker.io/library/busybox /marker /from-b\n")}, builder.user)
+        "COPY --from=docker.io/library/busybox /marker /from-b\n"
+        "COPY --from=b /alp /alp\n")}, builder.user)
     out = builder.tmp / "out.oci"
-    builder.build("--build-context", f"busybox={other}", "-o", f"type=oci,dest={out}", ctx)
+    builder.build("--build-context", f"busybox={other}", "--build-context",
+                  f"docker.io/library/alpine:latest={third}", "-o", f"type=oci,dest={out}",
+                  ctx)
     image = imagefs.load(out)
     assert image.files["marker"].data == b"from the context\n"
     assert image.files["from-a"].data == image.files["from-b"].data == b"from the context\n"
+    assert image.files["alp"].data == b"alpine's stand-in\n"
     assert "bin/busybox" not in image.files  # the store's busybox was not used
 
 
