@@ -93,7 +93,9 @@ class ContextChecksums:
 
         for index, pattern in enumerate(patterns):
             if parents:
-                found = selection.parents_entries(self.context, pattern, excluded)
+                found = selection.parents_entries(
+                    self.context, pattern, self.excluded,
+                    (lambda kept: extra_excluded(kept, False)) if extra_excluded else None)
                 if not found and not allow_empty and not selection.has_wildcards(pattern):
                     raise FileNotFoundError(pattern)
                 for kept, rel, st in found:

@@ -378,12 +378,10 @@ def _copy_parents(root: Path, src: Path, args: dict[str, Any], copier: _Copier,
     from_context = bool(args.get("from_context"))
     top = _makedirs(root, dest_abs, owner)
 
-    def excluded(rel: str, is_dir: bool) -> bool:
-        return bool(ignored and ignored(rel, is_dir)) or exclude.matches(rel)
-
+    excluded_below = exclude.matches if exclude.patterns else None
     dirs: list[tuple[str, os.stat_result]] = []
     for pattern in args["sources"]:
-        entries = selection.parents_entries(src, pattern, excluded)
+        entries = selection.parents_entries(src, pattern, ignored, excluded_below)
         if not entries and not selection.has_wildcards(pattern):
             raise CopyError(f"{pattern}: not found"
                             + (" in the build context" if from_context else ""))

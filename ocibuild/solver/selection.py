@@ -13,6 +13,7 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 MAX_SYMLINKS = 40
 Excluded = Callable[[str, bool], bool]  # (relative path, is_dir) -> skip it
@@ -173,18 +174,17 @@ def split_parents(source: str) -> tuple[str, str]:
     return go_clean("/" + base).lstrip("/"), go_clean("/" + pattern).lstrip("/")
 
 
-def parents_entries(root: Path, source: str, excluded: Excluded | None = None
+def parents_entries(root: Path, source: str, excluded: Excluded | None = None,
+                    excluded_below: Callable[[str], bool] | None = None,
                     ) -> list[tuple[str, str, os.stat_result]]:
     """What COPY --parents copies for `source`: (path kept below the pivot, path in the
     tree, lstat) for every entry the pattern includes (a directory it names brings its
     contents, `**` spans directories) and, before them, the directories leading to
-    them; in walk order. Empty when nothing matches."""
+    them; in walk order. Empty when nothing matches. `excluded` sees paths in the tree
+    (.dockerignore), `excluded_below` the kept paths (--exclude)."""
     from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
 
-    base_rel, pattern = split_parents(source)
-    base = scoped_resolve(root, base_rel)
-    if not os.path.isdir(root / base):
-        return []
+    base_pattern, pattern = split_parents(source)
     segments = [s for s in pattern.split("/") if s]
     literal: list[str] = []
     for seg in segments:
@@ -192,11 +192,23 @@ def parents_entries(root: Path, source: str, excluded: Excluded | None = None
             break
         literal.append(seg)
     matcher = IgnoreMatcher([pattern]) if len(literal) < len(segments) else None
+    bases = expand(root, base_pattern) if has_wildcards(base_pattern) else [base_pattern]
+    out: list[tuple[str, str, os.stat_result]] = []
+    for base_rel in bases:
+        base = scoped_resolve(root, base_rel)
+        if os.path.isdir(root / base):
+            out += _parents_below(root, base, literal, matcher, excluded, excluded_below)
+    return out
+
+
+def _parents_below(root: Path, base: str, literal: list[str], matcher: Any,
+                   excluded: Excluded | None, excluded_below: Callable[[str], bool] | None,
+                   ) -> list[tuple[str, str, os.stat_result]]:
     start_kept = "/".join(literal)
     start = scoped_resolve(root, "/".join(filter(None, [base, start_kept])))
     if not os.path.lexists(root / start if start else root):
         return []
-    # the directories on the way to the walk's start, kept only if something is
+    # directories on the way to what is kept: copied only if something below them is
     pending: dict[str, tuple[str, os.stat_result]] = {}
     for i in range(1, len(literal)):
         kept = "/".join(literal[:i])
@@ -209,7 +221,8 @@ def parents_entries(root: Path, source: str, excluded: Excluded | None = None
         kept = "/".join(filter(None, [start_kept, suffix]))
         if not kept:
             continue  # the pivot directory itself is the destination
-        if matcher is not None and not matcher.matches(kept):
+        if (matcher is not None and not matcher.matches(kept)) \
+                or (excluded_below is not None and excluded_below(kept)):
             if stat.S_ISDIR(st.st_mode):
                 pending[kept] = (path, st)
             continue

@@ -98,6 +98,16 @@ def _parents_from_stage(img: imagefs.Image) -> None:
     _missing(img, "s/a")
 
 
+def _wildcard_pivot(img: imagefs.Image) -> None:
+    assert text(img, "dest/y/a.txt") == "ya\n"
+    _missing(img, "dest/x", "dest/y/b.md")
+
+
+def _pivot_exclude(img: imagefs.Image) -> None:
+    assert text(img, "dest/y/b.md") == "yb\n" and text(img, "dest/y/a.txt") == "ya\n"
+    _missing(img, "dest/y/z", "dest/y/z/c.txt")  # --exclude is read below the pivot
+
+
 ROWS = [
     Row("empty-beside", FROM + "COPY a.txt nomatch* /d/\n", _empty_beside),
     Row("empty-alone", FROM + "COPY nomatch* nothing*.txt /alone/\n", _empty_alone),
@@ -115,6 +125,9 @@ ROWS = [
     Row("double-star", FROM + "COPY --parents ./src/**/*.txt /dest/\n", _double_star),
     Row("pivot-double-star", FROM + "COPY --parents x/./**/*.txt /dest/\n",
         _pivot_double_star),
+    Row("wildcard-pivot", FROM + "COPY --parents [x]/./y/*.txt /dest/\n", _wildcard_pivot),
+    Row("pivot-exclude", FROM + "COPY --parents --exclude=y/z x/./y /dest/\n",
+        _pivot_exclude),
     Row("parents-dir", FROM + "COPY --parents x/y /p/\n", _parents_dir),
     Row("parents-missing", FROM + "COPY --parents x/./nope.txt /p/\n", lambda img: None),
     Row("parents-empty-wildcard", FROM + "COPY --parents x/./nope*.txt a.txt /p/\n",
