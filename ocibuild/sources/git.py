@@ -94,6 +94,7 @@ class GitRepos:
             # a submodule may not name a path on this machine (the checkout's own
             # file:// fetch sets "always" for itself)
             ("protocol.file.allow", "always" if submodule_files else "user"),
+            ("protocol.ext.allow", "never"),
             ("core.hooksPath", os.devnull), ("gc.auto", "0"), ("maintenance.auto", "false"),
             ("http.lowSpeedLimit", "1"), ("http.lowSpeedTime", "60"),
             ("core.askPass", "/bin/false"),
