@@ -193,6 +193,9 @@ class GitRepos:
             shutil.rmtree(repo, ignore_errors=True)
             self._git(["-c", "init.defaultBranch=master", "init", "--bare", "--quiet",
                        str(repo)], what=what, env=env)
+            # the remote submodules' relative URLs are read against
+            self._git(["--git-dir", str(repo), "remote", "add", "origin", src.remote],
+                      what=what, env=env)
         if self._has_commit(repo, resolved.commit, env):
             return
         git_dir = ["--git-dir", str(repo)]
@@ -238,10 +241,13 @@ class GitRepos:
                 git_dir = repo
             if submodules and (dest / ".gitmodules").is_file():
                 index = {} if git_dir != repo else {"GIT_INDEX_FILE": str(dest) + ".index"}
-                self._git(["--git-dir", str(git_dir), "--work-tree", str(dest), "submodule",
-                           "--quiet", "update", "--init", "--recursive", "--depth=1"],
-                          what=what, env=env, cwd=dest, extra_env=index,
-                          timeout=FETCH_TIMEOUT_S)
+                tree = ["--git-dir", str(git_dir), "--work-tree", str(dest), "submodule",
+                        "--quiet"]
+                # sync: the URLs of this commit's .gitmodules, not an older commit's
+                for step in (["init"], ["sync", "--recursive"],
+                             ["update", "--init", "--recursive", "--depth=1"]):
+                    self._git([*tree, *step], what=what, env=env, cwd=dest, extra_env=index,
+                              timeout=FETCH_TIMEOUT_S)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(str(dest) + ".index")
         if not src.subdir:

@@ -254,6 +254,9 @@ def test_submodules_are_checked_out(builder: Builder, remotes: Remotes) -> None:
     git(repo, "-c", "protocol.file.allow=never", "submodule", "add", "--quiet",
         f"{remotes.http.url}/repo.git", "mod")
     git(repo, "commit", "--quiet", "-m", "with a submodule")
+    # a relative URL is read against the superproject's remote
+    git(repo, "config", "-f", ".gitmodules", "submodule.mod.url", "../repo.git")
+    git(repo, "commit", "--quiet", "-am", "relative submodule URL")
     out, _ = _export(builder, {"Dockerfile": (
         f"FROM scratch\nADD {remotes.http.url}/super.git#main /s\n")})
     assert _read(out / "s/top.txt") == "top\n"
