@@ -11,7 +11,8 @@ Sources read (moby/buildkit, master of 2026-08):
   path.Join'ed to the previous one (cleaned, so no trailing slash).
 - convert.go, dispatchRun: a RUN whose whole command is one here-document starting
   with `#!` writes it to /dev/pipes/NAME (mode 0755, a read-only mount of the step)
-  and runs that file through the shell, so the kernel runs the shebang's interpreter.
+  and runs that file through the shell, so the kernel runs the shebang's interpreter;
+  the step's name ends with the document's first line ("RUN <<EOT (#!/bin/cat...)").
 - convert_copy.go and tonistiigi/dchapes-mode: a --chmod that is not octal is a chmod(1)
   symbolic mode (umask 0) applied to each copied entry's own mode (fsutil copy's
   copyFileInfo), directories included (`X` adds search to directories).
@@ -97,6 +98,11 @@ def _no_shebang(img: imagefs.Image) -> None:
     assert text(img, "plain.txt") == "plain\n"
 
 
+def _quoted_lone(img: imagefs.Image) -> None:
+    # `<<"EOT"` alone is the document run as the script too (MustParseHeredoc)
+    assert text(img, "quoted.txt") == "quoted\n"
+
+
 # -- item 12: symbolic --chmod ------------------------------------------------------------
 def _symbolic_file(img: imagefs.Image) -> None:
     assert _mode(img, "m/s.sh") == 0o750  # u=rwx,g=rx,o=
@@ -142,6 +148,8 @@ ROWS = [
         "RUN <<EOT\n#!/usr/bin/env sh\necho \"$0 in $PWD\" > /env.txt\nEOT\n"),
         _env_shebang),
     Row("heredoc-plain", FROM + "RUN <<EOT\necho plain > /plain.txt\nEOT\n", _no_shebang),
+    Row("heredoc-quoted", FROM + "RUN <<\"EOT\"\necho quoted > /quoted.txt\nEOT\n",
+        _quoted_lone),
     Row("chmod-symbolic-file", FROM + (
         "COPY --chmod=u=rwx,g=rx,o= s.sh /m/\nCOPY --chmod=+x s.sh /x/\n"
         "COPY --chmod=a+r,u-w ro.txt /w/\nCOPY --chmod=644 s.sh /o/\n"), _symbolic_file,
@@ -179,6 +187,8 @@ def test_cat_shebang_prints_the_script(builder: Builder) -> None:
         FROM + "RUN <<EOT\n#!/bin/cat\nhello $X\nEOT\n")}, builder.user)
     proc, _ = builder.build(ctx)
     assert "#!/bin/cat" in proc.stderr and "hello $X" in proc.stderr, proc.stderr
+    # the step is named with the document's first line, as BuildKit names it
+    assert "RUN <<EOT (#!/bin/cat...)" in proc.stderr, proc.stderr
 
 
 def test_bad_symbolic_chmod_is_refused(builder: Builder) -> None:

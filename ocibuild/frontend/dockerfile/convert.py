@@ -558,6 +558,8 @@ class Converter:
             args, script = self._heredoc_run(state, inst)
             if script is not None:
                 mounts.append(script)
+            if _is_lone_heredoc(inst):  # BuildKit names the step with the document's start
+                step += f" ({_summarize_heredoc(inst.heredocs[0].content)})"
         else:
             args = self._command(state, inst)
         env_map = state.env_map()
@@ -600,7 +602,7 @@ class Converter:
         if doc.chomp:
             doc = replace(doc, content=chomp_heredoc(doc.content))
         first = " ".join(inst.command)
-        if first.strip() == f"<<{doc.name}" or first.strip() == f"<<-{doc.name}":
+        if _is_lone_heredoc(inst):
             if doc.content.startswith("#!"):
                 source = InlineSource(files=((doc.name, doc.content),), mode=0o755)
                 mount = Mount(type="bind", target=HEREDOC_PIPES, source=source)
@@ -730,6 +732,21 @@ class Converter:
                               keep_git_dir=getattr(inst, "keep_git_dir", None))
         except OcibuildError as exc:
             raise self.error(inst, exc.message) from None
+
+
+def _is_lone_heredoc(inst: ins.RunInstruction) -> bool:
+    """Whether the RUN's command is one here-document alone (`RUN <<EOT`, `<<-"EOT"`),
+    as BuildKit's dispatchRun tells with MustParseHeredoc."""
+    try:
+        return _parser.parse_heredoc(" ".join(inst.command).strip()) is not None
+    except ValueError:
+        return False
+
+
+def _summarize_heredoc(content: str) -> str:
+    """A here-document's first line, with "..." when more follow (BuildKit's summary)."""
+    lines = content.strip().replace("\r\n", "\n").split("\n")
+    return lines[0] + ("..." if len(lines) > 1 else "")
 
 
 def is_builtin_syntax(ref: str) -> bool:
