@@ -56,7 +56,10 @@ def disk_full_error(exc: BaseException, root: Path,
     output that filled up, when it was not the store)."""
     from ocibuild.cache.units import human_size
 
-    what = _plain_reason(exc.message if isinstance(exc, OcibuildError) else str(exc))
+    if type(exc).__module__ == "sqlite3":
+        what = f"cannot write the cache database {root / store_paths.RECORDS_DB}"
+    else:
+        what = _plain_reason(exc.message if isinstance(exc, OcibuildError) else str(exc))
     if "no space left on device" not in what:
         what += ": no space left on device"
     full = Path(where) if where is not None else root
@@ -85,7 +88,7 @@ def _plain_reason(text: str) -> str:
     for noise in ("OSError: ", "[Errno 28] ", "sqlite3.OperationalError: "):
         text = text.replace(noise, "")
     return text.replace("No space left on device", "no space left on device").replace(
-        "database or disk is full", "no space left on device (database)")
+        "database or disk is full", "no space left on device")
 
 
 def _existing(path: Path) -> Path:

@@ -8,6 +8,7 @@ with the kept tree), and its change is found by comparing stat signatures (scan.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import uuid
@@ -24,13 +25,18 @@ from ocibuild.snapshot.base import Prepared, chain_id, layer_info, new_step_dir
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
 
+DISK_FULL_TEXT = os.strerror(errno.ENOSPC)
+
 
 def _copy_tree(src: Path, dest: Path) -> None:
     dest.mkdir(mode=0o755, exist_ok=True)
     proc = subprocess.run(["cp", "-a", "--reflink=never", "--", f"{src}/.", str(dest)],
                           capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise OcibuildError(f"cannot copy {src} to {dest}: {proc.stderr.strip()}")
+    if proc.returncode != 0:  # cp says it once per file: the first line is enough
+        lines = proc.stderr.strip().splitlines() or [f"cp exited with {proc.returncode}"]
+        full = next((line for line in lines if line.endswith(DISK_FULL_TEXT)), None)
+        reason = DISK_FULL_TEXT if full is not None else lines[0]
+        raise OcibuildError(f"cannot copy {src} to {dest}: {reason}")
 
 
 def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
@@ -66,11 +72,15 @@ def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
                 userns.remove_local(tmp)
         parent = dest
     root = Path(args["root"])
-    if parent is None:
-        root.mkdir(mode=0o755)
-    else:
-        _copy_tree(parent, root)
-    save_signatures(root, Path(args["signatures"]))
+    try:
+        if parent is None:
+            root.mkdir(mode=0o755)
+        else:
+            _copy_tree(parent, root)
+        save_signatures(root, Path(args["signatures"]))
+    except (OcibuildError, OSError) as exc:  # the chains made stay: they must be recorded
+        return {"made": made, "error": exc.message if isinstance(exc, OcibuildError)
+                else f"{exc.filename}: {exc.strerror}"}
     return {"made": made}
 
 
@@ -90,16 +100,31 @@ class NativeSnapshotter:
         for i, ref in enumerate(layers):
             items.append({"chain": chain_id([r.diff_id for r in layers[:i + 1]]),
                           "blob": ref.descriptor.digest, "size": ref.descriptor.size})
-        result = userns.call("ocibuild.snapshot.native:prepare_in_userns", {
-            "layout": str(self.store.layout.path), "chains": str(chains), "layers": items,
-            "root": str(step / "root"), "signatures": str(step / "signatures"),
-            "chown": userns.can_chown(),
-        })
-        for chain, size in result["made"]:
-            self.store.db.touch_snapshot(f"chain:{chain}", int(size))
-        for item in items:
-            self.store.db.touch_snapshot(f"chain:{item['chain']}")
+        try:
+            result = userns.call("ocibuild.snapshot.native:prepare_in_userns", {
+                "layout": str(self.store.layout.path), "chains": str(chains), "layers": items,
+                "root": str(step / "root"), "signatures": str(step / "signatures"),
+                "chown": userns.can_chown(),
+            })
+            self._record_chains(chains, result["made"])
+            if "error" in result:
+                raise OcibuildError(result["error"])
+            for item in items:
+                self.store.db.touch_snapshot(f"chain:{item['chain']}")
+        except BaseException:
+            trash.discard(self.store, [step])  # the failed build frees it before it exits
+            raise
         return Prepared(step / "root", tuple(layers), step)
+
+    def _record_chains(self, chains: Path, made: list[list[Any]]) -> None:
+        """Record the chain directories just made; those the database cannot take (a
+        full disk) are removed, or neither du nor prune would ever see them."""
+        for i, (chain, size) in enumerate(made):
+            try:
+                self.store.db.touch_snapshot(f"chain:{chain}", int(size))
+            except BaseException:
+                userns.remove_trees([chains / _digest.hex_of(c) for c, _ in made[i:]])
+                raise
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
                source_date_epoch: int | None = None) -> LayerInfo | None:

@@ -88,12 +88,17 @@ def _assert_one_clear_message(proc: subprocess.CompletedProcess[str], store: Pat
     return last
 
 
-def test_a_run_that_fills_the_disk_leaves_nothing_behind(small_disk: SmallDisk) -> None:
+SNAPSHOTTERS = pytest.mark.parametrize("snapshotter", ["auto", "native"])
+
+
+@SNAPSHOTTERS
+def test_a_run_that_fills_the_disk_leaves_nothing_behind(small_disk: SmallDisk,
+                                                          snapshotter: str) -> None:
     ctx = write_context(small_disk.builder.tmp / "ctx", {"Dockerfile": (
         "FROM busybox:latest\nRUN dd if=/dev/zero of=/big bs=1M count=300\n")},
         small_disk.builder.user)
     before = small_disk.used()
-    proc, _ = small_disk.builder.build(ctx, check=False)
+    proc, _ = small_disk.builder.build("--snapshotter", snapshotter, ctx, check=False)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "No space left on device" in proc.stderr  # dd's own message
@@ -109,17 +114,19 @@ def test_a_run_that_fills_the_disk_leaves_nothing_behind(small_disk: SmallDisk) 
     small_disk.builder.build(ok)
 
 
+@SNAPSHOTTERS
+@pytest.mark.parametrize("leave_mib", [1, 30])  # the base's snapshot, the COPY's layer
 def test_a_copy_onto_a_full_disk_is_a_write_error_naming_the_store(
-        small_disk: SmallDisk) -> None:
+        small_disk: SmallDisk, snapshotter: str, leave_mib: int) -> None:
     ctx = write_context(small_disk.builder.tmp / "ctx", {
         "Dockerfile": "FROM busybox:latest\nCOPY big /big\n",
         "big": os.urandom(50 * MIB)}, small_disk.builder.user)
-    filler = small_disk.fill(leave=30 * MIB)
-    proc, _ = small_disk.builder.build(ctx, check=False)
+    filler = small_disk.fill(leave=leave_mib * MIB)
+    proc, _ = small_disk.builder.build("--snapshotter", snapshotter, ctx, check=False)
     _assert_one_clear_message(proc, small_disk.store)
     small_disk.assert_clean()
     filler.unlink()
-    small_disk.builder.build(ctx)
+    small_disk.builder.build("--snapshotter", snapshotter, ctx)
 
 
 def test_a_full_disk_under_the_database_is_a_message(small_disk: SmallDisk) -> None:
