@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.errors import UsageError
+from ocibuild.sources.git_url import parse
 from tests.build.conftest import Builder, give_to, step_states, write_context
 from tests.support.git_servers import (
     HttpRemote,
@@ -302,3 +304,48 @@ def test_copy_of_a_git_url_is_refused(builder: Builder, remotes: Remotes) -> Non
         f"FROM scratch\nCOPY {remotes.http.url}/repo.git /r\n")}, check=False)
     assert proc.returncode != 0
     assert "source can't be a git ref for COPY" in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "remote", "ref", "subdir"), [
+    ("https://example.com/foo.git", "https://example.com/foo.git", "", ""),
+    ("https://example.com/foo.git#release/1.2", "https://example.com/foo.git",
+     "release/1.2", ""),
+    ("https://github.com/foo/bar.git#baz/qux:quux/quuz", "https://github.com/foo/bar.git",
+     "baz/qux", "quux/quuz"),
+    ("https://github.com/docker/docker.git#:myfolder", "https://github.com/docker/docker.git",
+     "", "myfolder"),
+    ("https://foo:bar@github.com/moby/buildkit.git",
+     "https://foo:bar@github.com/moby/buildkit.git", "", ""),
+    ("git://example.com/foo", "git://example.com/foo", "", ""),
+    ("git@github.com:moby/buildkit", "git@github.com:moby/buildkit", "", ""),
+    ("git@bitbucket.org:atlassianlabs/atlassian-docker.git#v1:a/../b",
+     "git@bitbucket.org:atlassianlabs/atlassian-docker.git", "v1", "b"),
+    ("ssh://git@example.com/repo.git#main", "ssh://git@example.com/repo.git", "main", ""),
+    ("https://example.com/foo.git?tag=v1&subdir=docs", "https://example.com/foo.git",
+     "refs/tags/v1", "docs"),
+    ("https://example.com/foo.git?branch=dev", "https://example.com/foo.git",
+     "refs/heads/dev", ""),
+])
+def test_git_urls_as_buildkit_reads_them(text: str, remote: str, ref: str,
+                                         subdir: str) -> None:
+    """What BuildKit's dfgitutil.ParseGitRef takes for a git URL (its git_ref_test.go
+    cases): the remote git is given, the fragment's ref and cleaned subdirectory."""
+    parsed = parse(text)
+    assert parsed is not None
+    assert (parsed.remote, parsed.ref, parsed.subdir) == (remote, ref, subdir)
+
+
+@pytest.mark.parametrize("text", [
+    "https://example.com/", "https://example.com/foo", "https://example.com/foo.git/",
+    "https://example.com/foo.git.bar", "http://github.com/docker/docker.git:#branch",
+    "custom.xyz/moby/buildkit.git", "./.git", ".git", "file:///srv/repo.git", "dir/sub"])
+def test_not_git_urls(text: str) -> None:
+    """An http(s) URL without the .git suffix stays a download; paths stay paths."""
+    assert parse(text) is None
+
+
+def test_git_url_query_conflicts_are_errors() -> None:
+    with pytest.raises(UsageError, match="branch conflicts with tag"):
+        parse("https://example.com/foo.git?tag=v1&branch=main")
+    with pytest.raises(UsageError, match="ref conflicts"):
+        parse("https://example.com/foo.git?ref=a#b")
