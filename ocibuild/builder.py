@@ -212,9 +212,12 @@ def build(
     load: bool = False,
 ) -> BuildReport:
     """Build the Dockerfile in `context` and write the image to `outputs` (default: the
-    local store, named by `tags`).
+    local store, named by `tags`). `context` is a directory or a git URL
+    (`https://host/repo.git#REF:SUBDIR`, `git://...`, `git@host:repo.git`), checked out
+    into the store.
 
-    `build_contexts` are `NAME=docker-image://REF|oci-layout://PATH|docker-archive://F|DIR`;
+    `build_contexts` are `NAME=docker-image://REF|oci-layout://PATH|docker-archive://F|DIR`
+    or `NAME=<git URL>`;
     `push` pushes to every tag, as does an output `type=image,push=true` to its names;
     `pull` checks the registry for every base image even when the store has one;
     `registry` says how registries are reached.
