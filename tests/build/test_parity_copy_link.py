@@ -97,3 +97,20 @@ def test_step_above_a_link_copy_sees_a_change_below_it(builder: Builder) -> None
     assert states["[3/4] COPY --link app/ /app/"] == "CACHED"
     assert states["[4/4] RUN cat /base.txt > /seen"] == "DONE"
     assert image.files["seen"].data == b"2\n"
+
+
+def test_link_layer_holds_fresh_parent_directories(builder: Builder) -> None:
+    """The copy is made on scratch: the destination's parents in its layer are new
+    (0755, root's), whatever the stage had there, and replace those below (the caveat
+    docker/docs notes for --link)."""
+    dockerfile = ("FROM busybox:latest\n"
+                  "RUN mkdir -p /opt/deep && chmod 700 /opt /opt/deep && chown 5:5 /opt\n"
+                  "COPY --link f.txt /opt/deep/\n")
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": dockerfile, "f.txt": "f\n"},
+                        builder.user)
+    _, image = _build(builder, ctx, "img")
+    assert set(image.top) == {"opt", "opt/deep", "opt/deep/f.txt"}
+    for name in ("opt", "opt/deep"):
+        info = image.top[name].info
+        assert (info.mode & 0o7777, info.uid, info.gid) == (0o755, 0, 0), name
+    assert image.files["opt/deep/f.txt"].data == b"f\n"
