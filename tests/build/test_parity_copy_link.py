@@ -114,3 +114,20 @@ def test_link_layer_holds_fresh_parent_directories(builder: Builder) -> None:
         info = image.top[name].info
         assert (info.mode & 0o7777, info.uid, info.gid) == (0o755, 0, 0), name
     assert image.files["opt/deep/f.txt"].data == b"f\n"
+
+
+def test_link_with_chmod_is_an_ordinary_copy(builder: Builder) -> None:
+    """convert_copy.go merges only `--link` copies without --chmod; with it the copy
+    is made over the stage (its parents kept) and depends on the steps below."""
+    def dockerfile(run: str) -> str:
+        return ("FROM busybox:latest\n"
+                f"RUN mkdir -p /opt && chmod 700 /opt && echo {run} > /r\n"
+                "COPY --link --chmod=600 f.txt /opt/\n")
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": dockerfile("1"), "f.txt": "f\n"},
+                        builder.user)
+    _, image = _build(builder, ctx, "one")
+    assert image.files["opt"].info.mode & 0o7777 == 0o700
+    assert image.files["opt/f.txt"].info.mode & 0o7777 == 0o600
+    write_context(ctx, {"Dockerfile": dockerfile("2")}, builder.user)
+    log, _ = _build(builder, ctx, "two")
+    assert step_states(log)["[3/3] COPY --link --chmod=600 f.txt /opt/"] == "DONE"
