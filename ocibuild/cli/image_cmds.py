@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ocibuild.errors import UsageError
+from ocibuild.errors import UsageError, printable
 from ocibuild.oci import layout_ref, mediatypes
 
 
@@ -109,4 +109,4 @@ def inspect_cmd(ctx: click.Context, image: str, fmt: str) -> None:
             layer.media_type, "gzip")
         by = history[i].created_by if i < len(history) else ""
         lines.append(f"  {layer.digest[:19]}  {_human_size(layer.size):>9}  {kind:<4}  {by}")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(printable(line) for line in lines))  # the config quotes input

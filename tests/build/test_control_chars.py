@@ -67,3 +67,15 @@ def test_a_failing_run_is_named_escaped_on_the_live_display(builder: Builder) ->
     raw = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.raw.decode()).replace("\r", "")
     _assert_escaped(raw)
     assert ESCAPED_TITLE in term.text()
+
+
+def test_a_built_image_is_shown_escaped_by_build_and_inspect(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        f"FROM busybox:latest\nENV GREETING=hi{TITLE}\nRUN echo built # {TITLE}\n")},
+        builder.user)
+    proc, _ = builder.build("-t", "titled:1", ctx)
+    _assert_escaped(proc.stderr)
+    shown = builder.user.run([OCIBUILD, "--root", builder.root, "inspect", "titled:1"])
+    assert shown.returncode == 0, shown.stderr
+    _assert_escaped(shown.stdout)
+    assert f"Env:        GREETING=hi{ESCAPED_TITLE}" in shown.stdout
