@@ -60,6 +60,9 @@ def images_cmd(ctx: click.Context, quiet: bool, digests: bool) -> None:
 
 
 def _print_table(table: list[tuple[str, ...]]) -> None:
+    from ocibuild.errors import printable
+
+    table = [tuple(printable(cell) for cell in row) for row in table]  # steps' names
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         click.echo("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

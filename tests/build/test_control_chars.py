@@ -69,7 +69,7 @@ def test_a_failing_run_is_named_escaped_on_the_live_display(builder: Builder) ->
     assert ESCAPED_TITLE in term.text()
 
 
-def test_a_built_image_is_shown_escaped_by_build_and_inspect(builder: Builder) -> None:
+def test_a_built_image_is_shown_escaped_by_build_inspect_and_du(builder: Builder) -> None:
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
         f"FROM busybox:latest\nENV GREETING=hi{TITLE}\nRUN echo built # {TITLE}\n")},
         builder.user)
@@ -79,3 +79,6 @@ def test_a_built_image_is_shown_escaped_by_build_and_inspect(builder: Builder) -
     assert shown.returncode == 0, shown.stderr
     _assert_escaped(shown.stdout)
     assert f"Env:        GREETING=hi{ESCAPED_TITLE}" in shown.stdout
+    du = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "du", "--verbose"])
+    assert du.returncode == 0, du.stderr
+    _assert_escaped(du.stdout)  # a record's description is its step's name
