@@ -49,7 +49,9 @@ BUILDX_FLAGS = (
     BuildxFlag(("--build-arg",), SUPPORTED, ""),
     BuildxFlag(("--build-context",), SUPPORTED, "A directory, `docker-image://`, "
                "`oci-layout://` or `docker-archive://`; git and https URLs and bake's "
-               "`target:` are an error."),
+               "`target:` are an error. Names are normalized as buildx does "
+               "(`docker.io/library/alpine:latest` names `alpine`, which `FROM alpine:latest` "
+               "finds)."),
     BuildxFlag(("--builder",), REFUSED, "There are no builder instances: the `ocibuild` "
                "process is the builder."),
     BuildxFlag(("--cache-from",), SUPPORTED, "`type=registry,ref=...` and "
@@ -80,7 +82,8 @@ BUILDX_FLAGS = (
                "emulation)."),
     BuildxFlag(("--policy",), REFUSED, "Source policies are not implemented."),
     BuildxFlag(("--progress",), SUPPORTED, "`auto`, `plain`, `tty`, `rawjson` (or `json`), "
-               "`quiet`; buildx's `none` is spelled `quiet`."),
+               "`quiet` (prints only the image ID, as `-q`); buildx's `none` is spelled "
+               "`quiet`; rawjson logs carry stream 1 (stdout) or 2 (stderr)."),
     BuildxFlag(("--provenance",), NO_OP, "`false`/`0` accepted; anything else is an error: "
                "provenance is not made yet."),
     BuildxFlag(("--pull",), SUPPORTED, ""),
