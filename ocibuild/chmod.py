@@ -12,12 +12,14 @@ Imported by the file-op helper process, so it imports nothing of ocibuild.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _SUID, _SGID, _STICKY = 0o4000, 0o2000, 0o1000
 _USER, _GROUP, _OTHER = 0o700, 0o070, 0o007
 _STANDARD = _SUID | _SGID | _USER | _GROUP | _OTHER
 _ALL = 0o7777
+_OCTAL = re.compile(r"[0-7]+")
 _READ, _WRITE, _EXEC = 0o444, 0o222, 0o111
 # copy-from-class command flags
 _CLEAR, _SET, _TO_U, _TO_G, _TO_O = 1, 2, 4, 8, 16
@@ -62,7 +64,7 @@ class ModeChange:
 
 def is_octal(text: str) -> bool:
     """Whether `text` is the octal form (which replaces the mode, whatever it was)."""
-    return bool(text) and text.isdigit()
+    return _OCTAL.fullmatch(text) is not None
 
 
 def parse(text: str) -> ModeChange:
@@ -70,10 +72,9 @@ def parse(text: str) -> ModeChange:
     if not text:
         raise ModeSyntaxError("empty mode")
     if text[0].isdigit():
-        try:
-            value = int(text, 8)
-        except ValueError:
-            raise ModeSyntaxError("not an octal number") from None
+        if not is_octal(text):
+            raise ModeSyntaxError("not an octal number")
+        value = int(text, 8)
         if value > _ALL:
             raise ModeSyntaxError("above 07777")
         return ModeChange(value)
