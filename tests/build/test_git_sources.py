@@ -60,7 +60,8 @@ def remotes() -> Iterator[Remotes]:
     head = commit(repo, {"a.txt": "two\n"}, "second")
     make_repo(base / "ctx.git", {
         "app/Dockerfile": "FROM scratch\nCOPY . /ctx/\n",
-        "app/hello.txt": "hello from git\n", "top.txt": "not in the subdir\n"})
+        "app/hello.txt": "hello from git\n", "top.txt": "not in the subdir\n",
+        "Dockerfile": "FROM scratch\nCOPY . /all/\n"})
     with smart_http(base) as http, git_daemon(base) as daemon:
         yield Remotes(base, http, daemon, first, head)
     shutil.rmtree(base)
@@ -146,12 +147,22 @@ def test_unchanged_head_hits_the_cache_without_fetching_and_a_moved_one_misses(
 def test_git_url_as_the_build_context_and_as_a_named_context(
         builder: Builder, remotes: Remotes) -> None:
     """A git URL (with `#ref:subdir`) is a build context: its Dockerfile and files come
-    from the repository; one given as `--build-context NAME=<git url>` answers
-    COPY --from=NAME."""
+    from the repository, without .git unless BUILDKIT_CONTEXT_KEEP_GIT_DIR is set
+    (dockerui's DetectGitContext); one given as `--build-context NAME=<git url>`
+    answers COPY --from=NAME."""
     out = builder.tmp / "out"
     builder.build("-o", f"type=local,dest={out}", f"{remotes.http.url}/ctx.git#main:app")
     assert _read(out / "ctx/hello.txt") == "hello from git\n"
     assert sorted(p.name for p in (out / "ctx").iterdir()) == ["Dockerfile", "hello.txt"]
+
+    plain = builder.tmp / "plain"
+    builder.build("-o", f"type=local,dest={plain}", f"{remotes.http.url}/ctx.git")
+    assert _read(plain / "all/top.txt") == "not in the subdir\n"
+    assert not (plain / "all/.git").exists()
+    kept = builder.tmp / "kept"
+    builder.build("-o", f"type=local,dest={kept}", "--build-arg",
+                  "BUILDKIT_CONTEXT_KEEP_GIT_DIR=1", f"{remotes.http.url}/ctx.git")
+    assert (kept / "all/.git").is_dir()
 
     files = {"Dockerfile": "FROM scratch\nCOPY --from=src a.txt sub/b.txt /from-src/\n"}
     out2, _ = _export(builder, files, "--build-context",
