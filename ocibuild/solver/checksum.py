@@ -36,9 +36,11 @@ class ContextChecksums:
     """Checksums over one context directory, with a memo file (or none)."""
 
     def __init__(self, context: Path, memo_file: Path | None = None,
-                 excluded: selection.Excluded | None = None) -> None:
+                 excluded: selection.Excluded | None = None, *,
+                 reincludes: bool = True) -> None:
         self.context = Path(context)
         self.excluded = excluded
+        self.reincludes = reincludes  # may an exception pattern keep a path in `excluded`
         self._memo_file = memo_file
         self._base = os.fspath(self.context)
         self._memo: dict[str, bytes] = {}
@@ -103,7 +105,8 @@ class ContextChecksums:
                     add(rel, st)
                 continue
             matches = selection.expand(self.context, pattern)
-            matches = [m for m in matches if selection.visible(self.context, m, self.excluded)]
+            matches = [m for m in matches if selection.visible(
+                self.context, m, self.excluded, reincludes=self.reincludes)]
             if not matches and not allow_empty and not selection.has_wildcards(pattern):
                 raise FileNotFoundError(pattern)
             for match in matches:

@@ -329,7 +329,8 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
     matches: list[str] = []
     for pattern in args["sources"]:
         found = selection.expand(src, pattern.lstrip("/") if not from_context else pattern)
-        found = [m for m in found if selection.visible(src, m, ignored)]
+        found = [m for m in found
+                 if selection.visible(src, m, ignored, reincludes=ignore.has_exclusions)]
         if not found and not selection.has_wildcards(pattern):
             raise CopyError(f"{pattern}: not found"
                             + (" in the build context" if from_context else ""))

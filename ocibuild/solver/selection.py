@@ -150,14 +150,16 @@ def walk(root: Path, rel: str, excluded: Excluded | None = None
         stack.extend(reversed(subdirs))
 
 
-def visible(root: Path, rel: str, excluded: Excluded | None) -> bool:
+def visible(root: Path, rel: str, excluded: Excluded | None, *,
+            reincludes: bool = True) -> bool:
     """Is `rel` (a match, not yet resolved) in the tree as BuildKit receives a context?
     An excluded file is absent, and so is an excluded directory unless an exception
-    pattern keeps something below it (fsutil's walker then sends the directory too)."""
+    pattern (only if `reincludes`) keeps something below it (fsutil's walker then sends
+    the directory too)."""
     if excluded is None or not rel or not excluded(rel, False):
         return True
     resolved = scoped_resolve(root, rel)
-    if not os.path.isdir(root / resolved):
+    if not reincludes or not os.path.isdir(root / resolved):
         return False
     return any(True for _ in walk(root, resolved, excluded))
 

@@ -189,7 +189,7 @@ class Solver:
             self._checksums = ContextChecksums(
                 self.opts.context_dir, memo_path(self.store.root, self.opts.context_dir),
                 (lambda rel, is_dir: ignore.matches(rel)) if self.opts.ignore_patterns
-                else None)
+                else None, reincludes=ignore.has_exclusions)
         return self._checksums
 
     def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
