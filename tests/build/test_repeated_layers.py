@@ -6,7 +6,7 @@ parent's snapshot, so a repeated diffID is just another layer: the image keeps b
 copies (image-spec allows equal diffIDs in rootfs.diff_ids) and the tree is as if each
 layer were applied in order. Under overlayfs the same directory cannot be listed twice in
 lowerdir (ELOOP), so only its topmost occurrence is listed: everything the layer holds
-comes from that occurrence either way.
+comes from that occurrence either way. RUN --mount=from= of such a stage works too.
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ def test_copy_from_a_stage_with_repeated_layers(builder: Builder, snapshotter: s
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
         "FROM busybox:latest AS rep\n" + _REPEAT
         + "FROM busybox:latest\nCOPY --from=rep /same.txt /between.txt /got/\n"
-        "RUN cat /got/same.txt /got/between.txt > /got/both.txt\n")}, builder.user)
+        "RUN cat /got/same.txt /got/between.txt > /got/both.txt\n"
+        "RUN --mount=from=rep,target=/m cat /m/same.txt > /got/mounted.txt\n")}, builder.user)
     builder.build(ctx, "--snapshotter", snapshotter, "--target", "rep", env=_EPOCH)
     dest = builder.tmp / "out"
     builder.build(ctx, "--snapshotter", snapshotter, "-o", f"type=local,dest={dest}",
                   env=_EPOCH)
     assert (dest / "got" / "both.txt").read_text() == "same\nbetween\n"
+    assert (dest / "got" / "mounted.txt").read_text() == "same\n"
