@@ -11,7 +11,8 @@ Sources read (moby/buildkit, master of 2026-08):
   frontend image. ocibuild runs no frontend images: docker/dockerfile (and
   docker/dockerfile-upstream), any tag, is the syntax its built-in frontend implements,
   so it is accepted silently; any other frontend gets one warning line saying the
-  built-in Dockerfile frontend is used instead.
+  built-in Dockerfile frontend is used instead. The BUILDKIT_SYNTAX build argument
+  comes first (builder/build.go), `dockerfile.v0` naming the built-in frontend.
 - util/progress/progressui (rawjson) and the executor's log streams: a step's stdout is
   stream 1, its stderr stream 2.
 - buildx `--progress=quiet`: no progress; as with `-q`, only the image ID is printed.
@@ -75,6 +76,19 @@ def test_syntax_directive_of_the_dockerfile_frontend_is_silent(builder: Builder)
             f"# syntax={syntax}\n" + FROM + "RUN true\n")}, builder.user)
         proc, _ = builder.build(ctx)
         assert _warning_lines(proc.stderr) == [], proc.stderr
+
+
+def test_buildkit_syntax_build_arg_comes_first(builder: Builder) -> None:
+    """BUILDKIT_SYNTAX names the frontend before `# syntax=` (builder/build.go), and
+    dockerfile.v0 is the built-in one: no warning, and the argument counts as used."""
+    ctx = write_context(builder.tmp / "arg", {"Dockerfile": (
+        "# syntax=example.com/custom/frontend:2\n" + FROM + "RUN true\n")}, builder.user)
+    proc, _ = builder.build("--build-arg", "BUILDKIT_SYNTAX=dockerfile.v0", ctx)
+    assert _warning_lines(proc.stderr) == [], proc.stderr
+    assert "not consumed" not in proc.stderr
+    proc, _ = builder.build("--build-arg", "BUILDKIT_SYNTAX=example.com/other:1", ctx)
+    lines = _warning_lines(proc.stderr)
+    assert len(lines) == 1 and "example.com/other:1" in lines[0], proc.stderr
 
 
 def test_rawjson_marks_stderr_as_stream_2(builder: Builder) -> None:

@@ -160,10 +160,6 @@ class Converter:
         self.names: dict[str, str] = {}
         self.stage_of_op: dict[str, str] = {}
         self.warnings: list[str] = list(ast.warnings)
-        syntax = ast.directive("syntax")
-        if syntax and not is_builtin_syntax(syntax):
-            self.warnings.append(f"[Warning] # syntax={syntax} names a frontend ocibuild "
-                                 "cannot run: the built-in Dockerfile frontend is used")
         self.used_args: set[str] = set()
         self.global_args: dict[str, str] = {}
         self.stages: list[_Stage] = []
@@ -171,6 +167,21 @@ class Converter:
         self.in_progress: set[int] = set()
         self._name_order: dict[str, int] = {}
         self._ssh_mounts = 0  # per RUN: default targets ssh_agent.0, .1, ...
+        self._check_syntax()
+
+    def _check_syntax(self) -> None:
+        """One warning when the build names a frontend image other than the Dockerfile
+        syntax this frontend implements (the BUILDKIT_SYNTAX build argument first, as
+        BuildKit reads it, then `# syntax=`)."""
+        where, syntax = "BUILDKIT_SYNTAX", self.inputs.build_args.get("BUILDKIT_SYNTAX", "")
+        if "BUILDKIT_SYNTAX" in self.inputs.build_args:
+            self.used_args.add("BUILDKIT_SYNTAX")
+        syntax = syntax.strip().split(" ", 1)[0]
+        if not syntax:
+            where, syntax = "# syntax", self.ast.directive("syntax") or ""
+        if syntax and not is_builtin_syntax(syntax):
+            self.warnings.append(f"[Warning] {where}={syntax} names a frontend ocibuild "
+                                 "cannot run: the built-in Dockerfile frontend is used")
 
     @property
     def _stage_order(self) -> dict[str, int]:
@@ -751,14 +762,15 @@ def _summarize_heredoc(content: str) -> str:
 
 def is_builtin_syntax(ref: str) -> bool:
     """Whether a `# syntax=` image is the Dockerfile syntax the built-in frontend speaks:
-    docker/dockerfile (or docker/dockerfile-upstream), any tag or digest. BuildKit would
-    run that image; ocibuild runs no frontend images, and these need none."""
+    docker/dockerfile (or docker/dockerfile-upstream), any tag or digest, or BuildKit's
+    own name for it, dockerfile.v0. BuildKit would run that image; ocibuild runs no
+    frontend images, and these need none."""
     name = ref.strip().split("@", 1)[0]
     if ":" in name.rpartition("/")[2]:
         name = name.rpartition(":")[0]
     for prefix in ("docker.io/", "index.docker.io/"):
         name = name.removeprefix(prefix)
-    return name in ("docker/dockerfile", "docker/dockerfile-upstream")
+    return name in ("docker/dockerfile", "docker/dockerfile-upstream", "dockerfile.v0")
 
 
 def normalize_workdir(current: str, path: str) -> str:
