@@ -112,9 +112,12 @@ def _make_own(root: Path) -> _Own:
             path.mkdir(mode=0o700)
         except FileExistsError:
             continue
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        # a sweeper may take it for a dead one between mkdir and flock: then try again
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:  # moved to the trash before we could open it
+            continue
         fcntl.flock(fd, fcntl.LOCK_EX)
-        # a sweeper may have taken it for a dead one between mkdir and flock
         with contextlib.suppress(FileNotFoundError):
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return _Own(path, fd, os.getpid())

@@ -364,8 +364,10 @@ class Scene:
 
 
 def kill_build(scene: Scene, number: int, seed: int) -> Kill:
+    """The seed picks the moment (consecutive seeds take the moments in turn), the delay,
+    and whether the builder alone or its process group is killed."""
     rng = random.Random(seed)
-    moment = rng.choice(BUILD_MOMENTS)
+    moment = BUILD_MOMENTS[seed % len(BUILD_MOMENTS)]
     high = scene.seconds if moment.high is None else moment.high
     kill = Kill(number, seed, moment.name, rng.uniform(moment.low, high), rng.random() < 0.5)
     base, root = scene.fresh(f"kill-{number}")
@@ -486,7 +488,7 @@ PUSH_MOMENTS = (
 def kill_push(push: PushScene, number: int, seed: int) -> Kill:
     """`after` of a push moment is a line of the registry's access log."""
     rng = random.Random(seed)
-    moment = rng.choice(PUSH_MOMENTS)
+    moment = PUSH_MOMENTS[seed % len(PUSH_MOMENTS)]
     kill = Kill(number, seed, moment.name, rng.uniform(moment.low, moment.high),
                 rng.random() < 0.5)
     scene = push.scene
@@ -514,12 +516,12 @@ def kill_push(push: PushScene, number: int, seed: int) -> Kill:
 
 
 # -- builds at the same time on one store -------------------------------------------------------
-def concurrent_builds(scene: Scene, others: list[Path]) -> list[str]:
+def concurrent_builds(scene: Scene, others: list[Path], name: str = "concurrent") -> list[str]:
     """Two builds of the scene's context and one of each of `others` (contexts), at once
     on one store: all succeed, the scene's give its image, each output is whole, a
     second round finds every step cached with the same images, and the store checks
     clean."""
-    base, root = scene.fresh("concurrent")
+    base, root = scene.fresh(name)
     contexts = [scene.ctx, scene.ctx, *others]
     procs = []
     for i, ctx in enumerate(contexts):
