@@ -81,6 +81,8 @@ def differences(now: Mapping[str, Any], old: Mapping[str, Any],
         out.append(f"instruction: {old_e.get('instruction')!r} -> {new_e.get('instruction')!r}")
     if new_e.get("base") != old_e.get("base"):
         out.append(f"base image: {old_e.get('base')} -> {new_e.get('base')}")
+    if new_e.get("git") != old_e.get("git"):  # ADD of a git URL: the commit moved
+        out.append(f"git source: {old_e.get('git')} -> {new_e.get('git')}")
     new_files, old_files = new_e.get("files", {}), old_e.get("files", {})
     for path in sorted(set(new_files) | set(old_files)):
         if path not in old_files:

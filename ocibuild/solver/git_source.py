@@ -59,6 +59,12 @@ class GitSources:
         parts = [KEY_VERSION, what, op.subdir, op.submodules]
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
+    def describe(self, op: GitSource) -> str:
+        """The source and its commit, as --explain-cache shows them."""
+        resolved = self.resolved[op.digest]
+        ref = op.ref or resolved.ref.removeprefix("refs/heads/")
+        return f"{redact(op.remote)}#{ref} at {resolved.commit[:12]}"
+
     def directory(self, op: GitSource) -> Path:
         """The checked-out tree the op names (made once per solve)."""
         with self._lock:

@@ -262,6 +262,8 @@ class Solver:
         # kept beside the key (not hashed): what --explain-cache compares
         self.key_inputs[op.digest] = {**parts, "explain": explain_inputs(
             op, name, self.opts.stage_of_op.get(op.digest, ""), files)}
+        if isinstance(op, CopyOp) and isinstance(op.source, GitSource):
+            self.key_inputs[op.digest]["explain"]["git"] = self.git.describe(op.source)
         return key
 
     def filesystem_key(self, op: Op) -> str:

@@ -117,9 +117,10 @@ def test_unchanged_head_hits_the_cache_without_fetching_and_a_moved_one_misses(
         builder: Builder, remotes: Remotes) -> None:
     """The cache key is the commit the ref resolves to: with the branch unchanged the
     ADD step is CACHED and the server is only asked for its refs, never for objects;
-    a new commit on the branch runs the step again with the new tree."""
+    a new commit on the branch runs the step again with the new tree, and
+    --explain-cache names the new commit."""
     repo = remotes.base / "moving.git"
-    make_repo(repo, {"f.txt": "v1\n"})
+    first = make_repo(repo, {"f.txt": "v1\n"})
     url = f"{remotes.http.url}/moving.git#main"
     files = {"Dockerfile": f"FROM busybox:latest\nADD {url} /src\nRUN cat /src/f.txt\n"}
     ctx = write_context(builder.tmp / "ctx", files, builder.user)
@@ -136,10 +137,11 @@ def test_unchanged_head_hits_the_cache_without_fetching_and_a_moved_one_misses(
     assert remotes.http.fetches.count("/moving.git") == fetched  # no objects fetched
     assert remotes.http.listings.count("/moving.git") > listed  # but the ref was checked
 
-    commit(repo, {"f.txt": "v2\n"}, "moved")
+    moved = commit(repo, {"f.txt": "v2\n"}, "moved")
     out = builder.tmp / "out"
-    proc, _ = builder.build("-o", f"type=local,dest={out}", ctx)
+    proc, _ = builder.build("-o", f"type=local,dest={out}", "--explain-cache", ctx)
     assert step_states(proc.stderr)[add] == "DONE"
+    assert f"git source: {url} at {first[:12]} -> {url} at {moved[:12]}" in proc.stderr
     assert _read(out / "src/f.txt") == "v2\n"
     assert remotes.http.fetches.count("/moving.git") == fetched + 1
 
