@@ -53,6 +53,7 @@ class GitContexts:
 
         keep = ref.keep_git_dir if ref.keep_git_dir is not None else self.keep_git_dir
         auth = git_auth(ref, self.secrets, self.ssh)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new store's root
         tmp = Path(tempfile.mkdtemp(prefix="git-context-",
                                     dir=temporaries.process_dir(self.root)))
         try:
