@@ -9,7 +9,6 @@ Ownership is set as seen inside the sandbox: files from a context become root's 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import posixpath
 import shutil
@@ -24,9 +23,6 @@ from ocibuild.chmod import ModeChange
 from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
 from ocibuild.solver import selection
-
-# An attribute the builder may not set (trusted.*, or any on a filesystem without them)
-_IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES)
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -169,22 +165,19 @@ class _Copier:
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
     def _copy_xattrs(self, src: str, dst: str | int) -> None:
-        """Every extended attribute the builder may set, as BuildKit's fsutil copies them
-        (one it may not set is skipped); overlayfs' own are never copied."""
+        """Every extended attribute, as BuildKit's file op copies them: one that cannot
+        be read or set here (trusted.*, a capability of another namespace's root, a
+        filesystem without them) is skipped, as its error handler only logs; overlayfs'
+        own are never copied."""
         try:
             names = os.listxattr(src, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno in _IGNORED_XATTR_ERRORS:
-                return
-            raise
+        except OSError:
+            return
         for name in names:
             if ".overlay." in name:
                 continue
-            try:
+            with contextlib.suppress(OSError):
                 os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False))
-            except OSError as exc:
-                if exc.errno not in (*_IGNORED_XATTR_ERRORS, errno.ENODATA):
-                    raise
 
     def copy_entry(self, src: str | Path, dst: str | Path, st: os.stat_result) -> None:
         src, dst = os.fspath(src), os.fspath(dst)
