@@ -71,10 +71,12 @@ def test_a_failing_run_is_named_escaped_on_the_live_display(builder: Builder) ->
 
 def test_a_built_image_is_shown_escaped_by_build_inspect_and_du(builder: Builder) -> None:
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        f"# syntax=example/frontend{TITLE}\n"
         f"FROM busybox:latest\nENV GREETING=hi{TITLE}\nRUN echo built # {TITLE}\n")},
         builder.user)
     proc, _ = builder.build("-t", "titled:1", ctx)
     _assert_escaped(proc.stderr)
+    assert f"# syntax=example/frontend{ESCAPED_TITLE} names a frontend" in proc.stderr
     shown = builder.user.run([OCIBUILD, "--root", builder.root, "inspect", "titled:1"])
     assert shown.returncode == 0, shown.stderr
     _assert_escaped(shown.stdout)
