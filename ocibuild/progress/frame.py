@@ -4,6 +4,8 @@ without loading rich. Import-light on purpose."""
 
 from __future__ import annotations
 
+from ocibuild.errors import printable
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,7 +27,7 @@ def step_line(state: str, name: str, elapsed: float, width: int) -> str:
     right edge."""
     timer = f" {0.0 if elapsed < 0.05 else elapsed:3.1f}s"
     room = max(width - len(timer) - 1, 1)
-    body = (PREFIX + LABELS.get(state, "") + name.replace("\t", " "))[:room]
+    body = (PREFIX + LABELS.get(state, "") + printable(name.replace("\t", " ")))[:room]
     return body.ljust(room) + " " + timer
 
 
