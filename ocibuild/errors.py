@@ -91,6 +91,8 @@ def is_disk_full(exc: BaseException | None) -> bool:
             return True
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
             return True
+        # text only in errors that relay another's (SQLite's, a file op's in another
+        # process, a plain wrapper), never in those quoting input (a RUN, a Dockerfile)
         if type(exc).__name__ in ("OperationalError", "UsernsCallError") or \
                 type(exc) is OcibuildError:
             text = str(exc).lower()

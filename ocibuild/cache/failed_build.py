@@ -20,6 +20,8 @@ from ocibuild.errors import DiskFullError, OcibuildError, is_disk_full
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
 
+DISK_FULL_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
+
 
 @contextlib.contextmanager
 def cleaned_up(store: Store) -> Iterator[None]:
@@ -47,9 +49,6 @@ def cleaned_up(store: Store) -> Iterator[None]:
         raise disk_full_error(exc, store.root, where) from exc
 
 
-DISK_FULL_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
-
-
 def disk_full_error(exc: BaseException, root: Path,
                     where: str | os.PathLike[str] | None = None) -> DiskFullError:
     """The message for a full disk met while using the store at `root` (`where`: the
@@ -60,7 +59,7 @@ def disk_full_error(exc: BaseException, root: Path,
         what = f"cannot write the cache database {root / store_paths.RECORDS_DB}"
     else:
         what = _plain_reason(exc.message if isinstance(exc, OcibuildError) else str(exc))
-    if "no space left on device" not in what:
+    if not is_disk_full(OcibuildError(what)):  # the reason is not in the text yet
         what += ": no space left on device"
     full = Path(where) if where is not None else root
     if str(full) not in what:
