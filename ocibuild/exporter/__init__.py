@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ocibuild.atomic import TMP_PREFIX
 from ocibuild.cache import names
-from ocibuild.errors import UsageError, os_error
+from ocibuild.errors import DiskFullError, OcibuildError, UsageError, is_disk_full, os_error
 from ocibuild.exporter import annotation_keys as ann
 from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
 from ocibuild.exporter.options import ImageOptions
@@ -188,6 +188,11 @@ def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, imag
     except OSError as exc:
         raise os_error(exc, f"--output type={spec.type},dest={dest}: cannot write",
                        _failed_path(exc, dest)) from exc
+    except OcibuildError as exc:  # a layer extracted into a local output's directory
+        if not is_disk_full(exc) or isinstance(exc, DiskFullError) and exc.filled:
+            raise
+        raise DiskFullError(f"--output type={spec.type},dest={dest}: {exc.message}",
+                            filled=dest) from exc
 
 
 def _failed_path(exc: OSError, dest: Path) -> Path:
