@@ -172,11 +172,12 @@ def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, imag
     """Write an oci, docker or local output; a destination it cannot write is one message
     naming it and the reason."""
     dest = Path(spec.attrs["dest"])
+    image = images.of(spec) if spec.type == "oci" else None  # in the store: not this output
     try:
-        if spec.type == "oci":
+        if image is not None:
             from ocibuild.exporter.oci import export_oci
 
-            export_oci(store.layout, images.of(spec), dest, spec.attrs, image_names)
+            export_oci(store.layout, image, dest, spec.attrs, image_names)
         elif spec.type == "docker":
             from ocibuild.exporter.docker_archive import export_docker_archive
 
