@@ -2,8 +2,9 @@
 
 Kinds of items: cache records (sized by their layer blob), extracted layer snapshots,
 native chain snapshots, cache mounts, the trash (finished builds' step directories,
-deleted later: always reclaimable) and temporary files (ocibuild.cache.temporaries:
-those of running builds, and what killed ones left, which prune removes). Without
+deleted later: always reclaimable), temporary files (ocibuild.cache.temporaries:
+those of running builds, and what killed ones left, which prune removes) and git
+sources' repositories and context trees (fetched again when needed). Without
 --all, whatever a tagged image uses is kept (records of its layers, its snapshots);
 blobs are removed only when neither a tagged image nor a remaining record refers to
 them. Prune holds the store exclusively,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 RECORD, LAYER, CHAIN, MOUNT, TRASH = "record", "snapshot", "chain", "cache-mount", "trash"
 TEMPORARY = "temporary"
+GIT = "git"  # a git source's cache repository or a git context's checked-out tree
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,30 @@ def usage(store: Store) -> list[UsageItem]:
     temporary = _temporary_item(temporaries.all_temporaries(store.root))
     if temporary is not None:
         items.append(temporary)
+    items += _git_items(store)
+    return items
+
+
+def _git_entries(store: Store) -> list[tuple[str, Path, str]]:
+    """(id, path, description) of each git repository and context tree in the store."""
+    from ocibuild.sources.git import GIT_DIR
+
+    base = store.root / GIT_DIR
+    found: list[tuple[str, Path, str]] = []
+    for parent, prefix, what in ((base, "", "git source repository"),
+                                 (base / "trees", "trees/", "git context tree")):
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=False) and entry.name != "trees":
+                    found.append((prefix + entry.name, Path(entry.path), what))
+    return found
+
+
+def _git_items(store: Store) -> list[UsageItem]:
+    items = []
+    for ident, path, what in _git_entries(store):
+        last = path.lstat().st_mtime
+        items.append(UsageItem(GIT, ident, _dir_size(path), last, what, False))
     return items
 
 
@@ -178,6 +204,10 @@ def _item_path(store: Store, item: UsageItem) -> Path | None:
         return store.snapshots_dir / "chains" / _digest.hex_of(item.id)
     if item.kind == MOUNT:
         return store.mounts_dir / item.id
+    if item.kind == GIT:
+        from ocibuild.sources.git import GIT_DIR
+
+        return store.root / GIT_DIR / item.id
     return None
 
 
@@ -213,6 +243,9 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
             elif item.kind == MOUNT:
                 store.db.delete_mount(item.id)
                 (store.mounts_dir / f"{item.id}.lock").unlink(missing_ok=True)
+            elif item.kind == GIT:
+                assert path is not None
+                path.with_name(path.name + ".lock").unlink(missing_ok=True)
             else:
                 store.db.delete_snapshot(item.id if item.kind == LAYER else f"chain:{item.id}")
             total -= item.size

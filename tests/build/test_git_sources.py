@@ -35,6 +35,7 @@ from tests.support.git_servers import (
     make_repo,
     smart_http,
 )
+from tests.support.paths import OCIBUILD
 from tests.support.users import User, remove_tree
 
 
@@ -362,3 +363,30 @@ def test_git_url_query_conflicts_are_errors() -> None:
         parse("https://example.com/foo.git?tag=v1&branch=main")
     with pytest.raises(UsageError, match="ref conflicts"):
         parse("https://example.com/foo.git?ref=a#b")
+
+
+def test_cache_du_counts_and_prune_all_removes_the_git_cache(
+        builder: Builder, remotes: Remotes) -> None:
+    """The git cache under the store is shown by `cache du` and removed by `cache prune
+    --all`; a later build fetches again and still makes the same tree."""
+    url = f"{remotes.http.url}/ctx.git#main"
+    files = {"Dockerfile": f"FROM scratch\nADD {remotes.http.url}/repo.git#v1 /src\n"}
+    out, _ = _export(builder, files, "--build-context", f"extra={url}")
+    assert _read(out / "src/a.txt") == "one\n"
+    git_dir = builder.root / "git"
+    assert any(git_dir.iterdir())
+
+    du = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "du", "--verbose"])
+    assert du.returncode == 0, du.stderr
+    assert "git source repository" in du.stdout, du.stdout
+
+    pruned = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "prune", "--all"])
+    assert pruned.returncode == 0, pruned.stderr
+    assert [p.name for p in git_dir.glob("*") if p.name != "trees"] == []
+    assert not any((git_dir / "trees").glob("*"))
+
+    fetched = remotes.http.fetches.count("/repo.git")
+    again, _ = _export(builder, {**files, "Dockerfile": files["Dockerfile"] + "LABEL a=b\n"},
+                       name="again")
+    assert _read(again / "src/a.txt") == "one\n"
+    assert remotes.http.fetches.count("/repo.git") == fetched + 1
