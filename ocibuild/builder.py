@@ -44,6 +44,7 @@ class BuildReport:
     pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
     loaded: tuple[str, ...] = ()  # with load: what the docker daemon says it loaded
     cache_use: CacheUse | None = None  # a build that ran nothing: what it rests on
+    memo_possible: bool = True  # False: it rests on a download or a git ref (no memo)
 
 
 @dataclass(frozen=True)
@@ -405,5 +406,5 @@ def build(
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed,
         loaded=loaded,
-        cache_use=cache_use)
+        cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None)
 

@@ -266,6 +266,8 @@ def _remember(rebuild: Invocation, report: BuildReport, printed_err: str, printe
     cache now, in a few milliseconds) to get that."""
     from ocibuild import rebuild_memo
 
+    if not report.memo_possible:  # building again could not make one either
+        return
     index = rebuild_memo.index_digest(rebuild.root)
     if report.cache_use is None or index != rebuild.index:
         import io

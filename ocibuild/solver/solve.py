@@ -467,11 +467,17 @@ class Solver:
         """After a solve that ran nothing: the records its steps used and the keys it
         looked up in vain. None when a step ran, a record came from a --cache-from
         cache, or a key rests on something outside the context (a download)."""
-        if self.ran or self.downloads or self.git.resolved or any(h.source is not None
-                                             for h in self.hits.values()):
+        if self.ran or not self.memo_possible():
             return None
         return ([h.record for h in self.hits.values()],
                 [self.keys[op.digest] for op in self._steps if op.digest not in self.hits])
+
+    def memo_possible(self) -> bool:
+        """False when a key rests on something outside the context (a download, a git
+        ref) or a record came from a --cache-from cache: no rebuild memo can stand for
+        this build, even once every step is cached."""
+        return not (self.downloads or self.git.resolved
+                    or any(h.source is not None for h in self.hits.values()))
 
     def record_of(self, op: Op) -> CacheRecord | None:
         """The record behind a step's result: written by this solve, or the hit used."""
