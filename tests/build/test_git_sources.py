@@ -390,3 +390,19 @@ def test_cache_du_counts_and_prune_all_removes_the_git_cache(
                        name="again")
     assert _read(again / "src/a.txt") == "one\n"
     assert remotes.http.fetches.count("/repo.git") == fetched + 1
+
+
+def test_a_git_build_asks_the_remote_once(builder: Builder, remotes: Remotes) -> None:
+    """No rebuild memo can stand for a build that rests on a git ref, so the command
+    does not build a second time to make one: one ref listing per build."""
+    repo = remotes.base / "once.git"
+    make_repo(repo, {"f.txt": "once\n"})
+    files = {"Dockerfile": f"FROM scratch\nADD {remotes.http.url}/once.git#main /src\n"}
+    ctx = write_context(builder.tmp / "ctx-once", files, builder.user)
+    builder.build(ctx)
+    assert remotes.http.listings.count("/once.git") == 2  # ls-remote, then the fetch
+    assert remotes.http.fetches.count("/once.git") == 1
+    proc, _ = builder.build(ctx)
+    assert set(step_states(proc.stderr).values()) == {"CACHED"}
+    assert remotes.http.listings.count("/once.git") == 3  # ls-remote only
+    assert remotes.http.fetches.count("/once.git") == 1
