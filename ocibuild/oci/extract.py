@@ -19,12 +19,14 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from ocibuild.errors import OcibuildError, UnsafeLayerError
 from ocibuild.idmap import IdMap
 from ocibuild.oci.compression import open_uncompressed
+from ocibuild.oci.lowerview import LowerView
 from ocibuild.oci.tarreader import HashingSource, Member, TarReader
 
 WHITEOUT_PREFIX = ".wh."
@@ -36,19 +38,25 @@ _IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EAC
 _MAX_LINKS = 40  # symlinks followed for one path, as the kernel's ELOOP limit
 
 # What a layer's whiteouts and opaque markers hide, resolved inside the root:
-# ("whiteout", path of the hidden entry) or ("opaque", path of the directory).
+# ("whiteout", path of the hidden entry) or ("opaque", path of the directory); and
+# ("implied", path) for a directory made because the layer lacks it.
 Marks = list[tuple[str, tuple[str, ...]]]
 
 
 def apply_layer(src: BinaryIO, root: Path, *, id_map: IdMap | None = None,
-                chown: bool | None = None, marks: Marks | None = None) -> str:
+                chown: bool | None = None, marks: Marks | None = None,
+                below: Sequence[Path] = ()) -> str:
     """Extract a gzip, zstd or plain tar layer onto `root`; returns its diffID. `marks`
-    receives what the layer's whiteouts hide that the layer does not write itself."""
+    receives what the layer's whiteouts hide that the layer does not write itself, and
+    ("implied", path) for each directory made because the layer lacks it. `below`: the
+    overlay lower directories under this layer (bottom first), when `root` is to be one
+    too: a directory the layer lacks follows what they have there (lowerview.py)."""
     root.mkdir(parents=True, exist_ok=True)
     source = HashingSource(open_uncompressed(src))
     reader = TarReader(source)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    extractor = _Extractor(root_fd, id_map, os.geteuid() == 0 if chown is None else chown)
+    extractor = _Extractor(root_fd, id_map, os.geteuid() == 0 if chown is None else chown,
+                           below=LowerView(below) if below else None)
     try:
         for member in reader:
             extractor.apply(member, reader)
@@ -102,9 +110,11 @@ def archive_parts(name: str, what: str = "layer entry") -> list[str]:
 
 class _Extractor:
     def __init__(self, root_fd: int, id_map: IdMap | None, chown: bool, *,
-                 archive: bool = False, owner: tuple[int, int] | None = None) -> None:
+                 archive: bool = False, owner: tuple[int, int] | None = None,
+                 below: LowerView | None = None) -> None:
         """`archive`: an ADD archive, not a layer (no whiteouts; owners best effort)."""
         self._root_fd = root_fd
+        self._below = below
         self._id_map = id_map if id_map is not None and not id_map.is_identity else None
         self._chown = chown
         self._archive = archive
@@ -175,10 +185,12 @@ class _Extractor:
     def marks(self) -> Marks:
         """What the whiteouts hide, except entries the layer writes itself."""
         return [(kind, path) for kind, path in self._marks
-                if kind == "opaque" or "/".join(path) not in self._written]
+                if kind != "whiteout" or "/".join(path) not in self._written]
 
     def close(self) -> None:
         self._drop_cache()
+        if self._below is not None:
+            self._below.close()
 
     # -- entries ------------------------------------------------------------------------
 
@@ -336,25 +348,28 @@ class _Extractor:
                                                f"{self._link!r} points outside the root")
                     continue
                 cur = opened[-1] if opened else self._root_fd
+                here = "/".join([*where, comp])
                 try:
                     nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                    target = None
                 except FileNotFoundError:
                     if not create:
                         return None, _lexical([*where, comp, *pending[::-1]])
-                    self._mkdir(cur, comp, entry)
-                    nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
+                    target = self._implied_dir(cur, [*where, comp], entry)
+                    if target is None:
+                        nxt = os.open(comp, _DIR_FLAGS, dir_fd=cur)
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
-                    here = "/".join([*where, comp])
                     if not _is_link(cur, comp):
                         raise OcibuildError(
                             f"{self._what} {entry!r}: {here!r} is not a directory") from None
+                    target = os.readlink(comp, dir_fd=cur)
+                if target is not None:
                     links += 1
                     if links > _MAX_LINKS:
                         raise UnsafeLayerError(f"{self._what} {entry!r}: too many levels of "
                                                f"symbolic links at {here!r}") from None
-                    target = os.readlink(comp, dir_fd=cur)
                     self._link = here
                     if target.startswith("/"):
                         while opened:
@@ -368,6 +383,24 @@ class _Extractor:
         finally:
             for fd in opened:
                 os.close(fd)
+
+    def _implied_dir(self, pfd: int, path: list[str], entry: str) -> str | None:
+        """A directory the layer lacks: the target of the lower layers' symlink there
+        (nothing is made), else the directory is made (like the lower layers' one)."""
+        self._marks.append(("implied", tuple(path)))
+        seen = self._below.entry(path) if self._below is not None else None
+        if seen is not None and isinstance(seen[1], str):
+            return seen[1]
+        if seen is None:
+            self._mkdir(pfd, path[-1], entry)
+            return None
+        st = seen[1]
+        assert isinstance(st, os.stat_result)
+        os.mkdir(path[-1], 0o700, dir_fd=pfd)
+        if self._chown:  # the lower directory's ids are already the ones on disk
+            os.chown(path[-1], st.st_uid, st.st_gid, dir_fd=pfd, follow_symlinks=False)
+        self._dirs.append((path, stat.S_IMODE(st.st_mode), st.st_mtime_ns))
+        return None
 
     def _mkdir(self, pfd: int, name: str, entry: str) -> None:
         os.mkdir(name, 0o755, dir_fd=pfd)

@@ -51,34 +51,64 @@ _extracting: dict[str, threading.Lock] = {}
 _extracting_guard = threading.Lock()
 
 
-def layer_dir(store: Store, ref: LayerRef) -> Path:
+def layer_dir(store: Store, ref: LayerRef, below: Sequence[Path] = (),
+              chain: str | None = None) -> Path:
     """The overlay lower directory of `ref`, extracted now if it is not there yet (once:
-    steps of one build that need the same layer wait for the first extraction)."""
+    steps of one build that need the same layer wait for the first extraction).
+
+    `below` (the lower directories under it, bottom first) and `chain` (its ChainID):
+    a layer that lacks directories its entries are below depends on the layers under
+    it (layerdirs.py); such a layer, on top of others, has a directory per ChainID."""
     base = store.snapshots_dir / "layers"
     base.mkdir(exist_ok=True)
     dest = base / _digest.hex_of(ref.diff_id)
-    if dest.is_dir():
+    if dest.is_dir() and not (below and implies_dirs(dest)):
         store.db.touch_snapshot(ref.diff_id)
         return dest
+    chain_dest = base / _digest.hex_of(chain) if below and chain else None
+    if chain_dest is not None and chain_dest.is_dir():
+        store.db.touch_snapshot(chain)  # type: ignore[arg-type]
+        return chain_dest
     with _extracting_guard:
-        lock = _extracting.setdefault(str(dest), threading.Lock())
+        lock = _extracting.setdefault(str(chain_dest or dest), threading.Lock())
     with lock:
-        return _extract_once(store, ref, dest)
+        return _extract_once(store, ref, dest, below if chain_dest else (), chain_dest, chain)
 
 
-def _extract_once(store: Store, ref: LayerRef, dest: Path) -> Path:
-    if not dest.is_dir():
-        result = userns.call("ocibuild.snapshot.layerdirs:extract_layer_dir", {
-            "layout": str(store.layout.path), "dest": str(dest),
-            "blob": ref.descriptor.digest, "size": ref.descriptor.size,
-            "diff_id": ref.diff_id, "chown": userns.can_chown(),
-            "host_root": os.geteuid() == 0,
-        })
-        if not result.get("existed"):
-            store.db.touch_snapshot(ref.diff_id, int(result["size"]))
-    else:
+IMPLIED_XATTR = "user.ocibuild.implied"
+
+
+def implies_dirs(layer: Path) -> bool:
+    """Whether the layer directory was made with directories its layer lacks."""
+    try:
+        return os.getxattr(layer, IMPLIED_XATTR) == b"1"
+    except OSError:
+        return False
+
+
+def _extract_once(store: Store, ref: LayerRef, dest: Path, below: Sequence[Path],
+                  chain_dest: Path | None, chain: str | None) -> Path:
+    if chain_dest is not None and chain_dest.is_dir():  # made while this one waited
+        store.db.touch_snapshot(chain)  # type: ignore[arg-type]
+        return chain_dest
+    if dest.is_dir() and not (below and implies_dirs(dest)):
         store.db.touch_snapshot(ref.diff_id)
-    return dest
+        return dest
+    result = userns.call("ocibuild.snapshot.layerdirs:extract_layer_dir", {
+        "layout": str(store.layout.path), "dest": str(dest),
+        "chain_dest": str(chain_dest) if chain_dest else None,
+        "below": [str(p) for p in below],
+        "blob": ref.descriptor.digest, "size": ref.descriptor.size,
+        "diff_id": ref.diff_id, "chown": userns.can_chown(),
+        "host_root": os.geteuid() == 0,
+    })
+    made = Path(result["dest"])
+    key = ref.diff_id if made == dest else chain
+    if not result.get("existed"):
+        store.db.touch_snapshot(key, int(result["size"]))  # type: ignore[arg-type]
+    else:
+        store.db.touch_snapshot(key)  # type: ignore[arg-type]
+    return made
 
 
 def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from ocibuild.oci import digest as _digest
 from ocibuild.oci.extract import Marks, apply_layer
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.snapshot import userns
+from ocibuild.snapshot.base import IMPLIED_XATTR
 
 
 def tree_size(root: Path) -> int:
@@ -34,12 +35,15 @@ def tree_size(root: Path) -> int:
 
 
 def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
-    """(Runs under the sandbox's id mapping.) Extract blob args["blob"] into args["dest"]
-    for overlay use, via a temporary sibling; returns {"size": bytes on disk}."""
+    """(Runs under the sandbox's id mapping.) Extract blob args["blob"] for overlay use,
+    via a temporary sibling, into args["dest"]; or, when the layer lacks directories
+    its entries are below and args["below"] lists the lower directories under it, into
+    args["chain_dest"] (what it holds then depends on them). Returns {"dest", "size"}."""
     layout = ImageLayout(Path(args["layout"]))
     dest = Path(args["dest"])
-    if dest.is_dir():
-        return {"size": 0, "existed": True}
+    below = [Path(p) for p in args.get("below") or ()]
+    if not below and dest.is_dir():
+        return {"size": 0, "existed": True, "dest": str(dest)}
     tmp = dest.with_name(f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(mode=0o755)
     try:
@@ -47,11 +51,16 @@ def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
         marks: Marks = []
         with layout.open_blob(digest, size) as blob:
             diff_id = apply_layer(blob, tmp, chown=args["chown"],  # type: ignore[arg-type]
-                                  marks=marks)
+                                  marks=marks, below=below)
         if diff_id != args["diff_id"]:
             raise _digest.DigestMismatchError(
                 f"layer {digest}: uncompressed digest {diff_id}, expected {args['diff_id']}")
         _mark_whiteouts(marks, tmp, trusted=args["host_root"])
+        implied = any(kind == "implied" for kind, _ in marks)
+        if implied:
+            os.setxattr(tmp, IMPLIED_XATTR, b"1")
+        if implied and below:
+            dest = Path(args["chain_dest"])
         os.chmod(tmp, 0o755)
         try:
             os.rename(tmp, dest)
@@ -59,11 +68,11 @@ def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             userns.remove_local(tmp)  # another build finished it first
-            return {"size": 0, "existed": True}
+            return {"size": 0, "existed": True, "dest": str(dest)}
     except BaseException:
         userns.remove_local(tmp)
         raise
-    return {"size": tree_size(dest), "existed": False}
+    return {"size": tree_size(dest), "existed": False, "dest": str(dest)}
 
 
 def _mark_whiteouts(marks: Marks, root: Path, *, trusted: bool) -> None:

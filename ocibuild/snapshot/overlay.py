@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ocibuild.snapshot import LayerRef, trash, userns
 from ocibuild.snapshot.base import (
     Prepared,
+    chain_id,
     layer_dir,
     layer_info,
     new_step_dir,
@@ -34,6 +35,24 @@ def distinct_lowers(lowers: Sequence[Path]) -> list[Path]:
     return kept[::-1]
 
 
+def lower_dirs(store: Store, layers: Sequence[LayerRef | Path]) -> list[Path]:
+    """The directories of `layers` (bottom first; a Path is one already) as overlayfs
+    stacks them, each layer extracted knowing the directories under it."""
+    dirs: list[Path] = []
+    diff_ids: list[str] | None = []  # None once a Path (no ChainID) is below
+    for ref in layers:
+        if isinstance(ref, Path):
+            dirs.append(ref)
+            diff_ids = None
+            continue
+        chain = None
+        if diff_ids is not None:
+            diff_ids.append(ref.diff_id)
+            chain = chain_id(diff_ids)
+        dirs.append(layer_dir(store, ref, distinct_lowers(dirs) if chain else (), chain))
+    return dirs
+
+
 class OverlaySnapshotter:
     kind = "overlay"
 
@@ -47,8 +66,7 @@ class OverlaySnapshotter:
         from ocibuild.sandbox.spec import OverlayRoot
 
         self.materialized += 1
-        lowers = distinct_lowers([ref if isinstance(ref, Path) else layer_dir(self.store, ref)
-                                  for ref in layers])
+        lowers = distinct_lowers(lower_dirs(self.store, layers))
         step = new_step_dir(self.store)
         upper, work = step / "upper", step / "work"
         upper.mkdir(mode=0o755)

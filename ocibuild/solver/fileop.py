@@ -174,8 +174,8 @@ class _Copier:
         except OSError:
             return
         for name in names:
-            if ".overlay." in name:
-                continue
+            if ".overlay." in name or name.startswith("user.ocibuild."):
+                continue  # overlayfs' own, or the store's mark on a layer directory
             with contextlib.suppress(OSError):
                 os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False))
 

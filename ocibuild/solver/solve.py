@@ -684,7 +684,7 @@ class Solver:
             yield {"dir": str(self.git.directory(source))}
         elif self.snap.kind == "overlay":
             # read-only: the layers' directories (or fresh steps' uppers) are enough
-            from ocibuild.snapshot.base import layer_dir
+            from ocibuild.snapshot.overlay import lower_dirs
 
             chain = self._result_of(source).layers
             if not chain:
@@ -695,8 +695,8 @@ class Solver:
             if any(not isinstance(s, PendingLayer) for s in chain):
                 self.snap.materialized += 1
             self.ensure_bytes(chain)
-            yield {"layers": [str(s.dir) if isinstance(s, PendingLayer)
-                              else str(layer_dir(self.store, s)) for s in chain]}
+            yield {"layers": [str(d) for d in lower_dirs(self.store, [
+                s.dir if isinstance(s, PendingLayer) else s for s in chain])]}
         else:
             self.ensure_bytes(self._result_of(source).layers)
             prepared = self.snap.prepare(resolve_chain(self._result_of(source).layers))

@@ -12,7 +12,9 @@ never followed (an existing entry is replaced).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -139,3 +141,59 @@ def test_image_layer_members_below_links_stay_inside_the_root(
     assert os.readlink(base / "lnk") == "real" and (base / "real" / "f.txt").is_file()
     assert (base / victim_in_root).read_text() == "not the user's\n"
     _outside_untouched(victim_dir, host_name)
+
+
+def _layout(path: Path, layers: list[bytes]) -> None:
+    """A one-image OCI layout of these uncompressed layers (no shell in it)."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    diff_ids = [put(layer) for layer in layers]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": put(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d,
+                    "size": len(layer)} for d, layer in zip(diff_ids, layers, strict=True)],
+    }).encode()
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": put(manifest),
+         "size": len(manifest)}]}))
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+
+
+@pytest.mark.parametrize("snapshotter", ["overlay", "native"])
+def test_a_layer_below_a_lower_layers_link_goes_where_it_leads(
+        builder: Builder, snapshotter: str) -> None:
+    """containerd applies a layer onto its parent: `lib/b.txt` over a lower `lib ->
+    usr/lib` lands in usr/lib, and /lib stays the link (the overlay snapshotter, which
+    keeps layers apart, must give the same tree)."""
+    lower, upper = builder.tmp / "lower.tar", builder.tmp / "upper.tar"
+    _tar(lower, [("usr", "dir", ""), ("usr/lib", "dir", "750"),
+                 ("usr/lib/a.txt", "file", "a\n"), ("lib", "symlink", "usr/lib")])
+    _tar(upper, [("lib/b.txt", "file", "b\n"), ("lib/sub/c.txt", "file", "c\n")])
+    _layout(builder.tmp / "base", [lower.read_bytes(), upper.read_bytes()])
+    give_to(builder.tmp / "base", builder.user)
+    ctx = write_context(builder.tmp / "ctx", {"marker": "m\n", "Dockerfile": (
+        "FROM base AS b\nCOPY marker /marker\n"
+        "FROM busybox:latest\nCOPY --from=b /usr/lib/ /got/\n")}, builder.user)
+    context = f"base=oci-layout://{builder.tmp / 'base'}"
+    dest = builder.tmp / "out"
+    builder.build(ctx, "--snapshotter", snapshotter, "--build-context", context,
+                  "-o", f"type=local,dest={dest}")
+    got = dest / "got"
+    assert sorted(str(p.relative_to(got)) for p in got.rglob("*")) == [
+        "a.txt", "b.txt", "sub", "sub/c.txt"]
+    stage = builder.tmp / "stage"
+    builder.build(ctx, "--snapshotter", snapshotter, "--build-context", context,
+                  "--target", "b", "-o", f"type=local,dest={stage}")
+    assert os.readlink(stage / "lib") == "usr/lib"
+    assert (stage / "usr" / "lib" / "b.txt").read_text() == "b\n"
+    assert (stage / "usr" / "lib").stat().st_mode & 0o777 == 0o750
