@@ -139,6 +139,7 @@ class Solver:
         self._pools_lock = threading.Lock()
         self._releaser_pool: ThreadPoolExecutor | None = None
         self._releases: list[Future[None]] = []
+        self._writes: list[Future[LayerRef | None]] = []  # layers of steps reported DONE
         self._writer_pool: ThreadPoolExecutor | None = None
         self._kept: list[Any] = []  # overlay roots, released when the solve ends
         self._kept_lock = threading.Lock()
@@ -511,9 +512,7 @@ class Solver:
     def _finish(self) -> None:
         """Wait for the layer writers, then remove every step directory (in one call
         under the mapping) and the solve's temporary files."""
-        for pool in (self._writer_pool, self._releaser_pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
+        self._wait_for_writers()
         # a step directory left behind is removed by `ocibuild cache prune`; failing
         # here would hide the build's own error
         with contextlib.suppress(OcibuildError, OSError):
@@ -525,6 +524,25 @@ class Solver:
                     for prepared in self._kept:
                         self.snap.release(prepared)
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _wait_for_writers(self) -> None:
+        """A step reported DONE keeps its layer and record whatever interrupts the build:
+        a second Ctrl-C or SIGTERM while they are written waits for them, then stops.
+        (Polled: a Thread.join that an interrupt cut short returns at once the next time,
+        with the thread still running.)"""
+        interrupted: KeyboardInterrupt | None = None
+        while True:
+            try:
+                while not all(f.done() for f in [*self._writes, *self._releases]):
+                    time.sleep(0.02)
+                for pool in (self._writer_pool, self._releaser_pool):
+                    if pool is not None:
+                        pool.shutdown(wait=True)
+                break
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def _event(self, kind: str, op: Op, **kw: Any) -> None:
         index = self.index.get(op.digest)
@@ -587,6 +605,7 @@ class Solver:
         the upper directory meanwhile), otherwise now."""
         if self.snap.kind == "overlay":
             future = self._writer.submit(self._write_and_record, op, prepared)
+            self._writes.append(future)
             return PendingLayer(prepared.root.upper, future)
         try:
             return self._write_and_record(op, prepared)

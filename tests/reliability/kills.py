@@ -2,8 +2,9 @@
 
 Shared by tests/reliability (5 kills each) and bench/reliability.py (20 each). A moment
 is a progress line to wait for (or the start) plus a random delay; a kill signals the
-builder alone or its whole process group (what a CI runner's timeout does). Every
-choice comes from a seeded `random.Random`, and `Kill.replay` says how to get it again.
+builder alone or its whole process group (what a CI runner's timeout does). A kill's
+seed picks all three (consecutive seeds take the moments in turn); `Kill.replay` shows
+them.
 
 After each kill: `ocibuild cache check` reports nothing but the killed process's
 leftovers, the output is absent or a complete OCI layout, the next build (or push)

@@ -46,16 +46,22 @@ def _read_until_done(proc: subprocess.Popen[str], step: str) -> list[str]:
     raise AssertionError("the build ended before the step was done:\n" + "".join(lines))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_step_reported_done_stays_cached_after_a_signal(builder: Builder,
-                                                          sig: signal.Signals) -> None:
+@pytest.mark.parametrize("signals", [
+    [signal.SIGTERM], [signal.SIGINT],
+    [signal.SIGINT, signal.SIGINT],  # Ctrl-C pressed twice
+    [signal.SIGTERM, signal.SIGTERM],
+], ids=["SIGTERM", "SIGINT", "SIGINT-twice", "SIGTERM-twice"])
+def test_a_step_reported_done_stays_cached_after_a_signal(
+        builder: Builder, signals: list[signal.Signals]) -> None:
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": DOCKERFILE}, builder.user)
     proc = _start(builder, ctx)
     lines = _read_until_done(proc, f"[2/3] {BIG}")
-    os.killpg(proc.pid, sig)  # at once: the layer (64 MiB to compress) is being written
+    for sig in signals:  # at once: the layer (64 MiB to compress) is being written
+        os.killpg(proc.pid, sig)
+        time.sleep(0.2)
     _, rest = proc.communicate(timeout=120)
     log = "".join(lines) + rest
-    assert proc.returncode == 128 + sig, log
+    assert proc.returncode == 128 + signals[0], log
     assert "Traceback" not in log, log
     again, _ = builder.build(write_context(builder.tmp / "again", {
         "Dockerfile": DOCKERFILE.replace("sleep 4712", "true")}, builder.user))
