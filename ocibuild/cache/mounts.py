@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ def _ensure_dir(store: Store, path: Path, mode: int, uid: int, gid: int,
 
 
 def _create_dir(path: Path, mode: int, uid: int, gid: int, seed: Seed | None = None) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    # named after this process: should it die here, the next build removes the part
+    tmp = path.with_name(f"{writer_prefix()}{path.name}")
     try:
         if seed is not None:
             seed(tmp)

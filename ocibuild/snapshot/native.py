@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layerinfo import LayerInfo
@@ -54,7 +55,7 @@ def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
     for item in args["layers"]:
         dest = chains / _digest.hex_of(item["chain"])
         if not dest.is_dir():
-            tmp = chains / f".tmp-{dest.name}-{uuid.uuid4().hex[:8]}"
+            tmp = chains / f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}"
             try:
                 if parent is not None:
                     _copy_tree(parent, tmp)

@@ -55,7 +55,7 @@ class Moment:
 # its layer, the records, the image and the output.
 BUILD_MOMENTS = (
     Moment("layer extraction", r"^#2 \[2/4\] COPY", 0.0, 0.1),  # the base layer, then COPY
-    Moment("a step", r"^#3 \[3/4\] RUN", 0.0, 0.25),
+    Moment("a step", r"^#3 \[3/4\] RUN", 0.0, 0.25),  # its cache mount made first
     Moment("compression", r"^#2 DONE", 0.0, 0.3),
     Moment("cache commit", r"^#4 DONE", 0.0, 0.05),
     Moment("output write", "glob:.tmp-*", 0.0, 0.05),  # the exporter's work directory
@@ -65,7 +65,7 @@ BUILD_MOMENTS = (
 DOCKERFILE = """\
 FROM busybox:latest
 COPY data.bin /data.bin
-RUN seq 1 200000 > /numbers && sleep 0.2
+RUN --mount=type=cache,target=/cache seq 1 200000 > /numbers && cp /numbers /cache/ && sleep 0.2
 RUN cat /data.bin /numbers | md5sum > /sum
 """
 
@@ -79,6 +79,7 @@ class Kill:
     moment: str
     delay: float
     group: bool
+    snapshotter: str = "auto"  # native: layers extracted as whole chains, steps copied
     at: str = ""  # the last progress line before the kill
     leftovers: int = 0  # what `cache check` found the killed process left
     beside_output: int = 0  # temporary files it left beside the output (not the store's)
@@ -87,7 +88,8 @@ class Kill:
     @property
     def replay(self) -> str:
         return (f"kill {self.number} (seed {self.seed}): {self.moment} + {self.delay:.3f} s, "
-                f"{'process group' if self.group else 'builder only'}; {self.at!r}; "
+                f"{'process group' if self.group else 'builder only'}, {self.snapshotter}; "
+                f"{self.at!r}; "
                 f"{self.leftovers} leftovers"
                 + (f", {self.beside_output} beside the output" if self.beside_output else ""))
 
@@ -127,8 +129,9 @@ def ocibuild(user: User, root: Path, *args: str | Path,
                     env={"SOURCE_DATE_EPOCH": EPOCH})
 
 
-def build_args(ctx: Path, out: Path, tag: str) -> list[str | Path]:
-    return ["build", "--progress", "plain", "-t", tag, "-o", f"type=oci,dest={out}", ctx]
+def build_args(ctx: Path, out: Path, tag: str, snapshotter: str = "auto") -> list[str | Path]:
+    return ["build", "--progress", "plain", "--snapshotter", snapshotter, "-t", tag,
+            "-o", f"type=oci,dest={out}", ctx]
 
 
 def manifest_digest(log: str) -> str:
@@ -370,10 +373,11 @@ def kill_build(scene: Scene, number: int, seed: int) -> Kill:
     rng = random.Random(seed)
     moment = BUILD_MOMENTS[seed % len(BUILD_MOMENTS)]
     high = scene.seconds if moment.high is None else moment.high
-    kill = Kill(number, seed, moment.name, rng.uniform(moment.low, high), rng.random() < 0.5)
+    kill = Kill(number, seed, moment.name, rng.uniform(moment.low, high), rng.random() < 0.5,
+                rng.choice(("auto", "native")))
     base, root = scene.fresh(f"kill-{number}")
     out = base / "out.tar"
-    args = build_args(scene.ctx, out, f"killed:{number}")
+    args = build_args(scene.ctx, out, f"killed:{number}", kill.snapshotter)
     killed = _kill_while_running(scene.user, root, args, base, moment, kill)
     if not killed:
         kill.at += " (the build had ended)"
