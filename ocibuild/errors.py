@@ -31,6 +31,23 @@ class UsageError(OcibuildError):
     exit_code = 2
 
 
+class StoreError(OcibuildError):
+    """The local store cannot be used as asked (busy, damaged)."""
+
+
+class StepFailedError(OcibuildError):
+    """A build step (a RUN) whose process failed: `name` is the step ("[2/3] RUN make"),
+    `returncode` its exit status (None when it was killed by a signal or cancelled), and
+    `tail` the last lines it printed. (`exit_code` stays the CLI's status, 1.)"""
+
+    def __init__(self, name: str, message: str, tail: list[str], *,
+                 returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.tail = tail
+        self.returncode = returncode
+
+
 class DigestMismatchError(OcibuildError):
     """Bytes whose sha256 differs from the digest that named them."""
 

@@ -44,7 +44,7 @@ def cleaned_up(store: Store) -> Iterator[None]:
             raise
         if isinstance(exc, StepFailedError):
             raise StepFailedError(exc.name, f"{exc.message}; {_store_hint(store.root)}",
-                                  exc.tail) from exc
+                                  exc.tail, returncode=exc.returncode) from exc
         where = exc.filled if isinstance(exc, DiskFullError) else None
         raise disk_full_error(exc, store.root, where) from exc
 

@@ -25,7 +25,7 @@ from ocibuild import store_paths
 from ocibuild.cache import names, temporaries
 from ocibuild.cache.mounts import open_cache_mount
 from ocibuild.cache.records import CacheRecord, RecordDB
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, StoreError
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import Image, load_image
 from ocibuild.oci.layout import REF_NAME, ImageLayout
@@ -34,11 +34,11 @@ from ocibuild.oci.platform import Platform
 ENV_ROOT = store_paths.ENV_ROOT
 
 
-class StoreBusyError(OcibuildError):
+class StoreBusyError(StoreError):
     """The store is in use by a build (prune refuses to run then)."""
 
 
-class DamagedDatabaseError(OcibuildError):
+class DamagedDatabaseError(StoreError):
     """records.db is not a database SQLite can open."""
 
     def __init__(self, path: Path, reason: str) -> None:

@@ -213,7 +213,7 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
             if result.hint:
                 message += f" ({result.hint})"
             raise StepFailedError(solver.opts.names.get(op.digest, "RUN"), message,
-                                  list(output.tail))
+                                  list(output.tail), returncode=result.exit_code)
         if solver.snap.kind != "overlay":
             released.pop_all()  # the caller writes the layer, then releases
         return prepared

@@ -27,7 +27,7 @@ from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
 from ocibuild.chmod import is_octal as is_octal_chmod
 from ocibuild.deferred import deferred_dataclass
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, StepFailedError  # noqa: F401 (re-exported)
 from ocibuild.graph import (
     ContextSource,
     CopyOp,
@@ -57,15 +57,6 @@ if TYPE_CHECKING:
     from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
 
 KEY_VERSION = "ocibuild-cache-v1"
-
-
-class StepFailedError(OcibuildError):
-    """A RUN that exited non-zero (the CLI exits with status 1)."""
-
-    def __init__(self, name: str, message: str, tail: list[str]) -> None:
-        super().__init__(message)
-        self.name = name
-        self.tail = tail
 
 
 @dataclass(frozen=True)
