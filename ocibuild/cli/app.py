@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
-    "images": "ocibuild.cli.store_cmds:images_cmd",
+    "images": "ocibuild.cli.manage_cmds:images_cmd",
     "cache": "ocibuild.cli.store_cmds:cache_group",
     "build": "ocibuild.cli.build_cmd:build_cmd",
     "import": "ocibuild.cli.image_cmds:import_cmd",
@@ -39,6 +39,13 @@ COMMANDS: dict[str, str] = {
     "login": "ocibuild.cli.registry_cmds:login_cmd",
     "logout": "ocibuild.cli.registry_cmds:logout_cmd",
     "debug": "ocibuild.cli.debug_cmds:debug",
+    "tag": "ocibuild.cli.manage_cmds:tag_cmd",
+    "rmi": "ocibuild.cli.manage_cmds:rmi_cmd",
+    "save": "ocibuild.cli.manage_cmds:save_cmd",
+    "load": "ocibuild.cli.manage_cmds:load_cmd",
+    "copy": "ocibuild.cli.manage_cmds:copy_cmd",
+    "version": "ocibuild.cli.info_cmds:version_cmd",
+    "info": "ocibuild.cli.info_cmds:info_cmd",
 }
 
 

@@ -1,0 +1,270 @@
+"""The store's images as a user manages them: tag, remove (untag), list with filters.
+
+These are what `ocibuild tag`, `rmi` and `images` run, and what the public API wraps.
+Removing an image only drops its names: its blobs go with the next `cache prune`
+(or at once with `prune=True`), as nothing else refers to them then.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild.cache import names
+from ocibuild.errors import OcibuildError, UsageError
+from ocibuild.oci.descriptor import Descriptor
+
+if TYPE_CHECKING:
+    from ocibuild.cache.prune import PruneReport
+    from ocibuild.cache.store import Store
+    from ocibuild.oci.layout import ImageLayout
+
+__all__ = ["ImageNotFoundError", "ImageSummary", "RemoveReport", "filter_images",
+           "image_summaries", "list_images", "load_images", "parse_filters", "remove_images",
+           "tag_image"]
+
+
+class ImageNotFoundError(UsageError):
+    """No image in the store has that name, digest or ID."""
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One name of an image in the store, as `ocibuild images` lists it."""
+
+    name: str  # the full name: docker.io/library/busybox:latest
+    repository: str  # the familiar form: busybox
+    tag: str  # "<none>" for a name by digest only
+    digest: str  # the manifest (or index) digest
+    id: str  # the config digest, sha256:...
+    created: str  # RFC 3339, "" when the config has none
+    size: int  # config and compressed layers, in bytes
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+    @property
+    def dangling(self) -> bool:
+        return self.tag == "<none>"
+
+
+def _find(store: Store, name: str) -> Descriptor:
+    desc = store._lookup(name)
+    if desc is None:
+        raise ImageNotFoundError(f"{name}: no such image in the local store ({store.root})")
+    return desc
+
+
+def tag_image(store: Store, source: str, targets: Sequence[str]) -> list[str]:
+    """Give the image `source` (a name, digest or image ID) the names `targets`; returns
+    their full forms."""
+    if not targets:
+        raise UsageError("tag: name at least one new name for the image")
+    desc = _find(store, source)
+    fulls = [names.normalize_name(t) for t in targets]  # all checked before any is written
+    return [store.tag(full, desc) for full in fulls]
+
+
+@dataclass
+class RemoveReport:
+    """What `remove_images` did."""
+
+    untagged: list[str]  # full names removed
+    pruned: PruneReport | None = None
+
+
+def _names_of(store: Store, desc: Descriptor) -> list[str]:
+    return sorted(n for n, d in store.images().items() if d.digest == desc.digest)
+
+
+def remove_images(store: Store, refs: Sequence[str], *, force: bool = False,
+                  prune: bool = False) -> RemoveReport:
+    """Remove the names `refs` give. A name removes only itself; a digest or image ID
+    removes every name of that image, which needs `force` when there are several (as
+    docker and podman refuse an ID with many names). `prune` then removes the blobs and
+    cache no other image uses (`cache prune`)."""
+    plan: list[str] = []
+    for ref in refs:
+        desc = _find(store, ref)
+        all_names = _names_of(store, desc)
+        try:
+            full = names.normalize_name(ref)
+        except OcibuildError:
+            full = ""
+        if full in all_names:
+            chosen = [full]
+        else:  # by ID or digest
+            if len(all_names) > 1 and not force:
+                shown = ", ".join(names.familiar_name(n) for n in all_names)
+                raise UsageError(f"rmi {ref}: the image has {len(all_names)} names ({shown}); "
+                                 "remove them by name or use --force")
+            chosen = all_names
+        plan += [n for n in chosen if n not in plan]
+    report = RemoveReport([n for n in plan if store.untag(n)])
+    if prune:
+        from ocibuild.cache.prune import prune as prune_cache
+
+        report.pruned = prune_cache(store)
+    return report
+
+
+def image_summaries(store: Store) -> tuple[list[ImageSummary], list[str]]:
+    """Every name in the store with its image, sorted by name; and one warning per name
+    whose image cannot be read."""
+    from ocibuild.oci.image import load_image
+
+    rows: list[ImageSummary] = []
+    warnings: list[str] = []
+    for full, desc in sorted(store.images().items()):
+        try:
+            image = load_image(store.layout, desc.digest)
+        except OcibuildError as exc:
+            warnings.append(f"{full}: {exc.message}")
+            continue
+        repo, tag = names.split_repository_tag(full)
+        size = image.manifest.config.size + sum(layer.size for layer in image.manifest.layers)
+        rows.append(ImageSummary(full, repo, tag, desc.digest, image.manifest.config.digest,
+                                 image.config.created, size))
+    return rows, warnings
+
+
+FILTER_KEYS = ("reference", "dangling")
+
+
+def parse_filters(texts: Iterable[str]) -> dict[str, list[str]]:
+    """`KEY=VALUE` filters (`reference=PATTERN`, `dangling=true|false`) by key."""
+    filters: dict[str, list[str]] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in FILTER_KEYS:
+            raise UsageError(f"--filter {text!r}: expected reference=PATTERN or "
+                             "dangling=true|false")
+        if key == "dangling" and value.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"--filter {text!r}: dangling takes true or false")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def _reference_matches(row: ImageSummary, pattern: str) -> bool:
+    """As docker: the pattern is matched against the familiar name with and without its
+    tag (busybox, busybox:latest), and against the full name."""
+    familiar = f"{row.repository}:{row.tag}"
+    candidates = [row.repository, familiar, row.name, row.name.rsplit(":", 1)[0]]
+    return any(fnmatch.fnmatchcase(c, pattern) for c in candidates)
+
+
+def list_images(store: Store, filters: dict[str, list[str]] | None = None
+                ) -> list[ImageSummary]:
+    """The store's image names matching `filters` (from parse_filters): a name passes
+    when any reference pattern matches it and it is dangling as asked."""
+    rows, _ = image_summaries(store)
+    return filter_images(rows, filters or {})
+
+
+def filter_images(rows: Sequence[ImageSummary], filters: dict[str, list[str]]
+                  ) -> list[ImageSummary]:
+    out = list(rows)
+    if filters.get("reference"):
+        out = [r for r in out if any(_reference_matches(r, p) for p in filters["reference"])]
+    for value in filters.get("dangling", []):
+        want = value.lower() in ("true", "1")
+        out = [r for r in out if r.dangling == want]
+    return out
+
+
+# -- loading archives --------------------------------------------------------------------
+def _fallback_repository(path: Path) -> str:
+    """localhost/STEM for an archive's image without a name (STEM made a valid name)."""
+    stem = re.sub(r"[^a-z0-9._-]+", "-", path.name.lower().split(".")[0]).strip("-._")
+    return f"localhost/{stem or 'loaded'}"
+
+
+def _layout_name(entry: Descriptor, path: Path) -> str:
+    """The name an OCI layout's index entry gives its image: the containerd name, else a
+    ref.name that is a full name, else localhost/STEM with ref.name as the tag, else the
+    image stays nameless (a dangling name by digest)."""
+    from ocibuild.exporter.oci import CONTAINERD_NAME
+    from ocibuild.oci.layout import REF_NAME
+
+    for candidate in (entry.annotations.get(CONTAINERD_NAME), entry.annotations.get(REF_NAME)):
+        if candidate and ("/" in candidate or ":" in candidate):
+            with contextlib.suppress(OcibuildError):
+                return names.normalize_name(candidate)
+    tag = entry.annotations.get(REF_NAME)
+    if tag:
+        with contextlib.suppress(OcibuildError):
+            return names.normalize_name(f"{_fallback_repository(path)}:{tag}")
+    return ""
+
+
+def load_images(store: Store, path: Path, kind: str) -> list[tuple[str, str]]:
+    """Load every image of an archive (`kind`: docker-archive, oci-archive or oci-dir)
+    into the store, named as the archive names it; [(full name or "", manifest digest)].
+    A nameless image is named localhost/STEM@DIGEST (listed as dangling)."""
+    from ocibuild.transports import _scratch_dir
+
+    with _scratch_dir() as work:
+        if kind == "docker-archive":
+            loaded = _load_docker_archive(store, path)
+        else:
+            from ocibuild.oci import layout_tar
+            from ocibuild.oci.layout import ImageLayout
+
+            layout = ImageLayout.open(path) if kind == "oci-dir" \
+                else layout_tar.unpack(path, work / "layout")
+            loaded = _load_layout(store, layout, path)
+    return loaded
+
+
+def _load_layout(store: Store, layout: ImageLayout, path: Path) -> list[tuple[str, str]]:
+    from ocibuild.oci.image import load_image
+    from ocibuild.transports import _copy_blobs
+
+    loaded = []
+    for entry in layout.index().manifests:
+        image = load_image(layout, entry.digest)
+        _copy_blobs(layout, image, store.layout)
+        name = _layout_name(entry, path)
+        desc = Descriptor(image.descriptor.media_type, image.digest, image.descriptor.size,
+                          platform=image.descriptor.platform)
+        store.tag(name or f"{_fallback_repository(path)}@{image.digest}", desc)
+        loaded.append((name, image.digest))
+    return loaded
+
+
+def _load_docker_archive(store: Store, path: Path) -> list[tuple[str, str]]:
+    import json
+    import tarfile
+
+    from ocibuild.oci import limits
+    from ocibuild.registry.archives import _member, image_from_docker_archive
+
+    where = f"docker-archive:{path}"
+    with tarfile.open(path, "r:") as tar:
+        entries = json.loads(limits.read_capped(_member(tar, "manifest.json", where),
+                                                limits.ARCHIVE_MANIFEST, where))
+    if not isinstance(entries, list) or not entries:
+        raise OcibuildError(f"{where}: manifest.json lists no image")
+    loaded = []
+    for entry in entries:
+        tags = [t for t in entry.get("RepoTags") or [] if isinstance(t, str)]
+        if not tags and len(entries) > 1:
+            raise OcibuildError(f"{where}: an image without a name among {len(entries)}; "
+                                "load it from an archive of its own")
+        image = image_from_docker_archive(f"{path}:{tags[0]}" if tags else str(path),
+                                          store.layout)
+        desc = Descriptor(image.descriptor.media_type, image.digest, image.descriptor.size,
+                          platform=image.descriptor.platform)
+        if not tags:
+            store.tag(f"{_fallback_repository(path)}@{image.digest}", desc)
+            loaded.append(("", image.digest))
+        for tag in tags:
+            loaded.append((store.tag(tag, desc), image.digest))
+    return loaded
