@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ocibuild import entitlements
+from ocibuild.build_options import BuildOptions
 from ocibuild.errors import UsageError, os_error
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
@@ -19,8 +20,6 @@ from ocibuild.oci.platform import Platform
 if TYPE_CHECKING:
     from ocibuild.cache.remote import CacheExportReport
     from ocibuild.exporter import ExportReport
-    from ocibuild.progress.events import Sink
-    from ocibuild.registry import RegistryOptions
     from ocibuild.solver.explain import Explanation
     from ocibuild.solver.solve import SecretSource
 
@@ -173,70 +172,22 @@ def _single_platform(text: str | None) -> Platform | None:
         raise UsageError(f"--platform: {exc}") from None
 
 
-def build(
-    context: str | os.PathLike[str],
-    *,
-    dockerfile: str | os.PathLike[str] | None = None,
-    tags: Sequence[str] = (),
-    target: str | None = None,
-    build_args: Mapping[str, str] | None = None,
-    outputs: Sequence[str] = (),
-    root: str | os.PathLike[str] | None = None,
-    jobs: int | None = None,
-    no_cache: bool = False,
-    no_cache_filter: Sequence[str] = (),
-    secrets: Sequence[str] = (),
-    ssh: Sequence[str] = (),
-    labels: Mapping[str, str] | None = None,
-    platform: str | None = None,
-    snapshotter: str = "auto",
-    progress: Sink | None = None,
-    iidfile: str | os.PathLike[str] | None = None,
-    metadata_file: str | os.PathLike[str] | None = None,
-    source_date_epoch: int | None = None,
-    compression: str = "gzip",
-    cache_from: Sequence[str] = (),
-    cache_to: Sequence[str] = (),
-    explain_cache: bool = False,
-    build_contexts: Sequence[str] = (),
-    push: bool = False,
-    pull: bool = False,
-    registry: RegistryOptions | None = None,
-    allow: Sequence[str] = (),
-    network: str = "default",
-    isolation: str = "auto",
-    add_hosts: Sequence[str] = (),
-    annotations: Sequence[str] = (),
-    shm_size: str | None = None,
-    ulimits: Sequence[str] = (),
-    attest: Sequence[str] = (),
-    load: bool = False,
-) -> BuildReport:
-    """Build the Dockerfile in `context` and write the image to `outputs` (default: the
-    local store, named by `tags`). `context` is a directory or a git URL
-    (`https://host/repo.git#REF:SUBDIR`, `git://...`, `git@host:repo.git`), checked out
-    into the store.
+def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
+          **kwargs: Any) -> BuildReport:
+    """Build the Dockerfile in `context` and write the image to `options.outputs`
+    (default: the local store, named by `options.tags`); return what was made.
 
-    `build_contexts` are `NAME=docker-image://REF|oci-layout://PATH|docker-archive://F|DIR`
-    or `NAME=<git URL>`;
-    `push` pushes to every tag, as does an output `type=image,push=true` to its names;
-    `pull` checks the registry for every base image even when the store has one;
-    `registry` says how registries are reached.
+    `context` is a directory or a git URL (`https://host/repo.git#REF:SUBDIR`,
+    `git://...`, `git@host:repo.git`), checked out into the store. `options` is a
+    `BuildOptions`; keyword arguments set (or override) its fields:
+    `build(".", tags=["app"])` is `build(".", BuildOptions(tags=["app"]))`.
 
-    `allow` grants entitlements ("network.host", "security.insecure"; a value may list
-    several, comma-separated): a step that needs one not granted (RUN --network=host,
-    RUN --security=insecure) fails the build before any step runs. `network` ("default",
-    "none" or "host", which needs network.host) is the network mode of every RUN that
-    does not choose one (RUN --network=default too, as in BuildKit).
-
-    `isolation` is how RUN steps are isolated: "userns" (user namespaces), "chroot" (as
-    root, without a user namespace) or "auto", userns where user namespaces work and
-    otherwise, as root, chroot with a notice in the report's warnings; where neither can
-    be had the build raises SandboxError naming the cause and fix. `add_hosts`
-    ("HOST:IP"), `shm_size` ("64m") and `ulimits` ("nofile=1024:2048") shape every RUN
-    step. `annotations` ("[TYPE:]KEY=VALUE") annotate the image. `attest` takes
-    `--attest` values: disabling one is accepted, asking for one is refused (not
-    supported yet). `load` also loads the image into the docker daemon at DOCKER_HOST."""
+    Raises a `UsageError` for a bad option, a `DockerfileError` for a Dockerfile that
+    cannot be parsed or converted, a `StepFailedError` for a failing RUN (with its
+    `returncode` and output `tail`), a `RegistryError` (with the HTTP `status`) for a
+    registry that refuses or cannot be reached, a `SandboxError` where steps cannot be
+    isolated here, a `StoreError` for a store that cannot be used; all are
+    `OcibuildError`s."""
     from ocibuild import attestations
     from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
     from ocibuild.cache import failed_build
@@ -256,94 +207,101 @@ def build(
     from ocibuild.snapshot import open_snapshotter, userns
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
-    attestations.check(attest)
+    options = BuildOptions.of(options, kwargs)
+    attestations.check(options.attest)
     daemon = None
-    if load:  # a DOCKER_HOST it cannot use fails before the build
+    if options.load:  # a DOCKER_HOST it cannot use fails before the build
         from ocibuild.exporter.docker_daemon import address_from_env
 
         daemon = address_from_env()
-    granted = entitlements.parse_allow(allow)
-    entitlements.check_build_network(network, granted)
+    granted = entitlements.parse_allow(options.allow)
+    entitlements.check_build_network(options.network, granted)
     from ocibuild import step_options
 
-    extra_hosts = step_options.parse_add_hosts(add_hosts)
-    shm_bytes = step_options.parse_shm_size(shm_size)
-    limits = step_options.parse_ulimits(ulimits)
+    extra_hosts = step_options.parse_add_hosts(options.add_hosts)
+    shm_bytes = step_options.parse_shm_size(options.shm_size)
+    limits = step_options.parse_ulimits(options.ulimits)
     from ocibuild.sandbox import availability
 
-    chosen = availability.choose(isolation)
-    secret_map = {s.id: s for s in (parse_secret(t) for t in secrets)}
-    ssh_map = parse_ssh(ssh)
+    chosen = availability.choose(options.isolation)
+    secret_map = {s.id: s for s in (parse_secret(t) for t in options.secrets)}
+    ssh_map = parse_ssh(options.ssh)
     from ocibuild.sources import git_context
 
-    git_contexts = git_context.for_build(root, secret_map, ssh_map, build_args or {})
+    git_contexts = git_context.for_build(options.root, secret_map, ssh_map,
+                                         options.build_args or {})
     context_dir = git_contexts.directory(str(context)) or Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
-    df_path = Path(dockerfile) if dockerfile else context_dir / "Dockerfile"
-    if dockerfile and not df_path.is_absolute() and not df_path.exists():
+    df_path = Path(options.dockerfile) if options.dockerfile else context_dir / "Dockerfile"
+    if options.dockerfile and not df_path.is_absolute() and not df_path.exists():
         df_path = context_dir / df_path
     try:
         text = df_path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read the Dockerfile {df_path}: {exc.strerror}") from None
-    output_specs = [parse_output(o) for o in outputs]
-    to_push = push_targets(output_specs, tags, push)
-    image_annotations = parse_annotations(annotations)
-    named_contexts = parse_build_contexts(build_contexts, git=git_contexts.directory)
+    output_specs = [parse_output(o) for o in options.outputs]
+    to_push = push_targets(output_specs, options.tags, options.push)
+    image_annotations = parse_annotations(options.annotations)
+    named_contexts = parse_build_contexts(options.build_contexts, git=git_contexts.directory)
     context_dirs = context_directories(named_contexts)
-    args = dict(build_args or {})
-    sde = _source_date_epoch(args, source_date_epoch)
+    args = dict(options.build_args or {})
+    sde = _source_date_epoch(args, options.source_date_epoch)
     ast = parser.parse(text, df_path.name)
     ignore_file = dockerignore.find_ignore_file(context_dir, df_path)
     ignore_patterns: list[str] = []
     if ignore_file is not None:
         ignore_patterns = dockerignore.read_patterns(
             ignore_file.read_text(encoding="utf-8", errors="surrogateescape"))
-    target_platform = _single_platform(platform)
+    target_platform = _single_platform(options.platform)
 
-    store = Store.open(root)
-    resolve = ImageSources(store, registry=registry, contexts=named_contexts, pull=pull)
+    store = Store.open(options.root)
+    resolve = ImageSources(store, registry=options.registry, contexts=named_contexts,
+                           pull=options.pull,
+                           progress=options.progress)
     with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
             contextlib.closing(resolve):
         from ocibuild.snapshot.select import probe_known
 
-        new_store = snapshotter != "native" and not chosen.bare and not probe_known(store)
+        new_store = (options.snapshotter != "native" and not chosen.bare
+                     and not probe_known(store))
         if new_store:
             session.warm()  # the probe needs the file-op server first thing
 
-        conv = convert(ast, BuildInputs(build_args=args, target=target,
+        conv = convert(ast, BuildInputs(build_args=args, target=options.target,
                                         platform=target_platform,
                                         context_excludes=tuple(ignore_patterns),
-                                        labels=dict(labels or {}),
+                                        labels=dict(options.labels or {}),
                                         context_dirs=frozenset(context_dirs),
                                         context_images=frozenset(resolve.contexts),
-                                        network=network, allow=granted,
+                                        network=options.network, allow=granted,
                                         extra_hosts=extra_hosts, shm_size=shm_bytes,
                                         ulimits=limits), resolve)
-        if new_store and not cache_from and any(isinstance(op, ExecOp)
-                                                for op in walk(conv.target.op)):
+        if new_store and not options.cache_from and any(isinstance(op, ExecOp)
+                                                        for op in walk(conv.target.op)):
             from ocibuild.sandbox import prestart
 
             # a store that never built has no records: every RUN runs, and the sandbox
             # comes up while the probe runs instead of after it
             prestart(chosen.isolation)
-        snap = open_snapshotter(store, snapshotter, can_mount=not chosen.bare)
+        snap = open_snapshotter(store, options.snapshotter, can_mount=not chosen.bare)
         opts = SolveOptions(
             context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
-            jobs=jobs or os.cpu_count() or 1, no_cache=no_cache,
-            no_cache_stages=frozenset(s.lower() for s in no_cache_filter),
+            jobs=options.jobs or os.cpu_count() or 1, no_cache=options.no_cache,
+            no_cache_stages=frozenset(s.lower() for s in options.no_cache_filter),
             secrets=secret_map, ssh=ssh_map, source_date_epoch=sde,
-            compression=solve_compression(output_specs, compression),
+            compression=solve_compression(output_specs, options.compression),
             names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs,
-            allow=granted, isolation=chosen.isolation)
+            allow=granted, isolation=chosen.isolation,
+            fetch_image=resolve.fetch_layers if resolve.pulling else None,
+            shown_before=resolve.vertices)
         caches = None
-        if cache_from or cache_to:  # the remote-cache code loads only for them
+        if options.cache_from or options.cache_to:  # the remote-cache code loads only then
             from ocibuild.cache.remote import BuildCaches
 
-            caches = BuildCaches(store, cache_from, cache_to, registry)
+            caches = BuildCaches(store, options.cache_from, options.cache_to, options.registry)
             opts.remote = caches.load(KEY_VERSION)
-        solver = Solver(store, snap, opts, progress)
+        solver = Solver(store, snap, opts, options.progress)
         results = solver.solve(conv.target.op)
         state = conv.target
         final = results[state.op.digest]
@@ -363,30 +321,32 @@ def build(
                              history=tuple(history))
         own_layers = sum(1 for h in history[len(state.base_history):] if not h.empty_layer)
         report = export(BuildResult(config, final.layers, max(0, len(final.layers) - own_layers)),
-                        output_specs, store, tags=tags, compression=compression,
-                        annotations=image_annotations, push=push)
+                        output_specs, store, tags=options.tags,
+                        compression=options.compression,
+                        annotations=image_annotations, push=options.push)
         cache_exports = []
         if caches is not None:
             cache_exports = caches.export(
                 lambda mode: solver.cache_records(conv.target.op, mode), KEY_VERSION)
             caches.close()
-        explanations = solver.explain_misses() if explain_cache else []
+        explanations = solver.explain_misses() if options.explain_cache else []
         pushed: tuple[str, ...] = ()
         if to_push:
             from ocibuild.registry import push_names
 
             pushed = tuple(ref for image, image_names in report.pushes
                            for ref in push_names(store.layout, image, image_names,
-                                                 options=registry, store=store).references)
+                                                 options=options.registry,
+                                                 store=store).references)
         loaded: tuple[str, ...] = ()
         if daemon is not None:
             from ocibuild.exporter.docker_daemon import load_image
 
             loaded = load_image(daemon, store.layout, report.manifest_digest, report.names)
-        if iidfile:
-            write_iidfile(Path(iidfile), report)
-        if metadata_file:
-            write_metadata_file(Path(metadata_file), report)
+        if options.iidfile:
+            write_iidfile(Path(options.iidfile), report)
+        if options.metadata_file:
+            write_metadata_file(Path(options.metadata_file), report)
     steps = [r for d, r in results.items() if d in solver.index]
     cache_use = None
     if (lookups := solver.cache_use()) is not None and caches is None:

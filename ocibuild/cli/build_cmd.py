@@ -149,6 +149,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               authfile: str | None) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from ocibuild.attestations import requested_attestations
+    from ocibuild.build_options import BuildOptions
     from ocibuild.builder import build
     from ocibuild.progress import modes
     from ocibuild.solver.solve import StepFailedError
@@ -160,7 +161,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         rebuild = None
     # plain text is kept as printed; the live display's last frame is kept as its steps
     err = _Copying(sys.stderr) if rebuild is not None and mode != "tty" else sys.stderr
-    options = dict(
+    options = BuildOptions(
         dockerfile=dockerfile, tags=tags, target=target,
         build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
         outputs=outputs, root=ctx.obj.get("root"), jobs=jobs, no_cache=no_cache,
@@ -178,10 +179,9 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
             from ocibuild.cli.stdin_inputs import stdin_inputs
 
             with stdin_inputs(context, dockerfile, sys.stdin.buffer) as (context, dockerfile):
-                options["dockerfile"] = dockerfile
-                report = build(context, progress=renderer, **options)  # type: ignore[arg-type]
+                report = build(context, options, dockerfile=dockerfile, progress=renderer)
         else:
-            report = build(context, progress=renderer, **options)  # type: ignore[arg-type]
+            report = build(context, options, progress=renderer)
     except StepFailedError as exc:
         summary = _stop(renderer, failed=True)
         if summary:
@@ -206,8 +206,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         steps = getattr(renderer, "finished_steps", None)
         printed = closing_err if steps else err.text() + closing_err  # type: ignore[union-attr]
         _remember(rebuild, report, printed, closing_out, quiet,
-                  lambda sink: build(context, progress=sink if renderer else None,
-                                     **options),  # type: ignore[arg-type]
+                  lambda sink: build(context, options, progress=sink if renderer else None),
                   frame=steps() if steps else None)
     # The process ends after this command: the collection at interpreter exit would
     # scan every object (~15 ms) to free nothing the exit does not free anyway.

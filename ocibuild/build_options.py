@@ -1,0 +1,131 @@
+"""`BuildOptions`: everything `build()` takes besides the context, as one typed value.
+
+The CLI fills one from its flags; the Python API takes one (or the same fields as
+keyword arguments). Values are checked when the build starts, not here, so that an
+options object can be made, copied (`dataclasses.replace`) and stored freely.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+TYPE_CHECKING = False  # not typing's: `import ocibuild` must stay light
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ocibuild.progress.events import Sink
+    from ocibuild.registry.options import RegistryOptions
+
+__all__ = ["BuildOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """How to build: the `ocibuild build` flags as fields (all optional).
+
+    Inputs
+        dockerfile: the Dockerfile (default CONTEXT/Dockerfile; a relative path that
+            does not exist is taken inside the context). `target`: the stage to build.
+        build_args: values for ARG (`--build-arg`). `labels`: image labels.
+        build_contexts: extra named contexts, `NAME=docker-image://REF`,
+            `NAME=oci-layout://PATH[:TAG]`, `NAME=docker-archive://FILE`, `NAME=DIR`
+            or `NAME=<git URL>`.
+        platform: the target platform, `os/arch[/variant]` (default: this host's).
+        secrets: `id=NAME,src=FILE` or `id=NAME,env=VAR`, for RUN --mount=type=secret.
+        ssh: `default` (forwards $SSH_AUTH_SOCK) or `ID=SOCKET`, for RUN
+            --mount=type=ssh.
+
+    Outputs
+        tags: names for the image in the local store (and for `push`).
+        outputs: `-o` values, e.g. `type=oci,dest=out.tar` or `type=local,dest=DIR`
+            (default: the local store).
+        push: push to every tag. `load`: also load into the docker daemon at
+            $DOCKER_HOST.
+        compression: `gzip`, `zstd` or `uncompressed`, for new layers.
+        annotations: `[TYPE:]KEY=VALUE` annotations of the image.
+        attest: `--attest` values; only disabling one is accepted for now.
+        iidfile: write the image ID here. metadata_file: write buildx-style build
+            metadata (JSON) here.
+        source_date_epoch: the time of new layers and history (seconds since the
+            epoch; default $SOURCE_DATE_EPOCH or the build arg of that name).
+
+    Cache
+        root: the store (default $OCIBUILD_ROOT, else ~/.local/share/ocibuild).
+        no_cache: run every step again. no_cache_filter: stages whose steps run again.
+        cache_from / cache_to: `type=registry,ref=REF[,mode=max]` or
+            `type=local,src=DIR` / `type=local,dest=DIR`.
+        explain_cache: the report's `cache_explanations` say why steps missed.
+        pull: ask the registry for every base image even when the store has one.
+
+    Running steps
+        jobs: steps run at once (default: the number of CPUs).
+        snapshotter: `auto`, `overlay` or `native`.
+        isolation: `userns` (user namespaces), `chroot` (root only, no user
+            namespace) or `auto` (userns, else chroot as root, with a warning).
+        network: `default`, `none` or `host` (needs `allow=["network.host"]`): the
+            network of every RUN that does not choose one.
+        allow: entitlements, `network.host` and `security.insecure`.
+        add_hosts: `HOST:IP` lines for /etc/hosts. shm_size: the size of /dev/shm,
+            e.g. `128m`. ulimits: `TYPE=SOFT[:HARD]`, e.g. `nofile=1024:2048`.
+
+    Connections and reporting
+        registry: how registries are reached (`RegistryOptions`: insecure hosts, CA
+            files, an auth file, timeouts).
+        progress: a callback called with each `ProgressEvent` of the build, from
+            several threads (default: none; the CLI draws the progress display).
+    """
+
+    dockerfile: str | os.PathLike[str] | None = None
+    tags: Sequence[str] = ()
+    target: str | None = None
+    build_args: Mapping[str, str] | None = None
+    outputs: Sequence[str] = ()
+    root: str | os.PathLike[str] | None = None
+    jobs: int | None = None
+    no_cache: bool = False
+    no_cache_filter: Sequence[str] = ()
+    secrets: Sequence[str] = ()
+    ssh: Sequence[str] = ()
+    labels: Mapping[str, str] | None = None
+    platform: str | None = None
+    snapshotter: str = "auto"
+    progress: Sink | None = None
+    iidfile: str | os.PathLike[str] | None = None
+    metadata_file: str | os.PathLike[str] | None = None
+    source_date_epoch: int | None = None
+    compression: str = "gzip"
+    cache_from: Sequence[str] = ()
+    cache_to: Sequence[str] = ()
+    explain_cache: bool = False
+    build_contexts: Sequence[str] = ()
+    push: bool = False
+    pull: bool = False
+    registry: RegistryOptions | None = None
+    allow: Sequence[str] = ()
+    network: str = "default"
+    isolation: str = "auto"
+    add_hosts: Sequence[str] = ()
+    annotations: Sequence[str] = ()
+    shm_size: str | None = None
+    ulimits: Sequence[str] = ()
+    attest: Sequence[str] = ()
+    load: bool = False
+
+    def __post_init__(self) -> None:
+        # a lone string where a list belongs would be read one character at a time
+        for f in fields(self):
+            if f.type.startswith("Sequence") and isinstance(getattr(self, f.name), str):
+                from ocibuild.errors import UsageError
+
+                raise UsageError(f"BuildOptions.{f.name}: expected a list of strings, "
+                                 f"not the string {getattr(self, f.name)!r}")
+
+    @classmethod
+    def of(cls, options: BuildOptions | None, changes: Mapping[str, Any]) -> BuildOptions:
+        """`options` (default: all defaults) with `changes` (field name -> value)."""
+        from dataclasses import replace
+
+        base = options if options is not None else cls()
+        return replace(base, **changes) if changes else base
