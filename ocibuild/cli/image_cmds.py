@@ -1,4 +1,4 @@
-"""`ocibuild import` and `ocibuild inspect`."""
+"""`ocibuild import` and `ocibuild inspect` (of a local, layout or registry image)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ocibuild.cli.registry_flags import registry_connection_options
 from ocibuild.errors import UsageError, printable
 from ocibuild.oci import layout_ref, mediatypes
 
@@ -69,14 +70,78 @@ def _load(ref_text: str, root: str | None) -> tuple[str, Any]:
     return ref_text, image
 
 
+def _load_remote(ref_text: str, options: Any, platform: Any) -> tuple[str, Any]:
+    """A registry image's manifest and config, without its layers."""
+    from ocibuild.registry.client import ClientPool
+    from ocibuild.transports import opened_image, parse_image_ref
+
+    clients = ClientPool(options)
+    try:
+        with opened_image(parse_image_ref(ref_text), clients=clients, platform=platform,
+                          layers=False) as (_layout, image):
+            return ref_text, image
+    finally:
+        clients.close()
+
+
+def inspect_fields(name: str, img: Any) -> dict[str, Any]:
+    """The fields `inspect --format` templates name, as `docker image inspect` has them."""
+    cfg = img.config
+    config = dict(cfg.config)
+    return {
+        "Name": name,
+        "Id": img.manifest.config.digest,
+        "ID": img.manifest.config.digest,
+        "Digest": img.descriptor.digest,
+        "RepoTags": [name],
+        "MediaType": img.manifest.media_type,
+        "Created": cfg.created,
+        "Author": cfg.author,
+        "Architecture": cfg.architecture,
+        "Os": cfg.os,
+        "Variant": cfg.variant,
+        "Config": config,
+        "Labels": config.get("Labels") or {},
+        "Env": config.get("Env") or [],
+        "Cmd": config.get("Cmd"),
+        "Entrypoint": config.get("Entrypoint"),
+        "User": config.get("User", ""),
+        "WorkingDir": config.get("WorkingDir", ""),
+        "Size": sum(layer.size for layer in img.manifest.layers),
+        "RootFS": {"Type": "layers", "Layers": list(cfg.diff_ids)},
+        "Layers": [layer.digest for layer in img.manifest.layers],
+        "Annotations": dict(img.manifest.annotations),
+    }
+
+
 @click.command("inspect")
 @click.argument("image")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option("--format", "-f", "fmt", default="text", show_default=True,
+              metavar="text|json|TEMPLATE",
+              help="text, json, or a Go template of the fields docker's image inspect has "
+                   "('{{.Id}}', '{{.Config.Env}}', '{{index .Labels \"k\"}}', "
+                   "'{{json .Config}}').")
+@click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
+              help="Platform to pick from a multi-platform image (default: this host's).")
+@registry_connection_options
 @click.pass_context
-def inspect_cmd(ctx: click.Context, image: str, fmt: str) -> None:
-    """Show an image's manifest and config: oci:PATH[:TAG] or a local image NAME."""
-    name, img = _load(image, ctx.obj.get("root"))
+def inspect_cmd(ctx: click.Context, image: str, fmt: str, platform_text: str | None,
+                insecure: tuple[str, ...], registry_ca: tuple[str, ...],
+                authfile: str | None) -> None:
+    """Show an image's manifest and config: oci:PATH[:TAG], a local image NAME, or
+    docker://REF (read from the registry: manifest and config only, no layers)."""
+    if image.startswith("docker://"):
+        from ocibuild.cli.registry_cmds import _options, _platform
+
+        name, img = _load_remote(image, _options(insecure, registry_ca, authfile, 4),
+                                 _platform(platform_text))
+    else:
+        name, img = _load(image, ctx.obj.get("root"))
+    if fmt not in ("text", "json"):
+        from ocibuild.cli import gotemplate
+
+        click.echo(printable(gotemplate.render(fmt, inspect_fields(name, img))))
+        return
     if fmt == "json":
         doc = {
             "name": name,
