@@ -7,10 +7,18 @@ the local store first (as `docker build` does) and pulled when it is missing, or
 always with `pull=True` (`--pull`); what is pulled is named in the store by its full
 reference, so the next build finds it without the network. Every answer is a manifest
 digest, which is the image's part of every cache key.
+
+Progress is shown as BuildKit shows it: resolving a reference at a registry is a step
+of its own, `[internal] load metadata for docker.io/library/busybox:latest` (numbered
+before the build's steps: `vertices` counts them), and the layers of a pulled image are
+fetched when its FROM step runs (`fetch_layers`, the solver's hook), their bytes shown
+under that step, which is then done, not CACHED. The store names the image once its
+layers are all there.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +30,10 @@ from ocibuild.oci.platform import Platform
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.progress.events import Sink
+    from ocibuild.progress.transfer import StepProgress
     from ocibuild.registry import BlobSources, BuildContext, ClientPool, RegistryOptions
+    from ocibuild.registry.pull import PendingPull
 
 SCHEMES = ("docker-image://", "oci-layout://", "docker-archive://")
 
@@ -78,13 +89,18 @@ class ImageSources:
 
     def __init__(self, store: Store, *, registry: RegistryOptions | None = None,
                  contexts: Mapping[str, BuildContext] | None = None,
-                 pull: bool = False) -> None:
+                 pull: bool = False, progress: Sink | None = None) -> None:
         self.store = store
         self.registry = registry
         self.contexts = {k: v for k, v in (contexts or {}).items() if v.is_image}
         self.pull = pull
+        self.progress = progress
+        self.vertices = 0  # the steps shown so far ("load metadata for ...")
         self._clients: ClientPool | None = None
         self._seen: dict[tuple[str, str], tuple[str, ImageConfig]] = {}
+        self._pending: dict[str, list[PendingPull]] = {}  # manifest digest -> its pulls
+        self._fetching: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
 
     def clients(self) -> ClientPool:
         if self._clients is None:
@@ -123,10 +139,67 @@ class ImageSources:
         if name.startswith("sha256:") or _is_image_id(name):
             raise OcibuildError(f"image {name!r} is not in the local store "
                                 f"({self.store.root})")
-        from ocibuild.registry import resolve_source
+        return self._from_registry(name, platform)
 
-        return resolve_source(name, self.store, platform, clients=self.clients(),
-                              sources=self._sources())
+    def _from_registry(self, name: str, platform: Platform) -> Image:
+        """The image `name` (a registry reference) is for `platform`: its manifest and
+        config resolved now, shown as a step; its layers, when some are missing, left for
+        fetch_layers."""
+        from ocibuild.progress.transfer import StepProgress
+        from ocibuild.registry.pull import start_pull
+        from ocibuild.registry.reference import parse_reference
+        from ocibuild.registry.resolve import local_image
+
+        ref = parse_reference(name)
+        image = local_image(ref, self.store, platform)
+        if image is not None:
+            return image
+        self.vertices += 1
+        step = StepProgress(self.progress, self.vertices,
+                            f"[internal] load metadata for {ref}")
+        step.start()
+        try:
+            pending = start_pull(ref, self.store.layout, self.clients(), platform=platform,
+                                 sources=self._sources())
+        except OcibuildError as exc:
+            step.failed(exc.message)
+            raise
+        step.done()
+        if pending.missing(self.store.layout):
+            self._pending.setdefault(pending.image.digest, []).append(pending)
+        else:  # every layer is here already: nothing to pull
+            self.store.tag(str(ref), pending.finish(self.store.layout).descriptor)
+        return pending.image
+
+    @property
+    def pulling(self) -> bool:
+        """Whether some image's layers are still to be fetched (by fetch_layers)."""
+        return bool(self._pending)
+
+    def fetch_layers(self, manifest_digest: str, step: StepProgress) -> bool:
+        """Fetch the missing layers of the image `manifest_digest` if this build pulls
+        it, shown under its FROM `step` (started, a "resolve" status, each blob, done),
+        then name it in the store. False (nothing done) for an image the store had."""
+        with self._lock:
+            if manifest_digest not in self._pending:
+                return False
+            lock = self._fetching.setdefault(manifest_digest, threading.Lock())
+        with lock:  # a second user of the image waits for the first's fetch
+            with self._lock:
+                pulls = self._pending.pop(manifest_digest, None)
+            if pulls is None:
+                return False
+            step.start()
+            step.status(f"resolve {pulls[0].ref.with_digest(manifest_digest)}")
+            try:
+                image = pulls[0].finish(self.store.layout, progress=step)
+            except OcibuildError as exc:
+                step.failed(exc.message)
+                raise
+            for pending in pulls:
+                self.store.tag(str(pending.ref), image.descriptor)
+            step.done()
+            return True
 
     def _sources(self) -> BlobSources | None:
         from ocibuild.registry import store_sources

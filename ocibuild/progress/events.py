@@ -1,6 +1,11 @@
 """Progress events. Each step (vertex) has a stable number `index` (its position in the
 graph's deterministic order), a name like "[stage-a 2/3] RUN echo a", and a life:
-started -> (log lines) -> done | cached | failed."""
+started -> (log lines, statuses) -> done | cached | failed.
+
+A "status" event is the progress of one part of a step, as BuildKit's vertex statuses:
+a blob being pulled, pushed or compressed (`text` is its id, e.g. the blob's digest;
+`current` of `total` bytes, `total` 0 when unknown; `started` when it began) and, with
+`completed`, its end. ocibuild.progress.transfer makes them, throttled."""
 
 from __future__ import annotations
 
@@ -10,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-EventKind = Literal["started", "cached", "log", "done", "failed"]
+EventKind = Literal["started", "cached", "log", "done", "failed", "status"]
 
 
 @dataclass(frozen=True)
 class Event:
-    """A step started, finished, failed, was cached, or printed a line."""
+    """A step started, finished, failed, was cached, printed a line, or reported the
+    progress of a part of its work (a status)."""
 
     kind: EventKind
     index: int
@@ -25,6 +31,10 @@ class Event:
     exit_code: int | None = None
     digest: str = ""  # the step's op digest in the build graph (as BuildKit's vertex)
     stream: int = 1  # a log line's stream, numbered as BuildKit's: 1 stdout, 2 stderr
+    current: int = 0  # a status's bytes done
+    total: int = 0  # a status's bytes in all (0: unknown)
+    started: float | None = None  # when a status began (monotonic)
+    completed: bool = False  # a status that ended
 
 
 Sink = Callable[[Event], None]

@@ -5,6 +5,10 @@ each shaped like a BuildKit SolveStatus update, for example
     {"logs":[{"vertex":"sha256:…","stream":1,"data":"bWFrZQo=","timestamp":"…Z"}]}
     {"vertexes":[{"digest":"sha256:…","name":"[a 2/2] RUN make","started":"…Z","completed":"…Z"}]}
 
+and a transfer's progress as a status of its step (its id is the blob's digest):
+
+    {"statuses":[{"id":"sha256:…","vertex":"sha256:…","total":2153472,"current":1048576,"timestamp":"…Z","started":"…Z"}]}
+
 As in BuildKit, a vertex update repeats the step's whole state (started, completed,
 cached, error), log data is base64 of the output bytes (a line with its newline) with
 the stream it came from (1 stdout, 2 stderr), and
@@ -58,6 +62,16 @@ class RawJsonRenderer:
     def _status(self, event: Event) -> dict[str, Any]:
         digest = event.digest or vertex_digest(event.index, event.name)
         now = self._time(event.time)
+        if event.kind == "status":
+            status: dict[str, Any] = {"id": event.text, "vertex": digest}
+            if event.total:
+                status["total"] = event.total
+            status.update(current=event.current, timestamp=now)
+            if event.started is not None:
+                status["started"] = self._time(event.started)
+            if event.completed:
+                status["completed"] = now
+            return {"statuses": [status]}
         if event.kind == "log":
             data = base64.b64encode((event.text + "\n").encode(errors="surrogateescape"))
             return {"logs": [{"vertex": digest, "stream": event.stream,

@@ -5,9 +5,13 @@
      => [stage-b 2/3] RUN make                                         1.9s
      => => # compiling x.c
      => => # compiling y.c
+     => [1/2] FROM docker.io/library/busybox:latest                    0.6s
+     => => sha256:9ad63333ebc9 1.05MB / 2.15MB ━━━━━━━━━━━━━━━━  1.6MB/s 0.6s
 
 One line per step in the order the steps started, a ticking time on running steps and
-the last few lines of their output under them. `stop()` draws the final frame (every
+the last few lines of their output under them; under a step that moves blobs, a line
+per blob with its bytes (a bar and the rate while it runs), as buildx shows them.
+`stop()` draws the final frame (every
 step, no output windows, "FINISHED" once all ended), leaves it on screen and shows the
 cursor again. This module imports rich: import it only when this display is used.
 """
@@ -29,10 +33,12 @@ from rich.text import Text
 from ocibuild.errors import printable, terminal_text
 from ocibuild.progress import frame
 from ocibuild.progress.events import Event, is_cancellation
-from ocibuild.progress.plain import ERROR_TAIL, failure_summary
+from ocibuild.progress.plain import ERROR_TAIL, failure_summary, human_bytes
 
 REFRESH_PER_SECOND = 1 / 0.15  # BuildKit redraws every 150 ms
 LOG_LINES_DEFAULT = 6  # BuildKit's window of recent output under a running step
+BAR_WIDTH = 20
+STATUS_PREFIX = " => => "
 
 
 def log_lines_from_env() -> int:
@@ -51,6 +57,17 @@ class _Step:
     end: float | None = None
     state: str = "running"  # running | done | cached | error | canceled
     logs: deque[str] = field(default_factory=lambda: deque(maxlen=ERROR_TAIL))
+    statuses: dict[str, _Status] = field(default_factory=dict)  # in the order they came
+
+
+@dataclass
+class _Status:
+    """A blob's transfer (or a moment like "resolve REF") under a step."""
+
+    started: float
+    current: int = 0
+    total: int = 0
+    end: float | None = None
 
 
 class TtyRenderer:
@@ -83,6 +100,14 @@ class TtyRenderer:
             step.start = event.time
         elif event.kind == "cached":
             step.state, step.end = "cached", step.start
+        elif event.kind == "status":
+            status = step.statuses.get(event.text)
+            if status is None:
+                status = step.statuses[event.text] = _Status(
+                    event.started if event.started is not None else event.time)
+            status.current, status.total = event.current, event.total
+            if event.completed:
+                status.end = event.time
         elif event.kind == "log":
             step.logs.append(terminal_text(event.text))  # drawn over and over
         elif event.kind == "done":
@@ -131,8 +156,11 @@ class TtyRenderer:
             now = self._end if self._end is not None else time.monotonic()
             final = self._end is not None
             steps = list(self._steps.values())
-            windows = {id(s): list(s.logs)[-self._log_lines:] for s in steps
-                       if s.state == "running" and s.logs and not final}
+            windows = {id(s): [*_status_lines(s, now, width),
+                               *(Text((frame.LOG_PREFIX + line)[:width], style="dim")
+                                 for line in (list(s.logs)[-self._log_lines:]
+                                              if s.state == "running" and not final else ()))]
+                       for s in steps if s.statuses or (s.logs and s.state == "running")}
         ended = sum(s.state != "running" for s in steps)
         header = frame.header(now - self._begin, ended, len(steps),
                               final and ended == len(steps) and bool(steps))
@@ -141,8 +169,7 @@ class TtyRenderer:
             steps, windows = _fit(steps, windows, height - 2)
         for step in steps:
             yield _step_line(step, now, width)
-            for line in windows.get(id(step), ()):
-                yield Text((frame.LOG_PREFIX + line)[:width], style="dim")
+            yield from windows.get(id(step), ())
 
 
 class _Frame:
@@ -166,13 +193,40 @@ def _step_line(step: _Step, now: float, width: int) -> Text:
                 style=frame.STYLES.get(step.state, ""))
 
 
-def _fit(steps: list[_Step], windows: dict[int, list[str]], rows: int
-         ) -> tuple[list[_Step], dict[int, list[str]]]:
+def _status_lines(step: _Step, now: float, width: int) -> list[Text]:
+    """A line per status of `step`: its id, bytes done / total, while it runs a bar and
+    the rate, and its time at the right edge."""
+    lines = []
+    for status_id, status in list(step.statuses.items()):
+        running = status.end is None and step.state == "running"
+        elapsed = (status.end if status.end is not None else now) - status.started
+        name = printable(status_id)
+        if name.startswith("sha256:") and len(name) == 71:
+            name = name[:19]  # a blob's digest, shortened as docker shows layer ids
+        body = STATUS_PREFIX + name
+        if status.total:
+            body += f" {human_bytes(status.current)} / {human_bytes(status.total)}"
+            if running:
+                done = min(status.current / status.total, 1.0)
+                filled = round(done * BAR_WIDTH)
+                body += " " + "━" * filled + " " * (BAR_WIDTH - filled)
+        elif status.current:
+            body += f" {human_bytes(status.current)}"
+        if running and status.current and elapsed > 0.05:
+            body += f" {human_bytes(int(status.current / elapsed))}/s"
+        timer = f" {0.0 if elapsed < 0.05 else elapsed:3.1f}s"
+        room = max(width - len(timer) - 1, 1)
+        lines.append(Text(body[:room].ljust(room) + " " + timer))
+    return lines
+
+
+def _fit(steps: list[_Step], windows: dict[int, list[Text]], rows: int
+         ) -> tuple[list[_Step], dict[int, list[Text]]]:
     """What fits in `rows` lines: output windows go first, then the oldest finished
     steps, so that the running ones stay in view (as BuildKit does)."""
     if len(steps) + sum(map(len, windows.values())) <= rows:
         return steps, windows
-    kept: dict[int, list[str]] = {}
+    kept: dict[int, list[Text]] = {}
     used = len(steps)
     for key, lines in windows.items():
         if used + len(lines) <= rows:

@@ -12,6 +12,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import urllib3
 
@@ -29,6 +30,9 @@ from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import ClientPool, RegistryClient, wait_all
 from ocibuild.registry.errors import RegistryError, UnreachableError
 from ocibuild.registry.reference import Reference
+
+if TYPE_CHECKING:
+    from ocibuild.progress.transfer import StepProgress, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +100,11 @@ def _is_schema1(data: bytes, media_type: str) -> bool:
 
 def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                  desc: Descriptor, what: str, attempts: int, backoff: float,
-                 stats: PullStats) -> bool:
+                 stats: PullStats, shown: Transfer | None = None) -> bool:
     """Download into `writer`, resuming after drops; False if the server forced a restart."""
     offset = 0
+    if shown is not None:
+        shown.restart()
     drops = 0
     while True:
         resp = client.open_blob(repository, desc.digest, what, offset)
@@ -110,6 +116,8 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                     client.check_cancelled(what)
                     writer.write(chunk)
                     offset += len(chunk)
+                    if shown is not None:
+                        shown.advance(len(chunk))
                     if offset > desc.size:
                         raise _digest.DigestMismatchError(
                             f"{what}: blob {desc.digest} is longer than its {desc.size} bytes")
@@ -142,17 +150,20 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
 
 
 def fetch_blob(client: RegistryClient, repository: str, desc: Descriptor, layout: ImageLayout,
-               what: str, stats: PullStats | None = None) -> None:
-    """Stream one blob into `layout`, verified; nothing is stored if it does not match."""
+               what: str, stats: PullStats | None = None,
+               progress: StepProgress | None = None) -> None:
+    """Stream one blob into `layout`, verified; nothing is stored if it does not match.
+    Its bytes are shown under `progress` (as a status named by its digest)."""
     stats = stats if stats is not None else PullStats()
     if layout.has_blob(desc.digest):
         stats.present += 1
         return
     opts = client.options
+    shown = progress.transfer(desc.digest, desc.size) if progress is not None else None
     for _ in range(opts.attempts):
         with layout.blob_writer(desc.digest, desc.size) as writer:
             if _stream_into(writer, client, repository, desc, what, opts.attempts,
-                            opts.backoff, stats):
+                            opts.backoff, stats, shown):
                 try:
                     writer.commit()
                 except _digest.DigestMismatchError as exc:
@@ -160,51 +171,93 @@ def fetch_blob(client: RegistryClient, repository: str, desc: Descriptor, layout
                         f"{what}: downloaded blob rejected: {exc.message}") from None
                 stats.fetched += 1
                 stats.bytes += desc.size
+                if shown is not None:
+                    shown.finish()
                 return
     raise RegistryError(f"{what}: blob {desc.digest}: download kept restarting")
 
 
+@dataclass
+class PendingPull:
+    """An image whose manifest and config are resolved (the config is in the layout):
+    `finish()` brings its layers. A build resolves every base first (their configs shape
+    the build) and fetches the layers when their FROM step runs, as BuildKit does."""
+
+    ref: Reference
+    client: RegistryClient
+    image: Image
+    manifest_bytes: bytes
+    sources: BlobSources | None = None
+
+    def missing(self, layout: ImageLayout) -> list[Descriptor]:
+        return [layer for layer in self.image.manifest.layers
+                if not layout.has_blob(layer.digest)]
+
+    def finish(self, layout: ImageLayout, stats: PullStats | None = None,
+               progress: StepProgress | None = None) -> Image:
+        """Fetch the layers `layout` lacks (in parallel, shown under `progress`), then
+        store the manifest: the image is whole in the layout."""
+        stats = stats if stats is not None else PullStats()
+        what = f"pull {self.ref}"
+        wanted = self.missing(layout)
+        stats.present += len(self.image.manifest.layers) - len(wanted)
+        if wanted:
+            jobs = max(1, min(self.client.options.jobs, len(wanted)))
+            with ThreadPoolExecutor(jobs, thread_name_prefix="pull") as pool:
+                wait_all([pool.submit(fetch_blob, self.client, self.ref.repository, layer,
+                                      layout, what, stats, progress)
+                          for layer in wanted], [self.client])
+        layout.put_bytes(self.manifest_bytes)
+        manifest = self.image.manifest
+        if self.sources is not None:
+            self.sources.add(self.ref.registry, self.ref.repository,
+                             [manifest.config.digest, *(x.digest for x in manifest.layers)])
+        return self.image
+
+
+def start_pull(ref: Reference, layout: ImageLayout, clients: ClientPool, *,
+               platform: Platform | None = None, sources: BlobSources | None = None,
+               stats: PullStats | None = None) -> PendingPull:
+    """Resolve `ref` for `platform` (default: the host's) and fetch its config into
+    `layout`: the first half of a pull."""
+    what = f"pull {ref}"
+    client = clients.get(ref.registry)
+    desc, manifest, manifest_bytes = resolve_manifest(client, ref, platform, what)
+    if manifest.config.media_type not in mediatypes.CONFIG_TYPES and \
+            manifest.config.media_type:
+        raise OcibuildError(f"{what}: not a container image (config media type "
+                            f"{printable(manifest.config.media_type)}); "
+                            "use an artifact client")
+    config_desc = manifest.config
+    limits.refuse_oversized(limits.IMAGE_CONFIG, config_desc.size, what, config_desc.digest)
+    fetch_blob(client, ref.repository, config_desc, layout, what, stats)
+    config = ImageConfig.from_bytes(limits.read_blob(
+        layout, config_desc.digest, limits.IMAGE_CONFIG, what, config_desc.size))
+    if len(config.diff_ids) != len(manifest.layers):
+        raise OcibuildError(f"{what}: the manifest has {len(manifest.layers)} layers but "
+                            f"the config lists {len(config.diff_ids)} diff_ids")
+    if desc.platform is None:
+        desc = Descriptor(desc.media_type, desc.digest, desc.size, platform=config.platform)
+    return PendingPull(ref, client, Image(desc, manifest, config), manifest_bytes, sources)
+
+
 def pull(ref: Reference, layout: ImageLayout, *, platform: Platform | None = None,
          clients: ClientPool | None = None, sources: BlobSources | None = None,
-         stats: PullStats | None = None) -> Image:
+         stats: PullStats | None = None, progress: StepProgress | None = None) -> Image:
     """Pull `ref` for `platform` (default: the host's) into `layout`; returns the image.
+    Each blob's bytes are shown under `progress`, after a "resolve" status.
 
     The caller tags it (layout.tag / store.tag): a pull only adds verified blobs.
     """
     own = clients is None
     clients = clients or ClientPool()
     stats = stats if stats is not None else PullStats()
-    what = f"pull {ref}"
     try:
-        client = clients.get(ref.registry)
-        desc, manifest, manifest_bytes = resolve_manifest(client, ref, platform, what)
-        if manifest.config.media_type not in mediatypes.CONFIG_TYPES and \
-                manifest.config.media_type:
-            raise OcibuildError(f"{what}: not a container image (config media type "
-                                f"{printable(manifest.config.media_type)}); "
-                                "use an artifact client")
-        config_desc = manifest.config
-        limits.refuse_oversized(limits.IMAGE_CONFIG, config_desc.size, what, config_desc.digest)
-        fetch_blob(client, ref.repository, config_desc, layout, what, stats)
-        config = ImageConfig.from_bytes(limits.read_blob(
-            layout, config_desc.digest, limits.IMAGE_CONFIG, what, config_desc.size))
-        if len(config.diff_ids) != len(manifest.layers):
-            raise OcibuildError(f"{what}: the manifest has {len(manifest.layers)} layers but "
-                                f"the config lists {len(config.diff_ids)} diff_ids")
-        wanted = [layer for layer in manifest.layers if not layout.has_blob(layer.digest)]
-        stats.present += len(manifest.layers) - len(wanted)
-        if wanted:
-            jobs = max(1, min(client.options.jobs, len(wanted)))
-            with ThreadPoolExecutor(jobs, thread_name_prefix="pull") as pool:
-                wait_all([pool.submit(fetch_blob, client, ref.repository, layer, layout,
-                                      what, stats) for layer in wanted], [client])
-        layout.put_bytes(manifest_bytes)
-        if sources is not None:
-            sources.add(ref.registry, ref.repository,
-                        [manifest.config.digest, *(x.digest for x in manifest.layers)])
-        if desc.platform is None:
-            desc = Descriptor(desc.media_type, desc.digest, desc.size, platform=config.platform)
-        return Image(desc, manifest, config)
+        pending = start_pull(ref, layout, clients, platform=platform, sources=sources,
+                             stats=stats)
+        if progress is not None:
+            progress.status(f"resolve {ref.with_digest(pending.image.digest)}")
+        return pending.finish(layout, stats, progress)
     finally:
         if own:
             clients.close()

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlencode
 
 from ocibuild.errors import OcibuildError
@@ -40,6 +40,9 @@ from ocibuild.registry.client import (
 )
 from ocibuild.registry.errors import RegistryError, UnreachableError
 from ocibuild.registry.reference import Reference
+
+if TYPE_CHECKING:
+    from ocibuild.progress.transfer import StepProgress, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +120,15 @@ class _Slice:
     stops the upload (TransferCancelled) once the client is cancelled."""
 
     def __init__(self, f: BinaryIO, start: int, length: int, client: RegistryClient,
-                 what: str) -> None:
+                 what: str, shown: Transfer | None = None) -> None:
         self._f = f
         self._left = length
         self._client = client
         self._what = what
+        self._shown = shown
         f.seek(start)
+        if shown is not None:
+            shown.restart(start)
 
     def read(self, n: int = -1) -> bytes:
         self._client.check_cancelled(self._what)
@@ -131,6 +137,8 @@ class _Slice:
         n = min(self._left if n is None or n < 0 else n, self._left, UPLOAD_READ)
         data = self._f.read(n)
         self._left -= len(data)
+        if self._shown is not None:
+            self._shown.advance(len(data))
         return data
 
 
@@ -141,8 +149,8 @@ def _with_query(url: str, **params: str) -> str:
 def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
                blobs: Iterable[Descriptor], *, what: str,
                sources: BlobSources | None = None, fetch: FetchBlob | None = None,
-               report: BlobPushReport | None = None, pool: Executor | None = None
-               ) -> BlobPushReport:
+               report: BlobPushReport | None = None, pool: Executor | None = None,
+               progress: StepProgress | None = None) -> BlobPushReport:
     """Push `blobs` from `layout` to `repository` of the client's registry, in parallel
     (largest first, `client.options.jobs` at once, or on the caller's `pool`).
 
@@ -152,9 +160,10 @@ def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
     brought there by `fetch` first (an error when there is no `fetch`, or it returns
     False). Afterwards `sources` records that the repository holds every blob. The
     counts go to `report` when given (to sum several pushes), which is returned.
-    `what` starts every error message ("push REF")."""
+    `what` starts every error message ("push REF"). An upload's bytes are shown under
+    `progress`, as a status named by the blob's digest."""
     report = report if report is not None else BlobPushReport()
-    pusher = _BlobPusher(client, repository, layout, sources, fetch, report, what)
+    pusher = _BlobPusher(client, repository, layout, sources, fetch, report, what, progress)
     # largest first: the long uploads start at once, small ones fill the gaps
     todo = sorted({b.digest: b for b in blobs}.values(), key=lambda b: -b.size)
     if pool is None:
@@ -171,8 +180,10 @@ def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
 class _BlobPusher:
     def __init__(self, client: RegistryClient, repository: str, layout: ImageLayout,
                  sources: BlobSources | None, fetch: FetchBlob | None,
-                 report: BlobPushReport, what: str) -> None:
+                 report: BlobPushReport, what: str,
+                 progress: StepProgress | None = None) -> None:
         self.client = client
+        self.progress = progress
         self.repository = repository
         self.layout = layout
         self.sources = sources
@@ -247,13 +258,22 @@ class _BlobPusher:
         return self.client.absolute(location)
 
     def _upload(self, location: str, blob: Descriptor, what: str) -> None:
+        shown = None
+        if self.progress is not None:
+            shown = self.progress.transfer(blob.digest, blob.size)
+        self._send(location, blob, what, shown)
+        if shown is not None:
+            shown.finish()
+
+    def _send(self, location: str, blob: Descriptor, what: str, shown: Transfer | None
+              ) -> None:
         path = self.layout.blob_path(blob.digest)
         chunk = self.client.options.chunk_size
         with open(path, "rb") as f:
             if blob.size <= chunk:
                 resp = self.client.request(
                     "PUT", _with_query(location, digest=blob.digest), scopes=self.scopes,
-                    what=what, body=_Slice(f, 0, blob.size, self.client, what),
+                    what=what, body=_Slice(f, 0, blob.size, self.client, what, shown),
                     replayable=False, ok=(201,),
                     headers={"Content-Type": "application/octet-stream",
                              "Content-Length": str(blob.size)})
@@ -266,7 +286,8 @@ class _BlobPusher:
                 try:
                     resp = self.client.request(
                         "PATCH", location, scopes=self.scopes, what=what,
-                        body=_Slice(f, offset, length, self.client, what), replayable=False,
+                        body=_Slice(f, offset, length, self.client, what, shown),
+                        replayable=False,
                         ok=(202,),
                         headers={"Content-Type": "application/octet-stream",
                                  "Content-Length": str(length),
@@ -303,10 +324,11 @@ class _BlobPusher:
 
 
 def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Reference], *,
-               clients: ClientPool | None = None, sources: BlobSources | None = None
-               ) -> PushReport:
+               clients: ClientPool | None = None, sources: BlobSources | None = None,
+               progress: StepProgress | None = None) -> PushReport:
     """Push the manifest or index `desc` (and all it names) from `layout` to every
-    destination. Destinations in one repository share the blob uploads."""
+    destination. Destinations in one repository share the blob uploads. Uploads and
+    manifests are shown under `progress`, as BuildKit shows a push."""
     if not destinations:
         raise OcibuildError("push: no destination reference")
     own = clients is None
@@ -334,7 +356,7 @@ def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Ref
                                        f"push {ref}", scopes)
                            for ref, ident in zip(refs, identifiers, strict=True)]
                 push_blobs(client, repository, layout, tree.blobs, what=what,
-                           sources=sources, report=report, pool=pool)
+                           sources=sources, report=report, pool=pool, progress=progress)
                 named = [future.result() for future in present]
             for child, data in tree.children:
                 if client.manifest_exists(repository, child.digest, what, scopes) is None:
@@ -346,7 +368,10 @@ def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Ref
                 else:
                     client.put_manifest(repository, identifier, tree.root_bytes,
                                         tree.root.media_type, f"push {ref}")
-                report.references.append(str(ref.with_digest(tree.root.digest)))
+                named_ref = str(ref.with_digest(tree.root.digest))
+                if progress is not None:
+                    progress.status(f"pushing manifest for {named_ref}")
+                report.references.append(named_ref)
     finally:
         if own:
             clients.close()

@@ -29,6 +29,7 @@ from ocibuild.registry.archives import image_from_docker_archive, image_from_lay
 from ocibuild.registry.reference import Reference, parse_reference
 
 if TYPE_CHECKING:  # the HTTP client loads only when a source needs the network
+    from ocibuild.progress.transfer import StepProgress
     from ocibuild.registry.blob_sources import BlobSources
     from ocibuild.registry.client import ClientPool
 
@@ -64,8 +65,10 @@ def _local_by_digest(layout: ImageLayout, ref: Reference,
 
 def pull_into_store(ref: Reference, store: StoreLike, platform: Platform | None = None, *,
                     clients: ClientPool | None = None,
-                    sources: BlobSources | None = None) -> Image:
-    """Pull `ref` into the store and name it there by its full reference."""
+                    sources: BlobSources | None = None,
+                    progress: StepProgress | None = None) -> Image:
+    """Pull `ref` into the store and name it there by its full reference (the blobs'
+    bytes shown under `progress`)."""
     image = _local_by_digest(store.layout, ref, platform)
     if image is None:
         from ocibuild.registry.pull import pull
@@ -74,8 +77,19 @@ def pull_into_store(ref: Reference, store: StoreLike, platform: Platform | None 
             from ocibuild.registry.export import store_sources
 
             sources = store_sources(store)
-        image = pull(ref, store.layout, platform=platform, clients=clients, sources=sources)
+        image = pull(ref, store.layout, platform=platform, clients=clients, sources=sources,
+                     progress=progress)
     store.tag(str(ref), image.descriptor)
+    return image
+
+
+def local_image(ref: Reference, store: StoreLike, platform: Platform | None = None
+                ) -> Image | None:
+    """The image `ref`'s digest names when the store holds it whole (named then by
+    `ref`): no network needed."""
+    image = _local_by_digest(store.layout, ref, platform)
+    if image is not None:
+        store.tag(str(ref), image.descriptor)
     return image
 
 

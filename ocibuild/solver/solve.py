@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
+    from ocibuild.progress.transfer import StepProgress
 
 KEY_VERSION = "ocibuild-cache-v1"
 
@@ -102,6 +103,10 @@ class SolveOptions:
     remote: RemoteRecords | None = None  # records of --cache-from caches
     allow: frozenset[str] = frozenset()  # entitlements granted (--allow)
     isolation: str = "userns"  # of RUN steps: "userns" or "chroot" (availability.choose)
+    # a base image's layers this build pulls, fetched when its FROM step runs (shown
+    # under it; True) -- ImageSources.fetch_layers; the steps shown before the solve
+    fetch_image: Callable[[str, StepProgress], bool] | None = None
+    shown_before: int = 0
 
 
 def _now() -> str:
@@ -308,7 +313,7 @@ class Solver:
             self._finish()  # nothing ran: only the solve's temporary directory to remove
             raise
         visible = [op for op in ops if op.digest in self.opts.names]
-        for i, op in enumerate(visible, start=1):
+        for i, op in enumerate(visible, start=1 + self.opts.shown_before):
             self.index[op.digest] = i
         for op in ops:
             self.keys[op.digest] = self.compute_key(op)
@@ -541,6 +546,17 @@ class Solver:
             self.progress(Event(kind, index, self.opts.names[op.digest], time.monotonic(),
                                 digest=op.digest, **kw))  # type: ignore[arg-type]
 
+    def _pull_layers(self, op: ImageSource) -> bool:
+        """Whether this build pulled the base's layers now (its step shows them)."""
+        if self.opts.fetch_image is None:
+            return False
+        from ocibuild.progress.transfer import StepProgress
+
+        index = self.index.get(op.digest)
+        step = StepProgress(self.progress if index is not None else None, index or 0,
+                            self.opts.names.get(op.digest, ""), op.digest)
+        return self.opts.fetch_image(op.manifest_digest, step)
+
     def _result_of(self, op: Op) -> OpResult:
         assert self._results is not None
         return self._results[op.digest]
@@ -561,11 +577,13 @@ class Solver:
             self._event("cached", op)
             return OpResult((), None, cached=True)
         if isinstance(op, ImageSource):
+            pulled = self._pull_layers(op)
             image = load_image(self.store.layout, op.manifest_digest)
             layers = tuple(LayerRef(d, diff) for d, diff in
                            zip(image.manifest.layers, image.config.diff_ids, strict=True))
-            self._event("cached", op)
-            return OpResult(layers, None, cached=True)
+            if not pulled:
+                self._event("cached", op)
+            return OpResult(layers, None, cached=not pulled)
         root = self._result_of(op.root)  # type: ignore[attr-defined]
         hit = self.hits.get(op.digest)
         if hit is not None:

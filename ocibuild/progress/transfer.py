@@ -1,0 +1,104 @@
+"""Progress of transfers (pulls, pushes, copies) as status events under a step.
+
+A `StepProgress` is one step (vertex) of the display: a build's FROM step, or the
+single step of `ocibuild pull` / `push`. Each blob moved under it is a `Transfer`,
+which reports its bytes as "status" events, at most every THROTTLE seconds (and once
+more when it ends), so that a fast transfer costs a clock read per chunk:
+
+    step = StepProgress(sink, 1, "pull docker.io/library/busybox:latest")
+    step.start()
+    with step.transfer(desc.digest, desc.size) as blob:
+        for chunk in ...:
+            blob.advance(len(chunk))
+    step.done()
+
+Import-light: only the standard library, so a cached build loads nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from types import TracebackType
+
+from ocibuild.progress.events import Event, EventKind, Sink
+
+THROTTLE = 0.1  # seconds between two updates of one transfer (10 a second at most)
+
+class StepProgress:
+    """Where one step's events go: `sink` (thread-safe), as step `index` named `name`;
+    `digest` is its vertex id (by default one made of the index and the name)."""
+
+    def __init__(self, sink: Sink | None, index: int, name: str, digest: str = "") -> None:
+        self.sink = sink
+        self.index = index
+        self.name = name
+        self.digest = digest or "sha256:" + hashlib.sha256(
+            f"{index}\n{name}".encode()).hexdigest()
+
+    def emit(self, kind: EventKind, **fields: object) -> None:
+        if self.sink is not None:
+            self.sink(Event(kind, self.index, self.name, time.monotonic(),
+                            digest=self.digest, **fields))  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        self.emit("started")
+
+    def done(self) -> None:
+        self.emit("done")
+
+    def failed(self, message: str) -> None:
+        self.emit("failed", text=message)
+
+    def status(self, status_id: str) -> None:
+        """A status with no bytes that is over as soon as it is said ("resolve REF")."""
+        now = time.monotonic()
+        self.emit("status", text=status_id, started=now, completed=True)
+
+    def transfer(self, status_id: str, total: int) -> Transfer:
+        return Transfer(self, status_id, total)
+
+
+class Transfer:
+    """One blob's bytes under a step. Used by one thread at a time; `finish()` (or
+    leaving its `with` block without an error) reports it complete."""
+
+    def __init__(self, step: StepProgress, status_id: str, total: int) -> None:
+        self.step = step
+        self.id = status_id
+        self.total = total
+        self.current = 0
+        self.started = time.monotonic()
+        self._next = self.started + THROTTLE
+        self._report()
+
+    def advance(self, n: int) -> None:
+        self.current += n
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + THROTTLE
+            self._report()
+
+    def restart(self, offset: int = 0) -> None:
+        """The transfer goes on from `offset` (a resumed or restarted download)."""
+        self.current = offset
+
+    def finish(self) -> None:
+        self._report(completed=True)
+
+    def _report(self, completed: bool = False) -> None:
+        self.step.emit("status", text=self.id, current=self.current, total=self.total,
+                       started=self.started, completed=completed)
+
+    def __enter__(self) -> Transfer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if kind is None:
+            self.finish()
+
+
+def transfer_or_none(step: StepProgress | None, status_id: str, total: int
+                     ) -> Transfer | None:
+    return step.transfer(status_id, total) if step is not None else None
