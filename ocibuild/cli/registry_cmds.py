@@ -13,6 +13,8 @@ from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.oci.image import Image
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.platform import Platform
+from ocibuild.progress.command import MODES as PROGRESS_MODES
+from ocibuild.progress.command import command_step
 from ocibuild.registry import (
     BlobSources,
     ClientPool,
@@ -59,6 +61,12 @@ def _sources(ctx: click.Context) -> BlobSources:
         return BlobSources()  # an unwritable state directory only costs the mount hints
 
 
+progress_option = click.option(
+    "--progress", type=click.Choice(PROGRESS_MODES), default="auto", show_default=True,
+    help="How transfers are shown on stderr, as in `build`: each blob's bytes under the "
+         "command's step (auto: tty on a terminal, else plain).")
+
+
 def _split_oci(text: str) -> tuple[Path, str | None]:
     """`oci:PATH[:TAG]` → (PATH, TAG)."""
     body = text[len("oci:"):]
@@ -75,31 +83,33 @@ def _split_oci(text: str) -> tuple[Path, str | None]:
               help="Write into this OCI layout instead of the local store.")
 @click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from a multi-platform image (default: this host's).")
+@progress_option
 @registry_options
 @click.pass_context
 def pull_cmd(ctx: click.Context, reference: str, output: str | None,
-             platform_text: str | None, insecure: tuple[str, ...],
+             platform_text: str | None, progress: str, insecure: tuple[str, ...],
              registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
     """Pull REFERENCE from its registry (blobs already present are not fetched)."""
     ref = parse_reference(reference)
     platform = _platform(platform_text)
     options = _options(insecure, registry_ca, authfile, jobs)
+    if output is not None and not output.startswith("oci:"):
+        raise UsageError(f"--output {output!r}: expected oci:PATH[:TAG]")
     clients = ClientPool(options)
     try:
         image: Image
-        if output is not None:
-            if not output.startswith("oci:"):
-                raise UsageError(f"--output {output!r}: expected oci:PATH[:TAG]")
-            path, tag = _split_oci(output)
-            layout = ImageLayout.init(path)
-            image = pull(ref, layout, platform=platform, clients=clients,
-                         sources=_sources(ctx))
-            layout.tag(tag or ref.tag or "latest", image.descriptor)
-        else:
-            from ocibuild.registry.resolve import pull_into_store
+        with command_step(progress, f"pull {ref}") as step:
+            if output is not None:
+                path, tag = _split_oci(output)
+                layout = ImageLayout.init(path)
+                image = pull(ref, layout, platform=platform, clients=clients,
+                             sources=_sources(ctx), progress=step)
+                layout.tag(tag or ref.tag or "latest", image.descriptor)
+            else:
+                from ocibuild.registry.resolve import pull_into_store
 
-            image = pull_into_store(ref, _open_store(ctx), platform, clients=clients,
-                                    sources=_sources(ctx))
+                image = pull_into_store(ref, _open_store(ctx), platform, clients=clients,
+                                        sources=_sources(ctx), progress=step)
     finally:
         clients.close()
     click.echo(f"{ref}: pulled {image.digest}")
@@ -117,9 +127,10 @@ def _platform(text: str | None) -> Platform | None:
 @click.command("push")
 @click.argument("source")
 @click.argument("destinations", nargs=-1)
+@progress_option
 @registry_options
 @click.pass_context
-def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...],
+def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...], progress: str,
              insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: str | None,
              jobs: int) -> None:
     """Push SOURCE (oci:PATH[:TAG] or a local image name) to DESTINATIONS.
@@ -147,7 +158,9 @@ def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...],
     refs = [parse_reference(d) for d in destinations]
     clients = ClientPool(_options(insecure, registry_ca, authfile, jobs))
     try:
-        report = push_image(layout, desc, refs, clients=clients, sources=_sources(ctx))
+        with command_step(progress, "push " + ", ".join(map(str, refs))) as step:
+            report = push_image(layout, desc, refs, clients=clients, sources=_sources(ctx),
+                                progress=step)
     finally:
         clients.close()
     for name in report.references:
