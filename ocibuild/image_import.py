@@ -27,6 +27,17 @@ CONTAINERD_NAME = "io.containerd.image.name"
 
 
 @dataclass(frozen=True)
+class ImageDescription:
+    """What a recipe says about the image it imports: labels, the default command and
+    the history entry naming how the root filesystem was made."""
+
+    created_by: str = "ocibuild import"
+    comment: str = ""
+    labels: dict[str, str] | None = None
+    cmd: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ImportResult:
     manifest: Descriptor
     config_digest: str
@@ -100,7 +111,8 @@ def _recompress_tar(src: BinaryIO, out: BinaryIO, compression: str) -> LayerInfo
 
 def import_rootfs(source: Path, layout: ImageLayout, *, tag: str | None,
                   compression: str = mediatypes.GZIP,
-                  platform: Platform | None = None) -> ImportResult:
+                  platform: Platform | None = None,
+                  description: ImageDescription | None = None) -> ImportResult:
     """Write `source` (a directory or a tar, compressed or not) as a one-layer image."""
     from ocibuild.oci import layer as layer_mod
 
@@ -125,15 +137,22 @@ def import_rootfs(source: Path, layout: ImageLayout, *, tag: str | None,
     layer_desc = info.descriptor()
     created = rfc3339(epoch if epoch is not None else time.time())
     plat = platform or host_platform()
-    comment = "from a directory" if source.is_dir() else "from a tar archive"
+    describe = description or ImageDescription()
+    comment = describe.comment or \
+        ("from a directory" if source.is_dir() else "from a tar archive")
+    exec_config: dict[str, object] = {"Env": [f"PATH={DEFAULT_PATH}"]}
+    if describe.cmd:
+        exec_config["Cmd"] = list(describe.cmd)
+    if describe.labels:
+        exec_config["Labels"] = dict(sorted(describe.labels.items()))
     config = ImageConfig(
         architecture=plat.architecture,
         os=plat.os,
         variant=plat.variant,
         created=created,
-        config={"Env": [f"PATH={DEFAULT_PATH}"]},
+        config=exec_config,
         diff_ids=(info.diff_id,),
-        history=(History(created=created, created_by="ocibuild import", comment=comment),),
+        history=(History(created=created, created_by=describe.created_by, comment=comment),),
     )
     tags: list[str] = []
     annotations: dict[str, str] = {}

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "login": "ocibuild.cli.registry_cmds:login_cmd",
     "logout": "ocibuild.cli.registry_cmds:logout_cmd",
     "debug": "ocibuild.cli.debug_cmds:debug",
+    "rootfs": "ocibuild.cli.rootfs_cmds:rootfs_group",
     "tag": "ocibuild.cli.manage_cmds:tag_cmd",
     "rmi": "ocibuild.cli.manage_cmds:rmi_cmd",
     "save": "ocibuild.cli.manage_cmds:save_cmd",
