@@ -9,8 +9,9 @@ cd "$top"
 
 # slirp4netns: each RUN step's own network namespace with a way out (without it a
 # default RUN shares the host's network, with a warning); git: git sources (ADD of a
-# git URL, a git build context)
-demo_pkgs=(busybox-static uidmap python3-venv slirp4netns git)
+# git URL, a git build context); mmdebstrap: `ocibuild rootfs debian` (a Debian base
+# from a mirror or a directory of .deb files)
+demo_pkgs=(busybox-static uidmap python3-venv slirp4netns git mmdebstrap)
 # pipx: docs/install.md's pipx recipe, which the docs test runs
 test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2 pipx
            docker.io)  # docker.io: the container and --load tests' own dockerd
