@@ -212,7 +212,8 @@ def _from_registry(ref: ImageRef, layout: ImageLayout, platform: Platform | None
     fetch_blob(client, rref.repository, manifest.config, layout, what)
     layout.put_bytes(data)
     config = ImageConfig.from_bytes(limits.read_blob(
-        layout, manifest.config.digest, limits.IMAGE_CONFIG, what, manifest.config.size))
+        layout, manifest.config.digest, limits.IMAGE_CONFIG, what,  # type: ignore[arg-type]
+        manifest.config.size))
     if sources is not None:
         sources.add(rref.registry, rref.repository,
                     [manifest.config.digest, *(x.digest for x in manifest.layers)])

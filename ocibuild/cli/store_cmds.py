@@ -1,9 +1,8 @@
-"""`ocibuild images`, `ocibuild cache du`, `ocibuild cache prune` and `ocibuild cache check`."""
+"""`ocibuild cache du`, `ocibuild cache prune` and `ocibuild cache check`."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import click
 
@@ -14,49 +13,6 @@ def _store(ctx: click.Context):  # type: ignore[no-untyped-def]
     from ocibuild.cache.store import Store
 
     return Store.open(ctx.obj.get("root") if ctx.obj else None)
-
-
-def _created_ago(created: str) -> str:
-    if not created:
-        return "N/A"
-    try:
-        when = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return created
-    return human_ago(time.time() - when)
-
-
-@click.command("images")
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
-@click.option("--digests", is_flag=True, help="Show manifest digests.")
-@click.pass_context
-def images_cmd(ctx: click.Context, quiet: bool, digests: bool) -> None:
-    """List the images in the local store."""
-    from ocibuild.cache.names import split_repository_tag
-    from ocibuild.errors import OcibuildError
-    from ocibuild.oci.image import load_image
-
-    store = _store(ctx)
-    rows = []
-    for full, desc in sorted(store.images().items()):
-        try:
-            image = load_image(store.layout, desc.digest)
-        except OcibuildError as exc:
-            click.echo(f"ocibuild: warning: {full}: {exc.message}", err=True)
-            continue
-        repo, tag = split_repository_tag(full)
-        image_id = image.manifest.config.digest.split(":", 1)[1][:12]
-        size = image.manifest.config.size + sum(layer.size for layer in image.manifest.layers)
-        rows.append((repo, tag, desc.digest, image_id, _created_ago(image.config.created),
-                     human_size(size)))
-    if quiet:
-        for image_id in dict.fromkeys(r[3] for r in rows):
-            click.echo(image_id)
-        return
-    header = ("REPOSITORY", "TAG", *(("DIGEST",) if digests else ()), "IMAGE ID", "CREATED",
-              "SIZE")
-    table = [header] + [(r[0], r[1], *((r[2],) if digests else ()), *r[3:]) for r in rows]
-    _print_table(table)
 
 
 def _print_table(table: list[tuple[str, ...]]) -> None:
