@@ -1,28 +1,124 @@
 """ocibuild: a daemonless, rootless OCI image builder.
 
-The public API is what this module exports; every other module is internal.
-`build` is loaded on first use, so that `import ocibuild` stays light for the CLI
-and the sandbox helpers.
+The public API is what this module exports (`__all__`); every other module is
+internal. docs/python-api.md shows it at work:
+
+    import ocibuild
+
+    report = ocibuild.build("./app", tags=["app:1"])
+    ocibuild.push("app:1", ["registry.example/app:1"])
+
+Functions: `build` (with a `BuildOptions`, or its fields as keywords), `pull`, `push`,
+`import_rootfs`, `tag`, `images`. Progress: a `ProgressCallback` receives
+`ProgressEvent`s. Registries: `RegistryOptions`. Every error raised is an
+`OcibuildError`: `UsageError`, `DockerfileError`, `StepFailedError`, `RegistryError`,
+`StoreError`, `ImageNotFoundError`, `SandboxError`, `DiskFullError`.
+
+Names load on first use, so that `import ocibuild` stays light for the CLI and the
+sandbox helpers.
 """
 
-from __future__ import annotations
+import sys as _sys
 
 from ocibuild.errors import OcibuildError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~5 ms
 if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
     from typing import Any
 
+    from ocibuild.api import PushResult, images, import_rootfs, pull, push, tag
+    from ocibuild.build_options import BuildOptions
     from ocibuild.builder import BuildReport, build
+    from ocibuild.errors import DiskFullError, StepFailedError, StoreError, UsageError
+    from ocibuild.frontend.dockerfile.errors import DockerfileError
+    from ocibuild.images import ImageNotFoundError, ImageSummary
+    from ocibuild.progress.events import Event as ProgressEvent
+    from ocibuild.progress.events import Sink as ProgressCallback
+    from ocibuild.registry.errors import RegistryError
+    from ocibuild.registry.options import RegistryOptions
+    from ocibuild.sandbox.errors import SandboxError
+else:
+    _ModuleType = type(_sys)  # types.ModuleType, without importing types
 
 __version__ = "0.1.0"
 
-__all__ = ["BuildReport", "OcibuildError", "__version__", "build"]
+# public name -> (module, name there)
+_HOME: dict[str, tuple[str, str]] = {
+    "build": ("ocibuild.builder", "build"),
+    "BuildReport": ("ocibuild.builder", "BuildReport"),
+    "BuildOptions": ("ocibuild.build_options", "BuildOptions"),
+    "pull": ("ocibuild.api", "pull"),
+    "push": ("ocibuild.api", "push"),
+    "import_rootfs": ("ocibuild.api", "import_rootfs"),
+    "tag": ("ocibuild.api", "tag"),
+    "images": ("ocibuild.api", "images"),
+    "PushResult": ("ocibuild.api", "PushResult"),
+    "ImageSummary": ("ocibuild.images", "ImageSummary"),
+    "ImageNotFoundError": ("ocibuild.images", "ImageNotFoundError"),
+    "ProgressEvent": ("ocibuild.progress.events", "Event"),
+    "ProgressCallback": ("ocibuild.progress.events", "Sink"),
+    "RegistryOptions": ("ocibuild.registry.options", "RegistryOptions"),
+    "UsageError": ("ocibuild.errors", "UsageError"),
+    "StepFailedError": ("ocibuild.errors", "StepFailedError"),
+    "StoreError": ("ocibuild.errors", "StoreError"),
+    "DiskFullError": ("ocibuild.errors", "DiskFullError"),
+    "DockerfileError": ("ocibuild.frontend.dockerfile.errors", "DockerfileError"),
+    "RegistryError": ("ocibuild.registry.errors", "RegistryError"),
+    "SandboxError": ("ocibuild.sandbox.errors", "SandboxError"),
+}
+
+__all__ = [
+    "BuildOptions",
+    "BuildReport",
+    "DiskFullError",
+    "DockerfileError",
+    "ImageNotFoundError",
+    "ImageSummary",
+    "OcibuildError",
+    "ProgressCallback",
+    "ProgressEvent",
+    "PushResult",
+    "RegistryError",
+    "RegistryOptions",
+    "SandboxError",
+    "StepFailedError",
+    "StoreError",
+    "UsageError",
+    "__version__",
+    "build",
+    "images",
+    "import_rootfs",
+    "pull",
+    "push",
+    "tag",
+]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("build", "BuildReport"):
-        from ocibuild import builder
+def __getattr__(name: str) -> "Any":
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
+    import importlib
 
-        return getattr(builder, name)
-    raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home[0]), home[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})
+
+
+class _Package(_ModuleType):
+    """Keeps `ocibuild.images` the function: importing the internal module of that name
+    would otherwise bind the module there."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _HOME and isinstance(value, _ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+del TYPE_CHECKING

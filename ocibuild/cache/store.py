@@ -108,7 +108,7 @@ class Store:
         """Open the store at `root` (default_root() when None), creating it on first use."""
         path = Path(root) if root is not None else default_root()
         if path.exists() and not path.is_dir():
-            raise OcibuildError(f"{path}: the store root is not a directory")
+            raise StoreError(f"{path}: the store root is not a directory")
         try:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             _make_private(path)
@@ -120,7 +120,7 @@ class Store:
                 raise disk_full_error(OcibuildError(f"{path}: cannot open the store"),
                                       path) from exc
             if isinstance(exc, OSError):
-                raise OcibuildError(f"{path}: cannot open the store: {exc.strerror}") from None
+                raise StoreError(f"{path}: cannot open the store: {exc.strerror}") from None
             raise DamagedDatabaseError(path / store_paths.RECORDS_DB, str(exc)) from None
 
     # -- cache records -----------------------------------------------------------------

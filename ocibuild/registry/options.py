@@ -39,6 +39,12 @@ def timeout_from_env() -> float:
 
 @dataclass(frozen=True)
 class RegistryOptions:
+    """How registries are reached. `RegistryOptions.build(insecure=["localhost:5000"],
+    ca_files=["ca.pem"], authfile="auth.json")` makes one from what the CLI's
+    --insecure-registry, --registry-ca and --authfile flags take; the defaults trust the
+    system's CAs and certs.d directories and read credentials as `ocibuild login` and
+    docker save them."""
+
     insecure: frozenset[str] = frozenset()  # registries (host[:port]) reached over plain http
     ca_files: tuple[Path, ...] = ()  # extra CA bundles (--registry-ca)
     certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
