@@ -332,12 +332,15 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
         explanations = solver.explain_misses() if options.explain_cache else []
         pushed: tuple[str, ...] = ()
         if to_push:
+            from ocibuild.progress.transfer import export_step
             from ocibuild.registry import push_names
 
-            pushed = tuple(ref for image, image_names in report.pushes
-                           for ref in push_names(store.layout, image, image_names,
-                                                 options=options.registry,
-                                                 store=store).references)
+            shown = export_step(options.progress, max(solver.index.values(), default=0) + 1)
+            with shown.running():
+                pushed = tuple(ref for image, image_names in report.pushes
+                               for ref in push_names(store.layout, image, image_names,
+                                                     options=options.registry, store=store,
+                                                     progress=shown).references)
         loaded: tuple[str, ...] = ()
         if daemon is not None:
             from ocibuild.exporter.docker_daemon import load_image

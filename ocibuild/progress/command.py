@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from ocibuild.errors import OcibuildError
 from ocibuild.progress import modes
 from ocibuild.progress.transfer import StepProgress
 
@@ -37,13 +36,8 @@ def command_step(mode: str, name: str, stream: TextIO | None = None
         yield None
         return
     step = StepProgress(renderer, 1, name)
-    step.start()
     try:
-        yield step
-    except OcibuildError as exc:
-        step.failed(exc.message)
-        raise
-    else:
-        step.done()
+        with step.running():
+            yield step
     finally:
         renderer.stop()

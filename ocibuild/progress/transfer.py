@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
+from ocibuild.errors import OcibuildError
 from ocibuild.progress.events import Event, EventKind, Sink
 
 THROTTLE = 0.1  # seconds between two updates of one transfer (10 a second at most)
@@ -50,6 +53,17 @@ class StepProgress:
     def failed(self, message: str) -> None:
         self.emit("failed", text=message)
 
+    @contextmanager
+    def running(self) -> Iterator[StepProgress]:
+        """The step started for the block, then done, or failed with its error."""
+        self.start()
+        try:
+            yield self
+        except OcibuildError as exc:
+            self.failed(exc.message)
+            raise
+        self.done()
+
     def status(self, status_id: str) -> None:
         """A status with no bytes that is over as soon as it is said ("resolve REF")."""
         now = time.monotonic()
@@ -57,6 +71,16 @@ class StepProgress:
 
     def transfer(self, status_id: str, total: int) -> Transfer:
         return Transfer(self, status_id, total)
+
+
+EXPORT_NAME = "exporting to image"
+
+
+def export_step(sink: Sink | None, index: int) -> StepProgress:
+    """The step a build's push is shown under, BuildKit's "exporting to image" (the
+    vertex rawjson's closing lines go to as well)."""
+    return StepProgress(sink, index, EXPORT_NAME,
+                        "sha256:" + hashlib.sha256(EXPORT_NAME.encode()).hexdigest())
 
 
 class Transfer:

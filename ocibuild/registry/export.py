@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import ImageLayout
@@ -13,6 +13,9 @@ from ocibuild.registry.client import ClientPool
 from ocibuild.registry.options import RegistryOptions
 from ocibuild.registry.push import PushReport, push_image
 from ocibuild.registry.reference import parse_reference
+
+if TYPE_CHECKING:
+    from ocibuild.progress.transfer import StepProgress
 
 SOURCES_DB = "registry-sources.sqlite"
 
@@ -29,12 +32,15 @@ def store_sources(store: Any) -> BlobSources | None:
 
 
 def push_names(layout: ImageLayout, desc: Descriptor, names: Sequence[str], *,
-               options: RegistryOptions | None = None, store: Any = None) -> PushReport:
+               options: RegistryOptions | None = None, store: Any = None,
+               progress: StepProgress | None = None) -> PushReport:
     """Push the image `desc` in `layout` to every name (full references, e.g. what
-    `-t` and `name=` gave); blobs go once per repository, then each tag."""
+    `-t` and `name=` gave); blobs go once per repository, then each tag. Uploads and
+    manifests are shown under `progress`."""
     refs = [parse_reference(n) for n in dict.fromkeys(names)]
     clients = ClientPool(options)
     try:
-        return push_image(layout, desc, refs, clients=clients, sources=store_sources(store))
+        return push_image(layout, desc, refs, clients=clients, sources=store_sources(store),
+                          progress=progress)
     finally:
         clients.close()

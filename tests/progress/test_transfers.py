@@ -145,3 +145,20 @@ def test_a_terminal_shows_a_bar_per_blob_while_pulling(
     total = re.escape(human_bytes(size))
     assert re.search(rf" => => {short} {total} / {total} +\d+\.\ds", final), final
     assert not term.cursor_hidden()
+
+
+def test_a_build_push_shows_its_uploads_under_exporting_to_image(
+        builder: Builder, http_registry: RegistryServer) -> None:
+    target = f"{http_registry.host}/progress/built:1"
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest\nRUN echo pushed > /pushed.txt\n")}, builder.user)
+    proc, _ = builder.build("-t", target, "--push", ctx)
+    log = proc.stderr
+    assert "#3 exporting to image\n" in log, log
+    lines = _blob_lines(log)
+    assert lines and all(m.group(1) == "3" for m in map(STATUS.fullmatch, log.splitlines())
+                         if m)
+    assert all(blob[-1][2] and blob[-1][0] == blob[-1][1] for blob in lines.values())
+    assert re.search(rf"\n#3 pushing manifest for {re.escape(target)}@sha256:[0-9a-f]{{64}} "
+                     r"done\n#3 DONE \d+\.\ds\n", log)
+    assert f"pushed {target}@sha256:" in log
