@@ -86,7 +86,7 @@ def main() -> int:
             ok &= _loop("kill -9 during a push", args.kills,
                         lambda n: kills.kill_push(push, n, seed + n))
         if args.only in (None, "concurrent"):
-            others = [kills.make_context(tmp / f"other-{s}", s, user) for s in (1, 2)]
+            others = scene.others()
             good = 0
             for number in range(1, args.rounds + 1):
                 problems = kills.concurrent_builds(scene, others, name=f"concurrent-{number}")

@@ -113,10 +113,18 @@ def give_to(path: Path, user: User) -> None:
         os.lchown(p, user.uid, user.gid)
 
 
-def make_context(dest: Path, seed: int, user: User) -> Path:
-    """A context whose data differs with `seed` (each kill's build runs every step)."""
+# for builds beside the scene's: other steps over the same base layer and cache mount
+OTHER_DOCKERFILES = (
+    "FROM busybox:latest\nCOPY data.bin /d\nRUN wc -c /d > /size\n",
+    "FROM busybox:latest\nRUN --mount=type=cache,target=/cache echo other > /o && cp /o /cache/\n"
+    "COPY data.bin /data.bin\n",
+)
+
+
+def make_context(dest: Path, seed: int, user: User, dockerfile: str = DOCKERFILE) -> Path:
+    """A context whose data differs with `seed`."""
     dest.mkdir(parents=True)
-    (dest / "Dockerfile").write_text(DOCKERFILE)
+    (dest / "Dockerfile").write_text(dockerfile)
     (dest / "data.bin").write_bytes(random.Random(seed).randbytes(DATA_MIB << 20))
     give_to(dest, user)
     return dest
@@ -344,10 +352,17 @@ class Scene:
     seconds: float = 1.0  # an uninterrupted build, from its start
 
     @classmethod
-    def make(cls, user: User, tmp: Path, template: Path, seed: int = 0) -> Scene:
-        scene = cls(user, tmp, template, make_context(tmp / f"ctx-{seed}", seed, user))
+    def make(cls, user: User, tmp: Path, template: Path, seed: int = 0,
+             dockerfile: str = DOCKERFILE) -> Scene:
+        ctx = make_context(tmp / f"ctx-{seed}", seed, user, dockerfile)
+        scene = cls(user, tmp, template, ctx)
         scene.expected = scene.reference()
         return scene
+
+    def others(self) -> list[Scene]:
+        """Scenes of the other Dockerfiles, each with its own data and reference image."""
+        return [Scene.make(self.user, self.tmp, self.template, seed, dockerfile)
+                for seed, dockerfile in enumerate(OTHER_DOCKERFILES, start=1)]
 
     def fresh(self, name: str) -> tuple[Path, Path]:
         """A directory of the user's and a store copied from the template in it."""
@@ -357,7 +372,7 @@ class Scene:
         return base, copy_store(self.template, base / "store", self.user)
 
     def reference(self) -> str:
-        base, root = self.fresh("reference")
+        base, root = self.fresh(f"reference-{self.ctx.name}")
         started = time.monotonic()
         proc = ocibuild(self.user, root, *build_args(self.ctx, base / "out.tar", "ref:1"),
                         cwd=base)
@@ -521,13 +536,15 @@ def kill_push(push: PushScene, number: int, seed: int) -> Kill:
 
 
 # -- builds at the same time on one store -------------------------------------------------------
-def concurrent_builds(scene: Scene, others: list[Path], name: str = "concurrent") -> list[str]:
-    """Two builds of the scene's context and one of each of `others` (contexts), at once
-    on one store: all succeed, the scene's give its image, each output is whole, a
+def concurrent_builds(scene: Scene, others: list[Scene], name: str = "concurrent"
+                      ) -> list[str]:
+    """Two builds of the scene's context and one of each of `others`, at once on one
+    store: all succeed and give the images they give alone, each output is whole, a
     second round finds every step cached with the same images, and the store checks
     clean."""
     base, root = scene.fresh(name)
-    contexts = [scene.ctx, scene.ctx, *others]
+    scenes = [scene, scene, *others]
+    contexts = [s.ctx for s in scenes]
     procs = []
     for i, ctx in enumerate(contexts):
         args = build_args(ctx, base / f"out-{i}.tar", f"concurrent:{i}")
@@ -546,8 +563,9 @@ def concurrent_builds(scene: Scene, others: list[Path], name: str = "concurrent"
             base / f"out-{i}.tar", required=True, digest=digests[-1])]
     if problems:
         return problems
-    if digests[0] != scene.expected or digests[1] != scene.expected:
-        problems.append(f"the same context gave {digests[:2]}, not {scene.expected}")
+    for i, (digest, alone) in enumerate(zip(digests, scenes, strict=True)):
+        if digest != alone.expected:
+            problems.append(f"build {i} gave {digest}, alone it gives {alone.expected}")
     for i, ctx in enumerate(contexts):
         again = ocibuild(scene.user, root, *build_args(ctx, base / f"again-{i}.tar", "again:1"),
                          cwd=base)

@@ -52,7 +52,6 @@ def test_a_push_killed_at_any_moment_is_completed_by_the_next(scene: kills.Scene
 
 
 def test_four_builds_at_once_on_one_store(scene: kills.Scene) -> None:
-    others = [kills.make_context(scene.tmp / f"other-{seed}", seed, scene.user)
-              for seed in (1, 2)]
+    others = scene.others()
     problems = kills.concurrent_builds(scene, others)
     assert not problems, "\n".join(problems)
