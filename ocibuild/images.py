@@ -22,11 +22,12 @@ from ocibuild.oci.descriptor import Descriptor
 if TYPE_CHECKING:
     from ocibuild.cache.prune import PruneReport
     from ocibuild.cache.store import Store
+    from ocibuild.oci.image import Image
     from ocibuild.oci.layout import ImageLayout
 
 __all__ = ["ImageNotFoundError", "ImageSummary", "RemoveReport", "filter_images",
            "image_summaries", "list_images", "load_images", "parse_filters", "remove_images",
-           "tag_image"]
+           "save_images", "SAVE_FORMATS", "tag_image"]
 
 
 class ImageNotFoundError(UsageError):
@@ -208,9 +209,9 @@ def load_images(store: Store, path: Path, kind: str) -> list[tuple[str, str]]:
     """Load every image of an archive (`kind`: docker-archive, oci-archive or oci-dir)
     into the store, named as the archive names it; [(full name or "", manifest digest)].
     A nameless image is named localhost/STEM@DIGEST (listed as dangling)."""
-    from ocibuild.transports import _scratch_dir
+    from ocibuild.transports import scratch_dir
 
-    with _scratch_dir() as work:
+    with scratch_dir() as work:
         if kind == "docker-archive":
             loaded = _load_docker_archive(store, path)
         else:
@@ -225,12 +226,12 @@ def load_images(store: Store, path: Path, kind: str) -> list[tuple[str, str]]:
 
 def _load_layout(store: Store, layout: ImageLayout, path: Path) -> list[tuple[str, str]]:
     from ocibuild.oci.image import load_image
-    from ocibuild.transports import _copy_blobs
+    from ocibuild.transports import copy_blobs
 
     loaded = []
     for entry in layout.index().manifests:
         image = load_image(layout, entry.digest)
-        _copy_blobs(layout, image, store.layout)
+        copy_blobs(layout, image, store.layout)
         name = _layout_name(entry, path)
         desc = Descriptor(image.descriptor.media_type, image.digest, image.descriptor.size,
                           platform=image.descriptor.platform)
@@ -268,3 +269,77 @@ def _load_docker_archive(store: Store, path: Path) -> list[tuple[str, str]]:
         for tag in tags:
             loaded.append((store.tag(tag, desc), image.digest))
     return loaded
+
+
+# -- saving archives ---------------------------------------------------------------------
+SAVE_FORMATS = ("docker-archive", "oci-archive", "oci-dir")
+
+
+def save_images(store: Store, refs: Sequence[str], output: Path,
+                fmt: str = "docker-archive") -> None:
+    """Write the images `refs` name to `output`: a docker-archive (one image, under each
+    name given), an oci-archive or an OCI layout directory (oci-dir; any number of
+    images, each named in the index by its full name as containerd and podman do)."""
+    if fmt not in SAVE_FORMATS:
+        raise UsageError(f"save: unknown format {fmt!r} (use {', '.join(SAVE_FORMATS)})")
+    if not refs:
+        raise UsageError("save: name at least one image")
+    chosen: list[tuple[str, Image]] = []
+    for text in refs:
+        image = store.resolve_image(text)
+        if image is None:
+            raise ImageNotFoundError(f"save {text}: no such image in the local store "
+                                     f"({store.root})")
+        chosen.append((_given_name(store, text, image.digest), image))
+    if fmt == "docker-archive":
+        from ocibuild.exporter.docker_archive import export_docker_archive
+
+        if len({image.digest for _, image in chosen}) > 1:
+            raise UsageError("save: a docker-archive holds one image here; name one image "
+                             "(several names of it are fine) or use --format oci-archive")
+        export_docker_archive(store.layout, chosen[0][1].digest, output,
+                              [n for n, _ in chosen if n])
+        return
+    from ocibuild.oci.layout import ImageLayout
+
+    if fmt == "oci-dir":
+        _fill_layout(store, chosen, ImageLayout.init(output))
+        return
+    from ocibuild.oci import layout_tar
+    from ocibuild.transports import scratch_dir
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with scratch_dir() as work:
+        layout = ImageLayout.init(work / "layout")
+        _fill_layout(store, chosen, layout)
+        layout_tar.pack(layout, output)
+
+
+def _fill_layout(store: Store, chosen: Sequence[tuple[str, Image]],
+                 layout: ImageLayout) -> None:
+    from ocibuild.exporter.oci import CONTAINERD_NAME
+    from ocibuild.oci.layout import REF_NAME
+    from ocibuild.oci.manifest import Index
+    from ocibuild.transports import copy_blobs
+
+    for full, image in chosen:
+        copy_blobs(store.layout, image, layout)
+        desc = image.descriptor
+        entry = desc.with_annotations(**{REF_NAME: full, CONTAINERD_NAME: full}) if full \
+            else desc
+        with layout.locked():
+            idx = layout.index()
+            kept = [m for m in idx.manifests if m.annotations.get(REF_NAME) != full] if full \
+                else [m for m in idx.manifests if m.digest != desc.digest
+                      or REF_NAME in m.annotations]
+            layout.write_index(Index((*kept, entry), idx.media_type, idx.annotations))
+
+
+def _given_name(store: Store, text: str, digest: str) -> str:
+    """The full name `text` gives, when it is one of the image's names ('' for an ID)."""
+    try:
+        full = names.normalize_name(text)
+    except OcibuildError:
+        return ""
+    named = store.images().get(full)
+    return full if named is not None and named.digest == digest else ""

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from ocibuild.registry.client import ClientPool
 
 __all__ = ["OCI", "OCI_ARCHIVE", "DOCKER_ARCHIVE", "DOCKER", "STORE", "TRANSPORTS",
-           "CopyResult", "ImageRef", "copy_image", "opened_image", "parse_image_ref",
-           "write_image"]
+           "CopyResult", "ImageRef", "copy_blobs", "copy_image", "opened_image",
+           "parse_image_ref", "scratch_dir", "write_image"]
 
 OCI, OCI_ARCHIVE, DOCKER_ARCHIVE, DOCKER, STORE = (
     "oci", "oci-archive", "docker-archive", "docker", "store")
@@ -138,7 +138,8 @@ def opened_image(ref: ImageRef, *, store: Store | None = None, platform: Platfor
 
 
 @contextlib.contextmanager
-def _scratch_dir() -> Iterator[Path]:
+def scratch_dir() -> Iterator[Path]:
+    """A temporary directory, removed with what it holds when the block ends."""
     from ocibuild.atomic import TMP_PREFIX
 
     path = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "copy-"))
@@ -170,7 +171,7 @@ def _opened(ref: ImageRef, store: Store | None, platform: Platform | None,
             raise OcibuildError(f"{ref}: {exc.message}") from None
         yield _Opened(layout, image, False)
         return
-    with _scratch_dir() as work:
+    with scratch_dir() as work:
         if ref.transport == OCI_ARCHIVE:
             from ocibuild.oci import layout_tar
 
@@ -222,7 +223,8 @@ def _from_registry(ref: ImageRef, layout: ImageLayout, platform: Platform | None
 
 
 # -- writing ---------------------------------------------------------------------------
-def _copy_blobs(src: ImageLayout, image: Image, dest: ImageLayout) -> None:
+def copy_blobs(src: ImageLayout, image: Image, dest: ImageLayout) -> None:
+    """Copy `image`'s config, layers and manifest into `dest`, each verified."""
     if src.path == dest.path:
         return
     from ocibuild.registry.archives import copy_image as copy_verified
@@ -256,21 +258,21 @@ def write_image(layout: ImageLayout, image: Image, dest: ImageRef, *,
         if store is None:
             raise UsageError(f"{dest}: no store to write to")
         assert dest.name is not None
-        _copy_blobs(layout, image, store.layout)
+        copy_blobs(layout, image, store.layout)
         store.tag(dest.name, desc)
     elif dest.transport == OCI:
         assert dest.path is not None
         out = ImageLayout.init(dest.path)
-        _copy_blobs(layout, image, out)
+        copy_blobs(layout, image, out)
         _layout_entry(out, desc, dest.name)
     elif dest.transport == OCI_ARCHIVE:
         from ocibuild.oci import layout_tar
 
         assert dest.path is not None
         dest.path.parent.mkdir(parents=True, exist_ok=True)
-        with _scratch_dir() as work:
+        with scratch_dir() as work:
             out = ImageLayout.init(work / "layout")
-            _copy_blobs(layout, image, out)
+            copy_blobs(layout, image, out)
             _layout_entry(out, desc, dest.name)
             layout_tar.pack(out, dest.path)
     elif dest.transport == DOCKER_ARCHIVE:
@@ -348,9 +350,9 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
             converted = 0
             if compression is not None and dest.transport != DOCKER_ARCHIVE:
                 if not opened.scratch and (store is None or layout is not store.layout):
-                    with _scratch_dir() as work:
+                    with scratch_dir() as work:
                         scratch = ImageLayout.init(work / "layout")
-                        _copy_blobs(layout, image, scratch)
+                        copy_blobs(layout, image, scratch)
                         image, converted = _recompress(scratch, image, compression, None)
                         return CopyResult(write_image(scratch, image, dest, store=store,
                                                       clients=clients, sources=sources),

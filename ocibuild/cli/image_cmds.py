@@ -93,7 +93,7 @@ def inspect_fields(name: str, img: Any) -> dict[str, Any]:
         "Id": img.manifest.config.digest,
         "ID": img.manifest.config.digest,
         "Digest": img.descriptor.digest,
-        "RepoTags": [name],
+        "RepoTags": [name.removeprefix("docker://")],
         "MediaType": img.manifest.media_type,
         "Created": cfg.created,
         "Author": cfg.author,

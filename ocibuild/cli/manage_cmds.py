@@ -158,82 +158,21 @@ def _print_table(table: list[tuple[str, ...]]) -> None:
 
 
 # -- save / load ---------------------------------------------------------------------------
-SAVE_FORMATS = ("docker-archive", "oci-archive", "oci-dir")
-
-
 @click.command("save")
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Write to this file (a directory for oci-dir).")
-@click.option("--format", "fmt", type=click.Choice(SAVE_FORMATS), default="docker-archive",
-              show_default=True, help="docker-archive (`docker load` reads it), oci-archive, "
-                                      "or oci-dir (an OCI image layout directory).")
+@click.option("--format", "fmt", type=click.Choice(["docker-archive", "oci-archive", "oci-dir"]),
+              default="docker-archive", show_default=True,
+              help="docker-archive (`docker load` reads it), oci-archive, or oci-dir (an OCI "
+                   "image layout directory).")
 @click.pass_context
 def save_cmd(ctx: click.Context, images: tuple[str, ...], output: Path, fmt: str) -> None:
     """Write local images to a file: several names of one image (or, for the OCI formats,
     several images) go in one archive."""
-    from ocibuild.exporter.oci import CONTAINERD_NAME
-    from ocibuild.images import ImageNotFoundError
-    from ocibuild.oci.layout import REF_NAME, ImageLayout
-    from ocibuild.transports import _copy_blobs, _scratch_dir
+    from ocibuild.images import save_images
 
-    store = _store(ctx)
-    chosen = []
-    for text in images:
-        image = store.resolve_image(text)
-        if image is None:
-            raise ImageNotFoundError(f"save {text}: no such image in the local store "
-                                     f"({store.root})")
-        full = _full_name(store, text, image.digest)
-        chosen.append((full, image))
-    if fmt == "docker-archive":
-        from ocibuild.exporter.docker_archive import export_docker_archive
-
-        digests = {image.digest for _, image in chosen}
-        if len(digests) > 1:
-            raise UsageError("save: a docker-archive holds one image here; name one image "
-                             "(several names of it are fine) or use --format oci-archive")
-        export_docker_archive(store.layout, chosen[0][1].digest, output,
-                              [n for n, _ in chosen if n])
-        return
-
-    def fill(layout: ImageLayout) -> None:
-        for full, image in chosen:
-            _copy_blobs(store.layout, image, layout)
-            desc = image.descriptor
-            entry = desc.with_annotations(**{REF_NAME: full, CONTAINERD_NAME: full}) \
-                if full else desc
-            with layout.locked():
-                idx = layout.index()
-                kept = [m for m in idx.manifests if not full
-                        or m.annotations.get(REF_NAME) != full]
-                from ocibuild.oci.manifest import Index
-
-                layout.write_index(Index((*kept, entry), idx.media_type, idx.annotations))
-
-    if fmt == "oci-dir":
-        fill(ImageLayout.init(output))
-        return
-    from ocibuild.oci import layout_tar
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with _scratch_dir() as work:
-        layout = ImageLayout.init(work / "layout")
-        fill(layout)
-        layout_tar.pack(layout, output)
-
-
-def _full_name(store: Store, text: str, digest: str) -> str:
-    """The full name `text` gives, when it is one of the image's names ('' for an ID)."""
-    from ocibuild.cache.names import normalize_name
-    from ocibuild.errors import OcibuildError
-
-    try:
-        full = normalize_name(text)
-    except OcibuildError:
-        return ""
-    named = store.images().get(full)
-    return full if named is not None and named.digest == digest else ""
+    save_images(_store(ctx), images, output, fmt)
 
 
 def _archive_kind(path: Path) -> str:
