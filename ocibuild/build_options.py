@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import TypedDict
 
 TYPE_CHECKING = False  # not typing's: `import ocibuild` must stay light
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from ocibuild.progress.events import Sink
     from ocibuild.registry.options import RegistryOptions
 
-__all__ = ["BuildOptions"]
+__all__ = ["BuildFields", "BuildOptions"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,3 +130,44 @@ class BuildOptions:
 
         base = options if options is not None else cls()
         return replace(base, **changes) if changes else base
+
+
+class BuildFields(TypedDict, total=False):
+    """The fields of `BuildOptions` as keyword arguments of `build` (for type checkers:
+    `build(context, **fields)` is checked as `BuildOptions(**fields)` would be)."""
+
+    dockerfile: str | os.PathLike[str] | None
+    tags: Sequence[str]
+    target: str | None
+    build_args: Mapping[str, str] | None
+    outputs: Sequence[str]
+    root: str | os.PathLike[str] | None
+    jobs: int | None
+    no_cache: bool
+    no_cache_filter: Sequence[str]
+    secrets: Sequence[str]
+    ssh: Sequence[str]
+    labels: Mapping[str, str] | None
+    platform: str | None
+    snapshotter: str
+    progress: Sink | None
+    iidfile: str | os.PathLike[str] | None
+    metadata_file: str | os.PathLike[str] | None
+    source_date_epoch: int | None
+    compression: str
+    cache_from: Sequence[str]
+    cache_to: Sequence[str]
+    explain_cache: bool
+    build_contexts: Sequence[str]
+    push: bool
+    pull: bool
+    registry: RegistryOptions | None
+    allow: Sequence[str]
+    network: str
+    isolation: str
+    add_hosts: Sequence[str]
+    annotations: Sequence[str]
+    shm_size: str | None
+    ulimits: Sequence[str]
+    attest: Sequence[str]
+    load: bool

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocibuild import entitlements
 from ocibuild.build_options import BuildOptions
@@ -18,6 +18,9 @@ from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
+    from ocibuild.build_options import BuildFields
     from ocibuild.cache.remote import CacheExportReport
     from ocibuild.exporter import ExportReport
     from ocibuild.solver.explain import Explanation
@@ -173,7 +176,7 @@ def _single_platform(text: str | None) -> Platform | None:
 
 
 def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
-          **kwargs: Any) -> BuildReport:
+          **kwargs: Unpack[BuildFields]) -> BuildReport:
     """Build the Dockerfile in `context` and write the image to `options.outputs`
     (default: the local store, named by `options.tags`); return what was made.
 
