@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ocibuild.oci.image import Image
     from ocibuild.oci.layout import ImageLayout
 
-__all__ = ["ImageNotFoundError", "ImageSummary", "RemoveReport", "filter_images",
+__all__ = ["ImageNotFoundError", "ImageSummary", "RemoveReport", "archive_kind", "filter_images",
            "image_summaries", "list_images", "load_images", "parse_filters", "remove_images",
            "save_images", "SAVE_FORMATS", "tag_image"]
 
@@ -205,11 +205,37 @@ def _layout_name(entry: Descriptor, path: Path) -> str:
     return ""
 
 
-def load_images(store: Store, path: Path, kind: str) -> list[tuple[str, str]]:
-    """Load every image of an archive (`kind`: docker-archive, oci-archive or oci-dir)
-    into the store, named as the archive names it; [(full name or "", manifest digest)].
-    A nameless image is named localhost/STEM@DIGEST (listed as dangling)."""
+def archive_kind(path: Path) -> str:
+    """What `path` holds: "oci-dir" (an OCI image layout), "oci-archive" or
+    "docker-archive"; a UsageError for anything else."""
+    import tarfile
+
+    if path.is_dir():
+        if (path / "oci-layout").is_file():
+            return "oci-dir"
+        raise UsageError(f"load {path}: a directory that is not an OCI image layout")
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if name == "oci-layout":
+                    return "oci-archive"
+                if name == "manifest.json":
+                    return "docker-archive"
+    except (OSError, tarfile.TarError) as exc:
+        raise UsageError(f"load {path}: not a readable tar archive: {exc}") from None
+    raise UsageError(f"load {path}: neither an OCI archive nor a docker-archive "
+                     "(no oci-layout or manifest.json)")
+
+
+def load_images(store: Store, path: Path, kind: str | None = None) -> list[tuple[str, str]]:
+    """Load every image of an archive (`kind`: docker-archive, oci-archive or oci-dir;
+    None: found out) into the store, named as the archive names it; returns
+    [(full name or "", manifest digest)]. A nameless image is named
+    localhost/STEM@DIGEST (listed as dangling)."""
     from ocibuild.transports import scratch_dir
+
+    kind = kind or archive_kind(path)
 
     with scratch_dir() as work:
         if kind == "docker-archive":

@@ -175,41 +175,32 @@ def save_cmd(ctx: click.Context, images: tuple[str, ...], output: Path, fmt: str
     save_images(_store(ctx), images, output, fmt)
 
 
-def _archive_kind(path: Path) -> str:
-    import tarfile
-
-    if path.is_dir():
-        if (path / "oci-layout").is_file():
-            return "oci-dir"
-        raise UsageError(f"load {path}: a directory that is not an OCI image layout")
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if name == "oci-layout":
-                    return "oci-archive"
-                if name == "manifest.json":
-                    return "docker-archive"
-    except (OSError, tarfile.TarError) as exc:
-        raise UsageError(f"load {path}: not a readable tar archive: {exc}") from None
-    raise UsageError(f"load {path}: neither an OCI archive nor a docker-archive "
-                     "(no oci-layout or manifest.json)")
-
-
 @click.command("load")
 @click.argument("file", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("-i", "--input", "input_path", type=click.Path(exists=True, path_type=Path),
-              help="Read this file (as the FILE argument).")
+              help="Read this file (as the FILE argument; default: standard input).")
 @click.pass_context
 def load_cmd(ctx: click.Context, file: Path | None, input_path: Path | None) -> None:
     """Load images from a docker-archive, an oci-archive or an OCI layout directory into
     the local store, named as in the archive."""
+    import shutil
+    import sys
+
     from ocibuild.images import load_images
+    from ocibuild.transports import scratch_dir
 
     path = file or input_path
-    if path is None:
-        raise UsageError("load: name the archive (FILE or --input FILE)")
-    loaded = load_images(_store(ctx), path, _archive_kind(path))
+    store = _store(ctx)
+    if path is not None:
+        loaded = load_images(store, path)
+    elif sys.stdin.isatty():
+        raise UsageError("load: name the archive (FILE or --input FILE) or pipe it in")
+    else:
+        with scratch_dir() as work:  # a tar stream cannot be read twice: keep it
+            path = work / "stdin.tar"
+            with path.open("wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+            loaded = load_images(store, path)
     for name, digest in loaded:
         click.echo(f"Loaded image: {printable(name) if name else digest}")
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tests.images.conftest import (
     skopeo_manifest,
 )
 from tests.support.dockerd import Dockerd
+from tests.support.paths import OCIBUILD
 from tests.support.registry_server import Proxy
 
 FORMATS = {"docker-archive": "docker-archive:{}", "oci-archive": "oci-archive:{}",
@@ -66,6 +68,12 @@ def test_load_of_a_skopeo_docker_archive_and_layout(cli: Cli, images: BaseImages
     skopeo("copy", "--quiet", f"oci:{images.path}:app",
            f"docker-archive:{archive}:example.com/skopeo/app:3")
     assert "example.com/skopeo/app:3" in cli.ok("load", "-i", str(archive)).stdout
+    piped = Cli(tmp_path / "piped")
+    piped.home.mkdir()
+    with archive.open("rb") as f:  # as `docker load < FILE`
+        proc = subprocess.run([str(OCIBUILD), "load"], stdin=f, capture_output=True,
+                              text=True, env=piped.env(), timeout=60)
+    assert proc.returncode == 0 and "example.com/skopeo/app:3" in proc.stdout, proc.stderr
     layout = tmp_path / "skopeo-layout"
     skopeo("copy", "--quiet", f"oci:{images.path}:latest", f"oci:{layout}:1.36")
     assert "localhost/skopeo-layout:1.36" in cli.ok("load", str(layout)).stdout
