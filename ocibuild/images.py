@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from ocibuild.oci.image import Image
     from ocibuild.oci.layout import ImageLayout
 
-__all__ = ["ImageNotFoundError", "ImageSummary", "RemoveReport", "archive_kind", "filter_images",
-           "image_summaries", "list_images", "load_images", "parse_filters", "remove_images",
-           "save_images", "SAVE_FORMATS", "tag_image"]
+__all__ = ["SAVE_FORMATS", "ImageNotFoundError", "ImageSummary", "RemoveReport", "archive_kind",
+           "filter_images", "image_summaries", "list_images", "load_images", "names_of",
+           "parse_filters", "remove_images", "save_images", "tag_image"]
 
 
 class ImageNotFoundError(UsageError):
@@ -68,6 +68,9 @@ def tag_image(store: Store, source: str, targets: Sequence[str]) -> list[str]:
     if not targets:
         raise UsageError("tag: name at least one new name for the image")
     desc = _find(store, source)
+    for target in targets:
+        if "@" in target:
+            raise UsageError(f"tag {target}: a new name takes a tag, not a digest")
     fulls = [names.normalize_name(t) for t in targets]  # all checked before any is written
     return [store.tag(full, desc) for full in fulls]
 
@@ -80,7 +83,8 @@ class RemoveReport:
     pruned: PruneReport | None = None
 
 
-def _names_of(store: Store, desc: Descriptor) -> list[str]:
+def names_of(store: Store, desc: Descriptor) -> list[str]:
+    """Every full name the store gives the image `desc` names."""
     return sorted(n for n, d in store.images().items() if d.digest == desc.digest)
 
 
@@ -93,7 +97,7 @@ def remove_images(store: Store, refs: Sequence[str], *, force: bool = False,
     plan: list[str] = []
     for ref in refs:
         desc = _find(store, ref)
-        all_names = _names_of(store, desc)
+        all_names = names_of(store, desc)
         try:
             full = names.normalize_name(ref)
         except OcibuildError:

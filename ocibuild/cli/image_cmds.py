@@ -54,20 +54,24 @@ def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
     click.echo(f"{where} {result.manifest.digest}")
 
 
-def _load(ref_text: str, root: str | None) -> tuple[str, Any]:
+def _load(ref_text: str, root: str | None) -> tuple[str, Any, list[str]]:
+    """(name shown, image, its names in the store: what RepoTags lists)."""
     from ocibuild.oci.image import load_image
     from ocibuild.oci.layout import ImageLayout
 
     if layout_ref.is_layout_ref(ref_text):
         lref = layout_ref.parse(ref_text)
-        return str(lref), load_image(ImageLayout.open(lref.path), lref.ref)
+        return str(lref), load_image(ImageLayout.open(lref.path), lref.ref), []
+    from ocibuild.cache.names import familiar_name
     from ocibuild.cache.store import Store
+    from ocibuild.images import names_of
 
     store = Store.open(Path(root) if root else None)
     image = store.resolve_image(ref_text)
     if image is None:
         raise UsageError(f"{ref_text}: no such image in the local store ({store.root})")
-    return ref_text, image
+    tags = [familiar_name(n) for n in names_of(store, image.descriptor) if "@" not in n]
+    return ref_text, image, tags
 
 
 def _load_remote(ref_text: str, options: Any, platform: Any) -> tuple[str, Any]:
@@ -84,7 +88,7 @@ def _load_remote(ref_text: str, options: Any, platform: Any) -> tuple[str, Any]:
         clients.close()
 
 
-def inspect_fields(name: str, img: Any) -> dict[str, Any]:
+def inspect_fields(name: str, img: Any, repo_tags: list[str]) -> dict[str, Any]:
     """The fields `inspect --format` templates name, as `docker image inspect` has them."""
     cfg = img.config
     config = dict(cfg.config)
@@ -93,7 +97,7 @@ def inspect_fields(name: str, img: Any) -> dict[str, Any]:
         "Id": img.manifest.config.digest,
         "ID": img.manifest.config.digest,
         "Digest": img.descriptor.digest,
-        "RepoTags": [name.removeprefix("docker://")],
+        "RepoTags": repo_tags,
         "MediaType": img.manifest.media_type,
         "Created": cfg.created,
         "Author": cfg.author,
@@ -135,12 +139,13 @@ def inspect_cmd(ctx: click.Context, image: str, fmt: str, platform_text: str | N
 
         name, img = _load_remote(image, _options(insecure, registry_ca, authfile, 4),
                                  _platform(platform_text))
+        repo_tags = [image.removeprefix("docker://")]
     else:
-        name, img = _load(image, ctx.obj.get("root"))
+        name, img, repo_tags = _load(image, ctx.obj.get("root"))
     if fmt not in ("text", "json"):
         from ocibuild.cli import gotemplate
 
-        click.echo(printable(gotemplate.render(fmt, inspect_fields(name, img))))
+        click.echo(printable(gotemplate.render(fmt, inspect_fields(name, img, repo_tags))))
         return
     if fmt == "json":
         doc = {

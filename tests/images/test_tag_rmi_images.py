@@ -24,6 +24,8 @@ def test_tag_of_a_missing_image_or_to_a_bad_name_fails(stocked: Cli) -> None:
     assert proc.returncode != 0 and "nothere:1: no such image" in proc.stderr
     proc = stocked("tag", "app:1", "Bad Name")
     assert proc.returncode != 0 and "invalid image name" in proc.stderr
+    proc = stocked("tag", "app:1", "x@sha256:" + "0" * 64)
+    assert proc.returncode != 0 and "not a digest" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -94,3 +96,16 @@ def test_a_nameless_loaded_image_is_dangling(cli: Cli, images: BaseImages,
     assert cli.ok("images", "--filter", "dangling=true", *fmt).stdout.split() == \
         ["<none>", images.app.digest]
     assert cli.ok("images", "--filter", "dangling=false", *fmt).stdout == ""
+
+
+def test_inspect_format_fields_of_a_local_image(stocked: Cli, images: BaseImages) -> None:
+    stocked.ok("tag", "app:1", "example.com/team/app:2")
+    out = stocked.ok("inspect", "--format", "{{.Digest}}|{{.RepoTags}}|{{.Os}}|{{.Id}}",
+                     "app:1").stdout.strip().split("|")
+    image_id = stocked.ok("images", "--no-trunc", "-q").stdout.strip()
+    assert out == [images.app.digest, "[app:1 example.com/team/app:2]", "linux", image_id]
+    layers = json.loads(stocked.ok("inspect", "-f", "{{json .RootFS.Layers}}", "app:1").stdout)
+    assert len(layers) == len(json.loads(stocked.ok("inspect", "--format", "json", "app:1")
+                                         .stdout)["config"]["rootfs"]["diff_ids"])
+    proc = stocked("inspect", "--format", "{{.Nope}}", "app:1")
+    assert proc.returncode != 0 and "no field '.Nope'" in proc.stderr
