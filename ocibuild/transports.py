@@ -344,6 +344,9 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
 
         clients = ClientPool()
     try:
+        if src.transport == DOCKER and dest.transport == STORE and compression is None \
+                and store is not None:  # straight into the store: no second copy
+            return CopyResult(_pull_into_store(src, dest, store, platform, clients, sources), 0)
         lazy = src.transport == DOCKER and dest.transport == DOCKER and compression is None
         with _opened(src, store, platform, clients, sources, not lazy) as opened:
             layout, image = opened.layout, opened.image
@@ -367,6 +370,18 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
     finally:
         if own and clients is not None:
             clients.close()
+
+
+def _pull_into_store(src: ImageRef, dest: ImageRef, store: Store, platform: Platform | None,
+                     clients: ClientPool | None, sources: BlobSources | None) -> str:
+    from ocibuild.registry.pull import pull
+    from ocibuild.registry.reference import parse_reference
+
+    assert src.name is not None and dest.name is not None
+    image = pull(parse_reference(src.name), store.layout, platform=platform, clients=clients,
+                 sources=sources)
+    store.tag(dest.name, _plain(image.descriptor))
+    return image.digest
 
 
 def _push_mounting(src: _Opened, dest: ImageRef, clients: ClientPool | None,
