@@ -170,8 +170,7 @@ class Store:
         if text.startswith("sha256:") and len(text) == 71:
             for d in images.values():
                 if d.digest == text:
-                    return d
-            return None
+                    return d  # else it may be a whole image ID (a config digest)
         with contextlib.suppress(OcibuildError):
             full = names.normalize_name(text)
             if full in images:

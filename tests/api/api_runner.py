@@ -13,19 +13,19 @@ from tests.support.paths import VENV_BIN
 PYTHON = VENV_BIN / "python"
 
 
-def run_as_user(builder: Builder, code: str, *, cwd: Path | None = None,
+def run_as_user(builder: Builder, code: str, *args: str, cwd: Path | None = None,
                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`code` as a script of the user, run in `cwd` (default the user's directory) with
-    OCIBUILD_ROOT the builder's store."""
+    """`code` as a script of the user, given `args`, run in `cwd` (default the user's
+    directory) with OCIBUILD_ROOT the builder's store."""
     script = builder.tmp / f"script-{len(list(builder.tmp.glob('script-*.py')))}.py"
     script.write_text(code)
     give_to(script, builder.user)
-    return builder.user.run([PYTHON, script], cwd=cwd or builder.tmp,
+    return builder.user.run([PYTHON, script, *args], cwd=cwd or builder.tmp,
                             env={"OCIBUILD_ROOT": str(builder.root), **(env or {})})
 
 
-def api_result(builder: Builder, code: str, **kwargs: Any) -> Any:
+def api_result(builder: Builder, code: str, *args: str, **kwargs: Any) -> Any:
     """What `code` printed last, as JSON; the script must succeed."""
-    proc = run_as_user(builder, code, **kwargs)
+    proc = run_as_user(builder, code, *args, **kwargs)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.splitlines()[-1])
