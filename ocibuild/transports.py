@@ -262,6 +262,10 @@ def write_image(layout: ImageLayout, image: Image, dest: ImageRef, *,
         store.tag(dest.name, desc)
     elif dest.transport == OCI:
         assert dest.path is not None
+        if dest.path.exists() and not (dest.path / "oci-layout").is_file() and \
+                (not dest.path.is_dir() or any(dest.path.iterdir())):
+            raise UsageError(f"{dest}: {dest.path} exists and is not an OCI image layout; "
+                             "give an empty or new directory")
         out = ImageLayout.init(dest.path)
         copy_blobs(layout, image, out)
         _layout_entry(out, desc, dest.name)

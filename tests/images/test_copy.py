@@ -86,7 +86,13 @@ def test_dest_compress_format(fmt: str, cli: Cli, images: BaseImages,
     assert set(images.layout.blobs()) == before
 
 
-def test_bad_transport_and_missing_source(cli: Cli, tmp_path: Path) -> None:
+def test_bad_transport_missing_source_and_a_directory_that_is_no_layout(
+        cli: Cli, images: BaseImages, tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine\n")
+    proc = cli("copy", f"oci:{images.path}:app", f"oci:{tmp_path / 'mine'}:1")
+    assert proc.returncode != 0 and "is not an OCI image layout" in proc.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     proc = cli("copy", "containers-storage:foo", f"oci:{tmp_path}/x")
     assert proc.returncode != 0 and "unsupported transport" in proc.stderr
     proc = cli("copy", f"oci:{tmp_path}/none:1", f"oci:{tmp_path}/x")
