@@ -82,6 +82,13 @@ def _fields(row: ImageSummary) -> dict[str, Any]:
             "Dangling": row.dangling}
 
 
+def _repository_of(full: str) -> str:
+    """docker.io/library/busybox:latest or ...@sha256:... -> docker.io/library/busybox."""
+    name = full.split("@", 1)[0]
+    slash, colon = name.rfind("/"), name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
 def _json_row(row: ImageSummary) -> dict[str, Any]:
     """As `podman images --format json` lists an image name."""
     try:
@@ -90,7 +97,7 @@ def _json_row(row: ImageSummary) -> dict[str, Any]:
         created = 0
     return {"Id": row.id.removeprefix("sha256:"), "Names": [row.name],
             "RepoTags": [] if row.dangling else [row.name],
-            "RepoDigests": [f"{row.name.rsplit(':', 1)[0]}@{row.digest}"],
+            "RepoDigests": [f"{_repository_of(row.name)}@{row.digest}"],
             "Repository": row.repository, "Tag": row.tag, "Digest": row.digest,
             "Created": created, "CreatedAt": row.created, "Size": row.size,
             "Dangling": row.dangling}

@@ -96,6 +96,9 @@ def test_a_nameless_loaded_image_is_dangling(cli: Cli, images: BaseImages,
     assert cli.ok("images", "--filter", "dangling=true", *fmt).stdout.split() == \
         ["<none>", images.app.digest]
     assert cli.ok("images", "--filter", "dangling=false", *fmt).stdout == ""
+    [row] = json.loads(cli.ok("images", "--format", "json").stdout)
+    assert row["RepoTags"] == [] and row["Dangling"]
+    assert row["RepoDigests"] == [f"localhost/plain@{images.app.digest}"]
 
 
 def test_inspect_format_fields_of_a_local_image(stocked: Cli, images: BaseImages) -> None:
