@@ -1,8 +1,9 @@
 """`BuildOptions`: everything `build()` takes besides the context, as one typed value.
 
 The CLI fills one from its flags; the Python API takes one (or the same fields as
-keyword arguments). Values are checked when the build starts, not here, so that an
-options object can be made, copied (`dataclasses.replace`) and stored freely.
+keyword arguments). Making one checks only the shapes a type checker would (a list
+is not a string, `jobs` is a positive number); the values are checked when the build
+starts.
 """
 
 from __future__ import annotations
@@ -115,13 +116,20 @@ class BuildOptions:
     load: bool = False
 
     def __post_init__(self) -> None:
+        from ocibuild.errors import UsageError
+
         # a lone string where a list belongs would be read one character at a time
         for f in fields(self):
             if f.type.startswith("Sequence") and isinstance(getattr(self, f.name), str):
-                from ocibuild.errors import UsageError
-
                 raise UsageError(f"BuildOptions.{f.name}: expected a list of strings, "
                                  f"not the string {getattr(self, f.name)!r}")
+        for name in ("jobs", "source_date_epoch"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or (name == "jobs" and value < 1)):
+                raise UsageError(f"BuildOptions.{name}: expected "
+                                 f"{'a number above 0' if name == 'jobs' else 'whole seconds'}"
+                                 f", not {value!r}")
 
     @classmethod
     def of(cls, options: BuildOptions | None, changes: Mapping[str, Any]) -> BuildOptions:

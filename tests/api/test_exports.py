@@ -105,9 +105,13 @@ def test_build_options_fields_are_documented_and_keywords_of_build() -> None:
         ocibuild.build(".", no_such_option=True)
 
 
-def test_build_options_refuse_a_string_for_a_list() -> None:
+def test_build_options_refuse_what_a_type_checker_would() -> None:
     with pytest.raises(ocibuild.UsageError, match="tags: expected a list of strings"):
         ocibuild.BuildOptions(tags="app:1")  # type: ignore[arg-type]
+    with pytest.raises(ocibuild.UsageError, match="jobs: expected a number above 0"):
+        ocibuild.BuildOptions(jobs=0)
+    with pytest.raises(ocibuild.UsageError, match="source_date_epoch: expected whole"):
+        ocibuild.build(".", source_date_epoch="yesterday")  # type: ignore[typeddict-item]
 
 
 def test_import_loads_nothing_more_than_the_errors() -> None:
