@@ -154,14 +154,18 @@ class RecordDB:
             db.executemany("DELETE FROM records WHERE key = ?", [(k,) for k in keys])
 
     # -- snapshots --------------------------------------------------------------------
-    def touch_snapshot(self, diff_id: str, size: int | None = None) -> None:
+    def touch_snapshot(self, diff_id: str, size: int | None = None) -> bool:
+        """Record a snapshot (with its size), or mark a recorded one used (without);
+        False when there is no row to mark."""
         now = time.time()
         with self.transaction() as db:
             if size is None:
-                db.execute("UPDATE snapshots SET last_used = ? WHERE diff_id = ?", (now, diff_id))
-            else:
-                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
-                           (diff_id, size, now, now))
+                cursor = db.execute("UPDATE snapshots SET last_used = ? WHERE diff_id = ?",
+                                    (now, diff_id))
+                return cursor.rowcount > 0
+            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
+                       (diff_id, size, now, now))
+            return True
 
     def snapshots(self) -> list[SnapshotRow]:
         rows = self._conn().execute(

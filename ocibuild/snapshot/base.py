@@ -63,11 +63,11 @@ def layer_dir(store: Store, ref: LayerRef, below: Sequence[Path] = (),
     base.mkdir(exist_ok=True)
     dest = base / _digest.hex_of(ref.diff_id)
     if dest.is_dir() and not (below and implies_dirs(dest)):
-        store.db.touch_snapshot(ref.diff_id)
+        touch_snapshot(store, ref.diff_id, dest)
         return dest
     chain_dest = base / _digest.hex_of(chain) if below and chain else None
     if chain_dest is not None and chain_dest.is_dir():
-        store.db.touch_snapshot(chain)  # type: ignore[arg-type]
+        touch_snapshot(store, chain, chain_dest)  # type: ignore[arg-type]
         return chain_dest
     with _extracting_guard:
         lock = _extracting.setdefault(str(chain_dest or dest), threading.Lock())
@@ -89,10 +89,10 @@ def implies_dirs(layer: Path) -> bool:
 def _extract_once(store: Store, ref: LayerRef, dest: Path, below: Sequence[Path],
                   chain_dest: Path | None, chain: str | None) -> Path:
     if chain_dest is not None and chain_dest.is_dir():  # made while this one waited
-        store.db.touch_snapshot(chain)  # type: ignore[arg-type]
+        touch_snapshot(store, chain, chain_dest)  # type: ignore[arg-type]
         return chain_dest
     if dest.is_dir() and not (below and implies_dirs(dest)):
-        store.db.touch_snapshot(ref.diff_id)
+        touch_snapshot(store, ref.diff_id, dest)
         return dest
     result = userns.call("ocibuild.snapshot.layerdirs:extract_layer_dir", {
         "layout": str(store.layout.path), "dest": str(dest),
@@ -107,8 +107,17 @@ def _extract_once(store: Store, ref: LayerRef, dest: Path, below: Sequence[Path]
     if not result.get("existed"):
         store.db.touch_snapshot(key, int(result["size"]))  # type: ignore[arg-type]
     else:
-        store.db.touch_snapshot(key)  # type: ignore[arg-type]
+        touch_snapshot(store, key, made)  # type: ignore[arg-type]
     return made
+
+
+def touch_snapshot(store: Store, key: str, path: Path) -> None:
+    """Mark an extracted directory used. One that a killed build made but never got to
+    record is recorded now, or neither `cache du` nor `cache prune` would see it."""
+    if not store.db.touch_snapshot(key):
+        from ocibuild.cache import temporaries
+
+        store.db.touch_snapshot(key, temporaries.size([path]))
 
 
 def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,7 +21,13 @@ from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layerinfo import LayerInfo
 from ocibuild.snapshot import LayerRef, trash, userns
-from ocibuild.snapshot.base import Prepared, chain_id, layer_info, new_step_dir
+from ocibuild.snapshot.base import (
+    Prepared,
+    chain_id,
+    layer_info,
+    new_step_dir,
+    touch_snapshot,
+)
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -111,7 +117,8 @@ class NativeSnapshotter:
             if "error" in result:
                 raise OcibuildError(result["error"])
             for item in items:
-                self.store.db.touch_snapshot(f"chain:{item['chain']}")
+                touch_snapshot(self.store, f"chain:{item['chain']}",
+                               chains / _digest.hex_of(item["chain"]))
         except BaseException:
             trash.discard(self.store, [step])  # the failed build frees it before it exits
             raise

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.build.conftest import give_to, step_states
 from tests.support.paths import OCIBUILD
 from tests.support.registry_server import RegistryServer
 from tests.support.users import User
@@ -80,7 +81,7 @@ class Kill:
     delay: float
     group: bool
     snapshotter: str = "auto"  # native: layers extracted as whole chains, steps copied
-    at: str = ""  # the last progress line before the kill
+    at: str = ""  # where it landed: the last progress line (a push: the blobs pushed)
     leftovers: int = 0  # what `cache check` found the killed process left
     beside_output: int = 0  # temporary files it left beside the output (not the store's)
     problems: list[str] = field(default_factory=list)
@@ -96,7 +97,7 @@ class Kill:
 
 # -- the store and context --------------------------------------------------------------------
 def template_store(busybox_rootfs: Path, dest: Path) -> Path:
-    """A store holding busybox:latest (imported by the caller, root), to copy per kill."""
+    """A store holding busybox:latest (made as root), copied for each kill."""
     subprocess.run([OCIBUILD, "--root", dest, "import", busybox_rootfs, "--tag",
                     "busybox:latest"], check=True, capture_output=True)
     return dest
@@ -106,11 +107,6 @@ def copy_store(template: Path, dest: Path, user: User) -> Path:
     shutil.copytree(template, dest, symlinks=True)
     give_to(dest, user)
     return dest
-
-
-def give_to(path: Path, user: User) -> None:
-    for p in [path, *path.rglob("*")]:
-        os.lchown(p, user.uid, user.gid)
 
 
 # for builds beside the scene's: other steps over the same base layer and cache mount
@@ -569,7 +565,7 @@ def concurrent_builds(scene: Scene, others: list[Scene], name: str = "concurrent
     for i, ctx in enumerate(contexts):
         again = ocibuild(scene.user, root, *build_args(ctx, base / f"again-{i}.tar", "again:1"),
                          cwd=base)
-        ran = [ln for ln in again.stderr.splitlines() if re.match(r"^#\d+ DONE", ln)]
+        ran = [step for step, state in step_states(again.stderr).items() if state != "CACHED"]
         if again.returncode != 0 or manifest_digest(again.stderr) != digests[i] or ran:
             problems.append(f"rebuilding {i} ran steps or gave another image: "
                             f"{again.stderr[-1500:]}")
