@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ocibuild.build_options import BuildFields
     from ocibuild.cache.remote import CacheExportReport
     from ocibuild.exporter import ExportReport
+    from ocibuild.exporter.spec import OutputSpec
+    from ocibuild.progress.events import Sink
+    from ocibuild.progress.transfer import StepProgress
     from ocibuild.solver.explain import Explanation
     from ocibuild.solver.solve import SecretSource
 
@@ -161,6 +164,19 @@ def _source_date_epoch(build_args: Mapping[str, str], given: int | None) -> int 
         return int(text)
     except ValueError:
         raise UsageError(f"SOURCE_DATE_EPOCH={text!r} is not a number of seconds") from None
+
+
+def _export_step(progress: Sink | None, indexes: Iterable[int], outputs: Sequence[OutputSpec],
+                 push: bool) -> StepProgress | None:
+    """BuildKit's "exporting to image" step, started, for a build that writes a tar or
+    pushes (whose bytes it shows); None when there is nothing to show."""
+    if progress is None or not (push or any(s.type in ("oci", "docker") for s in outputs)):
+        return None
+    from ocibuild.progress.transfer import export_step
+
+    step = export_step(progress, max(indexes, default=0) + 1)
+    step.start()
+    return step
 
 
 def _single_platform(text: str | None) -> Platform | None:
@@ -323,10 +339,14 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
                              diff_ids=tuple(r.diff_id for r in final.layers),
                              history=tuple(history))
         own_layers = sum(1 for h in history[len(state.base_history):] if not h.empty_layer)
-        report = export(BuildResult(config, final.layers, max(0, len(final.layers) - own_layers)),
-                        output_specs, store, tags=options.tags,
-                        compression=options.compression,
-                        annotations=image_annotations, push=options.push)
+        shown = _export_step(options.progress, solver.index.values(), output_specs,
+                             bool(to_push))
+        with shown.failing() if shown is not None else contextlib.nullcontext():
+            report = export(BuildResult(config, final.layers,
+                                        max(0, len(final.layers) - own_layers)),
+                            output_specs, store, tags=options.tags,
+                            compression=options.compression,
+                            annotations=image_annotations, push=options.push, progress=shown)
         cache_exports = []
         if caches is not None:
             cache_exports = caches.export(
@@ -335,15 +355,15 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
         explanations = solver.explain_misses() if options.explain_cache else []
         pushed: tuple[str, ...] = ()
         if to_push:
-            from ocibuild.progress.transfer import export_step
             from ocibuild.registry import push_names
 
-            shown = export_step(options.progress, max(solver.index.values(), default=0) + 1)
-            with shown.running():
+            with shown.failing() if shown is not None else contextlib.nullcontext():
                 pushed = tuple(ref for image, image_names in report.pushes
                                for ref in push_names(store.layout, image, image_names,
                                                      options=options.registry, store=store,
                                                      progress=shown).references)
+        if shown is not None:
+            shown.done()
         loaded: tuple[str, ...] = ()
         if daemon is not None:
             from ocibuild.exporter.docker_daemon import load_image

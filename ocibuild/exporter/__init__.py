@@ -26,6 +26,7 @@ from ocibuild.snapshot import LayerRef
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.progress.transfer import StepProgress
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,10 @@ class _Images:
 
 def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
            tags: Sequence[str] = (), compression: str = "gzip",
-           annotations: Sequence[ann.Annotation] = (), push: bool = False) -> ExportReport:
-    """Write the image of `result` to every output (the local store when none is given).
+           annotations: Sequence[ann.Annotation] = (), push: bool = False,
+           progress: StepProgress | None = None) -> ExportReport:
+    """Write the image of `result` to every output (the local store when none is given);
+    a tar output's bytes are shown under `progress`.
 
     `compression` is the layer compression of outputs that do not choose one;
     `annotations` (from --annotation) go to every output that writes a manifest; `push`
@@ -159,7 +162,7 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
                 store.tag(name, image)
             to_store = True
         elif spec.type in ("oci", "docker", "local"):
-            _write_file_output(spec, store, result, images, manifest, image_names)
+            _write_file_output(spec, store, result, images, manifest, image_names, progress)
             to_store = to_store or spec.type == "docker"  # a daemon's ID: the config's
         else:  # parse_output rejects others; a hand-made OutputSpec may not
             raise UsageError(f"unknown output type {spec.type!r}; use one of {OUTPUT_TYPES}")
@@ -168,7 +171,8 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
 
 
 def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, images: _Images,
-                       manifest: Descriptor, image_names: list[str]) -> None:
+                       manifest: Descriptor, image_names: list[str],
+                       progress: StepProgress | None = None) -> None:
     """Write an oci, docker or local output; a destination it cannot write is one message
     naming it and the reason."""
     dest = Path(spec.attrs["dest"])
@@ -177,11 +181,11 @@ def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, imag
         if image is not None:
             from ocibuild.exporter.oci import export_oci
 
-            export_oci(store.layout, image, dest, spec.attrs, image_names)
+            export_oci(store.layout, image, dest, spec.attrs, image_names, progress)
         elif spec.type == "docker":
             from ocibuild.exporter.docker_archive import export_docker_archive
 
-            export_docker_archive(store.layout, manifest.digest, dest, image_names)
+            export_docker_archive(store.layout, manifest.digest, dest, image_names, progress)
         else:
             from ocibuild.exporter.local import export_local
 

@@ -18,7 +18,7 @@ import json
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ocibuild.atomic import atomic_file
 from ocibuild.cache import names
@@ -27,6 +27,9 @@ from ocibuild.oci import digest as _digest
 from ocibuild.oci.compression import open_uncompressed
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Manifest
+
+if TYPE_CHECKING:
+    from ocibuild.progress.transfer import StepProgress
 
 
 class _Hashing(io.RawIOBase):
@@ -84,11 +87,21 @@ def _add_layer(tar: tarfile.TarFile, layout: ImageLayout, digest: str, diff_id: 
 
 
 def export_docker_archive(layout: ImageLayout, manifest_digest: str, dest: Path,
-                          image_names: Sequence[str]) -> None:
-    """Write the image `manifest_digest` of `layout` to `dest` (atomically)."""
+                          image_names: Sequence[str], progress: StepProgress | None = None
+                          ) -> None:
+    """Write the image `manifest_digest` of `layout` to `dest` (atomically); its bytes
+    are shown under `progress` (the uncompressed size is not known before)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(dest) as f:
-        write_docker_archive(layout, manifest_digest, f, image_names)
+        if progress is None:
+            write_docker_archive(layout, manifest_digest, f, image_names)
+            return
+        from ocibuild.exporter.oci import TARBALL
+        from ocibuild.progress.transfer import counting
+
+        shown = progress.transfer(TARBALL, 0, estimated=True)
+        write_docker_archive(layout, manifest_digest, counting(f, shown), image_names)
+        shown.finish()
 
 
 def write_docker_archive(layout: ImageLayout, manifest_digest: str, out: BinaryIO,

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibuild.atomic import TMP_PREFIX
 from ocibuild.cache import names
@@ -18,7 +19,11 @@ from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import REF_NAME, ImageLayout
 from ocibuild.oci.manifest import Index, Manifest
 
+if TYPE_CHECKING:
+    from ocibuild.progress.transfer import StepProgress
+
 CONTAINERD_NAME = "io.containerd.image.name"
+TARBALL = "sending tarball"  # the status BuildKit shows a tar output's writing as
 
 
 def copy_image(src: ImageLayout, dst: ImageLayout, manifest_desc: Descriptor) -> None:
@@ -52,9 +57,12 @@ def _is_tar_dest(dest: Path, attrs: dict[str, str]) -> bool:
 
 
 def export_oci(store_layout: ImageLayout, manifest_desc: Descriptor, dest: Path,
-               attrs: dict[str, str], image_names: Sequence[str]) -> None:
+               attrs: dict[str, str], image_names: Sequence[str],
+               progress: StepProgress | None = None) -> None:
+    """Write the image as a layout directory or tar at `dest`; a tar's bytes are shown
+    under `progress`."""
     if _is_tar_dest(dest, attrs):
-        _export_tar(store_layout, manifest_desc, dest, image_names)
+        _export_tar(store_layout, manifest_desc, dest, image_names, progress)
     else:
         _export_dir(store_layout, manifest_desc, dest, image_names)
 
@@ -68,12 +76,16 @@ def _write_new_layout(store_layout: ImageLayout, manifest_desc: Descriptor, path
 
 
 def _export_tar(store_layout: ImageLayout, manifest_desc: Descriptor, dest: Path,
-                image_names: Sequence[str]) -> None:
+                image_names: Sequence[str], progress: StepProgress | None = None) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=dest.parent))
     try:
         layout = _write_new_layout(store_layout, manifest_desc, work / "layout", image_names)
-        layout_tar.pack(layout, dest)
+        shown = None
+        if progress is not None:  # about the blobs' bytes: the tar's headers come on top
+            size = sum(layout.blob_path(d).stat().st_size for d in layout.blobs())
+            shown = progress.transfer(TARBALL, size, estimated=True)
+        layout_tar.pack(layout, dest, shown)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

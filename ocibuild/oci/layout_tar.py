@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibuild.atomic import atomic_file, atomic_write_bytes
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layout import INDEX_FILE, OCI_LAYOUT_FILE, ImageLayout
+
+if TYPE_CHECKING:
+    from ocibuild.progress.transfer import Transfer
 
 
 def _add(tar: tarfile.TarFile, src: Path, name: str) -> None:
@@ -28,17 +32,24 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
     tar.addfile(info)
 
 
-def pack(layout: ImageLayout, dest: Path) -> None:
-    """Write `layout` as a deterministic tar at `dest` (atomically)."""
-    with atomic_file(dest) as f, tarfile.open(fileobj=f, mode="w|",
-                                              format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, layout.path / OCI_LAYOUT_FILE, OCI_LAYOUT_FILE)
-        _add(tar, layout.path / INDEX_FILE, INDEX_FILE)
-        _add_dir(tar, "blobs")
-        _add_dir(tar, f"blobs/{_digest.ALGORITHM}")
-        for digest in layout.blobs():
-            _add(tar, layout.blob_path(digest),
-                 f"blobs/{_digest.ALGORITHM}/{_digest.hex_of(digest)}")
+def pack(layout: ImageLayout, dest: Path, shown: Transfer | None = None) -> None:
+    """Write `layout` as a deterministic tar at `dest` (atomically); its bytes go to
+    `shown` as they are written."""
+    with atomic_file(dest) as out:
+        if shown is not None:
+            from ocibuild.progress.transfer import counting
+
+            out = counting(out, shown)
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            _add(tar, layout.path / OCI_LAYOUT_FILE, OCI_LAYOUT_FILE)
+            _add(tar, layout.path / INDEX_FILE, INDEX_FILE)
+            _add_dir(tar, "blobs")
+            _add_dir(tar, f"blobs/{_digest.ALGORITHM}")
+            for digest in layout.blobs():
+                _add(tar, layout.blob_path(digest),
+                     f"blobs/{_digest.ALGORITHM}/{_digest.hex_of(digest)}")
+        if shown is not None:
+            shown.finish()
 
 
 def unpack(src: Path, dest: Path) -> ImageLayout:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
+from typing import BinaryIO, cast
 
 from ocibuild.errors import OcibuildError
 from ocibuild.progress.events import Event, EventKind, Sink
@@ -64,21 +65,30 @@ class StepProgress:
             raise
         self.done()
 
+    @contextmanager
+    def failing(self) -> Iterator[None]:
+        """The step shown failed when the block raises an OcibuildError (which goes on)."""
+        try:
+            yield
+        except OcibuildError as exc:
+            self.failed(exc.message)
+            raise
+
     def status(self, status_id: str) -> None:
         """A status with no bytes that is over as soon as it is said ("resolve REF")."""
         now = time.monotonic()
         self.emit("status", text=status_id, started=now, completed=True)
 
-    def transfer(self, status_id: str, total: int) -> Transfer:
-        return Transfer(self, status_id, total)
+    def transfer(self, status_id: str, total: int, estimated: bool = False) -> Transfer:
+        return Transfer(self, status_id, total, estimated)
 
 
 EXPORT_NAME = "exporting to image"
 
 
 def export_step(sink: Sink | None, index: int) -> StepProgress:
-    """The step a build's push is shown under, BuildKit's "exporting to image" (the
-    vertex rawjson's closing lines go to as well)."""
+    """The step a build's file outputs and push are shown under, BuildKit's "exporting
+    to image" (the vertex rawjson's closing lines go to as well)."""
     return StepProgress(sink, index, EXPORT_NAME,
                         "sha256:" + hashlib.sha256(EXPORT_NAME.encode()).hexdigest())
 
@@ -87,10 +97,12 @@ class Transfer:
     """One blob's bytes under a step. Used by one thread at a time; `finish()` (or
     leaving its `with` block without an error) reports it complete."""
 
-    def __init__(self, step: StepProgress, status_id: str, total: int) -> None:
+    def __init__(self, step: StepProgress, status_id: str, total: int,
+                 estimated: bool = False) -> None:
         self.step = step
         self.id = status_id
         self.total = total
+        self.estimated = estimated  # the total is a guess: the end sets it to the bytes
         self.current = 0
         self.started = time.monotonic()
         self._next = self.started + THROTTLE
@@ -108,6 +120,8 @@ class Transfer:
         self.current = offset
 
     def finish(self) -> None:
+        if self.estimated:
+            self.total = self.current
         self._report(completed=True)
 
     def _report(self, completed: bool = False) -> None:
@@ -123,6 +137,24 @@ class Transfer:
             self.finish()
 
 
-def transfer_or_none(step: StepProgress | None, status_id: str, total: int
-                     ) -> Transfer | None:
-    return step.transfer(status_id, total) if step is not None else None
+class CountingWriter:
+    """A binary stream that reports what is written through it to a Transfer (a tar
+    being written as an output)."""
+
+    def __init__(self, out: BinaryIO, shown: Transfer | None) -> None:
+        self._out = out
+        self._shown = shown
+
+    def write(self, data: bytes) -> int:
+        n = self._out.write(data)
+        if self._shown is not None:
+            self._shown.advance(len(data))
+        return n
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def counting(out: BinaryIO, shown: Transfer) -> BinaryIO:
+    """`out`, reporting the bytes written through it to `shown`."""
+    return cast(BinaryIO, CountingWriter(out, shown))

@@ -143,7 +143,8 @@ def image_digest(log: str) -> str:
 
 
 def step_states(log: str) -> dict[str, str]:
-    """Step name -> "CACHED" | "DONE" | "ERROR" | "CANCELED" from a plain progress log."""
+    """Step name -> "CACHED" | "DONE" | "ERROR" | "CANCELED" from a plain progress log
+    (of the steps named in brackets: the Dockerfile's and "[internal] load metadata")."""
     names: dict[str, str] = {}
     states: dict[str, str] = {}
     for line in log.splitlines():
@@ -152,6 +153,7 @@ def step_states(log: str) -> dict[str, str]:
         num, _, rest = line.partition(" ")
         if rest.startswith("["):
             names[num] = rest
-        elif rest in ("CACHED", "CANCELED") or rest.startswith(("DONE", "ERROR")):
+        elif num in names and (rest in ("CACHED", "CANCELED")
+                               or rest.startswith(("DONE", "ERROR"))):
             states[names[num]] = rest.split()[0].rstrip(":")
     return states

@@ -162,3 +162,15 @@ def test_a_build_push_shows_its_uploads_under_exporting_to_image(
     assert re.search(rf"\n#3 pushing manifest for {re.escape(target)}@sha256:[0-9a-f]{{64}} "
                      r"done\n#3 DONE \d+\.\ds\n", log)
     assert f"pushed {target}@sha256:" in log
+
+
+def test_a_tar_output_shows_the_bytes_written(builder: Builder) -> None:
+    ctx = write_context(builder.tmp / "ctx", {"Dockerfile": (
+        "FROM busybox:latest\nRUN echo exported > /exported.txt\n")}, builder.user)
+    for kind in ("oci", "docker"):
+        dest = builder.tmp / f"{kind}.tar"
+        proc, _ = builder.build("-o", f"type={kind},dest={dest}", ctx)
+        size = re.escape(human_bytes(dest.stat().st_size))
+        assert re.search(r"\n\n#3 exporting to image\n(#3 sending tarball.*\n)*"
+                         rf"#3 sending tarball {size} / {size} (\d+\.\ds )?done\n"
+                         r"#3 DONE \d+\.\ds\n", proc.stderr), proc.stderr
