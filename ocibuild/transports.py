@@ -333,11 +333,18 @@ def _recompress(layout: ImageLayout, image: Image, compression: str,
 
 def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
                platform: Platform | None = None, clients: ClientPool | None = None,
-               sources: BlobSources | None = None, compression: str | None = None
-               ) -> CopyResult:
-    """Copy one image from `src` to `dest` (see the module doc)."""
+               sources: BlobSources | None = None, compression: str | None = None,
+               all_platforms: bool = False) -> CopyResult:
+    """Copy one image from `src` to `dest` (see the module doc); `all_platforms`: a
+    multi-platform image whole, its index and every platform's image (skopeo's --all)."""
     if compression is not None and compression not in COMPRESSIONS:
         raise UsageError(f"--dest-compress-format {compression!r}: expected gzip or zstd")
+    if all_platforms:
+        if compression is not None:
+            raise UsageError("--all and --dest-compress-format cannot be combined yet")
+        if dest.transport == DOCKER_ARCHIVE:
+            raise UsageError(f"{dest}: a docker-archive holds one platform's image; "
+                             "copy without --all")
     if dest.transport in (OCI, OCI_ARCHIVE, DOCKER_ARCHIVE) and src.path is not None \
             and dest.path is not None and dest.transport != OCI \
             and src.path.resolve() == dest.path.resolve():
@@ -349,8 +356,16 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
         clients = ClientPool()
     try:
         if src.transport == DOCKER and dest.transport == STORE and compression is None \
-                and store is not None:  # straight into the store: no second copy
+                and store is not None and not all_platforms:  # no second copy
             return CopyResult(_pull_into_store(src, dest, store, platform, clients, sources), 0)
+        if all_platforms and src.transport != DOCKER_ARCHIVE:
+            with _opened_whole(src, store, clients, sources) as (layout, root, children):
+                if not children:  # one image only: copied as it is
+                    image = load_image(layout, root.digest)
+                    return CopyResult(write_image(layout, image, dest, store=store,
+                                                  clients=clients, sources=sources), 0)
+                return CopyResult(_write_whole(layout, root, children, dest, store, clients,
+                                               sources), 0)
         lazy = src.transport == DOCKER and dest.transport == DOCKER and compression is None
         with _opened(src, store, platform, clients, sources, not lazy) as opened:
             layout, image = opened.layout, opened.image
@@ -419,3 +434,115 @@ def _push_mounting(src: _Opened, dest: ImageRef, clients: ClientPool | None,
     client.put_manifest(ref.repository, ref.tag or ref.digest or src.image.digest, data,
                         src.image.descriptor.media_type, f"copy to {ref}")
     return src.image.digest
+
+
+# -- whole multi-platform images (--all) ---------------------------------------------------
+@contextlib.contextmanager
+def _opened_whole(ref: ImageRef, store: Store | None, clients: ClientPool | None,
+                  sources: BlobSources | None
+                  ) -> Iterator[tuple[ImageLayout, Descriptor, list[Image]]]:
+    """The root `ref` names (an index, or a lone manifest) in a layout holding every blob,
+    with the images of the index's platforms ([] for a manifest)."""
+    from ocibuild.oci import limits
+    from ocibuild.oci.manifest import parse_manifest_or_index
+
+    if ref.transport == DOCKER:
+        with scratch_dir() as work:
+            layout = ImageLayout.init(work / "layout")
+            yield (layout, *_pull_whole(ref, layout, clients, sources))
+        return
+    with contextlib.ExitStack() as stack:
+        if ref.transport == STORE:
+            if store is None:
+                raise UsageError(f"{ref}: no store to read from")
+            assert ref.name is not None
+            root = store._lookup(ref.name)
+            if root is None:
+                raise UsageError(f"{ref.name}: no such image in the local store "
+                                 f"({store.root})")
+            layout = store.layout
+        else:
+            assert ref.path is not None
+            try:
+                if ref.transport == OCI:
+                    layout = ImageLayout.open(ref.path)
+                else:
+                    from ocibuild.oci import layout_tar
+
+                    work = stack.enter_context(scratch_dir())
+                    layout = layout_tar.unpack(ref.path, work / "layout")
+                root = layout.resolve(ref.name)
+            except LayoutError as exc:
+                raise OcibuildError(f"{ref}: {exc.message}") from None
+        data = limits.read_blob(layout, root.digest, limits.MANIFEST,  # type: ignore[arg-type]
+                                str(ref), root.size)
+        doc = parse_manifest_or_index(data, root.media_type)
+        root = Descriptor(doc.media_type, root.digest, root.size)
+        children = [load_image(layout, child.digest) for child in doc.manifests] \
+            if isinstance(doc, Index) else []
+        yield layout, root, children
+
+
+def _pull_whole(ref: ImageRef, layout: ImageLayout, clients: ClientPool | None,
+                sources: BlobSources | None) -> tuple[Descriptor, list[Image]]:
+    from ocibuild.oci.manifest import parse_manifest_or_index
+    from ocibuild.registry.pull import pull
+    from ocibuild.registry.reference import parse_reference
+
+    assert ref.name is not None and clients is not None
+    rref = parse_reference(ref.name)
+    what = f"copy {ref}"
+    data, media_type, _ = clients.get(rref.registry).get_manifest(rref.repository,
+                                                                  rref.identifier, what)
+    digest = _digest.of_bytes(data)
+    if rref.digest and digest != rref.digest:
+        raise OcibuildError(f"{what}: the registry sent a manifest with digest {digest}")
+    doc = parse_manifest_or_index(data, media_type)
+    if not isinstance(doc, Index):
+        image = pull(rref.with_digest(digest), layout, clients=clients, sources=sources)
+        return _plain(image.descriptor), []
+    children = [pull(rref.with_digest(child.digest), layout, clients=clients,
+                     sources=sources) for child in doc.manifests]
+    layout.put_bytes(data)
+    return Descriptor(doc.media_type, digest, len(data)), children
+
+
+def _write_whole(layout: ImageLayout, root: Descriptor, children: list[Image], dest: ImageRef,
+                 store: Store | None, clients: ClientPool | None,
+                 sources: BlobSources | None) -> str:
+    """Write the index `root` with its platforms' images to `dest` (not a docker-archive)."""
+    if dest.transport == DOCKER:
+        from ocibuild.registry.push import push_image
+        from ocibuild.registry.reference import parse_reference
+
+        assert dest.name is not None
+        push_image(layout, root, [parse_reference(dest.name)], clients=clients,
+                   sources=sources)
+        return root.digest
+
+    def fill(out: ImageLayout) -> None:
+        for child in children:
+            copy_blobs(layout, child, out)
+        if not out.has_blob(root.digest):
+            out.put_bytes(layout.read_blob(root.digest))
+
+    if dest.transport == STORE:
+        assert store is not None and dest.name is not None
+        fill(store.layout)
+        store.tag(dest.name, root)
+    elif dest.transport == OCI:
+        assert dest.path is not None
+        out = ImageLayout.init(dest.path)
+        fill(out)
+        _layout_entry(out, root, dest.name)
+    else:
+        from ocibuild.oci import layout_tar
+
+        assert dest.path is not None
+        dest.path.parent.mkdir(parents=True, exist_ok=True)
+        with scratch_dir() as work:
+            out = ImageLayout.init(work / "layout")
+            fill(out)
+            _layout_entry(out, root, dest.name)
+            layout_tar.pack(out, dest.path)
+    return root.digest

@@ -220,10 +220,12 @@ def load_cmd(ctx: click.Context, file: Path | None, input_path: Path | None) -> 
               help="Recompress layers in this format on the way.")
 @click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from a multi-platform source (default: this host's).")
+@click.option("-a", "--all", "all_platforms", is_flag=True,
+              help="Copy a multi-platform image whole: its index and every platform's image.")
 @registry_options
 @click.pass_context
 def copy_cmd(ctx: click.Context, source: str, destination: str, compression: str | None,
-             platform_text: str | None, insecure: tuple[str, ...],
+             platform_text: str | None, all_platforms: bool, insecure: tuple[str, ...],
              registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
     """Copy an image between transports, as `skopeo copy` does.
 
@@ -240,7 +242,8 @@ def copy_cmd(ctx: click.Context, source: str, destination: str, compression: str
     clients = ClientPool(_options(insecure, registry_ca, authfile, jobs))
     try:
         result = copy_image(src, dest, store=store, platform=_platform(platform_text),
-                            clients=clients, sources=_sources(ctx), compression=compression)
+                            clients=clients, sources=_sources(ctx), compression=compression,
+                            all_platforms=all_platforms)
     finally:
         clients.close()
     click.echo(f"{printable(destination)} {result.digest}")

@@ -12,6 +12,7 @@ import pytest
 from tests.images.conftest import (
     BaseImages,
     Cli,
+    skopeo,
     skopeo_config_digest,
     skopeo_digest,
     skopeo_manifest,
@@ -97,3 +98,46 @@ def test_bad_transport_missing_source_and_a_directory_that_is_no_layout(
     assert proc.returncode != 0 and "unsupported transport" in proc.stderr
     proc = cli("copy", f"oci:{tmp_path}/none:1", f"oci:{tmp_path}/x")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
+
+
+def _two_platform_layout(cli: Cli, images: BaseImages, path: Path) -> str:
+    """An OCI layout whose tag `multi` names an index of two platforms' images (the app
+    as linux/amd64, the base as linux/arm64); returns the index's digest."""
+    from ocibuild.oci.descriptor import Descriptor
+    from ocibuild.oci.layout import ImageLayout
+    from ocibuild.oci.manifest import Index
+    from ocibuild.oci.platform import Platform
+
+    cli.ok("copy", f"oci:{images.path}:app", f"oci:{path}:app")
+    cli.ok("copy", f"oci:{images.path}:latest", f"oci:{path}:base")
+    layout = ImageLayout.open(path)
+    entries = []
+    for tag, plat in (("app", "linux/amd64"), ("base", "linux/arm64")):
+        d = layout.resolve(tag)
+        entries.append(Descriptor(d.media_type, d.digest, d.size, platform=Platform.parse(plat)))
+    desc = layout.put_manifest(Index(tuple(entries)))
+    layout.tag("multi", desc)
+    return desc.digest
+
+
+def test_copy_all_keeps_a_multi_platform_image_whole(cli: Cli, images: BaseImages,
+                                                     http_registry: RegistryServer,
+                                                     tmp_path: Path) -> None:
+    index_digest = _two_platform_layout(cli, images, tmp_path / "multi")
+    src = f"oci:{tmp_path / 'multi'}:multi"
+    registry = f"docker://{http_registry.host}/copy/multi:1"
+    hops = [registry, "store:multi:1", f"oci-archive:{tmp_path / 'multi.tar'}:m",
+            f"docker://{http_registry.host}/copy/multi-again:1", f"oci:{tmp_path / 'out'}:m"]
+    for dest in hops:
+        assert index_digest in cli.ok("copy", "--all", src, dest).stdout
+        src = dest
+    pulled = tmp_path / "skopeo-all"
+    skopeo("copy", "--quiet", "--all", "--preserve-digests", "--src-tls-verify=false",
+           hops[3], f"oci:{pulled}:m")
+    assert skopeo_digest(f"oci:{pulled}:m", tmp_path) == index_digest
+    assert skopeo_digest(f"oci:{tmp_path / 'out'}:m", tmp_path) == index_digest
+    # without --all, one platform's image: this host's
+    cli.ok("copy", "--platform", "linux/arm64", hops[0], f"oci:{tmp_path / 'one'}:m")
+    assert skopeo_digest(f"oci:{tmp_path / 'one'}:m", tmp_path) == images.base.digest
+    proc = cli("copy", "--all", hops[0], f"docker-archive:{tmp_path / 'x.tar'}")
+    assert proc.returncode != 0 and "without --all" in proc.stderr
