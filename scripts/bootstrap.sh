@@ -14,7 +14,8 @@ cd "$top"
 demo_pkgs=(busybox-static uidmap python3-venv slirp4netns git mmdebstrap)
 # pipx: docs/install.md's pipx recipe, which the docs test runs
 test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2 pipx
-           docker.io)  # docker.io: the container and --load tests' own dockerd
+           docker.io  # docker.io: the container and --load tests' own dockerd
+           dpkg-dev)  # dpkg-scanpackages: the tests' flat repository of .deb files
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -48,6 +48,9 @@ if [ -d "$source" ]; then
     "$(sha256sum < "$repo/Packages" | cut -d' ' -f1)" "$(stat -c %s "$repo/Packages")" \
     > "$repo/Release"
   mirror="deb [trusted=yes] file://$repo ./"
+  # a package's own Priority may differ from the archive's (apt says important where
+  # the archive says required): minbase gets apt all the same
+  include=${include:+$include,}apt
   # dpkg inside the root filesystem reads the packages at the paths apt gives it: both
   # directories appear there, read-only, while the packages are installed
   mounts=("$repo" "$debs")
