@@ -4,6 +4,7 @@ analysed for their types without their own errors being reported (they are inter
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import fields
 from pathlib import Path
@@ -44,12 +45,11 @@ def test_mypy_sees_a_wrong_use_of_the_api(tmp_path: Path) -> None:
                      "ocibuild.build('.', tgas=['a'])\n"
                      "ocibuild.build('.', ocibuild.BuildOptions(), jobs='many')\n")
     out = _mypy(wrong).stdout
-    assert 'Incompatible types in assignment (expression has type "str"' in out, out
-    assert 'Argument "jobs" to "BuildOptions" has incompatible type "str"' in out, out
-    assert 'Argument 1 to "push" has incompatible type "int"' in out, out
-    assert 'Unexpected keyword argument "tgas" for "build"' in out, out
-    assert 'Argument "jobs" to "build" has incompatible type "str"' in out, out
-
+    found = {(int(m[1]), m[2]) for m in re.finditer(r"wrong\.py:(\d+): error: .*\[([a-z-]+)\]$",
+                                                    out, re.M)}
+    # a str is no int; jobs is a number; push takes a name; build's keywords are checked
+    assert found == {(3, "assignment"), (4, "arg-type"), (5, "arg-type"), (6, "call-arg"),
+                     (7, "arg-type")}, out
 
 def test_the_keywords_of_build_are_the_fields_of_build_options() -> None:
     from ocibuild.build_options import BuildFields, BuildOptions
