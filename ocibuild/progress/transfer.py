@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 from ocibuild.errors import OcibuildError
 from ocibuild.progress.events import Event, EventKind, Sink
@@ -141,7 +141,7 @@ class CountingWriter:
     """A binary stream that reports what is written through it to a Transfer (a tar
     being written as an output)."""
 
-    def __init__(self, out: BinaryIO, shown: Transfer | None) -> None:
+    def __init__(self, out: IO[bytes], shown: Transfer | None) -> None:
         self._out = out
         self._shown = shown
 
@@ -155,6 +155,6 @@ class CountingWriter:
         self._out.flush()
 
 
-def counting(out: BinaryIO, shown: Transfer) -> BinaryIO:
+def counting(out: IO[bytes], shown: Transfer) -> BinaryIO:
     """`out`, reporting the bytes written through it to `shown`."""
     return cast(BinaryIO, CountingWriter(out, shown))
