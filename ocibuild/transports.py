@@ -33,6 +33,7 @@ from ocibuild.oci.platform import Platform
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.progress.transfer import StepProgress
     from ocibuild.registry.blob_sources import BlobSources
     from ocibuild.registry.client import ClientPool
 
@@ -130,10 +131,11 @@ class _Opened:
 @contextlib.contextmanager
 def opened_image(ref: ImageRef, *, store: Store | None = None, platform: Platform | None = None,
                  clients: ClientPool | None = None, sources: BlobSources | None = None,
-                 layers: bool = True) -> Iterator[tuple[ImageLayout, Image]]:
-    """The image `ref` names, with (when `layers`) every blob in the layout yielded;
-    temporary files are removed afterwards."""
-    with _opened(ref, store, platform, clients, sources, layers) as src:
+                 layers: bool = True, progress: StepProgress | None = None
+                 ) -> Iterator[tuple[ImageLayout, Image]]:
+    """The image `ref` names, with (when `layers`) every blob in the layout yielded
+    (downloads shown under `progress`); temporary files are removed afterwards."""
+    with _opened(ref, store, platform, clients, sources, layers, progress) as src:
         yield src.layout, src.image
 
 
@@ -152,7 +154,7 @@ def scratch_dir() -> Iterator[Path]:
 @contextlib.contextmanager
 def _opened(ref: ImageRef, store: Store | None, platform: Platform | None,
             clients: ClientPool | None, sources: BlobSources | None,
-            layers: bool) -> Iterator[_Opened]:
+            layers: bool, progress: StepProgress | None = None) -> Iterator[_Opened]:
     if ref.transport == STORE:
         if store is None:
             raise UsageError(f"{ref}: no store to read from")
@@ -191,12 +193,12 @@ def _opened(ref: ImageRef, store: Store | None, platform: Platform | None,
             yield _Opened(layout, image_from_docker_archive(text, layout), True)
         else:
             yield _from_registry(ref, ImageLayout.init(work / "layout"), platform, clients,
-                                 sources, layers)
+                                 sources, layers, progress)
 
 
 def _from_registry(ref: ImageRef, layout: ImageLayout, platform: Platform | None,
                    clients: ClientPool | None, sources: BlobSources | None,
-                   layers: bool) -> _Opened:
+                   layers: bool, progress: StepProgress | None) -> _Opened:
     from ocibuild.oci import limits
     from ocibuild.oci.config import ImageConfig
     from ocibuild.registry.pull import fetch_blob, pull, resolve_manifest
@@ -205,7 +207,8 @@ def _from_registry(ref: ImageRef, layout: ImageLayout, platform: Platform | None
     assert ref.name is not None and clients is not None
     rref = parse_reference(ref.name)
     if layers:
-        image = pull(rref, layout, platform=platform, clients=clients, sources=sources)
+        image = pull(rref, layout, platform=platform, clients=clients, sources=sources,
+                     progress=progress)
         return _Opened(layout, image, True, (rref.registry, rref.repository))
     what = f"inspect {ref}"
     client = clients.get(rref.registry)
@@ -251,8 +254,10 @@ def _plain(desc: Descriptor) -> Descriptor:
 
 def write_image(layout: ImageLayout, image: Image, dest: ImageRef, *,
                 store: Store | None = None, clients: ClientPool | None = None,
-                sources: BlobSources | None = None) -> str:
-    """Write `image` (blobs in `layout`) to `dest`; returns the manifest digest written."""
+                sources: BlobSources | None = None, progress: StepProgress | None = None
+                ) -> str:
+    """Write `image` (blobs in `layout`) to `dest`; returns the manifest digest written.
+    Uploads are shown under `progress`."""
     desc = _plain(image.descriptor)
     if dest.transport == STORE:
         if store is None:
@@ -292,7 +297,7 @@ def write_image(layout: ImageLayout, image: Image, dest: ImageRef, *,
 
         assert dest.name is not None
         push_image(layout, desc, [parse_reference(dest.name)], clients=clients,
-                   sources=sources)
+                   sources=sources, progress=progress)
     return image.digest
 
 
@@ -334,9 +339,11 @@ def _recompress(layout: ImageLayout, image: Image, compression: str,
 def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
                platform: Platform | None = None, clients: ClientPool | None = None,
                sources: BlobSources | None = None, compression: str | None = None,
-               all_platforms: bool = False) -> CopyResult:
+               all_platforms: bool = False, progress: StepProgress | None = None
+               ) -> CopyResult:
     """Copy one image from `src` to `dest` (see the module doc); `all_platforms`: a
-    multi-platform image whole, its index and every platform's image (skopeo's --all)."""
+    multi-platform image whole, its index and every platform's image (skopeo's --all).
+    Registry transfers are shown under `progress`, blob by blob."""
     if compression is not None and compression not in COMPRESSIONS:
         raise UsageError(f"--dest-compress-format {compression!r}: expected gzip or zstd")
     if all_platforms:
@@ -357,17 +364,20 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
     try:
         if src.transport == DOCKER and dest.transport == STORE and compression is None \
                 and store is not None and not all_platforms:  # no second copy
-            return CopyResult(_pull_into_store(src, dest, store, platform, clients, sources), 0)
+            return CopyResult(_pull_into_store(src, dest, store, platform, clients, sources,
+                                               progress), 0)
         if all_platforms and src.transport != DOCKER_ARCHIVE:
-            with _opened_whole(src, store, clients, sources) as (layout, root, children):
+            with _opened_whole(src, store, clients, sources, progress) as (layout, root,
+                                                                           children):
                 if not children:  # one image only: copied as it is
                     image = load_image(layout, root.digest)
                     return CopyResult(write_image(layout, image, dest, store=store,
-                                                  clients=clients, sources=sources), 0)
+                                                  clients=clients, sources=sources,
+                                                  progress=progress), 0)
                 return CopyResult(_write_whole(layout, root, children, dest, store, clients,
-                                               sources), 0)
+                                               sources, progress), 0)
         lazy = src.transport == DOCKER and dest.transport == DOCKER and compression is None
-        with _opened(src, store, platform, clients, sources, not lazy) as opened:
+        with _opened(src, store, platform, clients, sources, not lazy, progress) as opened:
             layout, image = opened.layout, opened.image
             converted = 0
             if compression is not None and dest.transport != DOCKER_ARCHIVE:
@@ -377,34 +387,35 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
                         copy_blobs(layout, image, scratch)
                         image, converted = _recompress(scratch, image, compression, None)
                         return CopyResult(write_image(scratch, image, dest, store=store,
-                                                      clients=clients, sources=sources),
-                                          converted)
+                                                      clients=clients, sources=sources,
+                                                      progress=progress), converted)
                 memo = store.root / "conversions" if store is not None and \
                     layout is store.layout else None
                 image, converted = _recompress(layout, image, compression, memo)
             if lazy:
-                return CopyResult(_push_mounting(opened, dest, clients, sources), 0)
+                return CopyResult(_push_mounting(opened, dest, clients, sources, progress), 0)
             return CopyResult(write_image(layout, image, dest, store=store, clients=clients,
-                                          sources=sources), converted)
+                                          sources=sources, progress=progress), converted)
     finally:
         if own and clients is not None:
             clients.close()
 
 
 def _pull_into_store(src: ImageRef, dest: ImageRef, store: Store, platform: Platform | None,
-                     clients: ClientPool | None, sources: BlobSources | None) -> str:
+                     clients: ClientPool | None, sources: BlobSources | None,
+                     progress: StepProgress | None) -> str:
     from ocibuild.registry.pull import pull
     from ocibuild.registry.reference import parse_reference
 
     assert src.name is not None and dest.name is not None
     image = pull(parse_reference(src.name), store.layout, platform=platform, clients=clients,
-                 sources=sources)
+                 sources=sources, progress=progress)
     store.tag(dest.name, _plain(image.descriptor))
     return image.digest
 
 
 def _push_mounting(src: _Opened, dest: ImageRef, clients: ClientPool | None,
-                   sources: BlobSources | None) -> str:
+                   sources: BlobSources | None, progress: StepProgress | None) -> str:
     """docker:// to docker://: layers are mounted from the source repository when both
     are in one registry, else fetched from the source only as the push needs them."""
     from ocibuild.registry.blob_sources import BlobSources as Sources
@@ -429,7 +440,7 @@ def _push_mounting(src: _Opened, dest: ImageRef, clients: ClientPool | None,
 
     push_blobs(client, ref.repository, src.layout,
                [src.image.manifest.config, *src.image.manifest.layers],
-               what=f"copy to {ref}", sources=sources, fetch=fetch)
+               what=f"copy to {ref}", sources=sources, fetch=fetch, progress=progress)
     data = src.layout.read_blob(src.image.digest)
     client.put_manifest(ref.repository, ref.tag or ref.digest or src.image.digest, data,
                         src.image.descriptor.media_type, f"copy to {ref}")
@@ -439,7 +450,7 @@ def _push_mounting(src: _Opened, dest: ImageRef, clients: ClientPool | None,
 # -- whole multi-platform images (--all) ---------------------------------------------------
 @contextlib.contextmanager
 def _opened_whole(ref: ImageRef, store: Store | None, clients: ClientPool | None,
-                  sources: BlobSources | None
+                  sources: BlobSources | None, progress: StepProgress | None
                   ) -> Iterator[tuple[ImageLayout, Descriptor, list[Image]]]:
     """The root `ref` names (an index, or a lone manifest) in a layout holding every blob,
     with the images of the index's platforms ([] for a manifest)."""
@@ -449,7 +460,7 @@ def _opened_whole(ref: ImageRef, store: Store | None, clients: ClientPool | None
     if ref.transport == DOCKER:
         with scratch_dir() as work:
             layout = ImageLayout.init(work / "layout")
-            yield (layout, *_pull_whole(ref, layout, clients, sources))
+            yield (layout, *_pull_whole(ref, layout, clients, sources, progress))
         return
     with contextlib.ExitStack() as stack:
         if ref.transport == STORE:
@@ -484,7 +495,8 @@ def _opened_whole(ref: ImageRef, store: Store | None, clients: ClientPool | None
 
 
 def _pull_whole(ref: ImageRef, layout: ImageLayout, clients: ClientPool | None,
-                sources: BlobSources | None) -> tuple[Descriptor, list[Image]]:
+                sources: BlobSources | None, progress: StepProgress | None
+                ) -> tuple[Descriptor, list[Image]]:
     from ocibuild.oci.manifest import parse_manifest_or_index
     from ocibuild.registry.pull import pull
     from ocibuild.registry.reference import parse_reference
@@ -499,17 +511,18 @@ def _pull_whole(ref: ImageRef, layout: ImageLayout, clients: ClientPool | None,
         raise OcibuildError(f"{what}: the registry sent a manifest with digest {digest}")
     doc = parse_manifest_or_index(data, media_type)
     if not isinstance(doc, Index):
-        image = pull(rref.with_digest(digest), layout, clients=clients, sources=sources)
+        image = pull(rref.with_digest(digest), layout, clients=clients, sources=sources,
+                     progress=progress)
         return _plain(image.descriptor), []
     children = [pull(rref.with_digest(child.digest), layout, clients=clients,
-                     sources=sources) for child in doc.manifests]
+                     sources=sources, progress=progress) for child in doc.manifests]
     layout.put_bytes(data)
     return Descriptor(doc.media_type, digest, len(data)), children
 
 
 def _write_whole(layout: ImageLayout, root: Descriptor, children: list[Image], dest: ImageRef,
                  store: Store | None, clients: ClientPool | None,
-                 sources: BlobSources | None) -> str:
+                 sources: BlobSources | None, progress: StepProgress | None) -> str:
     """Write the index `root` with its platforms' images to `dest` (not a docker-archive)."""
     if dest.transport == DOCKER:
         from ocibuild.registry.push import push_image
@@ -517,7 +530,7 @@ def _write_whole(layout: ImageLayout, root: Descriptor, children: list[Image], d
 
         assert dest.name is not None
         push_image(layout, root, [parse_reference(dest.name)], clients=clients,
-                   sources=sources)
+                   sources=sources, progress=progress)
         return root.digest
 
     def fill(out: ImageLayout) -> None:

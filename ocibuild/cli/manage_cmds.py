@@ -213,6 +213,13 @@ def load_cmd(ctx: click.Context, file: Path | None, input_path: Path | None) -> 
 
 
 # -- copy ----------------------------------------------------------------------------------
+_progress_option = click.option(
+    "--progress", type=click.Choice(["auto", "plain", "tty", "rawjson", "json", "quiet"]),
+    default="auto", show_default=True,
+    help="How transfers are shown on stderr, as in `build`: each blob's bytes under the "
+         "command's step (auto: tty on a terminal, else plain).")
+
+
 @click.command("copy")
 @click.argument("source")
 @click.argument("destination")
@@ -222,10 +229,12 @@ def load_cmd(ctx: click.Context, file: Path | None, input_path: Path | None) -> 
               help="Platform to pick from a multi-platform source (default: this host's).")
 @click.option("-a", "--all", "all_platforms", is_flag=True,
               help="Copy a multi-platform image whole: its index and every platform's image.")
+@_progress_option
 @registry_options
 @click.pass_context
 def copy_cmd(ctx: click.Context, source: str, destination: str, compression: str | None,
-             platform_text: str | None, all_platforms: bool, insecure: tuple[str, ...],
+             platform_text: str | None, all_platforms: bool, progress: str,
+             insecure: tuple[str, ...],
              registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
     """Copy an image between transports, as `skopeo copy` does.
 
@@ -234,6 +243,7 @@ def copy_cmd(ctx: click.Context, source: str, destination: str, compression: str
     local store too).
     """
     from ocibuild.cli.registry_cmds import _options, _platform, _sources
+    from ocibuild.progress.command import command_step
     from ocibuild.registry.client import ClientPool
     from ocibuild.transports import STORE, copy_image, parse_image_ref
 
@@ -241,9 +251,11 @@ def copy_cmd(ctx: click.Context, source: str, destination: str, compression: str
     store = _store(ctx) if STORE in (src.transport, dest.transport) else None
     clients = ClientPool(_options(insecure, registry_ca, authfile, jobs))
     try:
-        result = copy_image(src, dest, store=store, platform=_platform(platform_text),
-                            clients=clients, sources=_sources(ctx), compression=compression,
-                            all_platforms=all_platforms)
+        with command_step(progress, f"copy {source} {destination}") as step:
+            result = copy_image(src, dest, store=store, platform=_platform(platform_text),
+                                clients=clients, sources=_sources(ctx),
+                                compression=compression, all_platforms=all_platforms,
+                                progress=step)
     finally:
         clients.close()
     click.echo(f"{printable(destination)} {result.digest}")

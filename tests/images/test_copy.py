@@ -5,10 +5,12 @@ conversion."""
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import pytest
 
+from ocibuild.oci.image import load_image
 from tests.images.conftest import (
     BaseImages,
     Cli,
@@ -141,3 +143,17 @@ def test_copy_all_keeps_a_multi_platform_image_whole(cli: Cli, images: BaseImage
     assert skopeo_digest(f"oci:{tmp_path / 'one'}:m", tmp_path) == images.base.digest
     proc = cli("copy", "--all", hops[0], f"docker-archive:{tmp_path / 'x.tar'}")
     assert proc.returncode != 0 and "without --all" in proc.stderr
+
+
+def test_copy_shows_each_blob_transfer(cli: Cli, images: BaseImages,
+                                       http_registry: RegistryServer) -> None:
+    dest = f"docker://{http_registry.host}/copy/progress:1"
+    proc = cli.ok("copy", "--progress", "plain", f"oci:{images.path}:app", dest)
+    layers = load_image(images.layout, "app").manifest.layers
+    assert f"#1 copy oci:{images.path}:app {dest}" in proc.stderr
+    for layer in layers:
+        assert re.search(rf"#1 {layer.digest[:19]}\S* .*/ .* done", proc.stderr), proc.stderr
+    assert "#1 DONE" in proc.stderr and "CACHED" not in proc.stderr
+    back = cli.ok("copy", "--progress", "plain", dest, "store:progress:1")
+    assert all(layer.digest[:19] in back.stderr for layer in layers)
+    assert cli.ok("copy", "--progress", "quiet", dest, "store:q:1").stderr == ""
