@@ -112,7 +112,8 @@ def __dir__() -> list[str]:
 
 class _Package(_ModuleType):
     """Keeps `ocibuild.images` the function: importing the internal module of that name
-    would otherwise bind the module there."""
+    would otherwise bind the module there. (So `import ocibuild.images as m` gives the
+    function too: internal code imports names, `from ocibuild.images import ...`.)"""
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in _HOME and isinstance(value, _ModuleType):
