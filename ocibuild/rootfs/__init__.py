@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ocibuild.errors import OcibuildError
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "rootfs"
+# a link to the repository's rootfs/ in a clone; a copy in an installed package
+RECIPES_DIR = Path(__file__).parent / "recipes"
 LABEL_PREFIX = "io.ocibuild.rootfs."
 
 
