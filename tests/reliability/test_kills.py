@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability import kills
-from tests.support.users import User
+from tests.support.users import User, remove_tree
 
 KILLS = 5
 SEED = int(os.environ.get("OCIBUILD_KILL_SEED", "0")) or random.SystemRandom().randrange(1 << 31)
@@ -24,8 +24,6 @@ def scene(sub_user: User, busybox_store_template: Path) -> Iterator[kills.Scene]
     try:
         yield kills.Scene.make(sub_user, tmp, busybox_store_template)
     finally:
-        from tests.support.users import remove_tree
-
         remove_tree(tmp)
 
 

@@ -4,8 +4,9 @@ build finds it CACHED (issue 14 defect 9).
 With the overlay snapshotter a finished step's layer is written in the background while
 the next step runs. A signal to the build's process group (Ctrl-C in a terminal, a CI
 runner cancelling the job) reached the helper that writes that layer too, so its record
-was never written and the step ran again. A large random layer makes the write last
-seconds: the signal lands inside it every time."""
+was never written and the step ran again; and a second signal (Ctrl-C pressed twice)
+let the builder exit before the write was done. A large random layer makes the write
+last a second or more: the signals land inside it every time."""
 
 from __future__ import annotations
 
