@@ -4,6 +4,7 @@ directory of .deb files; the tarball it writes is imported as it is."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,22 @@ def resolve_source(source: str | None, suite: str) -> str:
         raise UsageError(f"--source {source}: neither a mirror URL nor a directory of .deb files")
     if not any(path.glob("*.deb")):
         raise UsageError(f"--source {source}: the directory holds no .deb files")
+    if os.geteuid() != 0:
+        _check_readable_by_others(path.resolve(), source)
     return str(path.resolve())
+
+
+def _check_readable_by_others(path: Path, given: str) -> None:
+    """mmdebstrap's unshare mode runs apt and dpkg as a subordinate id: to them the
+    directory is another user's."""
+    if not path.stat().st_mode & stat.S_IROTH:
+        raise UsageError(f"--source {given}: the directory must be readable by others "
+                         f"(chmod o+rx {path}): mmdebstrap reads it as a subordinate id")
+    for parent in [path, *path.parents]:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise UsageError(f"--source {given}: {parent} must be searchable by others "
+                             f"(chmod o+x {parent}): mmdebstrap reads the packages as a "
+                             "subordinate id")
 
 
 def make(opts: DebianOptions, work: Path) -> tuple[Path, ImageDescription]:

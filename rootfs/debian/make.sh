@@ -24,7 +24,8 @@ suite=$1 source=$2 dest=$3
 command -v mmdebstrap >/dev/null || {
   echo "error: mmdebstrap is not installed (Debian package mmdebstrap)" >&2; exit 1; }
 
-hooks=(--customize-hook='rm -f "$1/etc/hostname"; : > "$1/etc/resolv.conf"')
+# the host's resolv.conf and hostname would make the image differ from host to host
+hooks=(--customize-hook='rm -f "$1/etc/hostname"; : > "$1/etc/resolv.conf"; chmod 0644 "$1/etc/resolv.conf"')
 work=$(mktemp -d "${TMPDIR:-/tmp}/ocibuild-debian-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 chmod 0755 "$work"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.build.conftest import Builder, write_context
@@ -39,3 +40,17 @@ def test_a_source_that_is_neither_a_mirror_nor_a_directory_is_refused(
     assert proc.returncode == 2
     assert "neither a mirror URL nor a directory of .deb files" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_package_directory_others_cannot_read_is_refused_before_mmdebstrap(
+        sub_user: User, sub_tmp: Path) -> None:
+    private = sub_tmp / "private"
+    (private / "debs").mkdir(parents=True)
+    (private / "debs" / "x_1_all.deb").write_bytes(b"!<arch>\n")
+    for path in [private, *private.rglob("*")]:
+        os.chown(path, sub_user.uid, sub_user.gid)
+    private.chmod(0o700)
+    proc = sub_user.run([OCIBUILD, "--root", sub_tmp / "store", "rootfs", "debian",
+                         "--source", private / "debs"])
+    assert proc.returncode == 2, proc.stderr
+    assert f"{private} must be searchable by others (chmod o+x {private})" in proc.stderr
