@@ -336,6 +336,26 @@ def _recompress(layout: ImageLayout, image: Image, compression: str,
                             platform=image.descriptor.platform), manifest, image.config), converted
 
 
+@contextlib.contextmanager
+def _writable(opened: _Opened, store: Store | None
+              ) -> Iterator[tuple[ImageLayout, Path | None]]:
+    """A layout holding the opened image that recompressed layers may be added to, and
+    where the store remembers conversions (None: nowhere). The source's own layout is
+    used only when it is this copy's scratch or the store; a user's layout is not
+    written to, the image is copied to a scratch layout first."""
+    if store is not None and opened.layout is store.layout:
+        from ocibuild.oci.convert import CONVERSIONS
+
+        yield opened.layout, store.root / CONVERSIONS
+    elif opened.scratch:
+        yield opened.layout, None
+    else:
+        with scratch_dir() as work:
+            scratch = ImageLayout.init(work / "layout")
+            copy_blobs(opened.layout, opened.image, scratch)
+            yield scratch, None
+
+
 def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
                platform: Platform | None = None, clients: ClientPool | None = None,
                sources: BlobSources | None = None, compression: str | None = None,
@@ -352,9 +372,8 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
         if dest.transport == DOCKER_ARCHIVE:
             raise UsageError(f"{dest}: a docker-archive holds one platform's image; "
                              "copy without --all")
-    if dest.transport in (OCI, OCI_ARCHIVE, DOCKER_ARCHIVE) and src.path is not None \
-            and dest.path is not None and dest.transport != OCI \
-            and src.path.resolve() == dest.path.resolve():
+    if dest.transport in (OCI_ARCHIVE, DOCKER_ARCHIVE) and src.path is not None \
+            and dest.path is not None and src.path.resolve() == dest.path.resolve():
         raise UsageError(f"copy {src} {dest}: the source and destination are the same file")
     own = clients is None and DOCKER in (src.transport, dest.transport)
     if own:
@@ -378,24 +397,17 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
                                                sources, progress), 0)
         lazy = src.transport == DOCKER and dest.transport == DOCKER and compression is None
         with _opened(src, store, platform, clients, sources, not lazy, progress) as opened:
-            layout, image = opened.layout, opened.image
-            converted = 0
-            if compression is not None and dest.transport != DOCKER_ARCHIVE:
-                if not opened.scratch and (store is None or layout is not store.layout):
-                    with scratch_dir() as work:
-                        scratch = ImageLayout.init(work / "layout")
-                        copy_blobs(layout, image, scratch)
-                        image, converted = _recompress(scratch, image, compression, None)
-                        return CopyResult(write_image(scratch, image, dest, store=store,
-                                                      clients=clients, sources=sources,
-                                                      progress=progress), converted)
-                memo = store.root / "conversions" if store is not None and \
-                    layout is store.layout else None
-                image, converted = _recompress(layout, image, compression, memo)
             if lazy:
                 return CopyResult(_push_mounting(opened, dest, clients, sources, progress), 0)
-            return CopyResult(write_image(layout, image, dest, store=store, clients=clients,
-                                          sources=sources, progress=progress), converted)
+            if compression is None or dest.transport == DOCKER_ARCHIVE:  # its layers are tar
+                return CopyResult(write_image(opened.layout, opened.image, dest, store=store,
+                                              clients=clients, sources=sources,
+                                              progress=progress), 0)
+            with _writable(opened, store) as (layout, memo):
+                image, converted = _recompress(layout, opened.image, compression, memo)
+                return CopyResult(write_image(layout, image, dest, store=store,
+                                              clients=clients, sources=sources,
+                                              progress=progress), converted)
     finally:
         if own and clients is not None:
             clients.close()

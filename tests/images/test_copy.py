@@ -73,9 +73,14 @@ def test_dest_compress_format(fmt: str, cli: Cli, images: BaseImages,
     zstd = tmp_path / "zstd"
     before = set(images.layout.blobs())
     cli.ok("copy", "--dest-compress-format", "zstd", f"oci:{images.path}:app", f"oci:{zstd}")
-    if fmt == "zstd":
+    if fmt == "zstd":  # from a layout to a registry, and from the store to a layout
         dest = f"docker://{http_registry.host}/conv/zstd:1"
         cli.ok("copy", "--dest-compress-format", "zstd", f"oci:{images.path}:app", dest)
+        cli.ok("copy", f"oci:{images.path}:app", "store:conv:1")
+        cli.ok("copy", "--dest-compress-format", "zstd", "conv:1", f"oci:{tmp_path / 'zs'}")
+        assert {layer["mediaType"] for layer in
+                skopeo_manifest(f"oci:{tmp_path / 'zs'}", tmp_path)["layers"]} == \
+            {"application/vnd.oci.image.layer.v1.tar+zstd"}
     else:  # back from zstd to gzip
         dest = f"oci-archive:{tmp_path / 'gz.tar'}"
         cli.ok("copy", "--dest-compress-format", "gzip", f"oci:{zstd}", dest)
