@@ -18,13 +18,10 @@ Names load on first use, so that `import ocibuild` stays light for the CLI and t
 sandbox helpers.
 """
 
-import sys as _sys
-
 from ocibuild.errors import OcibuildError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs every command ~5 ms
 if TYPE_CHECKING:
-    from types import ModuleType as _ModuleType
     from typing import Any
 
     from ocibuild.api import PushResult, images, import_rootfs, pull, push, tag
@@ -32,14 +29,12 @@ if TYPE_CHECKING:
     from ocibuild.builder import BuildReport, build
     from ocibuild.errors import DiskFullError, StepFailedError, StoreError, UsageError
     from ocibuild.frontend.dockerfile.errors import DockerfileError
-    from ocibuild.images import ImageNotFoundError, ImageSummary
+    from ocibuild.local_images import ImageNotFoundError, ImageSummary
     from ocibuild.progress.events import Event as ProgressEvent
     from ocibuild.progress.events import Sink as ProgressCallback
     from ocibuild.registry.errors import RegistryError
     from ocibuild.registry.options import RegistryOptions
     from ocibuild.sandbox.errors import SandboxError
-else:
-    _ModuleType = type(_sys)  # types.ModuleType, without importing types
 
 __version__ = "0.1.0"
 
@@ -54,8 +49,8 @@ _HOME: dict[str, tuple[str, str]] = {
     "tag": ("ocibuild.api", "tag"),
     "images": ("ocibuild.api", "images"),
     "PushResult": ("ocibuild.api", "PushResult"),
-    "ImageSummary": ("ocibuild.images", "ImageSummary"),
-    "ImageNotFoundError": ("ocibuild.images", "ImageNotFoundError"),
+    "ImageSummary": ("ocibuild.local_images", "ImageSummary"),
+    "ImageNotFoundError": ("ocibuild.local_images", "ImageNotFoundError"),
     "ProgressEvent": ("ocibuild.progress.events", "Event"),
     "ProgressCallback": ("ocibuild.progress.events", "Sink"),
     "RegistryOptions": ("ocibuild.registry.options", "RegistryOptions"),
@@ -110,16 +105,4 @@ def __dir__() -> list[str]:
     return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})
 
 
-class _Package(_ModuleType):
-    """Keeps `ocibuild.images` the function: importing the internal module of that name
-    would otherwise bind the module there. (So `import ocibuild.images as m` gives the
-    function too: internal code imports names, `from ocibuild.images import ...`.)"""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _HOME and isinstance(value, _ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 del TYPE_CHECKING

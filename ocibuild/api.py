@@ -20,7 +20,7 @@ from ocibuild.errors import OcibuildError, UsageError
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.images import ImageSummary
+    from ocibuild.local_images import ImageSummary
     from ocibuild.oci.descriptor import Descriptor
     from ocibuild.oci.platform import Platform
     from ocibuild.progress.events import Sink as ProgressCallback
@@ -80,7 +80,7 @@ def push(image: str, destinations: Sequence[str] = (), *,
     reference, `RegistryError` (with its HTTP `status`) when the registry refuses."""
     if isinstance(destinations, str):
         destinations = (destinations,)
-    from ocibuild.images import ImageNotFoundError
+    from ocibuild.local_images import ImageNotFoundError
     from ocibuild.registry.client import ClientPool
     from ocibuild.registry.export import store_sources
     from ocibuild.registry.push import push_image
@@ -136,7 +136,7 @@ def tag(image: str, *names: str, root: str | os.PathLike[str] | None = None) -> 
 
     Raises `ImageNotFoundError` when the store has no such image, `UsageError` for a
     bad name."""
-    from ocibuild.images import tag_image
+    from ocibuild.local_images import tag_image
 
     return tag_image(_open(root), image, names)
 
@@ -151,7 +151,7 @@ def images(*, filters: Sequence[str] = (),
     Raises `UsageError` for an unknown filter."""
     if isinstance(filters, str):
         filters = (filters,)
-    from ocibuild.images import list_images, parse_filters
+    from ocibuild.local_images import list_images, parse_filters
 
     return list_images(_open(root), parse_filters(filters))
 
@@ -176,7 +176,7 @@ def _platform(text: str | None) -> Platform | None:
 def _summary(store: Store, full: str, desc: Descriptor) -> ImageSummary:
     """The listing entry of the name `full` for the image `desc`."""
     from ocibuild.cache.names import split_repository_tag
-    from ocibuild.images import ImageSummary
+    from ocibuild.local_images import ImageSummary
     from ocibuild.oci.image import load_image
 
     image = load_image(store.layout, desc.digest)

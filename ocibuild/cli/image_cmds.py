@@ -64,7 +64,7 @@ def _load(ref_text: str, root: str | None) -> tuple[str, Any, list[str]]:
         return str(lref), load_image(ImageLayout.open(lref.path), lref.ref), []
     from ocibuild.cache.names import familiar_name
     from ocibuild.cache.store import Store
-    from ocibuild.images import names_of
+    from ocibuild.local_images import names_of
 
     store = Store.open(Path(root) if root else None)
     image = store.resolve_image(ref_text)

@@ -15,7 +15,7 @@ from ocibuild.errors import UsageError, printable
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.images import ImageSummary
+    from ocibuild.local_images import ImageSummary
 
 
 def _store(ctx: click.Context) -> Store:
@@ -30,7 +30,7 @@ def _store(ctx: click.Context) -> Store:
 @click.pass_context
 def tag_cmd(ctx: click.Context, source: str, targets: tuple[str, ...]) -> None:
     """Give the local image SOURCE (name, digest or image ID) more names."""
-    from ocibuild.images import tag_image
+    from ocibuild.local_images import tag_image
 
     tag_image(_store(ctx), source, targets)
 
@@ -47,7 +47,7 @@ def rmi_cmd(ctx: click.Context, images: tuple[str, ...], force: bool, prune: boo
     """Remove local images' names (NAME, digest or image ID)."""
     from ocibuild.cache.names import familiar_name
     from ocibuild.cache.units import human_size
-    from ocibuild.images import remove_images
+    from ocibuild.local_images import remove_images
 
     report = remove_images(_store(ctx), images, force=force, prune=prune)
     for name in report.untagged:
@@ -120,7 +120,7 @@ def images_cmd(ctx: click.Context, reference: str | None, quiet: bool, digests: 
                filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -> None:
     """List the images in the local store (REFERENCE: only names matching it)."""
     from ocibuild.cli import gotemplate
-    from ocibuild.images import filter_images, image_summaries, parse_filters
+    from ocibuild.local_images import filter_images, image_summaries, parse_filters
 
     wanted = parse_filters((*filters, *((f"reference={reference}",) if reference else ())))
     rows, warnings = image_summaries(_store(ctx))
@@ -177,7 +177,7 @@ def _print_table(table: list[tuple[str, ...]]) -> None:
 def save_cmd(ctx: click.Context, images: tuple[str, ...], output: Path, fmt: str) -> None:
     """Write local images to a file: several names of one image (or, for the OCI formats,
     several images) go in one archive."""
-    from ocibuild.images import save_images
+    from ocibuild.local_images import save_images
 
     save_images(_store(ctx), images, output, fmt)
 
@@ -193,7 +193,7 @@ def load_cmd(ctx: click.Context, file: Path | None, input_path: Path | None) -> 
     import shutil
     import sys
 
-    from ocibuild.images import load_images
+    from ocibuild.local_images import load_images
     from ocibuild.transports import scratch_dir
 
     path = file or input_path
