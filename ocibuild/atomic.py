@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +32,39 @@ def writer_of(name: str) -> int | None:
     return int(pid) if sep and pid.isdigit() else None
 
 
+def writer_gone(pid: int) -> bool:
+    """True when no process has this pid (one of another user's still counts as there)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def sweep_beside(dest: Path, remove: Callable[[Path], object] = shutil.rmtree) -> None:
+    """Remove the temporary entries that processes now gone left beside `dest` (a build
+    killed while it wrote an output there); directories go through `remove`."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(dest.parent):
+            pid = writer_of(entry.name)
+            if pid is None or pid == os.getpid() or not writer_gone(pid):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    remove(Path(entry.path))
+                else:
+                    os.unlink(entry.path)
+
+
+def work_dir_beside(dest: Path, label: str, remove: Callable[[Path], object]) -> Path:
+    """A fresh work directory beside `dest`, named for this process (`.tmp-p<pid>-`),
+    once what dead processes left there is gone (`sweep_beside`)."""
+    sweep_beside(dest, remove)
+    return Path(tempfile.mkdtemp(prefix=writer_prefix() + label, dir=dest.parent))
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -42,7 +76,7 @@ def fsync_dir(path: Path) -> None:
 @contextlib.contextmanager
 def atomic_file(dest: Path, *, mode: int = 0o644, text: bool = False) -> Iterator[IO[Any]]:
     """Yield a file to write; on a clean exit it replaces `dest` with file mode `mode`."""
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=writer_prefix(), dir=dest.parent)
     try:
         with os.fdopen(fd, "w" if text else "wb") as f:
             yield f

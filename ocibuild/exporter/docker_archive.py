@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ocibuild.atomic import atomic_file
+from ocibuild.atomic import atomic_file, sweep_beside
 from ocibuild.cache import names
 from ocibuild.errors import DigestMismatchError
 from ocibuild.oci import digest as _digest
@@ -92,6 +92,7 @@ def export_docker_archive(layout: ImageLayout, manifest_digest: str, dest: Path,
     """Write the image `manifest_digest` of `layout` to `dest` (atomically); its bytes
     are shown under `progress` (the uncompressed size is not known before)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_beside(dest)
     with atomic_file(dest) as f:
         if progress is None:
             write_docker_archive(layout, manifest_digest, f, image_names)

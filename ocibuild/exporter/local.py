@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocibuild.atomic import TMP_PREFIX
+from ocibuild.atomic import work_dir_beside, writer_prefix
 from ocibuild.oci.extract import apply_layer
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.snapshot import LayerRef
@@ -32,7 +31,7 @@ def _swap_in(new: Path, dest: Path) -> None:
     if not os.path.lexists(dest):
         os.rename(new, dest)
         return
-    old = dest.with_name(f"{TMP_PREFIX}old-{dest.name}-{os.getpid()}")
+    old = dest.with_name(f"{writer_prefix()}old-{dest.name}")
     os.rename(dest, old)
     os.rename(new, dest)
     remove_tree(old)
@@ -41,7 +40,7 @@ def _swap_in(new: Path, dest: Path) -> None:
 def export_local(layout: ImageLayout, layers: Sequence[LayerRef], dest: Path) -> None:
     dest = dest.absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "local-", dir=dest.parent))
+    tmp = work_dir_beside(dest, "local-", remove_tree)
     try:
         os.chmod(tmp, 0o755)
         _apply_all(layout, layers, tmp)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocibuild.atomic import TMP_PREFIX
+from ocibuild.atomic import work_dir_beside
 from ocibuild.cache import names
 from ocibuild.errors import OcibuildError
 from ocibuild.exporter.options import wants_tar
@@ -78,7 +77,7 @@ def _write_new_layout(store_layout: ImageLayout, manifest_desc: Descriptor, path
 def _export_tar(store_layout: ImageLayout, manifest_desc: Descriptor, dest: Path,
                 image_names: Sequence[str], progress: StepProgress | None = None) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=dest.parent))
+    work = work_dir_beside(dest, "", shutil.rmtree)
     try:
         layout = _write_new_layout(store_layout, manifest_desc, work / "layout", image_names)
         shown = None
@@ -111,7 +110,7 @@ def _export_dir(store_layout: ImageLayout, manifest_desc: Descriptor, dest: Path
             layout.write_index(Index((*kept, *new), idx.media_type, idx.annotations))
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + dest.name + "-", dir=dest.parent))
+    tmp = work_dir_beside(dest, dest.name + "-", shutil.rmtree)
     try:
         _write_new_layout(store_layout, manifest_desc, tmp, image_names)
         os.chmod(tmp, 0o755)

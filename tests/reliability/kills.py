@@ -406,6 +406,9 @@ def kill_build(scene: Scene, number: int, seed: int) -> Kill:
         kill.problems.append(f"the next build gave {digest}, not {scene.expected}")
     kill.problems += output_problems(out, required=True, digest=digest)
     kill.problems += check_store(scene.user, root, base, leftovers_allowed=False)
+    if left := sorted(p.name for p in base.glob(".tmp-*")):
+        kill.problems.append(f"the next build left the killed one's files beside the "
+                             f"output: {left}")
     return kill
 
 
