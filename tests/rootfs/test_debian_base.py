@@ -5,9 +5,10 @@ directory through a bind mount, offline; the air-gapped workflow runs end to end
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from tests.build.conftest import Builder, image_digest, step_states, write_context
+from tests.build.conftest import Builder, give_to, image_digest, step_states, write_context
 from tests.rootfs.conftest import EXTRA_PACKAGE, SUITE, DebianBase, make_debian_base
 from tests.support.netns import network_namespace
 from tests.support.paths import OCIBUILD
@@ -69,20 +70,28 @@ def test_a_run_installs_from_the_package_directory_offline(
 def test_air_gapped_workflow(builder: Builder, debian_base: DebianBase,
                              debs_dir: Path) -> None:
     """Connected side: base from local packages, build, image and cache exported to a
-    directory. Gapped side: a fresh store, network cut, the same build from those files
-    only: no step runs, same image."""
+    directory beside the base's layout. Gapped side: a fresh store, network cut, the
+    base's layout imported into it, the same build from those files only: no step
+    runs, same image."""
     transfer = builder.tmp / "transfer"
+    shutil.copytree(debian_base.layout, transfer / "debian.oci")
+    give_to(transfer, builder.user)
     app = _app(builder.tmp, builder.user)
-    contexts = ["--build-context", f"debian={debian_base.context}",
-                "--build-context", f"debs={debs_dir}"]
-    proc, _ = builder.build(*contexts, "--cache-to", f"type=local,dest={transfer}/cache",
+    debs = ["--build-context", f"debs={debs_dir}"]
+    proc, _ = builder.build("--build-context", f"debian={debian_base.context}", *debs,
+                            "--cache-to", f"type=local,dest={transfer}/cache",
                             "-o", f"type=oci,dest={transfer}/app.oci.tar", app)
     first = image_digest(proc.stderr)
     assert (transfer / "app.oci.tar").stat().st_size > 0
 
+    gapped_store = builder.tmp / "gapped-store"
     with network_namespace() as netns:
-        gapped = netns.run([OCIBUILD, "--root", builder.tmp / "gapped-store", "build",
-                            "--progress", "plain", *contexts,
+        imported = netns.run([OCIBUILD, "--root", gapped_store, "copy", "--progress", "quiet",
+                              f"oci:{transfer}/debian.oci:{SUITE}", "store:debian"],
+                             user=builder.user, cwd=builder.tmp, timeout=300)
+        assert imported.returncode == 0, imported.stderr[-3000:]
+        gapped = netns.run([OCIBUILD, "--root", gapped_store, "build",
+                            "--progress", "plain", *debs,
                             "--cache-from", f"type=local,src={transfer}/cache", app],
                            user=builder.user, cwd=builder.tmp, timeout=300)
     assert gapped.returncode == 0, gapped.stderr[-3000:]
