@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ocibuild.cli.registry_flags import registry_connection_options, registry_options
 from ocibuild.errors import OcibuildError, UsageError
-from ocibuild.oci.image import Image
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.platform import Platform
 from ocibuild.progress.command import MODES as PROGRESS_MODES
@@ -22,14 +21,16 @@ from ocibuild.registry import (
     RegistryClient,
     RegistryOptions,
     parse_reference,
-    pull,
     push_image,
     remove_credentials,
     store_credentials,
 )
 from ocibuild.registry.export import SOURCES_DB
+from ocibuild.registry.push import root_descriptor
 from ocibuild.registry.reference import normalize_registry
-from ocibuild.registry.resolve import root_descriptor
+
+if TYPE_CHECKING:
+    from ocibuild.oci.image import Image
 
 __all__ = ["registry_connection_options", "registry_options"]
 
@@ -42,10 +43,10 @@ def _options(insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: 
 
 def _state_root(ctx: click.Context) -> Path:
     """The store root: --root / $OCIBUILD_ROOT, else the default."""
-    from ocibuild.cache.store import default_root
+    from ocibuild import store_paths  # not ocibuild.cache: a push opens no store
 
     root = (ctx.obj or {}).get("root")
-    return Path(root) if root else default_root()
+    return Path(root or store_paths.default_root())
 
 
 def _open_store(ctx: click.Context) -> Any:
@@ -90,6 +91,8 @@ def pull_cmd(ctx: click.Context, reference: str, output: str | None,
              platform_text: str | None, progress: str, insecure: tuple[str, ...],
              registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
     """Pull REFERENCE from its registry (blobs already present are not fetched)."""
+    from ocibuild.registry.pull import pull  # not loaded by the other commands
+
     ref = parse_reference(reference)
     platform = _platform(platform_text)
     options = _options(insecure, registry_ca, authfile, jobs)

@@ -323,6 +323,18 @@ class _BlobPusher:
         return end, self.client.absolute(resp.headers.get("Location") or location)
 
 
+def root_descriptor(layout: ImageLayout, ref: str | None) -> Descriptor:
+    """What a push sends from a layout: the tagged manifest or index itself, typed."""
+    desc = layout.resolve(ref)
+    if desc.media_type in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
+        return desc
+    data = limits.read_blob(layout, desc.digest, limits.MANIFEST, str(layout.path), desc.size)
+    doc = parse_manifest_or_index(data, desc.media_type)
+    if doc.media_type not in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
+        raise OcibuildError(f"{layout.path}: {ref or 'its image'} is not a manifest or index")
+    return Descriptor(doc.media_type, desc.digest, desc.size, platform=desc.platform)
+
+
 def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Reference], *,
                clients: ClientPool | None = None, sources: BlobSources | None = None,
                progress: StepProgress | None = None) -> PushReport:

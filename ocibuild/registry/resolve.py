@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ocibuild.errors import OcibuildError, UsageError
-from ocibuild.oci import limits, mediatypes
+from ocibuild.errors import UsageError
+from ocibuild.oci import limits
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import Image, load_image
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Manifest, parse_manifest_or_index
 from ocibuild.oci.platform import Platform
-from ocibuild.registry.archives import image_from_docker_archive, image_from_layout
 from ocibuild.registry.reference import Reference, parse_reference
 
 if TYPE_CHECKING:  # the HTTP client loads only when a source needs the network
@@ -98,6 +97,9 @@ def resolve_source(ref_text: str, store: StoreLike, platform: Platform | None = 
                    sources: BlobSources | None = None) -> Image:
     """The image a FROM (or an image build context) names, with every blob in the store."""
     text = ref_text.strip()
+    # tarfile and the archive readers only for these sources: a push from a layout
+    # or the store never loads them
+    from ocibuild.registry.archives import image_from_docker_archive, image_from_layout
     if text.startswith(OCI_LAYOUT):
         return image_from_layout(text[len(OCI_LAYOUT):], store.layout, platform)
     if text.startswith(DOCKER_ARCHIVE):
@@ -160,15 +162,3 @@ def load_local(layout_path: str | os.PathLike[str], ref: str | None,
     """An image in an OCI layout on disk (for `ocibuild push oci:PATH[:TAG]`)."""
     layout = ImageLayout.open(layout_path)
     return layout, load_image(layout, ref, platform)
-
-
-def root_descriptor(layout: ImageLayout, ref: str | None) -> Descriptor:
-    """What a push sends from a layout: the tagged manifest or index itself, typed."""
-    desc = layout.resolve(ref)
-    if desc.media_type in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
-        return desc
-    data = limits.read_blob(layout, desc.digest, limits.MANIFEST, str(layout.path), desc.size)
-    doc = parse_manifest_or_index(data, desc.media_type)
-    if doc.media_type not in mediatypes.MANIFEST_TYPES | mediatypes.INDEX_TYPES:
-        raise OcibuildError(f"{layout.path}: {ref or 'its image'} is not a manifest or index")
-    return Descriptor(doc.media_type, desc.digest, desc.size, platform=desc.platform)
