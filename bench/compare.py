@@ -129,6 +129,13 @@ def layer_export(work: Path, size_mb: int) -> str:
                           if proc.returncode else "")
 
 
+def push_again() -> str:
+    proc = subprocess.run([sys.executable, str(REPO / "bench/push_again.py")],
+                          capture_output=True, text=True, cwd=REPO)
+    return proc.stdout + (f"\n(exit {proc.returncode}) {proc.stderr[-800:]}"
+                          if proc.returncode else "")
+
+
 def _prepare(ours: Ocibuild, case: str, mode: str, ctx: Path, stamp: str) -> None:
     """Bring ocibuild's store to the state just before the build of (case, mode)."""
     ours.reset(case)
@@ -226,6 +233,10 @@ def main() -> int:
             log("push")
             measure_push(res, engines, layout, work, args.push_runs, args.warmup)
             save_raw(res)
+        if not args.no_push:
+            log("push again against skopeo")
+            res.push_again_text = push_again()
+            log(res.push_again_text.strip())
         if not args.no_export:
             log("layer export")
             res.export_mb = args.export_size_mb

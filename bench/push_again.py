@@ -70,6 +70,11 @@ def main() -> int:
         seen = Counter(f"{r.method} {'manifest' if '/manifests/' in r.path else 'blob'}"
                        for r in list(proxy.seen) if r.path != "/v2/")
         mo, ms = statistics.median(ours), statistics.median(theirs)
+        print(time.strftime("measured %Y-%m-%d %H:%M UTC", time.gmtime()))
+        print("ocibuild: ocibuild push oci:LAYOUT:bench 127.0.0.1:PORT/bench/ours:1 "
+              "--insecure-registry 127.0.0.1:PORT")
+        print("skopeo: skopeo copy --quiet --dest-tls-verify=false oci:LAYOUT:bench "
+              "docker://127.0.0.1:PORT/bench/skopeo:1")
         print(f"image: {args.layers} x {args.layer_mib} MiB layers + config; "
               f"{args.rounds} pushes again each")
         print(f"median: ocibuild push {mo:.3f} s (min {min(ours):.3f}), "

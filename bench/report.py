@@ -30,6 +30,7 @@ class Results:
     runs: dict[str, int] = field(default_factory=dict)  # case -> measured runs
     export_text: str = ""
     export_mb: int = 0
+    push_again_text: str = ""
     context_mb: dict[str, float] = field(default_factory=dict)
     profiles: list[tuple[str, str, float | None, list[str]]] = field(default_factory=list)
     commands: dict[str, list[str]] = field(default_factory=dict)
@@ -167,6 +168,11 @@ def render(res: Results) -> str:
                        f"{_f(res.med('push', mode, 'buildah'))} | "
                        f"{_f(res.time_ratio('push', mode, 'BuildKit'))} | "
                        f"{_f(res.time_ratio('push', mode, 'buildah'))} |")
+    if res.push_again_text:
+        out += ["", "## Push again against skopeo copy (`bench/push_again.py`)", "",
+                "Goal: an `ocibuild push` of an image the registry already holds within 3x "
+                "of `skopeo copy` of the same layout.", "", "```",
+                res.push_again_text.strip(), "```"]
     if res.export_text:
         out += ["", "## Layer export (ocibuild, "
                 f"`bench/layer_export.py --size-mb {res.export_mb}`)", "",
