@@ -14,7 +14,11 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import zstandard
@@ -29,6 +33,9 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
 BLOCK = 1 << 20
+PROGRESS_EVERY = 0.1  # seconds between two writes of the progress file
+# where the layer being written in this thread reports its bytes (see progress_file)
+_progress_path: ContextVar[str | None] = ContextVar("layer_progress_path", default=None)
 COMPRESS_THREADS = 2  # neither compressor's output depends on this number
 _DEFLATE_WINDOW = 32 * 1024
 # gzip header: no flags, mtime 0, no extra flags, OS "unknown"; the same bytes everywhere.
@@ -194,6 +201,36 @@ def _encoder(compression: str, output: _Output, level: int | None) -> _Encoder:
     raise OcibuildError(f"unknown compression {compression!r}; use one of {choices}")
 
 
+@contextmanager
+def progress_file(path: str) -> Iterator[None]:
+    """Layers written in this thread meanwhile report "DONE TOTAL" (bytes of tar input)
+    in `path`, rewritten at most every PROGRESS_EVERY seconds and once at the end: the
+    builder, in another process, reads it (ocibuild.progress.layers) to show the layer's
+    progress."""
+    token = _progress_path.set(path)
+    try:
+        yield
+    finally:
+        _progress_path.reset(token)
+
+
+class _ProgressFile:
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        self.total = 0
+        self._next = 0.0
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if final or now >= self._next:
+            self._next = now + PROGRESS_EVERY
+            line = f"{done} {done if final else max(done, self.total)}\n".encode()
+            os.pwrite(self._fd, line.ljust(48), 0)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class LayerSink:
     """Accepts uncompressed tar bytes through `write` and `write_from_fd`; `close` returns
     the hashes. File data is read straight into the current block (no extra copy).
@@ -206,6 +243,17 @@ class LayerSink:
         self._block = bytearray(BLOCK)
         self._fill = 0
         self._uncompressed = 0
+        path = _progress_path.get()
+        self._progress = _ProgressFile(path) if path is not None else None
+
+    @property
+    def reports_progress(self) -> bool:
+        return self._progress is not None
+
+    def expect(self, total: int) -> None:
+        """The tar input's expected size, for the progress file."""
+        if self._progress is not None:
+            self._progress.total = total
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -236,6 +284,7 @@ class LayerSink:
             del self._block[self._fill:]
             self._feed_block()
         self._encoder.finish()
+        self._close_progress()
         return StreamResult(
             digest=self._output.digest,
             diff_id=f"sha256:{self._diff_hash.hexdigest()}",
@@ -246,6 +295,15 @@ class LayerSink:
     def abort(self) -> None:
         """Stop the compressor threads after a failure on the producing side."""
         self._encoder.abort()
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.update(self._uncompressed, final=True)
+            self._progress.close()
+            self._progress = None
 
     def _feed_block(self) -> None:
         # The full block goes to the encoder as it is; a fresh one takes its place.
@@ -255,3 +313,5 @@ class LayerSink:
         self._diff_hash.update(block)
         self._uncompressed += len(block)
         self._encoder.feed(block)
+        if self._progress is not None:
+            self._progress.update(self._uncompressed)

@@ -7,6 +7,7 @@ map, and hard links are found by (st_dev, st_ino) among the entries of the layer
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -220,6 +221,8 @@ def write_plan(root: bytes, plan: dict[bytes, str], out: BinaryIO, compression: 
                source_date_epoch: int | None, id_map: IdMap | None) -> StreamResult:
     sink = LayerSink(out, compression)
     try:
+        if sink.reports_progress:
+            sink.expect(_planned_size(root, plan))
         TarProducer(root, sink, source_date_epoch, id_map).write_plan(plan)
     except OSError as exc:
         sink.abort()
@@ -231,3 +234,17 @@ def write_plan(root: bytes, plan: dict[bytes, str], out: BinaryIO, compression: 
         sink.abort()
         raise
     return sink.close()
+
+
+def _planned_size(root: bytes, plan: dict[bytes, str]) -> int:
+    """About how many tar bytes `plan` makes (headers and file data), for progress."""
+    total = 1024
+    for rel, kind in plan.items():
+        total += 512
+        if kind == _WHITEOUT:
+            continue
+        with contextlib.suppress(OSError):
+            st = os.lstat(root + b"/" + rel)
+            if stat.S_ISREG(st.st_mode):
+                total += (st.st_size + 511) // 512 * 512
+    return total

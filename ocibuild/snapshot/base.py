@@ -120,6 +120,9 @@ def touch_snapshot(store: Store, key: str, path: Path) -> None:
         store.db.touch_snapshot(key, temporaries.size([path]))
 
 
+LAYER_PROGRESS = "layer-progress"  # in a step directory, beside its upper
+
+
 def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
     """(Runs under the sandbox's id mapping.) Write a layer into the layout from
     args["kind"]: "upper" (an overlay upper dir) or "changes" (a root plus a change list
@@ -134,7 +137,11 @@ def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
         if args["kind"] == "upper":
             if not any(os.scandir(root)):
                 return None
-            info = write_layer_from_overlay_upper(root, w, **opts)
+            from ocibuild.oci.layerstream import progress_file
+
+            # beside the upper: the solver shows it while it waits for the layer
+            with progress_file(str(root.parent / LAYER_PROGRESS)):
+                info = write_layer_from_overlay_upper(root, w, **opts)
         else:
             from ocibuild.snapshot.scan import changes_since
 

@@ -136,6 +136,7 @@ class Solver:
         self._releaser_pool: ThreadPoolExecutor | None = None
         self._releases: list[Future[None]] = []
         self._writes: list[Future[LayerRef | None]] = []  # layers of steps reported DONE
+        self._shown_writes: list[tuple[Path, Future[LayerRef | None]]] = []  # with progress
         self._writer_pool: ThreadPoolExecutor | None = None
         self._kept: list[Any] = []  # overlay roots, released when the solve ends
         self._kept_lock = threading.Lock()
@@ -343,6 +344,7 @@ class Solver:
         inline = all(op.digest in self.hits for op in scheduled if _is_step(op))
         try:
             results = self._scheduler.run(scheduled, self._deps, self._work, inline=inline)
+            self._show_layer_writes()
             written = {op.digest: self._written(r) for op, r in results.items()}
             # outputs need the bytes of the target's layers, whatever cache they came from
             self.ensure_bytes(written[target.digest].layers, parallel=True)
@@ -521,6 +523,16 @@ class Solver:
                         self.snap.release(prepared)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def _show_layer_writes(self) -> None:
+        """The layers this solve wrote in the background, shown (and waited for) as
+        BuildKit's "exporting layers" once every step is done: bytes so far while some
+        are still written. Nothing when no step ran."""
+        if not self._shown_writes or not self.index:
+            return
+        from ocibuild.progress.layers import show_layer_writes
+
+        show_layer_writes(self.progress, max(self.index.values()) + 1, self._shown_writes)
+
     def _wait_for_writers(self) -> None:
         """A step reported DONE keeps its layer and record whatever interrupts the build:
         a second Ctrl-C or SIGTERM while they are written waits for them, then stops.
@@ -615,6 +627,9 @@ class Solver:
         if self.snap.kind == "overlay":
             future = self._writer.submit(self._write_and_record, op, prepared)
             self._writes.append(future)
+            from ocibuild.snapshot.base import LAYER_PROGRESS
+
+            self._shown_writes.append((prepared.step_dir / LAYER_PROGRESS, future))
             return PendingLayer(prepared.root.upper, future)
         try:
             return self._write_and_record(op, prepared)
