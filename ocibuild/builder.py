@@ -167,9 +167,12 @@ def _source_date_epoch(build_args: Mapping[str, str], given: int | None) -> int 
 
 
 def _export_step(progress: Sink | None, indexes: Iterable[int], outputs: Sequence[OutputSpec],
-                 push: bool) -> StepProgress | None:
+                 push: bool, started: StepProgress | None = None) -> StepProgress | None:
     """BuildKit's "exporting to image" step, started, for a build that writes a tar or
-    pushes (whose bytes it shows); None when there is nothing to show."""
+    pushes (whose bytes it shows), or `started` (the solver showed its layers written
+    there); None when there is nothing to show."""
+    if started is not None:
+        return started
     if progress is None or not (push or any(s.type in ("oci", "docker") for s in outputs)):
         return None
     from ocibuild.progress.transfer import export_step
@@ -340,7 +343,7 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
                              history=tuple(history))
         own_layers = sum(1 for h in history[len(state.base_history):] if not h.empty_layer)
         shown = _export_step(options.progress, solver.index.values(), output_specs,
-                             bool(to_push))
+                             bool(to_push), solver.export_shown)
         with shown.failing() if shown is not None else contextlib.nullcontext():
             report = export(BuildResult(config, final.layers,
                                         max(0, len(final.layers) - own_layers)),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.progress.events import Sink
-from ocibuild.progress.transfer import THROTTLE, export_step
+from ocibuild.progress.transfer import THROTTLE, StepProgress, export_step
 
 STATUS = "exporting layers"
 POLL = 0.02
@@ -31,10 +31,11 @@ def read_progress(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def show_layer_writes(sink: Sink, index: int,
-                      writes: Sequence[tuple[Path, Future[Any]]]) -> None:
-    """Wait for `writes` (progress file, writer) and show their bytes under step `index`.
-    Returns when every writer is done, whatever its outcome (the caller collects it)."""
+def show_layer_writes(sink: Sink, index: int, writes: Sequence[tuple[Path, Future[Any]]]
+                      ) -> StepProgress | None:
+    """Wait for `writes` (progress file, writer) and show their bytes under step `index`,
+    "exporting to image". Returns that step still open (the exporter ends it), or None
+    when a writer failed (the step shown failed; the caller collects the error)."""
     step = export_step(sink, index)
     step.start()
     started = time.monotonic()
@@ -55,4 +56,7 @@ def show_layer_writes(sink: Sink, index: int,
         if finished:
             break
         time.sleep(POLL)
-    step.done()
+    if any(future.cancelled() or future.exception() is not None for _, future in writes):
+        step.failed("writing a layer failed")
+        return None
+    return step

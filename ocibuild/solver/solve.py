@@ -137,6 +137,8 @@ class Solver:
         self._releases: list[Future[None]] = []
         self._writes: list[Future[LayerRef | None]] = []  # layers of steps reported DONE
         self._shown_writes: list[tuple[Path, Future[LayerRef | None]]] = []  # with progress
+        # "exporting to image", started to show the layers written, for the exporter to end
+        self.export_shown: StepProgress | None = None
         self._writer_pool: ThreadPoolExecutor | None = None
         self._kept: list[Any] = []  # overlay roots, released when the solve ends
         self._kept_lock = threading.Lock()
@@ -531,7 +533,8 @@ class Solver:
             return
         from ocibuild.progress.layers import show_layer_writes
 
-        show_layer_writes(self.progress, max(self.index.values()) + 1, self._shown_writes)
+        self.export_shown = show_layer_writes(self.progress, max(self.index.values()) + 1,
+                                              self._shown_writes)
 
     def _wait_for_writers(self) -> None:
         """A step reported DONE keeps its layer and record whatever interrupts the build:

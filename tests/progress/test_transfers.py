@@ -171,6 +171,6 @@ def test_a_tar_output_shows_the_bytes_written(builder: Builder) -> None:
         dest = builder.tmp / f"{kind}.tar"
         proc, _ = builder.build("-o", f"type={kind},dest={dest}", ctx)
         size = re.escape(human_bytes(dest.stat().st_size))
-        assert re.search(r"\n\n#3 exporting to image\n(#3 sending tarball.*\n)*"
+        assert re.search(r"\n\n#3 exporting to image\n(#3 (exporting layers|sending tarball).*\n)*"
                          rf"#3 sending tarball {size} / {size} (\d+\.\ds )?done\n"
                          r"#3 DONE \d+\.\ds\n", proc.stderr), proc.stderr
