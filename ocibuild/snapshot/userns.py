@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import socket
 
 _SERVER_START_TIMEOUT = 60.0
+_REASON_WAIT = 5.0  # seconds to wait for a dead server's reason
+_MAX_RESTARTS = 3
 
 
 class UsernsCallError(OcibuildError):
@@ -40,6 +42,8 @@ class Session:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_lock = threading.Lock()
+        self._restarts = 0
+        self._closing = False
 
     def _start(self) -> threading.Thread:
         with self._start_lock:
@@ -49,24 +53,34 @@ class Session:
                 # 0700: ours alone; a socket path has at most 107 bytes
                 self._dir = temporaries.make_dir("ocib-w-", max_path=100)
                 self.socket_path = str(self._dir / "s")
-                self._thread = threading.Thread(target=self._run, name="fileop-server",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, args=(self.socket_path,),
+                                                name="fileop-server", daemon=True)
                 self._thread.start()
             return self._thread
 
-    def _run(self) -> None:
+    def _run(self, socket_path: str) -> None:
         from ocibuild.sandbox import run_in_userns
 
         try:
             run_in_userns("ocibuild.snapshot.worker:serve",
-                          {"socket": self.socket_path, "parent": os.getpid()})
+                          {"socket": socket_path, "parent": os.getpid()})
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
 
     def _connect(self) -> socket.socket:
+        """A connection to the server; a server that ended while the build still needs
+        it (killed, or failed) is started again, up to _MAX_RESTARTS times."""
+        while True:
+            thread = self._start()
+            try:
+                return self._connect_to(thread)
+            except UsernsCallError:
+                if not self._restart(thread):
+                    raise
+
+    def _connect_to(self, thread: threading.Thread) -> socket.socket:
         import socket  # here: a cached build never connects
 
-        thread = self._start()
         deadline = time.monotonic() + _SERVER_START_TIMEOUT
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -78,10 +92,28 @@ class Session:
                 sock.close()
                 if self._started.is_set() or not thread.is_alive() \
                         or time.monotonic() > deadline:
+                    # the reason a server that just died gives is set as its thread ends
+                    thread.join(timeout=_REASON_WAIT)
                     raise UsernsCallError(
                         "the file-op server under the sandbox mapping is not running"
                         + (f": {self._error}" if self._error else "")) from None
                 time.sleep(0.003)
+
+    def _restart(self, ended: threading.Thread) -> bool:
+        """Forget a server that ended (True), so that the next _start makes a new one;
+        False while it still runs, when closing, or past the restart budget."""
+        with self._start_lock:
+            if self._thread is not ended:
+                return True  # another caller restarted it already
+            if not self._started.is_set() or ended.is_alive() or self._closing \
+                    or self._restarts >= _MAX_RESTARTS:  # one that never came up says why
+                return False
+            self._restarts += 1
+            self._thread, self._error = None, None
+            self._started.clear()
+            if self._dir is not None:
+                shutil.rmtree(self._dir, ignore_errors=True)
+            return True
 
     def call(self, function: str, args: Any) -> Any:
         from ocibuild.snapshot.worker import REQUEST, receive_message, send_message
@@ -103,6 +135,7 @@ class Session:
     def close(self) -> None:
         """Stop the server. Nothing waits for it to exit, nor, if it was started but
         never used, for it to be up: a daemon thread stops it then."""
+        self._closing = True
         if self._thread is None:
             return
         if self._started.is_set() or not self._thread.is_alive():

@@ -63,3 +63,42 @@ def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
 def test_server_works_as_root_too() -> None:
     out = _run(None)
     assert out["ids"] == [0, 0] and out["forked"] is True and out["distinct_pids"] == 8
+
+
+RESTART_SCRIPT = r"""
+import json, os, signal, time
+from pathlib import Path
+from ocibuild.snapshot import userns
+
+def server_pids():
+    children = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        children.update(int(p) for p in (task / "children").read_text().split())
+    return children
+
+out = {}
+with userns.session():
+    out["before"] = userns.call("ocibuild.snapshot.worker:identity", None)["uid"]
+    killed = server_pids()
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    for pid in killed:
+        while Path(f"/proc/{pid}").exists() and "Z" not in (
+                Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1] or ["Z"]):
+            time.sleep(0.01)
+    out["killed"] = len(killed)
+    out["after"] = userns.call("ocibuild.snapshot.worker:identity", None)["uid"]
+    out["new_server"] = bool(server_pids() - killed)
+print(json.dumps(out))
+"""
+
+
+def test_a_killed_server_is_started_again(sub_user: User) -> None:
+    """A file-op server that dies during a build (here: killed) does not fail the
+    build's next step: the next request starts a new one."""
+    proc = sub_user.run([sys.executable, "-c", RESTART_SCRIPT], cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["killed"] == 1
+    assert out["before"] == out["after"] == 0
+    assert out["new_server"] is True
