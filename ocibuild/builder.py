@@ -21,13 +21,23 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from ocibuild.build_options import BuildFields
-    from ocibuild.cache.remote import CacheExportReport
-    from ocibuild.exporter import ExportReport
+    from ocibuild.build_sources import BuildContext, ImageSources
+    from ocibuild.cache.remote import BuildCaches, CacheExportReport
+    from ocibuild.cache.store import Store
+    from ocibuild.exporter import BuildResult, ExportReport
+    from ocibuild.exporter.annotation_keys import Annotation
+    from ocibuild.exporter.docker_daemon import DaemonAddress
     from ocibuild.exporter.spec import OutputSpec
+    from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, StageState
+    from ocibuild.frontend.dockerfile.parser import AST
+    from ocibuild.graph import Op
+    from ocibuild.snapshot.userns import Session
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
+    from ocibuild.sandbox.availability import Choice
+    from ocibuild.snapshot import Snapshotter
     from ocibuild.solver.explain import Explanation
-    from ocibuild.solver.solve import SecretSource
+    from ocibuild.solver.solve import OpResult, SecretSource, Solver
 
 
 @dataclass
@@ -194,6 +204,29 @@ def _single_platform(text: str | None) -> Platform | None:
         raise UsageError(f"--platform: {exc}") from None
 
 
+@dataclass
+class _Definition:
+    """The build's definition and its checked options, read before the store opens: a
+    bad option or an unreadable Dockerfile fails here, before anything is locked."""
+
+    options: BuildOptions
+    chosen: Choice
+    granted: frozenset[str]
+    context_dir: Path
+    ast: AST
+    ignore_patterns: list[str]
+    inputs: BuildInputs  # for convert, less the named contexts resolved in the store
+    named_contexts: dict[str, BuildContext]
+    context_dirs: dict[str, Path]
+    outputs: list[OutputSpec]
+    to_push: list[str]
+    annotations: tuple[Annotation, ...]
+    secrets: dict[str, SecretSource]
+    ssh: dict[str, Path]
+    source_date_epoch: int | None
+    daemon: DaemonAddress | None  # with load: the docker daemon's address
+
+
 def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
           **kwargs: Unpack[BuildFields]) -> BuildReport:
     """Build the Dockerfile in `context` and write the image to `options.outputs`
@@ -210,26 +243,52 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     registry that refuses or cannot be reached, a `SandboxError` where steps cannot be
     isolated here, a `StoreError` for a store that cannot be used; all are
     `OcibuildError`s."""
-    from ocibuild import attestations
-    from ocibuild.build_sources import ImageSources, context_directories, parse_build_contexts
+    from ocibuild.build_sources import ImageSources
     from ocibuild.cache import failed_build
     from ocibuild.cache.store import Store
-    from ocibuild.exporter import (
-        BuildResult,
-        export,
-        parse_annotations,
-        parse_output,
-        push_targets,
-        solve_compression,
-    )
-    from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
-    from ocibuild.frontend.dockerfile import dockerignore, parser
-    from ocibuild.frontend.dockerfile.convert import BuildInputs, convert
-    from ocibuild.graph import ExecOp, walk
-    from ocibuild.snapshot import open_snapshotter, userns
-    from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
+    from ocibuild.exporter import BuildResult
+    from ocibuild.exporter.push import push_images
+    from ocibuild.snapshot import userns
 
     options = BuildOptions.of(options, kwargs)
+    definition = _load_definition(context, options)
+    store = Store.open(options.root)
+    resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
+                           pull=options.pull, progress=options.progress)
+    with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
+            contextlib.closing(resolve):
+        conv, snap = _convert(definition, store, session, resolve)
+        solver, results, caches = _solve(definition, store, snap, conv, resolve)
+        final = results[conv.target.op.digest]
+        config, base_layers = _image_config(conv.target, results, solver,
+                                            definition.source_date_epoch)
+        shown = _export_step(options.progress, solver.index.values(), definition.outputs,
+                             bool(definition.to_push), solver.export_shown)
+        with _failing(shown):
+            report = _export(definition, store, BuildResult(config, final.layers, base_layers),
+                             shown)
+        cache_exports = _export_caches(caches, solver, conv.target.op)
+        explanations = solver.explain_misses() if options.explain_cache else []
+        with _failing(shown):
+            pushed = push_images(report, store, options.registry, shown)
+        if shown is not None:
+            shown.done()
+        loaded = _load_and_write_files(definition, store, report)
+    return _report(definition, conv, snap, solver, results, caches, report, ReportParts(
+        config=config, cache_exports=tuple(cache_exports),
+        explanations=tuple(explanations), pushed=pushed, loaded=loaded))
+
+
+def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> _Definition:
+    """Check the options, find the context and read and parse its Dockerfile."""
+    from ocibuild import attestations, step_options
+    from ocibuild.build_sources import context_directories, parse_build_contexts
+    from ocibuild.exporter import parse_annotations, parse_output, push_targets
+    from ocibuild.frontend.dockerfile import parser
+    from ocibuild.frontend.dockerfile.convert import BuildInputs
+    from ocibuild.sandbox import availability
+    from ocibuild.sources import git_context
+
     attestations.check(options.attest)
     daemon = None
     if options.load:  # a DOCKER_HOST it cannot use fails before the build
@@ -238,30 +297,18 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
         daemon = address_from_env()
     granted = entitlements.parse_allow(options.allow)
     entitlements.check_build_network(options.network, granted)
-    from ocibuild import step_options
-
     extra_hosts = step_options.parse_add_hosts(options.add_hosts)
     shm_bytes = step_options.parse_shm_size(options.shm_size)
     limits = step_options.parse_ulimits(options.ulimits)
-    from ocibuild.sandbox import availability
-
     chosen = availability.choose(options.isolation)
     secret_map = {s.id: s for s in (parse_secret(t) for t in options.secrets)}
     ssh_map = parse_ssh(options.ssh)
-    from ocibuild.sources import git_context
-
     git_contexts = git_context.for_build(options.root, secret_map, ssh_map,
                                          options.build_args or {})
     context_dir = git_contexts.directory(str(context)) or Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
-    df_path = Path(options.dockerfile) if options.dockerfile else context_dir / "Dockerfile"
-    if options.dockerfile and not df_path.is_absolute() and not df_path.exists():
-        df_path = context_dir / df_path
-    try:
-        text = df_path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read the Dockerfile {df_path}: {exc.strerror}") from None
+    df_path, text = _read_dockerfile(context_dir, options.dockerfile)
     output_specs = [parse_output(o) for o in options.outputs]
     to_push = push_targets(output_specs, options.tags, options.push)
     image_annotations = parse_annotations(options.annotations)
@@ -270,113 +317,172 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     args = dict(options.build_args or {})
     sde = _source_date_epoch(args, options.source_date_epoch)
     ast = parser.parse(text, df_path.name)
+    ignore_patterns = _ignore_patterns(context_dir, df_path)
+    inputs = BuildInputs(build_args=args, target=options.target,
+                         platform=_single_platform(options.platform),
+                         context_excludes=tuple(ignore_patterns),
+                         labels=dict(options.labels or {}),
+                         context_dirs=frozenset(context_dirs),
+                         network=options.network, allow=granted,
+                         extra_hosts=extra_hosts, shm_size=shm_bytes, ulimits=limits)
+    return _Definition(options, chosen, granted, context_dir, ast, ignore_patterns, inputs,
+                       named_contexts, context_dirs, output_specs, to_push, image_annotations,
+                       secret_map, ssh_map, sde, daemon)
+
+
+def _read_dockerfile(context_dir: Path, given: str | os.PathLike[str] | None) -> tuple[Path, bytes]:
+    df_path = Path(given) if given else context_dir / "Dockerfile"
+    if given and not df_path.is_absolute() and not df_path.exists():
+        df_path = context_dir / df_path
+    try:
+        return df_path, df_path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the Dockerfile {df_path}: {exc.strerror}") from None
+
+
+def _ignore_patterns(context_dir: Path, df_path: Path) -> list[str]:
+    from ocibuild.frontend.dockerfile import dockerignore
+
     ignore_file = dockerignore.find_ignore_file(context_dir, df_path)
-    ignore_patterns: list[str] = []
-    if ignore_file is not None:
-        ignore_patterns = dockerignore.read_patterns(
-            ignore_file.read_text(encoding="utf-8", errors="surrogateescape"))
-    target_platform = _single_platform(options.platform)
+    if ignore_file is None:
+        return []
+    return dockerignore.read_patterns(
+        ignore_file.read_text(encoding="utf-8", errors="surrogateescape"))
 
-    store = Store.open(options.root)
-    resolve = ImageSources(store, registry=options.registry, contexts=named_contexts,
-                           pull=options.pull,
-                           progress=options.progress)
-    with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
-            contextlib.closing(resolve):
-        from ocibuild.snapshot.select import probe_known
 
-        new_store = (options.snapshotter != "native" and not chosen.bare
-                     and not probe_known(store))
-        if new_store:
-            session.warm()  # the probe needs the file-op server first thing
+def _convert(definition: _Definition, store: Store, session: Session, resolve: ImageSources
+             ) -> tuple[Conversion, Snapshotter]:
+    """The Dockerfile as a graph of ops, and the snapshotter to solve it with."""
+    from ocibuild.frontend.dockerfile.convert import convert
+    from ocibuild.graph import ExecOp, walk
+    from ocibuild.snapshot import open_snapshotter
+    from ocibuild.snapshot.select import probe_known
 
-        conv = convert(ast, BuildInputs(build_args=args, target=options.target,
-                                        platform=target_platform,
-                                        context_excludes=tuple(ignore_patterns),
-                                        labels=dict(options.labels or {}),
-                                        context_dirs=frozenset(context_dirs),
-                                        context_images=frozenset(resolve.contexts),
-                                        network=options.network, allow=granted,
-                                        extra_hosts=extra_hosts, shm_size=shm_bytes,
-                                        ulimits=limits), resolve)
-        if new_store and not options.cache_from and any(isinstance(op, ExecOp)
-                                                        for op in walk(conv.target.op)):
-            from ocibuild.sandbox import prestart
+    options, chosen = definition.options, definition.chosen
+    new_store = options.snapshotter != "native" and not chosen.bare and not probe_known(store)
+    if new_store:
+        session.warm()  # the probe needs the file-op server first thing
+    conv = convert(definition.ast,
+                   replace(definition.inputs, context_images=frozenset(resolve.contexts)),
+                   resolve)
+    if new_store and not options.cache_from and any(isinstance(op, ExecOp)
+                                                    for op in walk(conv.target.op)):
+        from ocibuild.sandbox import prestart
 
-            # a store that never built has no records: every RUN runs, and the sandbox
-            # comes up while the probe runs instead of after it
-            prestart(chosen.isolation)
-        snap = open_snapshotter(store, options.snapshotter, can_mount=not chosen.bare)
-        opts = SolveOptions(
-            context_dir=context_dir, ignore_patterns=tuple(ignore_patterns),
-            jobs=options.jobs or os.cpu_count() or 1, no_cache=options.no_cache,
-            no_cache_stages=frozenset(s.lower() for s in options.no_cache_filter),
-            secrets=secret_map, ssh=ssh_map, source_date_epoch=sde,
-            compression=solve_compression(output_specs, options.compression),
-            names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=context_dirs,
-            allow=granted, isolation=chosen.isolation,
-            fetch_image=resolve.fetch_layers if resolve.pulling else None,
-            shown_before=resolve.vertices)
-        caches = None
-        if options.cache_from or options.cache_to:  # the remote-cache code loads only then
-            from ocibuild.cache.remote import BuildCaches
+        # a store that never built has no records: every RUN runs, and the sandbox
+        # comes up while the probe runs instead of after it
+        prestart(chosen.isolation)
+    return conv, open_snapshotter(store, options.snapshotter, can_mount=not chosen.bare)
 
-            caches = BuildCaches(store, options.cache_from, options.cache_to, options.registry)
-            opts.remote = caches.load(KEY_VERSION)
-        solver = Solver(store, snap, opts, options.progress)
-        results = solver.solve(conv.target.op)
-        state = conv.target
-        final = results[state.op.digest]
-        history = list(state.base_history)
-        for step in state.history:
-            layer = results[step.op.digest].layer if step.op is not None else None
-            record = solver.record_of(step.op) if layer is not None else None
-            history.append(History(created=record.created if record else "",
-                                   created_by=step.created_by, comment=step.comment,
-                                   empty_layer=layer is None))
-        history, created = history_times(history, len(state.base_history),
-                                         None if sde is None else _rfc3339(sde))
-        plat = state.platform
-        config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
-                             created=created, author=state.author, config=state.config,
-                             diff_ids=tuple(r.diff_id for r in final.layers),
-                             history=tuple(history))
-        own_layers = sum(1 for h in history[len(state.base_history):] if not h.empty_layer)
-        shown = _export_step(options.progress, solver.index.values(), output_specs,
-                             bool(to_push), solver.export_shown)
-        with shown.failing() if shown is not None else contextlib.nullcontext():
-            report = export(BuildResult(config, final.layers,
-                                        max(0, len(final.layers) - own_layers)),
-                            output_specs, store, tags=options.tags,
-                            compression=options.compression,
-                            annotations=image_annotations, push=options.push, progress=shown)
-        cache_exports = []
-        if caches is not None:
-            cache_exports = caches.export(
-                lambda mode: solver.cache_records(conv.target.op, mode), KEY_VERSION)
-            caches.close()
-        explanations = solver.explain_misses() if options.explain_cache else []
-        pushed: tuple[str, ...] = ()
-        if to_push:
-            from ocibuild.registry import push_names
 
-            with shown.failing() if shown is not None else contextlib.nullcontext():
-                pushed = tuple(ref for image, image_names in report.pushes
-                               for ref in push_names(store.layout, image, image_names,
-                                                     options=options.registry, store=store,
-                                                     progress=shown).references)
-        if shown is not None:
-            shown.done()
-        loaded: tuple[str, ...] = ()
-        if daemon is not None:
-            from ocibuild.exporter.docker_daemon import load_image
+def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conversion,
+           resolve: ImageSources) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
+    """Run (or find in the caches) every step the target needs."""
+    from ocibuild.exporter import solve_compression
+    from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
-            loaded = load_image(daemon, store.layout, report.manifest_digest, report.names)
-        if options.iidfile:
-            write_iidfile(Path(options.iidfile), report)
-        if options.metadata_file:
-            write_metadata_file(Path(options.metadata_file), report)
+    options = definition.options
+    opts = SolveOptions(
+        context_dir=definition.context_dir, ignore_patterns=tuple(definition.ignore_patterns),
+        jobs=options.jobs or os.cpu_count() or 1, no_cache=options.no_cache,
+        no_cache_stages=frozenset(s.lower() for s in options.no_cache_filter),
+        secrets=definition.secrets, ssh=definition.ssh,
+        source_date_epoch=definition.source_date_epoch,
+        compression=solve_compression(definition.outputs, options.compression),
+        names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=definition.context_dirs,
+        allow=definition.granted, isolation=definition.chosen.isolation,
+        fetch_image=resolve.fetch_layers if resolve.pulling else None,
+        shown_before=resolve.vertices)
+    caches = None
+    if options.cache_from or options.cache_to:  # the remote-cache code loads only then
+        from ocibuild.cache.remote import BuildCaches
+
+        caches = BuildCaches(store, options.cache_from, options.cache_to, options.registry)
+        opts.remote = caches.load(KEY_VERSION)
+    solver = Solver(store, snap, opts, options.progress)
+    return solver, solver.solve(conv.target.op), caches
+
+
+def _image_config(state: StageState, results: Mapping[str, OpResult], solver: Solver,
+                  sde: int | None) -> tuple[ImageConfig, int]:
+    """The image's config (its history timed as BuildKit does), and how many of its
+    layers are the base image's."""
+    final = results[state.op.digest]
+    history = list(state.base_history)
+    for step in state.history:
+        layer = results[step.op.digest].layer if step.op is not None else None
+        record = solver.record_of(step.op) if layer is not None else None
+        history.append(History(created=record.created if record else "",
+                               created_by=step.created_by, comment=step.comment,
+                               empty_layer=layer is None))
+    history, created = history_times(history, len(state.base_history),
+                                     None if sde is None else _rfc3339(sde))
+    plat = state.platform
+    config = ImageConfig(architecture=plat.architecture, os=plat.os, variant=plat.variant,
+                         created=created, author=state.author, config=state.config,
+                         diff_ids=tuple(r.diff_id for r in final.layers),
+                         history=tuple(history))
+    own_layers = sum(1 for h in history[len(state.base_history):] if not h.empty_layer)
+    return config, max(0, len(final.layers) - own_layers)
+
+
+def _export(definition: _Definition, store: Store, result: BuildResult,
+            shown: StepProgress | None) -> ExportReport:
+    from ocibuild.exporter import export
+
+    options = definition.options
+    return export(result, definition.outputs, store, tags=options.tags,
+                  compression=options.compression, annotations=definition.annotations,
+                  push=options.push, progress=shown)
+
+
+def _export_caches(caches: BuildCaches | None, solver: Solver, target: Op
+                   ) -> list[CacheExportReport]:
+    if caches is None:
+        return []
+    from ocibuild.solver.solve import KEY_VERSION
+
+    found = caches.export(lambda mode: solver.cache_records(target, mode), KEY_VERSION)
+    caches.close()
+    return found
+
+
+def _load_and_write_files(definition: _Definition, store: Store, report: ExportReport
+                          ) -> tuple[str, ...]:
+    """With load, load the image into the docker daemon (return what it loaded); write
+    --iidfile and --metadata-file."""
+    from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
+
+    loaded: tuple[str, ...] = ()
+    if definition.daemon is not None:
+        from ocibuild.exporter.docker_daemon import load_image
+
+        loaded = load_image(definition.daemon, store.layout, report.manifest_digest,
+                            report.names)
+    options = definition.options
+    if options.iidfile:
+        write_iidfile(Path(options.iidfile), report)
+    if options.metadata_file:
+        write_metadata_file(Path(options.metadata_file), report)
+    return loaded
+
+
+@dataclass(frozen=True)
+class ReportParts:
+    """What the stages after the solve made, for the report."""
+
+    config: ImageConfig
+    cache_exports: tuple[CacheExportReport, ...]
+    explanations: tuple[Explanation, ...]
+    pushed: tuple[str, ...]
+    loaded: tuple[str, ...]
+
+
+def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver: Solver,
+            results: Mapping[str, OpResult], caches: BuildCaches | None,
+            report: ExportReport, parts: ReportParts) -> BuildReport:
     steps = [r for d, r in results.items() if d in solver.index]
+    final = results[conv.target.op.digest]
     cache_use = None
     if (lookups := solver.cache_use()) is not None and caches is None:
         used, missed = lookups
@@ -386,14 +492,18 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
             blobs=(report.manifest_digest, report.config_digest,
                    *(r.layer.digest for r in used if r.layer),
                    *(slot.descriptor.digest for slot in final.layers)))
+    notice = definition.chosen.notice
     return BuildReport(
         manifest_digest=report.manifest_digest, config_digest=report.config_digest,
-        image_id=report.image_id, names=report.names, config=config,
-        warnings=([chosen.notice] if chosen.notice else []) + conv.warnings
+        image_id=report.image_id, names=report.names, config=parts.config,
+        warnings=([notice] if notice else []) + conv.warnings
         + (caches.warnings if caches else []),
         materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
-        cache_exports=tuple(cache_exports), cache_explanations=tuple(explanations), pushed=pushed,
-        loaded=loaded,
+        cache_exports=parts.cache_exports, cache_explanations=parts.explanations,
+        pushed=parts.pushed, loaded=parts.loaded,
         cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None)
 
+
+def _failing(shown: StepProgress | None) -> contextlib.AbstractContextManager[None]:
+    return shown.failing() if shown is not None else contextlib.nullcontext()

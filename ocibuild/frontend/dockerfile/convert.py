@@ -147,6 +147,23 @@ class _Stage:
         return self.name or f"stage-{self.index}"
 
 
+@dataclass
+class _Dispatch:
+    """One stage being converted (as BuildKit's dispatchState): its state so far and how
+    its steps are numbered ("[stage 2/5]")."""
+
+    state: StageState
+    stage: _Stage
+    prefix: str
+    total: int
+    step: int = 1  # the number of the last step that makes a layer (FROM is 1)
+
+    def step_name(self, text: str) -> str:
+        head = f"{self.prefix} {self.step}/{self.total}" if self.prefix \
+            else f"{self.step}/{self.total}"
+        return f"[{head}] {text}"
+
+
 class Converter:
     def __init__(self, ast: _parser.AST, inputs: BuildInputs, resolve_image: ImageResolver,
                  ) -> None:
@@ -166,7 +183,6 @@ class Converter:
         self.done: dict[int, StageState] = {}
         self.in_progress: set[int] = set()
         self._name_order: dict[str, int] = {}
-        self._ssh_mounts = 0  # per RUN: default targets ssh_agent.0, .1, ...
         self._check_syntax()
 
     def _check_syntax(self) -> None:
@@ -274,9 +290,9 @@ class Converter:
         total = 1 + sum(1 for i in stage.instructions if i.name in LAYER_COMMANDS)
         prefix = stage.label if len(self.stages) > 1 else ""
         state = self._from(stage, prefix, total)
-        counter = [1]
+        dispatch = _Dispatch(state, stage, prefix, total)
         for inst in stage.instructions:
-            self.dispatch(state, inst, stage, prefix, total, counter)
+            self.dispatch(dispatch, inst)
         self.in_progress.discard(stage.index)
         self.done[stage.index] = state
         return state
@@ -344,9 +360,10 @@ class Converter:
     def _run_triggers(self, state: StageState, stage: _Stage, from_: ins.FromInstruction,
                       base: str, prefix: str, total: int) -> None:
         """Run the base's ONBUILD triggers in the new stage, which does not keep them."""
+        dispatch = _Dispatch(state, stage, prefix, total)
         for trigger in state.config.pop("OnBuild", None) or []:
             for tinst in self._triggers(from_, base, trigger):
-                self.dispatch(state, tinst, stage, prefix, total, [1], trigger=True)
+                self.dispatch(dispatch, tinst, trigger=True)
 
     def _triggers(self, from_: ins.FromInstruction, base: str, trigger: str
                   ) -> list[ins.Instruction]:
@@ -390,12 +407,15 @@ class Converter:
             return self.inputs.build_args[arg.key]
         return None if arg.default is None else self.expand(inst, arg.default, env)
 
-    def dispatch(self, state: StageState, inst: ins.Instruction, stage: _Stage, prefix: str,
-                 total: int, counter: list[int], trigger: bool = False) -> None:
+    def dispatch(self, dispatch: _Dispatch, inst: ins.Instruction, trigger: bool = False
+                 ) -> None:
+        """Apply one instruction to its stage (an ONBUILD trigger, run at the FROM, takes
+        no step number of its own)."""
         if inst.name in LAYER_COMMANDS and not trigger:
-            counter[0] += 1
-        step = self._step_name(prefix, counter[0], total, _display(inst))
-        getattr(self, f"_do_{inst.name.lower()}")(state, inst, step, stage.label)
+            dispatch.step += 1
+        handler = _HANDLERS[type(inst)]
+        handler(self, dispatch.state, inst, dispatch.step_name(_display(inst)),
+                dispatch.stage.label)
 
     def _history(self, state: StageState, text: str, op: Op | None = None) -> None:
         state.history.append(HistoryStep(text, op))
@@ -558,13 +578,15 @@ class Converter:
                 label: str) -> None:
         expansion = state.expansion_env()
         mounts: list[Mount] = []
-        self._ssh_mounts = 0
+        ssh_agents = 0  # ssh mounts without a target go to ssh_agent.0, .1, ...
         for written in inst.mounts:
             try:
                 spec = parse_mount(written.raw, lambda w: self.lex.expand_word(w, expansion))
             except (ValueError, OcibuildError) as exc:
                 raise self.error(inst, f"--mount {written.raw}: {exc}") from None
-            mounts.append(self._mount(inst, spec))
+            mounts.append(self._mount(inst, spec, ssh_agents))
+            if spec.type == "ssh" and not spec.target:
+                ssh_agents += 1
         if inst.heredocs:
             args, script = self._heredoc_run(state, inst)
             if script is not None:
@@ -623,7 +645,7 @@ class Converter:
         script = f"{first}\n{doc.content}{doc.name}\n"
         return [*state.shell, script], None
 
-    def _mount(self, inst: ins.Instruction, spec: Any) -> Mount:
+    def _mount(self, inst: ins.Instruction, spec: Any, ssh_agents: int) -> Mount:
         source: Op | None = None
         if spec.type == "bind" or (spec.type == "cache" and spec.from_):
             source = self._source_state(inst, spec.from_) if spec.from_ else self.context
@@ -637,8 +659,7 @@ class Converter:
         elif spec.type == "ssh":
             mount_id = mount_id or "default"
             if not target:
-                self._ssh_mounts += 1
-                target = f"/run/buildkit/ssh_agent.{self._ssh_mounts - 1}"
+                target = f"/run/buildkit/ssh_agent.{ssh_agents}"
         return Mount(type=spec.type, target=target, source=source,
                      source_path=spec.source or "/", readonly=spec.readonly,
                      id=mount_id,
@@ -743,6 +764,28 @@ class Converter:
                               keep_git_dir=getattr(inst, "keep_git_dir", None))
         except OcibuildError as exc:
             raise self.error(inst, exc.message) from None
+
+
+# instruction type -> its handler (FROM starts a stage: Converter._from)
+_HANDLERS: dict[type[ins.Instruction], Callable[..., None]] = {
+    ins.AddInstruction: Converter._do_add,
+    ins.ArgInstruction: Converter._do_arg,
+    ins.CmdInstruction: Converter._do_cmd,
+    ins.CopyInstruction: Converter._do_copy,
+    ins.EntrypointInstruction: Converter._do_entrypoint,
+    ins.EnvInstruction: Converter._do_env,
+    ins.ExposeInstruction: Converter._do_expose,
+    ins.HealthcheckInstruction: Converter._do_healthcheck,
+    ins.LabelInstruction: Converter._do_label,
+    ins.MaintainerInstruction: Converter._do_maintainer,
+    ins.OnbuildInstruction: Converter._do_onbuild,
+    ins.RunInstruction: Converter._do_run,
+    ins.ShellInstruction: Converter._do_shell,
+    ins.StopSignalInstruction: Converter._do_stopsignal,
+    ins.UserInstruction: Converter._do_user,
+    ins.VolumeInstruction: Converter._do_volume,
+    ins.WorkdirInstruction: Converter._do_workdir,
+}
 
 
 def _is_lone_heredoc(inst: ins.RunInstruction) -> bool:
