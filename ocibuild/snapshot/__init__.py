@@ -10,43 +10,77 @@ Interface besides open_snapshotter/Snapshotter/LayerRef (the solver uses these t
   lower directory (read-only sources for COPY --from);
 - `snapshot.base.write_layer_in_userns(args)`: a layer blob from an upper directory or a
   change list, run under the sandbox mapping;
-- `snapshot.userns.session()`, `call()`, `call_isolated()`: functions run under the
-  sandbox mapping, through one file-op server per build (`snapshot.worker`);
-- `OverlaySnapshotter.prepare` also stacks ready directories (an earlier step's upper);
-  both snapshotters have `release_all(prepared_list)`.
+- `idspace.userns.session()`, `call()`, `call_isolated()`: functions run under the
+  sandbox mapping, through one file-op server per build (`idspace.worker`).
+
+The solver never asks which snapshotter it holds: what differs is a declared capability,
+`stacks_pending` (overlay: a step's upper directory is already a lower directory, so a
+later step stacks it while its layer blob is written in the background).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.layerref import LayerRef
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ocibuild.cache.store import Store
     from ocibuild.snapshot.base import Prepared
 
 
-@dataclass(frozen=True)
-class LayerRef:
-    """A layer as the snapshotter and the exporters need it: its blob and its diffID."""
-
-    descriptor: Descriptor  # blob in store.layout
-    diff_id: str
-
-
 class Snapshotter(Protocol):
-    kind: str  # "overlay" | "native"
-    materialized: int  # prepare() calls so far (a cached rebuild makes none)
+    """What the solver needs of snapshots. `layers` are bottom first; a Path among them
+    is an earlier step's pending change directory (only where `stacks_pending`)."""
 
-    def prepare(self, layers: Sequence[LayerRef]) -> Prepared: ...
+    materialized: int  # roots made so far (a cached rebuild makes none)
+    # True: a step's change directory can be stacked by later steps before its layer is
+    # written (pending_dir), and its root stays until the solve ends (release_all then).
+    # False: the caller commits, then releases the root at once.
+    stacks_pending: bool
+
+    def warm(self) -> None:
+        """A step will run: start what prepare and commit need, off the critical path."""
+        ...
+
+    def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
+        """A fresh, writable root filesystem over `layers`."""
+        ...
+
+    def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
+        """A root that is a plain directory (a RUN bind mount's source), released with
+        `release`."""
+        ...
+
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+                                                                        Prepared | None]:
+        """A read-only view of `layers` as a file op reads a source: the root spec, and
+        what to `release` once read (None: nothing)."""
+        ...
+
+    def reads_blob(self, layer: LayerRef) -> bool:
+        """Whether prepare needs this layer's blob (not when it is extracted already)."""
+        ...
+
+    def pending_dir(self, prepared: Prepared) -> Path:
+        """The directory later steps stack for this root's change (stacks_pending)."""
+        ...
+
+    def layer_progress(self, prepared: Prepared) -> Path | None:
+        """A file `commit` keeps the bytes written so far in, for progress (None: none)."""
+        ...
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> object | None: ...
+               source_date_epoch: int | None = None) -> LayerRef | None:
+        """The root's change written as a layer into the store (None: no change)."""
+        ...
 
     def release(self, prepared: Prepared) -> None: ...
+
+    def release_all(self, prepared: Sequence[Prepared]) -> None: ...
 
 
 def open_snapshotter(store: Store, kind: str = "auto", *, can_mount: bool = True) -> Snapshotter:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ocibuild.idspace import userns
 from ocibuild.oci import digest as _digest
-from ocibuild.snapshot import LayerRef, userns
+from ocibuild.oci.layerref import LayerRef
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.oci.layerinfo import LayerInfo
     from ocibuild.sandbox.spec import OverlayRoot
 
 
@@ -25,16 +25,8 @@ class Prepared:
     """A step's root filesystem: `root` goes into sandbox.StepSpec.rootfs."""
 
     root: OverlayRoot | Path
-    layers: tuple[LayerRef, ...]
+    layers: tuple[LayerRef | Path, ...]  # a Path: a pending change directory
     step_dir: Path  # everything of this step (upper/work or the copied tree)
-
-
-def chain_id(diff_ids: Sequence[str]) -> str:
-    """The OCI image-spec ChainID of a stack of layers."""
-    chain = ""
-    for diff_id in diff_ids:
-        chain = diff_id if not chain else _digest.of_bytes(f"{chain} {diff_id}".encode())
-    return chain
 
 
 def new_step_dir(store: Store) -> Path:
@@ -154,10 +146,23 @@ def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
             "media_type": info.media_type, "compression": info.compression}
 
 
-def layer_info(data: dict[str, Any] | None) -> LayerInfo | None:
+def layer_ref(data: dict[str, Any] | None) -> LayerRef | None:
+    """The layer write_layer_in_userns wrote."""
     from ocibuild.oci.layerinfo import LayerInfo
 
-    return None if data is None else LayerInfo(**data)
+    if data is None:
+        return None
+    info = LayerInfo(**data)
+    return LayerRef(info.descriptor(), info.diff_id)
+
+
+def warm_userns(store: Store) -> None:
+    """Start the file-op server while the first steps run; empty earlier builds' step
+    directories meanwhile."""
+    from ocibuild.snapshot import trash
+
+    userns.warm()
+    trash.empty_in_background(store)
 
 
 def short(text: str) -> str:

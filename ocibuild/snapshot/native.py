@@ -14,19 +14,21 @@ import subprocess
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
+from ocibuild.idspace import userns
 from ocibuild.oci import digest as _digest
-from ocibuild.oci.layerinfo import LayerInfo
-from ocibuild.snapshot import LayerRef, trash, userns
+from ocibuild.oci.digest import chain_id
+from ocibuild.oci.layerref import LayerRef
+from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
     Prepared,
-    chain_id,
-    layer_info,
+    layer_ref,
     new_step_dir,
     touch_snapshot,
+    warm_userns,
 )
 
 if TYPE_CHECKING:
@@ -49,9 +51,9 @@ def _copy_tree(src: Path, dest: Path) -> None:
 def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
     """(Runs under the sandbox's id mapping.) Make the chain directories that are
     missing, copy the top one to args["root"] and save its signatures."""
+    from ocibuild.idspace.userns import tree_size
     from ocibuild.oci.extract import apply_layer
     from ocibuild.oci.layout import ImageLayout
-    from ocibuild.snapshot.layerdirs import tree_size
     from ocibuild.snapshot.scan import save_signatures
 
     layout = ImageLayout(Path(args["layout"]))
@@ -92,13 +94,16 @@ def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
 
 
 class NativeSnapshotter:
-    kind = "native"
+    stacks_pending = False
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.materialized = 0
 
-    def prepare(self, layers: Sequence[LayerRef]) -> Prepared:
+    def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
+        if not all(isinstance(ref, LayerRef) for ref in layers):
+            raise TypeError("native roots stack no pending directories (stacks_pending)")
+        layers = cast("Sequence[LayerRef]", layers)
         self.materialized += 1
         chains = self.store.snapshots_dir / "chains"
         chains.mkdir(exist_ok=True)
@@ -134,9 +139,29 @@ class NativeSnapshotter:
                 userns.remove_trees([chains / _digest.hex_of(c) for c, _ in made[i:]])
                 raise
 
+    def warm(self) -> None:
+        warm_userns(self.store)
+
+    def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
+        return self.prepare(layers)
+
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+                                                                        Prepared | None]:
+        prepared = self.prepare(layers)
+        return {"dir": str(prepared.root)}, prepared
+
+    def reads_blob(self, layer: LayerRef) -> bool:
+        return True
+
+    def pending_dir(self, prepared: Prepared) -> Path:
+        raise NotImplementedError("the native snapshotter does not stack pending layers")
+
+    def layer_progress(self, prepared: Prepared) -> Path | None:
+        return None
+
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> LayerInfo | None:
-        return layer_info(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
+               source_date_epoch: int | None = None) -> LayerRef | None:
+        return layer_ref(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
             "kind": "changes", "layout": str(self.store.layout.path),
             "root": str(prepared.step_dir / "root"),
             "signatures": str(prepared.step_dir / "signatures"),

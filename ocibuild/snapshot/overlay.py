@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ocibuild.snapshot import LayerRef, trash, userns
+from ocibuild.idspace import userns
+from ocibuild.oci.digest import chain_id
+from ocibuild.oci.layerref import LayerRef
+from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
+    LAYER_PROGRESS,
     Prepared,
-    chain_id,
     layer_dir,
-    layer_info,
+    layer_ref,
     new_step_dir,
+    warm_userns,
 )
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.oci.layerinfo import LayerInfo
 
 
 def distinct_lowers(lowers: Sequence[Path]) -> list[Path]:
@@ -54,7 +57,7 @@ def lower_dirs(store: Store, layers: Sequence[LayerRef | Path]) -> list[Path]:
 
 
 class OverlaySnapshotter:
-    kind = "overlay"
+    stacks_pending = True
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -77,10 +80,43 @@ class OverlaySnapshotter:
             lowers = [empty]
         return Prepared(OverlayRoot(tuple(lowers), upper, work), tuple(layers), step)
 
+    def warm(self) -> None:
+        warm_userns(self.store)
+
+    def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
+        """A native copy: overlay roots are not plain directories."""
+        from ocibuild.snapshot.native import NativeSnapshotter
+
+        return NativeSnapshotter(self.store).prepare_tree(layers)
+
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+                                                                        Prepared | None]:
+        """The layers' directories (or fresh steps' uppers): read-only needs no mount."""
+        if not layers:
+            step = new_step_dir(self.store)
+            (step / "empty").mkdir(mode=0o755)
+            return {"dir": str(step / "empty")}, Prepared(step / "empty", (), step)
+        if any(not isinstance(s, Path) for s in layers):
+            self.materialized += 1
+        return {"layers": [str(d) for d in lower_dirs(self.store, layers)]}, None
+
+    def reads_blob(self, layer: LayerRef) -> bool:
+        """An extracted layer's directory is read, never its blob again."""
+        from ocibuild.oci import digest as _digest
+
+        return not (self.store.snapshots_dir / "layers" / _digest.hex_of(layer.diff_id)
+                    ).is_dir()
+
+    def pending_dir(self, prepared: Prepared) -> Path:
+        return prepared.step_dir / "upper"
+
+    def layer_progress(self, prepared: Prepared) -> Path | None:
+        return prepared.step_dir / LAYER_PROGRESS
+
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> LayerInfo | None:
+               source_date_epoch: int | None = None) -> LayerRef | None:
         upper = prepared.step_dir / "upper"
-        return layer_info(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
+        return layer_ref(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
             "kind": "upper", "layout": str(self.store.layout.path), "root": str(upper),
             "compression": compression, "sde": source_date_epoch,
         }))

@@ -13,11 +13,11 @@ from ocibuild.errors import OcibuildError
 from ocibuild.graph import ContextSource, ExecOp, InlineSource, Mount
 from ocibuild.progress.events import Event
 from ocibuild.solver import selection
-from ocibuild.solver.pending import resolve_chain
 from ocibuild.solver.solve import OpResult, StepFailedError
 
 if TYPE_CHECKING:
-    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+    from ocibuild.dockerignore import IgnoreMatcher
+    from ocibuild.snapshot.base import Prepared
     from ocibuild.solver.solve import Solver
 
 TAIL_LINES = 10
@@ -113,12 +113,9 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     if isinstance(m.source, InlineSource):  # a RUN here-document with a shebang
         return sandbox.BindMount(solver._inline_dir(m.source), m.target, readonly=True)
     assert m.source is not None
-    native = _native(solver)
-    solver.ensure_bytes(solver._result_of(m.source).layers)
-    layers = resolve_chain(solver._result_of(m.source).layers)
-    prepared = native.prepare(layers)
-    stack.callback(solver.release_later, prepared) if native is solver.snap else \
-        stack.callback(native.release, prepared)
+    layers = solver.local_layers(solver._result_of(m.source).layers)
+    prepared = solver.snap.prepare_tree(layers)
+    stack.callback(solver.release_later, prepared)
     spec = root_spec(prepared.root)
     base = Path(spec["dir"])
     path = base / selection.scoped_resolve(base, m.source_path)
@@ -158,22 +155,14 @@ def _context_bind(solver: Solver, op: ExecOp, m: Mount, source: ContextSource,
 
 def _ignore_of(solver: Solver, source: ContextSource) -> IgnoreMatcher:
     """The .dockerignore matcher of a context source (none applies to a named context)."""
-    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+    from ocibuild.dockerignore import IgnoreMatcher
 
     if source.name in solver.opts.context_dirs:
         return IgnoreMatcher([])
     return IgnoreMatcher(list(solver.opts.ignore_patterns))
 
 
-def _native(solver: Solver) -> Any:
-    if solver.snap.kind == "native":
-        return solver.snap
-    from ocibuild.snapshot import open_snapshotter
-
-    return open_snapshotter(solver.store, "native")
-
-
-def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
+def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Prepared:
     """Run the RUN op in a fresh root over `root`; returns the prepared root (its change
     not yet written as a layer)."""
     from ocibuild import sandbox
@@ -187,7 +176,7 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
         mounts = [x for m in op.mounts
                   if (x := _sandbox_mount(solver, op, m, stack, env, output)) is not None]
         prepared = solver.prepare(root.layers)
-        if solver.snap.kind != "overlay":
+        if not solver.snap.stacks_pending:
             released = stack.enter_context(contextlib.ExitStack())
             released.callback(solver.release_later, prepared)
         spec = sandbox.StepSpec(rootfs=prepared.root, argv=list(op.args), env=env,
@@ -197,10 +186,9 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
                                 extra_hosts=op.extra_hosts, shm_size=op.shm_size or None,
                                 ulimits=op.ulimits)
         try:
-            result = sandbox.run_step(spec, on_stdout=output.stream("stdout"),
-                                      on_stderr=output.stream("stderr"),
-                                      isolation=solver.opts.isolation,  # type: ignore[arg-type]
-                                      cancel=solver.cancelled)
+            result = solver.runner.run(spec, on_stdout=output.stream("stdout"),
+                                       on_stderr=output.stream("stderr"),
+                                       isolation=solver.opts.isolation, cancel=solver.cancelled)
         except OcibuildError as exc:
             raise OcibuildError(f"{solver.opts.names.get(op.digest, 'RUN')}: {exc.message}"
                                 ) from None
@@ -214,6 +202,6 @@ def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Any:
                 message += f" ({result.hint})"
             raise StepFailedError(solver.opts.names.get(op.digest, "RUN"), message,
                                   list(output.tail), returncode=result.exit_code)
-        if solver.snap.kind != "overlay":
+        if not solver.snap.stacks_pending:
             released.pop_all()  # the caller writes the layer, then releases
         return prepared

@@ -43,19 +43,30 @@ from ocibuild.graph import (
 )
 from ocibuild.oci import canonical
 from ocibuild.oci.image import load_image
+from ocibuild.oci.layerref import LayerRef
 from ocibuild.progress.events import Event, Sink
-from ocibuild.snapshot import LayerRef, Snapshotter
+from ocibuild.snapshot import Snapshotter
 from ocibuild.solver.checksum import ContextChecksums, memo_path
 from ocibuild.solver.explain import MAX_FILES, Explanation, explain_inputs
 from ocibuild.solver.git_source import GitSources
-from ocibuild.solver.pending import PendingLayer, Slot, lower, resolve, resolve_chain
+from ocibuild.solver.pending import (
+    PendingLayer,
+    RemoteLayer,
+    Slot,
+    lower,
+    resolve,
+    resolve_chain,
+)
 from ocibuild.solver.scheduler import Scheduler
+from ocibuild.source_location import with_location
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
     from ocibuild.progress.transfer import StepProgress
+    from ocibuild.snapshot.base import Prepared
+    from ocibuild.solver.step_runner import StepRunner
 
 KEY_VERSION = "ocibuild-cache-v1"
 
@@ -115,9 +126,10 @@ def _now() -> str:
 
 class Solver:
     def __init__(self, store: Store, snapshotter: Snapshotter, options: SolveOptions,
-                 progress: Sink | None = None) -> None:
+                 progress: Sink | None = None, runner: StepRunner | None = None) -> None:
         self.store = store
         self.snap = snapshotter
+        self._runner = runner  # of RUN steps; None: the sandbox (step_runner)
         self.opts = options
         self.progress: Sink = progress or (lambda e: None)
         self.keys: dict[str, str] = {}
@@ -140,12 +152,20 @@ class Solver:
         # "exporting to image", started to show the layers written, for the exporter to end
         self.export_shown: StepProgress | None = None
         self._writer_pool: ThreadPoolExecutor | None = None
-        self._kept: list[Any] = []  # overlay roots, released when the solve ends
+        self._kept: list[Prepared] = []  # stacked roots, released when the solve ends
         self._kept_lock = threading.Lock()
         self.hits: dict[str, Hit] = {}  # op digest -> its record (found before solving)
         self.step_records: dict[str, CacheRecord] = {}  # op digest -> record written now
         self.ran: list[Op] = []  # steps that missed and ran
         self._steps: list[Op] = []
+
+    @property
+    def runner(self) -> StepRunner:
+        if self._runner is None:
+            from ocibuild.solver.step_runner import SandboxRunner
+
+            self._runner = SandboxRunner()
+        return self._runner
 
     @property
     def _releaser(self) -> ThreadPoolExecutor:
@@ -183,7 +203,7 @@ class Solver:
         if self._checksums is None:
             if self.opts.context_dir is None:
                 raise OcibuildError("this build reads from a context but none was given")
-            from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+            from ocibuild.dockerignore import IgnoreMatcher
 
             ignore = IgnoreMatcher(list(self.opts.ignore_patterns))
             self._checksums = ContextChecksums(
@@ -198,7 +218,7 @@ class Solver:
                           context: str = "context", parents: bool = False) -> str:
         extra = None
         if excludes:
-            from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+            from ocibuild.dockerignore import IgnoreMatcher
 
             m = IgnoreMatcher(list(excludes))
             extra = lambda rel, is_dir: m.matches(rel) or m.matches(  # noqa: E731
@@ -319,7 +339,11 @@ class Solver:
         for i, op in enumerate(visible, start=1 + self.opts.shown_before):
             self.index[op.digest] = i
         for op in ops:
-            self.keys[op.digest] = self.compute_key(op)
+            try:
+                self.keys[op.digest] = self.compute_key(op)
+            except OcibuildError as exc:  # a COPY source missing from the context
+                with_location(exc, op.location)
+                raise
         if self._checksums is not None:
             self._checksums.save()
         for named in self._named_checksums.values():
@@ -330,17 +354,10 @@ class Solver:
                 self.hits[op.digest] = hit
         scheduled = self._schedule(target, ops)
         if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
-            from ocibuild.snapshot import userns
-
-            userns.warm()  # the file-op server starts while the first steps run
-            from ocibuild.snapshot import trash
-
-            trash.empty_in_background(self.store)  # earlier builds' step directories
+            self.snap.warm()
             if any(isinstance(op, ExecOp) and op.digest not in self.hits
                    for op in scheduled):
-                from ocibuild.sandbox import prestart
-
-                prestart(self.opts.isolation)  # type: ignore[arg-type]
+                self.runner.prestart(self.opts.isolation)
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         # every step a hit: each op is a descriptor look-up, done here without threads
         inline = all(op.digest in self.hits for op in scheduled if _is_step(op))
@@ -349,7 +366,7 @@ class Solver:
             self._show_layer_writes()
             written = {op.digest: self._written(r) for op, r in results.items()}
             # outputs need the bytes of the target's layers, whatever cache they came from
-            self.ensure_bytes(written[target.digest].layers, parallel=True)
+            self.local_layers(results[target].layers, parallel=True)
             self._learn_remote_records()
             return written
         finally:
@@ -407,32 +424,38 @@ class Solver:
                 op.digest in self.hits and cheap[op.root.digest])  # type: ignore[attr-defined]
         return [op for op in ops if op.digest in needed or cheap[op.digest]]
 
-    def ensure_bytes(self, chain: Iterable[Slot], *, parallel: bool = False) -> None:
-        """Fetch the blobs of cached layers that only a --cache-from cache holds, before
-        something reads their bytes (a snapshot, a copy source, an output)."""
-        remote = self.opts.remote
-        if remote is None:
+    def local_layers(self, chain: tuple[Slot, ...], *,
+                     parallel: bool = False) -> tuple[LayerRef, ...]:
+        """`chain` written and its bytes here, ready to be read (an output, a bind
+        mount's tree)."""
+        self._fetch_missing(chain, parallel=parallel)
+        return resolve_chain(chain)
+
+    def stacked_layers(self, chain: tuple[Slot, ...]) -> list[LayerRef | Path]:
+        """`chain` as the snapshotter takes it for a step's root or a source: pending
+        layers as their directories where it stacks them, else waited for."""
+        if not self.snap.stacks_pending:
+            return list(self.local_layers(chain))
+        self._fetch_missing(chain, parallel=False)
+        return [lower(s) for s in chain]
+
+    def _fetch_missing(self, chain: Iterable[Slot], *, parallel: bool) -> None:
+        """The one place the blobs of cached layers that only a --cache-from cache holds
+        are fetched, before something reads their bytes."""
+        if self.opts.remote is None:  # every layer is in the store (or being written)
             return
-        missing = [s.descriptor for s in chain if isinstance(s, LayerRef)
-                   and not self.store.layout.has_blob(s.descriptor.digest)
-                   and not self._extracted(s)]
+        missing = [s for s in chain if s.ready and (layer := s.written()) is not None
+                   and not self.store.layout.has_blob(layer.descriptor.digest)
+                   and self.snap.reads_blob(layer)]
         if parallel and len(missing) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(min(len(missing), 4), thread_name_prefix="fetch") as pool:
-                for f in [pool.submit(remote.ensure, self.store.layout, d) for d in missing]:
+                for f in [pool.submit(s.ensure_local, self.store.layout) for s in missing]:
                     f.result()
         else:
-            for desc in missing:
-                remote.ensure(self.store.layout, desc)
-
-    def _extracted(self, layer: LayerRef) -> bool:
-        """Overlay reads an extracted layer's directory, never its blob again."""
-        if self.snap.kind != "overlay":
-            return False
-        from ocibuild.oci import digest as _digest
-
-        return (self.store.snapshots_dir / "layers" / _digest.hex_of(layer.diff_id)).is_dir()
+            for slot in missing:
+                slot.ensure_local(self.store.layout)
 
     def _learn_remote_records(self) -> None:
         """Remote hits whose blobs are now here become local records (the next build
@@ -517,12 +540,7 @@ class Solver:
         # here would hide the build's own error
         with contextlib.suppress(OcibuildError, OSError):
             if self._kept:
-                release_all = getattr(self.snap, "release_all", None)
-                if release_all is not None:
-                    release_all(self._kept)
-                else:
-                    for prepared in self._kept:
-                        self.snap.release(prepared)
+                self.snap.release_all(self._kept)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _show_layer_writes(self) -> None:
@@ -603,8 +621,11 @@ class Solver:
         hit = self.hits.get(op.digest)
         if hit is not None:
             record = hit.record
-            layer = (LayerRef(record.layer, record.diff_id)
-                     if record.layer is not None and record.diff_id else None)
+            layer: Slot | None = None
+            if record.layer is not None and record.diff_id:
+                layer = LayerRef(record.layer, record.diff_id)
+                if hit.source is not None and self.opts.remote is not None:
+                    layer = RemoteLayer(layer, self.opts.remote)
             self._event("cached", op)
             return OpResult(root.layers + ((layer,) if layer else ()), layer, cached=True)
         with self._kept_lock:
@@ -615,39 +636,38 @@ class Solver:
             slot = self._commit_step(op, prepared)
         except OcibuildError as exc:
             self._event("failed", op, text=exc.message)
-            from ocibuild.snapshot.userns import UsernsCallError
+            from ocibuild.idspace.userns import UsernsCallError
 
             if isinstance(exc, UsernsCallError):  # a COPY's or a WORKDIR's file op
                 name = self.opts.names.get(op.digest, op.kind)
-                raise OcibuildError(f"{name}: {exc.message}") from None
+                raise with_location(OcibuildError(f"{name}: {exc.message}"),
+                                    op.location) from None
+            with_location(exc, op.location)
             raise
         self._event("done", op)
         return OpResult(root.layers + ((slot,) if slot else ()), slot)
 
-    def _commit_step(self, op: Op, prepared: Any) -> Slot | None:
+    def _commit_step(self, op: Op, prepared: Prepared) -> Slot | None:
         """The step's layer: with overlay written in the background (later steps stack
         the upper directory meanwhile), otherwise now."""
-        if self.snap.kind == "overlay":
+        if self.snap.stacks_pending:
             future = self._writer.submit(self._write_and_record, op, prepared)
             self._writes.append(future)
-            from ocibuild.snapshot.base import LAYER_PROGRESS
-
-            self._shown_writes.append((prepared.step_dir / LAYER_PROGRESS, future))
-            return PendingLayer(prepared.root.upper, future)
+            if (progress := self.snap.layer_progress(prepared)) is not None:
+                self._shown_writes.append((progress, future))
+            return PendingLayer(self.snap.pending_dir(prepared), future)
         try:
             return self._write_and_record(op, prepared)
         finally:
             self.release_later(prepared)
 
-    def _write_and_record(self, op: Op, prepared: Any) -> LayerRef | None:
+    def _write_and_record(self, op: Op, prepared: Prepared) -> LayerRef | None:
         try:
-            info = self.snap.commit(prepared, compression=self.opts.compression,
-                                    source_date_epoch=self.opts.source_date_epoch)
+            layer = self.snap.commit(prepared, compression=self.opts.compression,
+                                     source_date_epoch=self.opts.source_date_epoch)
         except OcibuildError as exc:
             name = self.opts.names.get(op.digest, op.kind)
             raise OcibuildError(f"{name}: writing its layer failed: {exc.message}") from None
-        layer = (None if info is None
-                 else LayerRef(info.descriptor(), info.diff_id))  # type: ignore[attr-defined]
         # the record only once its blob is in the store
         record = CacheRecord(
             key=self.keys[op.digest], layer=layer.descriptor if layer else None,
@@ -658,19 +678,18 @@ class Solver:
         self.step_records[op.digest] = record
         return layer
 
-    def prepare(self, chain: tuple[Slot, ...]) -> Any:
+    def prepare(self, chain: tuple[Slot, ...]) -> Prepared:
         """A root filesystem for a step over `chain`. With overlay it is kept until the
         solve ends (its upper may become a later step's lower); native roots are the
         caller's to release."""
-        self.ensure_bytes(chain)
-        if self.snap.kind == "overlay":
-            prepared = self.snap.prepare([lower(s) for s in chain])  # type: ignore[misc]
+        prepared = self.snap.prepare(self.stacked_layers(chain))
+        if self.snap.stacks_pending:
             with self._kept_lock:
                 self._kept.append(prepared)
-            return prepared
-        return self.snap.prepare(resolve_chain(chain))
+        return prepared
 
-    def _run(self, op: Op, root: OpResult) -> Any:
+
+    def _run(self, op: Op, root: OpResult) -> Prepared:
         """Run the op in a fresh root; returns the prepared root holding its change."""
         if isinstance(op, ExecOp):
             from ocibuild.solver.execute import run_exec
@@ -688,16 +707,16 @@ class Solver:
             else:
                 raise OcibuildError(f"cannot run op kind {op.kind}")
         except BaseException:
-            if self.snap.kind != "overlay":
+            if not self.snap.stacks_pending:
                 self.release_later(prepared)
             raise
         return prepared
 
-    def release_later(self, prepared: Any) -> None:
+    def release_later(self, prepared: Prepared) -> None:
         """Remove a step's directories off the critical path (done before solve returns)."""
         self._releases.append(self._releaser.submit(self.snap.release, prepared))
 
-    def _copy(self, op: CopyOp, prepared: Any) -> None:
+    def _copy(self, op: CopyOp, prepared: Prepared) -> None:
         args: dict[str, Any] = {
             "root": root_spec(prepared.root), "sources": list(op.sources), "dest": op.dest,
             "cwd": op.cwd, "chown": op.chown, "chmod": op.chmod,
@@ -728,28 +747,14 @@ class Solver:
             yield {"dir": str(self._inline_dir(source))}
         elif isinstance(source, GitSource):
             yield {"dir": str(self.git.directory(source))}
-        elif self.snap.kind == "overlay":
-            # read-only: the layers' directories (or fresh steps' uppers) are enough
-            from ocibuild.snapshot.overlay import lower_dirs
-
-            chain = self._result_of(source).layers
-            if not chain:
-                empty = self._tmp / "empty"
-                empty.mkdir(exist_ok=True)
-                yield {"dir": str(empty)}
-                return
-            if any(not isinstance(s, PendingLayer) for s in chain):
-                self.snap.materialized += 1
-            self.ensure_bytes(chain)
-            yield {"layers": [str(d) for d in lower_dirs(self.store, [
-                s.dir if isinstance(s, PendingLayer) else s for s in chain])]}
         else:
-            self.ensure_bytes(self._result_of(source).layers)
-            prepared = self.snap.prepare(resolve_chain(self._result_of(source).layers))
+            chain = self._result_of(source).layers
+            spec, prepared = self.snap.source_view(self.stacked_layers(chain))
             try:
-                yield root_spec(prepared.root)
+                yield spec
             finally:
-                self.release_later(prepared)
+                if prepared is not None:
+                    self.release_later(prepared)
 
     def _inline_dir(self, source: InlineSource) -> Path:
         """A directory holding the here-document files (mode 0644 for COPY, as BuildKit
@@ -768,7 +773,7 @@ class Solver:
 
     def _userns(self, target: str, args: dict[str, Any]) -> Any:
         """A file op under the sandbox mapping, in a process of its own."""
-        from ocibuild.snapshot.userns import call_isolated
+        from ocibuild.idspace.userns import call_isolated
 
         return call_isolated(target, args)
 

@@ -17,8 +17,9 @@ from typing import Any
 from ocibuild.cache import Store
 from ocibuild.oci.compression import open_uncompressed
 from ocibuild.oci.descriptor import Descriptor
+from ocibuild.oci.layerref import LayerRef
 from ocibuild.sandbox import StepSpec, run_step
-from ocibuild.snapshot import LayerRef, open_snapshotter
+from ocibuild.snapshot import open_snapshotter
 
 SDE = 1_700_000_000
 
@@ -66,11 +67,12 @@ def run(store_root: Path, base: Path, kinds: list[str]) -> dict[str, Any]:
                                   on_stdout=lines.append, on_stderr=lines.append)
                 if not result.ok:
                     raise RuntimeError(f"{kind} {name}: {result} {b''.join(lines)!r}")
-                info = snap.commit(prepared, source_date_epoch=SDE)
+                layer = snap.commit(prepared, source_date_epoch=SDE)
             finally:
                 snap.release(prepared)
-            out["layers"][f"{kind}/{name}"] = None if info is None else {
-                "digest": info.digest, "entries": layer_entries(store, info.digest)}
+            out["layers"][f"{kind}/{name}"] = None if layer is None else {
+                "digest": layer.descriptor.digest,
+                "entries": layer_entries(store, layer.descriptor.digest)}
         # the owner a step sees for a file that is uid 1000 in the image
         prepared = snap.prepare(layers)
         lines = []
