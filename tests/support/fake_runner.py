@@ -45,13 +45,14 @@ class FakeRunner:
     def run(self, spec: StepSpec, *, on_stdout: Callable[[bytes], None],
             on_stderr: Callable[[bytes], None], isolation: str,
             cancel: threading.Event | None) -> StepResult:
-        script = spec.argv[-1]
+        script, root = spec.argv[-1], spec.rootfs
+        assert isinstance(root, Path), "the memory snapshotter's roots are directories"
         with self._lock:
             self.ran.append(script)
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
         try:
-            return self._run(script, Path(spec.rootfs), on_stdout, cancel)  # type: ignore[arg-type]
+            return self._run(script, root, on_stdout, cancel)
         finally:
             with self._lock:
                 self.running -= 1
