@@ -5,11 +5,18 @@ from __future__ import annotations
 import errno
 import os
 
+TYPE_CHECKING = False  # not typing's: errors is imported by everything, keep it light
+if TYPE_CHECKING:
+    from ocibuild.source_location import SourceLocation
+
 
 class OcibuildError(Exception):
-    """An error the CLI reports as one message (no traceback without --debug)."""
+    """An error the CLI reports as one message (no traceback without --debug). A build
+    step's error also has the step's `location` (where the Dockerfile wrote it), for the
+    excerpt shown above the message."""
 
     exit_code: int = 1
+    location: SourceLocation | None = None
 
     def __init__(self, message: str, *, exit_code: int | None = None) -> None:
         super().__init__(message)

@@ -186,6 +186,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         summary = _stop(renderer, failed=True)
         if summary:
             sys.stderr.write("\n" + summary + "\n")
+        _write_excerpt(exc)
         raise OcibuildError(f"failed to solve: {exc.message}") from None
     except OcibuildError as exc:
         _stop(renderer)
@@ -193,6 +194,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
 
         if isinstance(exc, DockerfileError):
             raise OcibuildError(exc.render(), exit_code=exc.exit_code) from None
+        _write_excerpt(exc)
         raise
     finally:  # an interrupt too: the live display ends and shows the cursor again
         _stop(renderer)
@@ -211,6 +213,12 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     # The process ends after this command: the collection at interpreter exit would
     # scan every object (~15 ms) to free nothing the exit does not free anyway.
     gc.freeze()
+
+
+def _write_excerpt(exc: OcibuildError) -> None:
+    """The Dockerfile lines of the step that failed, above the error (as buildx)."""
+    if exc.location is not None:
+        sys.stderr.write(exc.location.excerpt() + "\n")
 
 
 def _stop(renderer: Renderer | None, failed: bool = False) -> str:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.oci import canonical
+from ocibuild.source_location import SourceLocation
 
 
 def _plain(value: Any) -> Any:
@@ -27,12 +28,14 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class Op:
-    """Base of all ops. `description` names the op for people and is not hashed."""
+    """Base of all ops. `description` names the op for people and `location` says where
+    it was written; neither is hashed: the same step written elsewhere is the same step."""
 
     kind: ClassVar[str] = "op"
     description: str = field(default="", kw_only=True)
+    location: SourceLocation | None = field(default=None, kw_only=True, repr=False)
     # Fields excluded from the digest (presentation only).
-    _unhashed: ClassVar[frozenset[str]] = frozenset({"description"})
+    _unhashed: ClassVar[frozenset[str]] = frozenset({"description", "location"})
 
     @property
     def inputs(self) -> tuple[Op, ...]:

@@ -46,6 +46,7 @@ from ocibuild.graph.ops import url_file_name
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.platform import host as host_platform
+from ocibuild.source_location import SourceLocation
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -207,6 +208,12 @@ class Converter:
     def error(self, inst: ins.Instruction, message: str) -> DockerfileError:
         loc = inst.location
         return self.ast.error(message, loc.start_line, loc.column, loc.end_line)
+
+    def _location(self, inst: ins.Instruction) -> SourceLocation:
+        """Where `inst` was written, for the excerpt under its step's error."""
+        loc = inst.location
+        return SourceLocation(self.ast.filename, loc.start_line,
+                              max(loc.end_line, loc.start_line), self.ast.lines)
 
     def expand(self, inst: ins.Instruction, word: str, env: Mapping[str, str]) -> str:
         try:
@@ -569,7 +576,7 @@ class Converter:
         op: Op | None = None
         if wd != "/":
             op = MkdirOp(state.op, _clean_path(wd), 0o755,
-                         state.config.get("User", ""))
+                         state.config.get("User", ""), location=self._location(inst))
             state.op = op
             self._name(op, step, label)
         self._history(state, f"WORKDIR {wd}", op)
@@ -605,7 +612,7 @@ class Converter:
                     user=state.config.get("User", ""), network=network,
                     mounts=tuple(mounts), security=inst.security,
                     extra_hosts=self.inputs.extra_hosts, shm_size=self.inputs.shm_size,
-                    ulimits=self.inputs.ulimits)
+                    ulimits=self.inputs.ulimits, location=self._location(inst))
         state.op = op
         self._name(op, step, label)
         arg_prefix = ""
@@ -752,7 +759,8 @@ class Converter:
         op = CopyOp(state.op, source, tuple(sources), dest,
                     cwd=_cwd(state), chown=chown, chmod=chmod,
                     link=inst.link, excludes=inst.excludes, parents=parents, add=add,
-                    user=state.config.get("User", ""), contents=contents)
+                    user=state.config.get("User", ""), contents=contents,
+                    location=self._location(inst))
         state.op = op
         self._name(op, step, label)
         self._history(state, f"{inst.name} {' '.join(words)} # buildkit", op)
