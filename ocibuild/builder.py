@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, StageState
     from ocibuild.frontend.dockerfile.parser import AST
     from ocibuild.graph import Op
-    from ocibuild.snapshot.userns import Session
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.sandbox.availability import Choice
     from ocibuild.snapshot import Snapshotter
+    from ocibuild.snapshot.userns import Session
     from ocibuild.solver.explain import Explanation
     from ocibuild.solver.solve import OpResult, SecretSource, Solver
 
