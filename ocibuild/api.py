@@ -114,8 +114,8 @@ def import_rootfs(source: str | os.PathLike[str], name: str, *,
     Raises `UsageError` for a bad name, compression or platform, `OcibuildError` when
     `source` cannot be read."""
     from ocibuild import image_import
-    from ocibuild.cache.failed_build import cleaned_up
     from ocibuild.cache.names import normalize_name
+    from ocibuild.failed_build import cleaned_up
 
     if compression not in ("gzip", "zstd", "none"):
         raise UsageError(f"compression {compression!r}: use gzip, zstd or none")

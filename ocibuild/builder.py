@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, StageState
     from ocibuild.frontend.dockerfile.parser import AST
     from ocibuild.graph import Op
+    from ocibuild.idspace.userns import Session
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.sandbox.availability import Choice
     from ocibuild.snapshot import Snapshotter
-    from ocibuild.snapshot.userns import Session
     from ocibuild.solver.explain import Explanation
     from ocibuild.solver.solve import OpResult, SecretSource, Solver
 
@@ -243,12 +243,12 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     registry that refuses or cannot be reached, a `SandboxError` where steps cannot be
     isolated here, a `StoreError` for a store that cannot be used; all are
     `OcibuildError`s."""
+    from ocibuild import failed_build
     from ocibuild.build_sources import ImageSources
-    from ocibuild.cache import failed_build
     from ocibuild.cache.store import Store
     from ocibuild.exporter import BuildResult
     from ocibuild.exporter.push import push_images
-    from ocibuild.snapshot import userns
+    from ocibuild.idspace import userns
 
     options = BuildOptions.of(options, kwargs)
     definition = _load_definition(context, options)
@@ -341,7 +341,7 @@ def _read_dockerfile(context_dir: Path, given: str | os.PathLike[str] | None) ->
 
 
 def _ignore_patterns(context_dir: Path, df_path: Path) -> list[str]:
-    from ocibuild.frontend.dockerfile import dockerignore
+    from ocibuild import dockerignore
 
     ignore_file = dockerignore.find_ignore_file(context_dir, df_path)
     if ignore_file is None:

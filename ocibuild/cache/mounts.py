@@ -13,13 +13,13 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
 
 if TYPE_CHECKING:
-    from ocibuild.cache.store import Store
+    from ocibuild.cache.records import RecordDB
 
 SHARING_MODES = ("shared", "private", "locked")
 
@@ -42,10 +42,17 @@ def _flock(path: Path, flags: int) -> Iterator[bool]:
         os.close(fd)
 
 
+class MountStore(Protocol):
+    """The part of the store cache mounts use (a Store is one; this module is below it)."""
+
+    mounts_dir: Path
+    db: RecordDB
+
+
 Seed = Callable[[Path], None]  # makes a new cache directory (at the path given) as a copy
 
 
-def _ensure_dir(store: Store, path: Path, mode: int, uid: int, gid: int,
+def _ensure_dir(store: MountStore, path: Path, mode: int, uid: int, gid: int,
                 seed: Seed | None = None) -> None:
     if path.is_dir():
         return
@@ -64,13 +71,13 @@ def _create_dir(path: Path, mode: int, uid: int, gid: int, seed: Seed | None = N
             tmp.mkdir()
             os.chmod(tmp, mode)
             if uid or gid:
-                from ocibuild.snapshot.userns import chown_as_mapped
+                from ocibuild.idspace.userns import chown_as_mapped
 
                 chown_as_mapped(tmp, uid, gid)
         os.rename(tmp, path)
     except BaseException:
         if seed is not None and os.path.lexists(tmp):  # a part copy, owned by mapped ids
-            from ocibuild.snapshot import userns
+            from ocibuild.idspace import userns
 
             with contextlib.suppress(Exception):
                 userns.remove_trees([tmp])
@@ -80,7 +87,7 @@ def _create_dir(path: Path, mode: int, uid: int, gid: int, seed: Seed | None = N
 
 
 @contextlib.contextmanager
-def open_cache_mount(store: Store, mount_id: str, sharing: str, *, mode: int = 0o755,
+def open_cache_mount(store: MountStore, mount_id: str, sharing: str, *, mode: int = 0o755,
                      uid: int = 0, gid: int = 0, seed: Seed | None = None) -> Iterator[Path]:
     """The directory of cache mount `mount_id`, made by `seed` (a copy of a stage's
     directory) or empty with mode/uid/gid when it does not exist yet."""

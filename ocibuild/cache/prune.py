@@ -71,8 +71,6 @@ class _Tagged:
 
 
 def _tagged(store: Store) -> _Tagged:
-    from ocibuild.snapshot.base import chain_id
-
     blobs: set[str] = set()
     diff_ids: set[str] = set()
     chains: set[str] = set()
@@ -97,18 +95,18 @@ def _tagged(store: Store) -> _Tagged:
         except (OcibuildError, KeyError, ValueError, TypeError):
             ids = []
         diff_ids.update(ids)
-        chains.update(chain_id(ids[:i + 1]) for i in range(len(ids)))
+        chains.update(_digest.chain_id(ids[:i + 1]) for i in range(len(ids)))
     return _Tagged(frozenset(blobs), frozenset(diff_ids), frozenset(chains))
 
 
 def _dir_size(path: Path) -> int:
-    from ocibuild.snapshot import userns
+    from ocibuild.idspace import userns
 
     return int(userns.call("ocibuild.cache.prune:dir_size_in_userns", {"path": str(path)}))
 
 
 def dir_size_in_userns(args: dict[str, Any]) -> int:
-    from ocibuild.snapshot.layerdirs import tree_size
+    from ocibuild.idspace.userns import tree_size
 
     return tree_size(Path(args["path"]))
 
@@ -182,9 +180,7 @@ def _temporary_item(paths: list[Path] | tuple[Path, ...]) -> UsageItem | None:
 
 def _trash_item(store: Store) -> UsageItem | None:
     """The trash as one item, or None when it is empty."""
-    from ocibuild.snapshot.trash import trash_dir
-
-    trash = trash_dir(store)
+    trash = store.root / store_paths.TRASH
     try:
         entries = list(os.scandir(trash))
     except OSError:
@@ -215,7 +211,7 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
           until: float | None = None) -> PruneReport:
     """Remove cache items (see the module doc); `until`: only those unused for that many
     seconds; `keep_storage`: stop once what remains is at most that many bytes."""
-    from ocibuild.snapshot.userns import remove_tree
+    from ocibuild.idspace.userns import remove_tree
 
     report = PruneReport()
     with store.exclusive():
@@ -257,9 +253,7 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
 
 
 def _empty_trash(store: Store) -> None:
-    from ocibuild.snapshot.trash import trash_dir
-
-    temporaries.remove(list(trash_dir(store).glob("*")))
+    temporaries.remove(list((store.root / store_paths.TRASH).glob("*")))
 
 
 def _remove_unreferenced_blobs(store: Store, report: PruneReport) -> None:

@@ -115,7 +115,7 @@ class Store:
             return cls(path)
         except (OSError, sqlite3.DatabaseError) as exc:
             if _no_room(path, exc):  # SQLite says "disk I/O error" when it cannot grow
-                from ocibuild.cache.failed_build import disk_full_error
+                from ocibuild.cache.disk_full import disk_full_error
 
                 raise disk_full_error(OcibuildError(f"{path}: cannot open the store"),
                                       path) from exc

@@ -275,7 +275,7 @@ def remove_dead(root: Path) -> None:
 
 def remove(paths: list[Path] | tuple[Path, ...]) -> None:
     """Remove leftovers now (files under subordinate ids too)."""
-    from ocibuild.snapshot.userns import remove_trees
+    from ocibuild.idspace.userns import remove_trees
 
     remove_trees(list(paths))
 
@@ -304,14 +304,14 @@ def size(paths: list[Path] | tuple[Path, ...]) -> int:
     """Bytes on disk of these files and trees (read under the sandbox mapping)."""
     if not paths:
         return 0
-    from ocibuild.snapshot import userns
+    from ocibuild.idspace import userns
 
     return int(userns.call("ocibuild.cache.temporaries:size_in_userns",
                            {"paths": [str(p) for p in paths]}))
 
 
 def size_in_userns(args: dict[str, Any]) -> int:
-    from ocibuild.snapshot.layerdirs import tree_size
+    from ocibuild.idspace.userns import tree_size
 
     total = 0
     for name in args["paths"]:

@@ -43,8 +43,8 @@ def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
                                compression=compression)
         where = f"oci:{lref.path}:{split_name(tag)[1]}"
     else:
-        from ocibuild.cache.failed_build import cleaned_up
         from ocibuild.cache.store import Store
+        from ocibuild.failed_build import cleaned_up
 
         store = Store.open(Path(ctx.obj["root"]) if ctx.obj.get("root") else None)
         with cleaned_up(store):

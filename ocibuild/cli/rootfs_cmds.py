@@ -48,8 +48,8 @@ def _make_and_import(ctx: click.Context, make: Maker, tag: str, output: str | No
                                    compression=compression, description=description)
             where = f"oci:{lref.path}:{short_tag}"
         else:
-            from ocibuild.cache.failed_build import cleaned_up
             from ocibuild.cache.store import Store
+            from ocibuild.failed_build import cleaned_up
 
             store = Store.open(Path(ctx.obj["root"]) if ctx.obj.get("root") else None)
             with cleaned_up(store):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,40 +17,14 @@ from ocibuild.errors import DiskFullError, OcibuildError, UsageError, is_disk_fu
 from ocibuild.exporter import annotation_keys as ann
 from ocibuild.exporter.metadata import write_iidfile, write_metadata_file
 from ocibuild.exporter.options import ImageOptions
+from ocibuild.exporter.results import BuildResult, ExportReport
 from ocibuild.exporter.spec import OUTPUT_TYPES, OutputSpec, parse_output
-from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.mediatypes import COMPRESSIONS
-from ocibuild.snapshot import LayerRef
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
     from ocibuild.progress.transfer import StepProgress
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    """The image a build made: its config and every layer, base first."""
-
-    config: ImageConfig
-    layers: tuple[LayerRef, ...]  # all blobs are in store.layout
-    base_layers: int = 0  # how many of `layers` (the first ones) are the base image's
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    """What the outputs were written from: the manifest, its config, names, ID."""
-
-    manifest: Descriptor  # the image manifest (in store.layout)
-    config_digest: str
-    names: tuple[str, ...]  # full normalized names given with -t / name=
-    image_id: str  # what --iidfile writes
-    # what to push: each image (in store.layout) with the full names it goes to
-    pushes: tuple[tuple[Descriptor, tuple[str, ...]], ...] = ()
-
-    @property
-    def manifest_digest(self) -> str:
-        return self.manifest.digest
 
 
 def _image_names(tags: Sequence[str], spec: OutputSpec | None) -> list[str]:

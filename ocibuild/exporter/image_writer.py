@@ -21,12 +21,12 @@ from ocibuild.oci.compression import detect
 from ocibuild.oci.convert import CONVERSIONS, convert_layer
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import write_image
+from ocibuild.oci.layerref import LayerRef
 from ocibuild.oci.platform import Platform
-from ocibuild.snapshot import LayerRef
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.exporter import BuildResult
+    from ocibuild.exporter.results import BuildResult
 
 
 def write_output_image(store: Store, result: BuildResult, options: ImageOptions,

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ocibuild.atomic import work_dir_beside, writer_prefix
+from ocibuild.idspace.userns import remove_tree
 from ocibuild.oci.extract import apply_layer
+from ocibuild.oci.layerref import LayerRef
 from ocibuild.oci.layout import ImageLayout
-from ocibuild.snapshot import LayerRef
-from ocibuild.snapshot.userns import remove_tree
 
 
 def _apply_all(layout: ImageLayout, layers: Sequence[LayerRef], root: Path) -> None:

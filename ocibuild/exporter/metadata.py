@@ -11,7 +11,7 @@ from ocibuild.atomic import TMP_PREFIX, atomic_write_bytes
 from ocibuild.errors import os_error
 
 if TYPE_CHECKING:
-    from ocibuild.exporter import ExportReport
+    from ocibuild.exporter.results import ExportReport
 
 
 def metadata(report: ExportReport) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.exporter import ExportReport
+    from ocibuild.exporter.results import ExportReport
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.registry.options import RegistryOptions
 

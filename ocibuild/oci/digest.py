@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import BinaryIO
 
 from ocibuild.errors import DigestMismatchError
@@ -30,6 +31,14 @@ def hex_of(digest: str) -> str:
 
 def of_bytes(data: bytes) -> str:
     return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
+
+
+def chain_id(diff_ids: Sequence[str]) -> str:
+    """The OCI image-spec ChainID of a stack of layers (bottom first)."""
+    chain = ""
+    for diff_id in diff_ids:
+        chain = diff_id if not chain else of_bytes(f"{chain} {diff_id}".encode())
+    return chain
 
 
 def of_stream(src: BinaryIO) -> tuple[str, int]:

@@ -18,14 +18,13 @@ import threading
 from pathlib import Path
 from typing import IO
 
-import ocibuild
 from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.idmapping import MappingPlan, apply_mapping, plan_mapping
 from ocibuild.sandbox.spec import Isolation
 
-_PACKAGE_PARENT = str(Path(ocibuild.__file__).resolve().parent.parent)
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the directory holding ocibuild/
 # -I -S: no site-packages scan and no environment influence; the helper only needs the
 # standard library and this package, whose parent directory goes on sys.path.
 HELPER_BOOT = (f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});"

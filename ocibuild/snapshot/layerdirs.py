@@ -18,20 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ocibuild.atomic import writer_prefix
+from ocibuild.idspace import userns
+from ocibuild.idspace.userns import tree_size
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.extract import Marks, apply_layer
 from ocibuild.oci.layout import ImageLayout
-from ocibuild.snapshot import userns
 from ocibuild.snapshot.base import IMPLIED_XATTR
-
-
-def tree_size(root: Path) -> int:
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in (*dirnames, *filenames):
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return total
 
 
 def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:

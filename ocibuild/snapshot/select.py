@@ -15,7 +15,8 @@ from ocibuild.errors import UsageError
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.snapshot import Snapshotter
+    from ocibuild.snapshot.native import NativeSnapshotter
+    from ocibuild.snapshot.overlay import OverlaySnapshotter
 
 KINDS = ("auto", "overlay", "native")
 _probe_cache: dict[str, bool] = {}
@@ -29,8 +30,8 @@ def probe_overlay_in_userns(args: dict[str, Any]) -> bool | None:
     when it cannot have a mount namespace at all: that says nothing about the store's
     filesystem, so it is not remembered. The probe directory is removed here, where its
     owners are mapped."""
+    from ocibuild.idspace.userns import remove_local
     from ocibuild.sandbox import linux
-    from ocibuild.snapshot.userns import remove_local
 
     base = Path(args["dir"])
     try:
@@ -88,7 +89,7 @@ def _probe(store: Store) -> bool | None:
         saved = json.loads(_probe_file(store).read_text())
         if saved["kernel"] == kernel:
             return bool(saved["overlay"])
-    from ocibuild.snapshot.userns import UsernsCallError, call_isolated
+    from ocibuild.idspace.userns import UsernsCallError, call_isolated
 
     tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
     try:
@@ -108,7 +109,8 @@ def _probe(store: Store) -> bool | None:
     return works
 
 
-def open_snapshotter(store: Store, kind: str = "auto", *, can_mount: bool = True) -> Snapshotter:
+def open_snapshotter(store: Store, kind: str = "auto", *,
+                     can_mount: bool = True) -> OverlaySnapshotter | NativeSnapshotter:
     """`can_mount` False: steps cannot mount (a bare chroot), so auto is native."""
     from ocibuild.snapshot.overlay import OverlaySnapshotter
 

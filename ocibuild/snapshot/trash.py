@@ -30,7 +30,7 @@ def trash_dir(store: Store) -> Path:
 def discard(store: Store, step_dirs: Sequence[Path]) -> None:
     """Move the step directories into the trash (or delete them now where a rename
     cannot: another filesystem, a name taken)."""
-    from ocibuild.snapshot import userns
+    from ocibuild.idspace import userns
 
     trash = trash_dir(store)
     trash.mkdir(exist_ok=True)
@@ -56,7 +56,7 @@ def empty_in_background(store: Store) -> None:
             return
     except OSError:
         return
-    from ocibuild.snapshot import userns
+    from ocibuild.idspace import userns
 
     def run() -> None:
         with contextlib.suppress(Exception):
@@ -85,7 +85,7 @@ def empty_now(store: Store, *, own_only: bool) -> None:
     temporary directory; a failed build's step directories), or every entry (the disk
     is full: they are only waiting to be deleted). Never fails: prune removes the rest."""
     from ocibuild.cache import temporaries
-    from ocibuild.snapshot import userns
+    from ocibuild.idspace import userns
 
     prefix = temporaries.process_dir(store.root).name + "-"
     try:

@@ -18,7 +18,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+from ocibuild.dockerignore import IgnoreMatcher
 
 
 def entries(context: Path, top: str, ignore: IgnoreMatcher

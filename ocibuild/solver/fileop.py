@@ -1,4 +1,4 @@
-"""COPY/ADD and WORKDIR's mkdir, run under the sandbox's id mapping (snapshot.userns.call).
+"""COPY/ADD and WORKDIR's mkdir, run under the sandbox's id mapping (idspace.userns.call).
 
 The step's root (and a stage used as a COPY source) is either a plain directory (native
 snapshotter) or an overlay that this process mounts in a mount namespace of its own.
@@ -304,7 +304,7 @@ def copy_into(args: dict[str, Any]) -> None:
 
 
 def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
-    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+    from ocibuild.dockerignore import IgnoreMatcher
 
     ignore = IgnoreMatcher(list(args.get("ignore", ())))
     exclude = IgnoreMatcher(list(args.get("excludes", ())))

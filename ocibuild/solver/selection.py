@@ -171,7 +171,7 @@ def split_parents(source: str) -> tuple[str, str]:
     base, pivot, pattern = source.partition("/./")
     if not pivot:
         base, pattern = "", source
-    from ocibuild.frontend.dockerfile.dockerignore import go_clean
+    from ocibuild.dockerignore import go_clean
 
     return go_clean("/" + base).lstrip("/"), go_clean("/" + pattern).lstrip("/")
 
@@ -184,7 +184,7 @@ def parents_entries(root: Path, source: str, excluded: Excluded | None = None,
     contents, `**` spans directories) and, before them, the directories leading to
     them; in walk order. Empty when nothing matches. `excluded` sees paths in the tree
     (.dockerignore), `excluded_below` the kept paths (--exclude)."""
-    from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher
+    from ocibuild.dockerignore import IgnoreMatcher
 
     base_pattern, pattern = split_parents(source)
     segments = [s for s in pattern.split("/") if s]

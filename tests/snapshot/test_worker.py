@@ -12,15 +12,15 @@ from tests.support.users import User
 
 SCRIPT = r"""
 import json, os, threading
-from ocibuild.snapshot import userns
+from ocibuild.idspace import userns
 out = {}
 with userns.session() as s:
-    first = userns.call("ocibuild.snapshot.worker:identity", None)
-    second = userns.call("ocibuild.snapshot.worker:identity", None)
+    first = userns.call("ocibuild.idspace.worker:identity", None)
+    second = userns.call("ocibuild.idspace.worker:identity", None)
     out["ids"] = [first["uid"], first["gid"]]
     out["forked"] = first["pid"] != second["pid"] and first["pid"] != os.getpid()
     try:
-        userns.call("ocibuild.snapshot.userns:_chown",
+        userns.call("ocibuild.idspace.userns:_chown",
                     {"path": "/nonexistent/x", "uid": 1, "gid": 1})
     except userns.UsernsCallError as e:
         out["error"] = e.message
@@ -30,7 +30,7 @@ with userns.session() as s:
         out["refused"] = e.message
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        userns.call("ocibuild.snapshot.worker:identity", None)["pid"])) for _ in range(8)]
+        userns.call("ocibuild.idspace.worker:identity", None)["pid"])) for _ in range(8)]
     for t in threads: t.start()
     for t in threads: t.join()
     out["distinct_pids"] = len(set(results))
@@ -68,7 +68,7 @@ def test_server_works_as_root_too() -> None:
 RESTART_SCRIPT = r"""
 import json, os, signal, time
 from pathlib import Path
-from ocibuild.snapshot import userns
+from ocibuild.idspace import userns
 
 def server_pids():
     children = set()
@@ -78,7 +78,7 @@ def server_pids():
 
 out = {}
 with userns.session():
-    out["before"] = userns.call("ocibuild.snapshot.worker:identity", None)["uid"]
+    out["before"] = userns.call("ocibuild.idspace.worker:identity", None)["uid"]
     killed = server_pids()
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
@@ -87,7 +87,7 @@ with userns.session():
                 Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1] or ["Z"]):
             time.sleep(0.01)
     out["killed"] = len(killed)
-    out["after"] = userns.call("ocibuild.snapshot.worker:identity", None)["uid"]
+    out["after"] = userns.call("ocibuild.idspace.worker:identity", None)["uid"]
     out["new_server"] = bool(server_pids() - killed)
 print(json.dumps(out))
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.frontend.dockerfile.dockerignore import IgnoreMatcher, read_patterns
+from ocibuild.dockerignore import IgnoreMatcher, read_patterns
 from ocibuild.solver.context_mount import any_ignored, filtered_tree
 
 IGNORE = IgnoreMatcher(read_patterns("secret\nlogs\n!logs/keep.log\n*.tmp\n"))

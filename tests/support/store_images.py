@@ -9,8 +9,8 @@ from ocibuild.cache import Store
 from ocibuild.exporter import BuildResult
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.layer import write_layer_from_dir
+from ocibuild.oci.layerref import LayerRef
 from ocibuild.oci.platform import host
-from ocibuild.snapshot import LayerRef
 
 SDE = 1_700_000_000
 

@@ -20,9 +20,6 @@ if TYPE_CHECKING:
     from ocibuild.cache.store import Store
     from ocibuild.registry.client import ClientPool
 
-CACHE_CONFIG_TYPE = "application/vnd.ocibuild.cache.config.v1+json"  # see format.py
-
-
 class BuildCaches:
     """The remote caches of one build."""
 
@@ -80,5 +77,5 @@ class BuildCaches:
             self._clients.close()
 
 
-__all__ = ["CACHE_CONFIG_TYPE", "BlobSource", "BuildCaches", "CacheSpec", "RemoteHit",
-           "RemoteRecords", "parse_cache_spec"]
+__all__ = ["BlobSource", "BuildCaches", "CacheSpec", "RemoteHit", "RemoteRecords",
+           "parse_cache_spec"]

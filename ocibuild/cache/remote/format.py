@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ocibuild.cache.records import CacheRecord
-from ocibuild.cache.remote import CACHE_CONFIG_TYPE
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import canonical, mediatypes
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.manifest import Manifest
 
+CACHE_CONFIG_TYPE = "application/vnd.ocibuild.cache.config.v1+json"
 FORMAT_VERSION = 1
 MAX_CONFIG = 64 << 20  # a cache config larger than this is refused on import
 

@@ -4,7 +4,6 @@
 - `shell`: BuildKit word expansion and splitting (`ShellLex`).
 - `instructions`: AST -> typed instructions and stages (`parse_dockerfile`).
 - `mounts`: `RUN --mount` specs; `flags`: flag validation.
-- `dockerignore`: .dockerignore matching.
 - `dump`: BuildKit's AST dump format; `errors`: `DockerfileError`.
 """
 

@@ -33,7 +33,7 @@ class UsernsCallError(OcibuildError):
 
 
 class Session:
-    """A file-op server (snapshot.worker), started by the first call that needs it."""
+    """A file-op server (idspace.worker), started by the first call that needs it."""
 
     def __init__(self) -> None:
         self._dir: Path | None = None
@@ -62,7 +62,7 @@ class Session:
         from ocibuild.sandbox import run_in_userns
 
         try:
-            run_in_userns("ocibuild.snapshot.worker:serve",
+            run_in_userns("ocibuild.idspace.worker:serve",
                           {"socket": socket_path, "parent": os.getpid()})
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
@@ -116,7 +116,7 @@ class Session:
             return True
 
     def call(self, function: str, args: Any) -> Any:
-        from ocibuild.snapshot.worker import REQUEST, receive_message, send_message
+        from ocibuild.idspace.worker import REQUEST, receive_message, send_message
 
         with self._connect() as sock:
             sock.sendall(REQUEST)
@@ -144,7 +144,7 @@ class Session:
             threading.Thread(target=self._stop, name="fileop-server-stop", daemon=True).start()
 
     def _stop(self) -> None:
-        from ocibuild.snapshot.worker import STOP
+        from ocibuild.idspace.worker import STOP
 
         assert self._thread is not None
         if self._thread.is_alive():
@@ -232,7 +232,7 @@ def can_chown() -> bool:
 
 def chown_as_mapped(path: Path, uid: int, gid: int) -> None:
     """chown `path` to ids `uid`/`gid` as seen inside the sandbox."""
-    call("ocibuild.snapshot.userns:_chown", {"path": str(path), "uid": uid, "gid": gid})
+    call("ocibuild.idspace.userns:_chown", {"path": str(path), "uid": uid, "gid": gid})
 
 
 def _chown(args: dict[str, Any]) -> None:
@@ -243,7 +243,7 @@ def remove_tree(path: Path) -> None:
     """Remove a tree written under the sandbox mapping (subordinate ids, mode 000 dirs)."""
     if not os.path.lexists(path):
         return
-    call("ocibuild.snapshot.userns:_remove_tree", {"path": str(path)})
+    call("ocibuild.idspace.userns:_remove_tree", {"path": str(path)})
 
 
 def _remove_tree(args: dict[str, Any]) -> None:
@@ -254,12 +254,22 @@ def remove_trees(paths: list[Path]) -> None:
     """remove_tree() of several trees in one call."""
     present = [str(p) for p in paths if os.path.lexists(p)]
     if present:
-        call("ocibuild.snapshot.userns:_remove_trees", {"paths": present})
+        call("ocibuild.idspace.userns:_remove_trees", {"paths": present})
 
 
 def _remove_trees(args: dict[str, Any]) -> None:
     for path in args["paths"]:
         remove_local(Path(path))
+
+
+def tree_size(root: Path) -> int:
+    """Bytes on disk of the tree at `root` (what this process may read of it)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
 
 
 def remove_local(path: Path) -> None:

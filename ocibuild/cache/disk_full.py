@@ -1,52 +1,16 @@
-"""What a build (or an import) that fails does to the store before it exits: it frees
-the step directories it left in the trash, so that a failure never keeps space for a
-later build to free, and a full disk becomes one message naming where it filled up,
-what the store holds and the commands that show and free it."""
+"""The message for a full disk met while using the store: where it filled up, what the
+store holds and the commands that show and free it."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ocibuild import store_paths
 from ocibuild.errors import DiskFullError, OcibuildError, is_disk_full
-
-if TYPE_CHECKING:
-    from ocibuild.cache.store import Store
-
-DISK_FULL_TEXT = os.strerror(errno.ENOSPC)  # "No space left on device"
-
-
-@contextlib.contextmanager
-def cleaned_up(store: Store) -> Iterator[None]:
-    """Free this process's trash when the block fails; a full disk (anywhere in the
-    block: the store, an output, a RUN's files) also empties the whole trash and says
-    what the store holds. (An interrupted build exits at once: the next build frees
-    what it left.)"""
-    try:
-        yield
-    except Exception as exc:
-        from ocibuild.snapshot import trash
-        from ocibuild.solver.solve import StepFailedError
-
-        if isinstance(exc, StepFailedError):  # its program says whether the disk is full
-            full = any(DISK_FULL_TEXT in line for line in exc.tail)
-        else:
-            full = is_disk_full(exc)
-        trash.empty_now(store, own_only=not full)
-        if not full:
-            raise
-        if isinstance(exc, StepFailedError):
-            raise StepFailedError(exc.name, f"{exc.message}; {_store_hint(store.root)}",
-                                  exc.tail, returncode=exc.returncode) from exc
-        where = exc.filled if isinstance(exc, DiskFullError) else None
-        raise disk_full_error(exc, store.root, where) from exc
 
 
 def disk_full_error(exc: BaseException, root: Path,
@@ -66,10 +30,10 @@ def disk_full_error(exc: BaseException, root: Path,
         what += f" in {full}"
     with contextlib.suppress(OSError):
         what += f"; {human_size(shutil.disk_usage(_existing(full)).free)} free there now"
-    return DiskFullError(f"{what}; {_store_hint(root, free=False)}")
+    return DiskFullError(f"{what}; {store_hint(root, free=False)}")
 
 
-def _store_hint(root: Path, *, free: bool = True) -> str:
+def store_hint(root: Path, *, free: bool = True) -> str:
     """What the store holds (and what is free on its filesystem) and the commands that
     show and free it."""
     from ocibuild.cache.units import human_size

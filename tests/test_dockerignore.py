@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild.frontend.dockerfile.dockerignore import (
+from ocibuild.dockerignore import (
     DockerignoreError,
     IgnoreMatcher,
     find_ignore_file,
