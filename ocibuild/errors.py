@@ -32,6 +32,14 @@ class OcibuildError(Exception):
         return f"ocibuild: error: {self.message}"
 
 
+def with_location(exc: OcibuildError, location: SourceLocation | None) -> OcibuildError:
+    """`exc`, located at `location` unless it already has a location (a step's error
+    keeps the innermost one)."""
+    if exc.location is None:
+        exc.location = location
+    return exc
+
+
 class UsageError(OcibuildError):
     """Bad command-line input."""
 

@@ -22,10 +22,6 @@ from dataclasses import field
 
 from ocibuild.deferred import deferred_dataclass
 
-TYPE_CHECKING = False  # not typing's: this module is on every build's import path
-if TYPE_CHECKING:
-    from ocibuild.errors import OcibuildError
-
 _RULE = "-" * 20
 
 
@@ -65,11 +61,3 @@ class SourceLocation:
             shown.append(f" {number:>3} | {mark} {line}")
         shown.append(_RULE)
         return "\n".join(shown)
-
-
-def with_location(exc: OcibuildError, location: SourceLocation | None) -> OcibuildError:
-    """`exc`, located at `location` unless it already has a location (a step's error
-    keeps the innermost one)."""
-    if exc.location is None:
-        exc.location = location
-    return exc

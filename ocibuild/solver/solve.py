@@ -27,7 +27,11 @@ from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
 from ocibuild.chmod import is_octal as is_octal_chmod
 from ocibuild.deferred import deferred_dataclass
-from ocibuild.errors import OcibuildError, StepFailedError  # noqa: F401 (re-exported)
+from ocibuild.errors import (  # noqa: F401 (StepFailedError re-exported)
+    OcibuildError,
+    StepFailedError,
+    with_location,
+)
 from ocibuild.graph import (
     ContextSource,
     CopyOp,
@@ -58,7 +62,6 @@ from ocibuild.solver.pending import (
     resolve_chain,
 )
 from ocibuild.solver.scheduler import Scheduler
-from ocibuild.source_location import with_location
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
