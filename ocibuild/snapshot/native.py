@@ -14,7 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
@@ -101,16 +101,16 @@ class NativeSnapshotter:
         self.materialized = 0
 
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
-        if not all(isinstance(ref, LayerRef) for ref in layers):
+        refs = [ref for ref in layers if isinstance(ref, LayerRef)]
+        if len(refs) != len(layers):
             raise TypeError("native roots stack no pending directories (stacks_pending)")
-        layers = cast("Sequence[LayerRef]", layers)
         self.materialized += 1
         chains = self.store.snapshots_dir / "chains"
         chains.mkdir(exist_ok=True)
         step = new_step_dir(self.store)
         items = []
-        for i, ref in enumerate(layers):
-            items.append({"chain": chain_id([r.diff_id for r in layers[:i + 1]]),
+        for i, ref in enumerate(refs):
+            items.append({"chain": chain_id([r.diff_id for r in refs[:i + 1]]),
                           "blob": ref.descriptor.digest, "size": ref.descriptor.size})
         try:
             result = userns.call("ocibuild.snapshot.native:prepare_in_userns", {
