@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ocibuild.cache.disk_full import disk_full_error, store_hint
-from ocibuild.errors import DiskFullError, is_disk_full
+from ocibuild.errors import DiskFullError, is_disk_full, with_location
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -40,7 +40,8 @@ def cleaned_up(store: Store) -> Iterator[None]:
         if not full:
             raise
         if isinstance(exc, StepFailedError):
-            raise StepFailedError(exc.name, f"{exc.message}; {store_hint(store.root)}",
-                                  exc.tail, returncode=exc.returncode) from exc
+            raise with_location(
+                StepFailedError(exc.name, f"{exc.message}; {store_hint(store.root)}",
+                                exc.tail, returncode=exc.returncode), exc.location) from exc
         where = exc.filled if isinstance(exc, DiskFullError) else None
         raise disk_full_error(exc, store.root, where) from exc
