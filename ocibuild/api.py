@@ -53,8 +53,8 @@ def pull(reference: str, *, platform: str | None = None,
 
     Raises `UsageError` for a bad reference or platform, `RegistryError` (with its
     HTTP `status`) when the registry refuses or cannot be reached."""
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.client import ClientPool
-    from ocibuild.registry.reference import parse_reference
     from ocibuild.registry.resolve import pull_into_store
 
     ref = parse_reference(reference)
@@ -81,10 +81,10 @@ def push(image: str, destinations: Sequence[str] = (), *,
     if isinstance(destinations, str):
         destinations = (destinations,)
     from ocibuild.local_images import ImageNotFoundError
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.client import ClientPool
     from ocibuild.registry.export import store_sources
     from ocibuild.registry.push import push_image
-    from ocibuild.registry.reference import parse_reference
 
     store = _open(root)
     found = store.resolve_image(image)

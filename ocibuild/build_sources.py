@@ -67,7 +67,7 @@ def context_key(ref: str) -> str:
     """The `--build-context` name a FROM / --from reference looks for: its familiar form
     without ":latest", as BuildKit's NamedContext normalizes it, so `busybox:latest` and
     `docker.io/library/busybox` both find a context named `busybox`."""
-    from ocibuild.registry.reference import InvalidReferenceError, parse_reference
+    from ocibuild.reference import InvalidReferenceError, parse_reference
 
     try:
         named = parse_reference(ref, default_tag="")
@@ -146,8 +146,8 @@ class ImageSources:
         config resolved now, shown as a step; its layers, when some are missing, left for
         fetch_layers."""
         from ocibuild.progress.transfer import StepProgress
+        from ocibuild.reference import parse_reference
         from ocibuild.registry.pull import start_pull
-        from ocibuild.registry.reference import parse_reference
         from ocibuild.registry.resolve import local_image
 
         ref = parse_reference(name)

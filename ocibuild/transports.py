@@ -111,7 +111,7 @@ def parse_image_ref(text: str) -> ImageRef:
 
 
 def _check_reference(name: str, text: str) -> None:
-    from ocibuild.registry.reference import parse_reference
+    from ocibuild.reference import parse_reference
 
     try:
         parse_reference(name)
@@ -201,8 +201,8 @@ def _from_registry(ref: ImageRef, layout: ImageLayout, platform: Platform | None
                    layers: bool, progress: StepProgress | None) -> _Opened:
     from ocibuild.oci import limits
     from ocibuild.oci.config import ImageConfig
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.pull import fetch_blob, pull, resolve_manifest
-    from ocibuild.registry.reference import parse_reference
 
     assert ref.name is not None and clients is not None
     rref = parse_reference(ref.name)
@@ -292,8 +292,8 @@ def write_image(layout: ImageLayout, image: Image, dest: ImageRef, *,
         tags = [normalize_name(dest.name)] if dest.name else []
         export_docker_archive(layout, image.digest, dest.path, tags)
     else:
+        from ocibuild.reference import parse_reference
         from ocibuild.registry.push import push_image
-        from ocibuild.registry.reference import parse_reference
 
         assert dest.name is not None
         push_image(layout, desc, [parse_reference(dest.name)], clients=clients,
@@ -416,8 +416,8 @@ def copy_image(src: ImageRef, dest: ImageRef, *, store: Store | None = None,
 def _pull_into_store(src: ImageRef, dest: ImageRef, store: Store, platform: Platform | None,
                      clients: ClientPool | None, sources: BlobSources | None,
                      progress: StepProgress | None) -> str:
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.pull import pull
-    from ocibuild.registry.reference import parse_reference
 
     assert src.name is not None and dest.name is not None
     image = pull(parse_reference(src.name), store.layout, platform=platform, clients=clients,
@@ -430,10 +430,10 @@ def _push_mounting(src: _Opened, dest: ImageRef, clients: ClientPool | None,
                    sources: BlobSources | None, progress: StepProgress | None) -> str:
     """docker:// to docker://: layers are mounted from the source repository when both
     are in one registry, else fetched from the source only as the push needs them."""
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.blob_sources import BlobSources as Sources
     from ocibuild.registry.pull import fetch_blob
     from ocibuild.registry.push import push_blobs
-    from ocibuild.registry.reference import parse_reference
 
     assert clients is not None and src.registry is not None and dest.name is not None
     registry, repository = src.registry
@@ -510,8 +510,8 @@ def _pull_whole(ref: ImageRef, layout: ImageLayout, clients: ClientPool | None,
                 sources: BlobSources | None, progress: StepProgress | None
                 ) -> tuple[Descriptor, list[Image]]:
     from ocibuild.oci.manifest import parse_manifest_or_index
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.pull import pull
-    from ocibuild.registry.reference import parse_reference
 
     assert ref.name is not None and clients is not None
     rref = parse_reference(ref.name)
@@ -537,8 +537,8 @@ def _write_whole(layout: ImageLayout, root: Descriptor, children: list[Image], d
                  sources: BlobSources | None, progress: StepProgress | None) -> str:
     """Write the index `root` with its platforms' images to `dest` (not a docker-archive)."""
     if dest.transport == DOCKER:
+        from ocibuild.reference import parse_reference
         from ocibuild.registry.push import push_image
-        from ocibuild.registry.reference import parse_reference
 
         assert dest.name is not None
         push_image(layout, root, [parse_reference(dest.name)], clients=clients,

@@ -22,6 +22,7 @@ ROOT = "ocibuild"
 LEAVES = frozenset({
     "ocibuild.errors", "ocibuild.atomic", "ocibuild.deferred", "ocibuild.idmap",
     "ocibuild.chmod", "ocibuild.store_paths", "ocibuild.interrupt", "ocibuild.dockerignore",
+    "ocibuild.reference",
     "ocibuild.source_location", "ocibuild.progress.events", "ocibuild.progress.transfer",
 })
 # Packages of the engine: none of them imports the package root (its lazy public API).
@@ -126,6 +127,11 @@ def test_solver_never_imports_a_frontend() -> None:
 def test_cache_exporters_and_registry_never_import_snapshot_or_sandbox() -> None:
     assert _breaks(("cache", "exporter", "registry"),
                    lambda t: not _in(t, "snapshot", "sandbox")) == []
+
+
+def test_registry_knows_nothing_of_cache_snapshots_sandbox_or_solver() -> None:
+    assert _breaks(("registry",),
+                   lambda t: not _in(t, "cache", "snapshot", "sandbox", "solver")) == []
 
 
 def test_idspace_is_below_snapshot_cache_and_exporters() -> None:

@@ -3,16 +3,16 @@
 Names are stored in their full form so that `busybox`, `library/busybox` and
 `docker.io/library/busybox:latest` all name the same image; people see the short
 ("familiar") form: `busybox:latest`. The parsing is the registry reference parser's
-(ocibuild.registry.reference, a light module), so a name means the same image here as
+(ocibuild.reference, a light module), so a name means the same image here as
 in a registry.
 """
 
 from __future__ import annotations
 
-from ocibuild.registry.reference import DEFAULT_TAG, OFFICIAL_PREFIX, InvalidReferenceError
-from ocibuild.registry.reference import DOCKER_HUB as DEFAULT_DOMAIN
-from ocibuild.registry.reference import familiar as _familiar
-from ocibuild.registry.reference import parse_reference as _parse_reference
+from ocibuild.reference import DEFAULT_TAG, OFFICIAL_PREFIX, InvalidReferenceError
+from ocibuild.reference import DOCKER_HUB as DEFAULT_DOMAIN
+from ocibuild.reference import familiar as _familiar
+from ocibuild.reference import parse_reference as _parse_reference
 
 __all__ = ["DEFAULT_DOMAIN", "DEFAULT_TAG", "OFFICIAL_PREFIX", "familiar_name",
            "normalize_name", "split_repository_tag"]

@@ -14,6 +14,7 @@ from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.platform import Platform
 from ocibuild.progress.command import MODES as PROGRESS_MODES
 from ocibuild.progress.command import command_step
+from ocibuild.reference import normalize_registry
 from ocibuild.registry import (
     BlobSources,
     ClientPool,
@@ -27,7 +28,6 @@ from ocibuild.registry import (
 )
 from ocibuild.registry.export import SOURCES_DB
 from ocibuild.registry.push import root_descriptor
-from ocibuild.registry.reference import normalize_registry
 
 if TYPE_CHECKING:
     from ocibuild.oci.image import Image

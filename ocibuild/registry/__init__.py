@@ -15,6 +15,12 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ocibuild.reference import (
+        InvalidReferenceError,
+        Reference,
+        parse_reference,
+        parse_repository,
+    )
     from ocibuild.registry.auth import (
         Credentials,
         find_credentials,
@@ -33,12 +39,6 @@ if TYPE_CHECKING:
     from ocibuild.registry.options import RegistryOptions
     from ocibuild.registry.pull import PullStats, pull
     from ocibuild.registry.push import BlobPushReport, PushReport, push_blobs, push_image
-    from ocibuild.registry.reference import (
-        InvalidReferenceError,
-        Reference,
-        parse_reference,
-        parse_repository,
-    )
     from ocibuild.registry.resolve import (
         BuildContext,
         parse_build_context,
@@ -69,10 +69,10 @@ _HOME: dict[str, str] = {
     "PushReport": "push",
     "push_blobs": "push",
     "push_image": "push",
-    "InvalidReferenceError": "reference",
-    "Reference": "reference",
-    "parse_reference": "reference",
-    "parse_repository": "reference",
+    "InvalidReferenceError": "ocibuild.reference",
+    "Reference": "ocibuild.reference",
+    "parse_reference": "ocibuild.reference",
+    "parse_repository": "ocibuild.reference",
     "BuildContext": "resolve",
     "parse_build_context": "resolve",
     "pull_into_store": "resolve",
@@ -117,7 +117,8 @@ def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    module = home if home.startswith("ocibuild.") else f"{__name__}.{home}"
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ocibuild.atomic import atomic_file
 from ocibuild.errors import OcibuildError
-from ocibuild.registry.reference import DOCKER_HUB, normalize_registry
+from ocibuild.reference import DOCKER_HUB, normalize_registry
 
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 IDENTITY_TOKEN_USER = "<token>"

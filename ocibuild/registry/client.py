@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 from ocibuild import interrupt
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import limits, mediatypes
+from ocibuild.reference import DOCKER_HUB, DOCKER_HUB_API
 from ocibuild.registry.auth import Credentials, find_credentials
 from ocibuild.registry.challenge import Challenge, pick_challenge
 from ocibuild.registry.errors import (
@@ -40,7 +41,6 @@ from ocibuild.registry.errors import (
     registry_message,
 )
 from ocibuild.registry.options import TIMEOUT_ENV, RegistryOptions, ssl_context
-from ocibuild.registry.reference import DOCKER_HUB, DOCKER_HUB_API
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -559,7 +559,7 @@ def _repository_of(scopes: Sequence[str]) -> str:
 
 
 def _is_loopback(registry: str) -> bool:
-    from ocibuild.registry.reference import Reference
+    from ocibuild.reference import Reference
 
     return Reference(registry, "x").is_loopback
 

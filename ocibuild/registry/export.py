@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import ImageLayout
+from ocibuild.reference import parse_reference
 from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import ClientPool
 from ocibuild.registry.options import RegistryOptions
 from ocibuild.registry.push import PushReport, push_image
-from ocibuild.registry.reference import parse_reference
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError, UsageError
-from ocibuild.registry.reference import normalize_registry
+from ocibuild.reference import normalize_registry
 
 if TYPE_CHECKING:  # ssl loads when a TLS context is made, not with the options
     import ssl

@@ -26,10 +26,10 @@ from ocibuild.oci.layout import BlobWriter, ImageLayout
 from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
 from ocibuild.oci.platform import Platform
 from ocibuild.oci.platform import host as host_platform
+from ocibuild.reference import Reference
 from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import ClientPool, RegistryClient, wait_all
 from ocibuild.registry.errors import RegistryError, UnreachableError
-from ocibuild.registry.reference import Reference
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer

@@ -28,6 +28,7 @@ from ocibuild.oci import limits, mediatypes
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
+from ocibuild.reference import Reference
 from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import (
     RETRY_STATUSES,
@@ -39,7 +40,6 @@ from ocibuild.registry.client import (
     wait_all,
 )
 from ocibuild.registry.errors import RegistryError, UnreachableError
-from ocibuild.registry.reference import Reference
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer

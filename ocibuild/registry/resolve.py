@@ -25,7 +25,7 @@ from ocibuild.oci.image import Image, load_image
 from ocibuild.oci.layout import ImageLayout
 from ocibuild.oci.manifest import Manifest, parse_manifest_or_index
 from ocibuild.oci.platform import Platform
-from ocibuild.registry.reference import Reference, parse_reference
+from ocibuild.reference import Reference, parse_reference
 
 if TYPE_CHECKING:  # the HTTP client loads only when a source needs the network
     from ocibuild.progress.transfer import StepProgress

@@ -10,7 +10,7 @@ import pytest
 
 from ocibuild.cache.names import familiar_name, normalize_name, split_repository_tag
 from ocibuild.errors import UsageError
-from ocibuild.registry.reference import InvalidReferenceError, parse_reference
+from ocibuild.reference import InvalidReferenceError, parse_reference
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

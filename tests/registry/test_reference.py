@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocibuild.registry.reference import InvalidReferenceError, parse_reference
+from ocibuild.reference import InvalidReferenceError, parse_reference
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -41,10 +41,10 @@ def load_caches(specs: Sequence[CacheSpec], store: Store, clients: ClientPool | 
 
 def _load_registry(spec: CacheSpec, store: Store, clients: ClientPool, key_version: str,
                    remote: RemoteRecords, warnings: list[str]) -> None:
+    from ocibuild.reference import parse_reference
     from ocibuild.registry.errors import NotFoundError
     from ocibuild.registry.export import store_sources
     from ocibuild.registry.pull import fetch_blob, resolve_manifest
-    from ocibuild.registry.reference import parse_reference
 
     ref = parse_reference(spec.ref)
     what = f"--cache-from {ref}"
