@@ -22,7 +22,7 @@ ROOT = "ocibuild"
 LEAVES = frozenset({
     "ocibuild.errors", "ocibuild.atomic", "ocibuild.deferred", "ocibuild.idmap",
     "ocibuild.chmod", "ocibuild.store_paths", "ocibuild.interrupt", "ocibuild.dockerignore",
-    "ocibuild.reference",
+    "ocibuild.reference", "ocibuild.idspace.requests",
     "ocibuild.source_location", "ocibuild.progress.events", "ocibuild.progress.transfer",
 })
 # Packages of the engine: none of them imports the package root (its lazy public API).
