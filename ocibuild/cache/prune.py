@@ -20,11 +20,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocibuild import store_paths
 from ocibuild.cache import temporaries
 from ocibuild.errors import OcibuildError
+from ocibuild.idspace.requests import Request, handler, request_type
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.manifest import Index, Manifest, parse_manifest_or_index
 
@@ -102,13 +103,21 @@ def _tagged(store: Store) -> _Tagged:
 def _dir_size(path: Path) -> int:
     from ocibuild.idspace import userns
 
-    return int(userns.call("ocibuild.cache.prune:dir_size_in_userns", {"path": str(path)}))
+    return int(userns.request(TreeSize(str(path))))
 
 
-def dir_size_in_userns(args: dict[str, Any]) -> int:
+@request_type
+class TreeSize(Request[int]):
+    """Bytes on disk of the tree at `path`."""
+
+    path: str
+
+
+@handler(TreeSize)
+def dir_size_in_userns(args: TreeSize) -> int:
     from ocibuild.idspace.userns import tree_size
 
-    return tree_size(Path(args["path"]))
+    return tree_size(Path(args.path))
 
 
 def usage(store: Store) -> list[UsageItem]:

@@ -32,10 +32,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ocibuild import store_paths
 from ocibuild.atomic import TMP_PREFIX, writer_of
+from ocibuild.idspace.requests import Request, handler, request_type
 
 # A temporary file nobody holds a lock on is taken for a dead writer's only once it is
 # this old: a writer locks its file right after making it, and renames it soon after
@@ -306,15 +306,22 @@ def size(paths: list[Path] | tuple[Path, ...]) -> int:
         return 0
     from ocibuild.idspace import userns
 
-    return int(userns.call("ocibuild.cache.temporaries:size_in_userns",
-                           {"paths": [str(p) for p in paths]}))
+    return int(userns.request(SizeOf(tuple(str(p) for p in paths))))
 
 
-def size_in_userns(args: dict[str, Any]) -> int:
+@request_type
+class SizeOf(Request[int]):
+    """Bytes on disk of files and trees `paths`."""
+
+    paths: tuple[str, ...]
+
+
+@handler(SizeOf)
+def size_in_userns(args: SizeOf) -> int:
     from ocibuild.idspace.userns import tree_size
 
     total = 0
-    for name in args["paths"]:
+    for name in args.paths:
         path = Path(name)
         with contextlib.suppress(OSError):
             total += path.lstat().st_blocks * 512

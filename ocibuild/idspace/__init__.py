@@ -1,8 +1,12 @@
 """Acting on files under the sandbox's id mapping, for every package that needs it.
 
-- `userns`: `session()`, `call()`, `call_isolated()` run a function under the mapping
-  (through one file-op server per build); `remove_tree(s)`, `chown_as_mapped` on top.
-- `worker`: that file-op server.
+- `requests`: typed requests (a request class per operation, its handler registered
+  beside it) and `RootFS`, a root filesystem as requests and steps name it.
+- `userns`: `session()`, `request()`, `request_isolated()` answer a request under the
+  mapping (through one file-op server per build); `remove_tree(s)`, `chown_as_mapped`
+  on top.
+- `worker`: that file-op server, which answers only the request types of the modules
+  on its allow-list.
 
 A leaf below snapshot, cache and exporters: they all remove or size trees written under
 the mapping, and none of them may reach into another for it. It uses only the sandbox's

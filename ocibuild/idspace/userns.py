@@ -1,24 +1,26 @@
 """Acting on files as the sandbox's id mapping sees them.
 
-As root the mapping is the identity, so functions run right here. An unprivileged user
-cannot chown to its subordinate ids, read files they own with private modes, nor remove
-them from the host side; it runs the same functions inside a user namespace with the
-sandbox's mapping (`run_in_userns`), where it is root over every mapped id.
+As root the mapping is the identity, so requests are answered right here. An
+unprivileged user cannot chown to its subordinate ids, read files they own with private
+modes, nor remove them from the host side; it sends the same requests (requests.py) to a
+process inside a user namespace with the sandbox's mapping, where it is root over every
+mapped id.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ocibuild.errors import OcibuildError
+from ocibuild.idspace import requests
+from ocibuild.idspace.requests import Request, handler, request_type
 
 if TYPE_CHECKING:
     import socket
@@ -28,8 +30,12 @@ _REASON_WAIT = 5.0  # seconds to wait for a dead server's reason
 _MAX_RESTARTS = 3
 
 
+R = TypeVar("R")
+
+
 class UsernsCallError(OcibuildError):
-    """A function run under the sandbox mapping failed (the message is its error)."""
+    """A request run under the sandbox mapping failed or was refused (the message is
+    its error)."""
 
 
 class Session:
@@ -59,11 +65,11 @@ class Session:
             return self._thread
 
     def _run(self, socket_path: str) -> None:
+        from ocibuild.idspace.worker import SERVE
         from ocibuild.sandbox import run_in_userns
 
         try:
-            run_in_userns("ocibuild.idspace.worker:serve",
-                          {"socket": socket_path, "parent": os.getpid()})
+            run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()})
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
 
@@ -115,15 +121,22 @@ class Session:
                 shutil.rmtree(self._dir, ignore_errors=True)
             return True
 
-    def call(self, function: str, args: Any) -> Any:
+    def request(self, request: Request[R]) -> R:
+        """The server's answer to `request` (its error raised as UsernsCallError)."""
+        result: R = self.exchange(requests.encode(request))
+        return result
+
+    def exchange(self, message: dict[str, Any]) -> Any:
+        """Send one encoded request as it is; the answer's value, or its error raised."""
         from ocibuild.idspace.worker import REQUEST, receive_message, send_message
 
         with self._connect() as sock:
             sock.sendall(REQUEST)
-            send_message(sock, {"target": function, "args": args})
+            send_message(sock, message)
             reply = receive_message(sock)
         if reply is None:
-            raise UsernsCallError(f"{function}: the file-op worker died without an answer")
+            raise UsernsCallError(f"{message.get('request')}: the file-op worker died "
+                                  "without an answer")
         if "error" in reply:
             raise UsernsCallError(str(reply["error"]))
         return reply["ok"]
@@ -161,7 +174,7 @@ _session_lock = threading.Lock()
 
 @contextlib.contextmanager
 def session() -> Iterator[Session]:
-    """Route call() through one file-op server while the block runs. Blocks that
+    """Route request() through one file-op server while the block runs. Blocks that
     overlap (nested, or builds in several threads) share it; the last one out stops it."""
     global _session, _session_users
     with _session_lock:
@@ -187,34 +200,36 @@ def warm() -> None:
         _session.warm()
 
 
-def call(function: str, args: Any) -> Any:
-    """Run "module:function"(args) under the sandbox mapping; returns its JSON result.
-    Inside session() the function runs in a child of the build's file-op server (in a
-    process of its own, so it may unshare a mount namespace); otherwise as root it runs
-    right here and as a user in a new helper process."""
+def request(req: Request[R]) -> R:
+    """Answer `req` under the sandbox mapping (its result is JSON-shaped). Inside
+    session() it runs in a child of the build's file-op server (in a process of its
+    own, so it may unshare a mount namespace); otherwise as root it runs right here and
+    as a user in a new helper process. It is checked as on arrival everywhere."""
     current = _session
     if current is not None:
-        return current.call(function, args)
+        return current.request(req)
     if os.geteuid() == 0:
-        module, name = function.split(":")
-        return getattr(importlib.import_module(module), name)(args)
-    return _in_helper_process(function, args)
+        return requests.answer(requests.decode(requests.encode(req)))
+    return _in_helper_process(req)
 
 
-def call_isolated(function: str, args: Any) -> Any:
-    """Like call(), but never in this process: for functions that unshare a mount
-    namespace or change process state."""
+def request_isolated(req: Request[R]) -> R:
+    """Like request(), but never in this process: for requests whose handler unshares a
+    mount namespace or changes process state."""
     if _session is not None or os.geteuid() != 0:
-        return call(function, args)
-    return _in_helper_process(function, args)
+        return request(req)
+    return _in_helper_process(req)
 
 
-def _in_helper_process(function: str, args: Any) -> Any:
-    """The function in a new helper process under the mapping; its error as ours."""
+def _in_helper_process(req: Request[R]) -> R:
+    """The request answered in a new helper process under the mapping; its error as
+    ours."""
+    from ocibuild.idspace.worker import ANSWER_ONE
     from ocibuild.sandbox import SandboxError, run_in_userns
 
     try:
-        return run_in_userns(function, args)
+        result: R = run_in_userns(ANSWER_ONE, requests.encode(req))
+        return result
     except SandboxError as exc:
         text = exc.message
         marker = "failed in the user namespace: "
@@ -230,36 +245,44 @@ def can_chown() -> bool:
     return not plan_mapping().single
 
 
+@request_type
+class Chown(Request[None]):
+    path: str
+    uid: int
+    gid: int
+
+
+@handler(Chown)
+def _chown(request: Chown) -> None:
+    os.chown(request.path, request.uid, request.gid)
+
+
 def chown_as_mapped(path: Path, uid: int, gid: int) -> None:
     """chown `path` to ids `uid`/`gid` as seen inside the sandbox."""
-    call("ocibuild.idspace.userns:_chown", {"path": str(path), "uid": uid, "gid": gid})
+    request(Chown(str(path), uid, gid))
 
 
-def _chown(args: dict[str, Any]) -> None:
-    os.chown(args["path"], args["uid"], args["gid"])
+@request_type
+class RemoveTrees(Request[None]):
+    paths: tuple[str, ...]
+
+
+@handler(RemoveTrees)
+def _remove_trees(request: RemoveTrees) -> None:
+    for path in request.paths:
+        remove_local(Path(path))
 
 
 def remove_tree(path: Path) -> None:
     """Remove a tree written under the sandbox mapping (subordinate ids, mode 000 dirs)."""
-    if not os.path.lexists(path):
-        return
-    call("ocibuild.idspace.userns:_remove_tree", {"path": str(path)})
-
-
-def _remove_tree(args: dict[str, Any]) -> None:
-    remove_local(Path(args["path"]))
+    remove_trees([path])
 
 
 def remove_trees(paths: list[Path]) -> None:
-    """remove_tree() of several trees in one call."""
-    present = [str(p) for p in paths if os.path.lexists(p)]
+    """remove_tree() of several trees in one request."""
+    present = tuple(str(p) for p in paths if os.path.lexists(p))
     if present:
-        call("ocibuild.idspace.userns:_remove_trees", {"paths": present})
-
-
-def _remove_trees(args: dict[str, Any]) -> None:
-    for path in args["paths"]:
-        remove_local(Path(path))
+        request(RemoveTrees(present))
 
 
 def tree_size(root: Path) -> int:

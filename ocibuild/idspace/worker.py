@@ -4,14 +4,20 @@ child per request.
 Starting a helper in a user namespace (interpreter start, imports, newuidmap and
 newgidmap) costs 0.1-0.3 s; a build makes several such calls per step (extracting a
 layer, COPY, writing a layer, removing a step's directories). The server is started once
-per build with `run_in_userns` and answers "module:function"(args) requests on a unix
+per build with `run_in_userns` and answers typed requests (requests.py) on a unix
 socket in a private (0700) directory, each in a forked child: requests run in parallel,
 a child's mount namespace or crash stays its own, and the modules the requests need are
 imported once, before the first fork.
+
+A request is checked before anything runs: its type must be one registered by a module
+of HANDLER_MODULES (the only modules a request can make the server import) and its
+fields as that type declares. A refused request gets an error answer; the server goes
+on serving.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import select
@@ -22,11 +28,27 @@ import sys
 import traceback
 from typing import Any
 
+from ocibuild.idspace import requests
+
 REQUEST, STOP = b"R", b"S"  # the first byte a client sends on a connection
-# Requests that finish whatever signal the build's process group gets: the layer of a
-# step the build already reported done (its cache record waits for the blob).
-FINISHED_ON_SIGNAL = frozenset({"ocibuild.snapshot.base:write_layer_in_userns"})
 _HEADER = struct.Struct("!I")
+# The modules whose @handler functions the server answers: the allow-list. A request
+# naming a type of any other module is refused, and nothing else is ever imported for it.
+HANDLER_MODULES = frozenset({
+    "ocibuild.solver.fileop",
+    "ocibuild.snapshot.base",
+    "ocibuild.snapshot.layerdirs",
+    "ocibuild.snapshot.native",
+    "ocibuild.snapshot.select",
+    "ocibuild.snapshot.trash",
+    "ocibuild.idspace.userns",
+    "ocibuild.idspace.worker",
+    "ocibuild.cache.temporaries",
+    "ocibuild.cache.prune",
+})
+# The entry points the sandbox's launcher (run_in_userns) starts here.
+SERVE = "ocibuild.idspace.worker:serve"
+ANSWER_ONE = "ocibuild.idspace.worker:answer_one"
 # Imported before forking, so that no request pays for them.
 PRELOAD = (
     "ocibuild.solver.fileop",
@@ -75,21 +97,32 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _received(message: Any) -> requests.Request[Any]:
+    """The request `message` carries, checked; its module imported first if it is on
+    the allow-list and not loaded yet (a request that comes before the preloading)."""
+    name = message.get("request") if isinstance(message, dict) else None
+    try:
+        if isinstance(name, str):
+            module = requests.wire_module(name)
+            if module not in HANDLER_MODULES:
+                raise requests.RequestError(f"unknown request {name!r}")
+            if module not in sys.modules:
+                importlib.import_module(module)
+        return requests.decode(message)
+    except requests.RequestError as exc:
+        raise requests.RequestError(f"refused a request: {exc.message}") from None
+
+
 def _answer(conn: socket.socket) -> None:
     """(In a forked child.) Run one request and send its result or error."""
     from ocibuild.errors import OcibuildError
 
     try:
-        request = receive_message(conn)
-        if request["target"] not in FINISHED_ON_SIGNAL:  # the others stop with the build
+        request = _received(receive_message(conn))
+        if not request.finishes_on_signal:  # the others stop with the build
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        module, _, function = str(request["target"]).partition(":")
-        if not module.startswith("ocibuild."):
-            raise OcibuildError(f"file-op server: refusing target {request['target']!r}")
-        __import__(module)
-        value = getattr(sys.modules[module], function)(request["args"])
-        reply: dict[str, Any] = {"ok": value}
+        reply: dict[str, Any] = {"ok": requests.answer(request)}
     except OcibuildError as exc:
         reply = {"error": exc.message}
     except Exception as exc:  # noqa: BLE001 (everything goes back to the caller)
@@ -98,8 +131,19 @@ def _answer(conn: socket.socket) -> None:
     send_message(conn, reply)
 
 
-def identity(args: Any) -> dict[str, int]:
+def answer_one(message: Any) -> Any:
+    """(Runs under the sandbox mapping via run_in_userns, without a server.) The answer
+    to one encoded request, checked as the server checks it."""
+    return requests.answer(_received(message))
+
+
+@requests.request_type
+class Identity(requests.Request[dict[str, int]]):
     """Who a request runs as (a check that the server works and maps ids)."""
+
+
+@requests.handler(Identity)
+def identity(request: Identity) -> dict[str, int]:
     return {"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid()}
 
 

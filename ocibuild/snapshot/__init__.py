@@ -8,10 +8,11 @@ Both give the same layer bytes for the same change.
 Interface besides open_snapshotter/Snapshotter/LayerRef (the solver uses these too):
 - `snapshot.base.layer_dir(store, ref) -> Path`: a layer extracted once as an overlay
   lower directory (read-only sources for COPY --from);
-- `snapshot.base.write_layer_in_userns(args)`: a layer blob from an upper directory or a
-  change list, run under the sandbox mapping;
-- `idspace.userns.session()`, `call()`, `call_isolated()`: functions run under the
-  sandbox mapping, through one file-op server per build (`idspace.worker`).
+- `snapshot.base.WriteLayer`: the request for a layer blob from an upper directory or a
+  change list, answered under the sandbox mapping;
+- `idspace.userns.session()`, `request()`, `request_isolated()`: typed requests
+  answered under the sandbox mapping, through one file-op server per build
+  (`idspace.worker`).
 
 The solver never asks which snapshotter it holds: what differs is a declared capability,
 `stacks_pending` (overlay: a step's upper directory is already a lower directory, so a
@@ -21,7 +22,7 @@ later step stacks it while its layer blob is written in the background).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ocibuild.oci.layerref import LayerRef
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ocibuild.cache.store import Store
+    from ocibuild.idspace.requests import RootFS
     from ocibuild.snapshot.base import Prepared
 
 
@@ -55,10 +57,10 @@ class Snapshotter(Protocol):
         `release`."""
         ...
 
-    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[RootFS,
                                                                         Prepared | None]:
-        """A read-only view of `layers` as a file op reads a source: the root spec, and
-        what to `release` once read (None: nothing)."""
+        """A read-only view of `layers` as a file op reads a source: the root, and what
+        to `release` once read (None: nothing)."""
         ...
 
     def reads_blob(self, layer: LayerRef) -> bool:

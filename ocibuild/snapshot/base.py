@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.idspace import userns
+from ocibuild.idspace.requests import Request, handler, request_type
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layerref import LayerRef
 
@@ -51,6 +52,8 @@ def layer_dir(store: Store, ref: LayerRef, below: Sequence[Path] = (),
     `below` (the lower directories under it, bottom first) and `chain` (its ChainID):
     a layer that lacks directories its entries are below depends on the layers under
     it (layerdirs.py); such a layer, on top of others, has a directory per ChainID."""
+    from ocibuild.snapshot.layerdirs import implies_dirs
+
     base = store.snapshots_dir / "layers"
     base.mkdir(exist_ok=True)
     dest = base / _digest.hex_of(ref.diff_id)
@@ -67,33 +70,22 @@ def layer_dir(store: Store, ref: LayerRef, below: Sequence[Path] = (),
         return _extract_once(store, ref, dest, below if chain_dest else (), chain_dest, chain)
 
 
-IMPLIED_XATTR = "user.ocibuild.implied"
-
-
-def implies_dirs(layer: Path) -> bool:
-    """Whether the layer directory was made with directories its layer lacks."""
-    try:
-        return os.getxattr(layer, IMPLIED_XATTR) == b"1"
-    except OSError:
-        return False
-
-
 def _extract_once(store: Store, ref: LayerRef, dest: Path, below: Sequence[Path],
                   chain_dest: Path | None, chain: str | None) -> Path:
     if chain_dest is not None and chain_dest.is_dir():  # made while this one waited
         touch_snapshot(store, chain, chain_dest)  # type: ignore[arg-type]
         return chain_dest
+    from ocibuild.snapshot.layerdirs import ExtractLayerDir, implies_dirs
+
     if dest.is_dir() and not (below and implies_dirs(dest)):
         touch_snapshot(store, ref.diff_id, dest)
         return dest
-    result = userns.call("ocibuild.snapshot.layerdirs:extract_layer_dir", {
-        "layout": str(store.layout.path), "dest": str(dest),
-        "chain_dest": str(chain_dest) if chain_dest else None,
-        "below": [str(p) for p in below],
-        "blob": ref.descriptor.digest, "size": ref.descriptor.size,
-        "diff_id": ref.diff_id, "chown": userns.can_chown(),
-        "host_root": os.geteuid() == 0,
-    })
+    result = userns.request(ExtractLayerDir(
+        layout=str(store.layout.path), dest=str(dest),
+        chain_dest=str(chain_dest) if chain_dest else None,
+        below=tuple(str(p) for p in below),
+        blob=ref.descriptor.digest, size=ref.descriptor.size,
+        diff_id=ref.diff_id, chown=userns.can_chown(), host_root=os.geteuid() == 0))
     made = Path(result["dest"])
     key = ref.diff_id if made == dest else chain
     if not result.get("existed"):
@@ -115,18 +107,33 @@ def touch_snapshot(store: Store, key: str, path: Path) -> None:
 LAYER_PROGRESS = "layer-progress"  # in a step directory, beside its upper
 
 
-def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
-    """(Runs under the sandbox's id mapping.) Write a layer into the layout from
-    args["kind"]: "upper" (an overlay upper dir) or "changes" (a root plus a change list
-    file); returns the LayerInfo as a dict, or None when there is no change."""
+@request_type
+class WriteLayer(Request[dict[str, Any] | None]):
+    """A layer blob into the layout at `layout`, from `root`: an overlay upper
+    directory (`kind` "upper"), or a root whose change is found against the stat
+    signatures saved in `signatures` (`kind` "changes")."""
+
+    finishes_on_signal = True  # the layer of a step the build already reported done
+    kind: str
+    layout: str
+    root: str
+    signatures: str | None
+    compression: str
+    source_date_epoch: int | None
+
+
+@handler(WriteLayer)
+def write_layer_in_userns(args: WriteLayer) -> dict[str, Any] | None:
+    """(Runs under the sandbox's id mapping.) The layer written; returns the LayerInfo
+    as a dict, or None when there is no change."""
     from ocibuild.oci.layer import write_layer_from_changes, write_layer_from_overlay_upper
     from ocibuild.oci.layout import ImageLayout
 
-    layout = ImageLayout(Path(args["layout"]))
-    root = Path(args["root"])
-    opts = {"compression": args["compression"], "source_date_epoch": args["sde"]}
+    layout = ImageLayout(Path(args.layout))
+    root = Path(args.root)
+    opts = {"compression": args.compression, "source_date_epoch": args.source_date_epoch}
     with layout.blob_writer() as w:
-        if args["kind"] == "upper":
+        if args.kind == "upper":
             if not any(os.scandir(root)):
                 return None
             from ocibuild.oci.layerstream import progress_file
@@ -137,7 +144,7 @@ def write_layer_in_userns(args: dict[str, Any]) -> dict[str, Any] | None:
         else:
             from ocibuild.snapshot.scan import changes_since
 
-            changes = changes_since(root, Path(args["signatures"]))
+            changes = changes_since(root, Path(args.signatures or ""))
             if not changes:
                 return None
             info = write_layer_from_changes(root, changes, w, **opts)

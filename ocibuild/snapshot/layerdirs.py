@@ -19,40 +19,66 @@ from typing import Any
 
 from ocibuild.atomic import writer_prefix
 from ocibuild.idspace import userns
+from ocibuild.idspace.requests import Request, handler, request_type
 from ocibuild.idspace.userns import tree_size
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.extract import Marks, apply_layer
 from ocibuild.oci.layout import ImageLayout
-from ocibuild.snapshot.base import IMPLIED_XATTR
+
+IMPLIED_XATTR = "user.ocibuild.implied"
 
 
-def extract_layer_dir(args: dict[str, Any]) -> dict[str, Any]:
-    """(Runs under the sandbox's id mapping.) Extract blob args["blob"] for overlay use,
-    via a temporary sibling, into args["dest"]; or, when the layer lacks directories
-    its entries are below and args["below"] lists the lower directories under it, into
-    args["chain_dest"] (what it holds then depends on them). Returns {"dest", "size"}."""
-    layout = ImageLayout(Path(args["layout"]))
-    dest = Path(args["dest"])
-    below = [Path(p) for p in args.get("below") or ()]
+def implies_dirs(layer: Path) -> bool:
+    """Whether the layer directory was made with directories its layer lacks."""
+    try:
+        return os.getxattr(layer, IMPLIED_XATTR) == b"1"
+    except OSError:
+        return False
+
+
+@request_type
+class ExtractLayerDir(Request[dict[str, Any]]):
+    """Blob `blob` (`size` bytes, uncompressed digest `diff_id`) of the layout at
+    `layout` extracted into `dest`; or, when the layer lacks directories its entries
+    are below and `below` lists the lower directories under it, into `chain_dest`."""
+
+    layout: str
+    dest: str
+    chain_dest: str | None
+    below: tuple[str, ...]
+    blob: str
+    size: int
+    diff_id: str
+    chown: bool
+    host_root: bool  # the builder is root: trusted.* overlay attributes work too
+
+
+@handler(ExtractLayerDir)
+def extract_layer_dir(args: ExtractLayerDir) -> dict[str, Any]:
+    """(Runs under the sandbox's id mapping.) The extraction, via a temporary sibling;
+    returns {"dest", "size", "existed"}."""
+    layout = ImageLayout(Path(args.layout))
+    dest = Path(args.dest)
+    below = [Path(p) for p in args.below]
     if not below and dest.is_dir():
         return {"size": 0, "existed": True, "dest": str(dest)}
     tmp = dest.with_name(f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(mode=0o755)
     try:
-        digest, size = args["blob"], args["size"]
+        digest, size = args.blob, args.size
         marks: Marks = []
         with layout.open_blob(digest, size) as blob:
-            diff_id = apply_layer(blob, tmp, chown=args["chown"],  # type: ignore[arg-type]
+            diff_id = apply_layer(blob, tmp, chown=args.chown,  # type: ignore[arg-type]
                                   marks=marks, below=below)
-        if diff_id != args["diff_id"]:
+        if diff_id != args.diff_id:
             raise _digest.DigestMismatchError(
-                f"layer {digest}: uncompressed digest {diff_id}, expected {args['diff_id']}")
-        _mark_whiteouts(marks, tmp, trusted=args["host_root"])
+                f"layer {digest}: uncompressed digest {diff_id}, expected {args.diff_id}")
+        _mark_whiteouts(marks, tmp, trusted=args.host_root)
         implied = any(kind == "implied" for kind, _ in marks)
         if implied:
             os.setxattr(tmp, IMPLIED_XATTR, b"1")
         if implied and below:
-            dest = Path(args["chain_dest"])
+            dest = Path(args.chain_dest or dest)
         os.chmod(tmp, 0o755)
         try:
             os.rename(tmp, dest)

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace import userns
+from ocibuild.idspace.requests import Request, RootFS, field_type, handler, request_type
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.digest import chain_id
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
     Prepared,
+    WriteLayer,
     layer_ref,
     new_step_dir,
     touch_snapshot,
@@ -48,20 +50,44 @@ def _copy_tree(src: Path, dest: Path) -> None:
         raise OcibuildError(f"cannot copy {src} to {dest}: {reason}")
 
 
-def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
-    """(Runs under the sandbox's id mapping.) Make the chain directories that are
-    missing, copy the top one to args["root"] and save its signatures."""
+@field_type
+class ChainLayer:
+    """A layer of a chain: its blob (`blob`, `size` bytes) and the ChainID up to it."""
+
+    chain: str
+    blob: str
+    size: int
+
+
+@request_type
+class PrepareNative(Request[dict[str, Any]]):
+    """A native root at `root` over `layers` (bottom first), with its stat signatures
+    saved in `signatures`; the chain directories missing under `chains` made first."""
+
+    layout: str
+    chains: str
+    layers: tuple[ChainLayer, ...]
+    root: str
+    signatures: str
+    chown: bool
+
+
+@handler(PrepareNative)
+def prepare_in_userns(args: PrepareNative) -> dict[str, Any]:
+    """(Runs under the sandbox's id mapping.) Returns {"made": [[chain, size], ...]} and,
+    when the root could not be made, "error" (the chains made stay: they must be
+    recorded)."""
     from ocibuild.idspace.userns import tree_size
     from ocibuild.oci.extract import apply_layer
     from ocibuild.oci.layout import ImageLayout
     from ocibuild.snapshot.scan import save_signatures
 
-    layout = ImageLayout(Path(args["layout"]))
-    chains = Path(args["chains"])
+    layout = ImageLayout(Path(args.layout))
+    chains = Path(args.chains)
     made: list[list[Any]] = []
     parent: Path | None = None
-    for item in args["layers"]:
-        dest = chains / _digest.hex_of(item["chain"])
+    for item in args.layers:
+        dest = chains / _digest.hex_of(item.chain)
         if not dest.is_dir():
             tmp = chains / f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}"
             try:
@@ -69,24 +95,24 @@ def prepare_in_userns(args: dict[str, Any]) -> dict[str, Any]:
                     _copy_tree(parent, tmp)
                 else:
                     tmp.mkdir(mode=0o755)
-                with layout.open_blob(item["blob"], item["size"]) as blob:
-                    apply_layer(blob, tmp, chown=args["chown"])  # type: ignore[arg-type]
+                with layout.open_blob(item.blob, item.size) as blob:
+                    apply_layer(blob, tmp, chown=args.chown)  # type: ignore[arg-type]
                 try:
                     os.rename(tmp, dest)
-                    made.append([item["chain"], tree_size(dest)])
+                    made.append([item.chain, tree_size(dest)])
                 except OSError:
                     if not dest.is_dir():
                         raise
             finally:
                 userns.remove_local(tmp)
         parent = dest
-    root = Path(args["root"])
+    root = Path(args.root)
     try:
         if parent is None:
             root.mkdir(mode=0o755)
         else:
             _copy_tree(parent, root)
-        save_signatures(root, Path(args["signatures"]))
+        save_signatures(root, Path(args.signatures))
     except (OcibuildError, OSError) as exc:  # the chains made stay: they must be recorded
         return {"made": made, "error": exc.message if isinstance(exc, OcibuildError)
                 else f"{exc.filename}: {exc.strerror}"}
@@ -108,22 +134,20 @@ class NativeSnapshotter:
         chains = self.store.snapshots_dir / "chains"
         chains.mkdir(exist_ok=True)
         step = new_step_dir(self.store)
-        items = []
-        for i, ref in enumerate(refs):
-            items.append({"chain": chain_id([r.diff_id for r in refs[:i + 1]]),
-                          "blob": ref.descriptor.digest, "size": ref.descriptor.size})
+        items = tuple(ChainLayer(chain_id([r.diff_id for r in refs[:i + 1]]),
+                                 ref.descriptor.digest, ref.descriptor.size)
+                      for i, ref in enumerate(refs))
         try:
-            result = userns.call("ocibuild.snapshot.native:prepare_in_userns", {
-                "layout": str(self.store.layout.path), "chains": str(chains), "layers": items,
-                "root": str(step / "root"), "signatures": str(step / "signatures"),
-                "chown": userns.can_chown(),
-            })
+            result = userns.request(PrepareNative(
+                layout=str(self.store.layout.path), chains=str(chains), layers=items,
+                root=str(step / "root"), signatures=str(step / "signatures"),
+                chown=userns.can_chown()))
             self._record_chains(chains, result["made"])
             if "error" in result:
                 raise OcibuildError(result["error"])
             for item in items:
-                touch_snapshot(self.store, f"chain:{item['chain']}",
-                               chains / _digest.hex_of(item["chain"]))
+                touch_snapshot(self.store, f"chain:{item.chain}",
+                               chains / _digest.hex_of(item.chain))
         except BaseException:
             trash.discard(self.store, [step])  # the failed build frees it before it exits
             raise
@@ -145,10 +169,10 @@ class NativeSnapshotter:
     def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
         return self.prepare(layers)
 
-    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[RootFS,
                                                                         Prepared | None]:
         prepared = self.prepare(layers)
-        return {"dir": str(prepared.root)}, prepared
+        return RootFS.directory(prepared.root), prepared
 
     def reads_blob(self, layer: LayerRef) -> bool:
         return True
@@ -161,12 +185,11 @@ class NativeSnapshotter:
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
                source_date_epoch: int | None = None) -> LayerRef | None:
-        return layer_ref(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
-            "kind": "changes", "layout": str(self.store.layout.path),
-            "root": str(prepared.step_dir / "root"),
-            "signatures": str(prepared.step_dir / "signatures"),
-            "compression": compression, "sde": source_date_epoch,
-        }))
+        return layer_ref(userns.request(WriteLayer(
+            kind="changes", layout=str(self.store.layout.path),
+            root=str(prepared.step_dir / "root"),
+            signatures=str(prepared.step_dir / "signatures"),
+            compression=compression, source_date_epoch=source_date_epoch)))
 
     def release(self, prepared: Prepared) -> None:
         """Into the store's trash (deleted while a later build runs steps)."""

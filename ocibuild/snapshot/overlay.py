@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocibuild.idspace import userns
+from ocibuild.idspace.requests import RootFS
 from ocibuild.oci.digest import chain_id
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
     LAYER_PROGRESS,
     Prepared,
+    WriteLayer,
     layer_dir,
     layer_ref,
     new_step_dir,
@@ -89,16 +91,16 @@ class OverlaySnapshotter:
 
         return NativeSnapshotter(self.store).prepare_tree(layers)
 
-    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[RootFS,
                                                                         Prepared | None]:
         """The layers' directories (or fresh steps' uppers): read-only needs no mount."""
         if not layers:
             step = new_step_dir(self.store)
             (step / "empty").mkdir(mode=0o755)
-            return {"dir": str(step / "empty")}, Prepared(step / "empty", (), step)
+            return RootFS.directory(step / "empty"), Prepared(step / "empty", (), step)
         if any(not isinstance(s, Path) for s in layers):
             self.materialized += 1
-        return {"layers": [str(d) for d in lower_dirs(self.store, layers)]}, None
+        return RootFS.stack(lower_dirs(self.store, layers)), None
 
     def reads_blob(self, layer: LayerRef) -> bool:
         """An extracted layer's directory is read, never its blob again."""
@@ -116,10 +118,9 @@ class OverlaySnapshotter:
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
                source_date_epoch: int | None = None) -> LayerRef | None:
         upper = prepared.step_dir / "upper"
-        return layer_ref(userns.call("ocibuild.snapshot.base:write_layer_in_userns", {
-            "kind": "upper", "layout": str(self.store.layout.path), "root": str(upper),
-            "compression": compression, "sde": source_date_epoch,
-        }))
+        return layer_ref(userns.request(WriteLayer(
+            kind="upper", layout=str(self.store.layout.path), root=str(upper),
+            signatures=None, compression=compression, source_date_epoch=source_date_epoch)))
 
     def release(self, prepared: Prepared) -> None:
         """Into the store's trash (deleted while a later build runs steps)."""

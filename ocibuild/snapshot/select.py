@@ -9,9 +9,10 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocibuild.errors import UsageError
+from ocibuild.idspace.requests import Request, handler, request_type
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -24,7 +25,15 @@ _probe_locks: dict[str, threading.Lock] = {}
 _probe_locks_guard = threading.Lock()
 
 
-def probe_overlay_in_userns(args: dict[str, Any]) -> bool | None:
+@request_type
+class ProbeOverlay(Request[bool | None]):
+    """Mount an overlay in directory `dir` (removed afterwards) to see if it works."""
+
+    dir: str
+
+
+@handler(ProbeOverlay)
+def probe_overlay_in_userns(args: ProbeOverlay) -> bool | None:
     """(Runs in a process of its own under the sandbox mapping.) Can this process mount
     overlayfs, with whiteouts and opaque directories, on the store's filesystem? None
     when it cannot have a mount namespace at all: that says nothing about the store's
@@ -33,7 +42,7 @@ def probe_overlay_in_userns(args: dict[str, Any]) -> bool | None:
     from ocibuild.idspace.userns import remove_local
     from ocibuild.sandbox import linux
 
-    base = Path(args["dir"])
+    base = Path(args.dir)
     try:
         try:
             linux.unshare(linux.CLONE_NEWNS)
@@ -89,12 +98,11 @@ def _probe(store: Store) -> bool | None:
         saved = json.loads(_probe_file(store).read_text())
         if saved["kernel"] == kernel:
             return bool(saved["overlay"])
-    from ocibuild.idspace.userns import UsernsCallError, call_isolated
+    from ocibuild.idspace.userns import UsernsCallError, request_isolated
 
     tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
     try:
-        answer = call_isolated("ocibuild.snapshot.select:probe_overlay_in_userns",
-                               {"dir": str(tmp)})
+        answer = request_isolated(ProbeOverlay(str(tmp)))
     except UsernsCallError:
         return None  # no user namespace, or the build ended: the native snapshotter
     finally:

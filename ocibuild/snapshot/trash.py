@@ -15,7 +15,9 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ocibuild.idspace.requests import Request, handler, request_type
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -60,17 +62,25 @@ def empty_in_background(store: Store) -> None:
 
     def run() -> None:
         with contextlib.suppress(Exception):
-            userns.call("ocibuild.snapshot.trash:empty_in_userns", {"dir": str(trash)})
+            userns.request(EmptyTrash(str(trash)))
 
     threading.Thread(target=run, name="trash", daemon=True).start()
 
 
-def empty_in_userns(args: dict[str, Any]) -> None:
-    """(Under the sandbox mapping, in a process of its own.) Delete every entry of the
-    trash, yielding the CPU to the build's steps."""
+@request_type
+class EmptyTrash(Request[None]):
+    """Delete every entry of the trash directory `dir`."""
+
+    dir: str
+
+
+@handler(EmptyTrash)
+def empty_in_userns(args: EmptyTrash) -> None:
+    """(Under the sandbox mapping, in a process of its own.) The entries deleted,
+    yielding the CPU to the build's steps."""
     with contextlib.suppress(OSError):
         os.nice(19)
-    base = args["dir"]
+    base = args.dir
     for name in os.listdir(base):
         path = os.path.join(base, name)
         if os.path.isdir(path) and not os.path.islink(path):

@@ -39,6 +39,7 @@ def open_cache(solver: Solver, m: Mount) -> contextlib.AbstractContextManager[Pa
 
 
 def _seed(solver: Solver, source: Op, path: str, dest: Path) -> None:
+    from ocibuild.solver.fileop import SeedCache
+
     with solver._source_dir(source) as spec:
-        solver._userns("ocibuild.solver.fileop:seed_cache",
-                       {"source": spec, "path": path, "dest": str(dest)})
+        solver._userns(SeedCache(spec, path, str(dest)))

@@ -6,7 +6,6 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
@@ -116,8 +115,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     layers = solver.local_layers(solver._result_of(m.source).layers)
     prepared = solver.snap.prepare_tree(layers)
     stack.callback(solver.release_later, prepared)
-    spec = root_spec(prepared.root)
-    base = Path(spec["dir"])
+    base = root_spec(prepared.root).path
     path = base / selection.scoped_resolve(base, m.source_path)
     return sandbox.BindMount(path, m.target, readonly=m.readonly)
 

@@ -1,7 +1,9 @@
-"""COPY/ADD and WORKDIR's mkdir, run under the sandbox's id mapping (idspace.userns.call).
+"""COPY/ADD and WORKDIR's mkdir, requests answered under the sandbox's id mapping
+(idspace.userns.request_isolated).
 
-The step's root (and a stage used as a COPY source) is either a plain directory (native
-snapshotter) or an overlay that this process mounts in a mount namespace of its own.
+The step's root (and a stage used as a COPY source) is a RootFS: either a plain
+directory (native snapshotter) or an overlay that this process mounts in a mount
+namespace of its own.
 Ownership is set as seen inside the sandbox: files from a context become root's (or
 --chown's), files from a stage keep their owners.
 """
@@ -22,6 +24,7 @@ from typing import Any
 from ocibuild.chmod import ModeChange
 from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
+from ocibuild.idspace.requests import Request, RootFS, handler, request_type
 from ocibuild.solver import selection
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -39,29 +42,65 @@ def _in_user_namespace() -> bool:
         return True
 
 
-@contextlib.contextmanager
-def _mounted(spec: dict[str, Any], readonly: bool = False) -> Iterator[Path]:
-    """A root spec {"dir": PATH} or {"overlay": {lower, upper, work}} as a directory."""
-    if "dir" in spec:
-        yield Path(spec["dir"])
-        return
-    from ocibuild.snapshot.overlay import distinct_lowers
+@request_type
+class CopyInto(Request[None]):
+    """COPY/ADD of `sources` (patterns) from `source` to `dest` in the step's `root`."""
 
-    layers = distinct_lowers([Path(p) for p in spec.get("layers", ())])
-    if len(layers) == 1:
-        yield layers[0]
-        return
+    root: RootFS
+    source: RootFS
+    sources: tuple[str, ...]
+    dest: str
+    cwd: str
+    chown: str
+    chmod: str
+    excludes: tuple[str, ...]
+    parents: bool
+    add: bool
+    from_context: bool  # the source is the context (or a URL, here-documents, git)
+    ignore: tuple[str, ...] = ()  # the context's .dockerignore patterns
+
+
+@request_type
+class MkdirIn(Request[None]):
+    """WORKDIR: directory `path` in `root`, owned as the stage's `user` says."""
+
+    root: RootFS
+    path: str
+    mode: int
+    user: str
+
+
+@request_type
+class SeedCache(Request[None]):
+    """A new cache mount directory `dest`, a copy of directory `path` of `source`."""
+
+    source: RootFS
+    path: str
+    dest: str
+
+
+@contextlib.contextmanager
+def _mounted(spec: RootFS, readonly: bool = False) -> Iterator[Path]:
+    """A root filesystem as a directory: itself, or an overlay mounted for the block."""
+    if spec.upper is None:
+        from ocibuild.snapshot.overlay import distinct_lowers
+
+        layers = distinct_lowers([Path(p) for p in spec.lowers])
+        if len(layers) == 1:
+            yield layers[0]
+            return
+    else:
+        layers = [Path(p) for p in spec.lowers]
     from ocibuild.sandbox import linux
 
-    ov = spec.get("overlay") or {"lower": layers}
     target = tempfile.mkdtemp(prefix="ocibuild-copy-")
-    lower = ":".join(str(p) for p in reversed(ov["lower"]))  # overlayfs: top layer first
-    if "layers" in spec:
+    lower = ":".join(str(p) for p in reversed(layers))  # overlayfs: top layer first
+    if spec.upper is None:
         options = f"lowerdir={lower}"
     elif readonly:
-        options = f"lowerdir={ov['upper']}:{lower}"
+        options = f"lowerdir={spec.upper}:{lower}"
     else:
-        options = f"lowerdir={lower},upperdir={ov['upper']},workdir={ov['work']}"
+        options = f"lowerdir={lower},upperdir={spec.upper},workdir={spec.work}"
     if _in_user_namespace():
         options += ",userxattr"
     linux.mount("overlay", target, "overlay", linux.MS_RDONLY if readonly else 0, options)
@@ -290,37 +329,38 @@ def _extract(archive: Path, dest: Path, owner: tuple[int, int] | None) -> None:
             raise CopyError(f"{archive.name}: {exc.message}") from None
 
 
-def _needs_mount(spec: dict[str, Any]) -> bool:
-    return "overlay" in spec or len(spec.get("layers", ())) > 1
+def _needs_mount(spec: RootFS) -> bool:
+    return not spec.is_directory
 
 
-def copy_into(args: dict[str, Any]) -> None:
+@handler(CopyInto)
+def copy_into(args: CopyInto) -> None:
     """(Runs under the sandbox mapping, in a process of its own.) COPY/ADD into the
     step's root."""
-    if _needs_mount(args["root"]) or _needs_mount(args["source"]):
+    if _needs_mount(args.root) or _needs_mount(args.source):
         _private_mount_namespace()
-    with _mounted(args["root"]) as root, _mounted(args["source"], readonly=True) as src:
+    with _mounted(args.root) as root, _mounted(args.source, readonly=True) as src:
         _copy(root, src, args)
 
 
-def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
+def _copy(root: Path, src: Path, args: CopyInto) -> None:
     from ocibuild.dockerignore import IgnoreMatcher
 
-    ignore = IgnoreMatcher(list(args.get("ignore", ())))
-    exclude = IgnoreMatcher(list(args.get("excludes", ())))
-    owner = _owner(args.get("chown", ""), root)
-    chmod = parse_chmod(args["chmod"]) if args.get("chmod") else None
-    from_context = bool(args.get("from_context"))
+    ignore = IgnoreMatcher(list(args.ignore))
+    exclude = IgnoreMatcher(list(args.excludes))
+    owner = _owner(args.chown, root)
+    chmod = parse_chmod(args.chmod) if args.chmod else None
+    from_context = args.from_context
     copier = _Copier(src, owner, chmod, from_context)
-    dest = args["dest"]
-    dest_abs = posixpath.normpath(posixpath.join(args.get("cwd") or "/", dest))
+    dest = args.dest
+    dest_abs = posixpath.normpath(posixpath.join(args.cwd or "/", dest))
     dir_form = dest.endswith("/") or dest in (".", "./") or dest.endswith("/.")
     ignored = (lambda rel, is_dir: ignore.matches(rel)) if ignore.patterns else None
-    if args.get("parents"):
+    if args.parents:
         _copy_parents(root, src, args, copier, dest_abs, owner, ignored, exclude)
         return
     matches: list[str] = []
-    for pattern in args["sources"]:
+    for pattern in args.sources:
         found = selection.expand(src, pattern.lstrip("/") if not from_context else pattern)
         found = [m for m in found
                  if selection.visible(src, m, ignored, reincludes=ignore.has_exclusions)]
@@ -328,7 +368,7 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
             raise CopyError(f"{pattern}: not found"
                             + (" in the build context" if from_context else ""))
         matches += found  # a wildcard matching nothing copies nothing, as BuildKit's
-    multiple = len(matches) > 1 or any(selection.has_wildcards(p) for p in args["sources"])
+    multiple = len(matches) > 1 or any(selection.has_wildcards(p) for p in args.sources)
 
     def excluded_under(top: str) -> selection.Excluded:
         def check(rel: str, is_dir: bool) -> bool:
@@ -351,7 +391,7 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
             target = _makedirs(root, dest_abs, owner)
             copier.copy_tree(resolved, target, excluded_under(resolved))
             continue
-        if args.get("add") and from_context and _is_archive(full):
+        if args.add and from_context and _is_archive(full):
             target = _makedirs(root, dest_abs, owner)
             _extract(full, target, owner)
             continue
@@ -364,17 +404,17 @@ def _copy(root: Path, src: Path, args: dict[str, Any]) -> None:
         copier.copy_entry(full, parent / posixpath.basename(target_path), st)
 
 
-def _copy_parents(root: Path, src: Path, args: dict[str, Any], copier: _Copier,
+def _copy_parents(root: Path, src: Path, args: CopyInto, copier: _Copier,
                   dest_abs: str, owner: tuple[int, int] | None,
                   ignored: selection.Excluded | None, exclude: Any) -> None:
     """COPY --parents: each source's entries at their path below its pivot (see
     selection.parents_entries), the directories leading to them made as in the source."""
-    from_context = bool(args.get("from_context"))
+    from_context = args.from_context
     top = _makedirs(root, dest_abs, owner)
 
     excluded_below = exclude.matches if exclude.patterns else None
     dirs: list[tuple[str, os.stat_result]] = []
-    for pattern in args["sources"]:
+    for pattern in args.sources:
         entries = selection.parents_entries(src, pattern, ignored, excluded_below)
         if not entries and not selection.has_wildcards(pattern):
             raise CopyError(f"{pattern}: not found"
@@ -388,26 +428,28 @@ def _copy_parents(root: Path, src: Path, args: dict[str, Any], copier: _Copier,
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def seed_cache(args: dict[str, Any]) -> None:
+@handler(SeedCache)
+def seed_cache(args: SeedCache) -> None:
     """(Runs under the sandbox mapping, in a process of its own.) A new cache mount
-    directory `dest` as a copy of directory `path` of a stage, owners and modes kept."""
-    if _needs_mount(args["source"]):
+    directory as a copy of a stage's directory, owners and modes kept."""
+    if _needs_mount(args.source):
         _private_mount_namespace()
-    with _mounted(args["source"], readonly=True) as src:
-        resolved = selection.scoped_resolve(src, args["path"])
+    with _mounted(args.source, readonly=True) as src:
+        resolved = selection.scoped_resolve(src, args.path)
         if not os.path.isdir(src / resolved):
             what = "is not a directory" if os.path.lexists(src / resolved) else "not found"
-            raise CopyError(f"cache mount source /{args['path']}: {what}")
-        _Copier(src, None, None, False).copy_tree(resolved, Path(args["dest"]), None)
+            raise CopyError(f"cache mount source /{args.path}: {what}")
+        _Copier(src, None, None, False).copy_tree(resolved, Path(args.dest), None)
 
 
-def mkdir_in(args: dict[str, Any]) -> None:
+@handler(MkdirIn)
+def mkdir_in(args: MkdirIn) -> None:
     """(Runs under the sandbox mapping, in a process of its own.) WORKDIR: create the
     directory if missing, owned as BuildKit's file ops read the stage USER."""
     from ocibuild.solver.file_user import file_owner
 
-    if _needs_mount(args["root"]):
+    if _needs_mount(args.root):
         _private_mount_namespace()
-    with _mounted(args["root"]) as root:
-        owner = file_owner(args.get("user", ""), lambda name: _read_etc(root, name))
-        _makedirs(root, args["path"], owner, int(args.get("mode", 0o755)))
+    with _mounted(args.root) as root:
+        owner = file_owner(args.user, lambda name: _read_etc(root, name))
+        _makedirs(root, args.path, owner, args.mode)

@@ -9,6 +9,7 @@ snapshotter for one (which extracts the layers it has not extracted before).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ocibuild import entitlements
 from ocibuild.cache import temporaries
@@ -67,11 +68,13 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
+    from ocibuild.idspace.requests import Request, RootFS
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.snapshot.base import Prepared
     from ocibuild.solver.step_runner import StepRunner
 
 KEY_VERSION = "ocibuild-cache-v1"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -704,9 +707,9 @@ class Solver:
             if isinstance(op, CopyOp):
                 self._copy(op, prepared)
             elif isinstance(op, MkdirOp):
-                self._userns("ocibuild.solver.fileop:mkdir_in", {
-                    "root": root_spec(prepared.root), "path": op.path, "mode": op.mode,
-                    "user": op.user})
+                from ocibuild.solver.fileop import MkdirIn
+
+                self._userns(MkdirIn(root_spec(prepared.root), op.path, op.mode, op.user))
             else:
                 raise OcibuildError(f"cannot run op kind {op.kind}")
         except BaseException:
@@ -720,36 +723,39 @@ class Solver:
         self._releases.append(self._releaser.submit(self.snap.release, prepared))
 
     def _copy(self, op: CopyOp, prepared: Prepared) -> None:
-        args: dict[str, Any] = {
-            "root": root_spec(prepared.root), "sources": list(op.sources), "dest": op.dest,
-            "cwd": op.cwd, "chown": op.chown, "chmod": op.chmod,
-            "excludes": list(op.excludes), "parents": op.parents, "add": op.add,
-        }
+        from ocibuild.solver.fileop import CopyInto
+
+        # the build context's .dockerignore (a named --build-context has none)
+        ignored = isinstance(op.source, ContextSource) \
+            and op.source.name not in self.opts.context_dirs
         with self._source_dir(op.source) as source:
-            args["source"] = source
-            args["from_context"] = isinstance(
-                op.source, ContextSource | HttpSource | InlineSource | GitSource)
-            if isinstance(op.source, ContextSource) \
-                    and op.source.name not in self.opts.context_dirs:
-                args["ignore"] = list(self.opts.ignore_patterns)
-            self._userns("ocibuild.solver.fileop:copy_into", args)
+            request = CopyInto(
+                root=root_spec(prepared.root), source=source, sources=op.sources,
+                dest=op.dest, cwd=op.cwd, chown=op.chown, chmod=op.chmod,
+                excludes=op.excludes, parents=op.parents, add=op.add,
+                from_context=isinstance(
+                    op.source, ContextSource | HttpSource | InlineSource | GitSource),
+                ignore=tuple(self.opts.ignore_patterns) if ignored else ())
+            self._userns(request)
         if isinstance(op.contents, InlineSource):  # then the here-documents, same root
             with self._source_dir(op.contents) as source:
-                self._userns("ocibuild.solver.fileop:copy_into", {
-                    **args, "source": source, "from_context": True, "ignore": [],
-                    "sources": [name for name, _ in op.contents.files], "add": False,
-                    "parents": False})
+                self._userns(dataclasses.replace(
+                    request, source=source, from_context=True, ignore=(),
+                    sources=tuple(name for name, _ in op.contents.files), add=False,
+                    parents=False))
 
     @contextlib.contextmanager
-    def _source_dir(self, source: Op) -> Iterator[dict[str, Any]]:
+    def _source_dir(self, source: Op) -> Iterator[RootFS]:
+        from ocibuild.idspace.requests import RootFS
+
         if isinstance(source, ContextSource):
-            yield {"dir": str(self.context_dir(source))}
+            yield RootFS.directory(self.context_dir(source))
         elif isinstance(source, HttpSource):
-            yield {"dir": str(self.downloads[source.digest])}
+            yield RootFS.directory(self.downloads[source.digest])
         elif isinstance(source, InlineSource):
-            yield {"dir": str(self._inline_dir(source))}
+            yield RootFS.directory(self._inline_dir(source))
         elif isinstance(source, GitSource):
-            yield {"dir": str(self.git.directory(source))}
+            yield RootFS.directory(self.git.directory(source))
         else:
             chain = self._result_of(source).layers
             spec, prepared = self.snap.source_view(self.stacked_layers(chain))
@@ -774,11 +780,11 @@ class Solver:
                 tmp.rename(base)
         return base
 
-    def _userns(self, target: str, args: dict[str, Any]) -> Any:
+    def _userns(self, request: Request[R]) -> R:
         """A file op under the sandbox mapping, in a process of its own."""
-        from ocibuild.idspace.userns import call_isolated
+        from ocibuild.idspace.userns import request_isolated
 
-        return call_isolated(target, args)
+        return request_isolated(request)
 
     @property
     def cancelled(self) -> Any:
@@ -799,12 +805,13 @@ def _is_step(op: Op) -> bool:
     return isinstance(op, ExecOp | CopyOp | MkdirOp)
 
 
-def root_spec(root: Any) -> dict[str, Any]:
-    """A prepared root as fileop's functions take it."""
+def root_spec(root: Any) -> RootFS:
+    """A prepared root as fileop's requests take it."""
+    from ocibuild.idspace.requests import RootFS
+
     if isinstance(root, Path | str):
-        return {"dir": str(root)}
-    return {"overlay": {"lower": [str(p) for p in root.lower], "upper": str(root.upper),
-                        "work": str(root.work)}}
+        return RootFS.directory(root)
+    return RootFS.overlay(root.lower, root.upper, root.work)
 
 
 NameOf = Callable[[Op], str]

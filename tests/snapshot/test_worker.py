@@ -13,24 +13,35 @@ from tests.support.users import User
 SCRIPT = r"""
 import json, os, threading
 from ocibuild.idspace import userns
+from ocibuild.idspace.userns import Chown
+from ocibuild.idspace.worker import Identity
 out = {}
 with userns.session() as s:
-    first = userns.call("ocibuild.idspace.worker:identity", None)
-    second = userns.call("ocibuild.idspace.worker:identity", None)
+    first = userns.request(Identity())
+    second = userns.request(Identity())
     out["ids"] = [first["uid"], first["gid"]]
     out["forked"] = first["pid"] != second["pid"] and first["pid"] != os.getpid()
     try:
-        userns.call("ocibuild.idspace.userns:_chown",
-                    {"path": "/nonexistent/x", "uid": 1, "gid": 1})
+        userns.request(Chown("/nonexistent/x", 1, 1))
     except userns.UsernsCallError as e:
         out["error"] = e.message
-    try:
-        userns.call("os:getcwd", None)
-    except userns.UsernsCallError as e:
-        out["refused"] = e.message
+    refused = []
+    for message in (
+            {"request": "os.getcwd", "fields": {}},
+            {"request": "ocibuild.idspace.userns.remove_local", "fields": {"path": "/"}},
+            {"request": Chown.wire_name, "fields": {"path": "/x", "uid": "0", "gid": 0}},
+            {"request": Chown.wire_name, "fields": {"path": "/x", "uid": 0, "gid": 0,
+                                                    "mode": 0}},
+            {"request": Chown.wire_name, "fields": {"path": "/x", "uid": 0}}):
+        try:
+            s.exchange(message)
+        except userns.UsernsCallError as e:
+            refused.append(e.message)
+    out["refused"] = refused
+    out["served_after"] = userns.request(Identity())["uid"] == 0
     results = []
     threads = [threading.Thread(target=lambda: results.append(
-        userns.call("ocibuild.idspace.worker:identity", None)["pid"])) for _ in range(8)]
+        userns.request(Identity())["pid"])) for _ in range(8)]
     for t in threads: t.start()
     for t in threads: t.join()
     out["distinct_pids"] = len(set(results))
@@ -56,7 +67,15 @@ def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
     assert out["forked"] is True
     assert out["distinct_pids"] == 8
     assert "FileNotFoundError" in str(out["error"]) and "/nonexistent/x" in str(out["error"])
-    assert "refusing target 'os:getcwd'" in str(out["refused"])
+    # malformed requests are refused before anything runs, and the server goes on
+    assert out["refused"] == [
+        "refused a request: unknown request 'os.getcwd'",
+        "refused a request: unknown request 'ocibuild.idspace.userns.remove_local'",
+        "refused a request: Chown.uid: expected int, got str",
+        "refused a request: Chown: unexpected field mode",
+        "refused a request: Chown: missing field gid",
+    ]
+    assert out["served_after"] is True
     assert out["socket_gone"] is True
 
 
@@ -69,6 +88,7 @@ RESTART_SCRIPT = r"""
 import json, os, signal, time
 from pathlib import Path
 from ocibuild.idspace import userns
+from ocibuild.idspace.worker import Identity
 
 def server_pids():
     children = set()
@@ -78,7 +98,7 @@ def server_pids():
 
 out = {}
 with userns.session():
-    out["before"] = userns.call("ocibuild.idspace.worker:identity", None)["uid"]
+    out["before"] = userns.request(Identity())["uid"]
     killed = server_pids()
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
@@ -87,7 +107,7 @@ with userns.session():
                 Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[:1] or ["Z"]):
             time.sleep(0.01)
     out["killed"] = len(killed)
-    out["after"] = userns.call("ocibuild.idspace.worker:identity", None)["uid"]
+    out["after"] = userns.request(Identity())["uid"]
     out["new_server"] = bool(server_pids() - killed)
 print(json.dumps(out))
 """

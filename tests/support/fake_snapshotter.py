@@ -14,9 +14,9 @@ import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from ocibuild.cache.store import Store
+from ocibuild.idspace.requests import RootFS
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.snapshot.base import Prepared
@@ -88,10 +88,10 @@ class MemorySnapshotter:
     def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
         return self._root(layers)
 
-    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[dict[str, Any],
+    def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[RootFS,
                                                                         Prepared | None]:
         prepared = self._root(layers)
-        return {"dir": str(prepared.root)}, prepared
+        return RootFS.directory(prepared.root), prepared
 
     def reads_blob(self, layer: LayerRef) -> bool:
         return True
