@@ -28,7 +28,7 @@ LEAVES = frozenset({
 # Packages of the engine: none of them imports the package root (its lazy public API).
 # The one cycle left, being removed by the solver's rework (issue 20, items 1 and 8):
 # execute, cache_seed and git_source are parts of Solver that take it as an argument, and
-# execute uses solve's OpResult, StepFailedError and root_spec. Shrink it, never grow it.
+# execute uses solve's OpResult and StepFailedError. Shrink it, never grow it.
 KNOWN_CYCLE = frozenset({"ocibuild.solver.solve", "ocibuild.solver.execute",
                          "ocibuild.solver.cache_seed", "ocibuild.solver.git_source"})
 ENGINE = ("oci", "graph", "frontend", "solver", "snapshot", "sandbox", "idspace", "cache",

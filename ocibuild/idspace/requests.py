@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
@@ -78,6 +78,7 @@ _REQUESTS: dict[str, _Spec] = {}  # by wire name
 _HANDLERS: dict[type, Callable[[Any], Any]] = {}
 
 
+@dataclass_transform(frozen_default=True)
 def field_type(cls: T) -> T:
     """Declare a frozen value type that request fields may hold."""
     cls = deferred_dataclass(frozen=True)(cls)
@@ -85,11 +86,13 @@ def field_type(cls: T) -> T:
     return cls
 
 
+@dataclass_transform(frozen_default=True)
 def request_type(cls: T) -> T:
     """Declare a request: a frozen dataclass whose fields are checked on arrival."""
     cls = deferred_dataclass(frozen=True)(cls)
-    cls.wire_name = f"{cls.__module__}.{cls.__qualname__}"
-    _REQUESTS[cls.wire_name] = _Spec(cls)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    setattr(cls, "wire_name", name)  # noqa: B010 (T is any class to the type checker)
+    _REQUESTS[name] = _Spec(cls)
     return cls
 
 
@@ -108,8 +111,8 @@ def wire_module(name: str) -> str:
 
 def encode(request: Request[Any]) -> dict[str, Any]:
     """The request as a JSON-able message."""
-    spec = _REQUESTS[type(request).wire_name]
-    return {"request": spec.cls.wire_name, "fields": spec.encode(request)}
+    name = type(request).wire_name
+    return {"request": name, "fields": _REQUESTS[name].encode(request)}
 
 
 def request_class(message: Any) -> type[Request[Any]]:
@@ -120,7 +123,8 @@ def request_class(message: Any) -> type[Request[Any]]:
     spec = _REQUESTS.get(name) if isinstance(name, str) else None
     if spec is None or spec.cls not in _HANDLERS:
         raise RequestError(f"unknown request {name!r}")
-    return spec.cls
+    cls: type[Request[Any]] = spec.cls
+    return cls
 
 
 def decode(message: Any) -> Request[Any]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         Isolation,
         Mount,
         Network,
-        OverlayRoot,
+        RootFS,
         SecretMount,
         Security,
         SSHMount,
@@ -37,12 +37,12 @@ _EXPORTS = {
     "run_step": "runner",
     "run_in_userns": "userns_call",
     **{name: "spec" for name in ("BindMount", "CacheMount", "Isolation", "Mount", "Network",
-                                 "OverlayRoot", "SecretMount", "Security", "SSHMount",
+                                 "RootFS", "SecretMount", "Security", "SSHMount",
                                  "StepResult", "StepSpec", "TmpfsMount")},
 }
 
 __all__ = [
-    "BindMount", "CacheMount", "Isolation", "Mount", "Network", "OverlayRoot", "SSHMount",
+    "BindMount", "CacheMount", "Isolation", "Mount", "Network", "RootFS", "SSHMount",
     "SandboxError", "SecretMount", "Security", "StepResult", "StepSpec", "TmpfsMount",
     "current_idmap", "prestart", "run_in_userns", "run_step",
 ]

@@ -23,7 +23,7 @@ from ocibuild.sandbox.spec import (
     CacheMount,
     Isolation,
     Mount,
-    OverlayRoot,
+    RootFS,
     SecretMount,
     SSHMount,
     StepResult,
@@ -108,19 +108,33 @@ def _config(spec: StepSpec, isolation: Isolation) -> dict[str, object]:
         "default_path": DEFAULT_PATH, "rootfs": None, "overlay": None,
         **step_options_config(spec),
     }
-    if isinstance(spec.rootfs, OverlayRoot):
-        layers = [str(Path(p).resolve()) for p in spec.rootfs.lower]
-        for path in [*layers, str(spec.rootfs.upper), str(spec.rootfs.work)]:
-            if any(c in path for c in ":,"):
-                raise SandboxError(f"overlay directory paths cannot contain ':' or ',': {path}")
-        conf["overlay"] = {"lower": list(reversed(layers)),  # overlayfs lists the top first
-                           "upper": str(spec.rootfs.upper.resolve()),
-                           "work": str(spec.rootfs.work.resolve())}
-    else:
-        if not Path(spec.rootfs).is_dir():
-            raise SandboxError(f"root filesystem {spec.rootfs} is not a directory")
-        conf["rootfs"] = str(Path(spec.rootfs).resolve())
+    conf.update(_root_config(spec.rootfs))
     return conf
+
+
+def _root_config(rootfs: Path | RootFS) -> dict[str, object]:
+    """The root as the step's helper reads it: "rootfs" (a directory) or "overlay"."""
+    if not isinstance(rootfs, RootFS) or rootfs.is_directory:
+        directory = rootfs.path if isinstance(rootfs, RootFS) else Path(rootfs)
+        if not directory.is_dir():
+            raise SandboxError(f"root filesystem {directory} is not a directory")
+        return {"rootfs": str(directory.resolve())}
+    if rootfs.upper is None or rootfs.work is None:
+        raise SandboxError("a step's overlay root needs an upper and a work directory")
+    layers = [str(Path(p).resolve()) for p in rootfs.lowers]
+    for path in [*layers, rootfs.upper, rootfs.work]:
+        if any(c in path for c in ":,"):
+            raise SandboxError(f"overlay directory paths cannot contain ':' or ',': {path}")
+    return {"overlay": {"lower": list(reversed(layers)),  # overlayfs lists the top first
+                        "upper": str(Path(rootfs.upper).resolve()),
+                        "work": str(Path(rootfs.work).resolve())}}
+
+
+def _written_dir(rootfs: Path | RootFS) -> Path:
+    """Where a step's changes land: an overlay's upper directory, else the root."""
+    if isinstance(rootfs, RootFS):
+        return Path(rootfs.upper) if rootfs.upper is not None else rootfs.path
+    return Path(rootfs)
 
 
 class _LineSplitter:
@@ -336,6 +350,4 @@ def run_step(spec: StepSpec, *, on_stdout: Sink, on_stderr: Sink,
         return session.run()
     finally:
         if session.created:
-            base = (spec.rootfs.upper if isinstance(spec.rootfs, OverlayRoot)
-                    else Path(spec.rootfs))
-            remove_created(base, session.created)
+            remove_created(_written_dir(spec.rootfs), session.created)

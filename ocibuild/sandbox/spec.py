@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from ocibuild.deferred import deferred_dataclass
+from ocibuild.idspace.requests import RootFS
 
 Network = Literal["default", "none", "host"]
 Isolation = Literal["userns", "chroot"]
@@ -74,17 +75,6 @@ Mount = BindMount | TmpfsMount | SecretMount | CacheMount | SSHMount
 
 
 @dataclass(frozen=True)
-class OverlayRoot:
-    """A root filesystem made of read-only `lower` directories (base first, top last)
-    and a writable `upper` directory that receives every change of the step; `work`
-    is overlayfs' scratch directory on the same filesystem as `upper`."""
-
-    lower: Sequence[Path]
-    upper: Path
-    work: Path
-
-
-@dataclass(frozen=True)
 class StepSpec:
     """One command to run in a root filesystem.
 
@@ -101,7 +91,7 @@ class StepSpec:
     ULIMITS, -1 for unlimited (--ulimit).
     """
 
-    rootfs: Path | OverlayRoot
+    rootfs: Path | RootFS  # a RootFS: a plain directory or an overlay with an upper
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str = "/"

@@ -12,20 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.idspace import userns
-from ocibuild.idspace.requests import Request, handler, request_type
+from ocibuild.idspace.requests import Request, RootFS, handler, request_type
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layerref import LayerRef
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.sandbox.spec import OverlayRoot
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A step's root filesystem: `root` goes into sandbox.StepSpec.rootfs."""
 
-    root: OverlayRoot | Path
+    root: RootFS  # an overlay (overlay snapshotter) or a plain directory (native)
     layers: tuple[LayerRef | Path, ...]  # a Path: a pending change directory
     step_dir: Path  # everything of this step (upper/work or the copied tree)
 

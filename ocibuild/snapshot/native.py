@@ -151,7 +151,7 @@ class NativeSnapshotter:
         except BaseException:
             trash.discard(self.store, [step])  # the failed build frees it before it exits
             raise
-        return Prepared(step / "root", tuple(layers), step)
+        return Prepared(RootFS.directory(step / "root"), tuple(layers), step)
 
     def _record_chains(self, chains: Path, made: list[list[Any]]) -> None:
         """Record the chain directories just made; those the database cannot take (a
@@ -172,7 +172,7 @@ class NativeSnapshotter:
     def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[RootFS,
                                                                         Prepared | None]:
         prepared = self.prepare(layers)
-        return RootFS.directory(prepared.root), prepared
+        return prepared.root, prepared
 
     def reads_blob(self, layer: LayerRef) -> bool:
         return True

@@ -68,8 +68,6 @@ class OverlaySnapshotter:
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
         """A fresh upper over `layers`; a Path among them is a directory that already
         holds that layer as overlayfs reads it (an earlier step's upper directory)."""
-        from ocibuild.sandbox.spec import OverlayRoot
-
         self.materialized += 1
         lowers = distinct_lowers(lower_dirs(self.store, layers))
         step = new_step_dir(self.store)
@@ -80,7 +78,7 @@ class OverlaySnapshotter:
             empty = step / "empty"
             empty.mkdir(mode=0o755)
             lowers = [empty]
-        return Prepared(OverlayRoot(tuple(lowers), upper, work), tuple(layers), step)
+        return Prepared(RootFS.overlay(lowers, upper, work), tuple(layers), step)
 
     def warm(self) -> None:
         warm_userns(self.store)
@@ -97,7 +95,8 @@ class OverlaySnapshotter:
         if not layers:
             step = new_step_dir(self.store)
             (step / "empty").mkdir(mode=0o755)
-            return RootFS.directory(step / "empty"), Prepared(step / "empty", (), step)
+            empty = RootFS.directory(step / "empty")
+            return empty, Prepared(empty, (), step)
         if any(not isinstance(s, Path) for s in layers):
             self.materialized += 1
         return RootFS.stack(lower_dirs(self.store, layers)), None

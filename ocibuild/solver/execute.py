@@ -71,7 +71,6 @@ class _Output:
 def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitStack,
                    env: dict[str, str], output: _Output) -> Any | None:
     from ocibuild import sandbox
-    from ocibuild.solver.solve import root_spec
 
     if m.type == "cache":
         from ocibuild.solver.cache_seed import open_cache
@@ -115,7 +114,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     layers = solver.local_layers(solver._result_of(m.source).layers)
     prepared = solver.snap.prepare_tree(layers)
     stack.callback(solver.release_later, prepared)
-    base = root_spec(prepared.root).path
+    base = prepared.root.path
     path = base / selection.scoped_resolve(base, m.source_path)
     return sandbox.BindMount(path, m.target, readonly=m.readonly)
 

@@ -709,7 +709,7 @@ class Solver:
             elif isinstance(op, MkdirOp):
                 from ocibuild.solver.fileop import MkdirIn
 
-                self._userns(MkdirIn(root_spec(prepared.root), op.path, op.mode, op.user))
+                self._userns(MkdirIn(prepared.root, op.path, op.mode, op.user))
             else:
                 raise OcibuildError(f"cannot run op kind {op.kind}")
         except BaseException:
@@ -730,7 +730,7 @@ class Solver:
             and op.source.name not in self.opts.context_dirs
         with self._source_dir(op.source) as source:
             request = CopyInto(
-                root=root_spec(prepared.root), source=source, sources=op.sources,
+                root=prepared.root, source=source, sources=op.sources,
                 dest=op.dest, cwd=op.cwd, chown=op.chown, chmod=op.chmod,
                 excludes=op.excludes, parents=op.parents, add=op.add,
                 from_context=isinstance(
@@ -803,15 +803,6 @@ class Hit:
 
 def _is_step(op: Op) -> bool:
     return isinstance(op, ExecOp | CopyOp | MkdirOp)
-
-
-def root_spec(root: Any) -> RootFS:
-    """A prepared root as fileop's requests take it."""
-    from ocibuild.idspace.requests import RootFS
-
-    if isinstance(root, Path | str):
-        return RootFS.directory(root)
-    return RootFS.overlay(root.lower, root.upper, root.work)
 
 
 NameOf = Callable[[Op], str]

@@ -25,7 +25,7 @@ from ocibuild.sandbox import (
     BindMount,
     CacheMount,
     Mount,
-    OverlayRoot,
+    RootFS,
     SandboxError,
     SecretMount,
     StepSpec,
@@ -52,8 +52,8 @@ def _mount(m: dict[str, Any]) -> Mount:
 
 def _spec(step: dict[str, Any]) -> StepSpec:
     root = step["rootfs"]
-    rootfs: Path | OverlayRoot = (
-        OverlayRoot([Path(p) for p in root["lower"]], Path(root["upper"]), Path(root["work"]))
+    rootfs: Path | RootFS = (
+        RootFS.overlay(root["lower"], root["upper"], root["work"])
         if isinstance(root, dict) else Path(root))
     return StepSpec(rootfs=rootfs, argv=step["argv"], env=step.get("env", {}),
                     cwd=step.get("cwd", "/"), user=step.get("user", ""),

@@ -34,7 +34,7 @@ def helpers() -> dict[str, Path]:
 
 def make_root(sbx: Sandboxer, kind: str, files: dict[str, Path | bytes]) -> str | dict[str, Any]:
     """A step root holding `files` (name at the top of the root -> helper to copy, or
-    bytes): a plain directory, or an OverlayRoot whose lower directory holds them."""
+    bytes): a plain directory, or an overlay RootFS whose lower directory holds them."""
     base = sbx.rootfs("rootfs" if kind == "dir" else "lower")
     for name, content in files.items():
         if isinstance(content, Path):

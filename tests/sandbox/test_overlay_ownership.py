@@ -1,4 +1,4 @@
-"""A step on an OverlayRoot changes only `upper`; the layer written from it keeps the
+"""A step on an overlay RootFS changes only `upper`; the layer written from it keeps the
 ids the step gave its files."""
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ocibuild.idspace.requests import RootFS
 from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.spec import StepResult, StepSpec
 
@@ -45,8 +46,9 @@ class FakeRunner:
     def run(self, spec: StepSpec, *, on_stdout: Callable[[bytes], None],
             on_stderr: Callable[[bytes], None], isolation: str,
             cancel: threading.Event | None) -> StepResult:
-        script, root = spec.argv[-1], spec.rootfs
-        assert isinstance(root, Path), "the memory snapshotter's roots are directories"
+        script, rootfs = spec.argv[-1], spec.rootfs
+        assert isinstance(rootfs, RootFS), "the memory snapshotter's roots are RootFS"
+        root = rootfs.path  # a plain directory, or this raises
         with self._lock:
             self.ran.append(script)
             self.running += 1

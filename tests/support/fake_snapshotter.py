@@ -83,7 +83,7 @@ class MemorySnapshotter:
         with self._lock:
             self._base[step] = base
             self.live.add(step)
-        return Prepared(step / "root", tuple(layers), step)
+        return Prepared(RootFS.directory(step / "root"), tuple(layers), step)
 
     def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
         return self._root(layers)
@@ -91,14 +91,14 @@ class MemorySnapshotter:
     def source_view(self, layers: Sequence[LayerRef | Path]) -> tuple[RootFS,
                                                                         Prepared | None]:
         prepared = self._root(layers)
-        return RootFS.directory(prepared.root), prepared
+        return prepared.root, prepared
 
     def reads_blob(self, layer: LayerRef) -> bool:
         return True
 
     def _change(self, prepared: Prepared) -> dict[str, str]:
         base = self._base[prepared.step_dir]
-        return {k: v for k, v in files_of(Path(prepared.root)).items() if base.get(k) != v}
+        return {k: v for k, v in files_of(prepared.root.path).items() if base.get(k) != v}
 
     def layer_progress(self, prepared: Prepared) -> Path | None:
         return None
