@@ -751,7 +751,7 @@ class Solver:
         if isinstance(source, ContextSource):
             yield RootFS.directory(self.context_dir(source))
         elif isinstance(source, HttpSource):
-            yield RootFS.directory(self.downloads[source.digest])
+            yield RootFS.directory(str(self.downloads[source.digest]))
         elif isinstance(source, InlineSource):
             yield RootFS.directory(self._inline_dir(source))
         elif isinstance(source, GitSource):
