@@ -2,8 +2,8 @@
 
 Every `import` and `from ... import` in the package counts, wherever it is: at the top,
 under `if TYPE_CHECKING:`, or inside a function (a deferred import is still a
-dependency; it only loads later). The "module:function" strings of cross-process calls
-are not imports and do not count.
+dependency; it only loads later). The file-op server's allow-list of handler modules
+(module names it imports when a request needs them) does not count.
 """
 
 from __future__ import annotations
