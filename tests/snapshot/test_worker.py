@@ -47,6 +47,14 @@ with userns.session() as s:
     out["distinct_pids"] = len(set(results))
     path = s.socket_path
 out["socket_gone"] = not os.path.exists(path)
+# without a session: a helper process per request, checked the same way
+out["helper_uid"] = userns.request(Identity())["uid"]
+from ocibuild.idspace.worker import ANSWER_ONE
+from ocibuild.sandbox import SandboxError, run_in_userns
+try:
+    run_in_userns(ANSWER_ONE, {"request": Chown.wire_name, "fields": {"path": "/x"}})
+except SandboxError as e:
+    out["helper_refused"] = e.message
 print(json.dumps(out))
 """
 
@@ -76,6 +84,8 @@ def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
         "refused a request: Chown: missing field gid",
     ]
     assert out["served_after"] is True
+    assert out["helper_uid"] == 0
+    assert "refused a request: Chown: missing field uid, gid" in str(out["helper_refused"])
     assert out["socket_gone"] is True
 
 
