@@ -1,30 +1,22 @@
 """An HTTP client for one registry: scheme detection, auth, retries, the v2 endpoints.
 
-Built on urllib3 (connection pools shared by threads, streamed request and response
-bodies, no buffering layers). Auth follows the distribution token spec: the first
-`GET /v2/` learns the challenge; each request then carries a token for exactly the
-scopes it needs (`repository:NAME:pull` or `…:pull,push`, plus the mount source),
-kept per scope set until it expires, so a push never reuses a pull-only token.
+Requests go through `http.py` (keep-alive connections shared by threads, streamed
+request and response bodies, no buffering layers). Auth follows the distribution token
+spec: the first `GET /v2/` learns the challenge; each request then carries a token for
+exactly the scopes it needs (`repository:NAME:pull` or `…:pull,push`, plus the mount
+source), kept per scope set until it expires, so a push never reuses a pull-only token.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import logging
-import re
-import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
-
-import urllib3
-from urllib3.util.retry import Retry
 
 from ocibuild import interrupt
 from ocibuild.errors import OcibuildError
@@ -40,14 +32,14 @@ from ocibuild.registry.errors import (
     error_for_status,
     registry_message,
 )
+from ocibuild.registry.http import Body, ConnectTimeout, HttpError, Pool, ReadTimeout, Response
 from ocibuild.registry.options import TIMEOUT_ENV, RegistryOptions, ssl_context
 
 if TYPE_CHECKING:
+    import ssl
     from concurrent.futures import Future
 
 T = TypeVar("T")
-
-log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MANIFEST_ACCEPT = ", ".join([
@@ -72,89 +64,9 @@ class _Token:
     expires: float
 
 
-def _reason(exc: BaseException) -> str:
-    """The useful end of urllib3's wrapped error text ("Connection refused"), without
-    the reprs of urllib3's objects it carries."""
-    inner = getattr(exc, "reason", None) or exc
-    texts = [a for a in inner.args if isinstance(a, str)]
-    text = texts[-1] if texts else str(inner)
-    for marker in ("Failed to establish a new connection: ", ">: ", "): "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-            break
-    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>[:,]?\s*", "", text)
-    return re.sub(r"^\[Errno -?\d+\] ", "", text)
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether a urllib3 error is a timeout: connect, TLS handshake or read."""
-    inner = getattr(exc, "reason", None) or exc
-    if isinstance(inner, urllib3.exceptions.NewConnectionError):
-        return False  # refused, unreachable, DNS: urllib3 files these under timeouts
-    if isinstance(inner, urllib3.exceptions.TimeoutError | TimeoutError):
-        return True
-    return any(isinstance(a, TimeoutError) for a in getattr(inner, "args", ()))
-
-
 def _operation(method: str, url: str) -> str:
     """`GET /v2/…` of a request, without the query (scopes, upload state)."""
     return f"{method} {urlsplit(url).path or '/'}"
-
-
-class _PoolManager(urllib3.PoolManager):
-    """A PoolManager whose https pools use our TLS context, made when first needed.
-
-    Loading the system CA store costs ~45 ms, most of a push that finds every blob
-    present: a registry reached over plain http (--insecure-registry) makes the context
-    only if it redirects to https. For the others it is made at once, so a bad
-    --registry-ca file is reported before any request."""
-
-    def __init__(self, make_context: Callable[[], ssl.SSLContext], *, eager_tls: bool,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._make_context = make_context
-        self._context = make_context() if eager_tls else None
-        self._open: set[Any] = set()  # the connections of every pool, for shut_connections
-        self._open_lock = threading.Lock()
-
-    def shut_connections(self) -> None:
-        """Shut the socket of every connection, from any thread: a request blocked in a
-        send or a read on one fails at once (urllib3 cannot cancel a request)."""
-        with self._open_lock:
-            open_now = list(self._open)
-        for conn in open_now:
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def _tracked(self, base: type[Any]) -> type[Any]:
-        manager = self
-
-        class Tracked(base):  # type: ignore[misc, valid-type]
-            def connect(self) -> None:
-                super().connect()
-                with manager._open_lock:
-                    manager._open.add(self)
-
-            def close(self) -> None:
-                with manager._open_lock:
-                    manager._open.discard(self)
-                super().close()
-
-        return Tracked
-
-    def _new_pool(self, scheme: str, host: str, port: int,
-                  request_context: dict[str, Any] | None = None
-                  ) -> urllib3.HTTPConnectionPool:
-        if scheme == "https":  # called with the manager's pool lock held
-            if self._context is None:
-                self._context = self._make_context()
-            request_context = dict(request_context or self.connection_pool_kw)
-            request_context["ssl_context"] = self._context
-        pool = super()._new_pool(scheme, host, port, request_context)
-        pool.ConnectionCls = self._tracked(pool.ConnectionCls)
-        return pool
 
 
 class RegistryClient:
@@ -164,16 +76,15 @@ class RegistryClient:
         self.registry = registry
         self.options = options or RegistryOptions()
         self.api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
-        self._pool = _PoolManager(
-            lambda: ssl_context(registry, self.api_host, self.options),
-            eager_tls=not self.options.is_insecure(registry),
-            num_pools=8,
-            maxsize=max(4, self.options.jobs + 2),
-            blocksize=1 << 20,
-            headers={"User-Agent": USER_AGENT},
-        )
-        self._retry = Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
-                            raise_on_status=False, raise_on_redirect=True)
+        # Loading the system CA store costs ~45 ms, most of a push that finds every blob
+        # present: a registry reached over plain http (--insecure-registry) makes the TLS
+        # context only if it redirects to https. For the others it is made at once, so a
+        # bad --registry-ca file is reported before any request.
+        self._tls: ssl.SSLContext | None = None
+        if not self.options.is_insecure(registry):
+            self._tls = self._tls_context()
+        self._pool = Pool(self._tls_context, per_origin=max(4, self.options.jobs + 2),
+                          headers={"User-Agent": USER_AGENT})
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
         self._base: str | None = None
@@ -185,6 +96,11 @@ class RegistryClient:
         self.cancelled = threading.Event()
 
     # -- set-up -----------------------------------------------------------------------
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = ssl_context(self.registry, self.api_host, self.options)
+        return self._tls
+
     @property
     def base_url(self) -> str:
         return self._base_url(self.registry)
@@ -336,9 +252,8 @@ class RegistryClient:
             f"or over http to a host named by --insecure-registry {parts.hostname})")
 
     # -- requests ---------------------------------------------------------------------
-    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any, what: str,
-              *, attempts_left: int, deadline: float | None = None
-              ) -> urllib3.BaseHTTPResponse:
+    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Body, what: str,
+              *, attempts_left: int, deadline: float | None = None) -> Response:
         """One request with retries on connection errors (for replayable bodies), all
         within one timeout: an answer that takes longer is not waited for twice."""
         delay = self.options.backoff
@@ -346,31 +261,25 @@ class RegistryClient:
             deadline = time.monotonic() + self.options.timeout
         while True:
             left = max(deadline - time.monotonic(), 0.05)
-            timeout = urllib3.Timeout(connect=min(self.options.connect_timeout, left),
-                                      read=left)
             try:
                 return self._pool.request(
-                    method, url, body=body, headers=dict(headers), preload_content=False,
-                    decode_content=False, redirect=True, retries=self._retry,
-                    timeout=timeout,
-                )
-            except urllib3.exceptions.HTTPError as exc:
-                if _timed_out(exc):
+                    method, url, headers=headers, body=body,
+                    connect_timeout=min(self.options.connect_timeout, left), read_timeout=left)
+            except HttpError as exc:
+                if isinstance(exc, ConnectTimeout | ReadTimeout):
                     raise self.timeout_error(what, method, url, exc) from None
                 attempts_left -= 1
                 if attempts_left <= 0 or time.monotonic() + delay >= deadline:
                     raise UnreachableError(
-                        f"{what}: cannot reach {urlsplit(url).netloc}: {_reason(exc)}") \
+                        f"{what}: cannot reach {urlsplit(url).netloc}: {exc.reason}") \
                         from None
-                log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
                 time.sleep(delay)
                 delay *= 2
 
     def timeout_error(self, what: str, method: str, url: str,
-                       exc: BaseException) -> UnreachableError:
+                      exc: HttpError) -> UnreachableError:
         host = urlsplit(url).netloc
-        inner = getattr(exc, "reason", None) or exc
-        if isinstance(inner, urllib3.exceptions.ConnectTimeoutError):
+        if isinstance(exc, ConnectTimeout):
             seconds = min(self.options.connect_timeout, self.options.timeout)
             return UnreachableError(
                 f"{what}: cannot reach {host}: no connection within {seconds:g} s "
@@ -380,30 +289,29 @@ class RegistryClient:
             f"({_operation(method, url)}); a slow registry needs a longer "
             f"--registry-timeout (or {TIMEOUT_ENV})")
 
-    def read_body(self, resp: urllib3.BaseHTTPResponse, limit: int, what: str, method: str,
+    def read_body(self, resp: Response, limit: int, what: str, method: str,
                   url: str) -> bytes:
         """At most `limit` bytes of a response's body, the connection released; a stalled
         or broken body is an UnreachableError naming the request."""
         try:
             return resp.read(limit)
-        except urllib3.exceptions.HTTPError as exc:
-            if _timed_out(exc):
+        except HttpError as exc:
+            if isinstance(exc, ReadTimeout):
                 raise self.timeout_error(what, method, url, exc) from None
             raise UnreachableError(f"{what}: {urlsplit(url).netloc} broke off its answer "
-                                   f"({_operation(method, url)}): {_reason(exc)}") from None
+                                   f"({_operation(method, url)}): {exc.reason}") from None
         finally:
-            resp.release_conn()
+            resp.release()
 
     def request(self, method: str, path: str, *, scopes: Sequence[str], what: str,
-                headers: Mapping[str, str] | None = None, body: Any = None,
-                ok: Iterable[int] = (200,), replayable: bool | None = None
-                ) -> urllib3.BaseHTTPResponse:
+                headers: Mapping[str, str] | None = None, body: Body = None,
+                ok: Iterable[int] = (200,), replayable: bool | None = None) -> Response:
         """Send a request with auth and retries; the response is unread (stream it or
         call `.read()`), and its status is one of `ok` or a RegistryError is raised."""
         url = path if "://" in path else self._base_url(what) + path
         ok = frozenset(ok)
         if replayable is None:
-            replayable = body is None or isinstance(body, bytes | str)
+            replayable = body is None or isinstance(body, bytes)
         attempts = self.options.attempts if replayable else 1
         delay = self.options.backoff
         scopes = list(scopes)
@@ -431,7 +339,6 @@ class RegistryClient:
             if resp.status in RETRY_STATUSES and replayable and attempts > 1:
                 attempts -= 1
                 _drain(resp)
-                log.debug("%s: %s; retrying in %.2fs", what, resp.status, delay)
                 time.sleep(delay)
                 delay *= 2
                 continue
@@ -476,7 +383,7 @@ class RegistryClient:
         return resp.headers.get("Docker-Content-Digest", "") or identifier
 
     def open_blob(self, repository: str, digest: str, what: str, offset: int = 0
-                  ) -> urllib3.BaseHTTPResponse:
+                  ) -> Response:
         """A streaming response for a blob, from `offset` (status 206) or whole (200)."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         return self.request("GET", f"/v2/{repository}/blobs/{digest}",
@@ -500,14 +407,14 @@ class RegistryClient:
         """Stop every transfer in flight (TransferCancelled, or a connection error):
         each of the client's connections is shut, which ends a blocked send or read."""
         self.cancelled.set()
-        self._pool.shut_connections()
+        self._pool.shut()
 
     def check_cancelled(self, what: str) -> None:
         if self.cancelled.is_set() or interrupt.requested.is_set():
             raise TransferCancelled(f"{what}: cancelled")
 
     def close(self) -> None:
-        self._pool.clear()
+        self._pool.close()
 
 
 class TransferCancelled(OcibuildError):
@@ -542,12 +449,8 @@ def merge_scopes(scopes: Iterable[str]) -> list[str]:
     return sorted(f"{r}:{','.join(sorted(a))}" if a else r for r, a in merged.items())
 
 
-def _drain(resp: urllib3.BaseHTTPResponse) -> None:
-    try:
-        resp.drain_conn()
-    except urllib3.exceptions.HTTPError:
-        pass
-    resp.release_conn()
+def _drain(resp: Response) -> None:
+    resp.drain()
 
 
 def _repository_of(scopes: Sequence[str]) -> str:

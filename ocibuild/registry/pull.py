@@ -14,8 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import urllib3
-
 from ocibuild.errors import OcibuildError, printable
 from ocibuild.oci import digest as _digest
 from ocibuild.oci import limits, mediatypes
@@ -30,6 +28,7 @@ from ocibuild.reference import Reference
 from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import ClientPool, RegistryClient, wait_all
 from ocibuild.registry.errors import RegistryError, UnreachableError
+from ocibuild.registry.http import BrokenConnection, ReadTimeout
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 1 << 20
-_BROKEN = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
-           urllib3.exceptions.SSLError, urllib3.exceptions.DecodeError, ConnectionError)
 
 
 @dataclass
@@ -121,9 +118,9 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                     if offset > desc.size:
                         raise _digest.DigestMismatchError(
                             f"{what}: blob {desc.digest} is longer than its {desc.size} bytes")
-            except _BROKEN as exc:
+            except (BrokenConnection, ReadTimeout) as exc:
                 client.check_cancelled(what)  # cut short by cancel(), not by the network
-                if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                if isinstance(exc, ReadTimeout):
                     # a registry that stalls is not asked again: that would multiply
                     # the time to fail by the attempts
                     raise client.timeout_error(
@@ -133,13 +130,13 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                 if drops >= attempts:
                     raise UnreachableError(
                         f"{what}: blob {desc.digest}: connection lost at byte {offset} "
-                        f"of {desc.size} ({exc.__class__.__name__}), {drops} times") from None
+                        f"of {desc.size} ({exc.reason}), {drops} times") from None
                 log.debug("%s: %s at %d; resuming", what, exc, offset)
                 stats.resumed += 1
                 time.sleep(backoff * drops)
                 continue
         finally:
-            resp.release_conn()
+            resp.release()
         if offset >= desc.size:
             return True
         drops += 1  # a clean end before the full size: ask for the rest

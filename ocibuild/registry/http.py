@@ -1,0 +1,317 @@
+"""HTTP/1.1 for the registry client: keep-alive connections shared by threads, over the
+standard library's `http.client`.
+
+Why not urllib3: its import alone (~30 ms) took longer than a whole push of an image the
+registry already holds, and the client needs only this much of HTTP:
+
+- Connections: idle keep-alive connections are kept per origin (scheme, host, port), at
+  most `per_origin` of each, and any thread takes one. A connection goes back only once
+  its response was read to the end; an idle one the server has closed meanwhile is
+  dropped before it is used again.
+- Timeouts, per request: `connect_timeout` for the TCP connection and the TLS handshake,
+  `read_timeout` for each wait for bytes after that (so a slow but moving body never
+  times out, a silent one does).
+- TLS with the caller's context, asked for on the first https connection: a registry
+  reached over plain http never loads the system CA store.
+- Bodies: bytes, or a readable sent in blocks (with the Content-Length the caller gives,
+  chunked without one). Responses are streamed and never decoded (no Accept-Encoding
+  but identity is sent).
+- Redirects (301, 302, 303, 307, 308) are followed up to `MAX_REDIRECTS` times (one
+  more is `TooManyRedirects`); a 303 turns into a GET. Leaving the origin drops the
+  credentials, as browsers do: a registry sends blob downloads to a storage host that
+  must not see them. A streamed body cannot be sent twice, so a redirect of one is
+  returned as it is.
+- Failures are `HttpError`s whose `reason` is readable text: `ConnectError` (refused,
+  unreachable, unknown name, TLS refused), `ConnectTimeout`, `ReadTimeout`,
+  `BrokenConnection` (cut mid-request or mid-answer, or not HTTP). A body cut short
+  ends in `BrokenConnection` at the read that finds nothing more, after the bytes that
+  did arrive.
+- `shut()` ends every request in flight from another thread (a blocked send or read
+  fails at once): how a command stops its transfers on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import select
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urljoin, urlsplit
+
+if TYPE_CHECKING:
+    import ssl
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+BLOCK = 1 << 20  # bytes a streamed request body is read in
+DRAIN_LIMIT = 1 << 20  # a longer unread body costs the connection, not the time to read it
+_ORIGIN_ONLY = frozenset({"authorization", "cookie", "proxy-authorization"})
+_BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
+
+Origin = tuple[str, str, int]
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+Body = bytes | Readable | None
+
+
+class HttpError(Exception):
+    """A request failed below HTTP; `reason` says how, for a person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConnectError(HttpError):
+    """No connection: refused, unreachable, an unknown name, a refused TLS handshake."""
+
+
+class ConnectTimeout(HttpError):
+    """No connection (TCP and TLS) within the connect timeout."""
+
+
+class ReadTimeout(HttpError):
+    """A connection made no progress (no answer, no body bytes) for the read timeout."""
+
+
+class BrokenConnection(HttpError):
+    """The connection broke mid-request or mid-answer, or what came back is not HTTP."""
+
+
+class TooManyRedirects(HttpError):
+    """Redirected more than `MAX_REDIRECTS` times (a loop, most likely)."""
+
+
+class Headers:
+    """A response's headers; a header sent several times reads as one, comma-joined."""
+
+    def __init__(self, message: http.client.HTTPMessage) -> None:
+        self._message = message
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self._message.get_all(name)
+        return ", ".join(values) if values else default
+
+
+class Response:
+    """A response whose body is still on the connection: `read`, `stream`, or `drain`,
+    then `release` (which `drain` does), so the connection serves the next request."""
+
+    def __init__(self, pool: Pool, origin: Origin, conn: http.client.HTTPConnection,
+                 raw: http.client.HTTPResponse) -> None:
+        self.status = raw.status
+        self.headers = Headers(raw.msg)
+        self._pool = pool
+        self._origin = origin
+        self._conn: http.client.HTTPConnection | None = conn
+        self._raw = raw
+        self._got = 0
+
+    def read(self, amt: int) -> bytes:
+        """Up to `amt` bytes; fewer only at the end of the body, b"" after it."""
+        try:
+            data = self._raw.read(amt)
+        except TimeoutError:
+            raise ReadTimeout("read timed out") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise BrokenConnection(f"connection broken: {_describe(exc)}") from None
+        if not data and amt and self._raw.length:
+            raise BrokenConnection(f"connection broken: the answer ended after {self._got} "
+                                   f"bytes, {self._raw.length} short")
+        self._got += len(data)
+        return data
+
+    def stream(self, size: int) -> Iterator[bytes]:
+        """The rest of the body in pieces of `size` bytes (the last one shorter)."""
+        while data := self.read(size):
+            yield data
+
+    def drain(self) -> None:
+        """Read and drop what is left of the body (a short one), then release."""
+        with contextlib.suppress(HttpError):
+            left = DRAIN_LIMIT
+            while left > 0 and (data := self.read(min(left, 65536))):
+                left -= len(data)
+        self.release()
+
+    def release(self) -> None:
+        """Give the connection back if the body was read to the end, else close it."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._raw.isclosed() and conn.sock is not None:
+            self._pool.put(self._origin, conn)
+        else:
+            self._raw.close()
+            self._pool.discard(conn)
+
+
+class Pool:
+    """Connections to any number of origins, shared by threads (see the module notes)."""
+
+    def __init__(self, tls_context: Callable[[], ssl.SSLContext], *, per_origin: int,
+                 headers: Mapping[str, str]) -> None:
+        self._make_tls = tls_context
+        self._tls: ssl.SSLContext | None = None
+        self._per_origin = per_origin
+        self._headers = dict(headers)
+        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        # every connected connection with its socket, for shut(): a response that owns
+        # the socket once the connection let go of it (Connection: close) is reached too
+        self._live: dict[http.client.HTTPConnection, socket.socket] = {}
+        self._lock = threading.Lock()
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str], body: Body,
+                connect_timeout: float, read_timeout: float) -> Response:
+        """Send a request, following redirects; the answer's body is unread."""
+        sent = {**self._headers, **headers}
+        for _ in range(MAX_REDIRECTS + 1):
+            origin, target = _split(url)
+            resp = self._exchange(origin, method, target, sent, body, connect_timeout,
+                                  read_timeout)
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECTS or not location or not _resendable(body):
+                return resp
+            resp.drain()
+            url = urljoin(url, location)
+            if _split(url)[0] != origin:
+                sent = {k: v for k, v in sent.items() if k.lower() not in _ORIGIN_ONLY}
+            if resp.status == 303 and method != "HEAD":
+                method, body = "GET", None
+                sent = {k: v for k, v in sent.items() if k.lower() not in _BODY_HEADERS}
+        raise TooManyRedirects("too many redirects")
+
+    def _exchange(self, origin: Origin, method: str, target: str, headers: dict[str, str],
+                  body: Body, connect_timeout: float, read_timeout: float) -> Response:
+        conn = self._take(origin, connect_timeout)
+        try:
+            assert conn.sock is not None
+            conn.sock.settimeout(read_timeout)
+            conn.request(method, target, body=body, headers=headers)  # type: ignore[arg-type]
+            raw = conn.getresponse()
+        except TimeoutError:
+            self.discard(conn)
+            raise ReadTimeout("read timed out") from None
+        except (OSError, http.client.HTTPException):
+            self.discard(conn)
+            raise BrokenConnection("Connection aborted.") from None
+        except BaseException:  # the body's reader stopped it (cancelled): never reused
+            self.discard(conn)
+            raise
+        return Response(self, origin, conn, raw)
+
+    def _take(self, origin: Origin, connect_timeout: float) -> http.client.HTTPConnection:
+        """An idle connection to `origin` that is still open, or a new one."""
+        with self._lock:
+            idle = self._idle.get(origin, [])
+            while idle:
+                conn = idle.pop()
+                if conn.sock is not None and not _closed_by_peer(conn.sock):
+                    return conn
+                self._live.pop(conn, None)
+                conn.close()
+            tls = None
+            if origin[0] == "https":
+                if self._tls is None:
+                    self._tls = self._make_tls()
+                tls = self._tls
+        conn = _connect(origin, tls, connect_timeout)
+        assert conn.sock is not None
+        with self._lock:
+            self._live[conn] = conn.sock
+        return conn
+
+    def put(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self._per_origin:
+                idle.append(conn)
+                return
+            self._live.pop(conn, None)
+        conn.close()
+
+    def discard(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._live.pop(conn, None)
+        conn.close()
+
+    def shut(self) -> None:
+        """Shut every connection's socket, from any thread: a request blocked in a send
+        or a read on one fails at once."""
+        with self._lock:
+            sockets = list(self._live.values())
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Close the idle connections (those in use close when released)."""
+        with self._lock:
+            idle = [conn for conns in self._idle.values() for conn in conns]
+            self._idle.clear()
+            for conn in idle:
+                self._live.pop(conn, None)
+        for conn in idle:
+            conn.close()
+
+
+def _split(url: str) -> tuple[Origin, str]:
+    """(origin, request target) of an absolute http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConnectError(f"not an http(s) URL: {url!r}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ConnectError(f"bad port in {url!r}") from None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (parts.scheme, parts.hostname, port), target
+
+
+def _resendable(body: Body) -> bool:
+    return body is None or isinstance(body, bytes)
+
+
+def _connect(origin: Origin, tls: ssl.SSLContext | None, timeout: float
+             ) -> http.client.HTTPConnection:
+    scheme, host, port = origin
+    conn: http.client.HTTPConnection
+    if tls is None:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout, blocksize=BLOCK)
+    else:
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, blocksize=BLOCK,
+                                           context=tls)
+    try:
+        conn.connect()  # the TCP connection and the TLS handshake, within `timeout`
+    except TimeoutError:
+        conn.close()
+        raise ConnectTimeout(f"no connection within {timeout:g} s") from None
+    except socket.gaierror as exc:
+        conn.close()
+        raise ConnectError(f"Failed to resolve {host!r} ({exc})") from None
+    except OSError as exc:
+        conn.close()
+        raise ConnectError(_describe(exc)) from None
+    return conn
+
+
+def _describe(exc: BaseException) -> str:
+    """An OSError as its message alone ("Connection refused"), anything else as text."""
+    if isinstance(exc, OSError) and isinstance(exc.strerror, str) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Whether an idle connection has something to read: the server closed it (or sent
+    what no request asked for); either way it cannot carry another request."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
