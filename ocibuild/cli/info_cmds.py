@@ -20,7 +20,7 @@ def _versions() -> dict[str, str]:
 
     out = {"ocibuild": __version__, "python": platform.python_version(),
            "kernel": platform.release()}
-    for dist in ("click", "urllib3", "isal", "zstandard"):
+    for dist in ("click", "isal", "zstandard"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
