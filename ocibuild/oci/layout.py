@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +41,8 @@ class BlobWriter:
 
     def __init__(self, layout: ImageLayout, expected_digest: str | None = None,
                  expected_size: int | None = None) -> None:
+        import tempfile  # here: reading a layout (a push) needs none
+
         self._layout = layout
         self._expected = expected_digest
         self._expected_size = expected_size

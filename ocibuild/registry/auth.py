@@ -15,8 +15,6 @@ import binascii
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +131,9 @@ def _decode_entry(entry: Any, where: str) -> Credentials | None:
 
 def run_helper(helper: str, action: str, payload: str) -> str:
     """Run `docker-credential-HELPER ACTION` with `payload` on stdin; its stdout."""
+    import shutil  # here: most commands run no helper
+    import subprocess
+
     exe = shutil.which(f"docker-credential-{helper}")
     if exe is None:
         raise CredentialsError(

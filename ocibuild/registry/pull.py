@@ -8,7 +8,6 @@ the layout is not fetched; a dropped connection resumes with a Range request.
 
 from __future__ import annotations
 
-import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from ocibuild.registry.http import BrokenConnection, ReadTimeout
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer
-
-log = logging.getLogger(__name__)
 
 STREAM_CHUNK = 1 << 20
 
@@ -131,7 +128,6 @@ def _stream_into(writer: BlobWriter, client: RegistryClient, repository: str,
                     raise UnreachableError(
                         f"{what}: blob {desc.digest}: connection lost at byte {offset} "
                         f"of {desc.size} ({exc.reason}), {drops} times") from None
-                log.debug("%s: %s at %d; resuming", what, exc, offset)
                 stats.resumed += 1
                 time.sleep(backoff * drops)
                 continue

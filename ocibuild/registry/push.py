@@ -14,7 +14,6 @@ once per tag, unless the tag (checked with HEAD alongside the blobs) already nam
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -43,9 +42,6 @@ from ocibuild.registry.errors import RegistryError, UnreachableError
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer
-
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class BlobPushReport:
@@ -222,7 +218,6 @@ class _BlobPusher:
                 if not retryable or attempt == opts.attempts:
                     raise
                 self._count("retries")
-                log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
                 time.sleep(delay)
                 delay *= 2
 
