@@ -2,8 +2,8 @@
 
 The public surface is what this module exports; the modules behind it are private.
 Each name is imported from its module on first use (PEP 562): a build that never
-reaches a registry must not pay for the HTTP client (http.client, ssl, socket: about
-15 ms of start-up), yet `from ocibuild.registry import parse_build_context` is called
+reaches a registry must not pay for the HTTP client (socket, and ssl for https: ~5-10
+ms of start-up), yet `from ocibuild.registry import parse_build_context` is called
 by every build.
 """
 

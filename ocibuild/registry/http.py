@@ -1,8 +1,9 @@
-"""HTTP/1.1 for the registry client: keep-alive connections shared by threads, over the
-standard library's `http.client`.
+"""HTTP/1.1 for the registry client: keep-alive connections shared by threads; the
+messages themselves are `wire.py`'s.
 
 Why not urllib3: its import alone (~30 ms) took longer than a whole push of an image the
-registry already holds, and the client needs only this much of HTTP:
+registry already holds (nor `http.client`: see `wire.py`), and the client needs only
+this much of HTTP:
 
 - Connections: idle keep-alive connections are kept per origin (scheme, host, port), at
   most `per_origin` of each, and any thread takes one. A connection goes back only once
@@ -12,7 +13,7 @@ registry already holds, and the client needs only this much of HTTP:
   `read_timeout` for each wait for bytes after that (so a slow but moving body never
   times out, a silent one does).
 - TLS with the caller's context, asked for on the first https connection: a registry
-  reached over plain http never loads the system CA store.
+  reached over plain http never loads the system CA store, nor even `ssl`.
 - Bodies: bytes, or a readable sent in blocks (with the Content-Length the caller gives,
   chunked without one). Responses are streamed and never decoded (no Accept-Encoding
   but identity is sent).
@@ -33,13 +34,14 @@ registry already holds, and the client needs only this much of HTTP:
 from __future__ import annotations
 
 import contextlib
-import http.client
 import select
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
+
+from ocibuild.registry.wire import Body, BodyReader, Connection, Headers, WireError
 
 if TYPE_CHECKING:
     import ssl
@@ -50,15 +52,9 @@ BLOCK = 1 << 20  # bytes a streamed request body is read in
 DRAIN_LIMIT = 1 << 20  # a longer unread body costs the connection, not the time to read it
 _ORIGIN_ONLY = frozenset({"authorization", "cookie", "proxy-authorization"})
 _BODY_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]
-
-
-class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
-Body = bytes | Readable | None
 
 
 class HttpError(Exception):
@@ -89,44 +85,27 @@ class TooManyRedirects(HttpError):
     """Redirected more than `MAX_REDIRECTS` times (a loop, most likely)."""
 
 
-class Headers:
-    """A response's headers; a header sent several times reads as one, comma-joined."""
-
-    def __init__(self, message: http.client.HTTPMessage) -> None:
-        self._message = message
-
-    def get(self, name: str, default: str = "") -> str:
-        values = self._message.get_all(name)
-        return ", ".join(values) if values else default
-
-
 class Response:
     """A response whose body is still on the connection: `read`, `stream`, or `drain`,
     then `release` (which `drain` does), so the connection serves the next request."""
 
-    def __init__(self, pool: Pool, origin: Origin, conn: http.client.HTTPConnection,
-                 raw: http.client.HTTPResponse) -> None:
-        self.status = raw.status
-        self.headers = Headers(raw.msg)
+    def __init__(self, pool: Pool, origin: Origin, conn: Connection, status: int,
+                 headers: Headers, body: BodyReader) -> None:
+        self.status = status
+        self.headers = headers
         self._pool = pool
         self._origin = origin
-        self._conn: http.client.HTTPConnection | None = conn
-        self._raw = raw
-        self._got = 0
+        self._conn: Connection | None = conn
+        self._body = body
 
     def read(self, amt: int) -> bytes:
         """Up to `amt` bytes; fewer only at the end of the body, b"" after it."""
         try:
-            data = self._raw.read(amt)
+            return self._body.read(amt)
         except TimeoutError:
             raise ReadTimeout("read timed out") from None
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, WireError) as exc:
             raise BrokenConnection(f"connection broken: {_describe(exc)}") from None
-        if not data and amt and self._raw.length:
-            raise BrokenConnection(f"connection broken: the answer ended after {self._got} "
-                                   f"bytes, {self._raw.length} short")
-        self._got += len(data)
-        return data
 
     def stream(self, size: int) -> Iterator[bytes]:
         """The rest of the body in pieces of `size` bytes (the last one shorter)."""
@@ -146,10 +125,9 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._raw.isclosed() and conn.sock is not None:
+        if self._body.reusable:
             self._pool.put(self._origin, conn)
         else:
-            self._raw.close()
             self._pool.discard(conn)
 
 
@@ -162,10 +140,8 @@ class Pool:
         self._tls: ssl.SSLContext | None = None
         self._per_origin = per_origin
         self._headers = dict(headers)
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
-        # every connected connection with its socket, for shut(): a response that owns
-        # the socket once the connection let go of it (Connection: close) is reached too
-        self._live: dict[http.client.HTTPConnection, socket.socket] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._live: set[Connection] = set()  # connected, idle or in use: for shut()
         self._lock = threading.Lock()
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str], body: Body,
@@ -192,30 +168,32 @@ class Pool:
                   body: Body, connect_timeout: float, read_timeout: float) -> Response:
         conn = self._take(origin, connect_timeout)
         try:
-            assert conn.sock is not None
             conn.sock.settimeout(read_timeout)
-            conn.request(method, target, body=body, headers=headers)  # type: ignore[arg-type]
-            raw = conn.getresponse()
+            conn.send(method, target, headers, body, BLOCK)
+            status, answer, reader = conn.read_head(method)
         except TimeoutError:
             self.discard(conn)
             raise ReadTimeout("read timed out") from None
-        except (OSError, http.client.HTTPException):
+        except (OSError, WireError):
             self.discard(conn)
             raise BrokenConnection("Connection aborted.") from None
+        except ValueError as exc:  # a header or URL that would break the request's lines
+            self.discard(conn)
+            raise BrokenConnection(f"cannot send the request: {exc}") from None
         except BaseException:  # the body's reader stopped it (cancelled): never reused
             self.discard(conn)
             raise
-        return Response(self, origin, conn, raw)
+        return Response(self, origin, conn, status, answer, reader)
 
-    def _take(self, origin: Origin, connect_timeout: float) -> http.client.HTTPConnection:
+    def _take(self, origin: Origin, connect_timeout: float) -> Connection:
         """An idle connection to `origin` that is still open, or a new one."""
         with self._lock:
             idle = self._idle.get(origin, [])
             while idle:
                 conn = idle.pop()
-                if conn.sock is not None and not _closed_by_peer(conn.sock):
+                if not _closed_by_peer(conn.sock):
                     return conn
-                self._live.pop(conn, None)
+                self._live.discard(conn)
                 conn.close()
             tls = None
             if origin[0] == "https":
@@ -223,41 +201,39 @@ class Pool:
                     self._tls = self._make_tls()
                 tls = self._tls
         conn = _connect(origin, tls, connect_timeout)
-        assert conn.sock is not None
         with self._lock:
-            self._live[conn] = conn.sock
+            self._live.add(conn)
         return conn
 
-    def put(self, origin: Origin, conn: http.client.HTTPConnection) -> None:
+    def put(self, origin: Origin, conn: Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if len(idle) < self._per_origin:
                 idle.append(conn)
                 return
-            self._live.pop(conn, None)
+            self._live.discard(conn)
         conn.close()
 
-    def discard(self, conn: http.client.HTTPConnection) -> None:
+    def discard(self, conn: Connection) -> None:
         with self._lock:
-            self._live.pop(conn, None)
+            self._live.discard(conn)
         conn.close()
 
     def shut(self) -> None:
         """Shut every connection's socket, from any thread: a request blocked in a send
         or a read on one fails at once."""
         with self._lock:
-            sockets = list(self._live.values())
-        for sock in sockets:
+            live = list(self._live)
+        for conn in live:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                conn.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Close the idle connections (those in use close when released)."""
         with self._lock:
             idle = [conn for conns in self._idle.values() for conn in conns]
             self._idle.clear()
-            for conn in idle:
-                self._live.pop(conn, None)
+            self._live.difference_update(idle)
         for conn in idle:
             conn.close()
 
@@ -268,7 +244,7 @@ def _split(url: str) -> tuple[Origin, str]:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConnectError(f"not an http(s) URL: {url!r}")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
     except ValueError:
         raise ConnectError(f"bad port in {url!r}") from None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -279,9 +255,8 @@ def _resendable(body: Body) -> bool:
     return body is None or isinstance(body, bytes)
 
 
-def _connect(origin: Origin, tls: ssl.SSLContext | None, timeout: float
-             ) -> http.client.HTTPConnection:
-    _, host, port = origin
+def _connect(origin: Origin, tls: ssl.SSLContext | None, timeout: float) -> Connection:
+    scheme, host, port = origin
     try:
         sock = _open_socket(host, port, tls, timeout)
     except TimeoutError:
@@ -290,13 +265,7 @@ def _connect(origin: Origin, tls: ssl.SSLContext | None, timeout: float
         raise ConnectError(f"Failed to resolve {host!r} ({exc})") from None
     except OSError as exc:
         raise ConnectError(_describe(exc)) from None
-    conn: http.client.HTTPConnection
-    if tls is None:
-        conn = http.client.HTTPConnection(host, port, blocksize=BLOCK)
-    else:  # for the Host header: without the port when it is 443
-        conn = http.client.HTTPSConnection(host, port, blocksize=BLOCK, context=tls)
-    conn.sock = sock
-    return conn
+    return Connection(sock, host, port, _DEFAULT_PORTS[scheme])
 
 
 def _open_socket(host: str, port: int, tls: ssl.SSLContext | None, timeout: float
