@@ -15,11 +15,11 @@ import binascii
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ocibuild.atomic import atomic_file
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.reference import DOCKER_HUB, normalize_registry
 
@@ -27,7 +27,7 @@ DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 IDENTITY_TOKEN_USER = "<token>"
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Credentials:
     username: str = ""
     password: str = ""

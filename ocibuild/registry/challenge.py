@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from ocibuild.deferred import deferred_dataclass
 
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Challenge:
     scheme: str  # lower case: "bearer" or "basic"
     params: dict[str, str] = field(default_factory=dict)

@@ -14,11 +14,11 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ocibuild import interrupt
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import limits, mediatypes
 from ocibuild.reference import DOCKER_HUB, DOCKER_HUB_API
@@ -58,7 +58,7 @@ def push_scope(repository: str) -> str:
     return f"repository:{repository}:pull,push"
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class _Token:
     value: str
     expires: float
