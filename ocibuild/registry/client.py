@@ -37,7 +37,8 @@ from ocibuild.registry.options import TIMEOUT_ENV, RegistryOptions, ssl_context
 
 if TYPE_CHECKING:
     import ssl
-    from concurrent.futures import Future
+
+    from ocibuild.registry.threads import Task
 
 T = TypeVar("T")
 
@@ -421,18 +422,18 @@ class TransferCancelled(OcibuildError):
     """A transfer stopped because the command was interrupted."""
 
 
-def wait_all(futures: Iterable[Future[T]], clients: Iterable[RegistryClient]) -> list[T]:
-    """The futures' results in order. When this thread is interrupted (Ctrl-C), the
-    clients' transfers are cancelled first, so that the caller's thread pool, which
-    waits for its threads as it closes, is not kept waiting for whole blobs."""
-    futures = list(futures)
+def wait_all(tasks: Iterable[Task[T]], clients: Iterable[RegistryClient]) -> list[T]:
+    """The tasks' results in order. When this thread is interrupted (Ctrl-C), the
+    clients' transfers are cancelled first, so that the caller's threads, which it
+    waits for as it leaves their block, are not kept waiting for whole blobs."""
+    tasks = list(tasks)
     try:
-        return [future.result() for future in futures]
+        return [task.result() for task in tasks]
     except BaseException:
         for client in clients:
             client.cancel()
-        for future in futures:
-            future.cancel()
+        for task in tasks:
+            task.cancel()
         raise
 
 

@@ -9,7 +9,6 @@ the layout is not fetched; a dropped connection resumes with a Range request.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import ClientPool, RegistryClient, wait_all
 from ocibuild.registry.errors import RegistryError, UnreachableError
 from ocibuild.registry.http import BrokenConnection, ReadTimeout
+from ocibuild.registry.threads import Threads
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer
@@ -196,7 +196,7 @@ class PendingPull:
         stats.present += len(self.image.manifest.layers) - len(wanted)
         if wanted:
             jobs = max(1, min(self.client.options.jobs, len(wanted)))
-            with ThreadPoolExecutor(jobs, thread_name_prefix="pull") as pool:
+            with Threads(jobs, "pull") as pool:
                 wait_all([pool.submit(fetch_blob, self.client, self.ref.repository, layer,
                                       layout, what, stats, progress)
                           for layer in wanted], [self.client])

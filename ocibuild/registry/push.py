@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlencode
@@ -39,6 +38,7 @@ from ocibuild.registry.client import (
     wait_all,
 )
 from ocibuild.registry.errors import RegistryError, UnreachableError
+from ocibuild.registry.threads import Threads
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer
@@ -145,7 +145,7 @@ def _with_query(url: str, **params: str) -> str:
 def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
                blobs: Iterable[Descriptor], *, what: str,
                sources: BlobSources | None = None, fetch: FetchBlob | None = None,
-               report: BlobPushReport | None = None, pool: Executor | None = None,
+               report: BlobPushReport | None = None, pool: Threads | None = None,
                progress: StepProgress | None = None) -> BlobPushReport:
     """Push `blobs` from `layout` to `repository` of the client's registry, in parallel
     (largest first, `client.options.jobs` at once, or on the caller's `pool`).
@@ -163,8 +163,7 @@ def push_blobs(client: RegistryClient, repository: str, layout: ImageLayout,
     # largest first: the long uploads start at once, small ones fill the gaps
     todo = sorted({b.digest: b for b in blobs}.values(), key=lambda b: -b.size)
     if pool is None:
-        with ThreadPoolExecutor(max(1, min(client.options.jobs, len(todo))),
-                                thread_name_prefix="push") as own:
+        with Threads(min(client.options.jobs, len(todo)), "push") as own:
             wait_all([own.submit(pusher.push, b) for b in todo], [client])
     else:
         wait_all([pool.submit(pusher.push, b) for b in todo], [client])
@@ -356,7 +355,7 @@ def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Ref
             scopes = [push_scope(repository)]
             identifiers = [ref.tag or ref.digest or tree.root.digest for ref in refs]
             jobs = max(1, min(client.options.jobs, len(tree.blobs) + len(identifiers)))
-            with ThreadPoolExecutor(jobs, thread_name_prefix="push") as pool:
+            with Threads(jobs, "push") as pool:
                 # what each tag names now, asked alongside the blob checks: a push of
                 # an image the registry already has under that name then sends nothing
                 present = [pool.submit(client.manifest_exists, repository, ident,
