@@ -7,7 +7,8 @@ from dataclasses import field
 
 from ocibuild.deferred import deferred_dataclass
 
-_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
+# compiled on first use (re caches it): a registry without auth sends no challenge
+_PARAM = r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?'
 
 
 @deferred_dataclass(frozen=True)
@@ -41,7 +42,7 @@ def parse_challenges(header: str) -> list[Challenge]:
         rest = rest[m.end():]
         params: dict[str, str] = {}
         while True:
-            pm = _PARAM.match(rest)
+            pm = re.match(_PARAM, rest)
             if not pm:
                 break
             value = pm.group(2) if pm.group(2) is not None else pm.group(3)

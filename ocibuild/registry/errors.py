@@ -6,7 +6,6 @@ non-printing character in them is escaped: a registry must not write to the term
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 
 from ocibuild.errors import OcibuildError, printable
 
@@ -32,6 +31,8 @@ class UnreachableError(RegistryError):
 
 
 def describe_status(status: int) -> str:
+    from http import HTTPStatus  # an enum of 60 members: only when an error is described
+
     try:
         return f"HTTP {status} {HTTPStatus(status).phrase}"
     except ValueError:
