@@ -1,8 +1,17 @@
 """The `ocibuild` command: a fully cached build the rebuild memo can answer is answered
-before click and the engine are imported; everything else runs in ocibuild.cli.app."""
+before click and the engine are imported; everything else runs in ocibuild.cli.app.
+
+When the command is done, what it allocated is frozen out of the garbage collector's
+reach (`gc.freeze`): the interpreter's exit would otherwise walk every object of every
+imported module again in its final collections, ~3 ms of a command as short as a push
+the registry already holds. The objects are still freed, and the exit still runs
+atexit handlers and finalizers of what it frees; only garbage cycles left at exit are
+not collected, which the exit never promised to do anyway.
+"""
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
@@ -25,3 +34,5 @@ def main(argv: list[str] | None = None) -> object:
     except KeyboardInterrupt as exc:  # before run() could catch it (during imports)
         sys.stderr.write(interrupt.message(exc) + "\n")
         sys.exit(interrupt.exit_status(exc))
+    finally:
+        gc.freeze()
