@@ -31,3 +31,18 @@ def test_pull_is_the_function_even_after_its_module_was_imported() -> None:
         "import ocibuild.registry as r\n"
         "print(callable(pull), pull is r.pull, pull.__module__, 'pull' in dir(r))\n")
     assert out == "True True ocibuild.registry.pull True"
+
+
+def test_a_plain_http_registry_never_loads_ssl() -> None:
+    """TLS (ssl, and the system CA store it reads) is for https registries alone."""
+    from tests.support.fault_registry import FaultRegistry
+
+    with FaultRegistry() as registry:
+        out = _run(
+            "import sys\n"
+            "from ocibuild.registry import RegistryClient, RegistryOptions\n"
+            f"options = RegistryOptions.build(insecure=[{registry.host!r}])\n"
+            f"client = RegistryClient({registry.host!r}, options)\n"
+            "client.check_credentials('test')\n"
+            "print(client.base_url, 'ssl' in sys.modules, 'http.client' in sys.modules)\n")
+    assert out == f"http://{registry.host} False False"
