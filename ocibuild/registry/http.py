@@ -1,8 +1,8 @@
 """HTTP/1.1 for the registry client: keep-alive connections shared by threads; the
 messages themselves are `wire.py`'s.
 
-Why not urllib3: its import alone (~30 ms) took longer than a whole push of an image the
-registry already holds (nor `http.client`: see `wire.py`), and the client needs only
+Why not urllib3 (nor `http.client`, see `wire.py`): its import alone (~30 ms) took longer
+than a whole push of an image the registry already holds, and the client needs only
 this much of HTTP:
 
 - Connections: idle keep-alive connections are kept per origin (scheme, host, port), at
