@@ -215,10 +215,11 @@ class BodyReader:
 
     def _chunk_size(self) -> int:
         line = _readline(self._reader)
-        try:
-            return int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise WireError(f"a bad chunk size: {line[:40]!r}") from None
+        size = line.split(b";", 1)[0].strip()
+        # hex digits only: int() would also take "-1" (read to the end) or "0x10"
+        if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
+            raise WireError(f"a bad chunk size: {line[:40]!r}")
+        return int(size, 16)
 
     def _trailer(self) -> None:
         while (line := _readline(self._reader)) not in (b"\r\n", b"\n"):

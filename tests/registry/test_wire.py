@@ -102,3 +102,19 @@ def test_a_body_cut_short_is_an_error_after_what_came(pool: Pool, answer: bytes)
         server.close()
     assert got == b"only this"
     assert "ended" in caught.value.reason, caught.value.reason
+
+
+@pytest.mark.parametrize("size", [b"-1", b"+5", b"0x5", b"", b"z"])
+def test_a_chunk_size_that_is_not_hex_digits_is_refused(pool: Pool, size: bytes) -> None:
+    """A negative size would otherwise read the rest of the connection into memory."""
+    server = ScriptedServer([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             + size + b"\r\nhello\r\n0\r\n\r\n" + b"x" * 4096 + b"<close>"])
+    try:
+        resp = pool.request("GET", server.url + "/v2/", headers={}, body=None,
+                            connect_timeout=5, read_timeout=5)
+        with pytest.raises(BrokenConnection) as caught:
+            b"".join(resp.stream(1 << 20))
+        resp.release()
+    finally:
+        server.close()
+    assert "chunk size" in caught.value.reason, caught.value.reason
