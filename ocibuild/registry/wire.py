@@ -150,7 +150,8 @@ class Connection:
         if not length:
             return BodyReader(self._reader, None, False)
         values = {v.strip() for v in length.split(",")}
-        if len(values) != 1 or not (value := values.pop()).isdigit():
+        # isascii: str.isdigit also takes "²", which int() refuses
+        if len(values) != 1 or not ((value := values.pop()).isascii() and value.isdigit()):
             raise WireError(f"a bad Content-Length: {length[:40]!r}")
         return BodyReader(self._reader, int(value), keep_alive)
 

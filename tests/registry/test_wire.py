@@ -118,3 +118,16 @@ def test_a_chunk_size_that_is_not_hex_digits_is_refused(pool: Pool, size: bytes)
     finally:
         server.close()
     assert "chunk size" in caught.value.reason, caught.value.reason
+
+
+def test_a_content_length_that_is_not_ascii_digits_is_refused(pool: Pool) -> None:
+    """"\xb2" (latin-1 for a superscript two) passes str.isdigit but not int()."""
+    server = ScriptedServer([b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nab<close>"])
+    try:
+        with pytest.raises(BrokenConnection) as caught:
+            pool.request("GET", server.url + "/v2/", headers={}, body=None,
+                         connect_timeout=5, read_timeout=5)
+    finally:
+        server.close()
+    # a bad answer, not (as int() made it) an error in sending the request
+    assert caught.value.reason == "Connection aborted.", caught.value.reason
