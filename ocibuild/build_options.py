@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildFields", "BuildOptions"]
 
+CONTEXT_MODES = ("keep", "git")  # the values of `context_modes` (--context-modes)
+
 
 @dataclass(frozen=True, kw_only=True)
 class BuildOptions:
@@ -34,6 +36,11 @@ class BuildOptions:
         build_contexts: extra named contexts, `NAME=docker-image://REF`,
             `NAME=oci-layout://PATH[:TAG]`, `NAME=docker-archive://FILE`, `NAME=DIR`
             or `NAME=<git URL>`.
+        context_modes: `keep` (the default: context files' modes as they are on
+            disk, as BuildKit) or `git`: files read from the context and from directory
+            build contexts enter cache keys and the image as git records them
+            (regular files 0644, or 0755 when any execute bit is set; directories
+            0755), so clones made under different umasks share the cache.
         platform: the target platform, `os/arch[/variant]` (default: this host's).
         secrets: `id=NAME,src=FILE` or `id=NAME,env=VAR`, for RUN --mount=type=secret.
         ssh: `default` (forwards $SSH_AUTH_SOCK) or `ID=SOCKET`, for RUN
@@ -102,6 +109,7 @@ class BuildOptions:
     cache_to: Sequence[str] = ()
     explain_cache: bool = False
     build_contexts: Sequence[str] = ()
+    context_modes: str = "keep"
     push: bool = False
     pull: bool = False
     registry: RegistryOptions | None = None
@@ -167,6 +175,7 @@ class BuildFields(TypedDict, total=False):
     cache_to: Sequence[str]
     explain_cache: bool
     build_contexts: Sequence[str]
+    context_modes: str
     push: bool
     pull: bool
     registry: RegistryOptions | None

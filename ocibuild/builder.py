@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild import entitlements
-from ocibuild.build_options import BuildOptions
+from ocibuild.build_options import CONTEXT_MODES, BuildOptions
 from ocibuild.errors import UsageError, os_error
 from ocibuild.oci.config import History, ImageConfig
 from ocibuild.oci.platform import Platform
@@ -295,6 +295,9 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
         from ocibuild.exporter.docker_daemon import address_from_env
 
         daemon = address_from_env()
+    if options.context_modes not in CONTEXT_MODES:
+        raise UsageError(f"--context-modes {options.context_modes}: expected "
+                         f"{' or '.join(CONTEXT_MODES)}")
     granted = entitlements.parse_allow(options.allow)
     entitlements.check_build_network(options.network, granted)
     extra_hosts = step_options.parse_add_hosts(options.add_hosts)
@@ -391,6 +394,7 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         compression=solve_compression(definition.outputs, options.compression),
         names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=definition.context_dirs,
         allow=definition.granted, isolation=definition.chosen.isolation,
+        git_modes=options.context_modes == "git",
         fetch_image=resolve.fetch_layers if resolve.pulling else None,
         shown_before=resolve.vertices)
     caches = None

@@ -7,12 +7,18 @@ included; an octal value replaces the mode outright. Clauses are comma-separated
 (`go=u-w`). Without a class an operation applies to all (there is no umask). `X` adds
 search/execute only to directories and to files already executable by someone.
 
+`git_mode` is what `--context-modes=git` makes of a context entry's mode: git records
+only whether a file is executable, and a checkout's other bits come from the umask of
+whoever cloned it, so the same commit differs between machines unless the bits are
+taken as git knows them.
+
 Imported by the file-op helper process, so it imports nothing of ocibuild.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass
 
 _SUID, _SGID, _STICKY = 0o4000, 0o2000, 0o1000
@@ -60,6 +66,17 @@ class ModeChange:
                     if flags & _SET:
                         new |= (value << to) & bits
         return new & _ALL
+
+
+def git_mode(st_mode: int) -> int:
+    """The permission bits git would check the entry out with under umask 022: a
+    regular file 0644, or 0755 if anyone may execute it; a directory 0755; anything
+    else (a symbolic link) keeps its own."""
+    if stat.S_ISREG(st_mode):
+        return 0o755 if st_mode & _EXEC else 0o644
+    if stat.S_ISDIR(st_mode):
+        return 0o755
+    return st_mode & _ALL
 
 
 def is_octal(text: str) -> bool:

@@ -43,7 +43,8 @@ MAX_CONTEXT_ENTRIES = 200_000  # a larger context is not worth a memo's stat wal
 VALUE_OPTIONS = frozenset({"-t", "--tag", "-f", "--file", "--target", "--build-arg",
                            "--label", "--progress", "--platform", "-j", "--jobs",
                            "--snapshotter", "--allow", "--network", "--isolation",
-                           "--add-host", "--shm-size", "--ulimit", "--annotation"})
+                           "--add-host", "--shm-size", "--ulimit", "--annotation",
+                           "--context-modes"})
 FLAG_OPTIONS = frozenset({"-q", "--quiet"})
 # besides those a bare --build-arg/--label KEY reads; BUILDKIT_PROGRESS: what auto shows
 ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")

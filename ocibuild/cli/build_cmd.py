@@ -92,6 +92,12 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("--build-context", "build_contexts", multiple=True,
               metavar="NAME=docker-image://REF|oci-layout://PATH[:TAG]|DIR",
               help="An extra context FROM NAME / --from=NAME use (repeatable).")
+@click.option("--context-modes", "context_modes", type=click.Choice(["keep", "git"]),
+              default="keep", show_default=True,
+              help="keep: context files enter cache keys and the image with their modes "
+                   "on disk (as BuildKit). git: as git records them (files 0644, or 0755 "
+                   "when executable; directories 0755), so checkouts made under "
+                   "different umasks share the cache. --chmod still wins.")
 @click.option("--push", is_flag=True, help="Push the image to every -t name.")
 @click.option("--pull", is_flag=True, help="Check the registry for a newer base image.")
 @click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
@@ -141,7 +147,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               jobs: int | None, platform: str | None, snapshotter: str, iidfile: str | None,
               metadata_file: str | None, quiet: bool, cache_from: tuple[str, ...],
               cache_to: tuple[str, ...], explain_cache: bool, build_contexts: tuple[str, ...],
-              push: bool, pull: bool, allow: tuple[str, ...], network: str,
+              context_modes: str, push: bool, pull: bool, allow: tuple[str, ...], network: str,
               isolation: str, add_hosts: tuple[str, ...], annotations: tuple[str, ...],
               shm_size: str | None, ulimits: tuple[str, ...], provenance: str | None,
               sbom: str | None, attest: tuple[str, ...], load: bool,
@@ -168,7 +174,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         no_cache_filter=no_cache_filter, secrets=secrets, ssh=ssh, platform=platform,
         snapshotter=snapshotter, iidfile=iidfile,
         metadata_file=metadata_file, cache_from=cache_from, cache_to=cache_to,
-        explain_cache=explain_cache, build_contexts=build_contexts, push=push, pull=pull,
+        explain_cache=explain_cache, build_contexts=build_contexts,
+        context_modes=context_modes, push=push, pull=pull,
         registry=_registry_options(insecure, registry_ca, authfile), allow=allow,
         network=network, isolation=isolation, add_hosts=add_hosts, annotations=annotations,
         shm_size=shm_size, ulimits=ulimits,

@@ -2,7 +2,9 @@
 
 The checksum covers exactly the selected files: path, type, permission bits (unless
 --chmod replaces them), symlink target and content; never mtime or ownership (COPY from
-a context always makes files owned by root or by --chown). A file's content hash is
+a context always makes files owned by root or by --chown). With `git_modes`
+(`--context-modes=git`) the permission bits are those the copy will give the entry,
+chmod.git_mode's, so a key never stands for content of other modes. A file's content hash is
 remembered between builds under its stat signature, so a rebuild reads only the files
 that changed.
 """
@@ -19,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ocibuild.chmod import git_mode
 from ocibuild.solver import selection
 
 # The memo: marshal of (written_ns, {path: signature + sha256 digest}), after this line.
@@ -37,8 +40,9 @@ class ContextChecksums:
 
     def __init__(self, context: Path, memo_file: Path | None = None,
                  excluded: selection.Excluded | None = None, *,
-                 reincludes: bool = True) -> None:
+                 reincludes: bool = True, git_modes: bool = False) -> None:
         self.context = Path(context)
+        self.git_modes = git_modes  # modes as git knows them (chmod.git_mode)
         self.excluded = excluded
         self.reincludes = reincludes  # may an exception pattern keep a path in `excluded`
         self._memo_file = memo_file
@@ -119,7 +123,12 @@ class ContextChecksums:
         return h.hexdigest()
 
     def _entry(self, rel: str, st: os.stat_result, with_mode: bool) -> bytes:
-        mode = stat.S_IMODE(st.st_mode) if with_mode else 0
+        if not with_mode:
+            mode = 0
+        elif self.git_modes:
+            mode = git_mode(st.st_mode)
+        else:
+            mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISREG(st.st_mode):
             body = "f " + self.file_hash(rel, st)
         elif stat.S_ISDIR(st.st_mode):

@@ -7,6 +7,10 @@ Otherwise the step gets a tree of its own: hard links to the context's files whi
 the filesystem allows (the mount is read-only: the step cannot write through them),
 else copies; a `rw` mount always gets copies, so that its writes never reach the
 context.
+
+With `git_modes` (`--context-modes=git`) the tree shows the modes the cache key hashed
+(chmod.git_mode's): it is always made, never the context itself, and a file whose own
+mode differs is copied, since a hard link shares the mode with the context's file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from ocibuild.chmod import git_mode
 from ocibuild.dockerignore import IgnoreMatcher
 
 
@@ -59,17 +64,19 @@ def any_ignored(context: Path, top: str, ignore: IgnoreMatcher) -> bool:
 
 
 def filtered_tree(context: Path, top: str, dest: Path, ignore: IgnoreMatcher, *,
-                  link: bool) -> bool:
+                  link: bool, git_modes: bool = False) -> bool:
     """Make `dest` what `top` (relative to the context, symlinks resolved) holds but
     what `ignore` excludes: hard links when `link` and the filesystem allows, else
-    copies. False when nothing is left (`top` excluded and nothing re-included)."""
+    copies; with `git_modes` every entry has chmod.git_mode's mode. False when nothing
+    is left (`top` excluded and nothing re-included)."""
     source = context / top
     if not source.is_dir():
         if ignore.matches(top):
             return False
-        _Placer(link=False).place(os.fspath(source), os.fspath(dest), os.lstat(source))
+        _Placer(False, git_modes).place(os.fspath(source), os.fspath(dest),
+                                        os.lstat(source))
         return True
-    tree = _Tree(context, top, dest, _Placer(link))
+    tree = _Tree(context, top, dest, _Placer(link, git_modes))
     kept = False
     for rel, entry, ignored in entries(context, top, ignore):
         if not ignored:
@@ -120,18 +127,21 @@ class _Tree:
 
     def finish(self) -> None:
         for path, st in reversed(self.dirs):
-            os.chmod(path, stat.S_IMODE(st.st_mode))
+            os.chmod(path, git_mode(st.st_mode) if self.placer.git_modes
+                     else stat.S_IMODE(st.st_mode))
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 class _Placer:
     """Puts a context file (not a directory or symlink) at its place in the tree."""
 
-    def __init__(self, link: bool) -> None:
+    def __init__(self, link: bool, git_modes: bool = False) -> None:
         self.link = link
+        self.git_modes = git_modes
 
     def place(self, source: str, target: str, st: os.stat_result) -> None:
-        if self.link:
+        mode = git_mode(st.st_mode) if self.git_modes else stat.S_IMODE(st.st_mode)
+        if self.link and mode == stat.S_IMODE(st.st_mode):
             try:
                 os.link(source, target, follow_symlinks=False)
                 return
@@ -142,7 +152,9 @@ class _Placer:
                     raise
         if stat.S_ISREG(st.st_mode):
             shutil.copy2(source, target, follow_symlinks=False)
+            if mode != stat.S_IMODE(st.st_mode):
+                os.chmod(target, mode)
         elif stat.S_ISFIFO(st.st_mode):
-            os.mkfifo(target, stat.S_IMODE(st.st_mode))
+            os.mkfifo(target, mode)
             os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
         # sockets and devices cannot be made without privileges: left out of a copy

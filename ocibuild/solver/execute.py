@@ -136,12 +136,14 @@ def _context_bind(solver: Solver, op: ExecOp, m: Mount, source: ContextSource,
     ignore = _ignore_of(solver, source)
     try:
         top = selection.scoped_resolve(ctx, m.source_path)
-        if m.readonly and not context_mount.any_ignored(ctx, top, ignore):
+        git_modes = solver.opts.git_modes
+        if m.readonly and not git_modes and not context_mount.any_ignored(ctx, top, ignore):
             return sandbox.BindMount(ctx / top, m.target, readonly=True)
         step_dir = new_step_dir(solver.store)
         stack.callback(trash.discard, solver.store, [step_dir])
         tree = step_dir / "src"
-        kept = context_mount.filtered_tree(ctx, top, tree, ignore, link=m.readonly)
+        kept = context_mount.filtered_tree(ctx, top, tree, ignore, link=m.readonly,
+                                           git_modes=git_modes)
     except OSError as exc:
         raise OcibuildError(f"{name}: cannot mount {m.source_path} of the build context: "
                             f"{exc.strerror or exc}") from None

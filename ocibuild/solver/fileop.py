@@ -5,7 +5,9 @@ The step's root (and a stage used as a COPY source) is a RootFS: either a plain
 directory (native snapshotter) or an overlay that this process mounts in a mount
 namespace of its own.
 Ownership is set as seen inside the sandbox: files from a context become root's (or
---chown's), files from a stage keep their owners.
+--chown's), files from a stage keep their owners. Modes are the source's, or with
+`git_modes` (`--context-modes=git`) chmod.git_mode's, the same the cache key hashed;
+--chmod applies to those.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ocibuild.chmod import ModeChange
+from ocibuild.chmod import ModeChange, git_mode
 from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace.requests import Request, RootFS, handler, request_type
@@ -58,6 +60,7 @@ class CopyInto(Request[None]):
     add: bool
     from_context: bool  # the source is the context (or a URL, here-documents, git)
     ignore: tuple[str, ...] = ()  # the context's .dockerignore patterns
+    git_modes: bool = False  # modes as git knows them (a local context, --context-modes=git)
 
 
 @request_type
@@ -181,10 +184,11 @@ class _Copier:
     every Path object per file shows."""
 
     def __init__(self, src_root: Path, owner: tuple[int, int] | None,
-                 chmod: ModeChange | None, from_context: bool) -> None:
+                 chmod: ModeChange | None, from_context: bool, git_modes: bool = False) -> None:
         self.src_root = src_root
         self.owner = owner if owner is not None else ((0, 0) if from_context else None)
         self.chmod = chmod
+        self.git_modes = git_modes
 
     def _apply(self, dst: str | Path | int, st: os.stat_result, is_link: bool) -> None:
         """Owner, then mode (a chown clears set-id bits), then times; `dst` may be an
@@ -195,8 +199,10 @@ class _Copier:
         else:
             os.lchown(dst, uid, gid)
         if not is_link:
-            mode = stat.S_IMODE(st.st_mode) if self.chmod is None \
-                else self.chmod.apply(st.st_mode, stat.S_ISDIR(st.st_mode))
+            mode = git_mode(st.st_mode) if self.git_modes else stat.S_IMODE(st.st_mode)
+            if self.chmod is not None:
+                mode = self.chmod.apply(stat.S_IFMT(st.st_mode) | mode,
+                                        stat.S_ISDIR(st.st_mode))
             os.chmod(dst, mode)
         if isinstance(dst, int):
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -351,7 +357,7 @@ def _copy(root: Path, src: Path, args: CopyInto) -> None:
     owner = _owner(args.chown, root)
     chmod = parse_chmod(args.chmod) if args.chmod else None
     from_context = args.from_context
-    copier = _Copier(src, owner, chmod, from_context)
+    copier = _Copier(src, owner, chmod, from_context, args.git_modes)
     dest = args.dest
     dest_abs = posixpath.normpath(posixpath.join(args.cwd or "/", dest))
     dir_form = dest.endswith("/") or dest in (".", "./") or dest.endswith("/.")

@@ -119,6 +119,7 @@ class SolveOptions:
     context_dirs: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR
     remote: RemoteRecords | None = None  # records of --cache-from caches
     allow: frozenset[str] = frozenset()  # entitlements granted (--allow)
+    git_modes: bool = False  # --context-modes=git: context files' modes as git knows them
     isolation: str = "userns"  # of RUN steps: "userns" or "chroot" (availability.choose)
     # a base image's layers this build pulls, fetched when its FROM step runs (shown
     # under it; True) -- ImageSources.fetch_layers; the steps shown before the solve
@@ -204,7 +205,7 @@ class Solver:
         if named is not None:  # no .dockerignore applies to a named context
             if name not in self._named_checksums:
                 self._named_checksums[name] = ContextChecksums(
-                    named, memo_path(self.store.root, named))
+                    named, memo_path(self.store.root, named), git_modes=self.opts.git_modes)
             return self._named_checksums[name]
         if self._checksums is None:
             if self.opts.context_dir is None:
@@ -215,7 +216,7 @@ class Solver:
             self._checksums = ContextChecksums(
                 self.opts.context_dir, memo_path(self.store.root, self.opts.context_dir),
                 (lambda rel, is_dir: ignore.matches(rel)) if self.opts.ignore_patterns
-                else None, reincludes=ignore.has_exclusions)
+                else None, reincludes=ignore.has_exclusions, git_modes=self.opts.git_modes)
         return self._checksums
 
     def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
@@ -735,12 +736,13 @@ class Solver:
                 excludes=op.excludes, parents=op.parents, add=op.add,
                 from_context=isinstance(
                     op.source, ContextSource | HttpSource | InlineSource | GitSource),
-                ignore=tuple(self.opts.ignore_patterns) if ignored else ())
+                ignore=tuple(self.opts.ignore_patterns) if ignored else (),
+                git_modes=self.opts.git_modes and isinstance(op.source, ContextSource))
             self._userns(request)
         if isinstance(op.contents, InlineSource):  # then the here-documents, same root
             with self._source_dir(op.contents) as source:
                 self._userns(dataclasses.replace(
-                    request, source=source, from_context=True, ignore=(),
+                    request, source=source, from_context=True, ignore=(), git_modes=False,
                     sources=tuple(name for name, _ in op.contents.files), add=False,
                     parents=False))
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.chmod import git_mode
 from ocibuild.solver.checksum import ContextChecksums
 from ocibuild.solver.selection import expand
 
@@ -83,3 +84,42 @@ def test_memo_rereads_only_changed_files(tmp_path: Path) -> None:
 def test_missing_source_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         ContextChecksums(_tree(tmp_path)).checksum(["nope.txt"])
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    (0o100664, 0o644), (0o100644, 0o644), (0o100600, 0o644), (0o100444, 0o644),
+    (0o100775, 0o755), (0o100700, 0o755), (0o100744, 0o755), (0o100001, 0o755),
+    (0o104755, 0o755),  # set-user-id: git cannot record it
+    (0o040775, 0o755), (0o040700, 0o755), (0o041777, 0o755),
+    (0o120777, 0o777),  # a symbolic link keeps its own
+])
+def test_git_mode_is_the_mode_git_checks_out(mode: int, expected: int) -> None:
+    assert git_mode(mode) == expected
+
+
+def _clone_under(umask: int, one: Path, dest: Path) -> Path:
+    """`one` as a checkout made under `umask` would have it: git keeps only the
+    execute bit."""
+    shutil.copytree(one, dest, symlinks=True)
+    for path in [dest, *dest.rglob("*")]:
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or os.stat(path).st_mode & 0o100
+        path.chmod((0o777 if executable else 0o666) & ~umask)
+    return dest
+
+
+def test_git_modes_give_two_umasks_one_checksum(tmp_path: Path) -> None:
+    one = _tree(tmp_path / "one")
+    (one / "src" / "run.sh").write_text("#!/bin/sh\n")
+    (one / "src" / "run.sh").chmod(0o755)
+    loose = _clone_under(0o002, one, tmp_path / "loose")
+    strict = _clone_under(0o022, one, tmp_path / "strict")
+    assert ContextChecksums(loose).checksum(["src"]) != \
+        ContextChecksums(strict).checksum(["src"])
+    assert ContextChecksums(loose, git_modes=True).checksum(["src"]) == \
+        ContextChecksums(strict, git_modes=True).checksum(["src"])
+    # an execute bit is what git records: losing it changes the key
+    (strict / "src" / "run.sh").chmod(0o644)
+    assert ContextChecksums(loose, git_modes=True).checksum(["src"]) != \
+        ContextChecksums(strict, git_modes=True).checksum(["src"])

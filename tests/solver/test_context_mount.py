@@ -76,3 +76,18 @@ def test_an_ignored_directory_holds_only_what_is_re_included(ctx: Path,
     assert _listing(tmp_path / "logs") == ["keep.log"]
     only = IgnoreMatcher(["logs"])
     assert not filtered_tree(ctx, "logs", tmp_path / "none", only, link=True)
+
+
+def test_git_modes_show_modes_as_git_records_them(ctx: Path, tmp_path: Path) -> None:
+    os.chmod(ctx / "a.txt", 0o664)  # cloned under umask 002: copied, the context kept
+    os.chmod(ctx / "clean" / "c.txt", 0o644)  # already as git has it: linked
+    os.chmod(ctx / "logs" / "keep.log", 0o775)
+    tree = tmp_path / "tree"
+    assert filtered_tree(ctx, "", tree, IGNORE, link=True, git_modes=True)
+    assert _listing(tree) == SHOWN
+    modes = {rel: os.lstat(tree / rel).st_mode & 0o777 for rel in SHOWN if rel != "link"}
+    assert modes == {"a.txt": 0o644, "clean": 0o755, "clean/c.txt": 0o644, "logs": 0o755,
+                     "logs/keep.log": 0o755, "sub": 0o755, "sub/x.tmp": 0o644}
+    assert os.stat(ctx / "a.txt").st_mode & 0o777 == 0o664
+    assert os.stat(tree / "a.txt").st_ino != os.stat(ctx / "a.txt").st_ino
+    assert os.stat(tree / "clean/c.txt").st_ino == os.stat(ctx / "clean/c.txt").st_ino
