@@ -20,6 +20,7 @@ registry = sys.argv[1]
 insecure = ocibuild.RegistryOptions.build(insecure=[registry, "127.0.0.1:%(closed)d"])
 cases = {
     "build platform": lambda: ocibuild.build("ok", platform="linux"),
+    "context modes": lambda: ocibuild.build("ok", context_modes="umask"),
     "pull platform": lambda: ocibuild.pull("busybox", platform="linux/"),
     "import platform": lambda: ocibuild.import_rootfs("ok", "x:1", platform="amd64"),
     "bad name": lambda: ocibuild.tag("busybox", "Not A Name"),
@@ -62,10 +63,11 @@ def test_every_failure_is_an_ocibuild_error_saying_what_a_caller_needs(
     assert all(r is not None for r in got.values()), [c for c, r in got.items() if r is None]
     assert {c: r["ocibuild"] for c, r in got.items()} == {c: True for c in got}
 
-    for case in ("build platform", "pull platform", "import platform", "bad name",
-                 "bad filter"):
+    for case in ("build platform", "context modes", "pull platform", "import platform",
+                 "bad name", "bad filter"):
         assert "UsageError" in got[case]["kinds"], (case, got[case])
     assert "platform" in got["build platform"]["message"]
+    assert got["context modes"]["message"] == "--context-modes umask: expected keep or git"
 
     assert got["dockerfile"]["type"] == "DockerfileError"
     assert got["dockerfile"]["line"] == 3
