@@ -3,8 +3,8 @@
 The checksum covers exactly the selected files: path, type, permission bits (unless
 --chmod replaces them), symlink target and content; never mtime or ownership (COPY from
 a context always makes files owned by root or by --chown). With `git_modes`
-(`--context-modes=git`) the permission bits are those the copy will give the entry,
-chmod.git_mode's, so a key never stands for content of other modes. A file's content hash is
+(`--context-modes=git`) the permission bits are chmod.git_mode's, those the copy gives
+the entry, so a key never stands for content of other modes. A file's content hash is
 remembered between builds under its stat signature, so a rebuild reads only the files
 that changed.
 """
