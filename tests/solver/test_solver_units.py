@@ -16,7 +16,7 @@ import pytest
 from ocibuild.cache.remote.lookup import LayoutBlobSource, RemoteRecords
 from ocibuild.cache.store import Store
 from ocibuild.errors import OcibuildError, StepFailedError
-from ocibuild.graph import ExecOp, Mount, Op, ScratchSource, walk
+from ocibuild.graph import ContextSource, CopyOp, ExecOp, Mount, Op, ScratchSource, walk
 from ocibuild.progress.events import Event
 from ocibuild.solver.solve import SolveOptions, Solver
 from tests.support.fake_runner import FakeRunner
@@ -361,3 +361,37 @@ def test_cached_steps_are_reported_in_step_order(plain: World) -> None:
     plain.solve(ops[-1], jobs=1)
     assert [(e.kind, e.index) for e in plain.events] == [("cached", 1), ("cached", 2),
                                                          ("cached", 3)]
+
+
+def _checkout(path: Path, umask: int) -> Path:
+    """A file, an executable script and a directory, as a clone under `umask` has them."""
+    (path / "dir").mkdir(parents=True)
+    for rel, executable in (("app.conf", False), ("run.sh", True), ("dir/a.txt", False)):
+        (path / rel).write_text(rel)
+        (path / rel).chmod((0o777 if executable else 0o666) & ~umask)
+    for directory in (path, path / "dir"):
+        directory.chmod(0o777 & ~umask)
+    return path
+
+
+@pytest.mark.parametrize("context", ["context", "shared"])
+def test_git_modes_give_clones_under_two_umasks_one_key(plain: World, tmp_path: Path,
+                                                        context: str) -> None:
+    """The build context and a named directory context alike; a COPY and a bind mount."""
+    copy = CopyOp(root=SCRATCH, source=ContextSource(name=context),
+                  sources=("app.conf", "run.sh", "dir"), dest="/app/")
+    mounted = run(SCRATCH, "true", mounts=(Mount(
+        type="bind", target="/src", source=ContextSource(name=context)),))
+
+    def keys(checkout: Path, git_modes: bool) -> tuple[str, str]:
+        dirs = {"context_dir": checkout} if context == "context" \
+            else {"context_dirs": {context: checkout}}
+        solver = plain.solver(copy, git_modes=git_modes, **dirs)
+        for op in (*walk(copy), *walk(mounted)):  # inputs first
+            solver.keys[op.digest] = solver.compute_key(op)
+        return solver.keys[copy.digest], solver.keys[mounted.digest]
+
+    loose = _checkout(tmp_path / "loose", 0o002)
+    strict = _checkout(tmp_path / "strict", 0o022)
+    assert keys(loose, True) == keys(strict, True)
+    assert all(a != b for a, b in zip(keys(loose, False), keys(strict, False), strict=True))
