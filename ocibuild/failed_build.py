@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ocibuild.cache.disk_full import disk_full_error, store_hint
-from ocibuild.errors import DiskFullError, is_disk_full, with_location
+from ocibuild.errors import DiskFullError, StepFailedError, is_disk_full, with_location
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -30,7 +30,6 @@ def cleaned_up(store: Store) -> Iterator[None]:
         yield
     except Exception as exc:
         from ocibuild.snapshot import trash
-        from ocibuild.solver.solve import StepFailedError
 
         if isinstance(exc, StepFailedError):  # its program says whether the disk is full
             full = any(DISK_FULL_TEXT in line for line in exc.tail)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from ocibuild.cli.registry_flags import registry_connection_options
-from ocibuild.errors import OcibuildError, UsageError, terminal_text
+from ocibuild.errors import OcibuildError, StepFailedError, UsageError, terminal_text
 
 if TYPE_CHECKING:
     from ocibuild.builder import BuildReport
@@ -158,7 +158,6 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     from ocibuild.build_options import BuildOptions
     from ocibuild.builder import build
     from ocibuild.progress import modes
-    from ocibuild.solver.solve import StepFailedError
 
     rebuild = ctx.obj.get("rebuild")
     mode = "quiet" if quiet else modes.resolve(progress, sys.stderr)

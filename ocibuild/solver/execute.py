@@ -8,11 +8,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, StepFailedError
 from ocibuild.graph import ContextSource, ExecOp, InlineSource, Mount
 from ocibuild.progress.events import Event
 from ocibuild.solver import selection
-from ocibuild.solver.solve import OpResult, StepFailedError
+from ocibuild.solver.solve import OpResult
 
 if TYPE_CHECKING:
     from ocibuild.dockerignore import IgnoreMatcher

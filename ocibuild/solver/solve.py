@@ -28,11 +28,7 @@ from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
 from ocibuild.chmod import is_octal as is_octal_chmod
 from ocibuild.deferred import deferred_dataclass
-from ocibuild.errors import (  # noqa: F401 (StepFailedError re-exported)
-    OcibuildError,
-    StepFailedError,
-    with_location,
-)
+from ocibuild.errors import OcibuildError, with_location
 from ocibuild.graph import (
     ContextSource,
     CopyOp,
