@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from ocibuild.sandbox.availability import Choice
     from ocibuild.snapshot import Snapshotter
     from ocibuild.solver.explain import Explanation
-    from ocibuild.solver.solve import OpResult, SecretSource, Solver
+    from ocibuild.solver.results import OpResult
+    from ocibuild.solver.secret_source import SecretSource
+    from ocibuild.solver.solve import Solver
 
 
 @dataclass
@@ -124,7 +126,7 @@ def _not_after(created: str, limit: datetime) -> bool:
 
 def parse_secret(text: str) -> SecretSource:
     """A --secret value: id=NAME,src=FILE | id=NAME,env=VAR (type= accepted)."""
-    from ocibuild.solver.solve import SecretSource
+    from ocibuild.solver.secret_source import SecretSource
 
     fields: dict[str, str] = {}
     for item in text.split(","):

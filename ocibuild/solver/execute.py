@@ -12,7 +12,7 @@ from ocibuild.errors import OcibuildError, StepFailedError
 from ocibuild.graph import ContextSource, ExecOp, InlineSource, Mount
 from ocibuild.progress.events import Event
 from ocibuild.solver import selection
-from ocibuild.solver.solve import OpResult
+from ocibuild.solver.results import OpResult
 
 if TYPE_CHECKING:
     from ocibuild.dockerignore import IgnoreMatcher

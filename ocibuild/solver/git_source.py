@@ -21,7 +21,8 @@ from ocibuild.sources.git_url import redact
 
 if TYPE_CHECKING:
     from ocibuild.graph import GitSource
-    from ocibuild.solver.solve import SecretSource, Solver
+    from ocibuild.solver.secret_source import SecretSource
+    from ocibuild.solver.solve import Solver
     from ocibuild.sources.git import GitAuth, GitRepos, Resolved
     from ocibuild.sources.git_url import GitRef
 

@@ -27,7 +27,6 @@ from ocibuild.cache import temporaries
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
 from ocibuild.chmod import is_octal as is_octal_chmod
-from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError, with_location
 from ocibuild.graph import (
     ContextSource,
@@ -58,7 +57,9 @@ from ocibuild.solver.pending import (
     resolve,
     resolve_chain,
 )
+from ocibuild.solver.results import OpResult
 from ocibuild.solver.scheduler import Scheduler
+from ocibuild.solver.secret_source import SecretSource
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -71,30 +72,6 @@ if TYPE_CHECKING:
 
 KEY_VERSION = "ocibuild-cache-v1"
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class OpResult:
-    """During the solve a layer may still be pending; solve() returns written ones."""
-
-    layers: tuple[Slot, ...]  # the op's whole filesystem, base first
-    layer: Slot | None  # what this op added (None: nothing, or not a fs op)
-    cached: bool = False
-
-
-@deferred_dataclass(frozen=True)
-class SecretSource:
-    """A --secret: read from a file or an environment variable when a step mounts it."""
-
-    id: str
-    path: Path | None = None
-    env: str = ""
-
-    def data(self) -> bytes | None:
-        if self.path is not None:
-            return self.path.read_bytes()
-        value = os.environ.get(self.env or self.id)
-        return None if value is None else value.encode()
 
 
 @dataclass

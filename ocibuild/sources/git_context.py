@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ocibuild.sources import git_url
 
 if TYPE_CHECKING:
-    from ocibuild.solver.solve import SecretSource
+    from ocibuild.solver.secret_source import SecretSource
 
 TREES = "trees"  # under ROOT/git
 
