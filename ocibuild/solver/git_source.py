@@ -22,7 +22,6 @@ from ocibuild.sources.git_url import redact
 if TYPE_CHECKING:
     from ocibuild.graph import GitSource
     from ocibuild.solver.secret_source import SecretSource
-    from ocibuild.solver.solve import Solver
     from ocibuild.sources.git import GitAuth, GitRepos, Resolved
     from ocibuild.sources.git_url import GitRef
 
@@ -32,10 +31,15 @@ KEY_VERSION = "ocibuild-git-v1"
 
 
 class GitSources:
-    """The git sources of one solve."""
+    """The git sources of one solve: repositories kept under the store's root, trees checked
+    out in the solve's temporary directory `tmp`, credentials from its secrets and ssh."""
 
-    def __init__(self, solver: Solver) -> None:
-        self.solver = solver
+    def __init__(self, store_root: Path, tmp: Path, secrets: Mapping[str, SecretSource],
+                 ssh: Mapping[str, Path]) -> None:
+        self._store_root = store_root
+        self._tmp = tmp
+        self._secrets = secrets
+        self._ssh = ssh
         self.resolved: dict[str, Resolved] = {}  # op digest -> its commit
         self._dirs: dict[str, Path] = {}
         self._lock = threading.Lock()
@@ -46,7 +50,7 @@ class GitSources:
         if self._repos is None:
             from ocibuild.sources.git import GitRepos
 
-            self._repos = GitRepos(Path(self.solver.store.root), self.solver._tmp)
+            self._repos = GitRepos(self._store_root, self._tmp)
         return self._repos
 
     def key(self, op: GitSource) -> str:
@@ -70,7 +74,7 @@ class GitSources:
         """The checked-out tree the op names (made once per solve)."""
         with self._lock:
             if op.digest not in self._dirs:
-                dest = self.solver._tmp / f"git-{op.digest.split(':')[1][:16]}"
+                dest = self._tmp / f"git-{op.digest.split(':')[1][:16]}"
                 self._dirs[op.digest] = self.repos.checkout(
                     _ref(op), self.resolved[op.digest], dest,
                     keep_git_dir=op.keep_git_dir, submodules=op.submodules,
@@ -78,7 +82,7 @@ class GitSources:
             return self._dirs[op.digest]
 
     def auth(self, op: GitSource) -> GitAuth:
-        return git_auth(_ref(op), self.solver.opts.secrets, self.solver.opts.ssh)
+        return git_auth(_ref(op), self._secrets, self._ssh)
 
 
 def git_auth(ref: GitRef, secrets: Mapping[str, SecretSource], ssh: Mapping[str, Path]

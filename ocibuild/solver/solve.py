@@ -117,9 +117,10 @@ class Solver:
         self.key_inputs: dict[str, dict[str, Any]] = {}
         self.index: dict[str, int] = {}
         self.downloads: dict[str, Path] = {}
-        self.git = GitSources(self)  # git sources: keys by commit, trees when needed
         self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-",
                                           dir=temporaries.process_dir(store.root)))
+        # git sources: keys by commit, trees when needed
+        self.git = GitSources(Path(store.root), self._tmp, options.secrets, options.ssh)
         self._checksums: ContextChecksums | None = None
         self._named_checksums: dict[str, ContextChecksums] = {}
         self._scheduler: Scheduler[Op, OpResult] | None = None
