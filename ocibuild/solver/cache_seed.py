@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.cache.mounts import open_cache_mount
-from ocibuild.graph import Mount, Op
+from ocibuild.graph import Mount
 
 if TYPE_CHECKING:
-    from ocibuild.solver.solve import Solver
+    from ocibuild.solver.view import SolverView
 
 
-def open_cache(solver: Solver, m: Mount) -> contextlib.AbstractContextManager[Path]:
+def open_cache(solver: SolverView, m: Mount) -> contextlib.AbstractContextManager[Path]:
     """The directory of cache mount `m` for the duration of a step."""
     mode = m.mode if m.mode is not None else 0o755
     cache_id = m.id or m.target
@@ -33,13 +33,7 @@ def open_cache(solver: Solver, m: Mount) -> contextlib.AbstractContextManager[Pa
     # is given: an empty cache with those, of its own key
     if path or (m.uid is None and m.gid is None and m.mode is None):
         def seed(dest: Path) -> None:
-            _seed(solver, m.source, path, dest)  # type: ignore[arg-type]
+            solver.seed_cache(m.source, path, dest)  # type: ignore[arg-type]
     return open_cache_mount(solver.store, cache_id, m.sharing, mode=mode, uid=m.uid or 0,
                             gid=m.gid or 0, seed=seed)
 
-
-def _seed(solver: Solver, source: Op, path: str, dest: Path) -> None:
-    from ocibuild.solver.fileop import SeedCache
-
-    with solver._source_dir(source) as spec:
-        solver._userns(SeedCache(spec, path, str(dest)))

@@ -17,7 +17,7 @@ from ocibuild.solver.results import OpResult
 if TYPE_CHECKING:
     from ocibuild.dockerignore import IgnoreMatcher
     from ocibuild.snapshot.base import Prepared
-    from ocibuild.solver.solve import Solver
+    from ocibuild.solver.view import SolverView
 
 TAIL_LINES = 10
 
@@ -30,7 +30,7 @@ class _Output:
 
     MAX_LINE = 64 * 1024  # a longer line without a newline is shown in pieces
 
-    def __init__(self, solver: Solver, op: ExecOp) -> None:
+    def __init__(self, solver: SolverView, op: ExecOp) -> None:
         self.solver = solver
         self.op = op
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -68,7 +68,7 @@ class _Output:
                                        stream=2 if stream == "stderr" else 1))
 
 
-def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitStack,
+def _sandbox_mount(solver: SolverView, op: ExecOp, m: Mount, stack: contextlib.ExitStack,
                    env: dict[str, str], output: _Output) -> Any | None:
     from ocibuild import sandbox
 
@@ -109,9 +109,9 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     if isinstance(m.source, ContextSource):
         return _context_bind(solver, op, m, m.source, stack)
     if isinstance(m.source, InlineSource):  # a RUN here-document with a shebang
-        return sandbox.BindMount(solver._inline_dir(m.source), m.target, readonly=True)
+        return sandbox.BindMount(solver.inline_dir(m.source), m.target, readonly=True)
     assert m.source is not None
-    layers = solver.local_layers(solver._result_of(m.source).layers)
+    layers = solver.local_layers(solver.result_of(m.source).layers)
     prepared = solver.snap.prepare_tree(layers)
     stack.callback(solver.release_later, prepared)
     base = prepared.root.path
@@ -119,7 +119,7 @@ def _sandbox_mount(solver: Solver, op: ExecOp, m: Mount, stack: contextlib.ExitS
     return sandbox.BindMount(path, m.target, readonly=m.readonly)
 
 
-def _context_bind(solver: Solver, op: ExecOp, m: Mount, source: ContextSource,
+def _context_bind(solver: SolverView, op: ExecOp, m: Mount, source: ContextSource,
                   stack: contextlib.ExitStack) -> Any:
     """A bind mount of a local context, showing what COPY would see of it: without what
     .dockerignore excludes. Writes to a rw bind mount are thrown away, never reach the
@@ -152,7 +152,7 @@ def _context_bind(solver: Solver, op: ExecOp, m: Mount, source: ContextSource,
     return sandbox.BindMount(tree, m.target, readonly=m.readonly)
 
 
-def _ignore_of(solver: Solver, source: ContextSource) -> IgnoreMatcher:
+def _ignore_of(solver: SolverView, source: ContextSource) -> IgnoreMatcher:
     """The .dockerignore matcher of a context source (none applies to a named context)."""
     from ocibuild.dockerignore import IgnoreMatcher
 
@@ -161,7 +161,7 @@ def _ignore_of(solver: Solver, source: ContextSource) -> IgnoreMatcher:
     return IgnoreMatcher(list(solver.opts.ignore_patterns))
 
 
-def run_exec(solver: Solver, op: ExecOp, root: OpResult) -> Prepared:
+def run_exec(solver: SolverView, op: ExecOp, root: OpResult) -> Prepared:
     """Run the RUN op in a fresh root over `root`; returns the prepared root (its change
     not yet written as a layer)."""
     from ocibuild import sandbox

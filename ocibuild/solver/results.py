@@ -1,7 +1,7 @@
 """What solving one op gives: the layers of its whole filesystem and the one it added.
 
 Its own module, below solve.py, so that the parts of the solver that take a result
-(`execute.py`) need not import the Solver.
+(`execute.py`, `view.py`) need not import the Solver.
 """
 
 from __future__ import annotations

@@ -571,7 +571,7 @@ class Solver:
                             self.opts.names.get(op.digest, ""), op.digest)
         return self.opts.fetch_image(op.manifest_digest, step)
 
-    def _result_of(self, op: Op) -> OpResult:
+    def result_of(self, op: Op) -> OpResult:
         assert self._results is not None
         return self._results[op.digest]
 
@@ -598,7 +598,7 @@ class Solver:
             if not pulled:
                 self._event("cached", op)
             return OpResult(layers, None, cached=not pulled)
-        root = self._result_of(op.root)  # type: ignore[attr-defined]
+        root = self.result_of(op.root)  # type: ignore[attr-defined]
         hit = self.hits.get(op.digest)
         if hit is not None:
             record = hit.record
@@ -729,11 +729,11 @@ class Solver:
         elif isinstance(source, HttpSource):
             yield RootFS.directory(str(self.downloads[source.digest]))
         elif isinstance(source, InlineSource):
-            yield RootFS.directory(self._inline_dir(source))
+            yield RootFS.directory(self.inline_dir(source))
         elif isinstance(source, GitSource):
             yield RootFS.directory(self.git.directory(source))
         else:
-            chain = self._result_of(source).layers
+            chain = self.result_of(source).layers
             spec, prepared = self.snap.source_view(self.stacked_layers(chain))
             try:
                 yield spec
@@ -741,7 +741,7 @@ class Solver:
                 if prepared is not None:
                     self.release_later(prepared)
 
-    def _inline_dir(self, source: InlineSource) -> Path:
+    def inline_dir(self, source: InlineSource) -> Path:
         """A directory holding the here-document files (mode 0644 for COPY, as BuildKit
         makes them; 0755 for a RUN script)."""
         base = self._tmp / f"inline-{source.digest.split(':')[1][:16]}"
@@ -761,6 +761,14 @@ class Solver:
         from ocibuild.idspace.userns import request_isolated
 
         return request_isolated(request)
+
+    def seed_cache(self, source: Op, path: str, dest: Path) -> None:
+        """A new cache mount's first contents: `path` of `source`'s filesystem copied to
+        the directory `dest`."""
+        from ocibuild.solver.fileop import SeedCache
+
+        with self._source_dir(source) as spec:
+            self._userns(SeedCache(spec, path, str(dest)))
 
     @property
     def cancelled(self) -> Any:
