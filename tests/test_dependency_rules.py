@@ -26,11 +26,6 @@ LEAVES = frozenset({
     "ocibuild.source_location", "ocibuild.progress.events", "ocibuild.progress.transfer",
 })
 # Packages of the engine: none of them imports the package root (its lazy public API).
-# The one cycle left, being removed by the solver's rework (issue 20, items 1 and 8):
-# execute, cache_seed and git_source are parts of Solver that take it as an argument, and
-# execute uses solve's OpResult and StepFailedError. Shrink it, never grow it.
-KNOWN_CYCLE = frozenset({"ocibuild.solver.solve", "ocibuild.solver.execute",
-                         "ocibuild.solver.cache_seed", "ocibuild.solver.git_source"})
 ENGINE = ("oci", "graph", "frontend", "solver", "snapshot", "sandbox", "idspace", "cache",
           "exporter", "registry", "sources", "progress", "rootfs")
 
@@ -191,7 +186,7 @@ def _package(module: str) -> str:
 
 def _cycle_edges(edges: list[Import]) -> list[str]:
     """The imports that close a cycle, grouped by cycle."""
-    return [str(i) for component in _cycles(edges) if not KNOWN_CYCLE.issuperset(component)
+    return [str(i) for component in _cycles(edges)
             for i in edges if i.source in component and i.target in component]
 
 
