@@ -38,6 +38,7 @@ class StepOptions(Protocol):
     isolation: str
     context_dirs: Mapping[str, Path]  # --build-context NAME=DIR
     ignore_patterns: tuple[str, ...]
+    git_modes: bool  # --context-modes=git
 
 
 class SolverView(Protocol):
