@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -10,6 +11,15 @@ import pytest
 
 from tests.support.paths import REPO
 from tests.support.users import NOSUB_USER, SUB_USER, User, remove_tree
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell that starts the suite as a background job (`.ci/run &`, some CI runners)
+    # ignores SIGINT, and every build a test starts would inherit that: the tests that
+    # press Ctrl-C on a build (as in a terminal) would wait for it forever.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 
 def _require_root() -> None:
