@@ -4,6 +4,7 @@ writes no partial output, and leaves a store the next build uses as if nothing h
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -15,7 +16,7 @@ from tests.build.conftest import Builder, step_states, write_context
 from tests.support.paths import OCIBUILD
 
 # a number no other process on the machine sleeps for: how the test finds the step
-MARK = "4711"
+MARK = str(3_000_000 + secrets.randbelow(1_000_000))  # no other process sleeps this long
 DOCKERFILE = ("FROM busybox:latest\nRUN echo kept > /kept\n"
               f"RUN echo started && sleep {MARK}\n")
 

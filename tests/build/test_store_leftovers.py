@@ -4,6 +4,7 @@ build or `cache prune` removes once its process is gone (never a live build's fi
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -14,7 +15,9 @@ import pytest
 from tests.build.conftest import Builder, write_context
 from tests.support.paths import OCIBUILD
 
-MARK = "4712"  # a sleep no other process runs: how the test finds the step
+# a sleep no other process runs (a build another test left behind neither): how the test
+# finds the step
+MARK = str(4_000_000 + secrets.randbelow(1_000_000))
 SLOW = f"FROM busybox:latest\nRUN echo one > /one\nRUN sleep {MARK}\n"
 
 
@@ -76,7 +79,11 @@ def test_an_interrupted_build_leaves_nothing_either(builder: Builder,
     ctx = write_context(builder.tmp / "ctx", {"Dockerfile": SLOW}, builder.user)
     proc = _start_until_step(builder, ctx, tmpdir)
     os.killpg(proc.pid, sig)
-    proc.communicate(timeout=30)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     assert proc.returncode == 128 + sig
     assert list(tmpdir.iterdir()) == []
     assert _temporaries(builder.root) == []
@@ -93,7 +100,7 @@ def test_a_killed_builds_temporaries_go_with_the_next_build_not_a_live_ones(
     assert left, "the killed build left nothing to clean up (the test kills too late?)"
     assert list(tmpdir.iterdir()) == [], "temporary files belong under the store"
 
-    other = "4713"
+    other = str(int(MARK) + 1)
     live_ctx = write_context(builder.tmp / "live", {
         "Dockerfile": SLOW.replace(MARK, other)}, builder.user)
     live = _start_until_step(builder, live_ctx, tmpdir, other)

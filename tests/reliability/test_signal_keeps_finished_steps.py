@@ -21,7 +21,8 @@ from tests.build.conftest import Builder, step_states, write_context
 from tests.support.paths import OCIBUILD
 
 BIG = "RUN head -c 67108864 /dev/urandom > /big"  # 64 MiB that compress to no less
-DOCKERFILE = f"FROM busybox:latest\n{BIG}\nRUN echo next && sleep 4712\n"
+SLEEP = "sleep 4714"  # a step that runs until the signal stops the build
+DOCKERFILE = f"FROM busybox:latest\n{BIG}\nRUN echo next && {SLEEP}\n"
 
 
 def _start(builder: Builder, ctx: os.PathLike[str]) -> subprocess.Popen[str]:
@@ -60,12 +61,16 @@ def test_a_step_reported_done_stays_cached_after_a_signal(
     for sig in signals:  # at once: the layer (64 MiB to compress) is being written
         os.killpg(proc.pid, sig)
         time.sleep(0.2)
-    _, rest = proc.communicate(timeout=120)
+    try:
+        _, rest = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # not left running to confuse later tests
+        raise
     log = "".join(lines) + rest
     assert proc.returncode == 128 + signals[0], log
     assert "Traceback" not in log, log
     again, _ = builder.build(write_context(builder.tmp / "again", {
-        "Dockerfile": DOCKERFILE.replace("sleep 4712", "true")}, builder.user))
+        "Dockerfile": DOCKERFILE.replace(SLEEP, "true")}, builder.user))
     states = step_states(again.stderr)
     assert states[f"[2/3] {BIG}"] == "CACHED", (log, again.stderr)
     check = builder.user.run([OCIBUILD, "--root", builder.root, "cache", "check"])
