@@ -94,15 +94,17 @@ class Session:
                 sock.connect(self.socket_path)
                 self._started.set()
                 return sock
-            except OSError:
+            except OSError as exc:
                 sock.close()
-                if self._started.is_set() or not thread.is_alive() \
-                        or time.monotonic() > deadline:
-                    # the reason a server that just died gives is set as its thread ends
+                # while its thread lives the server is starting, or ending (the thread
+                # then ends soon, with the reason); a full CI run saw a connect to a
+                # live server fail once: that is retried too, up to the deadline
+                if not thread.is_alive() or time.monotonic() > deadline:
                     thread.join(timeout=_REASON_WAIT)
+                    reason = self._error or exc.strerror or exc
                     raise UsernsCallError(
-                        "the file-op server under the sandbox mapping is not running"
-                        + (f": {self._error}" if self._error else "")) from None
+                        "the file-op server under the sandbox mapping is not running: "
+                        f"{reason}") from None
                 time.sleep(0.003)
 
     def _restart(self, ended: threading.Thread) -> bool:
