@@ -64,7 +64,9 @@ def store_bytes(root: Path) -> int:
     """About what the store holds: its blobs, its database, the extracted layers its
     database counts and the cache mounts (read without writing anything: the disk may
     be full; what this user cannot read is left out)."""
-    total = _tree_bytes(root / store_paths.CACHE_MOUNTS)
+    from ocibuild.idspace.userns import tree_size
+
+    total = tree_size(root / store_paths.CACHE_MOUNTS)
     for directory in (root / store_paths.BLOBS / "sha256", root):
         with contextlib.suppress(OSError), os.scandir(directory) as entries:
             for entry in entries:
@@ -80,11 +82,3 @@ def store_bytes(root: Path) -> int:
             conn.close()
     return total
 
-
-def _tree_bytes(top: Path) -> int:
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in (*dirnames, *filenames):
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-    return total
