@@ -36,7 +36,9 @@ def test_network_none_has_only_loopback(sbx: Sandboxer,
     port, received = host_server
     connect = f"echo from-$NET | nc -w 2 127.0.0.1 {port}"
     # within the namespace loopback is up: a server inside is reachable
-    inside = "nc -l -p 5555 > /tmp/got & sleep 0.2; echo ping | nc -w 1 127.0.0.1 5555; " \
+    # the client retries until the listener is up (a loaded machine may start it late)
+    inside = "nc -l -p 5555 > /tmp/got & for i in $(seq 100); do " \
+             "echo ping | nc -w 1 127.0.0.1 5555 && break; sleep 0.1; done; " \
              "wait; cat /tmp/got; cat /proc/net/dev"
     root = str(sbx.rootfs())
     default, none, none_inside, host = sbx.run(
