@@ -261,9 +261,13 @@ def solve(state: State, options: BuildOptions | None = None, /,
     from ocibuild.frontend.lower import GraphDefinition
 
     graph = GraphDefinition.of(state)
+    options = BuildOptions.of(options, kwargs)
+    given = [n for n in ("dockerfile", "target", "frontend") if getattr(options, n)]
+    if given:
+        raise UsageError(f"solve: {', '.join(given)} only apply to a build definition "
+                         "file (ocibuild.build); a state is built as it is")
     main = graph.sources.main
-    return _build(_load_definition(main.path if main is not None else ".",
-                                   BuildOptions.of(options, kwargs), graph))
+    return _build(_load_definition(main.path if main is not None else ".", options, graph))
 
 
 def _build(definition: _Definition) -> BuildReport:
@@ -341,15 +345,15 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
     output_specs = [parse_output(o) for o in options.outputs]
     to_push = push_targets(output_specs, options.tags, options.push)
     image_annotations = parse_annotations(options.annotations)
+    named_contexts = parse_build_contexts(options.build_contexts, git=git_contexts.directory)
     args = dict(options.build_args or {})
+    sde = _source_date_epoch(args, options.source_date_epoch)
     ast, graph = _frontend(options, context_dir, df_path, text, graph)
     ignore_patterns = graph.ignore_patterns if graph is not None \
         else _ignore_patterns(context_dir, df_path)
-    named_contexts = parse_build_contexts(
-        [*options.build_contexts, *(graph.sources.build_contexts() if graph else ())],
-        git=git_contexts.directory)
+    if graph is not None:  # the directories and OCI layouts the state reads
+        named_contexts |= parse_build_contexts(graph.sources.build_contexts())
     context_dirs = context_directories(named_contexts)
-    sde = _source_date_epoch(args, options.source_date_epoch)
     inputs = BuildInputs(build_args=args, target=options.target,
                          platform=_single_platform(options.platform),
                          context_excludes=tuple(ignore_patterns),

@@ -92,3 +92,10 @@ def test_an_unknown_frontend_is_an_error_listing_the_installed_ones() -> None:
     assert registry.choose("python", "FROM x\n", {}).name == "python"
     assert registry.choose(None, "# syntax=x/y\n", {"BUILDKIT_SYNTAX": "python"}).name \
         == "python"
+
+
+def test_solve_refuses_the_options_of_a_definition_file() -> None:
+    import ocibuild
+
+    with pytest.raises(UsageError, match="solve: dockerfile, target only apply"):
+        ocibuild.solve(image("busybox"), dockerfile="Dockerfile", target="test")
