@@ -167,17 +167,18 @@ import ocibuild
 from ocibuild.graph import context, image, oci_layout
 
 for name in ("main", "extra"):
-    pathlib.Path(name).mkdir(exist_ok=True)
-    pathlib.Path(name, name + ".txt").write_text(name + "\\n")
-    pathlib.Path(name, "skipped.log").write_text("not copied\\n")
+    pathlib.Path(name, "sub").mkdir(parents=True, exist_ok=True)
+    for path in (name + ".txt", "skipped.log", "sub/kept.txt", "sub/dropped.log"):
+        pathlib.Path(name, path).write_text(path + "\\n")
 ocibuild.solve(image("busybox:latest").label(stage="base"),
                outputs=["type=oci,dest=base-layout,tar=false"])
 state = (oci_layout("base-layout")
-         .copy(context("main", exclude=["*.log"]), ".", "/main/")
+         .copy(context("main", include=["*.txt", "sub"], exclude=["sub/*.log"]), ".", "/main/")
          .copy(context("extra"), "extra.txt", "/extra/"))
 report = ocibuild.solve(state, outputs=["type=local,dest=tree"])
 print(json.dumps({"labels": report.config.config.get("Labels"),
-                  "main": sorted(p.name for p in pathlib.Path("tree/main").iterdir()),
+                  "main": sorted(str(p.relative_to("tree/main"))
+                                 for p in pathlib.Path("tree/main").rglob("*")),
                   "extra": sorted(p.name for p in pathlib.Path("tree/extra").iterdir())}))
 """
 
@@ -191,4 +192,5 @@ def test_a_state_reads_an_oci_layout_and_several_contexts(module_builder: Builde
         from tests.support.users import remove_tree
 
         remove_tree(work)
-    assert got == {"labels": {"stage": "base"}, "main": ["main.txt"], "extra": ["extra.txt"]}
+    assert got == {"labels": {"stage": "base"}, "main": ["main.txt", "sub", "sub/kept.txt"],
+                   "extra": ["extra.txt"]}
