@@ -15,7 +15,17 @@ from ocibuild.frontend import registry
 from ocibuild.frontend.dockerfile import parser
 from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, convert
 from ocibuild.frontend.lower import GraphDefinition
-from ocibuild.graph import FrontendContext, context, image, walk
+from ocibuild.graph import (
+    FrontendContext,
+    bind,
+    cache,
+    context,
+    git,
+    http,
+    image,
+    ssh,
+    walk,
+)
 from ocibuild.oci.config import ImageConfig
 from ocibuild.oci.platform import Platform
 from tests.support.paths import FIXTURES
@@ -99,3 +109,36 @@ def test_solve_refuses_the_options_of_a_definition_file() -> None:
 
     with pytest.raises(UsageError, match="solve: dockerfile, target only apply"):
         ocibuild.solve(image("busybox"), dockerfile="Dockerfile", target="test")
+
+
+def test_downloads_and_git_trees_are_the_ops_of_add() -> None:
+    dockerfile = ("FROM busybox\n"
+                  "ADD --checksum=sha256:" + "ab" * 32 + " https://example.com/f.tgz /f.tgz\n"
+                  "ADD https://example.com/repo.git#v1 /src\n"
+                  "ADD --chmod=644 --link https://example.com/g /g\n")
+    inputs = BuildInputs(platform=Platform.parse("linux/amd64"))
+    df = convert(parser.parse(dockerfile), inputs, _resolve)
+    state = (image("busybox")
+             .copy(http("https://example.com/f.tgz", checksum="sha256:" + "ab" * 32), (),
+                   "/f.tgz")
+             .copy(git("https://example.com/repo.git", "v1"), ".", "/src")
+             .copy(http("https://example.com/g"), (), "/g", chmod="644", link=True))
+    _same_build(df, GraphDefinition.of(state).convert(inputs, _resolve))
+
+
+def test_bind_and_ssh_mounts_and_network_are_those_of_run() -> None:
+    dockerfile = ("FROM busybox AS b\nRUN mkdir /out\n"
+                  "FROM busybox\n"
+                  "RUN --mount=type=bind,from=b,source=/out,target=/in "
+                  "--mount=type=ssh --mount=type=cache,target=/c,from=b,sharing=locked "
+                  "--network=none ls /in\n"
+                  'RUN --mount=type=bind,target=/ctx,rw ["ls", "/ctx"]\n')
+    inputs = BuildInputs(platform=Platform.parse("linux/amd64"))
+    df = convert(parser.parse(dockerfile), inputs, _resolve)
+    b = image("busybox").run("mkdir /out")
+    state = (image("busybox")
+             .run("ls /in", network="none",
+                  mounts=[bind(b, "/in", path="/out"), ssh(),
+                          cache("/c", source=b, sharing="locked")])
+             .run(["ls", "/ctx"], mounts=[bind(context("."), "/ctx", readonly=False)]))
+    _same_build(df, GraphDefinition.of(state).convert(inputs, _resolve))
