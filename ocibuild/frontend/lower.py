@@ -165,8 +165,9 @@ class _Lowering:
         shown = base.ref if base.kind == "image" else f"oci-layout://{base.ref}"
         try:
             digest, image_config = self.resolve(ref, platform)
-        except OcibuildError as exc:
-            raise type(exc)(f"image({shown!r}): {exc.message}") from None
+        except OcibuildError as exc:  # the same error (a RegistryError keeps its status)
+            exc.args = (f"image({shown!r}): {exc.message}", *exc.args[1:])
+            raise
         op = ImageSource(ref=ref, manifest_digest=digest, platform=str(platform))
         self._name(op, f"FROM {shown}")
         config = json.loads(json.dumps(image_config.config))

@@ -214,7 +214,8 @@ class State:
         """Copy `paths` of `source` (a state, a `context`, a `git` tree or an `http`
         file) to `dest`, relative to the working directory, as `COPY --from`: a
         `dest` ending in `/` is a directory; `chown` is `USER[:GROUP]`, `chmod` octal
-        or symbolic; `link` makes the layer independent of what is below it."""
+        or symbolic; `link` makes the layer independent of what is below it. An
+        `http` file is copied whole (`paths` is not read: pass `()`)."""
         if not isinstance(source, State | Context | GitRepository | HttpFile):
             raise UsageError(f"copy: {source!r} is not a state or a source")
         if isinstance(source, HttpFile):

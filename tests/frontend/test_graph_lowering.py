@@ -142,3 +142,11 @@ def test_bind_and_ssh_mounts_and_network_are_those_of_run() -> None:
                           cache("/c", source=b, sharing="locked")])
              .run(["ls", "/ctx"], mounts=[bind(context("."), "/ctx", readonly=False)]))
     _same_build(df, GraphDefinition.of(state).convert(inputs, _resolve))
+
+
+def test_a_base_that_cannot_be_resolved_names_the_image() -> None:
+    def missing(ref: str, platform: Platform) -> tuple[str, ImageConfig]:
+        raise UsageError(f"{ref}: not in the store")
+
+    with pytest.raises(UsageError, match=r"^image\('nosuch:1'\): nosuch:1: not in the store$"):
+        GraphDefinition.of(image("nosuch:1").run("true")).convert(BuildInputs(), missing)
