@@ -8,7 +8,8 @@ internal. docs/python-api.md shows it at work:
     report = ocibuild.build("./app", tags=["app:1"])
     ocibuild.push("app:1", ["registry.example/app:1"])
 
-Functions: `build` (with a `BuildOptions`, or its fields as keywords), `pull`, `push`,
+Functions: `build` (with a `BuildOptions`, or its fields as keywords), `solve` (a
+state of the graph API, `ocibuild.graph`, with the same options), `pull`, `push`,
 `import_rootfs`, `tag`, `images`. Progress: a `ProgressCallback` receives
 `ProgressEvent`s. Registries: `RegistryOptions`. Every error raised is an
 `OcibuildError`: `UsageError`, `DockerfileError`, `StepFailedError`, `RegistryError`,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from ocibuild.api import PushResult, images, import_rootfs, pull, push, tag
     from ocibuild.build_options import BuildOptions
-    from ocibuild.builder import BuildReport, build
+    from ocibuild.builder import BuildReport, build, solve
     from ocibuild.errors import DiskFullError, StepFailedError, StoreError, UsageError
     from ocibuild.frontend.dockerfile.errors import DockerfileError
     from ocibuild.local_images import ImageNotFoundError, ImageSummary
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 # public name -> (module, name there)
 _HOME: dict[str, tuple[str, str]] = {
     "build": ("ocibuild.builder", "build"),
+    "solve": ("ocibuild.builder", "solve"),
     "BuildReport": ("ocibuild.builder", "BuildReport"),
     "BuildOptions": ("ocibuild.build_options", "BuildOptions"),
     "pull": ("ocibuild.api", "pull"),
@@ -86,6 +88,7 @@ __all__ = [
     "import_rootfs",
     "pull",
     "push",
+    "solve",
     "tag",
 ]
 

@@ -32,6 +32,9 @@ class BuildOptions:
     Inputs
         dockerfile: the Dockerfile (default CONTEXT/Dockerfile; a relative path that
             does not exist is taken inside the context). `target`: the stage to build.
+        frontend: the frontend that reads it (`--frontend`): `dockerfile`, `python`
+            (a build.py defining `build(ctx)`) or an installed one; default: its
+            `# syntax=` directive, else `dockerfile`.
         build_args: values for ARG (`--build-arg`). `labels`: image labels.
         build_contexts: extra named contexts, `NAME=docker-image://REF`,
             `NAME=oci-layout://PATH[:TAG]`, `NAME=docker-archive://FILE`, `NAME=DIR`
@@ -122,6 +125,7 @@ class BuildOptions:
     ulimits: Sequence[str] = ()
     attest: Sequence[str] = ()
     load: bool = False
+    frontend: str | None = None
 
     def __post_init__(self) -> None:
         from ocibuild.errors import UsageError
@@ -188,3 +192,4 @@ class BuildFields(TypedDict, total=False):
     ulimits: Sequence[str]
     attest: Sequence[str]
     load: bool
+    frontend: str | None

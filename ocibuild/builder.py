@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from ocibuild.exporter.spec import OutputSpec
     from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, StageState
     from ocibuild.frontend.dockerfile.parser import AST
-    from ocibuild.graph import Op
+    from ocibuild.frontend.lower import GraphDefinition
+    from ocibuild.graph import Op, State
     from ocibuild.idspace.userns import Session
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
@@ -215,7 +216,7 @@ class _Definition:
     chosen: Choice
     granted: frozenset[str]
     context_dir: Path
-    ast: AST
+    ast: AST | None  # None: the definition is a graph (`graph`)
     ignore_patterns: list[str]
     inputs: BuildInputs  # for convert, less the named contexts resolved in the store
     named_contexts: dict[str, BuildContext]
@@ -227,6 +228,7 @@ class _Definition:
     ssh: dict[str, Path]
     source_date_epoch: int | None
     daemon: DaemonAddress | None  # with load: the docker daemon's address
+    graph: GraphDefinition | None = None  # a state, from ocibuild.solve or a frontend
 
 
 def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
@@ -245,6 +247,31 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     registry that refuses or cannot be reached, a `SandboxError` where steps cannot be
     isolated here, a `StoreError` for a store that cannot be used; all are
     `OcibuildError`s."""
+    return _build(_load_definition(context, BuildOptions.of(options, kwargs)))
+
+
+def solve(state: State, options: BuildOptions | None = None, /,
+          **kwargs: Unpack[BuildFields]) -> BuildReport:
+    """Build a graph API state (`ocibuild.graph`) as `build` builds a Dockerfile, with
+    the same options (those about the Dockerfile aside), and return the same report.
+    The build's context is the first `context()` the state reads (else the current
+    directory); a `.dockerignore` is not read: `context(exclude=...)` says it.
+
+    Raises what `build` raises (a `UsageError` for a bad state or option)."""
+    from ocibuild.frontend.lower import GraphDefinition
+
+    graph = GraphDefinition.of(state)
+    options = BuildOptions.of(options, kwargs)
+    given = [n for n in ("dockerfile", "target", "frontend") if getattr(options, n)]
+    if given:
+        raise UsageError(f"solve: {', '.join(given)} only apply to a build definition "
+                         "file (ocibuild.build); a state is built as it is")
+    main = graph.sources.main
+    return _build(_load_definition(main.path if main is not None else ".", options, graph))
+
+
+def _build(definition: _Definition) -> BuildReport:
+    """Solve the definition and export what it makes."""
     from ocibuild import failed_build
     from ocibuild.build_sources import ImageSources
     from ocibuild.cache.store import Store
@@ -252,8 +279,7 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     from ocibuild.exporter.push import push_images
     from ocibuild.idspace import userns
 
-    options = BuildOptions.of(options, kwargs)
-    definition = _load_definition(context, options)
+    options = definition.options
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
                            pull=options.pull, progress=options.progress)
@@ -281,12 +307,13 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
         explanations=tuple(explanations), pushed=pushed, loaded=loaded))
 
 
-def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> _Definition:
-    """Check the options, find the context and read and parse its Dockerfile."""
+def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
+                     graph: GraphDefinition | None = None) -> _Definition:
+    """Check the options, find the context and read and parse its Dockerfile (or run
+    the frontend it names); `graph`: the state to build instead."""
     from ocibuild import attestations, step_options
     from ocibuild.build_sources import context_directories, parse_build_contexts
     from ocibuild.exporter import parse_annotations, parse_output, push_targets
-    from ocibuild.frontend.dockerfile import parser
     from ocibuild.frontend.dockerfile.convert import BuildInputs
     from ocibuild.sandbox import availability
     from ocibuild.sources import git_context
@@ -313,16 +340,20 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
     context_dir = git_contexts.directory(str(context)) or Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
-    df_path, text = _read_dockerfile(context_dir, options.dockerfile)
+    df_path, text = _read_dockerfile(context_dir, options.dockerfile) if graph is None \
+        else (context_dir / "(state)", b"")
     output_specs = [parse_output(o) for o in options.outputs]
     to_push = push_targets(output_specs, options.tags, options.push)
     image_annotations = parse_annotations(options.annotations)
     named_contexts = parse_build_contexts(options.build_contexts, git=git_contexts.directory)
-    context_dirs = context_directories(named_contexts)
     args = dict(options.build_args or {})
     sde = _source_date_epoch(args, options.source_date_epoch)
-    ast = parser.parse(text, df_path.name)
-    ignore_patterns = _ignore_patterns(context_dir, df_path)
+    ast, graph = _frontend(options, context_dir, df_path, text, graph)
+    ignore_patterns = graph.ignore_patterns if graph is not None \
+        else _ignore_patterns(context_dir, df_path)
+    if graph is not None:  # the directories and OCI layouts the state reads
+        named_contexts |= parse_build_contexts(graph.sources.build_contexts())
+    context_dirs = context_directories(named_contexts)
     inputs = BuildInputs(build_args=args, target=options.target,
                          platform=_single_platform(options.platform),
                          context_excludes=tuple(ignore_patterns),
@@ -332,7 +363,31 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
                          extra_hosts=extra_hosts, shm_size=shm_bytes, ulimits=limits)
     return _Definition(options, chosen, granted, context_dir, ast, ignore_patterns, inputs,
                        named_contexts, context_dirs, output_specs, to_push, image_annotations,
-                       secret_map, ssh_map, sde, daemon)
+                       secret_map, ssh_map, sde, daemon, graph)
+
+
+def _frontend(options: BuildOptions, context_dir: Path, df_path: Path, text: bytes,
+              graph: GraphDefinition | None) -> tuple[AST | None, GraphDefinition | None]:
+    """The definition as the Dockerfile frontend's syntax tree, or as the state the
+    chosen frontend made of it (`graph` when given: ocibuild.solve's state)."""
+    from ocibuild.frontend import registry
+    from ocibuild.frontend.dockerfile import parser
+
+    if graph is not None:
+        return None, graph
+    decoded = text.decode("utf-8", errors="surrogateescape")
+    args = options.build_args or {}
+    chosen = registry.choose(options.frontend, decoded, args)
+    if chosen.run is None:
+        return parser.parse(text, df_path.name), None
+    from ocibuild.frontend.lower import GraphDefinition
+    from ocibuild.graph import Context, FrontendContext
+    from ocibuild.oci.platform import host
+
+    main = Context(str(context_dir), exclude=tuple(_ignore_patterns(context_dir, df_path)))
+    ctx = FrontendContext(main, df_path, decoded, dict(args), options.target,
+                          str(_single_platform(options.platform) or host()))
+    return None, GraphDefinition.of(registry.run(chosen, ctx), main, chosen.name)
 
 
 def _read_dockerfile(context_dir: Path, given: str | os.PathLike[str] | None) -> tuple[Path, bytes]:
@@ -367,9 +422,9 @@ def _convert(definition: _Definition, store: Store, session: Session, resolve: I
     new_store = options.snapshotter != "native" and not chosen.bare and not probe_known(store)
     if new_store:
         session.warm()  # the probe needs the file-op server first thing
-    conv = convert(definition.ast,
-                   replace(definition.inputs, context_images=frozenset(resolve.contexts)),
-                   resolve)
+    inputs = replace(definition.inputs, context_images=frozenset(resolve.contexts))
+    conv = definition.graph.convert(inputs, resolve) if definition.graph is not None \
+        else convert(definition.ast, inputs, resolve)  # type: ignore[arg-type]
     if new_store and not options.cache_from and any(isinstance(op, ExecOp)
                                                     for op in walk(conv.target.op)):
         from ocibuild.sandbox import prestart
@@ -508,7 +563,8 @@ def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=parts.cache_exports, cache_explanations=parts.explanations,
         pushed=parts.pushed, loaded=parts.loaded,
-        cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None)
+        cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None
+        and definition.graph is None)  # a frontend's code is more than the memo sees
 
 
 def _failing(shown: StepProgress | None) -> contextlib.AbstractContextManager[None]:

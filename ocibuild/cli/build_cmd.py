@@ -50,6 +50,11 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.command("build")
 @click.argument("context", type=click.Path(file_okay=False))
 @click.option("-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile).")
+@click.option("--frontend", metavar="NAME",
+              help="The frontend that reads the file: dockerfile, python (a build.py "
+                   "defining build(ctx)) or one installed in the entry point group "
+                   "ocibuild.frontends (default: its # syntax= directive, else "
+                   "dockerfile).")
 @click.option("-t", "--tag", "tags", multiple=True, help="Name the image (repeatable).")
 @click.option("--target", help="Build this stage (and what it needs) only.")
 @click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE for an ARG.")
@@ -152,8 +157,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               shm_size: str | None, ulimits: tuple[str, ...], provenance: str | None,
               sbom: str | None, attest: tuple[str, ...], load: bool,
               insecure: tuple[str, ...], registry_ca: tuple[str, ...],
-              authfile: str | None) -> None:
-    """Build an image from a Dockerfile and a context directory."""
+              authfile: str | None, frontend: str | None = None) -> None:
+    """Build an image from a Dockerfile (or another definition) and a context directory."""
     from ocibuild.attestations import requested_attestations
     from ocibuild.build_options import BuildOptions
     from ocibuild.builder import build
@@ -178,7 +183,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         registry=_registry_options(insecure, registry_ca, authfile), allow=allow,
         network=network, isolation=isolation, add_hosts=add_hosts, annotations=annotations,
         shm_size=shm_size, ulimits=ulimits,
-        attest=requested_attestations(provenance, sbom, attest), load=load)
+        attest=requested_attestations(provenance, sbom, attest), load=load,
+        frontend=frontend)
     renderer = modes.open_renderer(mode, err)
     try:
         if "-" in (context, dockerfile):

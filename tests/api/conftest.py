@@ -5,5 +5,6 @@ from tests.build.conftest import (  # noqa: F401  (fixtures)
     _compiled_package,
     builder,
     busybox_store_template,
+    module_builder,
 )
 from tests.registry.conftest import http_registry, images  # noqa: F401

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import ocibuild
+import ocibuild.graph
 from tests.support.paths import REPO, VENV_BIN
 
 DOC = (REPO / "docs" / "python-api.md").read_text()
@@ -41,6 +42,7 @@ EXPECTED = [
     "import_rootfs",
     "pull",
     "push",
+    "solve",
     "tag",
 ]
 ERRORS = ["DiskFullError", "DockerfileError", "ImageNotFoundError", "RegistryError",
@@ -125,3 +127,48 @@ def test_import_loads_nothing_more_than_the_errors() -> None:
                          check=True).stdout.split()
     assert {m for m in out if m.startswith("ocibuild")} == {"ocibuild", "ocibuild.errors"}
     assert set(out) <= {"ocibuild", "ocibuild.errors", "errno", "__future__"}, out
+
+
+GRAPH = [
+    "Command",
+    "Context",
+    "FrontendContext",
+    "GitRepository",
+    "HttpFile",
+    "RunMount",
+    "Source",
+    "State",
+    "bind",
+    "cache",
+    "context",
+    "git",
+    "http",
+    "image",
+    "oci_layout",
+    "scratch",
+    "secret",
+    "ssh",
+    "tmpfs",
+]
+GRAPH_ALIASES = {"Command", "Source"}  # type aliases: no docstring of their own
+
+
+def test_the_graph_api_is_pinned_and_each_name_documented() -> None:
+    """`ocibuild.graph` exports the graph API; the engine's ops it also holds are not
+    public (not in `__all__`)."""
+    assert ocibuild.graph.__all__ == GRAPH
+    for name in GRAPH:
+        value = getattr(ocibuild.graph, name)
+        assert f"`{name}" in DOC, f"ocibuild.graph.{name} is not in docs/python-api.md"
+        if name not in GRAPH_ALIASES:
+            assert inspect.getdoc(value), f"ocibuild.graph.{name} has no docstring"
+    assert "ExecOp" not in ocibuild.graph.__all__
+
+
+def test_every_public_method_of_a_state_is_documented() -> None:
+    methods = [n for n, v in vars(ocibuild.graph.State).items()
+               if inspect.isfunction(v) and not n.startswith("_")]
+    assert sorted(methods) == ["cmd", "copy", "entrypoint", "env", "label", "platform",
+                               "run", "user", "workdir"]
+    for name in methods:
+        assert f".{name}(" in DOC, f"State.{name} is not in docs/python-api.md"

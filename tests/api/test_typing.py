@@ -1,6 +1,8 @@
-"""`mypy --strict` passes on the public module (and the modules behind its functions)
-and on code using it: the examples of docs/python-api.md. Modules they import are
-analysed for their types without their own errors being reported (they are internal)."""
+"""`mypy --strict` passes on the public modules (`ocibuild`, the graph API
+`ocibuild.graph`, the frontend registry, and the modules behind their functions) and on
+code using them: the examples of docs/python-api.md and the fixtures' build.py files.
+Modules they import are analysed for their types without their own errors being
+reported (they are internal)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from pathlib import Path
 from tests.api.test_docs_examples import python_blocks
 from tests.support.paths import REPO, VENV_BIN
 
-PUBLIC = ["ocibuild/__init__.py", "ocibuild/api.py", "ocibuild/build_options.py"]
+PUBLIC = ["ocibuild/__init__.py", "ocibuild/api.py", "ocibuild/build_options.py",
+          "ocibuild/graph/__init__.py", "ocibuild/graph/state.py",
+          "ocibuild/frontend/registry.py"]
 CACHE = Path("/tmp/ocib-mypy-cache")  # kept between runs: a later run takes ~2 s
 
 
@@ -29,6 +33,10 @@ def test_public_module_passes_mypy_strict_and_so_do_the_documented_examples(
     for i, (where, code) in enumerate(python_blocks()):
         path = tmp_path / f"example_{i}.py"
         path.write_text(f"# {where}\n{code}")
+        examples.append(path)
+    for definition in sorted((REPO / "fixtures").glob("*/build.py")):
+        path = tmp_path / f"fixture_{definition.parent.name}.py"
+        path.write_text(definition.read_text())
         examples.append(path)
     proc = _mypy(*PUBLIC, *examples)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -815,13 +815,15 @@ def is_builtin_syntax(ref: str) -> bool:
     """Whether a `# syntax=` image is the Dockerfile syntax the built-in frontend speaks:
     docker/dockerfile (or docker/dockerfile-upstream), any tag or digest, or BuildKit's
     own name for it, dockerfile.v0. BuildKit would run that image; ocibuild runs no
-    frontend images, and these need none."""
+    frontend images, and these need none; `dockerfile` is that frontend's own name
+    (`ocibuild.frontend.registry`)."""
     name = ref.strip().split("@", 1)[0]
     if ":" in name.rpartition("/")[2]:
         name = name.rpartition(":")[0]
     for prefix in ("docker.io/", "index.docker.io/"):
         name = name.removeprefix(prefix)
-    return name in ("docker/dockerfile", "docker/dockerfile-upstream", "dockerfile.v0")
+    return name in ("docker/dockerfile", "docker/dockerfile-upstream", "dockerfile.v0",
+                    "dockerfile")
 
 
 def normalize_workdir(current: str, path: str) -> str:
