@@ -55,6 +55,8 @@ class BuildOptions:
         compression: `gzip`, `zstd` or `uncompressed`, for new layers.
         annotations: `[TYPE:]KEY=VALUE` annotations of the image.
         attest: `--attest` values; only disabling one is accepted for now.
+        sign_key: sign every pushed name with this private key (cosign's format, the
+            passphrase from $OCIBUILD_KEY_PASSWORD or $COSIGN_PASSWORD, else asked).
         iidfile: write the image ID here. metadata_file: write buildx-style build
             metadata (JSON) here.
         source_date_epoch: the time of new layers and history (seconds since the
@@ -122,6 +124,7 @@ class BuildOptions:
     ulimits: Sequence[str] = ()
     attest: Sequence[str] = ()
     load: bool = False
+    sign_key: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         from ocibuild.errors import UsageError
@@ -188,3 +191,4 @@ class BuildFields(TypedDict, total=False):
     ulimits: Sequence[str]
     attest: Sequence[str]
     load: bool
+    sign_key: str | os.PathLike[str] | None

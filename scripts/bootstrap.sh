@@ -52,3 +52,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   fi
   touch "$stamp"
 fi
+# the signature tests' skopeo: Debian 12's has sigstore disabled (see the script)
+if [ "$mode" = test ]; then
+  bash scripts/skopeo_sigstore.sh
+fi
