@@ -184,6 +184,10 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         shm_size=shm_size, ulimits=ulimits,
         attest=requested_attestations(provenance, sbom, attest), load=load,
         sign_key=sign_key)
+    if sign_key or any("sign-key=" in text for text in cache_to):  # before the display
+        from ocibuild.signing.keys import ask_passphrase
+
+        ask_passphrase("passphrase for the signing key")
     renderer = modes.open_renderer(mode, err)
     try:
         if "-" in (context, dockerfile):

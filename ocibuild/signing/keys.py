@@ -96,11 +96,18 @@ def passphrase_from_env() -> bytes | None:
     return None
 
 
+_typed: list[bytes] = []  # what was typed at the terminal: asked once per command
+
+
 def ask_passphrase(prompt: str, *, confirm: bool = False) -> bytes:
-    """The passphrase from the environment, else typed on the terminal."""
+    """The passphrase from the environment, else typed on the terminal (once per
+    process: every key a command reads takes the same passphrase, as with cosign's
+    $COSIGN_PASSWORD)."""
     found = passphrase_from_env()
     if found is not None:
         return found
+    if _typed and not confirm:
+        return _typed[0]
     import getpass
     import sys
 
@@ -110,7 +117,8 @@ def ask_passphrase(prompt: str, *, confirm: bool = False) -> bytes:
     first = getpass.getpass(f"{prompt}: ")
     if confirm and getpass.getpass(f"{prompt} (again): ") != first:
         raise UsageError("the passphrases differ")
-    return first.encode()
+    _typed[:] = [first.encode()]
+    return _typed[0]
 
 
 def _scrypt_key(passphrase: bytes, salt: bytes) -> bytes:

@@ -26,7 +26,7 @@ def _reason(sig: Signature, key: PublicKey, manifest_digest: str, ref: Reference
             ) -> tuple[Payload | None, str]:
     """(the payload, "") when `sig` vouches, else (None, why not)."""
     if not key.verifies(sig.signature, sig.payload):
-        return None, f"made with another key than {key.path}"
+        return None, f"it does not verify with the key {key.path}"
     try:
         payload = parse_payload(sig.payload)
     except PayloadError as exc:
