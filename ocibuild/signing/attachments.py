@@ -115,12 +115,15 @@ def _config_of(client: RegistryClient, repository: str, manifest: Manifest | Non
         return {"architecture": "", "os": "", "config": {},
                 "rootfs": {"type": "layers", "diff_ids": []}}
     try:
-        config = json.loads(_fetch(client, repository, manifest.config, layout, what))
-        config.setdefault("rootfs", {"type": "layers"}).setdefault("diff_ids", [])
-        return config
+        config: dict[str, Any] = json.loads(
+            _fetch(client, repository, manifest.config, layout, what))
+        diff_ids = config.setdefault("rootfs", {"type": "layers"}).setdefault("diff_ids", [])
+        if isinstance(diff_ids, list):
+            return config
     except (ValueError, AttributeError):
-        raise OcibuildError(f"{what}: the signatures' config {manifest.config.digest} "
-                            "is not an image config") from None
+        pass
+    raise OcibuildError(f"{what}: the signatures' config {manifest.config.digest} is not "
+                        "an image config")
 
 
 def add_signature(client: RegistryClient, repository: str, manifest_digest: str,
