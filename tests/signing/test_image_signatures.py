@@ -128,3 +128,23 @@ def test_skopeo_signs_what_ocibuild_verifies_and_signing_again_appends(
     for name in ("ours", "theirs"):
         assert skopeo.pull(pushed.ref("skopeo/app"), keys.public(name)).returncode == 0
         assert _verify(package_builder, pushed.ref("skopeo/app"), keys.public(name))[0] == 0
+
+
+def test_a_key_that_cannot_sign_stops_the_build_before_any_step(
+        package_builder: Builder, registry: RegistryServer, keys: Keys) -> None:
+    ctx = package_builder.tmp / "unsigned-ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox:latest\nRUN echo never > /never\n")
+    give_to(ctx, package_builder.user)
+    target = f"{registry.host}/never/app:1"
+    cases = [
+        ({"OCIBUILD_KEY_PASSWORD": "guess"}, ["--push"], "wrong passphrase"),
+        ({}, ["--push"], "no terminal to ask on; set $OCIBUILD_KEY_PASSWORD or "
+                         "$COSIGN_PASSWORD"),
+        (KEY_ENV, [], "--sign-key signs the pushed image: add --push"),
+    ]
+    for env, push, message in cases:
+        proc, _ = package_builder.build(ctx, "-t", target, *push, "--sign-key",
+                                        keys.private(), env=env, check=False)
+        assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+        assert "RUN echo never" not in proc.stderr
