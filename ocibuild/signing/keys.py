@@ -139,13 +139,14 @@ def _unpem(data: bytes, kinds: tuple[str, ...], where: str) -> bytes:
     """The body of the first PEM block, which must be of one of `kinds`."""
     text = data.decode("ascii", "replace")
     begin = text.find("-----BEGIN ")
-    if begin < 0:
+    close = text.find("-----", begin + 11)
+    if begin < 0 or close < 0:
         raise KeyFileError(f"{where}: not a PEM file")
-    kind = text[begin + 11:text.find("-----", begin + 11)]
+    kind = text[begin + 11:close]
     end = text.find(f"-----END {kind}-----", begin)
     if kind not in kinds or end < 0:
         raise KeyFileError(f"{where}: a PEM {kind!r} block, not {' or '.join(kinds)}")
-    body = text[text.index("\n", begin) + 1:end]
+    body = text[begin + len(f"-----BEGIN {kind}-----"):end]
     try:
         return base64.b64decode("".join(body.split()), validate=True)
     except binascii.Error:
