@@ -58,6 +58,8 @@ class BuildOptions:
         compression: `gzip`, `zstd` or `uncompressed`, for new layers.
         annotations: `[TYPE:]KEY=VALUE` annotations of the image.
         attest: `--attest` values; only disabling one is accepted for now.
+        sign_key: sign every pushed name with this private key (cosign's format, the
+            passphrase from $OCIBUILD_KEY_PASSWORD or $COSIGN_PASSWORD, else asked).
         iidfile: write the image ID here. metadata_file: write buildx-style build
             metadata (JSON) here.
         source_date_epoch: the time of new layers and history (seconds since the
@@ -126,6 +128,7 @@ class BuildOptions:
     attest: Sequence[str] = ()
     load: bool = False
     frontend: str | None = None
+    sign_key: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         from ocibuild.errors import UsageError
@@ -193,3 +196,4 @@ class BuildFields(TypedDict, total=False):
     attest: Sequence[str]
     load: bool
     frontend: str | None
+    sign_key: str | os.PathLike[str] | None

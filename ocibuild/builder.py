@@ -60,6 +60,7 @@ class BuildReport:
     cache_exports: tuple[CacheExportReport, ...] = ()  # one per --cache-to
     cache_explanations: tuple[Explanation, ...] = ()  # with explain_cache: why steps missed
     pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
+    signed: tuple[str, ...] = ()  # with sign_key: those of `pushed` signed
     loaded: tuple[str, ...] = ()  # with load: what the docker daemon says it loaded
     cache_use: CacheUse | None = None  # a build that ran nothing: what it rests on
     memo_possible: bool = True  # False: it rests on a download or a git ref (no memo)
@@ -278,8 +279,10 @@ def _build(definition: _Definition) -> BuildReport:
     from ocibuild.exporter import BuildResult
     from ocibuild.exporter.push import push_images
     from ocibuild.idspace import userns
+    from ocibuild.signing.build import load_build_key, sign_pushed
 
     options = definition.options
+    sign_key = load_build_key(options.sign_key, bool(definition.to_push))
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
                            pull=options.pull, progress=options.progress)
@@ -299,12 +302,13 @@ def _build(definition: _Definition) -> BuildReport:
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):
             pushed = push_images(report, store, options.registry, shown)
+            signed = sign_pushed(pushed, sign_key, options.registry)
         if shown is not None:
             shown.done()
         loaded = _load_and_write_files(definition, store, report)
     return _report(definition, conv, snap, solver, results, caches, report, ReportParts(
         config=config, cache_exports=tuple(cache_exports),
-        explanations=tuple(explanations), pushed=pushed, loaded=loaded))
+        explanations=tuple(explanations), pushed=pushed, loaded=loaded, signed=signed))
 
 
 def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
@@ -537,6 +541,7 @@ class ReportParts:
     explanations: tuple[Explanation, ...]
     pushed: tuple[str, ...]
     loaded: tuple[str, ...]
+    signed: tuple[str, ...] = ()
 
 
 def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver: Solver,
@@ -562,7 +567,7 @@ def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver
         materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=parts.cache_exports, cache_explanations=parts.explanations,
-        pushed=parts.pushed, loaded=parts.loaded,
+        pushed=parts.pushed, signed=parts.signed, loaded=parts.loaded,
         cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None
         and definition.graph is None)  # a frontend's code is more than the memo sees
 

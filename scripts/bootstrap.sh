@@ -52,3 +52,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   fi
   touch "$stamp"
 fi
+# the signature tests' skopeo: Debian 12's has sigstore disabled (see the script)
+if [ "$mode" = test ]; then
+  bash scripts/skopeo_sigstore.sh || echo "warning: no .venv/bin/skopeo-sigstore: the tests" \
+    "in tests/signing that run skopeo will fail" >&2
+fi

@@ -126,7 +126,15 @@ def test_cache_exporters_and_registry_never_import_snapshot_or_sandbox() -> None
 
 def test_registry_knows_nothing_of_cache_snapshots_sandbox_or_solver() -> None:
     assert _breaks(("registry",),
-                   lambda t: not _in(t, "cache", "snapshot", "sandbox", "solver")) == []
+                   lambda t: not _in(t, "cache", "snapshot", "sandbox", "solver",
+                                     "signing")) == []
+
+
+def test_signing_sits_on_the_registry_client_only() -> None:
+    """Signatures use the registry client and oci; never the cache, the solver, the
+    builder or the CLI (the cache and the builder use them)."""
+    assert _breaks(("signing",), lambda t: _in(t, "signing", "registry", "oci")
+                   or t in LEAVES) == []
 
 
 def test_idspace_is_below_snapshot_cache_and_exporters() -> None:

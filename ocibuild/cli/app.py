@@ -47,6 +47,9 @@ COMMANDS: dict[str, str] = {
     "copy": "ocibuild.cli.manage_cmds:copy_cmd",
     "version": "ocibuild.cli.info_cmds:version_cmd",
     "info": "ocibuild.cli.info_cmds:info_cmd",
+    "key": "ocibuild.cli.sign_cmds:key_group",
+    "sign": "ocibuild.cli.sign_cmds:sign_cmd",
+    "verify": "ocibuild.cli.sign_cmds:verify_cmd",
 }
 
 

@@ -143,6 +143,10 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("--load", is_flag=True,
               help="Also load the image into the docker daemon at DOCKER_HOST (or the "
                    "default socket). The local store is always written.")
+@click.option("--sign-key", "sign_key", type=click.Path(dir_okay=False), metavar="KEY",
+              help="Sign every pushed name with this private key (cosign's format; "
+                   "passphrase from $OCIBUILD_KEY_PASSWORD or $COSIGN_PASSWORD, else "
+                   "asked). Needs --push.")
 @registry_connection_options
 @click.pass_context
 def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
@@ -155,7 +159,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
               context_modes: str, push: bool, pull: bool, allow: tuple[str, ...], network: str,
               isolation: str, add_hosts: tuple[str, ...], annotations: tuple[str, ...],
               shm_size: str | None, ulimits: tuple[str, ...], provenance: str | None,
-              sbom: str | None, attest: tuple[str, ...], load: bool,
+              sbom: str | None, attest: tuple[str, ...], load: bool, sign_key: str | None,
               insecure: tuple[str, ...], registry_ca: tuple[str, ...],
               authfile: str | None, frontend: str | None = None) -> None:
     """Build an image from a Dockerfile (or another definition) and a context directory."""
@@ -184,7 +188,11 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
         network=network, isolation=isolation, add_hosts=add_hosts, annotations=annotations,
         shm_size=shm_size, ulimits=ulimits,
         attest=requested_attestations(provenance, sbom, attest), load=load,
-        frontend=frontend)
+        sign_key=sign_key, frontend=frontend)
+    if sign_key or any("sign-key=" in text for text in cache_to):  # before the display
+        from ocibuild.signing.keys import ask_passphrase
+
+        ask_passphrase("passphrase for the signing key")
     renderer = modes.open_renderer(mode, err)
     try:
         if "-" in (context, dockerfile):
@@ -247,11 +255,13 @@ def _closing_lines(report: BuildReport, quiet: bool) -> tuple[str, str]:
     for cache in report.cache_exports:
         err.append(f"cache written to {cache.destination} ({cache.manifest_digest}): "
                    f"{cache.records} records, {cache.layers} layers ({cache.uploaded} sent, "
-                   f"{cache.mounted} mounted, {cache.skipped} already there)")
+                   f"{cache.mounted} mounted, {cache.skipped} already there)"
+                   + (", signed" if cache.signed else ""))
     if not quiet:
         names = ", ".join(report.names)
         err.append(f"writing image {report.manifest_digest}" + (f" ({names})" if names else ""))
         err += [f"pushed {pushed}" for pushed in report.pushed]
+        err += [f"signed {signed}" for signed in report.signed]
         err += [f"loaded {loaded} into the docker daemon" for loaded in report.loaded]
     # warnings and explanations quote the Dockerfile and the registries
     return terminal_text("".join(line + "\n" for line in err)), report.image_id + "\n"

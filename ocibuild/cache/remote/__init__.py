@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ocibuild.cache.remote.exporter import CacheExportReport
     from ocibuild.cache.store import Store
     from ocibuild.registry.client import ClientPool
+    from ocibuild.signing.keys import PublicKey, SigningKey
 
 class BuildCaches:
     """The remote caches of one build."""
@@ -28,6 +29,9 @@ class BuildCaches:
         self.store = store
         self.imports = [parse_cache_spec(t, export=False) for t in cache_from]
         self.exports = [parse_cache_spec(t, export=True) for t in cache_to]
+        # keys are read before the build, so that a wrong passphrase costs nothing
+        self.verify_keys = [_public_key(s) for s in self.imports]
+        self.sign_keys = [_signing_key(s) for s in self.exports]
         self.warnings: list[str] = []
         self.remote: RemoteRecords | None = None
         self._options = registry_options
@@ -48,7 +52,7 @@ class BuildCaches:
             needs_registry = any(s.type == "registry" for s in self.imports)
             self.remote = load_caches(self.imports, self.store,
                                       self.clients() if needs_registry else None,
-                                      key_version, self.warnings)
+                                      key_version, self.warnings, self.verify_keys)
         return self.remote
 
     def export(self, records_for: Callable[[str], list[CacheRecord]],
@@ -59,11 +63,12 @@ class BuildCaches:
         from ocibuild.cache.remote.exporter import export_cache
 
         reports = []
-        for spec in self.exports:
+        for spec, sign_key in zip(self.exports, self.sign_keys, strict=True):
             try:
                 reports.append(export_cache(
                     spec, self.store, records_for(spec.mode), self.remote,
-                    self.clients() if spec.type == "registry" else None, key_version))
+                    self.clients() if spec.type == "registry" else None, key_version,
+                    sign_key))
             except (OcibuildError, OSError) as exc:
                 message = exc.message if isinstance(exc, OcibuildError) \
                     else os_error(exc, "cannot write").message
@@ -75,6 +80,23 @@ class BuildCaches:
     def close(self) -> None:
         if self._clients is not None:
             self._clients.close()
+
+
+def _public_key(spec: CacheSpec) -> PublicKey | None:
+    if not spec.verify_key:
+        return None
+    from ocibuild.signing.keys import load_public_key
+
+    return load_public_key(spec.verify_key)
+
+
+def _signing_key(spec: CacheSpec) -> SigningKey | None:
+    if not spec.sign_key:
+        return None
+    from ocibuild.signing import keys
+
+    return keys.load_signing_key(spec.sign_key,
+                                 keys.ask_passphrase(f"passphrase for {spec.sign_key}"))
 
 
 __all__ = ["BlobSource", "BuildCaches", "CacheSpec", "RemoteHit", "RemoteRecords",

@@ -26,6 +26,7 @@ from ocibuild.oci.layout import ImageLayout
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
     from ocibuild.registry.client import ClientPool
+    from ocibuild.signing.keys import SigningKey
 
 
 @dataclass
@@ -39,11 +40,12 @@ class CacheExportReport:
     uploaded: int = 0  # blobs sent (registry) or copied (local)
     mounted: int = 0
     skipped: int = 0  # already at the destination
+    signed: bool = False  # with sign-key=: its signature was stored beside it
 
 
 def export_cache(spec: CacheSpec, store: Store, records: Sequence[CacheRecord],
                  remote: RemoteRecords | None, clients: ClientPool | None,
-                 key_version: str) -> CacheExportReport:
+                 key_version: str, sign_key: SigningKey | None = None) -> CacheExportReport:
     compression = spec.attrs.get("compression")
     if compression:
         records = [_with_compression(store, r, remote, compression) for r in records]
@@ -52,7 +54,7 @@ def export_cache(spec: CacheSpec, store: Store, records: Sequence[CacheRecord],
     if spec.type == "registry":
         assert clients is not None
         report = _to_registry(spec, store, config, manifest.to_bytes(), layers, remote,
-                              clients)
+                              clients, sign_key)
     else:
         report = _to_layout(spec, store, config, manifest.to_bytes(), layers, remote)
     report.records, report.layers = len(records), len(layers)
@@ -76,7 +78,7 @@ def _with_compression(store: Store, record: CacheRecord, remote: RemoteRecords |
 
 def _to_registry(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,
                  layers: Sequence[Descriptor], remote: RemoteRecords | None,
-                 clients: ClientPool) -> CacheExportReport:
+                 clients: ClientPool, sign_key: SigningKey | None) -> CacheExportReport:
     from ocibuild.oci import digest as _digest
     from ocibuild.registry import parse_reference, push_blobs, store_sources
 
@@ -95,9 +97,13 @@ def _to_registry(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,
                       what=what, sources=store_sources(store), fetch=fetch)
     tag = ref.tag or ref.digest or "latest"
     digest = client.put_manifest(ref.repository, tag, manifest, mediatypes.OCI_MANIFEST, what)
+    if sign_key is not None:  # the digest of the bytes sent, whatever the registry says
+        from ocibuild.signing.images import sign_manifest
+
+        sign_manifest(client, ref, sign_key, what, digest=_digest.of_bytes(manifest))
     return CacheExportReport(str(ref), digest or _digest.of_bytes(manifest),
                              uploaded=sent.uploaded, mounted=sent.mounted,
-                             skipped=sent.skipped)
+                             skipped=sent.skipped, signed=sign_key is not None)
 
 
 def _to_layout(spec: CacheSpec, store: Store, config: bytes, manifest: bytes,

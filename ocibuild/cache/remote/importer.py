@@ -21,17 +21,24 @@ from ocibuild.oci.manifest import Manifest
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
-    from ocibuild.registry.client import ClientPool
+    from ocibuild.reference import Reference
+    from ocibuild.registry.client import ClientPool, RegistryClient
+    from ocibuild.signing.keys import PublicKey
 
 
 def load_caches(specs: Sequence[CacheSpec], store: Store, clients: ClientPool | None,
-                key_version: str, warnings: list[str]) -> RemoteRecords:
+                key_version: str, warnings: list[str],
+                verify_keys: Sequence[PublicKey | None] = ()) -> RemoteRecords:
+    """The records of every cache in `specs`; a registry cache with a verify key (in
+    `verify_keys`, by position) is used only if a signature made with it vouches for
+    its manifest."""
     remote = RemoteRecords()
-    for spec in specs:
+    keys = list(verify_keys) or [None] * len(specs)
+    for spec, key in zip(specs, keys, strict=True):
         try:
             if spec.type == "registry":
                 assert clients is not None
-                _load_registry(spec, store, clients, key_version, remote, warnings)
+                _load_registry(spec, store, clients, key_version, remote, warnings, key)
             else:
                 _load_layout(spec, key_version, remote, warnings)
         except OcibuildError as exc:  # a cache is an optimization: build without it
@@ -40,7 +47,8 @@ def load_caches(specs: Sequence[CacheSpec], store: Store, clients: ClientPool | 
 
 
 def _load_registry(spec: CacheSpec, store: Store, clients: ClientPool, key_version: str,
-                   remote: RemoteRecords, warnings: list[str]) -> None:
+                   remote: RemoteRecords, warnings: list[str],
+                   key: PublicKey | None = None) -> None:
     from ocibuild.reference import parse_reference
     from ocibuild.registry.errors import NotFoundError
     from ocibuild.registry.export import store_sources
@@ -50,10 +58,12 @@ def _load_registry(spec: CacheSpec, store: Store, clients: ClientPool, key_versi
     what = f"--cache-from {ref}"
     client = clients.get(ref.registry)
     try:
-        _, manifest, _ = resolve_manifest(client, ref, None, what)
+        desc, manifest, _ = resolve_manifest(client, ref, None, what)
     except NotFoundError:
         warnings.append(f"{what}: no cache there yet (ignored)")
         return
+    if key is not None:  # before anything the manifest names is read
+        _verify(client, ref, key, desc.digest, what)
     config = manifest.config
     limits.refuse_oversized(limits.CACHE_CONFIG, config.size, what, config.digest)
     fetch_blob(client, ref.repository, config, store.layout, what)
@@ -63,6 +73,19 @@ def _load_registry(spec: CacheSpec, store: Store, clients: ClientPool, key_versi
     sources = store_sources(store)
     if sources is not None:  # a later push to this registry mounts these layers
         sources.add(ref.registry, ref.repository, [d.digest for d in manifest.layers])
+
+
+def _verify(client: RegistryClient, ref: Reference, key: PublicKey, digest: str,
+            what: str) -> None:
+    """The manifest's digest covers the config (the records) and every layer, whose
+    bytes are checked against their digests when fetched: one signature covers all."""
+    from ocibuild.signing.images import verify_manifest
+    from ocibuild.signing.verify import SignatureError
+
+    try:
+        verify_manifest(client, ref, key, what, digest=digest)
+    except SignatureError as exc:
+        raise OcibuildError(f"refused by verify-key={key.path}: {exc.message}") from None
 
 
 def _load_layout(spec: CacheSpec, key_version: str, remote: RemoteRecords,

@@ -33,6 +33,16 @@ class CacheSpec:
         return self.attrs.get("ref", "")
 
     @property
+    def sign_key(self) -> str:
+        """--cache-to sign-key=: the private key that signs the cache manifest."""
+        return self.attrs.get("sign-key", "")
+
+    @property
+    def verify_key(self) -> str:
+        """--cache-from verify-key=: a cache not signed with this key is not used."""
+        return self.attrs.get("verify-key", "")
+
+    @property
     def tag(self) -> str:
         return self.attrs.get("tag") or DEFAULT_TAG
 
@@ -72,6 +82,12 @@ def _checked(spec: CacheSpec, text: str, flag: str, export: bool) -> CacheSpec:
         need = "dest" if export else "src"
         if not a.get(need):
             raise UsageError(f"{flag} {text}: type=local needs {need}=DIR")
+    own, other = ("sign-key", "verify-key") if export else ("verify-key", "sign-key")
+    if a.get(other) is not None:
+        raise UsageError(f"{flag} {text}: {other}= belongs to "
+                         f"{'--cache-from' if export else '--cache-to'}")
+    if own in a and (spec.type != "registry" or not a[own]):
+        raise UsageError(f"{flag} {text}: {own}=KEY needs a key file and type=registry")
     if export:
         if spec.mode not in MODES:
             raise UsageError(f"{flag} {text}: mode must be min or max, not {spec.mode!r}")
