@@ -54,7 +54,7 @@ class BuildOptions:
             $DOCKER_HOST.
         compression: `gzip`, `zstd` or `uncompressed`, for new layers.
         annotations: `[TYPE:]KEY=VALUE` annotations of the image.
-        attest: `--attest` values; only disabling one is accepted for now.
+        attest: `--attest` values (`type=provenance,mode=max`, `type=sbom`, ...).
         iidfile: write the image ID here. metadata_file: write buildx-style build
             metadata (JSON) here.
         source_date_epoch: the time of new layers and history (seconds since the

@@ -20,6 +20,8 @@ from ocibuild.oci.platform import Platform
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from ocibuild.attest import Predicate
+    from ocibuild.attestations import AttestRequest
     from ocibuild.build_options import BuildFields
     from ocibuild.build_sources import BuildContext, ImageSources
     from ocibuild.cache.remote import BuildCaches, CacheExportReport
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from ocibuild.frontend.dockerfile.parser import AST
     from ocibuild.graph import Op
     from ocibuild.idspace.userns import Session
+    from ocibuild.oci.layerref import LayerRef
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.sandbox.availability import Choice
@@ -227,6 +230,9 @@ class _Definition:
     ssh: dict[str, Path]
     source_date_epoch: int | None
     daemon: DaemonAddress | None  # with load: the docker daemon's address
+    attest: AttestRequest
+    dockerfile: tuple[str, bytes]  # its file name and text, for provenance
+    context_uri: str  # a git context's URL (credentials removed), else ""
 
 
 def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
@@ -253,6 +259,7 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     from ocibuild.idspace import userns
 
     options = BuildOptions.of(options, kwargs)
+    started = datetime.now(UTC)
     definition = _load_definition(context, options)
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
@@ -267,8 +274,10 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
         shown = _export_step(options.progress, solver.index.values(), definition.outputs,
                              bool(definition.to_push), solver.export_shown)
         with _failing(shown):
+            attestations = _attestations(definition, store, conv.target.op, solver,
+                                         final.layers, started)
             report = _export(definition, store, BuildResult(config, final.layers, base_layers),
-                             shown)
+                             shown, attestations)
         cache_exports = _export_caches(caches, solver, conv.target.op)
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):
@@ -291,7 +300,7 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
     from ocibuild.sandbox import availability
     from ocibuild.sources import git_context
 
-    attestations.check(options.attest)
+    attest = attestations.check(options.attest)
     daemon = None
     if options.load:  # a DOCKER_HOST it cannot use fails before the build
         from ocibuild.exporter.docker_daemon import address_from_env
@@ -310,7 +319,8 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
     ssh_map = parse_ssh(options.ssh)
     git_contexts = git_context.for_build(options.root, secret_map, ssh_map,
                                          options.build_args or {})
-    context_dir = git_contexts.directory(str(context)) or Path(context).resolve()
+    git_dir = git_contexts.directory(str(context))
+    context_dir = git_dir or Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
     df_path, text = _read_dockerfile(context_dir, options.dockerfile)
@@ -332,7 +342,14 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
                          extra_hosts=extra_hosts, shm_size=shm_bytes, ulimits=limits)
     return _Definition(options, chosen, granted, context_dir, ast, ignore_patterns, inputs,
                        named_contexts, context_dirs, output_specs, to_push, image_annotations,
-                       secret_map, ssh_map, sde, daemon)
+                       secret_map, ssh_map, sde, daemon, attest, (df_path.name, text),
+                       _redacted(str(context)) if git_dir is not None else "")
+
+
+def _redacted(url: str) -> str:
+    from ocibuild.sources.git_url import redact
+
+    return redact(url)
 
 
 def _read_dockerfile(context_dir: Path, given: str | os.PathLike[str] | None) -> tuple[Path, bytes]:
@@ -433,13 +450,35 @@ def _image_config(state: StageState, results: Mapping[str, OpResult], solver: So
 
 
 def _export(definition: _Definition, store: Store, result: BuildResult,
-            shown: StepProgress | None) -> ExportReport:
+            shown: StepProgress | None, attestations: Sequence[Predicate] = ()
+            ) -> ExportReport:
     from ocibuild.exporter import export
 
     options = definition.options
     return export(result, definition.outputs, store, tags=options.tags,
                   compression=options.compression, annotations=definition.annotations,
-                  push=options.push, progress=shown)
+                  push=options.push, progress=shown, attestations=attestations)
+
+
+def _attestations(definition: _Definition, store: Store, target: Op, solver: Solver,
+                  layers: Sequence[LayerRef], started: datetime) -> list[Predicate]:
+    """The predicates --provenance, --sbom and --attest ask for (none by default)."""
+    if not definition.attest.any:
+        return []
+    from ocibuild import __version__
+    from ocibuild.attest.capture import BuildRequest, frontend_args
+    from ocibuild.build_attestations import make_attestations
+    from ocibuild.oci.platform import host
+
+    options = definition.options
+    name, text = definition.dockerfile
+    request = BuildRequest(
+        frontend_args(options.build_args or {}, options.labels or {}, options.target),
+        name, text, started, str(host()), definition.context_uri)
+    return make_attestations(definition.attest, request, target=target, solver=solver,
+                             store=store, layers=[ref.descriptor for ref in layers],
+                             name=options.tags[0] if options.tags else "image",
+                             creator=f"ocibuild-{__version__}")
 
 
 def _export_caches(caches: BuildCaches | None, solver: Solver, target: Op
@@ -508,7 +547,8 @@ def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=parts.cache_exports, cache_explanations=parts.explanations,
         pushed=parts.pushed, loaded=parts.loaded,
-        cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None)
+        cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None
+        and not definition.attest.any)  # provenance has times: a build again differs
 
 
 def _failing(shown: StepProgress | None) -> contextlib.AbstractContextManager[None]:
