@@ -462,8 +462,11 @@ def _export(definition: _Definition, store: Store, result: BuildResult,
 
 def _attestations(definition: _Definition, store: Store, target: Op, solver: Solver,
                   layers: Sequence[LayerRef], started: datetime) -> list[Predicate]:
-    """The predicates --provenance, --sbom and --attest ask for (none by default)."""
-    if not definition.attest.any:
+    """The predicates --provenance, --sbom and --attest ask for (none by default), when
+    some output holds them (docker and local outputs do not)."""
+    outputs = definition.outputs
+    if not definition.attest.any or outputs and not definition.to_push and not any(
+            s.writes_manifest for s in outputs):
         return []
     from ocibuild import __version__
     from ocibuild.attest.capture import BuildRequest, frontend_args

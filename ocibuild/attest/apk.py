@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from ocibuild.attest.imagefiles import SbomError
+from ocibuild.attest.imagefiles import Cap, SbomError
 from ocibuild.attest.package import MAX_PACKAGES, Package
 from ocibuild.attest.purl import purl
 
@@ -22,8 +22,8 @@ APK_DISTROS = frozenset({"alpine", "wolfi", "chainguard", "postmarketos", "adeli
 _SPDX_ID = re.compile(r"^[A-Za-z0-9.+-]+$")
 
 
-def keep(path: str) -> int | None:
-    return 64 << 20 if path == INSTALLED else None
+def keep(path: str) -> Cap | None:
+    return Cap(64 << 20) if path == INSTALLED else None
 
 
 def records(text: str) -> Iterator[tuple[dict[str, str], list[str]]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from ocibuild.attest.imagefiles import SbomError
+from ocibuild.attest.imagefiles import Cap, SbomError
 from ocibuild.attest.package import MAX_PACKAGES, Package
 from ocibuild.attest.purl import purl
 
@@ -25,28 +25,29 @@ INFO = "var/lib/dpkg/info/"
 DPKG_DISTROS = frozenset({"debian", "ubuntu", "devuan", "raspbian", "kali", "pureos"})
 COPYRIGHT = re.compile(r"^usr/share/doc/[^/]+/copyright$")
 _LIST = re.compile(r"^var/lib/dpkg/info/[^/]+\.list$")
-# Debian's short license names for the common licenses, as SPDX ids
-_SPDX_NAMES = {
-    "gpl-2": "GPL-2.0-only", "gpl-2+": "GPL-2.0-or-later", "gpl-3": "GPL-3.0-only",
-    "gpl-3+": "GPL-3.0-or-later", "lgpl-2": "LGPL-2.0-only", "lgpl-2+": "LGPL-2.0-or-later",
-    "lgpl-2.1": "LGPL-2.1-only", "lgpl-2.1+": "LGPL-2.1-or-later", "lgpl-3": "LGPL-3.0-only",
-    "lgpl-3+": "LGPL-3.0-or-later", "bsd-2-clause": "BSD-2-Clause",
-    "bsd-3-clause": "BSD-3-Clause", "expat": "MIT", "mit": "MIT", "zlib": "Zlib",
-    "apache-2.0": "Apache-2.0", "artistic": "Artistic-1.0-Perl", "public-domain": "",
-    "isc": "ISC", "mpl-2.0": "MPL-2.0", "gfdl-1.3+": "GFDL-1.3-or-later",
-}
+# Debian's short license names that are not SPDX ids as written (the GNU families are
+# worked out by _GNU); any other name that is an SPDX id in another case is taken as is
+_SPDX_NAMES = {"expat": "MIT", "artistic": "Artistic-1.0-Perl", "public-domain": "",
+               "bsd-2-clause": "BSD-2-Clause", "bsd-3-clause": "BSD-3-Clause",
+               "bsd-4-clause": "BSD-4-Clause", "psf-2": "PSF-2.0", "zlib": "Zlib"}
+_SPDX_IDS = {i.lower(): i for i in (
+    "MIT", "ISC", "Zlib", "Apache-1.0", "Apache-1.1", "Apache-2.0", "MPL-1.1", "MPL-2.0",
+    "CC0-1.0", "CC-BY-3.0", "CC-BY-4.0", "CC-BY-SA-3.0", "CC-BY-SA-4.0", "BSL-1.0",
+    "OFL-1.1", "Unicode-DFS-2016", "Artistic-2.0", "X11", "curl", "OpenSSL", "WTFPL",
+    "PSF-2.0", "Python-2.0", "0BSD", "Unlicense", "FTL", "IJG", "libpng", "bzip2-1.0.6")}
+_GNU = re.compile(r"^(A?GPL|LGPL|GFDL)-(\d)(?:\.(\d))?(\+)?$", re.I)
 
 
-def keep(path: str) -> int | None:
+def keep(path: str) -> Cap | None:
     """The size cap of the dpkg files an SBOM reads (None: not one of them)."""
     if path == STATUS:
-        return 64 << 20
+        return Cap(64 << 20)
     if path.startswith(STATUS_D) and "/" not in path[len(STATUS_D):]:
-        return 1 << 20
+        return Cap(1 << 20)
     if _LIST.match(path):
-        return 8 << 20
+        return Cap(8 << 20)
     if COPYRIGHT.match(path):
-        return 256 << 10
+        return Cap(256 << 10, strict=False)  # License: lines come first
     return None
 
 
@@ -70,20 +71,44 @@ def stanzas(text: str) -> Iterator[dict[str, str]]:
         yield fields
 
 
+def _spdx_id(name: str) -> str:
+    key = name.lower()
+    ident = _SPDX_NAMES.get(key, _SPDX_IDS.get(key))
+    if ident is None and (gnu := _GNU.match(key)):
+        family, major, minor, plus = gnu.groups()
+        ident = f"{family.upper()}-{major}.{minor or 0}-" + ("or-later" if plus else "only")
+    if ident is None:
+        ident = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-")
+    return ident
+
+
 def spdx_license(names: list[str]) -> str:
-    """DEP-5 license names as one SPDX expression (LicenseRef- for unknown ones)."""
-    found: list[str] = []
+    """DEP-5 `License:` values (one per paragraph: `GPL-2+ or Artistic`, `MIT, BSD-3-clause`)
+    as one SPDX expression: each value's alternatives joined by OR, its conjunctions by
+    AND, the values by AND; names that are not SPDX ids become LicenseRef-NAME."""
+    terms: list[str] = []
     for name in names:
-        for part in re.split(r"\s+(?:or|and)\s+|\s*[|,]\s*", name.strip(), flags=re.I):
-            key = part.strip().lower()
-            if not key:
-                continue
-            ident = _SPDX_NAMES.get(key)
-            if ident is None:
-                ident = "LicenseRef-" + re.sub(r"[^A-Za-z0-9.-]+", "-", part.strip()).strip("-")
-            if ident and ident not in found:
-                found.append(ident)
-    return " AND ".join(found)
+        words = re.split(r"\s+(or|and)\s+|\s*([|,])\s*", name.strip(), flags=re.I)
+        parts, operators = [], []
+        for i, word in enumerate(words):
+            if i % 3 == 0:
+                ident = _spdx_id(word.strip()) if word and word.strip() else ""
+                if ident and ident != "LicenseRef-":
+                    parts.append(ident)
+            elif word:
+                operators.append("OR" if word.lower() in ("or", "|") else "AND")
+        if not parts:
+            continue
+        # one operator throughout, or (mixed, without the precedence DEP-5 leaves open)
+        # read as all of them
+        operator = operators[0] if len(set(operators)) == 1 else "AND"
+        joined = f" {operator} ".join(parts)
+        term = f"({joined})" if len(parts) > 1 and operator == "OR" else joined
+        if term not in terms:
+            terms.append(term)
+    if len(terms) == 1 and terms[0].startswith("("):
+        return terms[0][1:-1]
+    return " AND ".join(terms)
 
 
 def _copyright_licenses(text: str) -> list[str]:

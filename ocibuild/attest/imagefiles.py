@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ocibuild.errors import OcibuildError
 from ocibuild.oci.compression import open_uncompressed
@@ -31,6 +32,18 @@ _SYMLINK_HOPS = 40
 
 class SbomError(OcibuildError):
     """The image's files or package databases are beyond what an SBOM reads."""
+
+
+class Cap(NamedTuple):
+    """How much of a kept file is read: a larger one is an error when `strict` (a
+    database that large is hostile), else only its first `limit` bytes are kept (a
+    long copyright file)."""
+
+    limit: int
+    strict: bool = True
+
+
+Keep = Callable[[str], Cap | None]
 
 
 @dataclass(frozen=True)
@@ -101,12 +114,14 @@ class ImageFiles:
 
 
 def read_image_files(layout: ImageLayout, layers: Sequence[Descriptor],
-                     keep: Callable[[str], int | None]) -> ImageFiles:
-    """The final filesystem of `layers` (blobs in `layout`). `keep(path)` is the size cap
-    of a file whose bytes the caller wants, None for the others."""
+                     keep: Keep) -> ImageFiles:
+    """The final filesystem of `layers` (blobs in `layout`). `keep(path)` is the `Cap` of
+    a file whose bytes the caller wants, None for the others."""
     image = ImageFiles()
     entries = 0
     for desc in layers:
+        if desc.urls and not layout.has_blob(desc.digest):
+            continue  # a foreign layer, never fetched: what it holds is not known here
         with layout.open_blob(desc.digest, desc.size) as blob:
             entries = _apply_layer(image, TarReader(HashingSource(open_uncompressed(blob))),
                                    desc.digest, keep, entries)
@@ -114,7 +129,7 @@ def read_image_files(layout: ImageLayout, layers: Sequence[Descriptor],
 
 
 def _apply_layer(image: ImageFiles, reader: TarReader, layer: str,
-                 keep: Callable[[str], int | None], entries: int) -> int:
+                 keep: Keep, entries: int) -> int:
     hidden: list[str] = []  # whiteouts, applied to the layers below once this one is read
     written = ImageFiles()
     for member in reader:
@@ -160,23 +175,25 @@ def _apply_layer(image: ImageFiles, reader: TarReader, layer: str,
 
 
 def _read_member(reader: TarReader, size: int, path: str, layer: str,
-                 keep: Callable[[str], int | None], written: ImageFiles,
+                 keep: Keep, written: ImageFiles,
                  image: ImageFiles) -> FileInfo:
     cap = keep(path)
-    if cap is not None and size > cap:
+    if cap is not None and cap.strict and size > cap.limit:
         raise SbomError(f"/{path} in layer {layer} is {size} bytes, more than the "
-                        f"{cap} an SBOM reads of it")
+                        f"{cap.limit} an SBOM reads of it")
     sha1, sha256 = hashlib.sha1(usedforsecurity=False), hashlib.sha256()
     chunks: list[bytes] = []
+    wanted = cap.limit if cap is not None else 0
     while data := reader.read():
         sha1.update(data)
         sha256.update(data)
-        if cap is not None:
-            chunks.append(data)
+        if wanted > 0:
+            chunks.append(data[:wanted])
+            wanted -= len(chunks[-1])
     if cap is not None:
         kept = sum(len(v) for v in image.kept.values()) + sum(
             len(v) for v in written.kept.values())
-        if kept + size > MAX_KEPT:
+        if kept + min(size, cap.limit) > MAX_KEPT:
             raise SbomError(f"the image's package databases are larger than {MAX_KEPT} "
                             "bytes; an SBOM reads no more")
         written.kept[path] = b"".join(chunks)

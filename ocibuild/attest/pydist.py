@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from email.parser import HeaderParser
 
-from ocibuild.attest.imagefiles import SbomError
+from ocibuild.attest.imagefiles import Cap, SbomError
 from ocibuild.attest.package import MAX_PACKAGES, Package
 from ocibuild.attest.purl import purl
 
@@ -34,11 +34,11 @@ _CLASSIFIERS = {
 }
 
 
-def keep(path: str) -> int | None:
+def keep(path: str) -> Cap | None:
     match = _DIST_INFO.match(path)
     if match is None:
         return None
-    return (1 << 20) if match.group(1) == "METADATA" else (8 << 20)
+    return Cap(1 << 20) if match.group(1) == "METADATA" else Cap(8 << 20)
 
 
 def _license(meta: Mapping[str, str], classifiers: list[str]) -> str:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ocibuild.attest import Predicate, apk, dpkg, pydist
-from ocibuild.attest.imagefiles import ImageFiles, read_image_files
+from ocibuild.attest.imagefiles import Cap, ImageFiles, read_image_files
 from ocibuild.attest.package import Package, os_release
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import ImageLayout
@@ -35,9 +35,9 @@ NOASSERTION = "NOASSERTION"
 IMAGE_ID = "SPDXRef-DocumentRoot-Image"
 
 
-def _keep(path: str) -> int | None:
+def _keep(path: str) -> Cap | None:
     if path in OS_RELEASE:
-        return 64 << 10
+        return Cap(64 << 10, strict=False)
     for scanner in (dpkg.keep, apk.keep, pydist.keep):
         if (cap := scanner(path)) is not None:
             return cap
