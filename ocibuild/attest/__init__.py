@@ -52,8 +52,8 @@ def subjects(manifest_digest: str, names: Sequence[str], platform: str) -> list[
 
 def statement(predicate: Predicate, subject: list[dict[str, Any]]) -> dict[str, Any]:
     """The in-toto v1 statement of `predicate` about `subject`."""
-    return {"_type": STATEMENT_TYPE, "subject": subject,
-            "predicateType": predicate.predicate_type, "predicate": predicate.body}
+    return {"_type": STATEMENT_TYPE, "predicateType": predicate.predicate_type,
+            "subject": subject, "predicate": predicate.body}
 
 
 def statements_for(predicates: Sequence[Predicate], image_digest: str, names: Sequence[str],

@@ -1,6 +1,7 @@
 """Debian packages from dpkg's database in an image: `/var/lib/dpkg/status` and the
 files of `status.d/` (one stanza each, as distroless images carry them), their files
-from `info/PACKAGE[:ARCH].list`, their licenses from the machine-readable
+from `info/PACKAGE[:ARCH].list` (for `status.d/NAME`, from `status.d/NAME.md5sums`),
+their licenses from the machine-readable
 `/usr/share/doc/PACKAGE/copyright` (DEP-5 `License:` fields) when there is one.
 
 Only stanzas whose `Status` says installed count (a removed package leaves a stanza
@@ -43,7 +44,7 @@ def keep(path: str) -> Cap | None:
     if path == STATUS:
         return Cap(64 << 20)
     if path.startswith(STATUS_D) and "/" not in path[len(STATUS_D):]:
-        return Cap(1 << 20)
+        return Cap(8 << 20) if path.endswith(".md5sums") else Cap(1 << 20)
     if _LIST.match(path):
         return Cap(8 << 20)
     if COPYRIGHT.match(path):
@@ -116,14 +117,19 @@ def _copyright_licenses(text: str) -> list[str]:
             if line.lower().startswith("license:") and line.partition(":")[2].strip()]
 
 
-def _files(kept: Mapping[str, bytes], name: str, arch: str) -> tuple[str, ...]:
+def _files(kept: Mapping[str, bytes], name: str, arch: str, source: str) -> tuple[str, ...]:
+    if source != STATUS:  # distroless: `MD5  path` lines beside the stanza
+        text = kept.get(f"{source}.md5sums", b"").decode("utf-8", "replace")
+        return tuple("/" + line.split(None, 1)[1].lstrip("/")
+                     for line in text.splitlines() if len(line.split(None, 1)) == 2)
     data = kept.get(f"{INFO}{name}:{arch}.list") or kept.get(f"{INFO}{name}.list") or b""
     return tuple(line for line in data.decode("utf-8", "replace").splitlines()
                  if line.startswith("/") and line not in ("/", "/."))
 
 
 def scan(kept: Mapping[str, bytes], release: Mapping[str, str]) -> list[Package]:
-    sources = [STATUS] + sorted(p for p in kept if p.startswith(STATUS_D))
+    sources = [STATUS] + sorted(p for p in kept if p.startswith(STATUS_D)
+                                and not p.endswith(".md5sums"))
     ours = release.get("ID") in DPKG_DISTROS or "debian" in release.get("ID_LIKE", "").split()
     distro_id = release["ID"] if ours else "debian"
     distro = f"{distro_id}-{release['VERSION_ID']}" if ours and release.get("VERSION_ID") \
@@ -151,5 +157,5 @@ def scan(kept: Mapping[str, bytes], release: Mapping[str, str]) -> list[Package]
                 license=spdx_license(_copyright_licenses(copyright_text.decode("utf-8",
                                                                               "replace"))),
                 supplier=fields.get("maintainer", ""), homepage=fields.get("homepage", ""),
-                files=_files(kept, name, arch)))
+                files=_files(kept, name, arch, source)))
     return found

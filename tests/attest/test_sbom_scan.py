@@ -105,6 +105,7 @@ def test_the_fixture_trees_databases_become_packages(layout: ImageLayout) -> Non
         "/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", "/usr/lib/x86_64-linux-gnu/libz.so.1",
         "/usr/share/doc/zlib1g/copyright"}
     assert _files_of(doc, "musl") == {"/lib/ld-musl-x86_64.so.1"}  # the other is absent
+    assert _files_of(doc, "tzdata") == {"/usr/share/zoneinfo/UTC"}  # from status.d/'s md5sums
     assert _files_of(doc, "six") == {
         "/usr/lib/python3/dist-packages/six.py",
         "/usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
