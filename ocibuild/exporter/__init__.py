@@ -84,13 +84,15 @@ class _Images:
 
     def __init__(self, store: Store, result: BuildResult, compression: str,
                  annotations: Sequence[ann.Annotation],
-                 attestations: Sequence[Predicate] = ()) -> None:
+                 attestations: Sequence[Predicate] = (),
+                 progress: StepProgress | None = None) -> None:
         if compression not in COMPRESSIONS:
             raise UsageError(f"unknown compression {compression!r}; use one of {COMPRESSIONS}")
         self._store, self._result, self._compression = store, result, compression
         self._annotations = tuple(annotations)
         self._written: dict[ImageOptions, Descriptor] = {}
         self._attestations = tuple(attestations)
+        self._progress = progress
         self._attested: dict[tuple[str, tuple[str, ...]], Descriptor] = {}
 
     def get(self, options: ImageOptions, where: str, *, annotated: bool = True) -> Descriptor:
@@ -120,8 +122,15 @@ class _Images:
 
             statements = statements_for(self._attestations, image.digest, image_names,
                                         str(image.platform or ""))
-            self._attested[key] = index_with_attestations(self._store.layout,
-                                                          [(image, statements)])
+            index = index_with_attestations(self._store.layout, [(image, statements)])
+            self._attested[key] = index
+            if self._progress is not None:  # what BuildKit's exporter says it wrote
+                from ocibuild.oci.manifest import Index
+
+                doc = Index.from_bytes(self._store.layout.read_blob(index.digest))
+                for entry in doc.manifests[1:]:
+                    self._progress.status(f"exporting attestation manifest {entry.digest}")
+                self._progress.status(f"exporting manifest list {index.digest}")
         return self._attested[key]
 
 
@@ -139,7 +148,7 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
     manifest (store, image, oci) holds the index of the image and its attestations.
     """
     outputs = list(outputs) or [OutputSpec("store", {})]
-    images = _Images(store, result, compression, annotations, attestations)
+    images = _Images(store, result, compression, annotations, attestations, progress)
     all_names = _image_names(tags, None)
     first = next((s for s in outputs if s.writes_manifest), None)
     # with only docker and local outputs (which hold no manifest) the image is unannotated
@@ -165,9 +174,10 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
             to_store = to_store or spec.type == "docker"  # a daemon's ID: the config's
         else:  # parse_output rejects others; a hand-made OutputSpec may not
             raise UsageError(f"unknown output type {spec.type!r}; use one of {OUTPUT_TYPES}")
+    # the image ID: the config's (a store or daemon) or, as buildx's, what the outputs hold
     return ExportReport(manifest, config_digest, tuple(all_names),
-                        config_digest if to_store else manifest.digest, tuple(pushes),
-                        attested)
+                        config_digest if to_store else (attested or manifest).digest,
+                        tuple(pushes), attested)
 
 
 def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, images: _Images,
