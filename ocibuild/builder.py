@@ -232,7 +232,7 @@ class _Definition:
     daemon: DaemonAddress | None  # with load: the docker daemon's address
     attest: AttestRequest
     dockerfile: tuple[str, bytes]  # its file name and text, for provenance
-    context_uri: str  # a git context's URL (credentials removed), else ""
+    context_git: tuple[str, str]  # a git context's URL (credentials removed) and commit
 
 
 def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
@@ -343,7 +343,8 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
     return _Definition(options, chosen, granted, context_dir, ast, ignore_patterns, inputs,
                        named_contexts, context_dirs, output_specs, to_push, image_annotations,
                        secret_map, ssh_map, sde, daemon, attest, (df_path.name, text),
-                       _redacted(str(context)) if git_dir is not None else "")
+                       (_redacted(str(context)), git_contexts.commits.get(str(context), ""))
+                       if git_dir is not None else ("", ""))
 
 
 def _redacted(url: str) -> str:
@@ -477,7 +478,7 @@ def _attestations(definition: _Definition, store: Store, target: Op, solver: Sol
     name, text = definition.dockerfile
     request = BuildRequest(
         frontend_args(options.build_args or {}, options.labels or {}, options.target),
-        name, text, started, str(host()), definition.context_uri)
+        name, text, started, str(host()), *definition.context_git)
     return make_attestations(definition.attest, request, target=target, solver=solver,
                              store=store, layers=[ref.descriptor for ref in layers],
                              name=options.tags[0] if options.tags else "image",

@@ -31,6 +31,7 @@ class BuildRequest:
     started: datetime
     builder_platform: str
     context_uri: str = ""  # the git URL of a git context, credentials removed
+    context_commit: str = ""  # the commit it was checked out at
 
 
 def frontend_args(build_args: Mapping[str, str], labels: Mapping[str, str],
@@ -87,10 +88,13 @@ def build_facts(target: Op, request: BuildRequest, *, http_digests: Mapping[str,
            for op in ops if isinstance(op, GitSource)}
     http = {(op.url, http_digests[op.digest]): None
             for op in ops if isinstance(op, HttpSource) and op.digest in http_digests}
+    if request.context_uri and request.context_commit:  # BuildKit: a git source too
+        git = {(request.context_uri, request.context_commit): None, **git}
     return BuildFacts(
         args=request.args, dockerfile_path=request.dockerfile_path,
         dockerfile=request.dockerfile, started=request.started,
         builder_platform=request.builder_platform, context_uri=request.context_uri,
+        context_commit=request.context_commit,
         images=tuple(ImageMaterial(ref, digest, platform) for ref, digest, platform in images),
         git=tuple(g for g in git if g[1]), http=tuple(http),
         locals=_local_digests(request, context_reads),

@@ -5,10 +5,11 @@ slsa-definitions.md), from the facts of one build (`BuildFacts`, see `capture.py
 - `buildDefinition.buildType`: BuildKit's build type URL, so readers that know BuildKit's
   layout read ours.
 - `externalParameters.configSource`: the Dockerfile's path (`filename`); for a git
-  context its URL. `request`: the frontend (`dockerfile.v0`), its args (`build-arg:NAME`,
-  `label:NAME`, `target`), the local sources by name; `mode=min` leaves out the build
-  args and labels (and says the request is incomplete), secrets and ssh ids appear in
-  `mode=max` only, never a secret's value.
+  context its URL and commit (the context is then a git source, not a local one).
+  `request`: the frontend (`dockerfile.v0`), its args (`build-arg:NAME`, `label:NAME`,
+  `target`), the local sources by name; `mode=min` leaves out the build args and labels
+  (and says the request is incomplete), secrets and ssh ids appear in `mode=max` only,
+  never a secret's value.
 - `resolvedDependencies`: base and other images as purls with their manifest digests,
   git sources with their commits, `ADD <url>` downloads with their sha256. ocibuild
   adds what BuildKit leaves out of a local build: the Dockerfile's sha256 (also as the
@@ -56,6 +57,7 @@ class BuildFacts:
     started: datetime
     builder_platform: str
     context_uri: str = ""  # a git URL the context came from (credentials removed)
+    context_commit: str = ""  # its commit
     images: tuple[ImageMaterial, ...] = ()
     git: tuple[tuple[str, str], ...] = ()  # (url, commit)
     http: tuple[tuple[str, str], ...] = ()  # (url, sha256:...)
@@ -144,6 +146,8 @@ def provenance(facts: BuildFacts, mode: str, *, builder_id: str = "",
     config_source: dict[str, Any] = {}
     if facts.context_uri:
         config_source["uri"] = facts.context_uri
+        if facts.context_commit:
+            config_source["digest"] = _commit_set(facts.context_commit)
     df_digest = facts.locals.get("dockerfile", "")
     if df_digest and not facts.context_uri:
         config_source["digest"] = _digest_set(df_digest)
@@ -153,7 +157,7 @@ def provenance(facts: BuildFacts, mode: str, *, builder_id: str = "",
         buildkit_metadata["source"] = {"infos": [{
             "filename": facts.dockerfile_path, "language": "Dockerfile",
             "data": base64.b64encode(facts.dockerfile).decode()}]}
-    incomplete_materials = bool(facts.locals) and not facts.context_uri
+    incomplete_materials = bool(facts.locals)
     metadata: dict[str, Any] = {
         "invocationId": invocation or invocation_id(),
         "startedOn": rfc3339(facts.started),

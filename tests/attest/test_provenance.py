@@ -98,6 +98,25 @@ def test_min_mode_leaves_out_args_secrets_and_ssh() -> None:
     assert metadata["buildkit_metadata"] == {}
 
 
+def test_a_git_context_is_the_config_source_and_a_dependency() -> None:
+    request = BuildRequest({}, "Dockerfile", b"FROM scratch\n", datetime.now(UTC),
+                           "linux/amd64", "https://example.org/app.git#main", COMMIT)
+    facts = build_facts(CopyOp(ImageSource(ref="alpine", manifest_digest=DIGEST,
+                                           platform="linux/amd64"),
+                               ContextSource(), (".",), "/"),
+                        request, http_digests={}, git_commits={},
+                        context_reads=[("context", "sha256:11")])
+    definition = provenance(facts, "min").body["buildDefinition"]
+    assert definition["externalParameters"]["configSource"] == {
+        "uri": "https://example.org/app.git#main", "digest": {"sha1": COMMIT},
+        "path": "Dockerfile"}
+    assert "locals" not in definition["externalParameters"]["request"]
+    assert definition["resolvedDependencies"][1] == {
+        "uri": "https://example.org/app.git#main", "digest": {"sha1": COMMIT}}
+    metadata = provenance(facts, "min").body["runDetails"]["metadata"]
+    assert metadata["buildkit_completeness"]["resolvedDependencies"] is True
+
+
 @pytest.mark.parametrize(("flags", "expected"), [
     ((None, None, ()), AttestRequest()),
     (("true", None, ()), AttestRequest(provenance="min")),
