@@ -14,6 +14,7 @@ Nothing is written to disk; memory stays bounded by those caps.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -23,11 +24,12 @@ from ocibuild.oci.compression import open_uncompressed
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.extract import OPAQUE_MARKER, WHITEOUT_PREFIX, archive_parts
 from ocibuild.oci.layout import ImageLayout
-from ocibuild.oci.tarreader import HashingSource, TarReader
+from ocibuild.oci.tarreader import HashingSource, Member, TarReader
 
 MAX_ENTRIES = 1_000_000
 MAX_KEPT = 256 << 20
 _SYMLINK_HOPS = 40
+_RESOLVE_STEPS = 4096  # path components walked for one name, links followed
 
 
 class SbomError(OcibuildError):
@@ -66,11 +68,14 @@ class ImageFiles:
     def resolve(self, path: str) -> str | None:
         """The path of the regular file `path` names, following symlinks in any of its
         components (`/lib -> usr/lib` on a merged-/usr system); None when none is."""
-        parts = [p for p in path.split("/") if p and p != "."]
+        parts = deque(p for p in path.split("/") if p and p != ".")
         done: list[str] = []
-        hops = 0
+        hops = steps = 0
         while parts:
-            part = parts.pop(0)
+            part = parts.popleft()
+            steps += 1
+            if steps > _RESOLVE_STEPS:
+                return None
             if part == "..":
                 if done:
                     done.pop()
@@ -85,9 +90,15 @@ class ImageFiles:
                 return None
             if target.startswith("/"):
                 done = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
+            parts.extendleft(reversed([p for p in target.split("/") if p and p != "."]))
         found = "/".join(done)
         return found if found in self.files else None
+
+    def drop(self, path: str) -> None:
+        """Forget a file or symlink at `path` (a directory takes its place)."""
+        self.files.pop(path, None)
+        self.symlinks.pop(path, None)
+        self.kept.pop(path, None)
 
     def remove(self, path: str) -> None:
         """Remove `path` and everything under it."""
@@ -117,44 +128,67 @@ def read_image_files(layout: ImageLayout, layers: Sequence[Descriptor],
                      keep: Keep) -> ImageFiles:
     """The final filesystem of `layers` (blobs in `layout`). `keep(path)` is the `Cap` of
     a file whose bytes the caller wants, None for the others."""
-    image = ImageFiles()
-    entries = 0
+    reading = _Reading(keep)
     for desc in layers:
         if desc.urls and not layout.has_blob(desc.digest):
             continue  # a foreign layer, never fetched: what it holds is not known here
         with layout.open_blob(desc.digest, desc.size) as blob:
-            entries = _apply_layer(image, TarReader(HashingSource(open_uncompressed(blob))),
-                                   desc.digest, keep, entries)
-    return image
+            reading.layer(TarReader(HashingSource(open_uncompressed(blob))), desc.digest)
+    return reading.image
 
 
-def _apply_layer(image: ImageFiles, reader: TarReader, layer: str,
-                 keep: Keep, entries: int) -> int:
-    hidden: list[str] = []  # whiteouts, applied to the layers below once this one is read
-    written = ImageFiles()
-    for member in reader:
-        entries += 1
-        if entries > MAX_ENTRIES:
-            raise SbomError(f"the image has more than {MAX_ENTRIES} layer entries; "
-                            "an SBOM reads no more")
-        try:
-            parts = archive_parts(member.name)
-        except OcibuildError:
-            continue
-        if not parts:
-            continue
-        base, path = parts[-1], "/".join(parts)
-        if base == OPAQUE_MARKER:
-            hidden += image.children("/".join(parts[:-1]))
-            continue
-        if base.startswith(WHITEOUT_PREFIX):
-            hidden.append("/".join([*parts[:-1], base[len(WHITEOUT_PREFIX):]]))
-            continue
-        written.remove(path)
-        written.add(path)
+class _Reading:
+    """One read of an image's layers, bottom first, with the counts its limits need."""
+
+    def __init__(self, keep: Keep) -> None:
+        self.image = ImageFiles()
+        self.keep = keep
+        self.entries = 0
+        self.kept_bytes = 0  # all ever kept, whatever later layers removed
+
+    def layer(self, reader: TarReader, digest: str) -> None:
+        hidden: list[str] = []  # whiteouts: applied to the layers below once it is read
+        written = ImageFiles()
+        directories: list[str] = []
+        for member in reader:
+            self.entries += 1
+            if self.entries > MAX_ENTRIES:
+                raise SbomError(f"the image has more than {MAX_ENTRIES} layer entries; "
+                                "an SBOM reads no more")
+            try:
+                parts = archive_parts(member.name)
+            except OcibuildError:
+                continue  # climbs out of the root: extraction refuses it too
+            if not parts:
+                continue
+            base, path = parts[-1], "/".join(parts)
+            if base == OPAQUE_MARKER:
+                hidden += self.image.children("/".join(parts[:-1]))
+            elif base.startswith(WHITEOUT_PREFIX):
+                hidden.append("/".join([*parts[:-1], base[len(WHITEOUT_PREFIX):]]))
+            elif member.typeflag == b"5":  # what is under a directory stays
+                written.drop(path)
+                written.add(path)
+                directories.append(path)
+            else:
+                written.remove(path)
+                written.add(path)
+                self._entry(reader, member, path, digest, written)
+        for path in hidden:
+            self.image.remove(path)
+        for path in directories:
+            self.image.drop(path)
+        for path in [*written.files, *written.symlinks]:
+            self.image.remove(path)
+            self.image.add(path)
+        self.image.files.update(written.files)
+        self.image.symlinks.update(written.symlinks)
+        self.image.kept.update(written.kept)
+
+    def _entry(self, reader: TarReader, member: Member, path: str, digest: str,
+               written: ImageFiles) -> None:
         if member.is_regular:
-            written.files[path] = _read_member(reader, member.size, path, layer, keep,
-                                               written, image)
+            written.files[path] = self._read(reader, member.size, path, digest, written)
         elif member.typeflag == b"1":  # a hard link to an entry of this layer
             target = "/".join(archive_parts(member.linkname)) if member.linkname else ""
             if target in written.files:
@@ -163,38 +197,27 @@ def _apply_layer(image: ImageFiles, reader: TarReader, layer: str,
                     written.kept[path] = written.kept[target]
         elif member.typeflag == b"2":
             written.symlinks[path] = member.linkname
-    for path in hidden:
-        image.remove(path)
-    for path in list(written.files) + list(written.symlinks):
-        image.remove(path)
-        image.add(path)
-    image.files.update(written.files)
-    image.symlinks.update(written.symlinks)
-    image.kept.update(written.kept)
-    return entries
 
-
-def _read_member(reader: TarReader, size: int, path: str, layer: str,
-                 keep: Keep, written: ImageFiles,
-                 image: ImageFiles) -> FileInfo:
-    cap = keep(path)
-    if cap is not None and cap.strict and size > cap.limit:
-        raise SbomError(f"/{path} in layer {layer} is {size} bytes, more than the "
-                        f"{cap.limit} an SBOM reads of it")
-    sha1, sha256 = hashlib.sha1(usedforsecurity=False), hashlib.sha256()
-    chunks: list[bytes] = []
-    wanted = cap.limit if cap is not None else 0
-    while data := reader.read():
-        sha1.update(data)
-        sha256.update(data)
-        if wanted > 0:
-            chunks.append(data[:wanted])
-            wanted -= len(chunks[-1])
-    if cap is not None:
-        kept = sum(len(v) for v in image.kept.values()) + sum(
-            len(v) for v in written.kept.values())
-        if kept + min(size, cap.limit) > MAX_KEPT:
-            raise SbomError(f"the image's package databases are larger than {MAX_KEPT} "
-                            "bytes; an SBOM reads no more")
-        written.kept[path] = b"".join(chunks)
-    return FileInfo(size, sha1.hexdigest(), sha256.hexdigest(), layer)
+    def _read(self, reader: TarReader, size: int, path: str, layer: str,
+              written: ImageFiles) -> FileInfo:
+        cap = self.keep(path)
+        if cap is not None and cap.strict and size > cap.limit:
+            raise SbomError(f"/{path} in layer {layer} is {size} bytes, more than the "
+                            f"{cap.limit} an SBOM reads of it")
+        if cap is not None:
+            self.kept_bytes += min(size, cap.limit)
+            if self.kept_bytes > MAX_KEPT:
+                raise SbomError(f"the image's package databases are larger than {MAX_KEPT} "
+                                "bytes; an SBOM reads no more")
+        sha1, sha256 = hashlib.sha1(usedforsecurity=False), hashlib.sha256()
+        chunks: list[bytes] = []
+        wanted = cap.limit if cap is not None else 0
+        while data := reader.read():
+            sha1.update(data)
+            sha256.update(data)
+            if wanted > 0:
+                chunks.append(data[:wanted])
+                wanted -= len(chunks[-1])
+        if cap is not None:
+            written.kept[path] = b"".join(chunks)
+        return FileInfo(size, sha1.hexdigest(), sha256.hexdigest(), layer)

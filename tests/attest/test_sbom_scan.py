@@ -153,3 +153,20 @@ def test_a_hostile_database_is_refused_naming_the_limit(layout: ImageLayout, ent
                                                         message: str) -> None:
     with pytest.raises(SbomError, match=message):
         scan_image(layout, [_layer(layout, entries)])
+
+
+def test_odd_but_valid_layers_are_read_as_extraction_would(layout: ImageLayout) -> None:
+    """A directory listed after its files keeps them; a symlink loop owns nothing; a
+    file replacing a lower directory hides what was under it."""
+    status = (TREE / "var/lib/dpkg/status").read_bytes()
+    lists = {f"var/lib/dpkg/info/{n}": (TREE / "var/lib/dpkg/info" / n).read_bytes()
+             for n in ("base-files.list", "zlib1g:amd64.list")}
+    lower = _layer(layout, {"var/lib/dpkg/status": status, **lists,
+                            "etc/debian_version": b"12\n", "usr/lib/x86_64-linux-gnu":
+                                None, "usr/lib/x86_64-linux-gnu/libz.so.1.2.13": b"z\n"})
+    upper = _layer(layout, {"usr/lib/x86_64-linux-gnu/libz.so.1": "libz.so.1",
+                            "etc/debian_version/x": b"", "etc/debian_version": None,
+                            "var/lib/dpkg": None})
+    doc = _doc(layout, [lower, upper])
+    assert _files_of(doc, "zlib1g") == {"/usr/lib/x86_64-linux-gnu/libz.so.1.2.13"}
+    assert _files_of(doc, "base-files") == set()  # /etc/debian_version is a directory now
