@@ -23,7 +23,7 @@ _FALSE = ("false", "0")
 _TRUE = ("true", "1")
 # attributes BuildKit reads that change nothing here (`generator=` names a scanner
 # image, which ocibuild does not run; `inline-only` concerns the cache exporters)
-_IGNORED = {"provenance": ("inline-only", "filename", "version"),
+_IGNORED = {"provenance": ("inline-only", "filename"),
             "sbom": ("generator", "scan-context", "scan-stage")}
 
 
@@ -85,7 +85,10 @@ def _enabled(text: str, fields: dict[str, str]) -> bool:
                          "true or false")
     known = {"type", "disabled", *_IGNORED[kind]}
     if kind == "provenance":
-        known |= {"mode", "builder-id"}
+        known |= {"mode", "builder-id", "version"}
+        if fields.get("version", "v1").lower() not in ("v1", ""):
+            raise UsageError(f"--attest {text}: version={fields['version']} is not made; "
+                             "ocibuild writes SLSA provenance v1 (version=v1)")
     for key in fields:
         if key not in known:
             raise UsageError(f"--attest {text}: unknown attribute {key!r} for {kind} "

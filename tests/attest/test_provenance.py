@@ -131,9 +131,13 @@ def test_the_flags_amount_to_a_request(flags, expected) -> None:
     assert check(requested_attestations(*flags)) == expected
 
 
-def test_a_bad_mode_is_refused() -> None:
-    with pytest.raises(UsageError, match="mode='fast' is not min or max"):
-        check(requested_attestations("mode=fast", None, ()))
+@pytest.mark.parametrize(("value", "message"), [
+    ("mode=fast", "mode='fast' is not min or max"),
+    ("version=v0.2", "version=v0.2 is not made; ocibuild writes SLSA provenance v1"),
+])
+def test_a_bad_provenance_value_is_refused(value: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        check(requested_attestations(value, None, ()))
 
 
 @pytest.mark.parametrize(("names", "expression"), [
