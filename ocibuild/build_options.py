@@ -57,7 +57,7 @@ class BuildOptions:
             $DOCKER_HOST.
         compression: `gzip`, `zstd` or `uncompressed`, for new layers.
         annotations: `[TYPE:]KEY=VALUE` annotations of the image.
-        attest: `--attest` values; only disabling one is accepted for now.
+        attest: `--attest` values (`type=provenance,mode=max`, `type=sbom`, ...).
         sign_key: sign every pushed name with this private key (cosign's format, the
             passphrase from $OCIBUILD_KEY_PASSWORD or $COSIGN_PASSWORD, else asked).
         iidfile: write the image ID here. metadata_file: write buildx-style build

@@ -20,6 +20,8 @@ from ocibuild.oci.platform import Platform
 if TYPE_CHECKING:
     from typing import Unpack
 
+    from ocibuild.attest import Predicate
+    from ocibuild.attestations import AttestRequest
     from ocibuild.build_options import BuildFields
     from ocibuild.build_sources import BuildContext, ImageSources
     from ocibuild.cache.remote import BuildCaches, CacheExportReport
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from ocibuild.frontend.lower import GraphDefinition
     from ocibuild.graph import Op, State
     from ocibuild.idspace.userns import Session
+    from ocibuild.oci.layerref import LayerRef
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.sandbox.availability import Choice
@@ -229,6 +232,9 @@ class _Definition:
     ssh: dict[str, Path]
     source_date_epoch: int | None
     daemon: DaemonAddress | None  # with load: the docker daemon's address
+    attest: AttestRequest
+    dockerfile: tuple[str, bytes]  # its file name and text, for provenance
+    context_git: tuple[str, str]  # a git context's URL (credentials removed) and commit
     graph: GraphDefinition | None = None  # a state, from ocibuild.solve or a frontend
 
 
@@ -283,6 +289,7 @@ def _build(definition: _Definition) -> BuildReport:
 
     options = definition.options
     sign_key = load_build_key(options.sign_key, bool(definition.to_push))
+    started = datetime.now(UTC)
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
                            pull=options.pull, progress=options.progress)
@@ -296,8 +303,10 @@ def _build(definition: _Definition) -> BuildReport:
         shown = _export_step(options.progress, solver.index.values(), definition.outputs,
                              bool(definition.to_push), solver.export_shown)
         with _failing(shown):
+            attestations = _attestations(definition, store, conv.target.op, solver,
+                                         final.layers, started)
             report = _export(definition, store, BuildResult(config, final.layers, base_layers),
-                             shown)
+                             shown, attestations)
         cache_exports = _export_caches(caches, solver, conv.target.op)
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):
@@ -322,7 +331,7 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
     from ocibuild.sandbox import availability
     from ocibuild.sources import git_context
 
-    attestations.check(options.attest)
+    attest = attestations.check(options.attest)
     daemon = None
     if options.load:  # a DOCKER_HOST it cannot use fails before the build
         from ocibuild.exporter.docker_daemon import address_from_env
@@ -341,7 +350,8 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
     ssh_map = parse_ssh(options.ssh)
     git_contexts = git_context.for_build(options.root, secret_map, ssh_map,
                                          options.build_args or {})
-    context_dir = git_contexts.directory(str(context)) or Path(context).resolve()
+    git_dir = git_contexts.directory(str(context))
+    context_dir = git_dir or Path(context).resolve()
     if not context_dir.is_dir():
         raise UsageError(f"{context}: the build context is not a directory")
     df_path, text = _read_dockerfile(context_dir, options.dockerfile) if graph is None \
@@ -367,7 +377,9 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
                          extra_hosts=extra_hosts, shm_size=shm_bytes, ulimits=limits)
     return _Definition(options, chosen, granted, context_dir, ast, ignore_patterns, inputs,
                        named_contexts, context_dirs, output_specs, to_push, image_annotations,
-                       secret_map, ssh_map, sde, daemon, graph)
+                       secret_map, ssh_map, sde, daemon, attest, (df_path.name, text),
+                       (_redacted(str(context)), git_contexts.commits.get(str(context), ""))
+                       if git_dir is not None else ("", ""), graph)
 
 
 def _frontend(options: BuildOptions, context_dir: Path, df_path: Path, text: bytes,
@@ -392,6 +404,12 @@ def _frontend(options: BuildOptions, context_dir: Path, df_path: Path, text: byt
     ctx = FrontendContext(main, df_path, decoded, dict(args), options.target,
                           str(_single_platform(options.platform) or host()))
     return None, GraphDefinition.of(registry.run(chosen, ctx), main, chosen.name)
+
+
+def _redacted(url: str) -> str:
+    from ocibuild.sources.git_url import redact
+
+    return redact(url)
 
 
 def _read_dockerfile(context_dir: Path, given: str | os.PathLike[str] | None) -> tuple[Path, bytes]:
@@ -492,13 +510,38 @@ def _image_config(state: StageState, results: Mapping[str, OpResult], solver: So
 
 
 def _export(definition: _Definition, store: Store, result: BuildResult,
-            shown: StepProgress | None) -> ExportReport:
+            shown: StepProgress | None, attestations: Sequence[Predicate] = ()
+            ) -> ExportReport:
     from ocibuild.exporter import export
 
     options = definition.options
     return export(result, definition.outputs, store, tags=options.tags,
                   compression=options.compression, annotations=definition.annotations,
-                  push=options.push, progress=shown)
+                  push=options.push, progress=shown, attestations=attestations)
+
+
+def _attestations(definition: _Definition, store: Store, target: Op, solver: Solver,
+                  layers: Sequence[LayerRef], started: datetime) -> list[Predicate]:
+    """The predicates --provenance, --sbom and --attest ask for (none by default), when
+    some output holds them (docker and local outputs do not)."""
+    outputs = definition.outputs
+    if not definition.attest.any or outputs and not definition.to_push and not any(
+            s.writes_manifest for s in outputs):
+        return []
+    from ocibuild import __version__
+    from ocibuild.attest.capture import BuildRequest, frontend_args
+    from ocibuild.build_attestations import make_attestations
+    from ocibuild.oci.platform import host
+
+    options = definition.options
+    name, text = definition.dockerfile
+    request = BuildRequest(
+        frontend_args(options.build_args or {}, options.labels or {}, options.target),
+        name, text, started, str(host()), *definition.context_git)
+    return make_attestations(definition.attest, request, target=target, solver=solver,
+                             store=store, layers=[ref.descriptor for ref in layers],
+                             name=options.tags[0] if options.tags else "image",
+                             creator=f"ocibuild-{__version__}")
 
 
 def _export_caches(caches: BuildCaches | None, solver: Solver, target: Op
@@ -569,7 +612,8 @@ def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver
         cache_exports=parts.cache_exports, cache_explanations=parts.explanations,
         pushed=parts.pushed, signed=parts.signed, loaded=parts.loaded,
         cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None
-        and definition.graph is None)  # a frontend's code is more than the memo sees
+        # a frontend's code is more than the memo sees; provenance has times
+        and definition.graph is None and not definition.attest.any)
 
 
 def _failing(shown: StepProgress | None) -> contextlib.AbstractContextManager[None]:

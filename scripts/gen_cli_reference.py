@@ -43,9 +43,10 @@ BUILDX_FLAGS = (
     BuildxFlag(("--annotation",), SUPPORTED, "`[TYPE:]KEY=VALUE` on the manifest (default) "
                "or its descriptor; `index` types need a multi-platform image, which ocibuild "
                "does not build yet."),
-    BuildxFlag(("--attest",), NO_OP, "Accepted when it disables an attestation "
-               "(`type=provenance,disabled=true`); asking for one is an error: attestations "
-               "are not made yet."),
+    BuildxFlag(("--attest",), SUPPORTED, "`type=provenance` (`mode=min|max`, `builder-id=`) "
+               "and `type=sbom` (made in Python: dpkg, apk and Python packages; "
+               "`generator=` is ignored); other types are an error. See "
+               "[supply-chain.md](supply-chain.md)."),
     BuildxFlag(("--build-arg",), SUPPORTED, ""),
     BuildxFlag(("--build-context",), SUPPORTED, "A directory, `docker-image://`, "
                "`oci-layout://` or `docker-archive://`; git and https URLs and bake's "
@@ -84,15 +85,14 @@ BUILDX_FLAGS = (
     BuildxFlag(("--progress",), SUPPORTED, "`auto`, `plain`, `tty`, `rawjson` (or `json`), "
                "`quiet` (prints only the image ID, as `-q`); buildx's `none` is spelled "
                "`quiet`; rawjson logs carry stream 1 (stdout) or 2 (stderr)."),
-    BuildxFlag(("--provenance",), NO_OP, "`false`/`0` accepted; anything else is an error: "
-               "provenance is not made yet."),
+    BuildxFlag(("--provenance",), SUPPORTED, "SLSA provenance v1 as BuildKit writes it; "
+               "unlike buildx, none is added unless asked for."),
     BuildxFlag(("--pull",), SUPPORTED, ""),
     BuildxFlag(("--push",), SUPPORTED, "Pushes to every `-t` name."),
     BuildxFlag(("-q", "--quiet"), SUPPORTED, ""),
     BuildxFlag(("--resource",), REFUSED, "ocibuild sets no memory or CPU limits on steps "
                "(no cgroups)."),
-    BuildxFlag(("--sbom",), NO_OP, "`false`/`0` accepted; anything else is an error: SBOMs "
-               "are not made yet."),
+    BuildxFlag(("--sbom",), SUPPORTED, "An SPDX 2.3 SBOM made without a scanner image."),
     BuildxFlag(("--secret",), SUPPORTED, "`id=...,src=FILE` or `id=...,env=VAR`."),
     BuildxFlag(("--shm-size",), SUPPORTED, ""),
     BuildxFlag(("--ssh",), SUPPORTED, "`default` or `ID=SOCKET`."),

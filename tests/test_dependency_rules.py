@@ -27,7 +27,7 @@ LEAVES = frozenset({
 })
 # Packages of the engine: none of them imports the package root (its lazy public API).
 ENGINE = ("oci", "graph", "frontend", "solver", "snapshot", "sandbox", "idspace", "cache",
-          "exporter", "registry", "sources", "progress", "rootfs")
+          "exporter", "registry", "sources", "progress", "rootfs", "attest")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,13 @@ def test_oci_imports_nothing_above_it() -> None:
 
 def test_graph_imports_only_oci_and_leaves() -> None:
     assert _breaks(("graph",), lambda t: _in(t, "graph", "oci") or t in LEAVES) == []
+
+
+def test_attest_reads_only_images_and_the_graph() -> None:
+    """Attestations are made from a layout's blobs and the build graph's ops (plus the git
+    URL helper that removes credentials): never from the solver, store or outputs."""
+    assert _breaks(("attest",), lambda t: _in(t, "attest", "oci", "graph") or t in LEAVES
+                   or t == "ocibuild.sources.git_url") == []
 
 
 def test_solver_never_imports_a_frontend() -> None:

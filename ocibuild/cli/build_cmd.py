@@ -131,15 +131,16 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("--ulimit", "ulimits", multiple=True, metavar="TYPE=SOFT[:HARD]",
               help="Resource limit of RUN steps, e.g. nofile=1024:2048 (repeatable; "
                    "-1 is unlimited).")
-@click.option("--provenance", metavar="false",
-              help="Accepted for buildx scripts: false/0 only (no attestation); "
-                   "attestations are not supported yet.")
-@click.option("--sbom", metavar="false",
-              help="Accepted for buildx scripts: false/0 only (no SBOM); SBOMs are not "
-                   "supported yet.")
-@click.option("--attest", "attest", multiple=True, metavar="type=TYPE,disabled=true",
-              help="Accepted for buildx scripts when it disables an attestation; "
-                   "attestations are not supported yet.")
+@click.option("--provenance", metavar="true|false|mode=min|mode=max",
+              help="Attach SLSA provenance v1 as BuildKit does (the image becomes an index "
+                   "with an attestation manifest); true is mode=min, max adds the build "
+                   "args and secret ids. false: none (the default).")
+@click.option("--sbom", metavar="true|false",
+              help="Attach an SPDX 2.3 SBOM of the image's dpkg, apk and Python packages "
+                   "(default: none).")
+@click.option("--attest", "attest", multiple=True,
+              metavar="type=provenance|sbom[,mode=min|max][,builder-id=URL][,disabled=true]",
+              help="An attestation in buildx's form (repeatable; the last of a type wins).")
 @click.option("--load", is_flag=True,
               help="Also load the image into the docker daemon at DOCKER_HOST (or the "
                    "default socket). The local store is always written.")

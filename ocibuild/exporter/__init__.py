@@ -23,6 +23,7 @@ from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.mediatypes import COMPRESSIONS
 
 if TYPE_CHECKING:
+    from ocibuild.attest import Predicate
     from ocibuild.cache.store import Store
     from ocibuild.progress.transfer import StepProgress
 
@@ -82,12 +83,17 @@ class _Images:
     """The manifests the outputs ask for, each written once per distinct ImageOptions."""
 
     def __init__(self, store: Store, result: BuildResult, compression: str,
-                 annotations: Sequence[ann.Annotation]) -> None:
+                 annotations: Sequence[ann.Annotation],
+                 attestations: Sequence[Predicate] = (),
+                 progress: StepProgress | None = None) -> None:
         if compression not in COMPRESSIONS:
             raise UsageError(f"unknown compression {compression!r}; use one of {COMPRESSIONS}")
         self._store, self._result, self._compression = store, result, compression
         self._annotations = tuple(annotations)
         self._written: dict[ImageOptions, Descriptor] = {}
+        self._attestations = tuple(attestations)
+        self._progress = progress
+        self._attested: dict[tuple[str, tuple[str, ...]], Descriptor] = {}
 
     def get(self, options: ImageOptions, where: str, *, annotated: bool = True) -> Descriptor:
         """The image `options` describe; `annotated`: with the --annotation ones too."""
@@ -103,34 +109,63 @@ class _Images:
     def of(self, spec: OutputSpec) -> Descriptor:
         return self.get(spec.image_options(), f"--output type={spec.type}")
 
+    def held(self, spec: OutputSpec, image_names: Sequence[str]) -> Descriptor:
+        """What the output holds: its image, or with attestations the index of the image
+        and its attestation manifest (statements naming `image_names`)."""
+        image = self.of(spec)
+        if not self._attestations:
+            return image
+        key = (image.digest, tuple(image_names))
+        if key not in self._attested:
+            from ocibuild.attest import statements_for
+            from ocibuild.attest.manifest import index_with_attestations
+
+            statements = statements_for(self._attestations, image.digest, image_names,
+                                        str(image.platform or ""))
+            index = index_with_attestations(self._store.layout, [(image, statements)])
+            self._attested[key] = index
+            if self._progress is not None:  # what BuildKit's exporter says it wrote
+                from ocibuild.oci.manifest import Index
+
+                doc = Index.from_bytes(self._store.layout.read_blob(index.digest))
+                for entry in doc.manifests[1:]:
+                    self._progress.status(f"exporting attestation manifest {entry.digest}")
+                self._progress.status(f"exporting manifest list {index.digest}")
+        return self._attested[key]
+
 
 def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
            tags: Sequence[str] = (), compression: str = "gzip",
            annotations: Sequence[ann.Annotation] = (), push: bool = False,
-           progress: StepProgress | None = None) -> ExportReport:
+           progress: StepProgress | None = None,
+           attestations: Sequence[Predicate] = ()) -> ExportReport:
     """Write the image of `result` to every output (the local store when none is given);
     a tar output's bytes are shown under `progress`.
 
     `compression` is the layer compression of outputs that do not choose one;
     `annotations` (from --annotation) go to every output that writes a manifest; `push`
-    is --push (see _pushed_outputs).
+    is --push (see _pushed_outputs). With `attestations`, every output that holds a
+    manifest (store, image, oci) holds the index of the image and its attestations.
     """
     outputs = list(outputs) or [OutputSpec("store", {})]
-    images = _Images(store, result, compression, annotations)
+    images = _Images(store, result, compression, annotations, attestations, progress)
     all_names = _image_names(tags, None)
     first = next((s for s in outputs if s.writes_manifest), None)
     # with only docker and local outputs (which hold no manifest) the image is unannotated
     manifest = (images.of(first) if first is not None
                 else images.get(ImageOptions(), "the image", annotated=False))
-    pushes = [(images.of(spec), tuple(_image_names(tags, spec)))
-              for spec in _pushed_outputs(outputs, push)]
+    attested = (images.held(first, _image_names(tags, first))
+                if first is not None and attestations else None)
+    pushes = [(images.held(spec, names), names)
+              for spec in _pushed_outputs(outputs, push)
+              for names in [tuple(_image_names(tags, spec))]]
     config_digest = result.config.digest
     to_store = False
     for spec in outputs:
         image_names = _image_names(tags, spec)
         all_names += [n for n in image_names if n not in all_names]
         if spec.type in ("store", "image"):
-            image = images.of(spec)
+            image = images.held(spec, image_names)
             for name in image_names:
                 store.tag(name, image)
             to_store = True
@@ -139,8 +174,10 @@ def export(result: BuildResult, outputs: Sequence[OutputSpec], store: Store, *,
             to_store = to_store or spec.type == "docker"  # a daemon's ID: the config's
         else:  # parse_output rejects others; a hand-made OutputSpec may not
             raise UsageError(f"unknown output type {spec.type!r}; use one of {OUTPUT_TYPES}")
+    # the image ID: the config's (a store or daemon) or, as buildx's, what the outputs hold
     return ExportReport(manifest, config_digest, tuple(all_names),
-                        config_digest if to_store else manifest.digest, tuple(pushes))
+                        config_digest if to_store else (attested or manifest).digest,
+                        tuple(pushes), attested)
 
 
 def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, images: _Images,
@@ -149,7 +186,8 @@ def _write_file_output(spec: OutputSpec, store: Store, result: BuildResult, imag
     """Write an oci, docker or local output; a destination it cannot write is one message
     naming it and the reason."""
     dest = Path(spec.attrs["dest"])
-    image = images.of(spec) if spec.type == "oci" else None  # in the store: not this output
+    # in the store: not this output
+    image = images.held(spec, image_names) if spec.type == "oci" else None
     try:
         if image is not None:
             from ocibuild.exporter.oci import export_oci

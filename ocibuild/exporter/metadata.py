@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 
 
 def metadata(report: ExportReport) -> dict[str, Any]:
+    held = report.attested or report.manifest  # the index, when there is one
     data: dict[str, Any] = {
         "containerimage.config.digest": report.config_digest,
-        "containerimage.descriptor": report.manifest.to_dict(),
-        "containerimage.digest": report.manifest_digest,
+        "containerimage.descriptor": held.to_dict(),
+        "containerimage.digest": held.digest,
     }
     if report.names:
         data["image.name"] = ",".join(report.names)

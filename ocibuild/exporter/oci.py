@@ -16,7 +16,7 @@ from ocibuild.exporter.options import wants_tar
 from ocibuild.oci import layout_tar
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import REF_NAME, ImageLayout
-from ocibuild.oci.manifest import Index, Manifest
+from ocibuild.oci.manifest import Index, parse_manifest_or_index
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress
@@ -26,9 +26,17 @@ TARBALL = "sending tarball"  # the status BuildKit shows a tar output's writing 
 
 
 def copy_image(src: ImageLayout, dst: ImageLayout, manifest_desc: Descriptor) -> None:
-    """Copy one image's blobs (layers, config, then manifest) from `src` into `dst`."""
-    manifest = Manifest.from_bytes(src.read_blob(manifest_desc.digest), manifest_desc.media_type)
-    for blob in (*manifest.layers, manifest.config, manifest_desc):
+    """Copy one image's blobs (layers, config, then manifest) from `src` into `dst`; an
+    index's manifests are copied before it."""
+    data = src.read_blob(manifest_desc.digest)
+    doc = parse_manifest_or_index(data, manifest_desc.media_type)
+    if isinstance(doc, Index):
+        for child in doc.manifests:
+            copy_image(src, dst, child)
+        blobs: tuple[Descriptor, ...] = (manifest_desc,)
+    else:
+        blobs = (*doc.layers, doc.config, manifest_desc)
+    for blob in blobs:
         if dst.has_blob(blob.digest):
             continue
         with src.open_blob(blob.digest, blob.size) as reader:

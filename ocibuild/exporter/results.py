@@ -32,6 +32,8 @@ class ExportReport:
     image_id: str  # what --iidfile writes
     # what to push: each image (in store.layout) with the full names it goes to
     pushes: tuple[tuple[Descriptor, tuple[str, ...]], ...] = ()
+    # with attestations: the index of the image and its attestation manifest
+    attested: Descriptor | None = None
 
     @property
     def manifest_digest(self) -> str:

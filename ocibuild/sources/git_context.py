@@ -38,6 +38,7 @@ class GitContexts:
         self.secrets = secrets
         self.ssh = ssh
         self.keep_git_dir = keep_git_dir
+        self.commits: dict[str, str] = {}  # each URL checked out -> its commit
 
     def directory(self, text: str) -> Path | None:
         """The checked-out directory `text` names, None when it is a local directory or
@@ -63,6 +64,7 @@ class GitContexts:
                 from ocibuild.solver.git_source import check_commit
 
                 check_commit(ref.remote, ref.checksum, resolved)
+            self.commits[text] = resolved.commit
             key = hashlib.sha256(repr([ref.remote, resolved.commit, resolved.ref, keep,
                                        ref.submodules]).encode()).hexdigest()[:32]
             tree = self.root / GIT_DIR / TREES / key
