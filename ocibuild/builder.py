@@ -194,14 +194,15 @@ def _export_step(progress: Sink | None, indexes: Iterable[int], outputs: Sequenc
     return step
 
 
-def _single_platform(text: str | None) -> Platform | None:
+def _platforms(given: str | Sequence[str] | None) -> tuple[Platform, ...]:
+    """The --platform list (comma-separated, or a sequence from the API); () for none."""
+    from ocibuild.oci.platform import parse_platforms
+
+    text = given if isinstance(given, str) or given is None else ",".join(given)
     if not text:
-        return None
-    if "," in text:
-        raise UsageError(f"--platform {text}: building for several platforms at once is not "
-                         "supported yet; build once per platform")
+        return ()
     try:
-        return Platform.parse(text)
+        return parse_platforms(text)
     except ValueError as exc:
         raise UsageError(f"--platform: {exc}") from None
 
@@ -227,6 +228,7 @@ class _Definition:
     ssh: dict[str, Path]
     source_date_epoch: int | None
     daemon: DaemonAddress | None  # with load: the docker daemon's address
+    platforms: tuple[Platform, ...] = ()  # as given; several: a multi-platform build
 
 
 def build(context: str | os.PathLike[str], options: BuildOptions | None = None, /,
@@ -251,15 +253,21 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     from ocibuild.exporter import BuildResult
     from ocibuild.exporter.push import push_images
     from ocibuild.idspace import userns
+    from ocibuild.platform_build import check_emulation
 
     options = BuildOptions.of(options, kwargs)
     definition = _load_definition(context, options)
+    if len(definition.platforms) > 1:
+        from ocibuild.platform_build import build_platforms
+
+        return build_platforms(definition)
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
                            pull=options.pull, progress=options.progress)
     with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
             contextlib.closing(resolve):
         conv, snap = _convert(definition, store, session, resolve)
+        check_emulation([conv])
         solver, results, caches = _solve(definition, store, snap, conv, resolve)
         final = results[conv.target.op.digest]
         config, base_layers = _image_config(conv.target, results, solver,
@@ -323,8 +331,9 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
     sde = _source_date_epoch(args, options.source_date_epoch)
     ast = parser.parse(text, df_path.name)
     ignore_patterns = _ignore_patterns(context_dir, df_path)
+    platforms = _platforms(options.platform)
     inputs = BuildInputs(build_args=args, target=options.target,
-                         platform=_single_platform(options.platform),
+                         platform=platforms[0] if len(platforms) == 1 else None,
                          context_excludes=tuple(ignore_patterns),
                          labels=dict(options.labels or {}),
                          context_dirs=frozenset(context_dirs),
@@ -332,7 +341,7 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions) -> 
                          extra_hosts=extra_hosts, shm_size=shm_bytes, ulimits=limits)
     return _Definition(options, chosen, granted, context_dir, ast, ignore_patterns, inputs,
                        named_contexts, context_dirs, output_specs, to_push, image_annotations,
-                       secret_map, ssh_map, sde, daemon)
+                       secret_map, ssh_map, sde, daemon, platforms)
 
 
 def _read_dockerfile(context_dir: Path, given: str | os.PathLike[str] | None) -> tuple[Path, bytes]:
@@ -381,8 +390,10 @@ def _convert(definition: _Definition, store: Store, session: Session, resolve: I
 
 
 def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conversion,
-           resolve: ImageSources) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
-    """Run (or find in the caches) every step the target needs."""
+           resolve: ImageSources, targets: Sequence[Op] = ()
+           ) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
+    """Run (or find in the caches) every step the target needs (or `targets`: one per
+    platform, in one solve)."""
     from ocibuild.exporter import solve_compression
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
@@ -406,7 +417,7 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         caches = BuildCaches(store, options.cache_from, options.cache_to, options.registry)
         opts.remote = caches.load(KEY_VERSION)
     solver = Solver(store, snap, opts, options.progress)
-    return solver, solver.solve(conv.target.op), caches
+    return solver, solver.solve(list(targets) or conv.target.op), caches
 
 
 def _image_config(state: StageState, results: Mapping[str, OpResult], solver: Solver,

@@ -28,19 +28,24 @@ def _human_size(n: int) -> str:
 @click.option("--output", "output", help="Where to write: oci:PATH (default: the local store).")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip",
               show_default=True)
+@click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
+              help="The platform the files are for (default: this host's).")
 @click.pass_context
 def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
-               compression: str) -> None:
+               compression: str, platform_text: str | None) -> None:
     """Turn a directory or a root-filesystem tarball into a one-layer image."""
+    from ocibuild.cli.registry_cmds import _platform
     from ocibuild.image_import import import_rootfs, split_name
     from ocibuild.oci.layout import ImageLayout
+
+    platform = _platform(platform_text)
 
     if output is not None:
         lref = layout_ref.parse(output)
         if lref.ref is not None:
             raise UsageError(f"--output {output}: give the tag with --tag, not in the path")
         result = import_rootfs(source, ImageLayout.init(lref.path), tag=tag,
-                               compression=compression)
+                               compression=compression, platform=platform)
         where = f"oci:{lref.path}:{split_name(tag)[1]}"
     else:
         from ocibuild.cache.store import Store
@@ -48,7 +53,8 @@ def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
 
         store = Store.open(Path(ctx.obj["root"]) if ctx.obj.get("root") else None)
         with cleaned_up(store):
-            result = import_rootfs(source, store.layout, tag=None, compression=compression)
+            result = import_rootfs(source, store.layout, tag=None, compression=compression,
+                                   platform=platform)
             store.tag(tag, result.manifest)
         where = tag
     click.echo(f"{where} {result.manifest.digest}")

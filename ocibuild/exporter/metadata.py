@@ -20,6 +20,8 @@ def metadata(report: ExportReport) -> dict[str, Any]:
         "containerimage.descriptor": report.manifest.to_dict(),
         "containerimage.digest": report.manifest_digest,
     }
+    if not report.config_digest:  # an image index (a multi-platform build) has no config
+        del data["containerimage.config.digest"]
     if report.names:
         data["image.name"] = ",".join(report.names)
     return data

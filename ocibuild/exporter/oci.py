@@ -17,6 +17,7 @@ from ocibuild.oci import layout_tar
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import REF_NAME, ImageLayout
 from ocibuild.oci.manifest import Index, Manifest
+from ocibuild.oci.mediatypes import INDEX_TYPES
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress
@@ -26,9 +27,17 @@ TARBALL = "sending tarball"  # the status BuildKit shows a tar output's writing 
 
 
 def copy_image(src: ImageLayout, dst: ImageLayout, manifest_desc: Descriptor) -> None:
-    """Copy one image's blobs (layers, config, then manifest) from `src` into `dst`."""
-    manifest = Manifest.from_bytes(src.read_blob(manifest_desc.digest), manifest_desc.media_type)
-    for blob in (*manifest.layers, manifest.config, manifest_desc):
+    """Copy one image's blobs (layers, config, then manifest) from `src` into `dst`; an
+    index's manifests first, then the index."""
+    data = src.read_blob(manifest_desc.digest)
+    if manifest_desc.media_type in INDEX_TYPES:
+        for child in Index.from_bytes(data, manifest_desc.media_type).manifests:
+            copy_image(src, dst, child)
+        blobs: tuple[Descriptor, ...] = (manifest_desc,)
+    else:
+        manifest = Manifest.from_bytes(data, manifest_desc.media_type)
+        blobs = (*manifest.layers, manifest.config, manifest_desc)
+    for blob in blobs:
         if dst.has_blob(blob.digest):
             continue
         with src.open_blob(blob.digest, blob.size) as reader:

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -307,10 +307,12 @@ class Solver:
         return digest
 
     # -- running ---------------------------------------------------------------------------
-    def solve(self, target: Op) -> dict[str, OpResult]:
-        """Run (or reuse) every op `target` needs; returns each op's result with every
-        layer written."""
-        ops = walk(target)
+    def solve(self, target: Op | Sequence[Op]) -> dict[str, OpResult]:
+        """Run (or reuse) every op `target` needs (several targets: one per platform of a
+        multi-platform build, in one schedule, an op they share solved once); returns
+        each op's result with every layer written."""
+        targets = (target,) if isinstance(target, Op) else tuple(target)
+        ops = walk(targets)
         try:
             self._check_entitlements(ops)
         except OcibuildError:
@@ -333,7 +335,7 @@ class Solver:
         for op in self._steps:
             if (hit := self._lookup(op)) is not None:
                 self.hits[op.digest] = hit
-        scheduled = self._schedule(target, ops)
+        scheduled = self._schedule(targets, ops)
         if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
             self.snap.warm()
             if any(isinstance(op, ExecOp) and op.digest not in self.hits
@@ -347,7 +349,8 @@ class Solver:
             self._show_layer_writes()
             written = {op.digest: self._written(r) for op, r in results.items()}
             # outputs need the bytes of the target's layers, whatever cache they came from
-            self.local_layers(results[target].layers, parallel=True)
+            for each in targets:
+                self.local_layers(results[each].layers, parallel=True)
             self._learn_remote_records()
             return written
         finally:
@@ -387,13 +390,13 @@ class Solver:
             return (op.root,)  # type: ignore[attr-defined]
         return op.inputs
 
-    def _schedule(self, target: Op, ops: list[Op]) -> list[Op]:
+    def _schedule(self, targets: tuple[Op, ...], ops: list[Op]) -> list[Op]:
         """The ops to solve: those the target needs, plus every cached step whose whole
         chain is cached (reported as CACHED at no cost). A step that would run only for
         a cached step above it is left out: with a remote cache of the final stage, the
         stages it copied from are neither run nor downloaded."""
         needed: set[str] = set()
-        stack = [target]
+        stack = list(targets)
         while stack:
             op = stack.pop()
             if op.digest not in needed:

@@ -1,0 +1,128 @@
+"""Multi-platform builds as a CI job runs them (`--platform linux/amd64,linux/arm64
+--push`), by the unprivileged user: one image index, the arm64 steps under QEMU
+through binfmt_misc, the build stage of a cross-compiling Dockerfile run once, and
+the error a machine without a handler gives before any step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.build.conftest import Builder, copy_fixture, image_digest, step_states
+from tests.support.paths import OCIBUILD
+from tests.support.platforms import arm64_unavailable, make_arm64_rootfs
+from tests.support.registry_server import RegistryServer
+from tests.support.users import User, remove_tree
+
+pytestmark = pytest.mark.skipif((why := arm64_unavailable()) is not None, reason=why or "")
+
+PLATFORMS = "linux/amd64,linux/arm64"
+
+
+@pytest.fixture(scope="module")
+def mp_builder(sub_user: User, busybox_rootfs: Path) -> Iterator[Builder]:
+    """The user's store with busybox-amd64 (this machine's busybox) and busybox-arm64
+    (Debian's arm64 busybox-static), imported offline."""
+    base = Path(tempfile.mkdtemp(prefix="ocib-mp-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    template = base / "store"
+    arm64 = make_arm64_rootfs(base / "rootfs-arm64")
+    for source, name, platform in ((busybox_rootfs, "busybox-amd64", "linux/amd64"),
+                                   (arm64, "busybox-arm64", "linux/arm64")):
+        subprocess.run([OCIBUILD, "--root", template, "import", "--platform", platform,
+                        source, "--tag", name], check=True, capture_output=True)
+    tmp = sub_user.make_tempdir()
+    builder = Builder(sub_user, tmp, tmp / "store")
+    builder.root = builder.new_store(template, "store")
+    remove_tree(base)
+    yield builder
+    remove_tree(tmp)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Iterator[RegistryServer]:
+    server = RegistryServer.start("http")
+    yield server
+    server.stop()
+
+
+def _file_in_image(layout: Path, path: str) -> str:
+    """`path` from the top layer of the only image in an OCI layout."""
+    index = json.loads((layout / "index.json").read_text())
+    blob = layout / "blobs/sha256"
+    manifest = json.loads((blob / index["manifests"][0]["digest"][7:]).read_text())
+    with tarfile.open(blob / manifest["layers"][-1]["digest"][7:]) as tar:
+        member = tar.extractfile(path)
+        assert member is not None
+        return member.read().decode()
+
+
+def test_two_platforms_make_one_index_pushed_and_cached(mp_builder: Builder,
+                                                        registry: RegistryServer) -> None:
+    context = copy_fixture("multiplatform/arch", mp_builder.tmp / "arch", mp_builder.user)
+    ref = f"{registry.host}/mp/arch:1"
+    meta = mp_builder.tmp / "meta.json"
+    first, _ = mp_builder.build("--platform", PLATFORMS, "-t", ref, "--push",
+                                "--metadata-file", meta, context)
+    digest = image_digest(first.stderr)
+    assert json.loads(meta.read_text())["containerimage.digest"] == digest
+
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{ref}"], check=True, capture_output=True).stdout
+    index = json.loads(raw)
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
+    for arch, expected in (("amd64", "x86_64 amd64\n"), ("arm64", "aarch64 arm64\n")):
+        out = mp_builder.tmp / f"copy-{arch}"
+        subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                        "--override-arch", arch, f"docker://{ref}", f"oci:{out}"],
+                       check=True, capture_output=True)
+        assert _file_in_image(out, "arch.txt") == expected
+
+    again, _ = mp_builder.build("--platform", PLATFORMS, "-t", ref, "--push", context)
+    states = step_states(again.stderr)
+    assert len(states) == 4
+    assert set(states.values()) == {"CACHED"}
+    assert image_digest(again.stderr) == digest
+
+
+def test_cross_compile_runs_its_build_stage_once(mp_builder: Builder) -> None:
+    context = copy_fixture("multiplatform/cross", mp_builder.tmp / "cross", mp_builder.user)
+    out = mp_builder.tmp / "cross-out"
+    proc, _ = mp_builder.build("--platform", PLATFORMS, "-o", f"type=local,dest={out}",
+                               context)
+    build_steps = [name for name in step_states(proc.stderr) if " build 2/2] RUN" in name]
+    assert build_steps == ['[linux/amd64 build 2/2] RUN echo "built on $(uname -m)" '
+                           "> /tool.txt"]
+    assert sorted(os.listdir(out)) == ["linux_amd64", "linux_arm64"]
+    assert (out / "linux_arm64/out.txt").read_text() == "built on x86_64\naarch64\n"
+    assert (out / "linux_amd64/out.txt").read_text() == "built on x86_64\nx86_64\n"
+
+
+def test_no_handler_is_an_error_before_any_step(mp_builder: Builder) -> None:
+    """In a user namespace with its own (empty) binfmt_misc, as kernel 6.7 allows."""
+    context = copy_fixture("multiplatform/arch", mp_builder.tmp / "nohandler",
+                           mp_builder.user)
+    probe = mp_builder.user.run(["unshare", "-Urm", "mount", "-t", "binfmt_misc",
+                                 "binfmt_misc", "/proc/sys/fs/binfmt_misc"])
+    if probe.returncode != 0:
+        pytest.skip(f"no private binfmt_misc here (kernel 6.7+): {probe.stderr.strip()}")
+    script = ('mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && exec "$@"')
+    proc = mp_builder.user.run(
+        ["unshare", "-Urm", "sh", "-c", script, "sh", OCIBUILD, "--root", mp_builder.root,
+         "build", "--progress", "plain", "--no-cache", "--platform", PLATFORMS, context],
+        cwd=mp_builder.tmp)
+    assert proc.returncode == 1
+    assert ("linux/arm64: no binfmt_misc handler here runs this platform's programs"
+            in proc.stderr)
+    assert "update-binfmts --enable qemu-aarch64" in proc.stderr
+    assert "#" not in proc.stderr  # no step was even shown
+    assert "Traceback" not in proc.stderr
