@@ -148,7 +148,8 @@ def _chroot_has_namespaces() -> bool:
               show_default=True)
 @click.pass_context
 def info_cmd(ctx: click.Context, fmt: str) -> None:
-    """Show the store, the snapshotter and isolation this host allows, and why."""
+    """Show the store, the snapshotter and isolation this host allows, and why, and the
+    platforms whose RUN steps it can run."""
     from ocibuild.cache.units import human_size
 
     info = gather(ctx.obj.get("root") if ctx.obj else None)
