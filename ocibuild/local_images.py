@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ocibuild.cache.store import Store
     from ocibuild.oci.image import Image
     from ocibuild.oci.layout import ImageLayout
+    from ocibuild.oci.platform import Platform
 
 __all__ = ["SAVE_FORMATS", "ImageNotFoundError", "ImageSummary", "RemoveReport", "archive_kind",
            "filter_images", "image_summaries", "list_images", "load_images", "names_of",
@@ -45,6 +46,9 @@ class ImageSummary:
     id: str  # the config digest, sha256:...
     created: str  # RFC 3339, "" when the config has none
     size: int  # config and compressed layers, in bytes
+    # an index (a multi-platform image): its platforms; the row's ID, size and date are
+    # this host's image's (else the first listed); () for a single image
+    platforms: tuple[str, ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -128,15 +132,37 @@ def image_summaries(store: Store) -> tuple[list[ImageSummary], list[str]]:
     warnings: list[str] = []
     for full, desc in sorted(store.images().items()):
         try:
-            image = load_image(store.layout, desc.digest)
+            platforms = _index_platforms(store, desc)
+            image = load_image(store.layout, desc.digest, _shown_platform(platforms))
         except OcibuildError as exc:
             warnings.append(f"{full}: {exc.message}")
             continue
         repo, tag = names.split_repository_tag(full)
         size = image.manifest.config.size + sum(layer.size for layer in image.manifest.layers)
         rows.append(ImageSummary(full, repo, tag, desc.digest, image.manifest.config.digest,
-                                 image.config.created, size))
+                                 image.config.created, size, tuple(map(str, platforms))))
     return rows, warnings
+
+
+def _index_platforms(store: Store, desc: Descriptor) -> list[Platform]:
+    from ocibuild.oci import mediatypes
+    from ocibuild.oci.manifest import Index
+
+    if desc.media_type not in mediatypes.INDEX_TYPES:
+        return []
+    index = Index.from_bytes(store.layout.read_blob(desc.digest), desc.media_type)
+    return [m.platform for m in index.manifests if m.platform is not None]
+
+
+def _shown_platform(platforms: Sequence[Platform]) -> Platform | None:
+    """The platform whose image a row of an index describes: the host's, else the
+    first (None: a single image, or an index the host's platform is in)."""
+    from ocibuild.oci.platform import host
+
+    here = host()
+    if not platforms or any(here.matches(p) for p in platforms):
+        return None
+    return platforms[0]
 
 
 FILTER_KEYS = ("reference", "dangling")

@@ -84,12 +84,15 @@ def _split_oci(text: str) -> tuple[Path, str | None]:
               help="Write into this OCI layout instead of the local store.")
 @click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from a multi-platform image (default: this host's).")
+@click.option("--all-platforms", "all_platforms", is_flag=True,
+              help="Pull the whole image index: every platform's image.")
 @progress_option
 @registry_options
 @click.pass_context
 def pull_cmd(ctx: click.Context, reference: str, output: str | None,
-             platform_text: str | None, progress: str, insecure: tuple[str, ...],
-             registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
+             platform_text: str | None, all_platforms: bool, progress: str,
+             insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: str | None,
+             jobs: int) -> None:
     """Pull REFERENCE from its registry (blobs already present are not fetched)."""
     from ocibuild.registry.pull import pull  # not loaded by the other commands
 
@@ -98,6 +101,11 @@ def pull_cmd(ctx: click.Context, reference: str, output: str | None,
     options = _options(insecure, registry_ca, authfile, jobs)
     if output is not None and not output.startswith("oci:"):
         raise UsageError(f"--output {output!r}: expected oci:PATH[:TAG]")
+    if all_platforms:
+        if platform is not None:
+            raise UsageError("--all-platforms and --platform: give one of them")
+        _pull_all(ctx, ref, output, progress, ClientPool(options))
+        return
     clients = ClientPool(options)
     try:
         image: Image
@@ -116,6 +124,29 @@ def pull_cmd(ctx: click.Context, reference: str, output: str | None,
     finally:
         clients.close()
     click.echo(f"{ref}: pulled {image.digest}")
+
+
+def _pull_all(ctx: click.Context, ref: Any, output: str | None, progress: str,
+              clients: ClientPool) -> None:
+    """`pull --all-platforms`: the index and all its images, named as a pull names one."""
+    from ocibuild.registry.pull_index import pull_all_platforms
+
+    try:
+        with command_step(progress, f"pull {ref}") as step:
+            if output is not None:
+                path, tag = _split_oci(output)
+                layout = ImageLayout.init(path)
+                desc = pull_all_platforms(ref, layout, clients, sources=_sources(ctx),
+                                          progress=step)
+                layout.tag(tag or ref.tag or "latest", desc)
+            else:
+                store = _open_store(ctx)
+                desc = pull_all_platforms(ref, store.layout, clients, sources=_sources(ctx),
+                                          progress=step)
+                store.tag(str(ref), desc)
+    finally:
+        clients.close()
+    click.echo(f"{ref}: pulled {desc.digest}")
 
 
 def _platform(text: str | None) -> Platform | None:

@@ -5,17 +5,19 @@ the error a machine without a handler gives before any step."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.build.conftest import Builder, copy_fixture, image_digest, step_states
+from tests.build.conftest import Builder, copy_fixture, give_to, image_digest, step_states
 from tests.support.paths import OCIBUILD
 from tests.support.platforms import arm64_unavailable, make_arm64_rootfs
 from tests.support.registry_server import RegistryServer
@@ -27,9 +29,9 @@ PLATFORMS = "linux/amd64,linux/arm64"
 
 
 @pytest.fixture(scope="module")
-def mp_builder(sub_user: User, busybox_rootfs: Path) -> Iterator[Builder]:
-    """The user's store with busybox-amd64 (this machine's busybox) and busybox-arm64
-    (Debian's arm64 busybox-static), imported offline."""
+def mp_template(busybox_rootfs: Path) -> Iterator[Path]:
+    """A store with busybox-amd64 (this machine's busybox) and busybox-arm64 (Debian's
+    arm64 busybox-static), imported offline."""
     base = Path(tempfile.mkdtemp(prefix="ocib-mp-", dir="/tmp"))
     os.chmod(base, 0o755)
     template = base / "store"
@@ -38,10 +40,16 @@ def mp_builder(sub_user: User, busybox_rootfs: Path) -> Iterator[Builder]:
                                    (arm64, "busybox-arm64", "linux/arm64")):
         subprocess.run([OCIBUILD, "--root", template, "import", "--platform", platform,
                         source, "--tag", name], check=True, capture_output=True)
+    yield template
+    remove_tree(base)
+
+
+@pytest.fixture(scope="module")
+def mp_builder(sub_user: User, mp_template: Path) -> Iterator[Builder]:
+    """The user's builder, with a copy of the template store."""
     tmp = sub_user.make_tempdir()
     builder = Builder(sub_user, tmp, tmp / "store")
-    builder.root = builder.new_store(template, "store")
-    remove_tree(base)
+    builder.root = builder.new_store(mp_template, "store")
     yield builder
     remove_tree(tmp)
 
@@ -64,34 +72,94 @@ def _file_in_image(layout: Path, path: str) -> str:
         return member.read().decode()
 
 
-def test_two_platforms_make_one_index_pushed_and_cached(mp_builder: Builder,
-                                                        registry: RegistryServer) -> None:
+@dataclass(frozen=True)
+class Pushed:
+    ref: str
+    digest: str  # the index's
+    context: Path
+
+
+@pytest.fixture(scope="module")
+def pushed(mp_builder: Builder, registry: RegistryServer) -> Pushed:
+    """fixtures/multiplatform/arch built for two platforms and pushed."""
     context = copy_fixture("multiplatform/arch", mp_builder.tmp / "arch", mp_builder.user)
     ref = f"{registry.host}/mp/arch:1"
     meta = mp_builder.tmp / "meta.json"
     first, _ = mp_builder.build("--platform", PLATFORMS, "-t", ref, "--push",
-                                "--metadata-file", meta, context)
+                                "--metadata-file", meta, "--cache-to",
+                                f"type=registry,ref={registry.host}/mp/arch:cache", context)
     digest = image_digest(first.stderr)
     assert json.loads(meta.read_text())["containerimage.digest"] == digest
+    return Pushed(ref, digest, context)
 
+
+def test_the_pushed_index_has_each_platforms_image(mp_builder: Builder,
+                                                   pushed: Pushed) -> None:
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
-                          f"docker://{ref}"], check=True, capture_output=True).stdout
+                          f"docker://{pushed.ref}"], check=True, capture_output=True).stdout
     index = json.loads(raw)
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == pushed.digest
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert [m["platform"] for m in index["manifests"]] == [
         {"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
     for arch, expected in (("amd64", "x86_64 amd64\n"), ("arm64", "aarch64 arm64\n")):
         out = mp_builder.tmp / f"copy-{arch}"
         subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                        "--override-arch", arch, f"docker://{ref}", f"oci:{out}"],
+                        "--override-arch", arch, f"docker://{pushed.ref}", f"oci:{out}"],
                        check=True, capture_output=True)
         assert _file_in_image(out, "arch.txt") == expected
 
-    again, _ = mp_builder.build("--platform", PLATFORMS, "-t", ref, "--push", context)
+
+def test_a_cached_rebuild_makes_the_same_index(mp_builder: Builder, pushed: Pushed) -> None:
+    again, _ = mp_builder.build("--platform", PLATFORMS, "-t", pushed.ref, "--push",
+                                pushed.context)
     states = step_states(again.stderr)
     assert len(states) == 4
     assert set(states.values()) == {"CACHED"}
-    assert image_digest(again.stderr) == digest
+    assert image_digest(again.stderr) == pushed.digest
+
+
+def test_the_api_takes_a_sequence_of_platforms(mp_builder: Builder, pushed: Pushed) -> None:
+    report = mp_builder.api(pushed.context, platform=["linux/amd64", "linux/arm64"])
+    assert report["manifest"] == pushed.digest
+    assert report["cached"] == report["steps"] == 4
+
+
+def test_another_machine_rebuilds_it_from_the_registry_cache(
+        mp_builder: Builder, mp_template: Path, pushed: Pushed) -> None:
+    """Every platform's steps come from the one cache --cache-to wrote."""
+    store = mp_builder.new_store(mp_template, "other-machine")
+    cache = pushed.ref.replace(":1", ":cache")
+    proc, _ = mp_builder.build("--platform", PLATFORMS, "-t", "arch",
+                               "--cache-from", f"type=registry,ref={cache}", pushed.context,
+                               store=store)
+    states = step_states(proc.stderr)
+    assert [s for s in states.values() if s != "CACHED"] == []
+    assert image_digest(proc.stderr) == pushed.digest
+
+
+def test_a_registry_index_is_a_base_per_platform(mp_builder: Builder, pushed: Pushed) -> None:
+    """pull --all-platforms keeps the index; a build FROM it takes each platform's image."""
+    store = mp_builder.tmp / "pulled-store"
+    pull = mp_builder.user.run([OCIBUILD, "--root", store, "pull", "--all-platforms",
+                                pushed.ref])
+    assert pull.returncode == 0, pull.stderr
+    assert pushed.digest in pull.stdout
+    shown = mp_builder.user.run([OCIBUILD, "--root", store, "inspect", "--platform",
+                                 "linux/arm64", pushed.ref], check=True).stdout
+    assert "Index:      linux/amd64, linux/arm64" in shown
+    assert "Platform:   linux/arm64" in shown
+    listed = mp_builder.user.run([OCIBUILD, "--root", store, "images", "--format",
+                                  "{{.Tag}} {{.Platforms}}"], check=True).stdout
+    assert listed == "1 linux/amd64,linux/arm64\n"
+    context = mp_builder.tmp / "from-index"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {pushed.ref}\nRUN cat /arch.txt > /base.txt\n")
+    give_to(context, mp_builder.user)
+    out = mp_builder.tmp / "from-index-out"
+    mp_builder.build("--platform", PLATFORMS, "-o", f"type=local,dest={out}", context)
+    assert (out / "linux_arm64/base.txt").read_text() == "aarch64 arm64\n"
+    assert (out / "linux_amd64/base.txt").read_text() == "x86_64 amd64\n"
 
 
 def test_cross_compile_runs_its_build_stage_once(mp_builder: Builder) -> None:
