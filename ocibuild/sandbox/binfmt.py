@@ -125,10 +125,11 @@ def handler_for(platform: Platform, found: Iterable[Handler] | None = None) -> H
 def check_runnable(platforms: Iterable[Platform]) -> None:
     """Raise a SandboxError naming the first platform whose RUN steps cannot run here:
     neither native nor with an F-flagged handler; say how to register one."""
-    found = handlers()
+    found: list[Handler] | None = None  # read only for a foreign platform
     for platform in platforms:
         if platform.os != "linux" or runs_natively(platform):
             continue
+        found = handlers() if found is None else found
         handler = handler_for(platform, found)
         if handler is None:
             raise SandboxError(f"{platform}: no binfmt_misc handler here runs this "
