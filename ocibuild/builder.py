@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ocibuild.exporter.spec import OutputSpec
     from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, StageState
     from ocibuild.frontend.dockerfile.parser import AST
-    from ocibuild.graph import Op
+    from ocibuild.graph import ExecOp, Op
     from ocibuild.idspace.userns import Session
     from ocibuild.progress.events import Sink
     from ocibuild.progress.transfer import StepProgress
@@ -253,7 +253,7 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     from ocibuild.exporter import BuildResult
     from ocibuild.exporter.push import push_images
     from ocibuild.idspace import userns
-    from ocibuild.platform_build import check_emulation
+    from ocibuild.platform_build import emulation_check
 
     options = BuildOptions.of(options, kwargs)
     definition = _load_definition(context, options)
@@ -267,8 +267,8 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
             contextlib.closing(resolve):
         conv, snap = _convert(definition, store, session, resolve)
-        check_emulation([conv])
-        solver, results, caches = _solve(definition, store, snap, conv, resolve)
+        solver, results, caches = _solve(definition, store, snap, conv, resolve,
+                                         check_steps=emulation_check([conv]))
         final = results[conv.target.op.digest]
         config, base_layers = _image_config(conv.target, results, solver,
                                             definition.source_date_epoch)
@@ -390,7 +390,8 @@ def _convert(definition: _Definition, store: Store, session: Session, resolve: I
 
 
 def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conversion,
-           resolve: ImageSources, targets: Sequence[Op] = ()
+           resolve: ImageSources, targets: Sequence[Op] = (),
+           check_steps: Callable[[Sequence[ExecOp]], None] | None = None
            ) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
     """Run (or find in the caches) every step the target needs (or `targets`: one per
     platform, in one solve)."""
@@ -409,7 +410,7 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         allow=definition.granted, isolation=definition.chosen.isolation,
         git_modes=options.context_modes == "git",
         fetch_image=resolve.fetch_layers if resolve.pulling else None,
-        shown_before=resolve.vertices)
+        shown_before=resolve.vertices, check_steps=check_steps)
     caches = None
     if options.cache_from or options.cache_to:  # the remote-cache code loads only then
         from ocibuild.cache.remote import BuildCaches

@@ -8,15 +8,16 @@ platforms share (a `FROM --platform=$BUILDPLATFORM` stage, a context file copied
 scratch) has the same digest and cache key in both graphs, so the solver runs it once.
 
 A step of another architecture runs under the kernel's binfmt_misc emulation
-(`sandbox/binfmt.py`); every platform whose RUN steps need it is checked before the
-first step, so a build without a handler fails at once instead of after its native
-half has run. The single-platform build (`builder.build`) does the same check.
+(`sandbox/binfmt.py`); the platforms of the RUN steps that will run (those not
+cached) are checked before the first step starts, so a build without a handler fails
+at once instead of after its native half has run, and a fully cached rebuild needs no
+handler. The single-platform build (`builder.build`) does the same check.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -42,27 +43,35 @@ if TYPE_CHECKING:
     from ocibuild.solver.solve import Solver
 
 
-def run_platforms(conversions: Sequence[Conversion]) -> list[Platform]:
-    """The platforms whose programs the RUN steps of these graphs execute: each stage's
-    own (a base image's platform, which may differ from the one asked for)."""
-    found: dict[Platform, None] = {}
+def exec_platforms(conversions: Sequence[Conversion]) -> dict[str, Platform]:
+    """The platform whose programs each RUN step of these graphs executes (by op
+    digest): its stage's own, a base image's platform, which may differ from the one
+    asked for."""
+    found: dict[str, Platform] = {}
     for conv in conversions:
         for state in conv.stages.values():
             op = state.op
             while isinstance(op, ExecOp | CopyOp | MkdirOp):
                 if isinstance(op, ExecOp):
-                    found.setdefault(state.platform, None)
-                    break
+                    found.setdefault(op.digest, state.platform)
                 op = op.root
-    return list(found)
+    return found
 
 
-def check_emulation(conversions: Sequence[Conversion]) -> None:
-    """Fail (a SandboxError naming the platform and how to register a handler) when a
-    RUN step's platform can run neither natively nor through binfmt_misc."""
-    from ocibuild.sandbox.binfmt import check_runnable
+def emulation_check(conversions: Sequence[Conversion]
+                    ) -> Callable[[Sequence[ExecOp]], None]:
+    """The solver's check of the RUN steps about to run (cached ones never run): a
+    SandboxError naming the first platform that runs neither natively nor through
+    binfmt_misc, and how to register a handler."""
+    platforms = exec_platforms(conversions)
 
-    check_runnable(run_platforms(conversions))
+    def check(running: Sequence[ExecOp]) -> None:
+        from ocibuild.sandbox.binfmt import check_runnable
+
+        check_runnable(dict.fromkeys(platforms[op.digest] for op in running
+                                     if op.digest in platforms))
+
+    return check
 
 
 def _merged(conversions: Sequence[Conversion], platforms: Sequence[Platform]) -> Conversion:
@@ -109,10 +118,10 @@ def build_platforms(definition: _Definition) -> BuildReport:
             one = replace(definition, inputs=replace(definition.inputs, platform=platform))
             conv, snap = _convert(one, store, session, resolve)
             conversions.append(conv)
-        check_emulation(conversions)
         merged = _merged(conversions, definition.platforms)
         solver, results, caches = _solve(definition, store, snap, merged, resolve,
-                                         [c.target.op for c in conversions])
+                                         [c.target.op for c in conversions],
+                                         emulation_check(conversions))
         images = []
         for conv in conversions:
             config, base_layers = _image_config(conv.target, results, solver,

@@ -98,6 +98,9 @@ class SolveOptions:
     # under it; True) -- ImageSources.fetch_layers; the steps shown before the solve
     fetch_image: Callable[[str, StepProgress], bool] | None = None
     shown_before: int = 0
+    # called with the RUN steps that will run (not cached), before the first starts;
+    # raises when one cannot run here (a platform no binfmt_misc handler runs)
+    check_steps: Callable[[Sequence[ExecOp]], None] | None = None
 
 
 def _now() -> str:
@@ -336,6 +339,7 @@ class Solver:
             if (hit := self._lookup(op)) is not None:
                 self.hits[op.digest] = hit
         scheduled = self._schedule(targets, ops)
+        self._check_steps(scheduled)
         if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
             self.snap.warm()
             if any(isinstance(op, ExecOp) and op.digest not in self.hits
@@ -355,6 +359,16 @@ class Solver:
             return written
         finally:
             self._finish()
+
+    def _check_steps(self, scheduled: list[Op]) -> None:
+        running = [op for op in scheduled
+                   if isinstance(op, ExecOp) and op.digest not in self.hits]
+        if running and self.opts.check_steps is not None:
+            try:
+                self.opts.check_steps(running)
+            except OcibuildError:
+                self._finish()  # nothing ran: only the solve's temporary directory
+                raise
 
     def _check_entitlements(self, ops: Iterable[Op]) -> None:
         """Refuse the whole graph, before anything runs or is looked up, when a step needs

@@ -175,19 +175,25 @@ def test_cross_compile_runs_its_build_stage_once(mp_builder: Builder) -> None:
     assert (out / "linux_amd64/out.txt").read_text() == "built on x86_64\nx86_64\n"
 
 
-def test_no_handler_is_an_error_before_any_step(mp_builder: Builder) -> None:
-    """In a user namespace with its own (empty) binfmt_misc, as kernel 6.7 allows."""
-    context = copy_fixture("multiplatform/arch", mp_builder.tmp / "nohandler",
-                           mp_builder.user)
+def test_no_handler_is_an_error_before_any_step(mp_builder: Builder, pushed: Pushed) -> None:
+    """In a user namespace with its own (empty) binfmt_misc, as kernel 6.7 allows: the
+    cached build needs no handler; the same build with --no-cache fails at once."""
     probe = mp_builder.user.run(["unshare", "-Urm", "mount", "-t", "binfmt_misc",
                                  "binfmt_misc", "/proc/sys/fs/binfmt_misc"])
     if probe.returncode != 0:
         pytest.skip(f"no private binfmt_misc here (kernel 6.7+): {probe.stderr.strip()}")
     script = ('mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && exec "$@"')
-    proc = mp_builder.user.run(
-        ["unshare", "-Urm", "sh", "-c", script, "sh", OCIBUILD, "--root", mp_builder.root,
-         "build", "--progress", "plain", "--no-cache", "--platform", PLATFORMS, context],
-        cwd=mp_builder.tmp)
+
+    def build(*flags: str) -> subprocess.CompletedProcess[str]:
+        return mp_builder.user.run(
+            ["unshare", "-Urm", "sh", "-c", script, "sh", OCIBUILD, "--root",
+             mp_builder.root, "build", "--progress", "plain", *flags, "--platform",
+             PLATFORMS, pushed.context], cwd=mp_builder.tmp)
+
+    cached = build()
+    assert cached.returncode == 0, cached.stderr
+    assert image_digest(cached.stderr) == pushed.digest
+    proc = build("--no-cache")
     assert proc.returncode == 1
     assert ("linux/arm64: no binfmt_misc handler here runs this platform's programs"
             in proc.stderr)
