@@ -184,10 +184,10 @@ def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...], pro
     else:
         store = _open_store(ctx)
         layout = store.layout
-        image = store.resolve_image(source)
-        if image is None:
+        found = store.lookup(source)  # a multi-platform image: its index and all it names
+        if found is None:
             raise UsageError(f"push: no local image named {source!r}")
-        desc = image.descriptor
+        desc = found
         destinations = destinations or (source,)
     refs = [parse_reference(d) for d in destinations]
     clients = ClientPool(_options(insecure, registry_ca, authfile, jobs))

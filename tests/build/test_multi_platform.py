@@ -139,7 +139,8 @@ def test_another_machine_rebuilds_it_from_the_registry_cache(
 
 
 def test_a_registry_index_is_a_base_per_platform(mp_builder: Builder, pushed: Pushed) -> None:
-    """pull --all-platforms keeps the index; a build FROM it takes each platform's image."""
+    """pull --all-platforms keeps the index (and push sends it all again); a build FROM
+    it takes each platform's image."""
     store = mp_builder.tmp / "pulled-store"
     pull = mp_builder.user.run([OCIBUILD, "--root", store, "pull", "--all-platforms",
                                 pushed.ref])
@@ -152,6 +153,9 @@ def test_a_registry_index_is_a_base_per_platform(mp_builder: Builder, pushed: Pu
     listed = mp_builder.user.run([OCIBUILD, "--root", store, "images", "--format",
                                   "{{.Tag}} {{.Platforms}}"], check=True).stdout
     assert listed == "1 linux/amd64,linux/arm64\n"
+    copied = pushed.ref.replace("/mp/arch:1", "/mp/copied:1")
+    again = mp_builder.user.run([OCIBUILD, "--root", store, "push", pushed.ref, copied])
+    assert f"pushed {copied}@{pushed.digest}" in again.stdout, again.stderr
     context = mp_builder.tmp / "from-index"
     context.mkdir()
     (context / "Dockerfile").write_text(f"FROM {pushed.ref}\nRUN cat /arch.txt > /base.txt\n")
