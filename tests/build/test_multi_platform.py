@@ -139,8 +139,8 @@ def test_another_machine_rebuilds_it_from_the_registry_cache(
 
 
 def test_a_registry_index_is_a_base_per_platform(mp_builder: Builder, pushed: Pushed) -> None:
-    """pull --all-platforms keeps the index (and push sends it all again); a build FROM
-    it takes each platform's image."""
+    """pull --all-platforms keeps the index (push, save and load keep it whole); a build
+    FROM it takes each platform's image."""
     store = mp_builder.tmp / "pulled-store"
     pull = mp_builder.user.run([OCIBUILD, "--root", store, "pull", "--all-platforms",
                                 pushed.ref])
@@ -156,6 +156,12 @@ def test_a_registry_index_is_a_base_per_platform(mp_builder: Builder, pushed: Pu
     copied = pushed.ref.replace("/mp/arch:1", "/mp/copied:1")
     again = mp_builder.user.run([OCIBUILD, "--root", store, "push", pushed.ref, copied])
     assert f"pushed {copied}@{pushed.digest}" in again.stdout, again.stderr
+    archive, other = mp_builder.tmp / "arch.oci.tar", mp_builder.tmp / "loaded-store"
+    mp_builder.user.run([OCIBUILD, "--root", store, "save", "--format", "oci-archive",
+                         "-o", archive, pushed.ref], check=True)
+    mp_builder.user.run([OCIBUILD, "--root", other, "load", "-i", archive], check=True)
+    assert mp_builder.user.run([OCIBUILD, "--root", other, "images", "--format",
+                                "{{.Tag}} {{.Platforms}}"], check=True).stdout == listed
     context = mp_builder.tmp / "from-index"
     context.mkdir()
     (context / "Dockerfile").write_text(f"FROM {pushed.ref}\nRUN cat /arch.txt > /base.txt\n")
