@@ -128,25 +128,23 @@ def pull_cmd(ctx: click.Context, reference: str, output: str | None,
 
 def _pull_all(ctx: click.Context, ref: Any, output: str | None, progress: str,
               clients: ClientPool) -> None:
-    """`pull --all-platforms`: the index and all its images, named as a pull names one."""
-    from ocibuild.registry.pull_index import pull_all_platforms
+    """`pull --all-platforms`: `copy --all` from the registry, named as a pull names."""
+    from ocibuild.transports import copy_image, parse_image_ref
 
+    if output is not None:
+        path, tag = _split_oci(output)
+        dest = parse_image_ref(f"oci:{path}:{tag or ref.tag or 'latest'}")
+    else:
+        dest = parse_image_ref(f"store:{ref}")
     try:
         with command_step(progress, f"pull {ref}") as step:
-            if output is not None:
-                path, tag = _split_oci(output)
-                layout = ImageLayout.init(path)
-                desc = pull_all_platforms(ref, layout, clients, sources=_sources(ctx),
-                                          progress=step)
-                layout.tag(tag or ref.tag or "latest", desc)
-            else:
-                store = _open_store(ctx)
-                desc = pull_all_platforms(ref, store.layout, clients, sources=_sources(ctx),
-                                          progress=step)
-                store.tag(str(ref), desc)
+            result = copy_image(parse_image_ref(f"docker://{ref}"), dest,
+                                store=_open_store(ctx) if output is None else None,
+                                clients=clients, sources=_sources(ctx), all_platforms=True,
+                                progress=step)
     finally:
         clients.close()
-    click.echo(f"{ref}: pulled {desc.digest}")
+    click.echo(f"{ref}: pulled {result.digest}")
 
 
 def _platform(text: str | None) -> Platform | None:
