@@ -7,6 +7,10 @@ in one schedule, so the platforms' steps run side by side within `--jobs`. An op
 platforms share (a `FROM --platform=$BUILDPLATFORM` stage, a context file copied into
 scratch) has the same digest and cache key in both graphs, so the solver runs it once.
 
+The steps around the solve (conversion, image config, export step, files, report)
+are `builder.py`'s own, shared rather than repeated: only the loop over platforms,
+the index written by `exporter/platforms.py` and the cache of all platforms differ.
+
 A step of another architecture runs under the kernel's binfmt_misc emulation
 (`sandbox/binfmt.py`); the platforms of the RUN steps that will run (those not
 cached) are checked before the first step starts, so a build without a handler fails
