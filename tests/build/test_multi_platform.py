@@ -174,8 +174,11 @@ def test_a_registry_index_is_a_base_per_platform(mp_builder: Builder, pushed: Pu
 
 def test_cross_compile_runs_its_build_stage_once(mp_builder: Builder) -> None:
     context = copy_fixture("multiplatform/cross", mp_builder.tmp / "cross", mp_builder.user)
-    out = mp_builder.tmp / "cross-out"
+    out, layout = mp_builder.tmp / "cross-out", mp_builder.tmp / "cross.oci"
     proc, _ = mp_builder.build("--platform", PLATFORMS, "-o", f"type=local,dest={out}",
+                               "-o", f"type=oci,dest={layout}",
+                               "--annotation", "index:org.example.kind=tool",
+                               "--annotation", "manifest[linux/arm64]:org.example.cpu=arm",
                                context)
     build_steps = [name for name in step_states(proc.stderr) if " build 2/2] RUN" in name]
     assert build_steps == ['[linux/amd64 build 2/2] RUN echo "built on $(uname -m)" '
@@ -183,6 +186,15 @@ def test_cross_compile_runs_its_build_stage_once(mp_builder: Builder) -> None:
     assert sorted(os.listdir(out)) == ["linux_amd64", "linux_arm64"]
     assert (out / "linux_arm64/out.txt").read_text() == "built on x86_64\naarch64\n"
     assert (out / "linux_amd64/out.txt").read_text() == "built on x86_64\nx86_64\n"
+    # the annotations: the index's in the index, a platform's in its manifest only
+    blobs = layout / "blobs/sha256"
+    entry = json.loads((layout / "index.json").read_text())["manifests"][0]
+    index = json.loads((blobs / entry["digest"][7:]).read_text())
+    assert index["annotations"] == {"org.example.kind": "tool"}
+    manifests = {m["platform"]["architecture"]: json.loads((blobs / m["digest"][7:]).read_text())
+                 for m in index["manifests"]}
+    assert manifests["arm64"]["annotations"] == {"org.example.cpu": "arm"}
+    assert "annotations" not in manifests["amd64"]
 
 
 def test_no_handler_is_an_error_before_any_step(mp_builder: Builder, pushed: Pushed) -> None:
