@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import UsageError
-from ocibuild.exporter import _image_names, _pushed_outputs, _write_file_output
+from ocibuild.exporter import _image_names, _Images, _pushed_outputs, _write_file_output
 from ocibuild.exporter import annotation_keys as ann
 from ocibuild.exporter.options import ImageOptions
 from ocibuild.exporter.results import BuildResult, ExportReport
 from ocibuild.exporter.spec import OutputSpec
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.index import write_index
-from ocibuild.oci.mediatypes import COMPRESSIONS
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -46,16 +45,14 @@ def check_outputs(outputs: Sequence[OutputSpec], load: bool) -> None:
                          "--output type=oci or --push")
 
 
-class _Indexes:
-    """The index each distinct ImageOptions asks for, written once."""
+class _Indexes(_Images):
+    """The index each distinct ImageOptions asks for, written once: what the outputs
+    get in place of a single-platform build's manifest."""
 
     def __init__(self, store: Store, results: Sequence[BuildResult], compression: str,
                  annotations: Sequence[ann.Annotation]) -> None:
-        if compression not in COMPRESSIONS:
-            raise UsageError(f"unknown compression {compression!r}; use one of {COMPRESSIONS}")
-        self._store, self._results, self._compression = store, results, compression
-        self._annotations = tuple(annotations)
-        self._written: dict[ImageOptions, Descriptor] = {}
+        super().__init__(store, results[0], compression, annotations)
+        self._results = results
 
     def get(self, options: ImageOptions, where: str, *, annotated: bool = True) -> Descriptor:
         from ocibuild.exporter.image_writer import write_output_image
@@ -80,8 +77,6 @@ class _Indexes:
         self._written[options] = desc.with_annotations(**entry_annotations)
         return self._written[options]
 
-    def of(self, spec: OutputSpec) -> Descriptor:
-        return self.get(spec.image_options(), f"--output type={spec.type}")
 
 
 def export_platforms(results: Sequence[BuildResult], outputs: Sequence[OutputSpec],
@@ -108,15 +103,14 @@ def export_platforms(results: Sequence[BuildResult], outputs: Sequence[OutputSpe
             for name in image_names:
                 store.tag(name, desc)
         elif spec.type == "oci":
-            _write_file_output(spec, store, results[0], indexes, index,  # type: ignore[arg-type]
-                               image_names, progress)
+            _write_file_output(spec, store, results[0], indexes, index, image_names,
+                               progress)
         elif spec.type == "local":
             dest = Path(spec.attrs["dest"])
             for result in results:
                 where = OutputSpec("local", {**spec.attrs,
                                              "dest": str(dest / result.config.platform.dirname)})
-                _write_file_output(where, store, result, indexes, index,  # type: ignore[arg-type]
-                                   image_names)
+                _write_file_output(where, store, result, indexes, index, image_names)
         else:
             raise UsageError(f"--output type={spec.type}: not for a multi-platform build")
     return ExportReport(index, "", tuple(all_names), index.digest, tuple(pushes))
