@@ -3,7 +3,10 @@
 Matching follows containerd's platform matcher, which BuildKit and Docker use: both
 sides are normalized first (arm64/v8 is arm64, a bare arm is arm/v7, amd64/v1 is amd64),
 and a wanted variant accepts older ones of the same architecture, best first: arm/v7
-takes v7, then v6, then v5; amd64/v3 takes v3, v2, then plain amd64.
+takes v7, then v6, then v5; amd64/v3 takes v3, v2, then plain amd64. A platform named
+without a variant (linux/amd64, as the host's is) takes any variant of its
+architecture when the ladder finds none, as ocibuild always did: the host's CPU level
+is not probed.
 """
 
 from __future__ import annotations
@@ -69,7 +72,10 @@ class Platform:
         accepted = _accepted_variants(want)
         if accepted is None:  # an architecture without a variant ladder
             return 0 if not want.variant or want.variant == have.variant else None
-        return accepted.index(have.variant) if have.variant in accepted else None
+        if have.variant in accepted:
+            return accepted.index(have.variant)
+        # no variant asked for: any of the architecture's, after those the ladder gives
+        return len(accepted) if not self.variant else None
 
     def normalized(self) -> Platform:
         """The form containerd compares: arch aliases resolved, default variants made

@@ -33,6 +33,7 @@ def _index(*names: str) -> Index:
     ("linux/arm/v7", ("arm/v5", "arm/v7", "arm/v6"), "arm/v7"),
     ("linux/amd64/v3", ("amd64", "amd64/v2"), "amd64/v2"),
     ("linux/amd64", ("amd64/v2", "amd64"), "amd64"),
+    ("linux/amd64", ("amd64/v2",), "amd64/v2"),  # no variant asked: any, at last
 ])
 def test_the_best_matching_variant_is_picked(wanted: str, entries: tuple[str, ...],
                                              picked: str) -> None:
@@ -41,7 +42,7 @@ def test_the_best_matching_variant_is_picked(wanted: str, entries: tuple[str, ..
 
 @pytest.mark.parametrize(("wanted", "entries"), [
     ("linux/arm/v6", ("arm/v7",)),  # a newer variant does not run on an older CPU
-    ("linux/amd64", ("amd64/v2",)),
+    ("linux/arm/v5", ("arm/v6",)),
     ("linux/arm64", ("arm/v7",)),
 ])
 def test_no_match_names_what_there_is(wanted: str, entries: tuple[str, ...]) -> None:
