@@ -25,6 +25,10 @@ def arm64_unavailable() -> str | None:
                 "could not download it (was the Debian mirror reachable?)")
     if not HANDLER.is_file() or not HANDLER.read_text().startswith("enabled"):
         return f"{HANDLER} is not registered: run scripts/test-binfmt.sh as root"
+    flags = next((line for line in HANDLER.read_text().splitlines()
+                  if line.startswith("flags:")), "")
+    if "F" not in flags:
+        return f"{HANDLER} is registered without the F flag: see scripts/test-binfmt.sh"
     return None
 
 
