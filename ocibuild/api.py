@@ -87,14 +87,14 @@ def push(image: str, destinations: Sequence[str] = (), *,
     from ocibuild.registry.push import push_image
 
     store = _open(root)
-    found = store.resolve_image(image)
+    found = store.lookup(image)  # a multi-platform image: its index and all it names
     if found is None:
         raise ImageNotFoundError(f"{image}: no such image in the local store ({store.root})")
     refs = [parse_reference(d) for d in dict.fromkeys(destinations or (image,))]
     clients = ClientPool(registry)
     try:
         with _step(progress, f"push {', '.join(map(str, refs))}") as step:
-            report = push_image(store.layout, found.descriptor, refs, clients=clients,
+            report = push_image(store.layout, found, refs, clients=clients,
                                 sources=store_sources(store), progress=step)
     finally:
         clients.close()

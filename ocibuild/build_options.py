@@ -44,7 +44,9 @@ class BuildOptions:
             build contexts enter cache keys and the image as git records them
             (regular files 0644, or 0755 when any execute bit is set; directories
             0755), so clones made under different umasks share the cache.
-        platform: the target platform, `os/arch[/variant]` (default: this host's).
+        platform: the target platform, `os/arch[/variant]` (default: this host's);
+            several (comma-separated, or a sequence) build one image each, written
+            as one image index (docs/multi-platform.md).
         secrets: `id=NAME,src=FILE` or `id=NAME,env=VAR`, for RUN --mount=type=secret.
         ssh: `default` (forwards $SSH_AUTH_SOCK) or `ID=SOCKET`, for RUN
             --mount=type=ssh.
@@ -103,7 +105,7 @@ class BuildOptions:
     secrets: Sequence[str] = ()
     ssh: Sequence[str] = ()
     labels: Mapping[str, str] | None = None
-    platform: str | None = None
+    platform: str | Sequence[str] | None = None
     snapshotter: str = "auto"
     progress: Sink | None = None
     iidfile: str | os.PathLike[str] | None = None
@@ -171,7 +173,7 @@ class BuildFields(TypedDict, total=False):
     secrets: Sequence[str]
     ssh: Sequence[str]
     labels: Mapping[str, str] | None
-    platform: str | None
+    platform: str | Sequence[str] | None
     snapshotter: str
     progress: Sink | None
     iidfile: str | os.PathLike[str] | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ocibuild.frontend.dockerfile.convert import BuildInputs, Conversion, StageState
     from ocibuild.frontend.dockerfile.parser import AST
     from ocibuild.frontend.lower import GraphDefinition
-    from ocibuild.graph import Op, State
+    from ocibuild.graph import ExecOp, Op, State
     from ocibuild.idspace.userns import Session
     from ocibuild.oci.layerref import LayerRef
     from ocibuild.progress.events import Sink
@@ -199,14 +199,15 @@ def _export_step(progress: Sink | None, indexes: Iterable[int], outputs: Sequenc
     return step
 
 
-def _single_platform(text: str | None) -> Platform | None:
+def _platforms(given: str | Sequence[str] | None) -> tuple[Platform, ...]:
+    """The --platform list (comma-separated, or a sequence from the API); () for none."""
+    from ocibuild.oci.platform import parse_platforms
+
+    text = given if isinstance(given, str) or given is None else ",".join(given)
     if not text:
-        return None
-    if "," in text:
-        raise UsageError(f"--platform {text}: building for several platforms at once is not "
-                         "supported yet; build once per platform")
+        return ()
     try:
-        return Platform.parse(text)
+        return parse_platforms(text)
     except ValueError as exc:
         raise UsageError(f"--platform: {exc}") from None
 
@@ -235,6 +236,7 @@ class _Definition:
     attest: AttestRequest
     dockerfile: tuple[str, bytes]  # its file name and text, for provenance
     context_git: tuple[str, str]  # a git context's URL (credentials removed) and commit
+    platforms: tuple[Platform, ...] = ()  # as given; several: a multi-platform build
     graph: GraphDefinition | None = None  # a state, from ocibuild.solve or a frontend
 
 
@@ -285,9 +287,14 @@ def _build(definition: _Definition) -> BuildReport:
     from ocibuild.exporter import BuildResult
     from ocibuild.exporter.push import push_images
     from ocibuild.idspace import userns
+    from ocibuild.platform_build import emulation_check
     from ocibuild.signing.build import load_build_key, sign_pushed
 
     options = definition.options
+    if len(definition.platforms) > 1:
+        from ocibuild.platform_build import build_platforms
+
+        return build_platforms(definition)
     sign_key = load_build_key(options.sign_key, bool(definition.to_push))
     started = datetime.now(UTC)
     store = Store.open(options.root)
@@ -296,7 +303,8 @@ def _build(definition: _Definition) -> BuildReport:
     with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
             contextlib.closing(resolve):
         conv, snap = _convert(definition, store, session, resolve)
-        solver, results, caches = _solve(definition, store, snap, conv, resolve)
+        solver, results, caches = _solve(definition, store, snap, conv, resolve,
+                                         check_steps=emulation_check([conv]))
         final = results[conv.target.op.digest]
         config, base_layers = _image_config(conv.target, results, solver,
                                             definition.source_date_epoch)
@@ -368,8 +376,10 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
     if graph is not None:  # the directories and OCI layouts the state reads
         named_contexts |= parse_build_contexts(graph.sources.build_contexts())
     context_dirs = context_directories(named_contexts)
+    platforms = _platforms(options.platform)
+    _check_several_platforms(platforms, graph, attest)
     inputs = BuildInputs(build_args=args, target=options.target,
-                         platform=_single_platform(options.platform),
+                         platform=platforms[0] if len(platforms) == 1 else None,
                          context_excludes=tuple(ignore_patterns),
                          labels=dict(options.labels or {}),
                          context_dirs=frozenset(context_dirs),
@@ -379,7 +389,19 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
                        named_contexts, context_dirs, output_specs, to_push, image_annotations,
                        secret_map, ssh_map, sde, daemon, attest, (df_path.name, text),
                        (_redacted(str(context)), git_contexts.commits.get(str(context), ""))
-                       if git_dir is not None else ("", ""), graph)
+                       if git_dir is not None else ("", ""), platforms, graph)
+
+
+def _check_several_platforms(platforms: Sequence[Platform], graph: GraphDefinition | None,
+                             attest: AttestRequest) -> None:
+    """Refuse what a multi-platform build does not do yet, before anything runs."""
+    if len(platforms) < 2:
+        return
+    what = ("a build definition from the graph API or a Python frontend" if graph is not None
+            else "attestations (--provenance, --sbom, --attest)" if attest.any else "")
+    if what:
+        raise UsageError(f"--platform {','.join(map(str, platforms))}: {what} cannot be made "
+                         "for several platforms at once yet; build one platform at a time")
 
 
 def _frontend(options: BuildOptions, context_dir: Path, df_path: Path, text: bytes,
@@ -402,7 +424,7 @@ def _frontend(options: BuildOptions, context_dir: Path, df_path: Path, text: byt
 
     main = Context(str(context_dir), exclude=tuple(_ignore_patterns(context_dir, df_path)))
     ctx = FrontendContext(main, df_path, decoded, dict(args), options.target,
-                          str(_single_platform(options.platform) or host()))
+                          str(next(iter(_platforms(options.platform)), None) or host()))
     return None, GraphDefinition.of(registry.run(chosen, ctx), main, chosen.name)
 
 
@@ -458,8 +480,11 @@ def _convert(definition: _Definition, store: Store, session: Session, resolve: I
 
 
 def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conversion,
-           resolve: ImageSources) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
-    """Run (or find in the caches) every step the target needs."""
+           resolve: ImageSources, targets: Sequence[Op] = (),
+           check_steps: Callable[[Sequence[ExecOp]], None] | None = None
+           ) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
+    """Run (or find in the caches) every step the target needs (or `targets`: one per
+    platform, in one solve)."""
     from ocibuild.exporter import solve_compression
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
@@ -475,7 +500,7 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         allow=definition.granted, isolation=definition.chosen.isolation,
         git_modes=options.context_modes == "git",
         fetch_image=resolve.fetch_layers if resolve.pulling else None,
-        shown_before=resolve.vertices)
+        shown_before=resolve.vertices, check_steps=check_steps)
     caches = None
     if options.cache_from or options.cache_to:  # the remote-cache code loads only then
         from ocibuild.cache.remote import BuildCaches
@@ -483,7 +508,7 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         caches = BuildCaches(store, options.cache_from, options.cache_to, options.registry)
         opts.remote = caches.load(KEY_VERSION)
     solver = Solver(store, snap, opts, options.progress)
-    return solver, solver.solve(conv.target.op), caches
+    return solver, solver.solve(list(targets) or conv.target.op), caches
 
 
 def _image_config(state: StageState, results: Mapping[str, OpResult], solver: Solver,

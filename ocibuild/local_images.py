@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ocibuild.cache.store import Store
     from ocibuild.oci.image import Image
     from ocibuild.oci.layout import ImageLayout
+    from ocibuild.oci.platform import Platform
 
 __all__ = ["SAVE_FORMATS", "ImageNotFoundError", "ImageSummary", "RemoveReport", "archive_kind",
            "filter_images", "image_summaries", "list_images", "load_images", "names_of",
@@ -45,6 +46,9 @@ class ImageSummary:
     id: str  # the config digest, sha256:...
     created: str  # RFC 3339, "" when the config has none
     size: int  # config and compressed layers, in bytes
+    # an index (a multi-platform image): its platforms; the row's ID, size and date are
+    # this host's image's (else the first listed); () for a single image
+    platforms: tuple[str, ...] = ()
 
     @property
     def short_id(self) -> str:
@@ -128,15 +132,37 @@ def image_summaries(store: Store) -> tuple[list[ImageSummary], list[str]]:
     warnings: list[str] = []
     for full, desc in sorted(store.images().items()):
         try:
-            image = load_image(store.layout, desc.digest)
+            platforms = _index_platforms(store, desc)
+            image = load_image(store.layout, desc.digest, _shown_platform(platforms))
         except OcibuildError as exc:
             warnings.append(f"{full}: {exc.message}")
             continue
         repo, tag = names.split_repository_tag(full)
         size = image.manifest.config.size + sum(layer.size for layer in image.manifest.layers)
         rows.append(ImageSummary(full, repo, tag, desc.digest, image.manifest.config.digest,
-                                 image.config.created, size))
+                                 image.config.created, size, tuple(map(str, platforms))))
     return rows, warnings
+
+
+def _index_platforms(store: Store, desc: Descriptor) -> list[Platform]:
+    from ocibuild.oci import mediatypes
+    from ocibuild.oci.manifest import Index
+
+    if desc.media_type not in mediatypes.INDEX_TYPES:
+        return []
+    index = Index.from_bytes(store.layout.read_blob(desc.digest), desc.media_type)
+    return [m.platform for m in index.manifests if m.platform is not None]
+
+
+def _shown_platform(platforms: Sequence[Platform]) -> Platform | None:
+    """The platform whose image a row of an index describes: the host's, else the
+    first (None: a single image, or an index the host's platform is in)."""
+    from ocibuild.oci.platform import host
+
+    here = host()
+    if not platforms or any(here.matches(p) for p in platforms):
+        return None
+    return platforms[0]
 
 
 FILTER_KEYS = ("reference", "dangling")
@@ -260,14 +286,32 @@ def _load_layout(store: Store, layout: ImageLayout, path: Path) -> list[tuple[st
 
     loaded = []
     for entry in layout.index().manifests:
-        image = load_image(layout, entry.digest)
-        copy_blobs(layout, image, store.layout)
         name = _layout_name(entry, path)
-        desc = Descriptor(image.descriptor.media_type, image.digest, image.descriptor.size,
-                          platform=image.descriptor.platform)
-        store.tag(name or f"{_fallback_repository(path)}@{image.digest}", desc)
-        loaded.append((name, image.digest))
+        if _whole_index(layout, entry):  # a multi-platform image: all of it
+            from ocibuild.exporter.oci import copy_image
+
+            copy_image(layout, store.layout, entry)
+            desc = Descriptor(entry.media_type, entry.digest, entry.size)
+        else:
+            image = load_image(layout, entry.digest)
+            copy_blobs(layout, image, store.layout)
+            desc = Descriptor(image.descriptor.media_type, image.digest,
+                              image.descriptor.size, platform=image.descriptor.platform)
+        store.tag(name or f"{_fallback_repository(path)}@{desc.digest}", desc)
+        loaded.append((name, desc.digest))
     return loaded
+
+
+def _whole_index(layout: ImageLayout, entry: Descriptor) -> bool:
+    """Whether `entry` is an index of image manifests the layout holds every one of."""
+    from ocibuild.oci import mediatypes
+    from ocibuild.oci.manifest import Index
+
+    if entry.media_type not in mediatypes.INDEX_TYPES:
+        return False
+    children = Index.from_bytes(layout.read_blob(entry.digest), entry.media_type).manifests
+    return all(c.media_type in mediatypes.MANIFEST_TYPES and layout.has_blob(c.digest)
+               for c in children)
 
 
 def _load_docker_archive(store: Store, path: Path) -> list[tuple[str, str]]:
@@ -309,18 +353,25 @@ def save_images(store: Store, refs: Sequence[str], output: Path,
                 fmt: str = "docker-archive") -> None:
     """Write the images `refs` name to `output`: a docker-archive (one image, under each
     name given), an oci-archive or an OCI layout directory (oci-dir; any number of
-    images, each named in the index by its full name as containerd and podman do)."""
+    images, each named in the index by its full name as containerd and podman do). A
+    multi-platform image goes whole into the OCI formats (its index and every image);
+    a docker-archive takes its image for this host."""
     if fmt not in SAVE_FORMATS:
         raise UsageError(f"save: unknown format {fmt!r} (use {', '.join(SAVE_FORMATS)})")
     if not refs:
         raise UsageError("save: name at least one image")
+    from ocibuild.oci.image import load_image
+
     chosen: list[tuple[str, Image]] = []
+    tops: list[Descriptor] = []  # what each name refers to: a manifest or an index
     for text in refs:
-        image = store.resolve_image(text)
-        if image is None:
+        top = store.lookup(text)
+        if top is None:
             raise ImageNotFoundError(f"save {text}: no such image in the local store "
                                      f"({store.root})")
-        chosen.append((_given_name(store, text, image.digest), image))
+        chosen.append((_given_name(store, text, top.digest),
+                       load_image(store.layout, top.digest)))
+        tops.append(top)
     if fmt == "docker-archive":
         from ocibuild.exporter.docker_archive import export_docker_archive
 
@@ -333,7 +384,7 @@ def save_images(store: Store, refs: Sequence[str], output: Path,
     from ocibuild.oci.layout import ImageLayout
 
     if fmt == "oci-dir":
-        _fill_layout(store, chosen, ImageLayout.init(output))
+        _fill_layout(store, chosen, tops, ImageLayout.init(output))
         return
     from ocibuild.oci import layout_tar
     from ocibuild.transports import scratch_dir
@@ -341,20 +392,25 @@ def save_images(store: Store, refs: Sequence[str], output: Path,
     output.parent.mkdir(parents=True, exist_ok=True)
     with scratch_dir() as work:
         layout = ImageLayout.init(work / "layout")
-        _fill_layout(store, chosen, layout)
+        _fill_layout(store, chosen, tops, layout)
         layout_tar.pack(layout, output)
 
 
 def _fill_layout(store: Store, chosen: Sequence[tuple[str, Image]],
-                 layout: ImageLayout) -> None:
-    from ocibuild.exporter.oci import CONTAINERD_NAME
+                 tops: Sequence[Descriptor], layout: ImageLayout) -> None:
+    from ocibuild.exporter.oci import CONTAINERD_NAME, copy_image
     from ocibuild.oci.layout import REF_NAME
     from ocibuild.oci.manifest import Index
+    from ocibuild.oci.mediatypes import INDEX_TYPES
     from ocibuild.transports import copy_blobs
 
-    for full, image in chosen:
-        copy_blobs(store.layout, image, layout)
-        desc = image.descriptor
+    for (full, image), top in zip(chosen, tops, strict=True):
+        if top.media_type in INDEX_TYPES:
+            copy_image(store.layout, layout, top)
+            desc = Descriptor(top.media_type, top.digest, top.size)
+        else:
+            copy_blobs(store.layout, image, layout)
+            desc = image.descriptor
         entry = desc.with_annotations(**{REF_NAME: full, CONTAINERD_NAME: full}) if full \
             else desc
         with layout.locked():

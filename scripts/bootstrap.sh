@@ -15,7 +15,10 @@ demo_pkgs=(busybox-static uidmap python3-venv slirp4netns git mmdebstrap)
 # pipx: docs/install.md's pipx recipe, which the docs test runs
 test_pkgs=(skopeo umoci docker-registry podman apache2-utils openssl gcc libc6-dev iproute2 pipx
            docker.io  # docker.io: the container and --load tests' own dockerd
-           dpkg-dev)  # dpkg-scanpackages: the tests' flat repository of .deb files
+           dpkg-dev  # dpkg-scanpackages: the tests' flat repository of .deb files
+           # QEMU user emulation and its binfmt_misc entries: RUN steps of other
+           # architectures in the multi-platform tests (scripts/test-binfmt.sh)
+           qemu-user-static binfmt-support)
 pkgs=("${demo_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -41,8 +41,7 @@ BUILDX_FLAGS = (
                "and `buildx.local.delete` are an error (no devices are passed to steps; "
                "outputs never delete files)."),
     BuildxFlag(("--annotation",), SUPPORTED, "`[TYPE:]KEY=VALUE` on the manifest (default) "
-               "or its descriptor; `index` types need a multi-platform image, which ocibuild "
-               "does not build yet."),
+               "or its descriptor; `index` types need a multi-platform build."),
     BuildxFlag(("--attest",), SUPPORTED, "`type=provenance` (`mode=min|max`, `builder-id=`) "
                "and `type=sbom` (made in Python: dpkg, apk and Python packages; "
                "`generator=` is ignored); other types are an error. See "
@@ -78,9 +77,9 @@ BUILDX_FLAGS = (
     BuildxFlag(("--no-cache-filter",), SUPPORTED, ""),
     BuildxFlag(("-o", "--output"), SUPPORTED, "Types `oci`, `docker`, `local`, `image`, "
                "`registry` (and `store`); the `tar` type is an error, as is an unknown key."),
-    BuildxFlag(("--platform",), SUPPORTED, "One platform; several are an error until "
-               "multi-platform builds exist. `RUN` needs the host's architecture (no "
-               "emulation)."),
+    BuildxFlag(("--platform",), SUPPORTED, "One or several (comma-separated): several "
+               "make an image index ([multi-platform.md](multi-platform.md)); `RUN` of "
+               "another architecture runs through a binfmt_misc handler (QEMU)."),
     BuildxFlag(("--policy",), REFUSED, "Source policies are not implemented."),
     BuildxFlag(("--progress",), SUPPORTED, "`auto`, `plain`, `tty`, `rawjson` (or `json`), "
                "`quiet` (prints only the image ID, as `-q`); buildx's `none` is spelled "

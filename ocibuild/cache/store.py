@@ -164,6 +164,10 @@ class Store:
             return None
         return load_image(self.layout, desc.digest, platform)
 
+    def lookup(self, name: str) -> Descriptor | None:
+        """What a name (or a digest / image ID prefix) refers to: a manifest or an index."""
+        return self._lookup(name)
+
     def _lookup(self, name: str) -> Descriptor | None:
         images = self.images()
         text = name.strip()

@@ -79,7 +79,8 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
 @click.option("--no-cache-filter", "no_cache_filter", multiple=True,
               help="Run the steps of this stage again (repeatable).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Steps run at once (default: CPUs).")
-@click.option("--platform", help="Target platform (os/arch[/variant]).")
+@click.option("--platform", help="Target platform (os/arch[/variant]); several, "
+              "comma-separated, make one image index.")
 @click.option("--snapshotter", type=click.Choice(["auto", "overlay", "native"]), default="auto",
               show_default=True)
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID here.")

@@ -28,19 +28,24 @@ def _human_size(n: int) -> str:
 @click.option("--output", "output", help="Where to write: oci:PATH (default: the local store).")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip",
               show_default=True)
+@click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
+              help="The platform the files are for (default: this host's).")
 @click.pass_context
 def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
-               compression: str) -> None:
+               compression: str, platform_text: str | None) -> None:
     """Turn a directory or a root-filesystem tarball into a one-layer image."""
+    from ocibuild.cli.registry_cmds import _platform
     from ocibuild.image_import import import_rootfs, split_name
     from ocibuild.oci.layout import ImageLayout
+
+    platform = _platform(platform_text)
 
     if output is not None:
         lref = layout_ref.parse(output)
         if lref.ref is not None:
             raise UsageError(f"--output {output}: give the tag with --tag, not in the path")
         result = import_rootfs(source, ImageLayout.init(lref.path), tag=tag,
-                               compression=compression)
+                               compression=compression, platform=platform)
         where = f"oci:{lref.path}:{split_name(tag)[1]}"
     else:
         from ocibuild.cache.store import Store
@@ -48,30 +53,46 @@ def import_cmd(ctx: click.Context, source: Path, tag: str, output: str | None,
 
         store = Store.open(Path(ctx.obj["root"]) if ctx.obj.get("root") else None)
         with cleaned_up(store):
-            result = import_rootfs(source, store.layout, tag=None, compression=compression)
+            result = import_rootfs(source, store.layout, tag=None, compression=compression,
+                                   platform=platform)
             store.tag(tag, result.manifest)
         where = tag
     click.echo(f"{where} {result.manifest.digest}")
 
 
-def _load(ref_text: str, root: str | None) -> tuple[str, Any, list[str]]:
-    """(name shown, image, its names in the store: what RepoTags lists)."""
+def _load(ref_text: str, root: str | None, platform: Any = None
+          ) -> tuple[str, Any, list[str], list[str]]:
+    """(name shown, image, its names in the store: what RepoTags lists, and the
+    platforms of the index it was picked from: none for a single image)."""
     from ocibuild.oci.image import load_image
     from ocibuild.oci.layout import ImageLayout
 
     if layout_ref.is_layout_ref(ref_text):
         lref = layout_ref.parse(ref_text)
-        return str(lref), load_image(ImageLayout.open(lref.path), lref.ref), []
+        layout = ImageLayout.open(lref.path)
+        return (str(lref), load_image(layout, lref.ref, platform), [],
+                _index_platforms(layout, layout.resolve(lref.ref)))
     from ocibuild.cache.names import familiar_name
     from ocibuild.cache.store import Store
     from ocibuild.local_images import names_of
 
     store = Store.open(Path(root) if root else None)
-    image = store.resolve_image(ref_text)
-    if image is None:
+    top = store.lookup(ref_text)
+    if top is None:
         raise UsageError(f"{ref_text}: no such image in the local store ({store.root})")
-    tags = [familiar_name(n) for n in names_of(store, image.descriptor) if "@" not in n]
-    return ref_text, image, tags
+    image = load_image(store.layout, top.digest, platform)
+    tags = [familiar_name(n) for n in names_of(store, top) if "@" not in n]
+    return ref_text, image, tags, _index_platforms(store.layout, top)
+
+
+def _index_platforms(layout: Any, desc: Any) -> list[str]:
+    """The platforms an index lists ([] when `desc` is a single image's manifest)."""
+    from ocibuild.oci.manifest import Index
+
+    if desc.media_type not in mediatypes.INDEX_TYPES:
+        return []
+    index = Index.from_bytes(layout.read_blob(desc.digest), desc.media_type)
+    return [str(m.platform) for m in index.manifests if m.platform is not None]
 
 
 def _load_remote(ref_text: str, options: Any, platform: Any) -> tuple[str, Any]:
@@ -139,9 +160,12 @@ def inspect_cmd(ctx: click.Context, image: str, fmt: str, platform_text: str | N
 
         name, img = _load_remote(image, _options(insecure, registry_ca, authfile, 4),
                                  _platform(platform_text))
-        repo_tags = [image.removeprefix("docker://")]
+        repo_tags, platforms = [image.removeprefix("docker://")], []
     else:
-        name, img, repo_tags = _load(image, ctx.obj.get("root"))
+        from ocibuild.cli.registry_cmds import _platform
+
+        name, img, repo_tags, platforms = _load(image, ctx.obj.get("root"),
+                                                _platform(platform_text))
     if fmt not in ("text", "json"):
         from ocibuild.cli import gotemplate
 
@@ -167,6 +191,8 @@ def inspect_cmd(ctx: click.Context, image: str, fmt: str, platform_text: str | N
         f"Platform:   {cfg.platform}",
         f"Created:    {cfg.created or '-'}",
     ]
+    if platforms:  # picked from a multi-platform image
+        lines.insert(2, f"Index:      {', '.join(platforms)}")
     for key in ("User", "WorkingDir", "Entrypoint", "Cmd"):
         if cfg.config.get(key):
             lines.append(f"{key + ':':<12}{json.dumps(cfg.config[key])}")

@@ -125,8 +125,16 @@ def gather(root: str | None) -> dict[str, Any]:
         "newuidmap": shutil.which("newuidmap") or "",
         "network": {"helper": slirp or "", "usable": why_not is None,
                     "why": why_not or "slirp4netns gives each RUN step its own network"},
+        "platforms": _platforms(),
         "versions": _versions(),
     }
+
+
+def _platforms() -> list[dict[str, str]]:
+    """The platforms whose RUN steps can run here: natively or by a binfmt_misc handler."""
+    from ocibuild.sandbox.binfmt import runnable_platforms
+
+    return [{"platform": str(p), "runs": how} for p, how in runnable_platforms()]
 
 
 def _chroot_has_namespaces() -> bool:
@@ -140,7 +148,8 @@ def _chroot_has_namespaces() -> bool:
               show_default=True)
 @click.pass_context
 def info_cmd(ctx: click.Context, fmt: str) -> None:
-    """Show the store, the snapshotter and isolation this host allows, and why."""
+    """Show the store, the snapshotter and isolation this host allows, and why, and the
+    platforms whose RUN steps it can run."""
     from ocibuild.cache.units import human_size
 
     info = gather(ctx.obj.get("root") if ctx.obj else None)
@@ -164,6 +173,9 @@ def info_cmd(ctx: click.Context, fmt: str) -> None:
     net = info["network"]
     lines.append(f"network:      {net['helper'] or 'no slirp4netns'} "
                  + ("(usable)" if net["usable"] else f"(unusable: {net['why']})"))
+    lines.append("platforms:    " + ", ".join(
+        p["platform"] + ("" if p["runs"] == "native" else f" ({p['runs']})")
+        for p in info["platforms"]))
     lines.append("versions:     " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
     click.echo("\n".join(lines))
     sys.stdout.flush()

@@ -79,7 +79,7 @@ def _fields(row: ImageSummary) -> dict[str, Any]:
             "Id": row.id.removeprefix("sha256:"), "Digest": row.digest, "Created": ago,
             "CreatedSince": ago, "CreatedAt": row.created or "N/A",
             "Size": human_size(row.size), "Name": row.name, "Names": [row.name],
-            "Dangling": row.dangling}
+            "Dangling": row.dangling, "Platforms": ",".join(row.platforms)}
 
 
 def _repository_of(full: str) -> str:
@@ -100,7 +100,8 @@ def _json_row(row: ImageSummary) -> dict[str, Any]:
             "RepoDigests": [f"{_repository_of(row.name)}@{row.digest}"],
             "Repository": row.repository, "Tag": row.tag, "Digest": row.digest,
             "Created": created, "CreatedAt": row.created, "Size": row.size,
-            "Dangling": row.dangling}
+            "Dangling": row.dangling, **({"Platforms": list(row.platforms)}
+                                         if row.platforms else {})}
 
 
 @click.command("images")
@@ -112,8 +113,8 @@ def _json_row(row: ImageSummary) -> dict[str, Any]:
                    "(repeatable).")
 @click.option("--format", "fmt", metavar="TEMPLATE|json",
               help="Print each image through a Go template ('{{.Repository}}:{{.Tag}}'; "
-                   "fields Repository, Tag, ID, Digest, Created, CreatedAt, Size), or "
-                   "'json'.")
+                   "fields Repository, Tag, ID, Digest, Created, CreatedAt, Size, and "
+                   "Platforms: those of a multi-platform image), or 'json'.")
 @click.option("--no-trunc", is_flag=True, help="Show full image IDs.")
 @click.pass_context
 def images_cmd(ctx: click.Context, reference: str | None, quiet: bool, digests: bool,

@@ -84,12 +84,15 @@ def _split_oci(text: str) -> tuple[Path, str | None]:
               help="Write into this OCI layout instead of the local store.")
 @click.option("--platform", "platform_text", metavar="OS/ARCH[/VARIANT]",
               help="Platform to pick from a multi-platform image (default: this host's).")
+@click.option("--all-platforms", "all_platforms", is_flag=True,
+              help="Pull the whole image index: every platform's image.")
 @progress_option
 @registry_options
 @click.pass_context
 def pull_cmd(ctx: click.Context, reference: str, output: str | None,
-             platform_text: str | None, progress: str, insecure: tuple[str, ...],
-             registry_ca: tuple[str, ...], authfile: str | None, jobs: int) -> None:
+             platform_text: str | None, all_platforms: bool, progress: str,
+             insecure: tuple[str, ...], registry_ca: tuple[str, ...], authfile: str | None,
+             jobs: int) -> None:
     """Pull REFERENCE from its registry (blobs already present are not fetched)."""
     from ocibuild.registry.pull import pull  # not loaded by the other commands
 
@@ -98,6 +101,11 @@ def pull_cmd(ctx: click.Context, reference: str, output: str | None,
     options = _options(insecure, registry_ca, authfile, jobs)
     if output is not None and not output.startswith("oci:"):
         raise UsageError(f"--output {output!r}: expected oci:PATH[:TAG]")
+    if all_platforms:
+        if platform is not None:
+            raise UsageError("--all-platforms and --platform: give one of them")
+        _pull_all(ctx, ref, output, progress, ClientPool(options))
+        return
     clients = ClientPool(options)
     try:
         image: Image
@@ -116,6 +124,27 @@ def pull_cmd(ctx: click.Context, reference: str, output: str | None,
     finally:
         clients.close()
     click.echo(f"{ref}: pulled {image.digest}")
+
+
+def _pull_all(ctx: click.Context, ref: Any, output: str | None, progress: str,
+              clients: ClientPool) -> None:
+    """`pull --all-platforms`: `copy --all` from the registry, named as a pull names."""
+    from ocibuild.transports import copy_image, parse_image_ref
+
+    if output is not None:
+        path, tag = _split_oci(output)
+        dest = parse_image_ref(f"oci:{path}:{tag or ref.tag or 'latest'}")
+    else:
+        dest = parse_image_ref(f"store:{ref}")
+    try:
+        with command_step(progress, f"pull {ref}") as step:
+            result = copy_image(parse_image_ref(f"docker://{ref}"), dest,
+                                store=_open_store(ctx) if output is None else None,
+                                clients=clients, sources=_sources(ctx), all_platforms=True,
+                                progress=step)
+    finally:
+        clients.close()
+    click.echo(f"{ref}: pulled {result.digest}")
 
 
 def _platform(text: str | None) -> Platform | None:
@@ -153,10 +182,10 @@ def push_cmd(ctx: click.Context, source: str, destinations: tuple[str, ...], pro
     else:
         store = _open_store(ctx)
         layout = store.layout
-        image = store.resolve_image(source)
-        if image is None:
+        found = store.lookup(source)  # a multi-platform image: its index and all it names
+        if found is None:
             raise UsageError(f"push: no local image named {source!r}")
-        desc = image.descriptor
+        desc = found
         destinations = destinations or (source,)
     refs = [parse_reference(d) for d in destinations]
     clients = ClientPool(_options(insecure, registry_ca, authfile, jobs))

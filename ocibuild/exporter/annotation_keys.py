@@ -1,10 +1,11 @@
 """Image annotations from `-o annotation[-TYPE][[PLATFORM]].KEY=V` and from
 `--annotation [TYPE[[PLATFORM]]:]KEY=V`, with BuildKit's four places for them.
 
-For a single-platform image (all ocibuild builds today): `manifest` annotations go in
-the image manifest, `manifest-descriptor` ones on the descriptor that names the
-manifest (an OCI layout's index.json entry); `index` and `index-descriptor` need an
-image index, so, as in BuildKit, asking for them is an error.
+For a single-platform image: `manifest` annotations go in the image manifest,
+`manifest-descriptor` ones on the descriptor that names the manifest (an OCI layout's
+index.json entry); `index` and `index-descriptor` need an image index, so, as in
+BuildKit, asking for them is an error. A multi-platform build places all four
+(`exporter/platforms.py`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ def metadata(report: ExportReport) -> dict[str, Any]:
         "containerimage.descriptor": held.to_dict(),
         "containerimage.digest": held.digest,
     }
+    if not report.config_digest:  # an image index (a multi-platform build) has no config
+        del data["containerimage.config.digest"]
     if report.names:
         data["image.name"] = ",".join(report.names)
     return data

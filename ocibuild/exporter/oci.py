@@ -16,7 +16,8 @@ from ocibuild.exporter.options import wants_tar
 from ocibuild.oci import layout_tar
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.layout import REF_NAME, ImageLayout
-from ocibuild.oci.manifest import Index, parse_manifest_or_index
+from ocibuild.oci.manifest import Index, Manifest
+from ocibuild.oci.mediatypes import INDEX_TYPES
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress
@@ -27,15 +28,15 @@ TARBALL = "sending tarball"  # the status BuildKit shows a tar output's writing 
 
 def copy_image(src: ImageLayout, dst: ImageLayout, manifest_desc: Descriptor) -> None:
     """Copy one image's blobs (layers, config, then manifest) from `src` into `dst`; an
-    index's manifests are copied before it."""
+    index's manifests first, then the index."""
     data = src.read_blob(manifest_desc.digest)
-    doc = parse_manifest_or_index(data, manifest_desc.media_type)
-    if isinstance(doc, Index):
-        for child in doc.manifests:
+    if manifest_desc.media_type in INDEX_TYPES:
+        for child in Index.from_bytes(data, manifest_desc.media_type).manifests:
             copy_image(src, dst, child)
         blobs: tuple[Descriptor, ...] = (manifest_desc,)
     else:
-        blobs = (*doc.layers, doc.config, manifest_desc)
+        manifest = Manifest.from_bytes(data, manifest_desc.media_type)
+        blobs = (*manifest.layers, manifest.config, manifest_desc)
     for blob in blobs:
         if dst.has_blob(blob.digest):
             continue

@@ -31,9 +31,10 @@ class Image:
 def select_platform(index: Index, wanted: Platform, where: str) -> Descriptor:
     candidates = [m for m in index.manifests if m.media_type in mediatypes.MANIFEST_TYPES
                   or m.media_type == ""]
-    for m in candidates:
-        if m.platform is not None and wanted.matches(m.platform):
-            return m
+    ranked = [(rank, i, m) for i, m in enumerate(candidates) if m.platform is not None
+              and (rank := wanted.rank(m.platform)) is not None]
+    if ranked:
+        return min(ranked, key=lambda found: found[:2])[2]
     if len(candidates) == 1 and candidates[0].platform is None:
         return candidates[0]
     have = ", ".join(str(m.platform) for m in candidates if m.platform) or "none"

@@ -1,4 +1,13 @@
-"""Platforms (os/architecture/variant) and the host's."""
+"""Platforms (os/architecture/variant), the host's, and which image fits a wanted one.
+
+Matching follows containerd's platform matcher, which BuildKit and Docker use: both
+sides are normalized first (arm64/v8 is arm64, a bare arm is arm/v7, amd64/v1 is amd64),
+and a wanted variant accepts older ones of the same architecture, best first: arm/v7
+takes v7, then v6, then v5; amd64/v3 takes v3, v2, then plain amd64. A platform named
+without a variant (linux/amd64, as the host's is) takes any variant of its
+architecture when the ladder finds none, as ocibuild always did: the host's CPU level
+is not probed.
+"""
 
 from __future__ import annotations
 
@@ -52,9 +61,64 @@ class Platform:
 
     def matches(self, other: Platform) -> bool:
         """True when `other` (e.g. an index entry) satisfies this wanted platform."""
-        if (self.os, self.architecture) != (other.os, other.architecture):
-            return False
-        return not self.variant or not other.variant or self.variant == other.variant
+        return self.rank(other) is not None
+
+    def rank(self, other: Platform) -> int | None:
+        """How well `other` fits this wanted platform: 0 is exact, higher is an older
+        variant the wanted one still runs; None when it does not fit."""
+        want, have = self.normalized(), other.normalized()
+        if (want.os, want.architecture) != (have.os, have.architecture):
+            return None
+        accepted = _accepted_variants(want)
+        if accepted is None:  # an architecture without a variant ladder
+            return 0 if not want.variant or want.variant == have.variant else None
+        if have.variant in accepted:
+            return accepted.index(have.variant)
+        # no variant asked for: any of the architecture's, after those the ladder gives
+        return len(accepted) if not self.variant else None
+
+    def normalized(self) -> Platform:
+        """The form containerd compares: arch aliases resolved, default variants made
+        explicit (arm: v7) or dropped (arm64: v8, amd64: v1)."""
+        arch, variant = _ALIASES.get(self.architecture.lower(), (self.architecture.lower(),
+                                                                  self.variant))
+        variant = variant or self.variant
+        if arch == "arm64" and variant == "v8" or arch == "amd64" and variant == "v1":
+            variant = ""
+        elif arch == "arm" and not variant:
+            variant = "v7"
+        return Platform(self.os.lower(), arch, variant)
+
+    @property
+    def dirname(self) -> str:
+        """The directory name buildx gives this platform's files: os_arch[_variant]."""
+        return str(self).replace("/", "_")
+
+
+_ALIASES = {"aarch64": ("arm64", ""), "x86_64": ("amd64", ""), "x86-64": ("amd64", ""),
+            "i386": ("386", ""), "armhf": ("arm", "v7"), "armel": ("arm", "v6")}
+_LADDERS = {"arm": ("v8", "v7", "v6", "v5"), "amd64": ("v4", "v3", "v2", "")}
+
+
+def _accepted_variants(want: Platform) -> tuple[str, ...] | None:
+    if want.architecture == "arm64":
+        return (want.variant, "") if want.variant else ("",)
+    ladder = _LADDERS.get(want.architecture)
+    if ladder is None:
+        return None
+    return ladder[ladder.index(want.variant):] if want.variant in ladder else (want.variant,)
+
+
+def parse_platforms(text: str) -> tuple[Platform, ...]:
+    """A comma-separated --platform list, each os/arch[/variant], duplicates dropped
+    (in the order given)."""
+    found: dict[Platform, None] = {}
+    for item in text.split(","):
+        if item.strip():
+            found.setdefault(Platform.parse(item), None)
+    if not found:
+        raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
+    return tuple(found)
 
 
 def host() -> Platform:

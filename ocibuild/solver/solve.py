@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +98,9 @@ class SolveOptions:
     # under it; True) -- ImageSources.fetch_layers; the steps shown before the solve
     fetch_image: Callable[[str, StepProgress], bool] | None = None
     shown_before: int = 0
+    # called with the RUN steps that will run (not cached), before the first starts;
+    # raises when one cannot run here (a platform no binfmt_misc handler runs)
+    check_steps: Callable[[Sequence[ExecOp]], None] | None = None
 
 
 def _now() -> str:
@@ -307,10 +310,12 @@ class Solver:
         return digest
 
     # -- running ---------------------------------------------------------------------------
-    def solve(self, target: Op) -> dict[str, OpResult]:
-        """Run (or reuse) every op `target` needs; returns each op's result with every
-        layer written."""
-        ops = walk(target)
+    def solve(self, target: Op | Sequence[Op]) -> dict[str, OpResult]:
+        """Run (or reuse) every op `target` needs (several targets: one per platform of a
+        multi-platform build, in one schedule, an op they share solved once); returns
+        each op's result with every layer written."""
+        targets = (target,) if isinstance(target, Op) else tuple(target)
+        ops = walk(targets)
         try:
             self._check_entitlements(ops)
         except OcibuildError:
@@ -333,7 +338,8 @@ class Solver:
         for op in self._steps:
             if (hit := self._lookup(op)) is not None:
                 self.hits[op.digest] = hit
-        scheduled = self._schedule(target, ops)
+        scheduled = self._schedule(targets, ops)
+        self._check_steps(scheduled)
         if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
             self.snap.warm()
             if any(isinstance(op, ExecOp) and op.digest not in self.hits
@@ -347,11 +353,22 @@ class Solver:
             self._show_layer_writes()
             written = {op.digest: self._written(r) for op, r in results.items()}
             # outputs need the bytes of the target's layers, whatever cache they came from
-            self.local_layers(results[target].layers, parallel=True)
+            for each in targets:
+                self.local_layers(results[each].layers, parallel=True)
             self._learn_remote_records()
             return written
         finally:
             self._finish()
+
+    def _check_steps(self, scheduled: list[Op]) -> None:
+        running = [op for op in scheduled
+                   if isinstance(op, ExecOp) and op.digest not in self.hits]
+        if running and self.opts.check_steps is not None:
+            try:
+                self.opts.check_steps(running)
+            except OcibuildError:
+                self._finish()  # nothing ran: only the solve's temporary directory
+                raise
 
     def _check_entitlements(self, ops: Iterable[Op]) -> None:
         """Refuse the whole graph, before anything runs or is looked up, when a step needs
@@ -387,13 +404,13 @@ class Solver:
             return (op.root,)  # type: ignore[attr-defined]
         return op.inputs
 
-    def _schedule(self, target: Op, ops: list[Op]) -> list[Op]:
+    def _schedule(self, targets: tuple[Op, ...], ops: list[Op]) -> list[Op]:
         """The ops to solve: those the target needs, plus every cached step whose whole
         chain is cached (reported as CACHED at no cost). A step that would run only for
         a cached step above it is left out: with a remote cache of the final stage, the
         stages it copied from are neither run nor downloaded."""
         needed: set[str] = set()
-        stack = [target]
+        stack = list(targets)
         while stack:
             op = stack.pop()
             if op.digest not in needed:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Make a minimal busybox root filesystem from Debian's busybox-static, offline.
-# Usage: rootfs/busybox/make.sh DEST
+# Usage: rootfs/busybox/make.sh DEST [BUSYBOX]
+# BUSYBOX (default /bin/busybox) may be another architecture's static busybox (e.g. from
+# busybox-static:arm64): its applet links are those this machine's busybox lists.
 set -euo pipefail
-dest=${1:?usage: $0 DEST}
-bb=/bin/busybox
+dest=${1:?usage: $0 DEST [BUSYBOX]}
+bb=$(realpath "${2:-/bin/busybox}")
 if ldd "$bb" >/dev/null 2>&1; then
   echo "error: $bb is dynamically linked; install Debian's busybox-static" >&2
   exit 1
@@ -16,7 +18,7 @@ chmod 0700 root
 chmod 1777 tmp var/tmp
 install -m 0755 "$bb" bin/busybox
 # One symlink per applet, at the path busybox itself names, pointing at /bin/busybox.
-"$bb" --list-full | while read -r applet; do
+/bin/busybox --list-full | while read -r applet; do
   [ "$applet" = "bin/busybox" ] && continue
   mkdir -p "$(dirname "$applet")"
   ln -sf /bin/busybox "$applet"

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from ocibuild import __version__
+from ocibuild.oci.platform import host
 from ocibuild.sandbox.idmapping import subordinate_ranges
 from tests.support.paths import OCIBUILD
 from tests.support.users import User
@@ -41,8 +42,16 @@ def test_info_for_a_user_with_subordinate_ids(sub_user: User, sub_tmp: Path) -> 
     assert info["snapshotter"]["uses"] in ("overlay", "native") and info["snapshotter"]["why"]
     assert info["network"]["helper"] == (shutil.which("slirp4netns") or "")
     assert info["versions"]["ocibuild"] == __version__
+    # this machine's own platform natively; arm64 through the handler the test set-up
+    # registers (scripts/test-binfmt.sh), when it could
+    runs = {p["platform"]: p["runs"] for p in info["platforms"]}
+    here = str(host().normalized())
+    assert runs[here] == "native"
+    if here == "linux/amd64" and Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").is_file():
+        assert runs["linux/arm64"] == "qemu-aarch64"
     text = sub_user.run([OCIBUILD, "--root", root, "info"]).stdout
     assert f"store:        {root}" in text and "auto uses userns" in text
+    assert f"platforms:    {here}" in text
     assert f"subuid:       {sub_user.name}: {expected[0]}" in text
 
 

@@ -395,3 +395,15 @@ def test_git_modes_give_clones_under_two_umasks_one_key(plain: World, tmp_path: 
     strict = _checkout(tmp_path / "strict", 0o022)
     assert keys(loose, True) == keys(strict, True)
     assert all(a != b for a, b in zip(keys(loose, False), keys(strict, False), strict=True))
+
+
+def test_several_targets_share_one_schedule_and_a_common_step_runs_once(plain: World) -> None:
+    """A multi-platform build's graphs: the step both need (a $BUILDPLATFORM stage) runs
+    once, each target's own steps run, and both results come back."""
+    shared = run(SCRATCH, "write tool 1")
+    amd64, arm64 = run(shared, "write arch amd64"), run(shared, "write arch arm64")
+    solver = plain.solver(amd64)
+    results = solver.solve([amd64, arm64])
+    assert sorted(plain.runner.ran) == ["write arch amd64", "write arch arm64", "write tool 1"]
+    assert plain.files(results[amd64.digest]) == {"tool": "1", "arch": "amd64"}
+    assert plain.files(results[arm64.digest]) == {"tool": "1", "arch": "arm64"}
