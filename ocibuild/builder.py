@@ -377,7 +377,7 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
         named_contexts |= parse_build_contexts(graph.sources.build_contexts())
     context_dirs = context_directories(named_contexts)
     platforms = _platforms(options.platform)
-    _check_several_platforms(platforms, graph, attest)
+    _check_several_platforms(platforms, graph)
     inputs = BuildInputs(build_args=args, target=options.target,
                          platform=platforms[0] if len(platforms) == 1 else None,
                          context_excludes=tuple(ignore_patterns),
@@ -392,16 +392,15 @@ def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
                        if git_dir is not None else ("", ""), platforms, graph)
 
 
-def _check_several_platforms(platforms: Sequence[Platform], graph: GraphDefinition | None,
-                             attest: AttestRequest) -> None:
+def _check_several_platforms(platforms: Sequence[Platform], graph: GraphDefinition | None
+                             ) -> None:
     """Refuse what a multi-platform build does not do yet, before anything runs."""
     if len(platforms) < 2:
         return
-    what = ("a build definition from the graph API or a Python frontend" if graph is not None
-            else "attestations (--provenance, --sbom, --attest)" if attest.any else "")
-    if what:
-        raise UsageError(f"--platform {','.join(map(str, platforms))}: {what} cannot be made "
-                         "for several platforms at once yet; build one platform at a time")
+    if graph is not None:
+        raise UsageError(f"--platform {','.join(map(str, platforms))}: a build definition "
+                         "from the graph API or a Python frontend cannot be built for "
+                         "several platforms at once yet; build one platform at a time")
 
 
 def _frontend(options: BuildOptions, context_dir: Path, df_path: Path, text: bytes,

@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ocibuild.builder import (
     BuildReport,
     ReportParts,
+    _attestations,
     _convert,
     _Definition,
     _export_step,
@@ -114,6 +116,7 @@ def build_platforms(definition: _Definition) -> BuildReport:
     options = definition.options
     check_outputs(definition.outputs, load=definition.daemon is not None)
     sign_key = load_build_key(options.sign_key, bool(definition.to_push))
+    started = datetime.now(UTC)
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
                            pull=options.pull, progress=options.progress)
@@ -137,10 +140,13 @@ def build_platforms(definition: _Definition) -> BuildReport:
         shown = _export_step(options.progress, solver.index.values(), definition.outputs,
                              bool(definition.to_push), solver.export_shown)
         with _failing(shown):
+            attestations = [_attestations(definition, store, conv.target.op, solver,
+                                          image.layers, started)
+                            for conv, image in zip(conversions, images, strict=True)]
             report = export_platforms(
                 images, definition.outputs, store, tags=options.tags,
                 compression=options.compression, annotations=definition.annotations,
-                push=options.push, progress=shown)
+                push=options.push, progress=shown, attestations=attestations)
         cache_exports = _export_caches(caches, solver, conversions)
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):

@@ -30,6 +30,7 @@ from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.index import write_index
 
 if TYPE_CHECKING:
+    from ocibuild.attest import Predicate
     from ocibuild.cache.store import Store
     from ocibuild.progress.transfer import StepProgress
 
@@ -50,9 +51,12 @@ class _Indexes(_Images):
     get in place of a single-platform build's manifest."""
 
     def __init__(self, store: Store, results: Sequence[BuildResult], compression: str,
-                 annotations: Sequence[ann.Annotation]) -> None:
+                 annotations: Sequence[ann.Annotation],
+                 attestations: Sequence[Sequence[Predicate]], names: Sequence[str]) -> None:
         super().__init__(store, results[0], compression, annotations)
         self._results = results
+        self._per_platform = attestations or [() for _ in results]
+        self._names = names
 
     def get(self, options: ImageOptions, where: str, *, annotated: bool = True) -> Descriptor:
         from ocibuild.exporter.image_writer import write_output_image
@@ -73,23 +77,37 @@ class _Indexes(_Images):
         index_annotations = {a.key: a.value for a in options.annotations if a.type == ann.INDEX}
         entry_annotations = {a.key: a.value for a in options.annotations
                              if a.type == ann.INDEX_DESCRIPTOR}
-        desc = write_index(self._store.layout, manifests, index_annotations)
+        desc = write_index(self._store.layout, [*manifests, *self._attached(manifests)],
+                           index_annotations)
         self._written[options] = desc.with_annotations(**entry_annotations)
         return self._written[options]
+
+    def _attached(self, manifests: Sequence[Descriptor]) -> list[Descriptor]:
+        """Each platform's attestation manifest (after all the images, as BuildKit
+        orders an index), for the platforms that have attestations."""
+        from ocibuild.attest import statements_for
+        from ocibuild.attest.manifest import attestation_manifest
+
+        return [attestation_manifest(self._store.layout, image, statements_for(
+                    predicates, image.digest, self._names, str(image.platform or "")))
+                for image, predicates in zip(manifests, self._per_platform, strict=True)
+                if predicates]
 
 
 
 def export_platforms(results: Sequence[BuildResult], outputs: Sequence[OutputSpec],
                      store: Store, *, tags: Sequence[str] = (), compression: str = "gzip",
                      annotations: Sequence[ann.Annotation] = (), push: bool = False,
-                     progress: StepProgress | None = None) -> ExportReport:
+                     progress: StepProgress | None = None,
+                     attestations: Sequence[Sequence[Predicate]] = ()) -> ExportReport:
     """Write the images of `results` (one per platform, in order) as one index to every
     output (the local store when none is given); the report's manifest is the index and
-    its image ID the index digest, as buildx reports a multi-platform build."""
+    its image ID the index digest, as buildx reports a multi-platform build.
+    `attestations`: each platform's predicates (as `results`), attached in the index."""
     outputs = list(outputs) or [OutputSpec("store", {})]
     check_outputs(outputs, load=False)
-    indexes = _Indexes(store, results, compression, annotations)
     all_names = _image_names(tags, None)
+    indexes = _Indexes(store, results, compression, annotations, attestations, all_names)
     first = next((s for s in outputs if s.writes_manifest), None)
     index = (indexes.of(first) if first is not None
              else indexes.get(ImageOptions(), "the image", annotated=False))

@@ -33,9 +33,6 @@ def test_disabled_attestations_build_the_same_image(builder: Builder, context) -
     (["--attest", "type=signature"], "--attest type=signature: unknown type 'signature'"),
     (["--attest", "type=sbom,disabled=maybe"], "disabled='maybe' is not true or false"),
     (["--platform", "linux"], "--platform: invalid platform 'linux'"),
-    (["--platform", "linux/amd64,linux/arm64", "--sbom=true"],
-     "--platform linux/amd64,linux/arm64: attestations (--provenance, --sbom, --attest) "
-     "cannot be made for several platforms at once yet"),
 ])
 def test_what_is_not_supported_is_refused_before_building(builder: Builder, context,
                                                           flags: list[str], message: str) -> None:

@@ -119,6 +119,36 @@ def test_a_cached_rebuild_makes_the_same_index(mp_builder: Builder, pushed: Push
     assert image_digest(again.stderr) == pushed.digest
 
 
+def test_each_platform_gets_its_own_attestations(mp_builder: Builder, pushed: Pushed,
+                                                 registry: RegistryServer) -> None:
+    """As BuildKit: the index lists the images, then one attestation manifest per image,
+    whose statements name that image's digest (the steps are cached: only the
+    attestations are new)."""
+    ref = f"{registry.host}/mp/arch:attested"
+    mp_builder.build("--platform", PLATFORMS, "-t", ref, "--push", "--sbom=true",
+                     "--provenance=mode=max", pushed.context)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{ref}"], check=True, capture_output=True).stdout
+    entries = json.loads(raw)["manifests"]
+    images, attached = entries[:2], entries[2:]
+    assert [m["platform"]["architecture"] for m in images] == ["amd64", "arm64"]
+    assert [m["annotations"]["vnd.docker.reference.digest"] for m in attached] == [
+        m["digest"] for m in images]
+    assert {m["platform"]["os"] for m in attached} == {"unknown"}
+    pushed_index = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{pushed.ref}"],
+        check=True, capture_output=True).stdout)
+    assert [m["digest"] for m in images] == [m["digest"] for m in pushed_index["manifests"]]
+    for image, manifest in zip(images, attached, strict=True):
+        doc = json.loads(subprocess.run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false",
+             f"docker://{ref.rsplit(':', 1)[0]}@{manifest['digest']}"],
+            check=True, capture_output=True).stdout)
+        kinds = [layer["annotations"]["in-toto.io/predicate-type"] for layer in doc["layers"]]
+        assert kinds == ["https://spdx.dev/Document", "https://slsa.dev/provenance/v1"]
+        assert doc["subject"]["digest"] == image["digest"]
+
+
 def test_the_api_takes_a_sequence_of_platforms(mp_builder: Builder, pushed: Pushed) -> None:
     report = mp_builder.api(pushed.context, platform=["linux/amd64", "linux/arm64"])
     assert report["manifest"] == pushed.digest
