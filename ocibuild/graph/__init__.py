@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import UsageError
 from ocibuild.graph.ops import ContextSource as ContextSource
 from ocibuild.graph.ops import CopyOp as CopyOp
@@ -163,7 +164,7 @@ def ssh(id: str = "default", *, target: str = "", required: bool = False  # noqa
 
 # -- frontends -------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class FrontendContext:
     """What a frontend's `build(ctx)` is given: the build `context` (the directory
     the command names, less its .dockerignore), the definition `file` and its

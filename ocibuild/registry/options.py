@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.reference import normalize_registry
 
@@ -37,7 +38,7 @@ def timeout_from_env() -> float:
     return parse_timeout(text, TIMEOUT_ENV) if text else DEFAULT_TIMEOUT
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class RegistryOptions:
     """How registries are reached. `RegistryOptions.build(insecure=["localhost:5000"],
     ca_files=["ca.pem"], authfile="auth.json")` makes one from what the CLI's
