@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
+from dataclasses import dataclass, field, replace
 
-from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import UsageError
 
 __all__ = [
@@ -41,7 +40,7 @@ Command = str | Sequence[str]  # a string runs in the image's shell; a list runs
 Written = str | tuple[str, ...]  # a command as a state keeps it
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Context:
     """A local directory read by `copy` and `bind` (`ocibuild.graph.context`): `path`
     is absolute; `include` and `exclude` are .dockerignore patterns (an empty
@@ -58,7 +57,7 @@ class Context:
         return (*kept, *self.exclude)
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class GitRepository:
     """A git repository's tree at `ref` (`ocibuild.graph.git`)."""
 
@@ -69,7 +68,7 @@ class GitRepository:
     checksum: str = ""  # a commit (prefix) the ref must resolve to
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class HttpFile:
     """A downloaded file (`ocibuild.graph.http`), named `filename` in the tree it makes
     (default: the last part of the URL's path)."""
@@ -82,7 +81,7 @@ class HttpFile:
 Source = Context | GitRepository | HttpFile
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class RunMount:
     """A mount of one `run` step: made by `cache`, `secret`, `bind`, `tmpfs` or `ssh`
     of `ocibuild.graph`, with the defaults of the `RUN --mount` of the same type."""
@@ -104,7 +103,7 @@ class RunMount:
 
 # -- steps: what a state records; turned into ops when it is solved ------------------------
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Base:
     """Where a state starts: `kind` image (`ref`), layout (`ref` is the layout's path,
     `tag` one of its tags) or scratch; `platform` "" is the build's target platform."""
@@ -115,7 +114,7 @@ class Base:
     platform: str = ""
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Run:
     args: Written
     env: tuple[tuple[str, str], ...] = ()
@@ -124,7 +123,7 @@ class Run:
     security: str = "sandbox"
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Copy:
     source: State | Source
     paths: tuple[str, ...]
@@ -136,12 +135,12 @@ class Copy:
     parents: bool = False
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Workdir:
     path: str
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class Configure:
     """A change of the image config only: `key` names it; Env and Labels add `pairs`,
     User sets `value` (a name), Entrypoint and Cmd set `value` (a command)."""
@@ -178,7 +177,7 @@ def _paths(value: str | Sequence[str] | os.PathLike[str]) -> tuple[str, ...]:
     return tuple(os.fspath(v) for v in value)
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class State:
     """A root filesystem and its image config, step by step (see the module's notes).
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.reference import normalize_registry
 
@@ -38,7 +37,7 @@ def timeout_from_env() -> float:
     return parse_timeout(text, TIMEOUT_ENV) if text else DEFAULT_TIMEOUT
 
 
-@deferred_dataclass(frozen=True)
+@dataclass(frozen=True)
 class RegistryOptions:
     """How registries are reached. `RegistryOptions.build(insecure=["localhost:5000"],
     ca_files=["ca.pem"], authfile="auth.json")` makes one from what the CLI's

@@ -35,6 +35,7 @@ NOT_LOADED = {
     "ssl": "TLS",
     "rich": "the live display",
     "csv": "the -o parser",
+    "ocibuild.graph.state": "the graph API's states",
 }
 
 
