@@ -32,6 +32,7 @@ NOT_LOADED = {
     "zstandard": "the zstd codec",
     "isal": "the gzip codec",
     "ocibuild.registry.client": "the registry client",
+    "ocibuild.registry.options": "the registry options (no registry flag given)",
     "ssl": "TLS",
     "rich": "the live display",
     "csv": "the -o parser",
