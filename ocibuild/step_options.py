@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -13,11 +14,18 @@ if TYPE_CHECKING:
     from ipaddress import IPv4Address, IPv6Address
 
 UNLIMITED = -1
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _HOST_GATEWAY = "host-gateway"
-_BAD_HOST_CHARS = re.compile(r"[\s#,]")
+
+
+@functools.cache
+def _size() -> re.Pattern[str]:
+    return re.compile(r"(\d+(?:\.\d+)?) ?([kmgtp])?i?b?", re.IGNORECASE)
+
+
+@functools.cache
+def _bad_host_chars() -> re.Pattern[str]:
+    return re.compile(r"[\s#,]")
 
 
 def parse_add_hosts(values: Iterable[str]) -> tuple[tuple[str, str], ...]:
@@ -45,7 +53,7 @@ def parse_add_host(value: str) -> list[tuple[str, str]]:
         host, sep, ips = value.partition(":")  # the first colon: IPv6 addresses follow
     if not sep or not host or not ips:
         raise UsageError(f"--add-host {value!r}: expected HOST:IP or HOST=IP")
-    if _BAD_HOST_CHARS.search(host):
+    if _bad_host_chars().search(host):
         raise UsageError(f"--add-host {value!r}: the host name {host!r} cannot contain "
                          "spaces, '#' or ','")
     if ips == _HOST_GATEWAY:
@@ -81,7 +89,7 @@ def _ip_text(address: IPv4Address | IPv6Address) -> str:
 def parse_size(value: str, flag: str = "--shm-size") -> int:
     """Bytes from a size as Docker writes it: 1024, 64m, 1g, 1.5GiB, 512 kB (units are
     powers of 1024, any case)."""
-    match = _SIZE.fullmatch(value.strip())
+    match = _size().fullmatch(value.strip())
     if match is None:
         raise UsageError(f"{flag} {value!r}: expected a size in bytes, or with a unit "
                          "k, m, g, t or p (e.g. 64m, 1g)")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ocibuild.registry.options import DEFAULT_TIMEOUT, TIMEOUT_ENV
+from ocibuild.registry.timeout import DEFAULT_TIMEOUT, TIMEOUT_ENV
 
 
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,10 +10,11 @@ BuildKit, asking for them is an error. A multi-platform build places all four
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import UsageError
 from ocibuild.oci.platform import Platform
 
@@ -23,12 +24,23 @@ INDEX = "index"
 INDEX_DESCRIPTOR = "index-descriptor"
 TYPES = (MANIFEST, MANIFEST_DESCRIPTOR, INDEX, INDEX_DESCRIPTOR)
 
-_OUTPUT_KEY_PREFIX = re.compile(r"^annotation[-.\[]")
-_OUTPUT_KEY = re.compile(r"^annotation(?:-([a-z-]+))?(?:\[([A-Za-z0-9_/-]+)\])?\.(\S+)$")
-_FLAG_TYPE = re.compile(r"^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$")
+
+@functools.cache
+def _output_key_prefix() -> re.Pattern[str]:
+    return re.compile(r"^annotation[-.\[]")
 
 
-@dataclass(frozen=True)
+@functools.cache
+def _output_key() -> re.Pattern[str]:
+    return re.compile(r"^annotation(?:-([a-z-]+))?(?:\[([A-Za-z0-9_/-]+)\])?\.(\S+)$")
+
+
+@functools.cache
+def _flag_type() -> re.Pattern[str]:
+    return re.compile(r"^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$")
+
+
+@deferred_dataclass(frozen=True)
 class Annotation:
     type: str  # one of TYPES
     platform: Platform | None  # only for the image of this platform
@@ -38,13 +50,13 @@ class Annotation:
 
 def is_output_key(key: str) -> bool:
     """Whether an -o key is an annotation key (well formed or not)."""
-    return bool(_OUTPUT_KEY_PREFIX.match(key))
+    return bool(_output_key_prefix().match(key))
 
 
 def parse_output_key(key: str, value: str, where: str) -> Annotation:
     """An -o key such as `annotation.K`, `annotation-index.K`,
     `annotation-manifest[linux/amd64].K`."""
-    m = _OUTPUT_KEY.match(key)
+    m = _output_key().match(key)
     if m is None:
         raise UsageError(f"{where}: cannot parse the annotation key {key!r} (use "
                          "annotation[-TYPE][[OS/ARCH]].KEY=VALUE)")
@@ -63,7 +75,7 @@ def parse_flag(text: str) -> tuple[Annotation, ...]:
         return (Annotation(MANIFEST, None, key, value),)
     found = []
     for part in types.split(","):
-        m = _FLAG_TYPE.match(part)
+        m = _flag_type().match(part)
         if m is None:
             raise UsageError(f"{where}: {part!r} is not TYPE or TYPE[OS/ARCH] "
                              f"(TYPE: {', '.join(TYPES)})")

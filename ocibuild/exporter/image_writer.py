@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from ocibuild.exporter import annotation_keys as ann
 from ocibuild.exporter.options import ImageOptions
 from ocibuild.oci import mediatypes
-from ocibuild.oci.compression import detect
-from ocibuild.oci.convert import CONVERSIONS, convert_layer
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.image import write_image
 from ocibuild.oci.layerref import LayerRef
@@ -52,12 +50,16 @@ def _layer(store: Store, ref: LayerRef, compression: str, options: ImageOptions,
     if current is None:
         if desc.media_type in mediatypes.LAYER_TYPES:
             return desc  # a foreign (non-distributable) layer goes as it is
+        from ocibuild.oci.compression import detect
+
         with store.layout.open_blob(desc.digest, desc.size) as blob:
             current = detect(blob.read(4))
     convert = (own or options.force) and current != compression
     if own and options.level is not None and compression != mediatypes.UNCOMPRESSED:
         convert = True
-    if convert:
+    if convert:  # the codecs load only here: a cached build's layers are as recorded
+        from ocibuild.oci.convert import CONVERSIONS, convert_layer
+
         desc = convert_layer(store.layout, desc, ref.diff_id, compression, options.level,
                              store.root / CONVERSIONS)
         current = compression

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 
 from ocibuild.errors import UsageError
@@ -47,6 +46,8 @@ def parse_output(text: str) -> OutputSpec:
             raise UsageError("--output -: writing to standard output is not supported; "
                              "give a file with type=oci,dest=FILE.tar")
         return OutputSpec("local", {"dest": text})
+    import csv  # only for a given -o: a build to the store alone never loads it
+
     attrs: dict[str, str] = {}
     for item in next(csv.reader([text])):
         key, sep, value = item.partition("=")

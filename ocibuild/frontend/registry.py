@@ -30,17 +30,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError, UsageError
-from ocibuild.graph import FrontendContext, State
+from ocibuild.graph import FrontendContext
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+
+    from ocibuild.graph import State
 
 ENTRY_POINT_GROUP = "ocibuild.frontends"
 DOCKERFILE = "dockerfile"
 PYTHON = "python"
 BUILTIN = (DOCKERFILE, PYTHON)
 
-Frontend = Callable[[FrontendContext], State]
+Frontend = Callable[[FrontendContext], "State"]
 
 _DIRECTIVE = re.compile(r"#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _DIRECTIVE_NAMES = frozenset({"syntax", "escape", "check"})
@@ -149,6 +151,8 @@ def run(chosen: Chosen, ctx: FrontendContext) -> State:
     except Exception as exc:  # noqa: BLE001  (the definition is the user's code)
         raise FrontendError(f"frontend {chosen.name}: {_where(exc, ctx)}"
                             f"{type(exc).__name__}: {exc}") from None
+    from ocibuild.graph import State
+
     if not isinstance(state, State):
         raise FrontendError(f"frontend {chosen.name}: {ctx.file.name} did not give an "
                             f"ocibuild.graph.State but {type(state).__name__}")

@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import UsageError
 from ocibuild.graph.ops import ContextSource as ContextSource
@@ -32,16 +33,17 @@ from ocibuild.graph.ops import Mount as Mount
 from ocibuild.graph.ops import Op as Op
 from ocibuild.graph.ops import ScratchSource as ScratchSource
 from ocibuild.graph.ops import walk as walk
-from ocibuild.graph.state import (
-    Base,
-    Command,
-    Context,
-    GitRepository,
-    HttpFile,
-    RunMount,
-    Source,
-    State,
-)
+
+if TYPE_CHECKING:
+    from ocibuild.graph.state import (
+        Command,
+        Context,
+        GitRepository,
+        HttpFile,
+        RunMount,
+        Source,
+        State,
+    )
 
 __all__ = [
     "Command",
@@ -66,6 +68,26 @@ __all__ = [
 ]
 
 
+# The state module loads when a state is first made or named: a Dockerfile build
+# imports this package for the ops alone, and the states' ten dataclasses cost ~5 ms.
+_STATE_NAMES = frozenset({"Base", "Command", "Context", "GitRepository", "HttpFile",
+                          "RunMount", "Source", "State"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _STATE_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from ocibuild.graph import state
+
+    value = getattr(state, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_STATE_NAMES})
+
+
 # -- states ------------------------------------------------------------------------------
 
 def image(ref: str, *, platform: str = "") -> State:
@@ -75,17 +97,23 @@ def image(ref: str, *, platform: str = "") -> State:
         raise UsageError(f"image: expected an image reference, got {ref!r}")
     if ref.lower() == "scratch":
         return scratch(platform=platform)
+    from ocibuild.graph.state import Base, State
+
     return State(Base("image", ref, platform=platform))
 
 
 def scratch(*, platform: str = "") -> State:
     """An empty root filesystem (`FROM scratch`)."""
+    from ocibuild.graph.state import Base, State
+
     return State(Base("scratch", platform=platform))
 
 
 def oci_layout(path: str | os.PathLike[str], tag: str = "", *, platform: str = "") -> State:
     """A state starting from an image of an OCI image layout directory (its only
     image, or the one tagged `tag`), as `--build-context NAME=oci-layout://PATH`."""
+    from ocibuild.graph.state import Base, State
+
     return State(Base("layout", str(Path(path).resolve()), tag=tag, platform=platform))
 
 
@@ -99,12 +127,16 @@ def context(path: str | os.PathLike[str] = ".", *, include: Sequence[str] = (),
     for what, value in (("include", include), ("exclude", exclude)):
         if isinstance(value, str):
             raise UsageError(f"context: {what} is a list of patterns, not {value!r}")
+    from ocibuild.graph.state import Context
+
     return Context(str(Path(path).resolve()), tuple(include), tuple(exclude))
 
 
 def git(url: str, ref: str = "", *, subdir: str = "", keep_git_dir: bool = False,
         checksum: str = "") -> GitRepository:
     """A git repository's tree at `ref` (a branch, tag or commit; default HEAD)."""
+    from ocibuild.graph.state import GitRepository
+
     return GitRepository(url, ref, subdir, keep_git_dir, checksum)
 
 
@@ -112,6 +144,8 @@ def http(url: str, *, checksum: str = "", filename: str = "") -> HttpFile:
     """A file downloaded from `url` (its body's sha256 must be `checksum` when given)."""
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"http: {url!r} is not an http(s) URL")
+    from ocibuild.graph.state import HttpFile
+
     return HttpFile(url, checksum, filename)
 
 
@@ -124,6 +158,8 @@ def cache(target: str, *, id: str = "", sharing: str = "shared",  # noqa: A002
     the target; `sharing` is shared, private or locked; `source` seeds it."""
     if sharing not in ("shared", "private", "locked"):
         raise UsageError(f"cache: sharing {sharing!r}: expected shared, private or locked")
+    from ocibuild.graph.state import RunMount
+
     return RunMount("cache", target, source, readonly=readonly, id=id, sharing=sharing,
                     mode=mode, uid=uid, gid=gid)
 
@@ -137,6 +173,8 @@ def secret(id: str, *, target: str = "", env: str = "", required: bool = False, 
         raise UsageError("secret: needs an id")
     if not target and not env:
         target = f"/run/secrets/{id}"
+    from ocibuild.graph.state import RunMount
+
     return RunMount("secret", target, id=id, required=required, env=env, mode=mode,
                     uid=uid, gid=gid)
 
@@ -145,6 +183,8 @@ def bind(source: State | Context, target: str, *, path: str = "/",
          readonly: bool = True) -> RunMount:
     """`path` of a state or a context, seen at `target` during the step
     (`--mount=type=bind`); writes to a read-write bind are thrown away."""
+    from ocibuild.graph.state import Context, RunMount, State
+
     if not isinstance(source, State | Context):
         raise UsageError(f"bind: {source!r} is not a state or a context")
     return RunMount("bind", target, source, source_path=path, readonly=readonly)
@@ -152,12 +192,16 @@ def bind(source: State | Context, target: str, *, path: str = "/",
 
 def tmpfs(target: str, *, size: int = 0) -> RunMount:
     """An empty tmpfs at `target` (`size` in bytes, 0: the default)."""
+    from ocibuild.graph.state import RunMount
+
     return RunMount("tmpfs", target, readonly=False, size=size)
 
 
 def ssh(id: str = "default", *, target: str = "", required: bool = False  # noqa: A002
         ) -> RunMount:
     """The SSH agent forwarded as `id` (`BuildOptions.ssh`), as `--mount=type=ssh`."""
+    from ocibuild.graph.state import RunMount
+
     return RunMount("ssh", target, id=id, required=required)
 
 

@@ -226,7 +226,17 @@ class ImageLayout:
         return Index.from_bytes(data)
 
     def write_index(self, index: Index) -> None:
-        atomic_write_bytes(self.path / INDEX_FILE, index.to_bytes())
+        """Write index.json, unless it already holds exactly these bytes: a cached rebuild
+        names the image its tags already name, and rewriting costs two fsyncs."""
+        data = index.to_bytes()
+        path = self.path / INDEX_FILE
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(data) + 1) == data:
+                    return
+        except OSError:
+            pass  # absent or unreadable: write it
+        atomic_write_bytes(path, data)
 
     def tags(self) -> dict[str, Descriptor]:
         return {

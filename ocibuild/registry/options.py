@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.reference import normalize_registry
+from ocibuild.registry.timeout import DEFAULT_TIMEOUT, TIMEOUT_ENV
 
 if TYPE_CHECKING:  # ssl loads when a TLS context is made, not with the options
     import ssl
 
 DEFAULT_CERTS_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
-TIMEOUT_ENV = "OCIBUILD_REGISTRY_TIMEOUT"
-DEFAULT_TIMEOUT = 60.0
 
 
 def parse_timeout(text: str, what: str) -> float:

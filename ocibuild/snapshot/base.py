@@ -7,10 +7,10 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.idspace import userns
 from ocibuild.idspace.requests import Request, RootFS, handler, request_type
 from ocibuild.oci import digest as _digest
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ocibuild.cache.store import Store
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Prepared:
     """A step's root filesystem: `root` goes into sandbox.StepSpec.rootfs."""
 

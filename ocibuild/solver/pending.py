@@ -10,10 +10,11 @@ written in the background; only the export and the cache record wait for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.oci.layerref import Layer, LayerRef
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ocibuild.oci.layout import ImageLayout
 
 
-@dataclass(frozen=True, eq=False)
+@deferred_dataclass(frozen=True, eq=False)
 class PendingLayer:
     """A step's layer still being written: its upper directory, and the blob later."""
 
@@ -42,7 +43,7 @@ class PendingLayer:
         """Nothing to fetch: it is being written into the store."""
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class RemoteLayer:
     """A cached layer whose record came from a --cache-from cache: the store may lack its
     blob until something reads it (fetched once, whatever the threads asking)."""

@@ -13,20 +13,29 @@ frontend/dockerfile/dfgitutil/git_ref.go.)
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import urllib.parse
-from dataclasses import dataclass
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import UsageError
 
 SCHEMES = ("http", "https", "ssh", "git")
-_PROTO = re.compile(r"^[a-zA-Z0-9]+://")
-_SCP = re.compile(r"^([a-zA-Z0-9-_]+)@([a-zA-Z0-9-.]+):(.*?)(?:\?(.*?))?(?:#(.*))?$")
 _FLAGS = ("keep-git-dir", "submodules")
 
 
-@dataclass(frozen=True)
+@functools.cache
+def _proto() -> re.Pattern[str]:
+    return re.compile(r"^[a-zA-Z0-9]+://")
+
+
+@functools.cache
+def _scp() -> re.Pattern[str]:
+    return re.compile(r"^([a-zA-Z0-9-_]+)@([a-zA-Z0-9-.]+):(.*?)(?:\?(.*?))?(?:#(.*))?$")
+
+
+@deferred_dataclass(frozen=True)
 class GitRef:
     """A parsed git URL: `remote` is what git is given (no fragment, no query)."""
 
@@ -49,7 +58,7 @@ def parse(text: str) -> GitRef | None:
     an http URL without .git). A git URL with a bad query raises UsageError."""
     if text.startswith(("./", "../")):
         return None
-    proto = _PROTO.match(text)
+    proto = _proto().match(text)
     if proto:
         scheme = proto.group(0)[:-3].lower()
         if scheme not in SCHEMES:
@@ -60,7 +69,7 @@ def parse(text: str) -> GitRef | None:
         remote = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         host, fragment, query = parts.hostname or "", parts.fragment, parts.query
     else:
-        m = _SCP.match(text)
+        m = _scp().match(text)
         if m is None:
             return None
         scheme, host = "ssh", m.group(2)

@@ -27,6 +27,7 @@ Public API:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -559,7 +560,9 @@ def _add(node: Node, base: _Base) -> Instruction:
 
 
 # Go's strconv.ParseInt, which BuildKit reads port numbers with, takes a leading "+"
-_PORT_RANGE = re.compile(r"(\+?[0-9]+)(?:-(\+?[0-9]+))?\Z")
+@functools.cache
+def _port_range_pattern() -> re.Pattern[str]:
+    return re.compile(r"(\+?[0-9]+)(?:-(\+?[0-9]+))?\Z")
 
 
 def parse_port_spec(text: str) -> PortSpec:
@@ -584,7 +587,7 @@ def parse_port_spec(text: str) -> PortSpec:
 
 
 def _port_range(port: str, text: str) -> tuple[int, int]:
-    m = _PORT_RANGE.match(port)
+    m = _port_range_pattern().match(port)
     if m is None:
         raise ValueError(f"invalid port {text!r}: expected PORT, PORT/PROTO or START-END[/PROTO]")
     start = int(m.group(1))
@@ -638,7 +641,11 @@ _DURATION_UNITS = {
     "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
     "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
 }
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+
+
+@functools.cache
+def _duration_part() -> re.Pattern[str]:
+    return re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 
 
 def parse_duration(text: str) -> int:
@@ -655,7 +662,7 @@ def parse_duration(text: str) -> int:
     total = 0.0
     pos = 0
     while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
+        m = _duration_part().match(body, pos)
         if m is None or m.group(1) in ("", "."):
             raise ValueError(f"time: invalid duration {text!r}")
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
@@ -741,7 +748,9 @@ def _maintainer(node: Node, base: _Base) -> Instruction:
     return MaintainerInstruction(**base, maintainer=_exactly_one(node))
 
 
-_ONBUILD_PREFIX = re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
+@functools.cache
+def _onbuild_prefix() -> re.Pattern[str]:
+    return re.compile(r"^\s*ONBUILD\s*", re.IGNORECASE)
 
 
 def _onbuild(node: Node, base: _Base) -> Instruction:
@@ -754,7 +763,7 @@ def _onbuild(node: Node, base: _Base) -> Instruction:
     if trigger_name in ("MAINTAINER", "FROM"):
         raise _Invalid(f"{trigger_name} isn't allowed as an ONBUILD trigger", node.sub.command)
     trigger = _parse_node(node.sub, base["location"])
-    expression = _ONBUILD_PREFIX.sub("", node.original, count=1)
+    expression = _onbuild_prefix().sub("", node.original, count=1)
     for doc in node.heredocs:
         expression += "\n" + doc.content + doc.name
     return OnbuildInstruction(**base, expression=expression, trigger=trigger)

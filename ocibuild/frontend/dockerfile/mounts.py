@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -27,8 +28,12 @@ _KEYS = (
 )
 _DEFERRABLE = frozenset({"type", "readonly", "ro", "readwrite", "rw", "required", "size",
                          "sharing", "mode", "uid", "gid"})
-_RAM = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
 _RAM_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+@functools.cache
+def _ram() -> re.Pattern[str]:
+    return re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
 
 
 @deferred_dataclass(frozen=True)
@@ -52,7 +57,7 @@ class RunMount:
 
 def ram_in_bytes(text: str) -> int:
     """docker/go-units RAMInBytes: "64m", "1.5GiB", "512" (binary units)."""
-    m = _RAM.match(text)
+    m = _ram().match(text)
     if m is None:
         raise ValueError(f"invalid size: {text!r}")
     number = float(m.group(1)) if m.group(1).count(".") <= 1 else None

@@ -19,6 +19,7 @@ Public API:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -33,7 +34,6 @@ DIRECTIVE_NAMES = ("syntax", "escape", "check")
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 _HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
-_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
 _DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 _CONTINUATION = {
     "\\": re.compile(r"([^\\])\\[ \t]*\Z|^\\[ \t]*\Z"),
@@ -41,6 +41,11 @@ _CONTINUATION = {
 }
 _HEREDOC_COMMANDS = frozenset({"add", "copy", "run"})
 _BOM = "\ufeff"
+
+
+@functools.cache
+def _leading_tabs() -> re.Pattern[str]:
+    return re.compile(r"^\t+", re.MULTILINE)
 
 
 @deferred_dataclass(frozen=True)  # made on first use: most Dockerfiles have none
@@ -652,4 +657,4 @@ def parse_heredoc(word: str) -> Heredoc | None:
 
 def chomp_heredoc(content: str) -> str:
     """Remove the leading tabs of every line (the `<<-` form)."""
-    return _LEADING_TABS.sub("", content)
+    return _leading_tabs().sub("", content)

@@ -25,10 +25,11 @@ ${V##p} ${V%p} ${V%%p} ${V/p/r} ${V//p/r}`; patterns use `*` and `?`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.frontend.dockerfile.errors import ShellExpansionError
 
 _GO_SPACES = frozenset(
@@ -36,9 +37,13 @@ _GO_SPACES = frozenset(
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-_SPACE_RUN = re.compile("[" + "".join(sorted(_GO_SPACES)) + "]+")
 # characters with a meaning in a shell word: anything else is copied as is
 _PLAIN_WORD = re.compile(r"[^$'\"<\\`]*\Z")
+
+
+@functools.cache
+def _space_run() -> re.Pattern[str]:
+    return re.compile("[" + "".join(sorted(_GO_SPACES)) + "]+")
 
 
 def go_is_space(ch: str) -> bool:
@@ -46,7 +51,7 @@ def go_is_space(ch: str) -> bool:
     return ch in _GO_SPACES
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)
 class Expansion:
     """The result of processing one word."""
 
@@ -81,7 +86,7 @@ class _Words:
         self.in_word = True
 
     def add_string(self, text: str) -> None:
-        for i, part in enumerate(_SPACE_RUN.split(text)):
+        for i, part in enumerate(_space_run().split(text)):
             if i and self.in_word and self.buf:
                 self.words.append("".join(self.buf))
                 self.buf.clear()
@@ -144,7 +149,7 @@ class ShellLex:
 
 def go_fields(text: str) -> list[str]:
     """Go's strings.Fields: the runs of non-space characters (no quotes or escapes)."""
-    return [w for w in _SPACE_RUN.split(text) if w]
+    return [w for w in _space_run().split(text) if w]
 
 
 def _go_quote(text: str) -> str:
@@ -472,7 +477,9 @@ def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
 
 
-_GO_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_]+")
+@functools.cache
+def _go_template_name() -> re.Pattern[str]:
+    return re.compile(r"[A-Za-z0-9_]+")
 
 
 def _go_expand(template: str, match: re.Match[str]) -> str:
@@ -492,13 +499,13 @@ def _go_expand(template: str, match: re.Match[str]) -> str:
             continue
         if i < n and template[i] == "{":
             close = template.find("}", i)
-            name_m = _GO_TEMPLATE_NAME.fullmatch(template, i + 1, close) if close > 0 else None
+            name_m = _go_template_name().fullmatch(template, i + 1, close) if close > 0 else None
             if name_m is None:
                 out.append("$")
                 continue
             name, i = name_m.group(0), close + 1
         else:
-            name_m = _GO_TEMPLATE_NAME.match(template, i)
+            name_m = _go_template_name().match(template, i)
             if name_m is None:
                 out.append("$")
                 continue

@@ -1,0 +1,56 @@
+"""A fully cached rebuild that the rebuild memo cannot answer (the engine's own, as in
+CI with a push or a remote cache) costs mostly the interpreter's start and the modules
+it loads (issue 21). It loads nothing of the paths that run steps, start processes,
+compress layers or reach a registry: those load when a build needs them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.build.conftest import Builder, copy_fixture, step_states
+from tests.support.paths import OCIBUILD, REPO
+
+# `ocibuild ARGS`, then the modules the command loaded
+REPORTS_MODULES = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('MODULES=' + ' '.join(sorted(sys.modules))))\n"
+    "from ocibuild.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+# module -> what loading it on a cached build would mean
+NOT_LOADED = {
+    "ocibuild.sandbox.runner": "the RUN sandbox",
+    "ocibuild.sandbox.zygote_client": "the sandbox's start-up helper",
+    "ocibuild.idspace.worker": "the file-op helper process",
+    "subprocess": "a child process",
+    "concurrent.futures": "worker threads",
+    "ocibuild.solver.execute": "the RUN path",
+    "ocibuild.solver.fileop": "the COPY path",
+    "ocibuild.snapshot.layerdirs": "layer extraction",
+    "ocibuild.oci.compression": "the layer codecs",
+    "zstandard": "the zstd codec",
+    "isal": "the gzip codec",
+    "ocibuild.registry.client": "the registry client",
+    "ocibuild.registry.options": "the registry options (no registry flag given)",
+    "ssl": "TLS",
+    "rich": "the live display",
+    "csv": "the -o parser",
+    "ocibuild.graph.state": "the graph API's states",
+}
+
+
+def test_a_cached_rebuild_without_the_memo_loads_no_step_or_codec_path(
+        builder: Builder) -> None:
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    builder.build(ctx, "-t", "seed:start")
+    shutil.rmtree(builder.root / "rebuilds")  # the engine answers, not the memo
+    proc = builder.user.run(
+        [Path(OCIBUILD).parent / "python", "-c", REPORTS_MODULES, "--root", builder.root,
+         "build", "--progress", "plain", "-t", "seed:start", ctx],
+        env={"PYTHONPATH": str(REPO)}, cwd=builder.tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert set(step_states(proc.stderr).values()) == {"CACHED"}
+    loaded = set(proc.stdout.rpartition("MODULES=")[2].split())
+    assert "ocibuild.builder" in loaded  # the engine ran
+    assert {m: why for m, why in NOT_LOADED.items() if m in loaded} == {}
