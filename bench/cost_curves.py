@@ -23,12 +23,14 @@ makes small points dearer per unit, so a value below 1 is expected).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,9 +141,10 @@ def render(points: list[dict], engines: list[str], runs: int) -> str:
                     f" {_f(_med(p, 'cached', 'buildah'))} |")
         out.append(row)
     out += ["", f"Growth of time per unit from the smallest to the largest point "
-            f"(≤ {LINEAR_LIMIT}: linear or better):", "",
+            f"(≤ {LINEAR_LIMIT}: linear or better), and the largest growth from one point "
+            "to the next (the fixed cost of a build flatters the smallest point):", "",
             "| series | unit | engine | mode | per unit, smallest | per unit, largest | "
-            "growth | linear |", "|---|---|---|---|---|---|---|---|"]
+            "growth | linear | largest step growth |", "|---|---|---|---|---|---|---|---|---|"]
     for series, unit in (("files", "1k files"), ("data", "GB")):
         pts = [p for p in points if p["series"] == series]
         if len(pts) < 2:
@@ -156,7 +159,8 @@ def render(points: list[dict], engines: list[str], runs: int) -> str:
                 growth = per_hi / per_lo
                 out.append(f"| {series} | {unit} | {engine} | {mode} | {per_lo:.3f} s | "
                            f"{per_hi:.3f} s | {growth:.2f} | "
-                           f"{'yes' if growth <= LINEAR_LIMIT else '**no**'} |")
+                           f"{'yes' if growth <= LINEAR_LIMIT else '**no**'} | "
+                           f"{_f(_step_growth(pts, mode, engine))} |")
     peaks = [s.peak_rss_mb for p in points for per in p["samples"].values()
              for s in per.get("ocibuild", [])]
     if peaks:
@@ -165,6 +169,27 @@ def render(points: list[dict], engines: list[str], runs: int) -> str:
                 f"(goal ≤ {RSS_LIMIT_MB:.0f} MB: "
                 f"{'met' if worst <= RSS_LIMIT_MB else '**not met**'})."]
     return "\n".join(out)
+
+
+def _step_growth(pts: list[dict], mode: str, engine: str) -> float | None:
+    per = [(t / p["units"]) for p in pts if (t := _med(p, mode, engine)) is not None]
+    steps = [b / a for a, b in zip(per, per[1:], strict=False) if a]
+    return max(steps) if steps else None
+
+
+def save(points: list[dict], path: Path) -> None:
+    path.write_text(json.dumps([{**p, "samples": {m: {e: [asdict(s) for s in ss]
+                                                      for e, ss in per.items()}
+                                                  for m, per in p["samples"].items()}}
+                                for p in points], indent=1))
+
+
+def load_points(path: Path) -> list[dict]:
+    points = json.loads(path.read_text())
+    for p in points:
+        p["samples"] = {m: {e: [Sample(**s) for s in ss] for e, ss in per.items()}
+                        for m, per in p["samples"].items()}
+    return points
 
 
 def parse_list(text: str, kind: type) -> list:
@@ -206,7 +231,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/curves.md")
     parser.add_argument("--workdir", default="/tmp", help="parent of the scratch directory")
+    parser.add_argument("--render", type=Path,
+                        help="only print the tables again from a run's saved points (JSON)")
     args = parser.parse_args()
+    if args.render:
+        points = load_points(args.render)
+        names = sorted({e for p in points for per in p["samples"].values() for e in per},
+                       key=["ocibuild", "BuildKit", "buildah"].index)
+        print(render(points, names, args.runs))
+        return 0
     if os.geteuid() != 0:
         parser.error("run as root (dockerd runs as root; ocibuild drops to ocib-sub)")
     started = time.monotonic()
@@ -237,6 +270,7 @@ def main() -> int:
             f"{' → '.join(load)}).\n\n" + render(points, [e.name for e in engines], args.runs))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
+    save(points, args.out.with_suffix(".json"))
     print(text)
     return 0
 
