@@ -23,17 +23,19 @@ def _name(frame: str) -> str:
     return f"{m.group(1)} ({m.group(2)})" if m else frame
 
 
-# (phase, substrings of a frame "function (path:line)" that put a sample in it)
+# (phase, file names a frame "function (path:line)" names that put a sample in it). py-spy
+# shortens some paths to the bare file name (in the helper processes), so match names.
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("gzip and digest of layers", ("layerstream.py", "digest.py", "compression.py")),
     ("tar of layers (walk, headers, file data)", ("layerwrite.py", "tarwriter.py",
-                                                  "oci/layer.py")),
-    ("finding the overlay upper's changes (the diff)", ("overlaydiff.py", "snapshot/scan.py")),
-    ("extracting layers", ("oci/extract.py", "tarreader.py", "layerdirs.py")),
-    ("COPY: copying the context into the snapshot", ("solver/fileop.py",)),
-    ("hashing the context (cache key)", ("solver/checksum.py", "solver/selection.py")),
-    ("deleting old snapshots (trash)", ("snapshot/trash.py",)),
-    ("RUN: sandbox start and the step's process", ("sandbox/",)),
+                                                  "/layer.py", "(layer.py")),
+    ("finding the overlay upper's changes (the diff)", ("overlaydiff.py", "scan.py")),
+    ("extracting layers", ("extract.py", "tarreader.py", "layerdirs.py")),
+    ("COPY: copying the context into the snapshot", ("fileop.py",)),
+    ("hashing the context (cache key)", ("checksum.py", "selection.py")),
+    ("deleting old snapshots (trash)", ("trash.py",)),
+    ("RUN: sandbox start and the step's process", ("nsinit.py", "zygote.py", "runner.py",
+                                                   "step_runner.py")),
     ("rebuild memo", ("rebuild_memo.py",)),
     ("imports", ("importlib",)),
 ]
