@@ -24,10 +24,21 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.contexts import change_one_file, chown_tree, make_context  # noqa: E402
+from bench.dockerd import Dockerd  # noqa: E402
 from bench.engines import ENGINES, OCIBUILD, Ocibuild, floor_sample  # noqa: E402
 from bench.measure import CommandFailed  # noqa: E402
 from bench.pyspy_summary import summarize  # noqa: E402
-from bench.report import FLOOR, NO_MEMO, TIME_GOALS, Results, now_text, render  # noqa: E402
+from bench.report import (  # noqa: E402
+    CACHED_PUSH,
+    CONTEXT_KEPT,
+    FLOOR,
+    FRESH_CONTEXT,
+    NO_MEMO,
+    TIME_GOALS,
+    Results,
+    now_text,
+    render,
+)
 from tests.support.registry_server import RegistryServer  # noqa: E402
 
 CASES = ("seed", "parallel", "bigctx")
@@ -60,24 +71,47 @@ def rotated(engines: list, i: int) -> list:
     return engines[k:] + engines[:k]
 
 
+def fresh_copy(ctx: Path, name: str) -> Path:
+    """A new copy of the context directory (same owner, new path and inodes), which no
+    engine has seen."""
+    copy = ctx.parent / name
+    shutil.rmtree(copy, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(ctx), str(copy)], check=True)
+    return copy
+
+
+def build_modes(engine, case: str, ctx: Path, stamp: str) -> dict:
+    """One run of every mode for one engine, in an order where each mode starts from the
+    state its row in RESULTS.md names."""
+    engine.reset(case)
+    got = {"cold": engine.build(case, ctx), "cached": engine.build(case, ctx)}
+    if hasattr(engine, "forget_rebuild_memos"):
+        # the engine's own cached build: its answer without the rebuild memo
+        engine.forget_rebuild_memos()
+        got[NO_MEMO] = engine.build(case, ctx)
+    if case != "bigctx":
+        return got
+    # every step again, the engine's other state (context it received, store) kept
+    got[CONTEXT_KEPT] = engine.build(case, ctx, no_cache=True)
+    change_one_file(ctx, stamp)
+    got["one-file-changed"] = engine.build(case, ctx)
+    copy = fresh_copy(ctx, f"{case}-fresh")
+    try:
+        engine.reset(case)
+        got[FRESH_CONTEXT] = engine.build(case, copy)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return got
+
+
 def measure_builds(res: Results, engines: list, case: str, ctx: Path, runs: int,
                    warmup: int) -> None:
-    modes = ["cold", "cached"] + (["one-file-changed"] if case == "bigctx" else [])
     res.runs[case] = runs
     for i in range(warmup + runs):
         for engine in rotated(engines, i):
             label = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
             try:
-                engine.reset(case)
-                got = {"cold": engine.build(case, ctx), "cached": engine.build(case, ctx)}
-                if hasattr(engine, "forget_rebuild_memos"):
-                    # what the engine takes for the same cached build (its answer
-                    # without the rebuild memo): shown beside, not a goal
-                    engine.forget_rebuild_memos()
-                    got[NO_MEMO] = engine.build(case, ctx)
-                if "one-file-changed" in modes:
-                    change_one_file(ctx, f"{engine.name} {i}")
-                    got["one-file-changed"] = engine.build(case, ctx)
+                got = build_modes(engine, case, ctx, f"{engine.name} {i}")
             except (CommandFailed, RuntimeError) as exc:
                 res.failures.append(f"{case} {label} {engine.name}: {str(exc)[:300]}")
                 log(f"  {engine.name} FAILED: {str(exc)[-400:]}")
@@ -96,27 +130,37 @@ def res_log(ctx: Path) -> Path:
     return ctx.parent / "floor.log"
 
 
-def measure_push(res: Results, engines: list, layout: Path, work: Path, runs: int,
-                 warmup: int) -> None:
-    """Push the bigctx image each engine built last into a new registry, then again."""
+def measure_push(res: Results, engines: list, layout: Path, work: Path, ctx: Path,
+                 runs: int, warmup: int) -> None:
+    """Push the bigctx image each engine built last into a new registry, then again, then
+    (ocibuild) a cached build of it with --push against (peers) one more push."""
     res.runs["push"] = runs
+    for engine in engines:
+        # the last bigctx build read a fresh copy: build the context pushed from once,
+        # so a cached build of it starts from an engine that has seen it
+        engine.build("bigctx", ctx)
     for i in range(warmup + runs):
         registry = serve_base(layout, work, f"push-registry-{i}")
         try:
             for engine in rotated(engines, i):
                 ref = f"{registry.host}/bench/push-{engine.name.lower()}:latest"
                 try:
-                    fresh = engine.push("bigctx", ref, registry.host)
-                    again = engine.push("bigctx", ref, registry.host)
+                    got = {"fresh": engine.push("bigctx", ref, registry.host),
+                           "again": engine.push("bigctx", ref, registry.host)}
+                    if hasattr(engine, "cached_push"):
+                        got[CACHED_PUSH] = engine.cached_push("bigctx", ctx, ref,
+                                                              registry.host)
+                    else:
+                        got[CACHED_PUSH] = engine.push("bigctx", ref, registry.host)
                 except (CommandFailed, RuntimeError) as exc:
                     res.failures.append(f"push run {i} {engine.name}: {str(exc)[:300]}")
                     log(f"  {engine.name} push FAILED: {str(exc)[-400:]}")
                     continue
                 log(f"  push {'warm-up' if i < warmup else i - warmup + 1} {engine.name}: "
-                    f"fresh {fresh.seconds:.2f}s, again {again.seconds:.2f}s")
+                    + ", ".join(f"{m} {s.seconds:.2f}s" for m, s in got.items()))
                 if i >= warmup:
-                    res.add("push", "fresh", engine.name, fresh)
-                    res.add("push", "again", engine.name, again)
+                    for mode, sample in got.items():
+                        res.add("push", mode, engine.name, sample)
         finally:
             registry.stop()
 
@@ -145,16 +189,25 @@ def _prepare(ours: Ocibuild, case: str, mode: str, ctx: Path, stamp: str) -> Non
         change_one_file(ctx, stamp)
     if mode == NO_MEMO:
         ours.forget_rebuild_memos()
+    if mode == CONTEXT_KEPT:
+        raise OSError(f"profiling {mode} is not supported; profile cold instead")
 
 
 def profile_worst(res: Results, ours: Ocibuild, ctxs: dict[str, Path], count: int = 2,
-                  lines: int = 45, rate: int = 250) -> None:
-    # nearest to (or furthest past) its goal first
+                  lines: int = 45, rate: int = 250,
+                  chosen: list[tuple[str, str]] | None = None) -> None:
+    """Profile the `count` cases nearest to (or furthest past) their goals, or the
+    (case, mode) pairs `chosen`."""
     ranked = sorted(((r / TIME_GOALS[(case, mode)], r, case, mode)
                      for (case, mode) in res.samples
                      if case in ctxs and (case, mode) in TIME_GOALS
+                     and mode != FRESH_CONTEXT
                      and (r := res.time_ratio(case, mode, "BuildKit"))), reverse=True)
-    for _, r, case, mode in ranked[:count]:
+    picked = [(r, case, mode) for _, r, case, mode in ranked[:count]]
+    if chosen:
+        picked = [(res.time_ratio(case, mode, "BuildKit"), case, mode)
+                  for case, mode in chosen if case in ctxs]
+    for r, case, mode in picked:
         ctx = ctxs[case]
         texts = []
         try:
@@ -166,6 +219,9 @@ def profile_worst(res: Results, ours: Ocibuild, ctxs: dict[str, Path], count: in
             _prepare(ours, case, mode, ctx, "profile 2")
             ours.profile_all_threads(case, ctx, raw, rate)
             texts.append(summarize(raw, rate))
+            kept = REPO / "bench/results" / raw.name  # for another summary later
+            kept.parent.mkdir(exist_ok=True)
+            shutil.copyfile(raw, kept)
         except (CommandFailed, OSError) as exc:
             texts.append(f"profiling failed: {exc}")
         log(f"profiled {case} {mode}")
@@ -183,10 +239,16 @@ def main() -> int:
     parser.add_argument("--no-push", action="store_true")
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--profile", default="",
+                        help="CASE:MODE,... to profile instead of the two worst, "
+                             "e.g. bigctx:cold")
     parser.add_argument("--export-size-mb", type=int, default=1024)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 run, no warm-up, 2,000 small + 2 big files, "
                              "200 MB export")
+    parser.add_argument("--dockerd-driver", choices=("overlay2", "vfs"), default="overlay2",
+                        help="storage driver of the private dockerd (overlay2 falls back "
+                             "to vfs when refused)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/RESULTS.md")
     parser.add_argument("--workdir", default="/tmp", help="parent of the scratch directory")
     args = parser.parse_args()
@@ -198,6 +260,7 @@ def main() -> int:
         args.warmup = 0
         args.export_size_mb = 200
 
+    Dockerd.wanted_driver = args.dockerd_driver
     started = time.monotonic()
     res = Results(started=now_text(), load=[" ".join(f"{x:.2f}" for x in os.getloadavg())])
     work = Path(tempfile.mkdtemp(prefix="ocib-bench-", dir=args.workdir))
@@ -231,7 +294,8 @@ def main() -> int:
             save_raw(res)
         if not args.no_push and "bigctx" in ctxs:
             log("push")
-            measure_push(res, engines, layout, work, args.push_runs, args.warmup)
+            measure_push(res, engines, layout, work, ctxs["bigctx"], args.push_runs,
+                         args.warmup)
             save_raw(res)
         if not args.no_push:
             log("push again against skopeo")
@@ -243,7 +307,8 @@ def main() -> int:
             res.export_text = layer_export(work, args.export_size_mb)
             log(res.export_text.strip())
         if not args.no_profile and ours is not None and "BuildKit" in res.commands:
-            profile_worst(res, ours, ctxs)
+            chosen = [tuple(p.split(":", 1)) for p in args.profile.split(",") if p]
+            profile_worst(res, ours, ctxs, chosen=chosen)  # type: ignore[arg-type]
     finally:
         for engine in engines:
             engine.close()

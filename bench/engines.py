@@ -1,8 +1,10 @@
 """The three builders under test, each with its own storage under the scratch directory.
 
 Every engine offers: `setup` (make busybox:latest local), `reset` (drop the case's image
-and build cache, keep the base: the "cold" state), `build` and `push`, each returning a
-measured Sample. `commands` says what each runs, for RESULTS.md.
+and build cache, keep the base: the "cold" state), `build` (`no_cache`: every step again
+with the engine's other state kept) and `push`, each returning a measured Sample.
+ocibuild also has `cached_push` (a cached build with --push); the peers' counterpart is
+their push again. `commands` says what each runs, for RESULTS.md.
 """
 
 from __future__ import annotations
@@ -103,13 +105,22 @@ class Ocibuild:
     def forget_rebuild_memos(self) -> None:
         shutil.rmtree(self.store / "rebuilds", ignore_errors=True)
 
-    def build_cmd(self, ctx: Path, case: str) -> list[str]:
+    def build_cmd(self, ctx: Path, case: str, *extra: str) -> list[str]:
         return [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
-                "-t", tag_of(case), str(ctx)]
+                "-t", tag_of(case), *extra, str(ctx)]
 
-    def build(self, case: str, ctx: Path) -> Sample:
-        return run_measured(self.build_cmd(ctx, case), env=self.env(), log=self.log,
+    def build(self, case: str, ctx: Path, no_cache: bool = False) -> Sample:
+        extra = ["--no-cache"] if no_cache else []
+        return run_measured(self.build_cmd(ctx, case, *extra), env=self.env(), log=self.log,
                             cwd=self.home, user=self.user)
+
+    def cached_push(self, case: str, ctx: Path, ref: str, registry: str) -> Sample:
+        """The same build again with --push to `ref`, which already holds every blob: the
+        engine runs (a push skips the rebuild memo), every step is cached, nothing is
+        uploaded."""
+        cmd = [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
+               "-t", ref, "--push", "--insecure-registry", registry, str(ctx)]
+        return run_measured(cmd, env=self.env(), log=self.log, cwd=self.home, user=self.user)
 
     def push(self, case: str, ref: str, registry: str) -> Sample:
         return run_measured([OCIBUILD, "--root", self.store, "push", tag_of(case), ref,
@@ -137,8 +148,11 @@ class Ocibuild:
         return [f"(as {BENCH_USER}) ocibuild --root STORE build --progress plain -t TAG CTX",
                 "cold: STORE is a fresh copy of a store holding only busybox:latest "
                 "(already unpacked)",
+                "cold, context kept: the same command with --no-cache, STORE kept",
                 f"(as {BENCH_USER}) ocibuild --root STORE push TAG 127.0.0.1:PORT/REPO "
-                "--insecure-registry 127.0.0.1:PORT"]
+                "--insecure-registry 127.0.0.1:PORT",
+                "cached build --push: the build again with -t 127.0.0.1:PORT/REPO --push "
+                "--insecure-registry 127.0.0.1:PORT (every blob already there)"]
 
     def close(self) -> None:
         pass
@@ -171,21 +185,29 @@ class BuildKit:
         sample = run_measured(cmd, env=self.daemon.env(), log=self.log)
         return Sample(sample.seconds, self.daemon.peak_rss_mb())
 
-    def build(self, case: str, ctx: Path) -> Sample:
+    def build(self, case: str, ctx: Path, no_cache: bool = False) -> Sample:
+        extra = ["--no-cache"] if no_cache else []
         return self._daemon_measured([DOCKER, "build", "--network", "none", "--progress",
-                                      "plain", "-t", tag_of(case), str(ctx)])
+                                      "plain", "-t", tag_of(case), *extra, str(ctx)])
 
     def push(self, case: str, ref: str, registry: str) -> Sample:
         self.docker("tag", tag_of(case), ref)
         return self._daemon_measured([DOCKER, "push", ref])
 
     def commands(self) -> list[str]:
-        return ["dockerd --storage-driver vfs --iptables=false --bridge=none "
-                "--data-root DIR --exec-root DIR -H unix://SOCK",
+        driver = self.daemon.storage_driver
+        why = (f" (overlay2 refused: {self.daemon.fallback_reason})"
+               if self.daemon.fallback_reason else "")
+        return [f"dockerd --storage-driver {driver} --iptables=false --bridge=none "
+                f"--data-root DIR --exec-root DIR -H unix://SOCK{why}",
                 "DOCKER_BUILDKIT=1 /usr/bin/docker build --network none --progress plain "
                 "-t TAG CTX",
-                "cold: docker image rm -f TAG; docker builder prune -af (busybox:latest kept)",
-                "docker tag TAG 127.0.0.1:PORT/REPO; docker push 127.0.0.1:PORT/REPO"]
+                "cold: docker image rm -f TAG; docker builder prune -af (busybox:latest kept; "
+                "the prune also drops the context BuildKit kept from earlier builds)",
+                "cold, context kept: the same command with --no-cache right after builds "
+                "of the same context (BuildKit keeps the context it received)",
+                "docker tag TAG 127.0.0.1:PORT/REPO; docker push 127.0.0.1:PORT/REPO",
+                "cached build --push: docker push 127.0.0.1:PORT/REPO once more"]
 
     def close(self) -> None:
         self.daemon.stop()
@@ -218,9 +240,10 @@ class Buildah:
         _quiet([*self.base, "rmi", "-f", tag_of(case)], self.env(), self.log, check=False)
         _quiet([*self.base, "rmi", "--prune"], self.env(), self.log, check=False)
 
-    def build(self, case: str, ctx: Path) -> Sample:
+    def build(self, case: str, ctx: Path, no_cache: bool = False) -> Sample:
+        extra = ["--no-cache"] if no_cache else []
         return run_measured([*self.base, "bud", "--layers", "--isolation", "chroot",
-                             "--jobs", self.jobs, "-t", tag_of(case), str(ctx)],
+                             "--jobs", self.jobs, "-t", tag_of(case), *extra, str(ctx)],
                             env=self.env(), log=self.log)
 
     def push(self, case: str, ref: str, registry: str) -> Sample:
@@ -232,7 +255,9 @@ class Buildah:
                 f"--jobs {self.jobs} -t TAG CTX  (private --root/--runroot; chroot isolation "
                 "refuses --network none)",
                 "cold: buildah rmi -f TAG; buildah rmi --prune (busybox:latest kept)",
-                "buildah push --tls-verify=false TAG docker://127.0.0.1:PORT/REPO"]
+                "cold, context kept: the same command with --no-cache",
+                "buildah push --tls-verify=false TAG docker://127.0.0.1:PORT/REPO",
+                "cached build --push: buildah push once more"]
 
     def close(self) -> None:
         pass

@@ -11,14 +11,19 @@ from pathlib import Path
 
 from bench.measure import Sample, median, ratio
 
+NO_MEMO = "cached, no memo"  # ocibuild only: the same cached build without its memo
+CONTEXT_KEPT = "cold, context kept"  # --no-cache right after builds of the same context
+FRESH_CONTEXT = "fresh context"  # caches dropped, a new copy of the context directory
+CACHED_PUSH = "cached build --push"  # ocibuild's cached build --push; peers: push again
 # (case, mode) -> highest ocibuild/BuildKit time ratio that meets the issue's goal
 TIME_GOALS: dict[tuple[str, str], float] = {
-    ("seed", "cold"): 0.6, ("seed", "cached"): 0.7,
+    ("seed", "cold"): 0.6, ("seed", "cached"): 0.7, ("seed", NO_MEMO): 1.0,
     ("parallel", "cold"): 0.75, ("parallel", "cached"): 0.7,
     ("bigctx", "cold"): 0.5, ("bigctx", "cached"): 0.5, ("bigctx", "one-file-changed"): 0.5,
+    ("bigctx", NO_MEMO): 1.0, ("bigctx", CONTEXT_KEPT): 0.5, ("bigctx", FRESH_CONTEXT): 0.5,
+    ("push", CACHED_PUSH): 1.5,
 }
 BIGCTX_RSS_GOAL_MB = 80.0
-NO_MEMO = "cached, no memo"  # ocibuild only: the same cached build without its memo
 PEERS = ("BuildKit", "buildah")
 FLOOR = "floor"  # the case's unavoidable work alone (bench.engines.FLOOR_COMMANDS)
 
@@ -158,10 +163,17 @@ def render(res: Results) -> str:
         out += ["", f"## Push of the bigctx image (context {size:.0f} MB) "
                 "to a docker-registry on 127.0.0.1 (seconds, median)",
                 "", "`fresh`: a new, empty registry each run (nothing to mount from); "
-                "`again`: the same push once more (every blob already there).", "",
+                "`again`: the same push once more (every blob already there); "
+                f"`{CACHED_PUSH}`: ocibuild builds the same context again with `-t "
+                "REGISTRY/REPO --push` (the engine runs: a push skips the rebuild memo; "
+                "every step cached, every blob already there), the peers push once more "
+                f"(goal: ≤ {TIME_GOALS[('push', CACHED_PUSH)]} × BuildKit's `docker push`).",
+                "",
                 "| mode | runs | ocibuild | BuildKit (docker push) | buildah | "
                 "ocibuild/BuildKit | ocibuild/buildah |", "|---|---|---|---|---|---|---|"]
-        for mode in ("fresh", "again"):
+        for mode in ("fresh", "again", CACHED_PUSH):
+            if ("push", mode) not in res.samples:
+                continue
             out.append(f"| {mode} | {res.runs.get('push', 0)} | "
                        f"{_f(res.med('push', mode, 'ocibuild'))} | "
                        f"{_f(res.med('push', mode, 'BuildKit'))} | "
@@ -203,14 +215,27 @@ def render(res: Results) -> str:
     out += ["", "Cases: `fixtures/seed`, `fixtures/parallel`, `bench/cases/bigctx/Dockerfile`; "
             "bigctx's 20,000 small files and "
             "20 × 10 MB random files are generated at run time (`bench/contexts.py`). "
-            "cold = the engine's cache dropped (base image kept, unpacked); cached = the "
-            "same build again at once; one-file-changed = one small file of the context "
-            "rewritten, then the build again.", "",
+            "Each row starts from a stated state, the same for every engine (the order "
+            "in one run):", "",
+            "- cold: the engine's caches dropped, the context it received before included "
+            "(ocibuild: a fresh store; BuildKit: `docker builder prune -af`; buildah: "
+            "`rmi --prune`); base image kept, unpacked; the same context directory as "
+            "every run;",
+            "- cached: the same build again at once;",
+            f"- {NO_MEMO} (ocibuild only): the same, the rebuild memos removed first;",
+            f"- {CONTEXT_KEPT} (bigctx): `--no-cache` right after those builds: every "
+            "step runs again, but each engine keeps what it holds of the context "
+            "(BuildKit the context it received, ocibuild its store with the context's "
+            "checksums, buildah its storage);",
+            "- one-file-changed (bigctx): one small file rewritten, then the build again;",
+            f"- {FRESH_CONTEXT} (bigctx): caches dropped as for cold, and the build reads "
+            "a new copy (`cp -a`) of the context directory no engine has seen.", "",
             f"ocibuild answers an unchanged, fully cached build from its rebuild memo "
             f"(`ocibuild/rebuild_memo.py`) before its engine loads. The `{NO_MEMO}` rows "
             "show the same build with the memos removed first (the engine's own cached "
-            "build, as an API call or a build with outputs takes); their ratios are "
-            "against the peers' cached builds, and no goal applies to them.", ""]
+            "build, as a build with outputs, `--push` or cache export takes); their "
+            "ratios are against the peers' cached builds (goal ≤ 1.0 for seed and "
+            "bigctx).", ""]
     return "\n".join(out)
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command for the benchmark against BuildKit (dockerd) and buildah; writes
 # bench/RESULTS.md. Run as root from anywhere; arguments go to bench/compare.py
-# (e.g. --quick, --runs 7, --cases seed,parallel).
+# (e.g. --quick, --runs 7, --cases seed,parallel). `--curves` first runs the cost curves
+# instead (bench/cost_curves.py; its own options follow, e.g. --files 20000 --gb 0.2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -25,5 +26,9 @@ if [ ! -x .venv/bin/ocibuild ]; then
 fi
 if ! .venv/bin/python -c 'import pyinstrument' 2>/dev/null || [ ! -x .venv/bin/py-spy ]; then
   .venv/bin/pip install -q -e '.[bench]'
+fi
+if [ "${1:-}" = "--curves" ]; then
+  shift
+  exec .venv/bin/python bench/cost_curves.py "$@"
 fi
 exec .venv/bin/python bench/compare.py "$@"
