@@ -46,6 +46,8 @@ class ProbeServer:
                 conn.sendall(TOKEN.encode() + b"\n")
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); close alone does not
+        self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(timeout=5)
 
