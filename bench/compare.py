@@ -251,6 +251,9 @@ def main() -> int:
                              "to vfs when refused)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/RESULTS.md")
     parser.add_argument("--workdir", default="/tmp", help="parent of the scratch directory")
+    parser.add_argument("--curves", type=Path,
+                        help="a cost-curves run's tables (bench/cost_curves.py --out) to "
+                             "include in the results")
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("run as root (dockerd and buildah run as root; ocibuild drops to "
@@ -263,6 +266,8 @@ def main() -> int:
     Dockerd.wanted_driver = args.dockerd_driver
     started = time.monotonic()
     res = Results(started=now_text(), load=[" ".join(f"{x:.2f}" for x in os.getloadavg())])
+    if args.curves is not None:
+        res.curves_text = args.curves.read_text()
     work = Path(tempfile.mkdtemp(prefix="ocib-bench-", dir=args.workdir))
     os.chmod(work, 0o755)
     engines: list = []

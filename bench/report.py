@@ -36,6 +36,7 @@ class Results:
     export_text: str = ""
     export_mb: int = 0
     push_again_text: str = ""
+    curves_text: str = ""  # bench/cost_curves.py's tables, from the same `run.sh --all`
     context_mb: dict[str, float] = field(default_factory=dict)
     profiles: list[tuple[str, str, float | None, list[str]]] = field(default_factory=list)
     commands: dict[str, list[str]] = field(default_factory=dict)
@@ -185,6 +186,9 @@ def render(res: Results) -> str:
                 "Goal: an `ocibuild push` of an image the registry already holds within 3x "
                 "of `skopeo copy` of the same layout.", "", "```",
                 res.push_again_text.strip(), "```"]
+    if res.curves_text:
+        out += ["", "## Cost curves (`bench/cost_curves.py`, run by `bash bench/run.sh --all` "
+                "just before the rows above)", "", res.curves_text.strip()]
     if res.export_text:
         out += ["", "## Layer export (ocibuild, "
                 f"`bench/layer_export.py --size-mb {res.export_mb}`)", "",
@@ -205,7 +209,9 @@ def render(res: Results) -> str:
         out += ["", "## Failures", ""] + [f"- {f}" for f in res.failures]
     out += ["", "## How to reproduce", "", "As root on Debian 12, from the repository:", "",
             "    bash bench/run.sh              # full run (~20-25 min)",
-            "    bash bench/run.sh --quick      # smoke run: 1 run, small bigctx", "",
+            "    bash bench/run.sh --quick      # smoke run: 1 run, small bigctx",
+            "    bash bench/run.sh --all        # the cost curves, then the full run "
+            "(~45 min)", "",
             "It installs `docker.io` and `buildah` with apt-get when missing, makes the "
             "busybox base (`rootfs/busybox/make.sh` + `ocibuild import`), serves it from "
             "a local docker-registry on 127.0.0.1 for the peers, then runs:", ""]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for the benchmark against BuildKit (dockerd) and buildah; writes
 # bench/RESULTS.md. Run as root from anywhere; arguments go to bench/compare.py
-# (e.g. --quick, --runs 7, --cases seed,parallel). `--curves` first runs the cost curves
-# instead (bench/cost_curves.py; its own options follow, e.g. --files 20000 --gb 0.2).
+# (e.g. --quick, --runs 7, --cases seed,parallel). `--curves` runs the cost curves
+# instead (bench/cost_curves.py; its own options follow, e.g. --files 20000 --gb 0.2);
+# `--all` runs the curves and then the comparison, and RESULTS.md holds both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -26,6 +27,13 @@ if [ ! -x .venv/bin/ocibuild ]; then
 fi
 if ! .venv/bin/python -c 'import pyinstrument' 2>/dev/null || [ ! -x .venv/bin/py-spy ]; then
   .venv/bin/pip install -q -e '.[bench]'
+fi
+if [ "${1:-}" = "--all" ]; then
+  # the cost curves first (their own defaults), then the comparison, which puts both in
+  # RESULTS.md; further arguments go to the comparison
+  shift
+  .venv/bin/python bench/cost_curves.py --out bench/results/curves.md
+  exec .venv/bin/python bench/compare.py --curves bench/results/curves.md "$@"
 fi
 if [ "${1:-}" = "--curves" ]; then
   shift
