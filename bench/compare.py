@@ -41,7 +41,8 @@ from bench.report import (  # noqa: E402
 )
 from tests.support.registry_server import RegistryServer  # noqa: E402
 
-CASES = ("seed", "parallel", "bigctx")
+# minimal: each engine's fixed cost (no base image, no RUN; two tiny COPYs)
+CASES = ("minimal", "seed", "parallel", "bigctx")
 
 
 def log(msg: str) -> None:

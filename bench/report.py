@@ -218,7 +218,9 @@ def render(res: Results) -> str:
     for engine, cmds in res.commands.items():
         out.append(f"- {engine}:")
         out += [f"  - `{c}`" for c in cmds]
-    out += ["", "Cases: `fixtures/seed`, `fixtures/parallel`, `bench/cases/bigctx/Dockerfile`; "
+    out += ["", "Cases: `bench/cases/minimal` (`FROM scratch` and one COPY of two tiny files: "
+            "each engine's fixed cost per build), `fixtures/seed`, `fixtures/parallel`, "
+            "`bench/cases/bigctx/Dockerfile`; "
             "bigctx's 20,000 small files and "
             "20 × 10 MB random files are generated at run time (`bench/contexts.py`). "
             "Each row starts from a stated state, the same for every engine (the order "
