@@ -4,14 +4,15 @@ in the `ExportReport` (see `exporter._pushed_outputs`); their bytes are shown un
 "exporting to image" step.
 
 `PushConnections` opens the way to the registries while the build runs: a push of an
-image the registry already holds is two requests (the ping, `GET /v2/`, which learns
-the scheme and the auth challenge, then one HEAD of the manifest), and the first of
-them, with the registry client's imports (and for https the TLS handshake), needs
-nothing the build makes. A thread does them at once; the build's own work is mostly
-reading the context, whose stat calls leave the interpreter free. A ping that fails
-there is never reported as such: a push that starts while it is still under way waits
-for it and reports its failure (it just happened, and asking again would double a
-timeout); a push that starts after it ended asks again, as it always did.
+image the registry already holds is one HEAD of the manifest, after the ping (`GET
+/v2/`, which learns the scheme and the auth challenge) and, for a registry with
+tokens, the push token of the repository. Those, with the registry client's imports
+and for https the TLS handshakes, need nothing the build makes: a thread does them at
+once (the build's own work is mostly reading the context, whose stat calls leave the
+interpreter free). Their failure is never reported as such: a push that starts while
+they are still under way waits for them and reports it (it just happened, and asking
+again would double a timeout); a push that starts after they ended asks again, as it
+always did.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 
 class PushConnections:
-    """The registry clients of a build's pushes, pinged in a thread from the start.
-    Use as a context manager: leaving it closes their connections."""
+    """The registry clients of a build's pushes, pinged (and given the push token of
+    each repository) in a thread from the start. Use as a context manager: leaving it
+    closes their connections."""
 
     def __init__(self, names: Sequence[str], options: RegistryOptions | None) -> None:
         self._names = list(names)
@@ -48,22 +50,23 @@ class PushConnections:
 
     def _connect(self) -> None:
         from ocibuild.registry import ClientPool, parse_reference
+        from ocibuild.registry.client import push_scope
 
         pool = ClientPool(self._options)
         self._pool = pool
         try:
-            first: dict[str, Reference] = {}
+            first: dict[tuple[str, str], Reference] = {}
             for name in self._names:
                 ref = parse_reference(name)
-                first.setdefault(ref.registry, ref)
-            for registry, ref in first.items():
-                pool.get(registry).ping(f"push {ref}")
+                first.setdefault((ref.registry, ref.repository), ref)
+            for (registry, repository), ref in first.items():
+                pool.get(registry).prepare([push_scope(repository)], f"push {ref}")
         except OcibuildError as exc:
             self._error = exc
 
     def clients(self) -> ClientPool | None:
-        """The pinged clients (None when nothing is pushed). Raises the ping's failure
-        when it was still under way at this call."""
+        """The prepared clients (None when nothing is pushed). Raises the failure of
+        their preparing when it was still under way at this call."""
         if self._thread is None:
             return None
         if self._thread.is_alive():
