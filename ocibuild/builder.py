@@ -285,7 +285,7 @@ def _build(definition: _Definition) -> BuildReport:
     from ocibuild.build_sources import ImageSources
     from ocibuild.cache.store import Store
     from ocibuild.exporter import BuildResult
-    from ocibuild.exporter.push import push_images
+    from ocibuild.exporter.push import PushConnections, push_images
     from ocibuild.idspace import userns
     from ocibuild.platform_build import emulation_check
     from ocibuild.signing.build import load_build_key, sign_pushed
@@ -297,11 +297,12 @@ def _build(definition: _Definition) -> BuildReport:
         return build_platforms(definition)
     sign_key = load_build_key(options.sign_key, bool(definition.to_push))
     started = datetime.now(UTC)
+    connections = PushConnections(definition.to_push, options.registry)
     store = Store.open(options.root)
     resolve = ImageSources(store, registry=options.registry, contexts=definition.named_contexts,
                            pull=options.pull, progress=options.progress)
     with store.lock(), userns.session() as session, failed_build.cleaned_up(store), \
-            contextlib.closing(resolve):
+            contextlib.closing(resolve), connections:
         conv, snap = _convert(definition, store, session, resolve)
         solver, results, caches = _solve(definition, store, snap, conv, resolve,
                                          check_steps=emulation_check([conv]))
@@ -318,7 +319,7 @@ def _build(definition: _Definition) -> BuildReport:
         cache_exports = _export_caches(caches, solver, conv.target.op)
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):
-            pushed = push_images(report, store, options.registry, shown)
+            pushed = push_images(report, store, options.registry, shown, connections)
             signed = sign_pushed(pushed, sign_key, options.registry)
         if shown is not None:
             shown.done()

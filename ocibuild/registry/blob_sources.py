@@ -4,6 +4,11 @@ Every pull and push records (registry, repository) for the blobs it moved; a lat
 push of the same blob to another repository of that registry asks for a
 cross-repository mount from one of them. The record is a hint: if the registry no
 longer has the blob there, the mount request simply starts a normal upload.
+
+A location already recorded is written again only when its time is over an hour old:
+a push of an unchanged image records the same blobs every time, and a commit that
+writes costs a journal and its fsyncs (~8 ms, a tenth of such a push), while one that
+changes nothing costs none. The order "most recently seen" is kept to the hour.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+REFRESH_AFTER = 3600.0  # seconds before a recorded location's time is written again
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blob_sources (
     digest TEXT NOT NULL,
@@ -23,6 +30,12 @@ CREATE TABLE IF NOT EXISTS blob_sources (
     seen REAL NOT NULL,
     PRIMARY KEY (digest, registry, repository)
 )
+"""
+
+_RECORD = """
+INSERT INTO blob_sources VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (digest, registry, repository) DO UPDATE SET seen = excluded.seen
+WHERE seen < excluded.seen - ?5
 """
 
 
@@ -58,8 +71,7 @@ class BlobSources:
                 self._memory.setdefault((d, reg), {})[repo] = seen
             if self.path is not None:
                 with self._db() as db:
-                    db.executemany("INSERT OR REPLACE INTO blob_sources VALUES (?, ?, ?, ?)",
-                                   rows)
+                    db.executemany(_RECORD, [(*row, REFRESH_AFTER) for row in rows])
 
     def repositories(self, registry: str, digest: str) -> list[str]:
         """Repositories of `registry` known to hold `digest`, most recently seen first."""

@@ -399,6 +399,12 @@ class RegistryClient:
         _drain(resp)
         return resp.headers.get("Docker-Content-Digest", "")
 
+    def prepare(self, scopes: Sequence[str], what: str) -> None:
+        """Do ahead what the first request for `scopes` would: the ping, and the token
+        for exactly those scopes when the registry asks for one (kept as a request's)."""
+        self.ping(what)
+        self._authorization(list(scopes), what)
+
     def check_credentials(self, what: str) -> None:
         """Authenticate once with the current credentials; AuthenticationError if refused."""
         resp = self.request("GET", "/v2/", scopes=[], what=what, ok=(200,))

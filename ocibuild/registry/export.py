@@ -33,14 +33,18 @@ def store_sources(store: Any) -> BlobSources | None:
 
 def push_names(layout: ImageLayout, desc: Descriptor, names: Sequence[str], *,
                options: RegistryOptions | None = None, store: Any = None,
-               progress: StepProgress | None = None) -> PushReport:
+               progress: StepProgress | None = None,
+               clients: ClientPool | None = None) -> PushReport:
     """Push the image `desc` in `layout` to every name (full references, e.g. what
     `-t` and `name=` gave); blobs go once per repository, then each tag. Uploads and
-    manifests are shown under `progress`."""
+    manifests are shown under `progress`. `clients`: the caller's (made with the same
+    `options`, left open); else the push makes its own."""
     refs = [parse_reference(n) for n in dict.fromkeys(names)]
-    clients = ClientPool(options)
+    own = clients is None
+    pool = ClientPool(options) if clients is None else clients
     try:
-        return push_image(layout, desc, refs, clients=clients, sources=store_sources(store),
+        return push_image(layout, desc, refs, clients=pool, sources=store_sources(store),
                           progress=progress)
     finally:
-        clients.close()
+        if own:
+            pool.close()

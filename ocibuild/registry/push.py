@@ -1,12 +1,17 @@
 """Push an image (manifest or index) from an image layout to one or more references.
 
-Per destination repository: every blob is checked with HEAD first and skipped when
-present; a blob known to live in another repository of the same registry is
-mounted from there; the rest are uploaded in parallel, streamed from disk
-(monolithic PUT up to `chunk_size`, PATCH chunks above it, resuming at the offset
-the registry confirms). Failed uploads are retried with backoff on 5xx and
-connection errors. Manifests go last: child manifests by digest, then the root
-once per tag, unless the tag (checked with HEAD alongside the blobs) already names it.
+Per destination repository, the first name is asked for first (one HEAD of the
+manifest by tag): when it already names this very digest, the registry holds the image
+and everything it names (a registry accepts a manifest only once the blobs and child
+manifests it names are in that repository), so nothing more is checked or sent; a push
+of an unchanged image, the common CI case, is then a single request after the ping.
+Otherwise every blob is checked with HEAD and skipped when present; a blob known to
+live in another repository of the same registry is mounted from there; the rest are
+uploaded in parallel, streamed from disk (monolithic PUT up to `chunk_size`, PATCH
+chunks above it, resuming at the offset the registry confirms). Failed uploads are
+retried with backoff on 5xx and connection errors. Manifests go last: child manifests
+by digest, then the root once per tag, unless the tag already names it (the other
+tags are checked with HEAD alongside the blobs).
 
 `push_blobs` is the blob half on its own, for callers that write their own manifest
 (the --cache-to exporter).
@@ -346,39 +351,73 @@ def push_image(layout: ImageLayout, desc: Descriptor, destinations: Sequence[Ref
         groups.setdefault((ref.registry, ref.repository), []).append(ref)
     try:
         for (registry, repository), refs in groups.items():
-            client = clients.get(registry)
-            what = f"push {refs[0]}"
             for ref in refs:
                 if ref.digest and ref.digest != tree.root.digest:
                     raise OcibuildError(f"push {ref}: the image's digest is "
                                         f"{tree.root.digest}, not {ref.digest}")
-            scopes = [push_scope(repository)]
-            identifiers = [ref.tag or ref.digest or tree.root.digest for ref in refs]
-            jobs = max(1, min(client.options.jobs, len(tree.blobs) + len(identifiers)))
-            with Threads(jobs, "push") as pool:
-                # what each tag names now, asked alongside the blob checks: a push of
-                # an image the registry already has under that name then sends nothing
-                present = [pool.submit(client.manifest_exists, repository, ident,
-                                       f"push {ref}", scopes)
-                           for ref, ident in zip(refs, identifiers, strict=True)]
-                push_blobs(client, repository, layout, tree.blobs, what=what,
-                           sources=sources, report=report, pool=pool, progress=progress)
-                named = [future.result() for future in present]
-            for child, data in tree.children:
-                if client.manifest_exists(repository, child.digest, what, scopes) is None:
-                    client.put_manifest(repository, child.digest, data, child.media_type,
-                                        what)
-            for ref, identifier, current in zip(refs, identifiers, named, strict=True):
-                if current == tree.root.digest:
-                    report.manifests_present += 1
-                else:
-                    client.put_manifest(repository, identifier, tree.root_bytes,
-                                        tree.root.media_type, f"push {ref}")
-                named_ref = str(ref.with_digest(tree.root.digest))
-                if progress is not None:
-                    progress.status(f"pushing manifest for {named_ref}")
-                report.references.append(named_ref)
+            _Repository(clients.get(registry), repository, refs, tree).push(
+                layout, sources, report, progress)
     finally:
         if own:
             clients.close()
     return report
+
+
+class _Repository:
+    """The push of one tree to one repository, under one or more of its names."""
+
+    def __init__(self, client: RegistryClient, repository: str, refs: Sequence[Reference],
+                 tree: _Tree) -> None:
+        self.client = client
+        self.repository = repository
+        self.refs = refs
+        self.tree = tree
+        self.scopes = [push_scope(repository)]
+        self.identifiers = [ref.tag or ref.digest or tree.root.digest for ref in refs]
+
+    def _named(self, i: int) -> str | None:
+        """What the i-th name holds in the registry now (a digest), or None."""
+        return self.client.manifest_exists(self.repository, self.identifiers[i],
+                                           f"push {self.refs[i]}", self.scopes)
+
+    def push(self, layout: ImageLayout, sources: BlobSources | None, report: PushReport,
+             progress: StepProgress | None) -> None:
+        tree, client = self.tree, self.client
+        # The first name is asked alone: when it already names this very image, the
+        # registry took this manifest into this repository, which it does only once
+        # every blob and child manifest it names is there, so nothing else is asked.
+        first = self._named(0)
+        if first == tree.root.digest:
+            named = [first, *(self._named(i) for i in range(1, len(self.refs)))]
+            report.skipped += len(tree.blobs)
+            if sources is not None:
+                sources.add(client.registry, self.repository, [b.digest for b in tree.blobs])
+        else:
+            named = [first, *self._push_blobs(layout, sources, report, progress)]
+            for child, data in tree.children:
+                if client.manifest_exists(self.repository, child.digest, f"push {self.refs[0]}",
+                                          self.scopes) is None:
+                    client.put_manifest(self.repository, child.digest, data, child.media_type,
+                                        f"push {self.refs[0]}")
+        for ref, identifier, current in zip(self.refs, self.identifiers, named, strict=True):
+            if current == tree.root.digest:
+                report.manifests_present += 1
+            else:
+                client.put_manifest(self.repository, identifier, tree.root_bytes,
+                                    tree.root.media_type, f"push {ref}")
+            named_ref = str(ref.with_digest(tree.root.digest))
+            if progress is not None:
+                progress.status(f"pushing manifest for {named_ref}")
+            report.references.append(named_ref)
+
+    def _push_blobs(self, layout: ImageLayout, sources: BlobSources | None,
+                    report: PushReport, progress: StepProgress | None) -> list[str | None]:
+        """Push every blob; return what the names after the first hold now, asked
+        alongside the blob checks."""
+        jobs = max(1, min(self.client.options.jobs, len(self.tree.blobs) + len(self.refs)))
+        with Threads(jobs, "push") as pool:
+            present = [pool.submit(self._named, i) for i in range(1, len(self.refs))]
+            push_blobs(self.client, self.repository, layout, self.tree.blobs,
+                       what=f"push {self.refs[0]}", sources=sources, report=report, pool=pool,
+                       progress=progress)
+            return [future.result() for future in present]

@@ -20,7 +20,7 @@ from tests.build import imagefs
 from tests.build.conftest import give_to, image_digest, step_states, write_context
 from tests.registry.conftest import BaseImages, skopeo_src_flags
 from tests.support.paths import OCIBUILD, REPO
-from tests.support.registry_server import PASSWORD, USER, RegistryServer
+from tests.support.registry_server import PASSWORD, USER, Proxy, RegistryServer
 from tests.support.users import User
 
 SETUPS = ["http_registry", "tls_registry", "htpasswd_registry", "token_registry"]
@@ -117,6 +117,23 @@ def test_build_from_a_registry_image_then_push(setup: str, request: pytest.Fixtu
     assert pulled.files["built.txt"].data == f"built-on-{server.mode}\n".encode()
     assert pulled.config["config"]["Cmd"] == ["sh"]  # the base's config carried over
 
+
+
+def test_a_cached_build_push_of_an_unchanged_image_asks_one_question(
+        proxy: Proxy, sub_user: User, sub_tmp: Path) -> None:
+    """The second `build --push`: every step cached, the tag already names the image;
+    after the ping (made while the build runs) one HEAD of the manifest, nothing else."""
+    ref = f"{proxy.host}/bi-again/app:1"
+    ctx = write_context(sub_tmp / "ctx", {"Dockerfile": "FROM scratch\nCOPY a /a\n",
+                                          "a": "again\n"}, sub_user)
+    flags = ["-t", ref, "--push", "--insecure-registry", proxy.host, ctx]
+    first = image_digest(build(sub_user, sub_tmp, *flags).stderr)
+    proxy.reset()
+    proc = build(sub_user, sub_tmp, *flags)
+    assert image_digest(proc.stderr) == first
+    assert f"pushed {ref}@{first}" in proc.stderr
+    assert [(s.method, s.path) for s in proxy.seen] == [
+        ("GET", "/v2/"), ("HEAD", "/v2/bi-again/app/manifests/1")]
 
 def test_registry_errors_name_the_reference_and_status(htpasswd_registry: RegistryServer,
                                                        http_registry: RegistryServer,
