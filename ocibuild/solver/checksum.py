@@ -7,6 +7,12 @@ a context always makes files owned by root or by --chown). With `git_modes`
 the entry, so a key never stands for content of other modes. A file's content hash is
 remembered between builds under its stat signature, so a rebuild reads only the files
 that changed.
+
+While a `KeptChecksums` is active, the checksums a build computes are also kept in it,
+keyed by everything they depend on but the files, and a later build under it takes
+them instead of walking the context again. Only for a caller to whom a later build must see
+the context as the first saw it: the rebuild memo's second build, which rests on the
+context's state taken before the first began.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 import stat
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 from ocibuild.chmod import git_mode
@@ -29,6 +35,67 @@ from ocibuild.solver import selection
 MEMO_MAGIC = b"ocibuild context checksum memo 2\n"
 _SIGNATURE = struct.Struct("<qqqQI")  # size, mtime_ns, ctime_ns, inode, mode
 _SIG_LEN = _SIGNATURE.size
+
+
+class EntryDigests:
+    """A short digest of each entry checksums read, by path (what `--explain-cache`
+    compares to name the files that changed): at most `limit` of them, beyond it only
+    their number (a path read twice past the limit counts twice)."""
+
+    __slots__ = ("limit", "digests", "count")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.digests: dict[str, str] = {}
+        self.count = 0
+
+    def add(self, rel: str, entry: bytes) -> None:
+        if rel in self.digests or len(self.digests) < self.limit:
+            self.count += rel not in self.digests
+            self.digests[rel] = hashlib.sha256(entry).hexdigest()[:16]
+        else:
+            self.count += 1
+
+    def merge(self, other: EntryDigests) -> None:
+        for rel, digest in other.digests.items():
+            if rel in self.digests or len(self.digests) < self.limit:
+                self.count += rel not in self.digests
+                self.digests[rel] = digest
+            else:
+                self.count += 1
+        self.count += other.count - len(other.digests)
+
+
+class KeptChecksums:
+    """Checksums builds computed while it was active, by everything they depend on but
+    the files, for later builds while it is active (see the module's notes: those do not
+    see the files change in between)."""
+
+    def __init__(self) -> None:
+        self._found: dict[Hashable, tuple[str, EntryDigests]] = {}
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        global _active
+        outer, _active = _active, self
+        try:
+            yield
+        finally:
+            _active = outer
+
+
+_active: KeptChecksums | None = None
+
+
+def kept_checksum(key: Hashable) -> tuple[str, EntryDigests] | None:
+    """The checksum and entries the active KeptChecksums holds under `key`."""
+    return None if _active is None else _active._found.get(key)
+
+
+def keep_checksum(key: Hashable, checksum: str, entries: EntryDigests) -> None:
+    """Keep a checksum under `key` in the active KeptChecksums, if one is."""
+    if _active is not None:
+        _active._found[key] = (checksum, entries)
 
 
 def _signature(st: os.stat_result) -> bytes:
@@ -74,15 +141,12 @@ class ContextChecksums:
 
     def checksum(self, patterns: Sequence[str], *, with_mode: bool = True,
                  extra_excluded: selection.Excluded | None = None,
-                 allow_empty: bool = False, entries: dict[str, str] | None = None,
-                 entry_limit: int | None = None, parents: bool = False) -> str:
+                 allow_empty: bool = False, entries: EntryDigests | None = None,
+                 parents: bool = False) -> str:
         """sha256 hex over every file the patterns select (`parents`: as COPY --parents
         selects them). Raises FileNotFoundError naming the first pattern without
         wildcards that selects nothing (unless allow_empty); a wildcard may match
-        nothing, as in BuildKit. `entries`, if given, receives path -> a short digest of
-        that entry (what `--explain-cache` compares to name the files that changed);
-        once it holds `entry_limit` paths, further paths get "" (only their number is
-        of use then)."""
+        nothing, as in BuildKit. `entries`, if given, receives each entry read."""
         h = hashlib.sha256()
 
         def excluded(rel: str, is_dir: bool) -> bool:
@@ -93,9 +157,7 @@ class ContextChecksums:
             entry = self._entry(rel, st, with_mode)
             h.update(entry)
             if entries is not None:
-                entries[rel] = "" if entry_limit is not None \
-                    and len(entries) >= entry_limit \
-                    else hashlib.sha256(entry).hexdigest()[:16]
+                entries.add(rel, entry)
 
         for index, pattern in enumerate(patterns):
             if parents:
