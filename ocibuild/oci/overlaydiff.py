@@ -3,14 +3,33 @@
 In an upper directory a deleted path is a 0/0 character device and a directory that
 replaced a lower one carries `user.overlay.opaque=y` (`trusted.overlay.opaque=y` when
 mounted without userxattr); everything else there was added or modified.
+
+`layer_entries` gives the same layer as `changes_from_upper` through
+`plan_from_changes`, without holding every path of the upper directory: a layer is
+sorted by whole path, where "a.txt" comes between "a" and "a/b", so no walk of
+directories gives that order. A heap does: a directory's entries join it when the
+directory itself comes out, and all of them sort after it. It holds the entries of
+the directories on the way (those waiting), not the tree.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat
+from collections.abc import Iterator
 
-from ocibuild.oci.layerwrite import ADD, DELETE, OPAQUE, Change, plan_from_tree
+from ocibuild.errors import OcibuildError
+from ocibuild.oci.layerwrite import (
+    ADD,
+    DELETE,
+    OPAQUE,
+    OPAQUE_MARKER,
+    WHITEOUT,
+    WHITEOUT_PREFIX,
+    Change,
+    plan_from_tree,
+)
 
 _OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
@@ -28,6 +47,61 @@ def changes_from_upper(upper: bytes) -> list[Change]:
         else:
             changes.append(Change(path, ADD))
     return changes
+
+
+def layer_entries(upper: bytes) -> Iterator[tuple[bytes, str]]:
+    """(path in the layer, ADD or WHITEOUT) of an upper directory's layer, in layer
+    order. Where two entries have one path (a real `.wh.NAME` beside a deleted NAME),
+    the one from the later path in the upper wins, as in a plan built change by change."""
+    waiting: list[tuple[bytes, bytes, str]] = []  # (path in the layer, in the upper, action)
+    _add_children(upper, b"", waiting)
+    while waiting:
+        layer_path, rel, action = heapq.heappop(waiting)
+        _open(upper, rel, action, waiting)
+        while waiting and waiting[0][0] == layer_path:  # the later one wins
+            _, rel, action = heapq.heappop(waiting)
+            _open(upper, rel, action, waiting)
+        yield layer_path, action
+
+
+def _open(upper: bytes, rel: bytes, action: str, waiting: list[tuple[bytes, bytes, str]]
+          ) -> None:
+    """A directory's entries (and its opaque marker) join the heap."""
+    if action != ADD:
+        return
+    full = upper + b"/" + rel
+    if stat.S_ISDIR(_lstat(full).st_mode):
+        if _is_opaque(full):
+            heapq.heappush(waiting, (rel + b"/" + OPAQUE_MARKER, rel, WHITEOUT))
+        _add_children(upper, rel, waiting)
+
+
+def _add_children(upper: bytes, rel: bytes, waiting: list[tuple[bytes, bytes, str]]) -> None:
+    directory = upper + b"/" + rel if rel else upper
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        raise _unreadable(exc, upper) from exc
+    for name in names:
+        child = rel + b"/" + name if rel else name
+        st = _lstat(upper + b"/" + child)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # deleted: a whiteout
+            marker = (rel + b"/" if rel else b"") + WHITEOUT_PREFIX + name
+            heapq.heappush(waiting, (marker, child, WHITEOUT))
+        else:
+            heapq.heappush(waiting, (child, child, ADD))
+
+
+def _lstat(full: bytes) -> os.stat_result:
+    try:
+        return os.lstat(full)
+    except OSError as exc:
+        raise _unreadable(exc, full) from exc
+
+
+def _unreadable(exc: OSError, where: bytes) -> OcibuildError:
+    path = os.fsdecode(exc.filename) if exc.filename else os.fsdecode(where)
+    return OcibuildError(f"cannot read {path} for the layer: {exc.strerror}")
 
 
 def _is_opaque(full: bytes) -> bool:
