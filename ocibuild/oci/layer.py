@@ -26,7 +26,7 @@ from ocibuild.oci.layerwrite import (
     write_plan,
 )
 from ocibuild.oci.mediatypes import oci_layer_type
-from ocibuild.oci.overlaydiff import layer_entries
+from ocibuild.oci.overlaydiff import layer_entries, upper_layer_size
 
 __all__ = [
     "ADD",
@@ -77,8 +77,8 @@ def write_layer_from_overlay_upper(upper: Path, out: BinaryIO, *, compression: s
     opaque directories become opaque markers, overlay xattrs are left out."""
     media_type = _media_type(compression)
     base = os.fsencode(upper)
-    result = write_entries(base, lambda: layer_entries(base), out, compression,
-                           source_date_epoch, id_map)
+    result = write_entries(base, layer_entries(base), out, compression, source_date_epoch,
+                           id_map, lambda: upper_layer_size(base))
     return _info(result, media_type, compression)
 
 

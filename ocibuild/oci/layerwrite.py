@@ -30,8 +30,7 @@ OPAQUE_MARKER = b".wh..wh..opq"
 
 _WHITEOUT = "whiteout"  # plan action: an empty marker file that exists in no tree
 WHITEOUT = _WHITEOUT
-# a plan's entries in layer order (sorted by path), each time it is called
-Entries = Callable[[], Iterable[tuple[bytes, str]]]
+TAR_BLOCK = 512
 
 
 @dataclass(frozen=True)
@@ -222,19 +221,20 @@ def _xattrs(full: bytes) -> dict[str, bytes]:
 
 def write_plan(root: bytes, plan: dict[bytes, str], out: BinaryIO, compression: str,
                source_date_epoch: int | None, id_map: IdMap | None) -> StreamResult:
-    return write_entries(root, lambda: ((rel, plan[rel]) for rel in sorted(plan)), out,
-                         compression, source_date_epoch, id_map)
+    return write_entries(root, ((rel, plan[rel]) for rel in sorted(plan)), out, compression,
+                         source_date_epoch, id_map, lambda: _planned_size(root, plan.items()))
 
 
-def write_entries(root: bytes, entries: Entries, out: BinaryIO, compression: str,
-                  source_date_epoch: int | None, id_map: IdMap | None) -> StreamResult:
-    """The layer of a plan given as its entries in layer order (read twice when the
-    sink reports progress: once for the expected size)."""
+def write_entries(root: bytes, entries: Iterable[tuple[bytes, str]], out: BinaryIO,
+                  compression: str, source_date_epoch: int | None, id_map: IdMap | None,
+                  planned_size: Callable[[], int]) -> StreamResult:
+    """The layer of a plan given as its entries in layer order; `planned_size`: about
+    how many tar bytes they make, asked only when the sink reports progress."""
     sink = LayerSink(out, compression)
     try:
         if sink.reports_progress:
-            sink.expect(_planned_size(root, entries()))
-        TarProducer(root, sink, source_date_epoch, id_map).write_entries(entries())
+            sink.expect(planned_size())
+        TarProducer(root, sink, source_date_epoch, id_map).write_entries(entries)
     except OSError as exc:
         sink.abort()
         if is_disk_full(exc):  # the layer's own write, not a read of the tree

@@ -25,6 +25,7 @@ from ocibuild.oci.layerwrite import (
     DELETE,
     OPAQUE,
     OPAQUE_MARKER,
+    TAR_BLOCK,
     WHITEOUT,
     WHITEOUT_PREFIX,
     Change,
@@ -53,50 +54,61 @@ def layer_entries(upper: bytes) -> Iterator[tuple[bytes, str]]:
     """(path in the layer, ADD or WHITEOUT) of an upper directory's layer, in layer
     order. Where two entries have one path (a real `.wh.NAME` beside a deleted NAME),
     the one from the later path in the upper wins, as in a plan built change by change."""
-    waiting: list[tuple[bytes, bytes, str]] = []  # (path in the layer, in the upper, action)
+    # (path in the layer, in the upper, action, a directory to open when it comes out)
+    waiting: list[tuple[bytes, bytes, str, bool]] = []
     _add_children(upper, b"", waiting)
     while waiting:
-        layer_path, rel, action = heapq.heappop(waiting)
-        _open(upper, rel, action, waiting)
+        layer_path, rel, action, is_dir = heapq.heappop(waiting)
+        if is_dir:
+            _open(upper, rel, waiting)
         while waiting and waiting[0][0] == layer_path:  # the later one wins
-            _, rel, action = heapq.heappop(waiting)
-            _open(upper, rel, action, waiting)
+            _, rel, action, is_dir = heapq.heappop(waiting)
+            if is_dir:
+                _open(upper, rel, waiting)
         yield layer_path, action
 
 
-def _open(upper: bytes, rel: bytes, action: str, waiting: list[tuple[bytes, bytes, str]]
-          ) -> None:
+def _open(upper: bytes, rel: bytes, waiting: list[tuple[bytes, bytes, str, bool]]) -> None:
     """A directory's entries (and its opaque marker) join the heap."""
-    if action != ADD:
-        return
-    full = upper + b"/" + rel
-    if stat.S_ISDIR(_lstat(full).st_mode):
-        if _is_opaque(full):
-            heapq.heappush(waiting, (rel + b"/" + OPAQUE_MARKER, rel, WHITEOUT))
-        _add_children(upper, rel, waiting)
+    if _is_opaque(upper + b"/" + rel):
+        heapq.heappush(waiting, (rel + b"/" + OPAQUE_MARKER, rel, WHITEOUT, False))
+    _add_children(upper, rel, waiting)
 
 
-def _add_children(upper: bytes, rel: bytes, waiting: list[tuple[bytes, bytes, str]]) -> None:
-    directory = upper + b"/" + rel if rel else upper
-    try:
-        names = os.listdir(directory)
-    except OSError as exc:
-        raise _unreadable(exc, upper) from exc
-    for name in names:
+def _add_children(upper: bytes, rel: bytes,
+                  waiting: list[tuple[bytes, bytes, str, bool]]) -> None:
+    for name, st in _children(upper + b"/" + rel if rel else upper):
         child = rel + b"/" + name if rel else name
-        st = _lstat(upper + b"/" + child)
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # deleted: a whiteout
             marker = (rel + b"/" if rel else b"") + WHITEOUT_PREFIX + name
-            heapq.heappush(waiting, (marker, child, WHITEOUT))
+            heapq.heappush(waiting, (marker, child, WHITEOUT, False))
         else:
-            heapq.heappush(waiting, (child, child, ADD))
+            heapq.heappush(waiting, (child, child, ADD, stat.S_ISDIR(st.st_mode)))
 
 
-def _lstat(full: bytes) -> os.stat_result:
+def _children(directory: bytes) -> list[tuple[bytes, os.stat_result]]:
     try:
-        return os.lstat(full)
+        with os.scandir(directory) as it:
+            return [(e.name, e.stat(follow_symlinks=False)) for e in it]
     except OSError as exc:
-        raise _unreadable(exc, full) from exc
+        raise _unreadable(exc, directory) from exc
+
+
+def upper_layer_size(upper: bytes) -> int:
+    """About how many tar bytes the layer of an upper directory makes (headers and file
+    data, in any order: for progress)."""
+    total, stack = 2 * TAR_BLOCK, [upper]
+    while stack:
+        directory = stack.pop()
+        for name, st in _children(directory):
+            total += TAR_BLOCK
+            if stat.S_ISREG(st.st_mode):
+                total += (st.st_size + TAR_BLOCK - 1) // TAR_BLOCK * TAR_BLOCK
+            elif stat.S_ISDIR(st.st_mode):
+                full = directory + b"/" + name
+                total += TAR_BLOCK if _is_opaque(full) else 0
+                stack.append(full)
+    return total
 
 
 def _unreadable(exc: OSError, where: bytes) -> OcibuildError:
