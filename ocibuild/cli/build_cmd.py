@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 from collections.abc import Callable
@@ -196,6 +197,12 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
 
         ask_passphrase("passphrase for the signing key")
     renderer = modes.open_renderer(mode, err)
+    # the memo's second build takes the first's context checksums: the memo rests on
+    # the context as it was before the first began
+    from ocibuild.solver.checksum import KeptChecksums
+
+    kept = KeptChecksums()
+    reuse = kept.active if rebuild is not None else contextlib.nullcontext
     try:
         if "-" in (context, dockerfile):
             from ocibuild.cli.stdin_inputs import stdin_inputs
@@ -203,7 +210,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
             with stdin_inputs(context, dockerfile, sys.stdin.buffer) as (context, dockerfile):
                 report = build(context, options, dockerfile=dockerfile, progress=renderer)
         else:
-            report = build(context, options, progress=renderer)
+            with reuse():
+                report = build(context, options, progress=renderer)
     except StepFailedError as exc:
         summary = _stop(renderer, failed=True)
         if summary:
@@ -229,8 +237,11 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     if rebuild is not None:
         steps = getattr(renderer, "finished_steps", None)
         printed = closing_err if steps else err.text() + closing_err  # type: ignore[union-attr]
-        _remember(rebuild, report, printed, closing_out, quiet,
-                  lambda sink: build(context, options, progress=sink if renderer else None),
+        def build_again(sink: Sink | None) -> BuildReport:
+            with reuse():
+                return build(context, options, progress=sink if renderer else None)
+
+        _remember(rebuild, report, printed, closing_out, quiet, build_again,
                   frame=steps() if steps else None)
     # The process ends after this command: the collection at interpreter exit would
     # scan every object (~15 ms) to free nothing the exit does not free anyway.

@@ -22,10 +22,11 @@ from ocibuild.oci.layerwrite import (
     Change,
     plan_from_changes,
     plan_from_tree,
+    write_entries,
     write_plan,
 )
 from ocibuild.oci.mediatypes import oci_layer_type
-from ocibuild.oci.overlaydiff import changes_from_upper
+from ocibuild.oci.overlaydiff import layer_entries, upper_layer_size
 
 __all__ = [
     "ADD",
@@ -74,10 +75,11 @@ def write_layer_from_overlay_upper(upper: Path, out: BinaryIO, *, compression: s
                                    id_map: IdMap | None = None) -> LayerInfo:
     """A layer of an overlayfs upper directory: 0/0 character devices become whiteouts,
     opaque directories become opaque markers, overlay xattrs are left out."""
+    media_type = _media_type(compression)
     base = os.fsencode(upper)
-    return write_layer_from_changes(upper, changes_from_upper(base), out,
-                                    compression=compression,
-                                    source_date_epoch=source_date_epoch, id_map=id_map)
+    result = write_entries(base, layer_entries(base), out, compression, source_date_epoch,
+                           id_map, lambda: upper_layer_size(base))
+    return _info(result, media_type, compression)
 
 
 def _media_type(compression: str) -> str:

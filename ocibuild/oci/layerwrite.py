@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -29,6 +29,8 @@ WHITEOUT_PREFIX = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
 
 _WHITEOUT = "whiteout"  # plan action: an empty marker file that exists in no tree
+WHITEOUT = _WHITEOUT
+TAR_BLOCK = 512
 
 
 @dataclass(frozen=True)
@@ -127,9 +129,9 @@ class TarProducer:
         self._id_map = id_map if id_map is not None and not id_map.is_identity else None
         self._links: dict[tuple[int, int], bytes] = {}
 
-    def write_plan(self, plan: dict[bytes, str]) -> None:
-        for rel in sorted(plan):
-            if plan[rel] == _WHITEOUT:
+    def write_entries(self, entries: Iterable[tuple[bytes, str]]) -> None:
+        for rel, action in entries:
+            if action == _WHITEOUT:
                 self._sink.write(tw.encode_header(tw.TarEntry(rel, tw.REGULAR)))
             else:
                 self._write_path(rel)
@@ -219,11 +221,20 @@ def _xattrs(full: bytes) -> dict[str, bytes]:
 
 def write_plan(root: bytes, plan: dict[bytes, str], out: BinaryIO, compression: str,
                source_date_epoch: int | None, id_map: IdMap | None) -> StreamResult:
+    return write_entries(root, ((rel, plan[rel]) for rel in sorted(plan)), out, compression,
+                         source_date_epoch, id_map, lambda: _planned_size(root, plan.items()))
+
+
+def write_entries(root: bytes, entries: Iterable[tuple[bytes, str]], out: BinaryIO,
+                  compression: str, source_date_epoch: int | None, id_map: IdMap | None,
+                  planned_size: Callable[[], int]) -> StreamResult:
+    """The layer of a plan given as its entries in layer order; `planned_size`: about
+    how many tar bytes they make, asked only when the sink reports progress."""
     sink = LayerSink(out, compression)
     try:
         if sink.reports_progress:
-            sink.expect(_planned_size(root, plan))
-        TarProducer(root, sink, source_date_epoch, id_map).write_plan(plan)
+            sink.expect(planned_size())
+        TarProducer(root, sink, source_date_epoch, id_map).write_entries(entries)
     except OSError as exc:
         sink.abort()
         if is_disk_full(exc):  # the layer's own write, not a read of the tree
@@ -236,10 +247,10 @@ def write_plan(root: bytes, plan: dict[bytes, str], out: BinaryIO, compression: 
     return sink.close()
 
 
-def _planned_size(root: bytes, plan: dict[bytes, str]) -> int:
-    """About how many tar bytes `plan` makes (headers and file data), for progress."""
+def _planned_size(root: bytes, entries: Iterable[tuple[bytes, str]]) -> int:
+    """About how many tar bytes `entries` make (headers and file data), for progress."""
     total = 1024
-    for rel, kind in plan.items():
+    for rel, kind in entries:
         total += 512
         if kind == _WHITEOUT:
             continue

@@ -6,29 +6,92 @@ a context always makes files owned by root or by --chown). With `git_modes`
 (`--context-modes=git`) the permission bits are chmod.git_mode's, those the copy gives
 the entry, so a key never stands for content of other modes. A file's content hash is
 remembered between builds under its stat signature, so a rebuild reads only the files
-that changed.
+that changed (checksum_memo.py keeps those hashes compact).
+
+While a `KeptChecksums` is active, the checksums a build computes are also kept in it,
+keyed by everything they depend on but the files, and a later build under it takes
+them instead of walking the context again. Only for a caller to whom a later build must see
+the context as the first saw it: the rebuild memo's second build, which rests on the
+context's state taken before the first began.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import marshal
 import os
 import stat
 import struct
-import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 from ocibuild.chmod import git_mode
 from ocibuild.solver import selection
+from ocibuild.solver.checksum_memo import FileHashMemo
 
-# The memo: marshal of (written_ns, {path: signature + sha256 digest}), after this line.
-# marshal of flat bytes values loads 20,000 entries in ~5 ms (JSON lists: ~50 ms).
-MEMO_MAGIC = b"ocibuild context checksum memo 2\n"
 _SIGNATURE = struct.Struct("<qqqQI")  # size, mtime_ns, ctime_ns, inode, mode
 _SIG_LEN = _SIGNATURE.size
+
+
+class EntryDigests:
+    """A short digest of each entry checksums read, by path (what `--explain-cache`
+    compares to name the files that changed): at most `limit` of them, beyond it only
+    their number (a path read twice past the limit counts twice)."""
+
+    __slots__ = ("limit", "digests", "count")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.digests: dict[str, str] = {}
+        self.count = 0
+
+    def add(self, rel: str, entry: bytes) -> None:
+        if rel in self.digests or len(self.digests) < self.limit:
+            self.count += rel not in self.digests
+            self.digests[rel] = hashlib.sha256(entry).hexdigest()[:16]
+        else:
+            self.count += 1
+
+    def merge(self, other: EntryDigests) -> None:
+        for rel, digest in other.digests.items():
+            if rel in self.digests or len(self.digests) < self.limit:
+                self.count += rel not in self.digests
+                self.digests[rel] = digest
+            else:
+                self.count += 1
+        self.count += other.count - len(other.digests)
+
+
+class KeptChecksums:
+    """Checksums builds computed while it was active, by everything they depend on but
+    the files, for later builds while it is active (see the module's notes: those do not
+    see the files change in between)."""
+
+    def __init__(self) -> None:
+        self._found: dict[Hashable, tuple[str, EntryDigests]] = {}
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        global _active
+        outer, _active = _active, self
+        try:
+            yield
+        finally:
+            _active = outer
+
+
+_active: KeptChecksums | None = None
+
+
+def kept_checksum(key: Hashable) -> tuple[str, EntryDigests] | None:
+    """The checksum and entries the active KeptChecksums holds under `key`."""
+    return None if _active is None else _active._found.get(key)
+
+
+def keep_checksum(key: Hashable, checksum: str, entries: EntryDigests) -> None:
+    """Keep a checksum under `key` in the active KeptChecksums, if one is."""
+    if _active is not None:
+        _active._found[key] = (checksum, entries)
 
 
 def _signature(st: os.stat_result) -> bytes:
@@ -47,12 +110,10 @@ class ContextChecksums:
         self.reincludes = reincludes  # may an exception pattern keep a path in `excluded`
         self._memo_file = memo_file
         self._base = os.fspath(self.context)
-        self._memo: dict[str, bytes] = {}
-        self._memo_written_ns = 0
-        self._dirty = False
+        self._memo = FileHashMemo(_SIG_LEN + 32)  # signature + sha256 digest
         self.files_hashed = 0  # content reads this run (tests assert the memo works)
         if memo_file is not None:
-            self._memo_written_ns, self._memo = _load_memo(memo_file)
+            self._memo.load(memo_file)
 
     def file_hash(self, rel: str, st: os.stat_result) -> str:
         sig = _signature(st)
@@ -60,7 +121,7 @@ class ContextChecksums:
         # A file changed in the same clock tick as the memo was written could keep its
         # signature; such "racily clean" entries are hashed again.
         if known is not None and known.startswith(sig) and len(known) == _SIG_LEN + 32 \
-                and st.st_mtime_ns < self._memo_written_ns:
+                and st.st_mtime_ns < self._memo.written_ns:
             return known[_SIG_LEN:].hex()
         h = hashlib.sha256()
         with open(f"{self._base}/{rel}", "rb") as f:
@@ -68,21 +129,17 @@ class ContextChecksums:
                 h.update(chunk)
         self.files_hashed += 1
         digest = h.digest()
-        self._memo[rel] = sig + digest
-        self._dirty = True
+        self._memo.put(rel, sig + digest)
         return digest.hex()
 
     def checksum(self, patterns: Sequence[str], *, with_mode: bool = True,
                  extra_excluded: selection.Excluded | None = None,
-                 allow_empty: bool = False, entries: dict[str, str] | None = None,
-                 entry_limit: int | None = None, parents: bool = False) -> str:
+                 allow_empty: bool = False, entries: EntryDigests | None = None,
+                 parents: bool = False) -> str:
         """sha256 hex over every file the patterns select (`parents`: as COPY --parents
         selects them). Raises FileNotFoundError naming the first pattern without
         wildcards that selects nothing (unless allow_empty); a wildcard may match
-        nothing, as in BuildKit. `entries`, if given, receives path -> a short digest of
-        that entry (what `--explain-cache` compares to name the files that changed);
-        once it holds `entry_limit` paths, further paths get "" (only their number is
-        of use then)."""
+        nothing, as in BuildKit. `entries`, if given, receives each entry read."""
         h = hashlib.sha256()
 
         def excluded(rel: str, is_dir: bool) -> bool:
@@ -93,9 +150,7 @@ class ContextChecksums:
             entry = self._entry(rel, st, with_mode)
             h.update(entry)
             if entries is not None:
-                entries[rel] = "" if entry_limit is not None \
-                    and len(entries) >= entry_limit \
-                    else hashlib.sha256(entry).hexdigest()[:16]
+                entries.add(rel, entry)
 
         for index, pattern in enumerate(patterns):
             if parents:
@@ -141,25 +196,8 @@ class ContextChecksums:
 
     def save(self) -> None:
         """Write the memo (atomically) if anything was hashed."""
-        if self._memo_file is None or not self._dirty:
-            return
-        self._memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._memo_file.with_name(f".tmp-{os.getpid()}-{self._memo_file.name}")
-        tmp.write_bytes(MEMO_MAGIC + marshal.dumps((time.time_ns(), self._memo)))
-        os.replace(tmp, self._memo_file)
-        self._dirty = False
-
-
-def _load_memo(path: Path) -> tuple[int, dict[str, bytes]]:
-    """(written_ns, entries) of a memo file; (0, {}) when it is missing or unreadable
-    (every file is then hashed again)."""
-    with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
-        data = path.read_bytes()
-        if data.startswith(MEMO_MAGIC):
-            written_ns, files = marshal.loads(memoryview(data)[len(MEMO_MAGIC):])
-            if isinstance(written_ns, int) and isinstance(files, dict):
-                return written_ns, files
-    return 0, {}
+        if self._memo_file is not None and self._memo.changed:
+            self._memo.save(self._memo_file)
 
 
 def memo_path(store_root: Path, context: Path) -> Path:

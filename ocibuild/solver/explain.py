@@ -25,14 +25,16 @@ _SECRET_NAME = re.compile(r"(?i)secret|passw|token|credential|private|api_?key")
 _NAME = re.compile(r"^\[[^\]]*\] ")
 
 
-def explain_inputs(op: Op, name: str, stage: str, files: dict[str, str]) -> dict[str, Any]:
+def explain_inputs(op: Op, name: str, stage: str, files: dict[str, str],
+                   file_count: int | None = None) -> dict[str, Any]:
+    """`file_count`: how many files the step read, when `files` holds only some."""
     out: dict[str, Any] = {"step": name, "stage": stage,
                            "instruction": _NAME.sub("", name, count=1)}
-    if files:
-        if len(files) > MAX_FILES:
-            out["files_omitted"] = len(files)
-        else:
-            out["files"] = files
+    count = len(files) if file_count is None else file_count
+    if count > MAX_FILES:
+        out["files_omitted"] = count
+    elif files:
+        out["files"] = files
     if isinstance(op, ExecOp):
         env: dict[str, str] = {}
         for item in op.env:

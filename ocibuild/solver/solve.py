@@ -46,7 +46,13 @@ from ocibuild.oci.image import load_image
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.progress.events import Event, Sink
 from ocibuild.snapshot import Snapshotter
-from ocibuild.solver.checksum import ContextChecksums, memo_path
+from ocibuild.solver.checksum import (
+    ContextChecksums,
+    EntryDigests,
+    keep_checksum,
+    kept_checksum,
+    memo_path,
+)
 from ocibuild.solver.explain import MAX_FILES, Explanation, explain_inputs
 from ocibuild.solver.git_source import GitSources
 from ocibuild.solver.pending import (
@@ -198,8 +204,27 @@ class Solver:
 
     def _context_checksum(self, patterns: tuple[str, ...], *, with_mode: bool = True,
                           excludes: tuple[str, ...] = (), what: str = "",
-                          entries: dict[str, str] | None = None,
+                          entries: EntryDigests | None = None,
                           context: str = "context", parents: bool = False) -> str:
+        # everything the checksum depends on but the files (checksum.KeptChecksums)
+        directory = self.opts.context_dirs.get(context, self.opts.context_dir)
+        kept_key = (context, str(directory), self.opts.ignore_patterns, self.opts.git_modes,
+                    patterns, with_mode, excludes, parents)
+        if (kept := kept_checksum(kept_key)) is not None:
+            if entries is not None:
+                entries.merge(kept[1])
+            return kept[0]
+        read = EntryDigests(MAX_FILES + 1)
+        checksum = self._read_checksum(patterns, with_mode, excludes, what, read, context,
+                                       parents)
+        keep_checksum(kept_key, checksum, read)
+        if entries is not None:
+            entries.merge(read)
+        return checksum
+
+    def _read_checksum(self, patterns: tuple[str, ...], with_mode: bool,
+                       excludes: tuple[str, ...], what: str, entries: EntryDigests,
+                       context: str, parents: bool) -> str:
         extra = None
         if excludes:
             from ocibuild.dockerignore import IgnoreMatcher
@@ -210,7 +235,6 @@ class Solver:
         try:
             return self.checksums(context).checksum(patterns, with_mode=with_mode,
                                                     extra_excluded=extra, entries=entries,
-                                                    entry_limit=MAX_FILES + 1,
                                                     parents=parents)
         except FileNotFoundError as exc:
             if exc.filename is not None:  # a file that went away while it was read
@@ -242,7 +266,7 @@ class Solver:
                 inputs.append(self.filesystem_key(inp))
         parts["inputs"] = inputs
         name = self.opts.names.get(op.digest, op.kind)
-        files: dict[str, str] = {}
+        files = EntryDigests(MAX_FILES + 1)
         if isinstance(op, CopyOp) and isinstance(op.source, ContextSource):
             parts["content"] = self._context_checksum(
                 op.sources, with_mode=not is_octal_chmod(op.chmod), excludes=op.excludes,
@@ -265,7 +289,7 @@ class Solver:
         key = hashlib.sha256(canonical.dumps(parts)).hexdigest()
         # kept beside the key (not hashed): what --explain-cache compares
         self.key_inputs[op.digest] = {**parts, "explain": explain_inputs(
-            op, name, self.opts.stage_of_op.get(op.digest, ""), files)}
+            op, name, self.opts.stage_of_op.get(op.digest, ""), files.digests, files.count)}
         if isinstance(op, CopyOp) and isinstance(op.source, GitSource):
             self.key_inputs[op.digest]["explain"]["git"] = self.git.describe(op.source)
         return key
@@ -334,6 +358,8 @@ class Solver:
             self._checksums.save()
         for named in self._named_checksums.values():
             named.save()
+        # every key is made: what they remember of the context's files is of no more use
+        self._checksums, self._named_checksums = None, {}
         self._steps = [op for op in ops if _is_step(op)]
         for op in self._steps:
             if (hit := self._lookup(op)) is not None:

@@ -18,6 +18,7 @@ from ocibuild.cache.store import Store
 from ocibuild.errors import OcibuildError, StepFailedError
 from ocibuild.graph import ContextSource, CopyOp, ExecOp, Mount, Op, ScratchSource, walk
 from ocibuild.progress.events import Event
+from ocibuild.solver.checksum import KeptChecksums
 from ocibuild.solver.solve import SolveOptions, Solver
 from tests.support.fake_runner import FakeRunner
 from tests.support.fake_snapshotter import MemorySnapshotter
@@ -395,6 +396,33 @@ def test_git_modes_give_clones_under_two_umasks_one_key(plain: World, tmp_path: 
     strict = _checkout(tmp_path / "strict", 0o022)
     assert keys(loose, True) == keys(strict, True)
     assert all(a != b for a, b in zip(keys(loose, False), keys(strict, False), strict=True))
+
+
+def test_the_rebuild_memos_second_build_takes_the_first_builds_checksums(
+        plain: World, tmp_path: Path) -> None:
+    """While a KeptChecksums is active a later solve reuses the context checksums (and
+    what --explain-cache compares) instead of reading the context again; no other
+    solve does."""
+    context = tmp_path / "ctx"
+    (context / "dir").mkdir(parents=True)
+    (context / "dir" / "a.txt").write_text("a")
+    copy = CopyOp(root=SCRATCH, source=ContextSource(), sources=("dir",), dest="/app/")
+
+    def key() -> tuple[str, object]:
+        solver = plain.solver(copy, context_dir=context)
+        for op in walk(copy):  # inputs first
+            solver.keys[op.digest] = solver.compute_key(op)
+        return solver.keys[copy.digest], solver.key_inputs[copy.digest]["explain"]
+
+    kept = KeptChecksums()
+    with kept.active():
+        first = key()
+    (context / "dir" / "a.txt").write_text("changed")
+    with kept.active():
+        assert key() == first
+    assert key()[0] != first[0]
+    with KeptChecksums().active():
+        assert key()[0] != first[0]
 
 
 def test_several_targets_share_one_schedule_and_a_common_step_runs_once(plain: World) -> None:
