@@ -42,6 +42,10 @@ SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 BLOCK_TIMEOUT = 240
 # pip's downloads, kept between runs so that the install recipes cost seconds
 PIP_CACHE = {"user": Path("/tmp/ocib-docs-pip-cache"), "root": Path("/tmp/ocib-docs-pip-root")}
+# pipx's shared libraries (the venv holding the pip every pipx venv uses), which pipx
+# makes on its first use and refreshes after 30 days: kept between runs, one per job
+# so that two jobs never make one at once
+PIPX_SHARED = Path("/tmp/ocib-docs-pipx-shared")
 ID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
 GATE = BlockGate()
 
@@ -125,11 +129,22 @@ def _pip_cache(who: str, user: User) -> Path:
     return path
 
 
-def _base_env(workdir: Path, bindir: Path, who: str, user: User) -> dict[str, str]:
+def _pipx_shared(job: str, user: User) -> Path:
+    PIPX_SHARED.mkdir(mode=0o755, exist_ok=True)
+    path = PIPX_SHARED / job
+    path.mkdir(mode=0o755, exist_ok=True)
+    os.chown(path, user.uid, user.gid)
+    return path
+
+
+def _base_env(workdir: Path, bindir: Path, who: str, user: User, job: str) -> dict[str, str]:
     sbin = "/usr/local/sbin:/usr/sbin:/sbin:" if who == "root" else ""
-    return {"HOME": str(workdir), "PATH": f"{sbin}/usr/local/bin:/usr/bin:/bin:{bindir}",
-            "LANG": "C.UTF-8", "USER": user.name if who == "user" else "root",
-            "PIP_CACHE_DIR": str(_pip_cache(who, user))}
+    env = {"HOME": str(workdir), "PATH": f"{sbin}/usr/local/bin:/usr/bin:/bin:{bindir}",
+           "LANG": "C.UTF-8", "USER": user.name if who == "user" else "root",
+           "PIP_CACHE_DIR": str(_pip_cache(who, user))}
+    if who == "user":  # the docs run pipx as the user only
+        env["PIPX_SHARED_LIBS"] = str(_pipx_shared(job, user))
+    return env
 
 
 def _gate(who: str) -> AbstractContextManager[None]:
@@ -206,7 +221,7 @@ def _run_blocks(doc: Path, workdir: Path, sub_user: User, docs_registry: DocsReg
                 ocibuild_bin: Path) -> None:
     for block in filter(_runnable, code_blocks(doc)):
         who = block.marks.get("as", "user")
-        env = _base_env(workdir, ocibuild_bin, who, sub_user)
+        env = _base_env(workdir, ocibuild_bin, who, sub_user, doc.name)
         if "checkout" in block.marks and not (workdir / "ocibuild").exists():
             copy_checkout(workdir / "ocibuild", sub_user)
         if "needs-registry" in block.marks:
@@ -296,7 +311,8 @@ def _run_recipe(kind: str, workdir: Path, sub_user: User, docs_registry: DocsReg
     for step in recipe.steps:
         who = "root" if step.as_root else "user"
         # no ocibuild on PATH: the recipe installs its own
-        env = {**_base_env(workdir, Path("/nonexistent"), who, sub_user), **variables,
+        env = {**_base_env(workdir, Path("/nonexistent"), who, sub_user, f"ci-{kind}"),
+               **variables,
                "SSL_CERT_FILE": str(docs_registry.ca_bundle)}
         if kind == "github":
             env["PATH"] = f"{workdir}/.local/bin:{env['PATH']}"  # where pipx puts commands
