@@ -8,6 +8,9 @@ library/busybox:latest, trusted through SSL_CERT_FILE. `ocibuild` on PATH is thi
 checkout's. The CI recipes in docs/ci.md run their shell lines the same way, against
 that registry, with the variables their CI system would set. The README's test command
 is not run (it is what runs this test): `.ci/run` must run it.
+
+The documents and recipes run two at a time (doc_runs.py): the first of these tests
+starts the jobs of all that the session selected, and each test waits for its own.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import subprocess
 import tempfile
 import urllib.request
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.docs.ci_recipes import Recipe, github_recipe, gitlab_recipe
+from tests.docs.doc_runs import BlockGate, DocJobs
 from tests.docs.markdown_blocks import FENCE, MARKER, Block, code_blocks
 from tests.support.paths import OCIBUILD, REPO
 from tests.support.registry_server import RegistryServer
@@ -37,6 +42,12 @@ SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 BLOCK_TIMEOUT = 240
 # pip's downloads, kept between runs so that the install recipes cost seconds
 PIP_CACHE = {"user": Path("/tmp/ocib-docs-pip-cache"), "root": Path("/tmp/ocib-docs-pip-root")}
+# pipx's shared libraries (the venv holding the pip every pipx venv uses), which pipx
+# makes on its first use and refreshes after 30 days: kept between runs, one per job
+# so that two jobs never make one at once
+PIPX_SHARED = Path("/tmp/ocib-docs-pipx-shared")
+ID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+GATE = BlockGate()
 
 
 def _runnable(block: Block) -> bool:
@@ -118,15 +129,32 @@ def _pip_cache(who: str, user: User) -> Path:
     return path
 
 
-def _base_env(workdir: Path, bindir: Path, who: str, user: User) -> dict[str, str]:
+def _pipx_shared(job: str, user: User) -> Path:
+    PIPX_SHARED.mkdir(mode=0o755, exist_ok=True)
+    path = PIPX_SHARED / job
+    path.mkdir(mode=0o755, exist_ok=True)
+    os.chown(path, user.uid, user.gid)
+    return path
+
+
+def _base_env(workdir: Path, bindir: Path, who: str, user: User, job: str) -> dict[str, str]:
     sbin = "/usr/local/sbin:/usr/sbin:/sbin:" if who == "root" else ""
-    return {"HOME": str(workdir), "PATH": f"{sbin}/usr/local/bin:/usr/bin:/bin:{bindir}",
-            "LANG": "C.UTF-8", "USER": user.name if who == "user" else "root",
-            "PIP_CACHE_DIR": str(_pip_cache(who, user))}
+    env = {"HOME": str(workdir), "PATH": f"{sbin}/usr/local/bin:/usr/bin:/bin:{bindir}",
+           "LANG": "C.UTF-8", "USER": user.name if who == "user" else "root",
+           "PIP_CACHE_DIR": str(_pip_cache(who, user))}
+    if who == "user":  # the docs run pipx as the user only
+        env["PIPX_SHARED_LIBS"] = str(_pipx_shared(job, user))
+    return env
 
 
-def _run(script: str, *, who: str, user: User, cwd: Path,
-         env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _gate(who: str) -> AbstractContextManager[None]:
+    """Hold this around anything run as the test user or as root: a root block of
+    another job may be rewriting /etc/subuid."""
+    return GATE.exclusive() if who == "root" else GATE.shared()
+
+
+def _run_ungated(script: str, *, who: str, user: User, cwd: Path,
+                 env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     argv = ["bash", "-e", "-o", "pipefail", "-c", script]
     if who == "root":
         return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
@@ -134,25 +162,66 @@ def _run(script: str, *, who: str, user: User, cwd: Path,
     return user.run(argv, cwd=cwd, env=env, timeout=BLOCK_TIMEOUT)
 
 
+def _run(script: str, *, who: str, user: User, cwd: Path,
+         env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    with _gate(who):
+        return _run_ungated(script, who=who, user=user, cwd=cwd, env=env)
+
+
 def _failure(where: str, who: str, script: str, proc: subprocess.CompletedProcess[str]) -> str:
     return (f"{where}: exit {proc.returncode} (as {who})\n--- commands\n{script}"
             f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-4000:]}")
 
 
-@pytest.fixture
-def workdir(sub_user: User) -> Iterator[Path]:
-    path = sub_user.make_tempdir(prefix="ocib-docs-")
-    yield path
-    # root needs no chmod to remove what the user and its subordinate ids wrote
-    subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
+@contextmanager
+def _workdir(user: User) -> Iterator[Path]:
+    path = user.make_tempdir(prefix="ocib-docs-")
+    try:
+        yield path
+    finally:
+        # root needs no chmod to remove what the user and its subordinate ids wrote
+        subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
+
+
+@pytest.fixture(scope="module")
+def doc_jobs(request: pytest.FixtureRequest, sub_user: User, docs_registry: DocsRegistry,
+             ocibuild_bin: Path) -> Iterator[DocJobs]:
+    """The job of each document and recipe test the session runs, started in test order."""
+    jobs = DocJobs()
+    for item in request.session.items:
+        if getattr(item, "module", None) is not request.module or \
+                not hasattr(item, "callspec"):
+            continue
+        params = item.callspec.params
+        if item.originalname == test_every_shell_block_runs.__name__:
+            doc = params["doc"]
+            jobs.submit(doc.name, lambda doc=doc: _run_doc(doc, sub_user, docs_registry,
+                                                           ocibuild_bin))
+        elif item.originalname == test_ci_recipe_builds_pushes_and_caches.__name__:
+            kind = params["kind"]
+            jobs.submit(f"ci:{kind}", lambda kind=kind: _run_ci_recipe(
+                kind, sub_user, docs_registry))
+    try:
+        yield jobs
+    finally:
+        jobs.close()
 
 
 @pytest.mark.parametrize("doc", _docs_with_commands(), ids=lambda p: p.name)
-def test_every_shell_block_runs(doc: Path, sub_user: User, workdir: Path,
-                                docs_registry: DocsRegistry, ocibuild_bin: Path) -> None:
+def test_every_shell_block_runs(doc: Path, doc_jobs: DocJobs) -> None:
+    doc_jobs.result(doc.name)
+
+
+def _run_doc(doc: Path, sub_user: User, docs_registry: DocsRegistry, ocibuild_bin: Path) -> None:
+    with _workdir(sub_user) as workdir:
+        _run_blocks(doc, workdir, sub_user, docs_registry, ocibuild_bin)
+
+
+def _run_blocks(doc: Path, workdir: Path, sub_user: User, docs_registry: DocsRegistry,
+                ocibuild_bin: Path) -> None:
     for block in filter(_runnable, code_blocks(doc)):
         who = block.marks.get("as", "user")
-        env = _base_env(workdir, ocibuild_bin, who, sub_user)
+        env = _base_env(workdir, ocibuild_bin, who, sub_user, doc.name)
         if "checkout" in block.marks and not (workdir / "ocibuild").exists():
             copy_checkout(workdir / "ocibuild", sub_user)
         if "needs-registry" in block.marks:
@@ -216,9 +285,16 @@ def _ci_variables(kind: str, registry: DocsRegistry, source: Path) -> tuple[dict
 
 
 @pytest.mark.parametrize("kind", ["github", "gitlab"])
-def test_ci_recipe_builds_pushes_and_caches(kind: str, sub_user: User, workdir: Path,
-                                            docs_registry: DocsRegistry,
-                                            ocibuild_bin: Path) -> None:
+def test_ci_recipe_builds_pushes_and_caches(kind: str, doc_jobs: DocJobs) -> None:
+    doc_jobs.result(f"ci:{kind}")
+
+
+def _run_ci_recipe(kind: str, sub_user: User, docs_registry: DocsRegistry) -> None:
+    with _workdir(sub_user) as workdir:
+        _run_recipe(kind, workdir, sub_user, docs_registry)
+
+
+def _run_recipe(kind: str, workdir: Path, sub_user: User, docs_registry: DocsRegistry) -> None:
     block, recipe = _recipe(kind)
     assert set(recipe.uses) <= {"actions/checkout@v4"}, \
         f"{block.where}: the test stands in only for actions/checkout: {recipe.uses}"
@@ -232,28 +308,34 @@ def test_ci_recipe_builds_pushes_and_caches(kind: str, sub_user: User, workdir: 
                                         "RUN echo built in CI > /ci.txt\nCOPY . /src\n")
     os.chown(project, sub_user.uid, sub_user.gid)
     os.chown(project / "Dockerfile", sub_user.uid, sub_user.gid)
-    id_files = {path: path.read_text() for path in (Path("/etc/subuid"), Path("/etc/subgid"))}
     for step in recipe.steps:
         who = "root" if step.as_root else "user"
         # no ocibuild on PATH: the recipe installs its own
-        env = {**_base_env(workdir, Path("/nonexistent"), who, sub_user), **variables,
+        env = {**_base_env(workdir, Path("/nonexistent"), who, sub_user, f"ci-{kind}"),
+               **variables,
                "SSL_CERT_FILE": str(docs_registry.ca_bundle)}
         if kind == "github":
             env["PATH"] = f"{workdir}/.local/bin:{env['PATH']}"  # where pipx puts commands
             # `sudo CMD` lines are expanded by the job user's shell before sudo runs
             env["USER"] = sub_user.name
-        proc = _run(step.script, who=who, user=sub_user, cwd=project, env=env)
+        # read with the step, inside its gate: a root block of another job may rewrite them
+        with _gate(who):
+            id_files = {path: path.read_text() for path in ID_FILES}
+            proc = _run_ungated(step.script, who=who, user=sub_user, cwd=project, env=env)
+            changed = [path for path, text in id_files.items() if path.read_text() != text]
         assert proc.returncode == 0, _failure(f"{block.where} {step.name}", who, step.script,
                                               proc)
-    for path, text in id_files.items():  # the user has a range: nothing to add
-        assert path.read_text() == text, f"{block.where} changed {path}"
+        # the user has a range: nothing to add
+        assert not changed, f"{block.where} {step.name} changed {changed}"
     tags = docs_registry.tags(repository)
     assert "buildcache" in tags, tags
     assert any(t not in ("buildcache", "latest") for t in tags), tags
     # the next run, on another runner (an empty store), takes the step from that cache
-    again = sub_user.run([OCIBUILD, "--root", workdir / "next-runner", "build", "--progress",
-                          "plain", "--cache-from",
-                          f"type=registry,ref={docs_registry.host}/{repository}:buildcache", "."],
-                         cwd=project, env={"SSL_CERT_FILE": str(docs_registry.ca_bundle)})
+    with _gate("user"):
+        again = sub_user.run([OCIBUILD, "--root", workdir / "next-runner", "build",
+                              "--progress", "plain", "--cache-from",
+                              f"type=registry,ref={docs_registry.host}/{repository}:buildcache",
+                              "."], cwd=project,
+                             env={"SSL_CERT_FILE": str(docs_registry.ca_bundle)})
     assert again.returncode == 0, again.stderr
     assert re.search(r"RUN echo built in CI > /ci.txt\n#\d+ CACHED", again.stderr), again.stderr

@@ -1,6 +1,10 @@
 """A directory of .deb files (downloaded once, kept between runs) and the Debian base
 `ocibuild rootfs debian` makes from it, offline, as the unprivileged user (made once a
-run)."""
+run).
+
+The base is made twice, side by side, for the test that both give the same digest:
+the two builds take about as long as one on two cores. The second starts a few seconds
+after the first, so that a time of day leaking into the image would differ."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +35,7 @@ SUITE = "bookworm"
 EXTRA_PACKAGE = "hello"
 EPOCH = "1700000000"
 MERGED_USR = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
+SECOND_BUILD_DELAY = 3  # seconds
 
 
 def _download(dest: Path) -> None:
@@ -91,14 +98,38 @@ def make_debian_base(user: User, debs: Path, dest: Path) -> tuple[subprocess.Com
     return proc, digest
 
 
+def _build_base(user: User, debs: Path, parent: Path) -> DebianBase:
+    parent.mkdir()
+    os.chown(parent, user.uid, user.gid)
+    _, digest = make_debian_base(user, debs, parent / "debian.oci")
+    return DebianBase(parent / "debian.oci", digest)
+
+
 @pytest.fixture(scope="session")
-def debian_base(sub_user: User, debs_dir: Path) -> Iterator[DebianBase]:
+def debian_builds(sub_user: User, debs_dir: Path) -> Iterator[tuple[Future[DebianBase],
+                                                                    Future[DebianBase]]]:
+    """The same base built twice, each with a store of its own, side by side."""
     base = Path(tempfile.mkdtemp(prefix="ocib-debian-", dir="/tmp"))
     os.chmod(base, 0o755)
-    os.chown(base, sub_user.uid, sub_user.gid)
-    _, digest = make_debian_base(sub_user, debs_dir, base / "debian.oci")
-    yield DebianBase(base / "debian.oci", digest)
-    remove_tree(base)
+    try:
+        with ThreadPoolExecutor(2, thread_name_prefix="debian-base") as pool:
+            first = pool.submit(_build_base, sub_user, debs_dir, base / "first")
+            time.sleep(SECOND_BUILD_DELAY)
+            yield first, pool.submit(_build_base, sub_user, debs_dir, base / "second")
+    finally:
+        remove_tree(base)
+
+
+@pytest.fixture(scope="session")
+def debian_base(debian_builds: tuple[Future[DebianBase], Future[DebianBase]]) -> DebianBase:
+    return debian_builds[0].result()
+
+
+@pytest.fixture(scope="session")
+def debian_base_again(debian_builds: tuple[Future[DebianBase],
+                                          Future[DebianBase]]) -> DebianBase:
+    """The second build of the base, made from the same packages at another time."""
+    return debian_builds[1].result()
 
 
 @pytest.fixture
