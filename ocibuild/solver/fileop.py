@@ -233,9 +233,10 @@ class _Copier:
                 os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False))
 
     def copy_entry(self, src: str | Path, dst: str | Path, st: os.stat_result,
-                   fresh_parent: bool = False) -> None:
+                   fresh_parent: bool = False) -> bool:
         """`src` (lstat `st`) as `dst`, replacing what is there; `fresh_parent`: the
-        directory `dst` goes into was made by this copy and holds nothing by that name."""
+        directory `dst` goes into was made by this copy and holds nothing by that name.
+        True when `dst` is a directory made now (empty but for what the copy puts in)."""
         src, dst = os.fspath(src), os.fspath(dst)
         existing: int | None = None
         if not fresh_parent:
@@ -251,7 +252,7 @@ class _Copier:
                 os.mkdir(dst, 0o700)
             self._apply(dst, st, False)
             self._copy_xattrs(src, dst)
-            return
+            return existing is None
         if existing is not None:
             if stat.S_ISDIR(existing):
                 shutil.rmtree(dst)
@@ -264,6 +265,7 @@ class _Copier:
             self._copy_file(src, dst, st)
         else:
             raise CopyError(f"cannot copy special file {posixpath.basename(src)}")
+        return False
 
     def _copy_file(self, src: str, dst: str, st: os.stat_result) -> None:
         mode = self._mode(st)
@@ -312,12 +314,11 @@ class _Copier:
                 if not os.path.exists(parent):  # under an excluded directory
                     os.makedirs(parent, mode=0o755)
                 present.add(parent)
-            in_fresh = parent in fresh
-            self.copy_entry(f"{src_root}/{child}", target, st, in_fresh)
+            made = self.copy_entry(f"{src_root}/{child}", target, st, parent in fresh)
             if stat.S_ISDIR(st.st_mode):
                 dirs.append((target, st))
                 present.add(target)
-                if in_fresh:
+                if made:
                     fresh.add(target)
         for path, st in reversed(dirs):  # directory mtimes after their contents
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
