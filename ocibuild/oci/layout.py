@@ -70,11 +70,23 @@ class BlobWriter:
         return self._hasher.hashed_so_far()
 
     def commit(self) -> Descriptor:
-        """Finish the blob; returns a descriptor with an empty media type (set your own)."""
+        """Finish the blob; returns a descriptor with an empty media type (set your own).
+
+        A blob the layout already holds is kept and the new copy dropped unsynced (a
+        step run again with --no-cache writes the same layer): the one there was synced
+        when it was committed, and its name is its digest."""
         self._file.flush()
+        digest, size = self._hasher.digest, self._hasher.size
+        final = self._layout.blob_path(digest)
+        wanted = (self._expected in (None, digest)
+                  and self._expected_size in (None, size))
+        if wanted and _holds(final, size):
+            self.abort()
+            fsync_dir(final.parent)  # its writer may not have got that far yet
+            self.digest, self.size = digest, size
+            return Descriptor("application/octet-stream", digest, size)
         os.fsync(self._file.fileno())
         self._file.close()
-        digest, size = self._hasher.digest, self._hasher.size
         if self._expected is not None and digest != self._expected:
             self.abort()
             raise _digest.DigestMismatchError(
@@ -85,7 +97,6 @@ class BlobWriter:
             raise _digest.DigestMismatchError(
                 f"blob {digest}: {size} bytes, expected {self._expected_size}"
             )
-        final = self._layout.blob_path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.tmp_path, 0o644)
         os.replace(self.tmp_path, final)
@@ -106,6 +117,13 @@ class BlobWriter:
                  tb: TracebackType | None) -> None:
         if self.digest is None:
             self.abort()
+
+
+def _holds(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 class ImageLayout:

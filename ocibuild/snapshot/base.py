@@ -15,6 +15,7 @@ from ocibuild.idspace import userns
 from ocibuild.idspace.requests import Request, RootFS, handler, request_type
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.layerref import LayerRef
+from ocibuild.snapshot.spread import spread_children
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -32,6 +33,7 @@ class Prepared:
 def new_step_dir(store: Store) -> Path:
     base = store.snapshots_dir / "steps"
     base.mkdir(exist_ok=True)
+    spread_children(base)
     from ocibuild.cache.temporaries import step_dir_name
 
     path = base / step_dir_name(store.root, uuid.uuid4().hex)  # its owner's name first
@@ -55,6 +57,7 @@ def layer_dir(store: Store, ref: LayerRef, below: Sequence[Path] = (),
 
     base = store.snapshots_dir / "layers"
     base.mkdir(exist_ok=True)
+    spread_children(base)
     dest = base / _digest.hex_of(ref.diff_id)
     if dest.is_dir() and not (below and implies_dirs(dest)):
         touch_snapshot(store, ref.diff_id, dest)

@@ -32,6 +32,7 @@ from ocibuild.snapshot.base import (
     touch_snapshot,
     warm_userns,
 )
+from ocibuild.snapshot.spread import spread_children
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
@@ -133,6 +134,7 @@ class NativeSnapshotter:
         self.materialized += 1
         chains = self.store.snapshots_dir / "chains"
         chains.mkdir(exist_ok=True)
+        spread_children(chains)
         step = new_step_dir(self.store)
         items = tuple(ChainLayer(chain_id([r.diff_id for r in refs[:i + 1]]),
                                  ref.descriptor.digest, ref.descriptor.size)

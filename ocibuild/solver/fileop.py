@@ -181,7 +181,12 @@ class _Copier:
 
     Paths are plain strings and file attributes are set through the open descriptor:
     a context of 20,000 small files is 20,000 rounds of this, so every syscall and
-    every Path object per file shows."""
+    every Path object per file shows. A file is created with its final permission bits
+    and its new owner and mode are read back (fstat) instead of set: the chown and chmod
+    run only where they differ (another owner, set-id bits, a umask or default ACL that
+    took bits away). Under a directory this copy has just made nothing can be in the
+    way, so the destination is not looked up first; the data is sent until the size the
+    walk saw, without a last call to find the end."""
 
     def __init__(self, src_root: Path, owner: tuple[int, int] | None,
                  chmod: ModeChange | None, from_context: bool, git_modes: bool = False) -> None:
@@ -189,6 +194,13 @@ class _Copier:
         self.owner = owner if owner is not None else ((0, 0) if from_context else None)
         self.chmod = chmod
         self.git_modes = git_modes
+
+    def _mode(self, st: os.stat_result) -> int:
+        """The permission bits the copy of an entry with source lstat `st` gets."""
+        mode = git_mode(st.st_mode) if self.git_modes else stat.S_IMODE(st.st_mode)
+        if self.chmod is not None:
+            mode = self.chmod.apply(stat.S_IFMT(st.st_mode) | mode, stat.S_ISDIR(st.st_mode))
+        return mode
 
     def _apply(self, dst: str | Path | int, st: os.stat_result, is_link: bool) -> None:
         """Owner, then mode (a chown clears set-id bits), then times; `dst` may be an
@@ -199,11 +211,7 @@ class _Copier:
         else:
             os.lchown(dst, uid, gid)
         if not is_link:
-            mode = git_mode(st.st_mode) if self.git_modes else stat.S_IMODE(st.st_mode)
-            if self.chmod is not None:
-                mode = self.chmod.apply(stat.S_IFMT(st.st_mode) | mode,
-                                        stat.S_ISDIR(st.st_mode))
-            os.chmod(dst, mode)
+            os.chmod(dst, self._mode(st))
         if isinstance(dst, int):
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
         else:
@@ -224,12 +232,18 @@ class _Copier:
             with contextlib.suppress(OSError):
                 os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False))
 
-    def copy_entry(self, src: str | Path, dst: str | Path, st: os.stat_result) -> None:
+    def copy_entry(self, src: str | Path, dst: str | Path, st: os.stat_result,
+                   fresh_parent: bool = False) -> bool:
+        """`src` (lstat `st`) as `dst`, replacing what is there; `fresh_parent`: the
+        directory `dst` goes into was made by this copy and holds nothing by that name.
+        True when `dst` is a directory made now (empty but for what the copy puts in)."""
         src, dst = os.fspath(src), os.fspath(dst)
-        try:
-            existing: int | None = os.lstat(dst).st_mode
-        except FileNotFoundError:
-            existing = None
+        existing: int | None = None
+        if not fresh_parent:
+            try:
+                existing = os.lstat(dst).st_mode
+            except FileNotFoundError:
+                pass
         if stat.S_ISDIR(st.st_mode):
             if existing is not None and not stat.S_ISDIR(existing):
                 os.unlink(dst)  # a file or a symbolic link (to anything) is replaced
@@ -238,7 +252,7 @@ class _Copier:
                 os.mkdir(dst, 0o700)
             self._apply(dst, st, False)
             self._copy_xattrs(src, dst)
-            return
+            return existing is None
         if existing is not None:
             if stat.S_ISDIR(existing):
                 shutil.rmtree(dst)
@@ -251,14 +265,26 @@ class _Copier:
             self._copy_file(src, dst, st)
         else:
             raise CopyError(f"cannot copy special file {posixpath.basename(src)}")
+        return False
 
     def _copy_file(self, src: str, dst: str, st: os.stat_result) -> None:
+        mode = self._mode(st)
         fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            # set-id bits only by chmod, after the chown and the data, which clear them
+            fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                           mode & 0o777)
             try:
-                _copy_data(fin, fout, st.st_size)
-                self._apply(fout, st, False)  # times last: no write follows
+                if st.st_size:
+                    _copy_data(fin, fout, st.st_size)
+                made = os.fstat(fout)
+                uid, gid = self.owner if self.owner is not None else (st.st_uid, st.st_gid)
+                chowned = made.st_uid != uid or made.st_gid != gid
+                if chowned:
+                    os.fchown(fout, uid, gid)
+                if chowned or stat.S_IMODE(made.st_mode) != mode:
+                    os.fchmod(fout, mode)
+                os.utime(fout, ns=(st.st_atime_ns, st.st_mtime_ns))  # no write follows
                 self._copy_xattrs(src, fout)  # after the chown, which drops capabilities
             finally:
                 os.close(fout)
@@ -272,6 +298,7 @@ class _Copier:
         top = os.fspath(dst)
         dirs: list[tuple[str, os.stat_result]] = []
         present: set[str] = set()  # directories known to exist in the destination
+        fresh: set[str] = set()  # the ones this copy made (empty but for what it put there)
         for child, st in selection.walk(self.src_root, rel, excluded):
             sub = child[len(base):].lstrip("/") if base else child
             if not sub:
@@ -279,6 +306,7 @@ class _Copier:
                     os.mkdir(top, 0o700)
                     self._apply(top, st, False)
                     dirs.append((top, st))
+                    fresh.add(top)
                 continue
             target = f"{top}/{sub}"
             parent = target.rpartition("/")[0]
@@ -286,26 +314,31 @@ class _Copier:
                 if not os.path.exists(parent):  # under an excluded directory
                     os.makedirs(parent, mode=0o755)
                 present.add(parent)
-            self.copy_entry(f"{src_root}/{child}", target, st)
+            made = self.copy_entry(f"{src_root}/{child}", target, st, parent in fresh)
             if stat.S_ISDIR(st.st_mode):
                 dirs.append((target, st))
                 present.add(target)
+                if made:
+                    fresh.add(target)
         for path, st in reversed(dirs):  # directory mtimes after their contents
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 def _copy_data(fin: int, fout: int, size: int) -> None:
-    """All of `fin` into `fout` in the kernel (sendfile), else through a buffer."""
+    """The first `size` bytes of `fin` (fewer if it is shorter) into `fout`, in the
+    kernel (sendfile), else through a buffer."""
     block = min(max(size, 1 << 23), 1 << 30)
     offset = 0
     try:
-        while sent := os.sendfile(fout, fin, offset, block):
+        while offset < size and (sent := os.sendfile(fout, fin, offset, block)):
             offset += sent
         return
     except OSError:
         if offset:
             raise  # a failure midway is a real one (no space, ...)
-    while chunk := os.read(fin, 1 << 20):
+    left = size - offset
+    while left > 0 and (chunk := os.read(fin, min(left, 1 << 20))):
+        left -= len(chunk)
         view = memoryview(chunk)
         while view:
             view = view[os.write(fout, view):]

@@ -85,6 +85,18 @@ def _mode_kept(img: imagefs.Image) -> None:
     assert img.files["tool.sh"].info.mode & 0o7777 == 0o751
 
 
+SET_ID_MODES = {"suid": 0o4755, "sgid": 0o2750, "sticky-empty": 0o1600, "wide": 0o666,
+                "owner-read": 0o400}
+
+
+def _set_id(img: imagefs.Image) -> None:
+    """Modes a umask would cut, or a chown would clear, come through whole."""
+    for top, owner in (("sid", (1000, 1001)), ("sid0", (0, 0))):
+        for name, mode in SET_ID_MODES.items():
+            info = img.files[f"{top}/{name}"].info
+            assert (info.mode & 0o7777, (info.uid, info.gid)) == (mode, owner), (top, name)
+
+
 def _link(img: imagefs.Image) -> None:
     assert text(img, "linked/f.txt") == "file\n"
     assert "bin/busybox" in img.files  # the base is still below
@@ -165,6 +177,8 @@ ROWS = [
     Row("default-owner", FROM + "COPY f.txt /\n", _default_owner),
     Row("chmod", FROM + "COPY --chmod=640 f.txt /m/\n", _chmod),
     Row("mode-kept", FROM + "COPY tool.sh /\n", _mode_kept),
+    Row("set-id", FROM + "COPY --chown=1000:1001 modes/ /sid/\nCOPY modes/ /sid0/\n",
+        _set_id, {f"modes/{name}": "" if "empty" in name else name for name in SET_ID_MODES}),
     Row("link", FROM + "COPY --link f.txt /linked/\n", _link),
     Row("exclude", FROM + "COPY --exclude=*.log dir/ /e/\n", _exclude),
     Row("parents", FROM + "COPY --parents tree/a/b/c.txt /p/\n", _parents),
@@ -197,6 +211,8 @@ def _prepare(row: Row, ctx: Path) -> None:
         (ctx / ".dockerignore").write_text("*.md\n**/*.log\ntool.sh\narch.*\nlink\n")
     for p in [ctx, *ctx.rglob("*")]:
         os.lchown(p, os.stat(ctx).st_uid, os.stat(ctx).st_gid)
+    for name, mode in SET_ID_MODES.items() if row.id == "set-id" else ():
+        os.chmod(ctx / "modes" / name, mode)  # after the chown, which clears set-id bits
 
 
 @pytest.fixture(scope="module")
