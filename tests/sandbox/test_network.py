@@ -36,10 +36,12 @@ def test_network_none_has_only_loopback(sbx: Sandboxer,
     port, received = host_server
     connect = f"echo from-$NET | nc -w 2 127.0.0.1 {port}"
     # within the namespace loopback is up: a server inside is reachable
-    # the client retries until the listener is up (a loaded machine may start it late)
-    inside = "nc -l -p 5555 > /tmp/got & for i in $(seq 100); do " \
+    # the client retries until the listener is up (a loaded machine may start it late);
+    # the listener's stdin is a fifo held open: at end of input busybox nc may quit unread
+    inside = "mkfifo /tmp/in; nc -l -p 5555 < /tmp/in > /tmp/got & exec 3> /tmp/in; " \
+             "for i in $(seq 100); do " \
              "echo ping | nc -w 1 127.0.0.1 5555 && break; sleep 0.1; done; " \
-             "wait; cat /tmp/got; cat /proc/net/dev"
+             "wait $!; exec 3>&-; cat /tmp/got; cat /proc/net/dev"
     root = str(sbx.rootfs())
     default, none, none_inside, host = sbx.run(
         {"rootfs": root, "argv": ["sh", "-c", connect], "env": {"NET": "default"}},
