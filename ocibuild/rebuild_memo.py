@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 VERSION = 1
-MAX_CONTEXT_ENTRIES = 200_000  # a larger context is not worth a memo's stat walk
 
 # `ocibuild build` options whose whole effect is on the image (their values are part
 # of the memo's name); any other option means no memo. --network is in the steps' cache
@@ -148,9 +147,10 @@ def _display(values: list[tuple[str, str]], quiet: bool,
 
 def tree_signature(top: str) -> str | None:
     """A digest of every entry under `top` (path, type, mode, size, inode, mtime and
-    ctime): any write, rename, chmod or new file changes it. None: unreadable or huge."""
+    ctime): any write, rename, chmod or new file changes it. None: unreadable. No size
+    cap: the engine walks a context of any size anyway, and a capped walk would make the
+    cached build of a larger one pay for both walks."""
     h = hashlib.sha256()
-    count = 0
     try:
         h.update(_lstat_line(top).encode())
         stack = [""]
@@ -164,9 +164,6 @@ def tree_signature(top: str) -> str | None:
                 h.update(os.fsencode(path) + _stat_bytes(st))
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(path)
-            count += len(entries)
-            if count > MAX_CONTEXT_ENTRIES:
-                return None
     except OSError:
         return None
     return h.hexdigest()
