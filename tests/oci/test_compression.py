@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import random
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import zstandard
 
 from ocibuild.errors import OcibuildError
+from ocibuild.oci import layerstream
 from ocibuild.oci.compression import detect, open_uncompressed
 from ocibuild.oci.layer import apply_layer, write_layer_from_dir
 from tests.support.layer_trees import describe, write_files
@@ -60,6 +62,27 @@ def test_layers_decompress_with_the_standard_tools(tmp_path: Path, compression: 
     with layer.open("rb") as f:
         assert apply_layer(f, dst) == info.diff_id
     assert describe(dst) == describe(src)
+
+
+def test_incompressible_data_is_stored_and_still_a_standard_gzip(tmp_path: Path) -> None:
+    # Random bytes (as in a tarball or a jar) are stored, not deflated for nothing; text
+    # beside them is still compressed; gzip itself reads the whole layer back.
+    src = tmp_path / "src"
+    noise = random.Random(4).randbytes(3 << 20)
+    write_files(src, {"a.txt": b"hello layer\n" * 200000, "b.bin": noise,
+                      "c.txt": b"more text\n" * 200000})
+    layer = tmp_path / "layer"
+    with layer.open("wb") as f:
+        info = write_layer_from_dir(src, f, compression="gzip")
+    plain = subprocess.run(["gzip", "-dc", str(layer)], check=True,
+                           capture_output=True).stdout
+    assert "sha256:" + hashlib.sha256(plain).hexdigest() == info.diff_id
+    assert len(noise) < info.size < len(noise) + (1 << 20) // 10  # the text shrank
+    # the rule that chose: noise is left as it is, text and a binary-like block are not
+    block = layerstream.BLOCK
+    assert layerstream._incompressible(bytearray(noise[:block]))
+    assert not layerstream._incompressible(bytearray(plain[:block]))
+    assert not layerstream._incompressible(bytearray(bytes(range(256)) * (block // 256)))
 
 
 def test_media_type_does_not_decide_compression(tmp_path: Path) -> None:
