@@ -20,8 +20,7 @@ ROOT = "ocibuild"
 
 # Modules that import no other module of the package but each other: anything may use them.
 LEAVES = frozenset({
-    "ocibuild.errors", "ocibuild.atomic", "ocibuild.writeback", "ocibuild.deferred",
-    "ocibuild.idmap",
+    "ocibuild.errors", "ocibuild.atomic", "ocibuild.deferred", "ocibuild.idmap",
     "ocibuild.chmod", "ocibuild.store_paths", "ocibuild.interrupt", "ocibuild.dockerignore",
     "ocibuild.reference", "ocibuild.idspace.requests",
     "ocibuild.source_location", "ocibuild.progress.events", "ocibuild.progress.transfer",

@@ -22,7 +22,6 @@ from ocibuild.oci import canonical, limits, mediatypes
 from ocibuild.oci import digest as _digest
 from ocibuild.oci.descriptor import Descriptor
 from ocibuild.oci.manifest import Index, Manifest
-from ocibuild.writeback import EarlyWriteback
 
 REF_NAME = "org.opencontainers.image.ref.name"
 OCI_LAYOUT_FILE = "oci-layout"
@@ -53,16 +52,11 @@ class BlobWriter:
         self.tmp_path = Path(tmp)
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self._hasher = _digest.HashingWriter(self._file)
-        self._writeback = EarlyWriteback(fd)
         self.digest: str | None = None
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        n = self._hasher.write(data)
-        if self._writeback.due(self._hasher.size):
-            self._file.flush()
-            self._writeback.start(self._hasher.size)
-        return n
+        return self._hasher.write(data)
 
     def writable(self) -> bool:
         return True

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ocibuild import writeback
 from ocibuild.errors import DigestMismatchError
 from ocibuild.oci import digest, mediatypes
 from ocibuild.oci.config import History, ImageConfig
@@ -66,18 +65,6 @@ def test_interrupted_blob_write_leaves_nothing(tmp_path: Path) -> None:
         raise KeyboardInterrupt
     assert list(layout.blobs()) == []
     assert not [p for p in layout.path.iterdir() if p.name.startswith(".tmp-")]
-
-
-def test_big_blob_written_in_odd_pieces_keeps_every_byte(tmp_path: Path) -> None:
-    # past several early-writeback steps, with writes that straddle them
-    layout = ImageLayout.init(tmp_path / "l")
-    data = os.urandom(2 * writeback.STEP + 12345)
-    with layout.blob_writer() as w:
-        for start in range(0, len(data), 999_983):
-            w.write(data[start:start + 999_983])
-        desc = w.commit()
-    assert desc.digest == digest.of_bytes(data) and desc.size == len(data)
-    assert layout.blob_path(desc.digest).read_bytes() == data
 
 
 def test_several_tags_in_one_layout(tmp_path: Path) -> None:
