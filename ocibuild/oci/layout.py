@@ -105,7 +105,9 @@ class BlobWriter:
         return Descriptor("application/octet-stream", digest, size)
 
     def abort(self) -> None:
-        if not self._file.closed:
+        # closing flushes what the buffer holds, which fails on a full disk; the file is
+        # closed all the same and must go
+        with contextlib.suppress(OSError):
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp_path)
