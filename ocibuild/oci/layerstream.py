@@ -5,8 +5,8 @@ blocks of exactly BLOCK bytes, so the compressed bytes never depend on how the s
 was written. Compression runs on other threads (both compressors release the GIL):
 zstd with its own worker threads, gzip as independent deflate blocks compressed in a
 small thread pool (each primed with the previous block's last 32 KiB, the way pigz and
-isal's threaded writer do) and joined in order. Memory stays bounded: a few blocks in
-flight.
+isal's threaded writer do; a block that does not compress is stored) and joined in
+order. Memory stays bounded: a few blocks in flight.
 """
 
 from __future__ import annotations
