@@ -63,6 +63,7 @@ class BuildReport:
     cache_exports: tuple[CacheExportReport, ...] = ()  # one per --cache-to
     cache_explanations: tuple[Explanation, ...] = ()  # with explain_cache: why steps missed
     pushed: tuple[str, ...] = ()  # name@digest of each reference pushed
+    push_sent: bool = False  # the pushes sent something (else every name held the image)
     signed: tuple[str, ...] = ()  # with sign_key: those of `pushed` signed
     loaded: tuple[str, ...] = ()  # with load: what the docker daemon says it loaded
     cache_use: CacheUse | None = None  # a build that ran nothing: what it rests on
@@ -319,14 +320,15 @@ def _build(definition: _Definition) -> BuildReport:
         cache_exports = _export_caches(caches, solver, conv.target.op)
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):
-            pushed = push_images(report, store, options.registry, shown, connections)
-            signed = sign_pushed(pushed, sign_key, options.registry)
+            pushes = push_images(report, store, options.registry, shown, connections)
+            signed = sign_pushed(pushes.references, sign_key, options.registry)
         if shown is not None:
             shown.done()
         loaded = _load_and_write_files(definition, store, report)
     return _report(definition, conv, snap, solver, results, caches, report, ReportParts(
         config=config, cache_exports=tuple(cache_exports),
-        explanations=tuple(explanations), pushed=pushed, loaded=loaded, signed=signed))
+        explanations=tuple(explanations), pushed=pushes.references,
+        push_sent=pushes.sent, loaded=loaded, signed=signed))
 
 
 def _load_definition(context: str | os.PathLike[str], options: BuildOptions,
@@ -610,6 +612,7 @@ class ReportParts:
     pushed: tuple[str, ...]
     loaded: tuple[str, ...]
     signed: tuple[str, ...] = ()
+    push_sent: bool = False
 
 
 def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver: Solver,
@@ -635,7 +638,8 @@ def _report(definition: _Definition, conv: Conversion, snap: Snapshotter, solver
         materialized=snap.materialized, steps=len(steps),
         cached_steps=sum(1 for r in steps if r.cached), export=report,
         cache_exports=parts.cache_exports, cache_explanations=parts.explanations,
-        pushed=parts.pushed, signed=parts.signed, loaded=parts.loaded,
+        pushed=parts.pushed, push_sent=parts.push_sent, signed=parts.signed,
+        loaded=parts.loaded,
         cache_use=cache_use, memo_possible=solver.memo_possible() and caches is None
         # a frontend's code is more than the memo sees; provenance has times
         and definition.graph is None and not definition.attest.any)

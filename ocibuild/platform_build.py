@@ -150,14 +150,15 @@ def build_platforms(definition: _Definition) -> BuildReport:
         cache_exports = _export_caches(caches, solver, conversions)
         explanations = solver.explain_misses() if options.explain_cache else []
         with _failing(shown):
-            pushed = push_images(report, store, options.registry, shown)
-            signed = sign_pushed(pushed, sign_key, options.registry)
+            pushes = push_images(report, store, options.registry, shown)
+            signed = sign_pushed(pushes.references, sign_key, options.registry)
         if shown is not None:
             shown.done()
         loaded = _load_and_write_files(definition, store, report)
     built = _report(definition, merged, snap, solver, results, caches, report, ReportParts(
         config=images[0].config, cache_exports=tuple(cache_exports),
-        explanations=tuple(explanations), pushed=pushed, loaded=loaded, signed=signed))
+        explanations=tuple(explanations), pushed=pushes.references,
+        push_sent=pushes.sent, loaded=loaded, signed=signed))
     # the rebuild memo knows one image's blobs: a multi-platform build leaves none
     return replace(built, cache_use=None, memo_possible=False)
 

@@ -8,10 +8,18 @@ those inputs are unchanged, and prints the same again. That is sound because a c
 rebuild is deterministic: the image's times come from the records it uses, so equal
 inputs give the same image, which the store already holds under the same names.
 
+A `--push` build's memo also holds the names it pushed (name@digest). Before it
+answers, it asks each name's registry what the name holds now, with the requests the
+engine's own push of an image already there makes (the ping, a push token where the
+registry wants one, one HEAD per name), and answers only when every name still holds
+that image: a CI job's cached `build --push` costs those requests and a walk of its
+context, not the engine's start.
+
 Anything the memo cannot vouch for goes the normal way: an option it does not know
-(outputs, pushes, secrets, remote caches, --no-cache, ...), a changed file, a moved
-tag, a replaced or pruned record, a missing blob. The memo only saves start-up: a
-no-op rebuild then costs about the interpreter's own start.
+(other outputs, secrets, signing, remote caches, --no-cache, ...), a changed file, a
+moved tag here or in a registry, a replaced or pruned record, a missing blob, a
+registry that cannot be asked. The memo only saves start-up: a no-op rebuild then costs
+about the interpreter's own start.
 
 Import-light on purpose (os, hashlib, marshal, sqlite3, fcntl): `ocibuild.cli.main`
 calls it before click and the engine are imported. The memo is a cache, so it is kept
@@ -44,6 +52,10 @@ VALUE_OPTIONS = frozenset({"-t", "--tag", "-f", "--file", "--target", "--build-a
                            "--snapshotter", "--allow", "--network", "--isolation",
                            "--add-host", "--shm-size", "--ulimit", "--annotation",
                            "--context-modes"})
+# how registries are reached: what a --push build's memo asks them with
+REGISTRY_OPTIONS = frozenset({"--insecure-registry", "--registry-ca", "--authfile",
+                              "--registry-timeout"})
+VALUE_OPTIONS |= REGISTRY_OPTIONS
 FLAG_OPTIONS = frozenset({"-q", "--quiet"})
 # besides those a bare --build-arg/--label KEY reads; BUILDKIT_PROGRESS: what auto shows
 ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")
@@ -52,13 +64,16 @@ ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")
 class Invocation:
     """A `build` command line the memo understands, and the state of its inputs."""
 
-    __slots__ = ("root", "name", "inputs", "index")
+    __slots__ = ("root", "name", "inputs", "index", "push", "registry")
 
-    def __init__(self, root: str, name: str, inputs: str) -> None:
+    def __init__(self, root: str, name: str, inputs: str, push: bool = False,
+                 registry: Sequence[tuple[str, str]] = ()) -> None:
         self.root = root  # the store root
         self.name = name  # hex digest of the command line, cwd, uid and environment
         self.inputs = inputs  # hex digest of the context and Dockerfile state
         self.index = index_digest(root)  # the store's image names when the build began
+        self.push = push  # --push: the memo holds what it pushed, and asks the registries
+        self.registry = tuple(registry)  # (option, value) of the registry flags
 
     @property
     def path(self) -> str:
@@ -82,7 +97,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         return None
     values: list[tuple[str, str]] = []
     context: str | None = None
-    quiet = False
+    quiet = push = False
     rest = argv[i + 1:]
     j = 0
     while j < len(rest):
@@ -98,6 +113,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
             j += 2
         elif arg in FLAG_OPTIONS:
             quiet, j = True, j + 1
+        elif arg == "--push":
+            push, j = True, j + 1
         elif arg.startswith("-") or context is not None:
             return None
         else:
@@ -126,7 +143,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
                  for base in (cwd, context) for suffix in ("", ".dockerignore")]
     except OSError:
         return None
-    return Invocation(root, name, _digest([tree, extra]))
+    registry = [(o, v) for o, v in values if o in REGISTRY_OPTIONS]
+    return Invocation(root, name, _digest([tree, extra]), push, registry)
 
 
 def _display(values: list[tuple[str, str]], quiet: bool,
@@ -184,6 +202,9 @@ def replay(inv: Invocation) -> bool:
                 return False
         finally:
             os.close(fd)
+        pushed = memo.get("pushed") or []
+        if bool(pushed) != inv.push or pushed and not _registries_hold(inv, pushed):
+            return False
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return False
     steps = memo.get("frame")
@@ -224,14 +245,16 @@ def index_digest(root: str) -> str:
 
 def remember(inv: Invocation, *, index: str, used: Sequence[tuple[str, str | None, str]],
              missed: Sequence[str], blobs: Sequence[str], stderr: str, stdout: str,
-             frame: Sequence[tuple[str, str]] | None = None) -> None:
+             frame: Sequence[tuple[str, str]] | None = None,
+             pushed: Sequence[str] = ()) -> None:
     """Write the memo of a fully cached build of `inv` (atomically; a failure to write
     it only costs the next build its shortcut). `frame`: the (state, name) of each step
     the live display's last frame listed, for a build on a terminal; `stderr` is then
-    what followed the frame."""
+    what followed the frame. `pushed`: name@digest of each name a --push build pushed
+    (its push found them all already there)."""
     memo = {"v": VERSION, "inputs": inv.inputs, "index": index,
             "used": [list(u) for u in used], "missed": list(missed), "blobs": list(blobs),
-            "stderr": stderr, "stdout": stdout,
+            "stderr": stderr, "stdout": stdout, "pushed": list(pushed),
             "frame": None if frame is None else [list(f) for f in frame]}
     directory = os.path.dirname(inv.path)
     tmp = f"{inv.path}.{os.getpid()}.tmp"
@@ -279,6 +302,40 @@ def _store_unchanged(root: str, memo: Mapping[str, object]) -> bool:
     finally:
         conn.close()
     return same
+
+
+def _registries_hold(inv: Invocation, pushed: Sequence[str]) -> bool:
+    """Whether every name@digest a --push build pushed still holds that digest in its
+    registry, asked as the engine's push asks (push scope: a registry that no longer
+    lets us push says no). Any failure is a no: the engine then pushes, and reports it."""
+    try:
+        from ocibuild.registry import ClientPool, RegistryOptions, parse_reference
+        from ocibuild.registry.client import push_scope
+
+        flags: dict[str, list[str]] = {}
+        for option, value in inv.registry:
+            flags.setdefault(option, []).append(value)
+        timeout = flags.get("--registry-timeout")
+        options = RegistryOptions.build(
+            insecure=flags.get("--insecure-registry", ()),
+            ca_files=flags.get("--registry-ca", ()),
+            authfile=flags.get("--authfile", [None])[-1],
+            timeout=float(timeout[-1]) if timeout else None)
+        pool = ClientPool(options)
+        try:
+            for name in pushed:
+                ref = parse_reference(name)
+                client = pool.get(ref.registry)
+                scopes = [push_scope(ref.repository)]
+                held = client.manifest_exists(ref.repository, ref.tag or ref.digest,
+                                              f"push {name}", scopes)
+                if not ref.digest or held != ref.digest:
+                    return False
+        finally:
+            pool.close()
+    except Exception:  # noqa: BLE001 - the memo is a shortcut; the engine reports it
+        return False
+    return True
 
 
 def _records(conn: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[str | None, str]]:

@@ -304,14 +304,15 @@ def _remember(rebuild: Invocation, report: BuildReport, printed_err: str, printe
     """Leave a rebuild memo, so that the same command answers at once next time. The
     memo holds what a fully cached build printed against the store names it saw (with
     the live display: the steps of its last frame, then what followed); when this build
-    ran steps (or changed those names, e.g. a new tag), it builds once more (all from the
-    cache now, in a few milliseconds) to get that."""
+    ran steps (or changed those names, e.g. a new tag, or pushed something: a push
+    again prints no uploads), it builds once more (all from the cache now, in a few
+    milliseconds) to get that."""
     from ocibuild import rebuild_memo
 
     if not report.memo_possible:  # building again could not make one either
         return
     index = rebuild_memo.index_digest(rebuild.root)
-    if report.cache_use is None or index != rebuild.index:
+    if report.cache_use is None or index != rebuild.index or report.push_sent:
         import io
 
         from ocibuild.progress.events import Recorder
@@ -321,7 +322,7 @@ def _remember(rebuild: Invocation, report: BuildReport, printed_err: str, printe
         recorder = Recorder()
         sink = None if quiet else recorder if frame is not None else PlainRenderer(buffer)
         again = build_again(sink)
-        if again.manifest_digest != report.manifest_digest \
+        if again.manifest_digest != report.manifest_digest or again.push_sent \
                 or rebuild_memo.index_digest(rebuild.root) != index:
             return
         closing_err, printed_out = _closing_lines(again, quiet)
@@ -334,7 +335,7 @@ def _remember(rebuild: Invocation, report: BuildReport, printed_err: str, printe
         return
     rebuild_memo.remember(rebuild, index=index, used=use.used, missed=use.missed,
                           blobs=use.blobs, stderr=printed_err, stdout=printed_out,
-                          frame=frame)
+                          frame=frame, pushed=report.pushed)
 
 
 def _frame_steps(recorder: Recorder) -> list[tuple[str, str]]:

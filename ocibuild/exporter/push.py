@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError
@@ -83,18 +84,31 @@ class PushConnections:
             self._pool.close()
 
 
+@dataclass(frozen=True)
+class Pushed:
+    """What a build's pushes did."""
+
+    references: tuple[str, ...] = ()  # name@digest of each name pushed
+    sent: bool = False  # a blob or a manifest went up (False: every name held its image)
+
+
 def push_images(report: ExportReport, store: Store, registry: RegistryOptions | None,
                 progress: StepProgress | None,
-                connections: PushConnections | None = None) -> tuple[str, ...]:
-    """Push every image of `report.pushes` from the store; return `name@digest` of each
-    reference pushed. Raises a `RegistryError` when a registry refuses. `connections`:
-    clients made ahead (`PushConnections` of the same names and options)."""
+                connections: PushConnections | None = None) -> Pushed:
+    """Push every image of `report.pushes` from the store. Raises a `RegistryError`
+    when a registry refuses. `connections`: clients made ahead (`PushConnections` of the
+    same names and options)."""
     if not report.pushes:
-        return ()
+        return Pushed()
     from ocibuild.registry import push_names
 
     clients = connections.clients() if connections is not None else None
-    return tuple(ref for image, image_names in report.pushes
-                 for ref in push_names(store.layout, image, image_names, options=registry,
-                                       store=store, progress=progress,
-                                       clients=clients).references)
+    references: list[str] = []
+    sent = False
+    for image, image_names in report.pushes:
+        one = push_names(store.layout, image, image_names, options=registry, store=store,
+                         progress=progress, clients=clients)
+        references += one.references
+        sent = sent or one.manifests_present < len(one.references) or bool(
+            one.uploaded or one.mounted)
+    return Pushed(tuple(references), sent)

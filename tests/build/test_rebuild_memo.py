@@ -13,25 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.build.conftest import Builder, copy_fixture, image_digest, step_states, write_context
-from tests.support.paths import OCIBUILD, REPO
-
-MEMO_CHECK = (
-    "import sys\n"
-    "from ocibuild import rebuild_memo\n"
-    "inv = rebuild_memo.parse(sys.argv[1:])\n"
-    "answered = inv is not None and rebuild_memo.replay(inv)\n"
-    "sys.stdout.write(f'\\nANSWERED={answered}\\n')\n"
-)
+from tests.support.memo import memo_answers as user_memo_answers
+from tests.support.paths import OCIBUILD
 
 
 def memo_answers(builder: Builder, *args: str | Path, env: dict[str, str] | None = None
                  ) -> bool:
     """Would the memo answer `ocibuild build ARGS` as Builder.build runs it?"""
-    argv = ["--root", str(builder.root), "build", "--progress", "plain", *map(str, args)]
-    proc = builder.user.run([Path(OCIBUILD).parent / "python", "-c", MEMO_CHECK, *argv],
-                            env={"PYTHONPATH": str(REPO), **(env or {})}, cwd=builder.tmp)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.rstrip().endswith("ANSWERED=True")
+    return user_memo_answers(builder.user, builder.root, ["--progress", "plain", *args],
+                             builder.tmp, env)
 
 
 def test_a_cached_rebuild_is_answered_with_what_the_engine_prints(builder: Builder) -> None:
