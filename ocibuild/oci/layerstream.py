@@ -1,19 +1,22 @@
 """The streaming half of layer export: tar bytes in, compressed blob out, both hashed.
 
-The producer (tar generation, file reads, diffID hashing) cuts the tar stream into
+The producer (tar generation, file reads) cuts the tar stream into
 blocks of exactly BLOCK bytes, so the compressed bytes never depend on how the stream
 was written. Compression runs on other threads (both compressors release the GIL):
 zstd with its own worker threads, gzip as independent deflate blocks compressed in a
 small thread pool (each primed with the previous block's last 32 KiB, the way pigz and
 isal's threaded writer do; a block that does not compress is stored) and joined in
-order. Memory stays bounded: a few blocks in flight.
+order. The diffID is hashed on a thread of its own, in order. Memory stays bounded: a
+few blocks in flight.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -265,6 +268,47 @@ class _ProgressFile:
         os.close(self._fd)
 
 
+class _DiffHash:
+    """sha256 of the tar stream (the layer's diff ID), taken on a thread of its own once
+    the stream outgrows one block: hashlib lets go of the interpreter while it hashes,
+    so the producer reads the next files meanwhile (the hash was ~20% of the producer's
+    time on a 277 MB layer here). Blocks are hashed in the order given; at most
+    `_QUEUED` wait, so memory stays bounded whatever the layer's size."""
+
+    _QUEUED = 4
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: queue.Queue[bytearray | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def update(self, block: bytearray) -> None:
+        if len(block) < BLOCK and self._queue is None:  # a layer of one short block
+            self._hash.update(block)
+            return
+        if self._queue is None:
+            self._queue = queue.Queue(self._QUEUED)
+            self._thread = threading.Thread(target=self._run, name="layer-diff-hash",
+                                            daemon=True)
+            self._thread.start()
+        self._queue.put(block)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        while (block := self._queue.get()) is not None:
+            self._hash.update(block)
+
+    def stop(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = self._thread = None
+
+    def hexdigest(self) -> str:
+        self.stop()
+        return self._hash.hexdigest()
+
+
 class LayerSink:
     """Accepts uncompressed tar bytes through `write` and `write_from_fd`; `close` returns
     the hashes. File data is read straight into the current block (no extra copy).
@@ -273,7 +317,7 @@ class LayerSink:
     def __init__(self, out: BinaryIO, compression: str, level: int | None = None) -> None:
         self._output = _Output(out)
         self._encoder = _encoder(compression, self._output, level)
-        self._diff_hash = hashlib.sha256()
+        self._diff_hash = _DiffHash()
         self._block = bytearray(BLOCK)
         self._fill = 0
         self._uncompressed = 0
@@ -327,8 +371,9 @@ class LayerSink:
         )
 
     def abort(self) -> None:
-        """Stop the compressor threads after a failure on the producing side."""
+        """Stop the compressor and hash threads after a failure on the producing side."""
         self._encoder.abort()
+        self._diff_hash.stop()
         if self._progress is not None:
             self._progress.close()
             self._progress = None
