@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,18 @@ BENCH_USER = "ocib-sub"
 FLOOR_COMMANDS: dict[str, str] = {
     "parallel": "(sleep 2 && echo one >/dev/null) & (sleep 2 && echo two >/dev/null) & wait",
 }
+
+
+# what any build must do to know its context is unchanged, whatever it keeps from the
+# build before: one lstat of every entry (GNU find, in C), and nothing else
+CONTEXT_STAT_WALK = "find {ctx} -printf '%y %m %s %i %T@ %C@ %P\\0' >/dev/null"
+
+
+def context_stat_floor(ctx: Path, log: Path) -> Sample:
+    """The time of one lstat walk of the context (CONTEXT_STAT_WALK): the floor of a
+    cached build, which a push that builds nothing (docker push) does not pay."""
+    return run_measured(["/bin/sh", "-c", CONTEXT_STAT_WALK.format(ctx=shlex.quote(str(ctx)))],
+                        env={"PATH": "/usr/bin:/bin"}, log=log)
 
 
 def floor_sample(case: str, log: Path) -> Sample | None:
@@ -114,10 +127,14 @@ class Ocibuild:
         return run_measured(self.build_cmd(ctx, case, *extra), env=self.env(), log=self.log,
                             cwd=self.home, user=self.user)
 
-    def cached_push(self, case: str, ctx: Path, ref: str, registry: str) -> Sample:
-        """The same build again with --push to `ref`, which already holds every blob: the
-        engine runs (a push skips the rebuild memo), every step is cached, nothing is
-        uploaded."""
+    def cached_push(self, case: str, ctx: Path, ref: str, registry: str,
+                    memo: bool = True) -> Sample:
+        """The same build again with --push to `ref`, which already holds every blob:
+        every step is cached, nothing is uploaded. With `memo`, the rebuild memo the
+        build before it left answers (after asking the registry); without, the memos are
+        removed first and the engine runs."""
+        if not memo:
+            self.forget_rebuild_memos()
         cmd = [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
                "-t", ref, "--push", "--insecure-registry", registry, str(ctx)]
         return run_measured(cmd, env=self.env(), log=self.log, cwd=self.home, user=self.user)
@@ -152,7 +169,9 @@ class Ocibuild:
                 f"(as {BENCH_USER}) ocibuild --root STORE push TAG 127.0.0.1:PORT/REPO "
                 "--insecure-registry 127.0.0.1:PORT",
                 "cached build --push: the build again with -t 127.0.0.1:PORT/REPO --push "
-                "--insecure-registry 127.0.0.1:PORT (every blob already there)"]
+                "--insecure-registry 127.0.0.1:PORT (every blob already there; the rebuild "
+                "memo answers); cached build --push, no memo: the same with the store's "
+                "rebuild memos removed first"]
 
     def close(self) -> None:
         pass
