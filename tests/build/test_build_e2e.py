@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
-from tests.build.conftest import Builder, copy_fixture, step_states
+from tests.build.conftest import Builder, copy_fixture, step_states, write_context
 from tests.support.users import User
 
 
@@ -37,12 +38,40 @@ def test_seed_dockerfile_builds_into_an_oci_layout_that_runs(builder: Builder) -
     assert _run_image_from_layout(out, "1", builder.tmp).split() == ["a", "b"]
 
 
+# each stage notes the machine's uptime (the same clock in every sandbox, 10 ms steps)
+# when its sleep begins and ends
+_TIMED_STAGE = ("FROM busybox:latest AS {name}\n"
+                "RUN cut -d' ' -f1 /proc/uptime > /start && sleep 2 && "
+                "cut -d' ' -f1 /proc/uptime > /end && echo {name}\n")
+PARALLEL_TIMED = (_TIMED_STAGE.format(name="one") + _TIMED_STAGE.format(name="two")
+                  + "FROM scratch\n"
+                  + "".join(f"COPY --from={n} /{e} /{n}.{e}\n" for n in ("one", "two")
+                            for e in ("start", "end")))
+
+
+def _overlap(out: Path) -> float:
+    """Seconds both stages' sleeps were under way at once (negative: a gap between)."""
+    t = {f.name: float(f.read_text()) for f in out.iterdir()}
+    return min(t["one.end"], t["two.end"]) - max(t["one.start"], t["two.start"])
+
+
 def test_independent_stages_run_in_parallel(builder: Builder) -> None:
-    ctx = copy_fixture("parallel", builder.tmp / "par", builder.user)
-    _, parallel = builder.build(ctx)
-    _, serial = builder.build("--no-cache", "--jobs", "1", ctx)
-    assert parallel < 3.0, parallel
-    assert serial > 4.0, serial
+    # what the stages' own clocks say, not the build's wall time: a loaded machine slows
+    # the start of a build, never makes two 2 s sleeps overlap by chance
+    ctx = write_context(builder.tmp / "par", {"Dockerfile": PARALLEL_TIMED}, builder.user)
+    _, parallel = builder.build("-o", f"type=local,dest={builder.tmp / 'par-out'}", ctx)
+    _, serial = builder.build("--no-cache", "--jobs", "1", "-o",
+                              f"type=local,dest={builder.tmp / 'serial-out'}", ctx)
+    assert _overlap(builder.tmp / "par-out") > 1.5
+    assert _overlap(builder.tmp / "serial-out") < 0
+    assert serial > 4.0 and parallel < serial - 1.5, (parallel, serial)
+    # the example in fixtures/ runs its stages at once too
+    fixture = copy_fixture("parallel", builder.tmp / "fixture", builder.user)
+    proc, _ = builder.build(fixture)
+    starts = [proc.stderr.index(f"RUN sleep 2 && echo {n}") for n in ("one", "two")]
+    first_sleep_done = min(m.start() for m in re.finditer(r"DONE (\d+\.\d)s", proc.stderr)
+                           if float(m.group(1)) >= 2.0)
+    assert max(starts) < first_sleep_done, proc.stderr
 
 
 def test_cache_mount_persists_and_is_not_in_a_layer(builder: Builder) -> None:
