@@ -306,8 +306,9 @@ def _store_unchanged(root: str, memo: Mapping[str, object]) -> bool:
 
 def _registries_hold(inv: Invocation, pushed: Sequence[str]) -> bool:
     """Whether every name@digest a --push build pushed still holds that digest in its
-    registry, asked as the engine's push asks (push scope: a registry that no longer
-    lets us push says no). Any failure is a no: the engine then pushes, and reports it."""
+    registry, asked as the engine's push asks (the same scope, credentials and request),
+    so that the memo answers exactly when that push would find nothing to do. Any
+    failure is a no: the engine then pushes, and reports it."""
     try:
         from ocibuild.registry import ClientPool, RegistryOptions, parse_reference
         from ocibuild.registry.client import push_scope
