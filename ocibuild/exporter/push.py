@@ -109,6 +109,6 @@ def push_images(report: ExportReport, store: Store, registry: RegistryOptions | 
         one = push_names(store.layout, image, image_names, options=registry, store=store,
                          progress=progress, clients=clients)
         references += one.references
-        sent = sent or one.manifests_present < len(one.references) or bool(
-            one.uploaded or one.mounted)
+        # blobs go up only when the first name did not hold the image: a manifest put
+        sent = sent or one.manifests_present < len(one.references)
     return Pushed(tuple(references), sent)
