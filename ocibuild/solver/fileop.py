@@ -28,6 +28,7 @@ from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace.requests import Request, RootFS, handler, request_type
 from ocibuild.solver import selection
+from ocibuild.solver.copy_threads import FileCopies
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -186,7 +187,8 @@ class _Copier:
     run only where they differ (another owner, set-id bits, a umask or default ACL that
     took bits away). Under a directory this copy has just made nothing can be in the
     way, so the destination is not looked up first; the data is sent until the size the
-    walk saw, without a last call to find the end."""
+    walk saw, without a last call to find the end. A tree's files are copied on a few
+    threads (copy_threads), its directories by the walk."""
 
     def __init__(self, src_root: Path, owner: tuple[int, int] | None,
                  chmod: ModeChange | None, from_context: bool, git_modes: bool = False) -> None:
@@ -299,27 +301,31 @@ class _Copier:
         dirs: list[tuple[str, os.stat_result]] = []
         present: set[str] = set()  # directories known to exist in the destination
         fresh: set[str] = set()  # the ones this copy made (empty but for what it put there)
-        for child, st in selection.walk(self.src_root, rel, excluded):
-            sub = child[len(base):].lstrip("/") if base else child
-            if not sub:
-                if not os.path.lexists(top):
-                    os.mkdir(top, 0o700)
-                    self._apply(top, st, False)
-                    dirs.append((top, st))
-                    fresh.add(top)
-                continue
-            target = f"{top}/{sub}"
-            parent = target.rpartition("/")[0]
-            if parent not in present:
-                if not os.path.exists(parent):  # under an excluded directory
-                    os.makedirs(parent, mode=0o755)
-                present.add(parent)
-            made = self.copy_entry(f"{src_root}/{child}", target, st, parent in fresh)
-            if stat.S_ISDIR(st.st_mode):
+        with FileCopies(self.copy_entry) as files:
+            for child, st in selection.walk(self.src_root, rel, excluded):
+                sub = child[len(base):].lstrip("/") if base else child
+                if not sub:
+                    if not os.path.lexists(top):
+                        os.mkdir(top, 0o700)
+                        self._apply(top, st, False)
+                        dirs.append((top, st))
+                        fresh.add(top)
+                    continue
+                target = f"{top}/{sub}"
+                parent = target.rpartition("/")[0]
+                if parent not in present:
+                    if not os.path.exists(parent):  # under an excluded directory
+                        os.makedirs(parent, mode=0o755)
+                    present.add(parent)
+                if not stat.S_ISDIR(st.st_mode):
+                    files.add(f"{src_root}/{child}", target, st, parent in fresh)
+                    continue
+                # here, before any file under it is handed to a copying thread
+                if self.copy_entry(f"{src_root}/{child}", target, st, parent in fresh):
+                    fresh.add(target)
                 dirs.append((target, st))
                 present.add(target)
-                if made:
-                    fresh.add(target)
+            files.finish()
         for path, st in reversed(dirs):  # directory mtimes after their contents
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
