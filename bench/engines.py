@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.dockerd import DOCKER, Dockerd
@@ -144,13 +145,14 @@ class Ocibuild:
                              "--insecure-registry", registry], env=self.env(), log=self.log,
                             cwd=self.home, user=self.user)
 
-    def profile(self, case: str, ctx: Path, out: Path) -> None:
+    def profile(self, case: str, ctx: Path, out: Path, extra: Sequence[str] = ()) -> None:
         """Run the build once under pyinstrument (main thread; text report to `out`)."""
         cmd = [str(VENV_BIN / "python"), "-m", "pyinstrument", "-r", "text", "--no-color",
-               "-o", str(out), "-m", "ocibuild", *self.build_cmd(ctx, case)[1:]]
+               "-o", str(out), "-m", "ocibuild", *self.build_cmd(ctx, case, *extra)[1:]]
         run_measured(cmd, env=self.env(), log=self.log, cwd=self.home, user=self.user)
 
-    def profile_all_threads(self, case: str, ctx: Path, out: Path, rate: int) -> None:
+    def profile_all_threads(self, case: str, ctx: Path, out: Path, rate: int,
+                            extra: Sequence[str] = ()) -> None:
         """Run the build once under py-spy (every thread and subprocess; raw stacks to
         `out`). py-spy runs as root, the build as the user."""
         env = self.env()
@@ -158,7 +160,7 @@ class Ocibuild:
                 "--clear-groups", "env", *[f"{k}={v}" for k, v in env.items()]]
         cmd = [str(VENV_BIN / "py-spy"), "record", "--threads", "--subprocesses", "-r",
                str(rate), "-f", "raw", "-o", str(out), "--", *drop,
-               str(VENV_BIN / "python"), "-m", "ocibuild", *self.build_cmd(ctx, case)[1:]]
+               str(VENV_BIN / "python"), "-m", "ocibuild", *self.build_cmd(ctx, case, *extra)[1:]]
         run_measured(cmd, env=env, log=self.log, cwd=self.home)
 
     def commands(self) -> list[str]:
