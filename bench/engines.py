@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +45,35 @@ def context_stat_floor(ctx: Path, log: Path) -> Sample:
     cached build, which a push that builds nothing (docker push) does not pay."""
     return run_measured(["/bin/sh", "-c", CONTEXT_STAT_WALK.format(ctx=shlex.quote(str(ctx)))],
                         env={"PATH": "/usr/bin:/bin"}, log=log)
+
+
+# what a cold build of bigctx cannot avoid: its COPY's files written once more, and the
+# sha256 of the layer's tar (the diffID an image's config must name), in one pass (the
+# tar read once; hashed while it is extracted); the copy removed after, untimed
+FREED_INODES_SETTLE = 65  # seconds
+CONTEXT_COPY = ("mkfifo {fifo} && mkdir {dest} && {{ openssl dgst -sha256 <{fifo} >/dev/null & "
+                "tar -C {ctx} --sort=name -cf - . | tee {fifo} | tar -C {dest} -xf - ; "
+                "wait; }}")
+
+
+def context_copy_floor(ctx: Path, log: Path) -> Sample:
+    """The time of CONTEXT_COPY: the floor of every bigctx build that copies the context
+    (cold, context kept, one file changed, fresh context). Measured a minute after the
+    runs' last deletion: without a journal, ext4 scans past inodes freed in the last
+    minute on every create (snapshot/spread.py), which made this copy take 9-17 s instead
+    of 1.1-1.5 s here, and a floor must be the least a copy can take."""
+    time.sleep(FREED_INODES_SETTLE)
+    dest = ctx.parent / f"{ctx.name}-floor-copy"
+    fifo = ctx.parent / f"{ctx.name}-floor-fifo"
+    shutil.rmtree(dest, ignore_errors=True)
+    fifo.unlink(missing_ok=True)
+    try:
+        return run_measured(["/bin/sh", "-c", CONTEXT_COPY.format(
+            ctx=shlex.quote(str(ctx)), dest=shlex.quote(str(dest)),
+            fifo=shlex.quote(str(fifo)))], env={"PATH": "/usr/bin:/bin"}, log=log)
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+        fifo.unlink(missing_ok=True)
 
 
 def floor_sample(case: str, log: Path) -> Sample | None:

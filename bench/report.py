@@ -172,8 +172,12 @@ def render(res: Results) -> str:
     floors = [(case, mode) for (case, mode), per in res.samples.items() if FLOOR in per]
     if floors:
         out += ["", "Floor: the work a case's cold build cannot avoid, run alone by "
-                "`/bin/sh` (`bench/engines.py` FLOOR_COMMANDS; for parallel, its two "
-                "`sleep 2` at once). No builder can take less; when floor/BuildKit is "
+                "`/bin/sh` (`bench/engines.py`: for parallel, its two `sleep 2` at once; "
+                "for bigctx, CONTEXT_COPY: the context's tar extracted to a new directory "
+                "and hashed (openssl sha256) in one pass, the COPY's files and its "
+                "layer's diffID, once per run, the same "
+                "figure for each mode that copies the context). No builder that copies "
+                "can take less; when floor/BuildKit is "
                 "already above a goal, that goal cannot be met in this run.", "",
                 "| case | mode | floor | ocibuild | BuildKit | ocibuild − floor | "
                 "BuildKit − floor | floor/BuildKit | goal |",

@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 missing=()
-for pkg in docker.io buildah docker-registry skopeo busybox-static uidmap; do
+for pkg in docker.io buildah docker-registry skopeo busybox-static uidmap openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
