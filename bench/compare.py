@@ -134,10 +134,10 @@ def measure_builds(res: Results, engines: list, case: str, ctx: Path, runs: int,
         floor = floor_sample(case, res_log(ctx))
         if floor is not None and i >= warmup:
             res.add(case, "cold", FLOOR, floor)
-        if case == "bigctx" and i >= warmup:
-            copied = context_copy_floor(ctx, res_log(ctx))
-            for mode in ("cold", CONTEXT_KEPT, "one-file-changed", FRESH_CONTEXT):
-                res.add(case, mode, FLOOR, copied)
+    if case == "bigctx" and runs > 0:
+        copied = context_copy_floor(ctx, res_log(ctx))
+        for mode in ("cold", CONTEXT_KEPT, "one-file-changed", FRESH_CONTEXT):
+            res.add(case, mode, FLOOR, copied)
 
 
 def res_log(ctx: Path) -> Path:

@@ -50,7 +50,10 @@ def context_stat_floor(ctx: Path, log: Path) -> Sample:
 # what a cold build of bigctx cannot avoid: its COPY's files written once more, and the
 # sha256 of the layer's tar (the diffID an image's config must name), in one pass (the
 # tar read once; hashed while it is extracted); the copy removed after, untimed
-FREED_INODES_SETTLE = 65  # seconds
+# ext4 without a journal (fs/ext4/ialloc.c recently_deleted) passes over a free inode
+# deleted less than 60 s ago, or 360 s ago when its inode-table block is dirty, which
+# the copy's own creates make it: wait out the longer
+FREED_INODES_SETTLE = 370  # seconds
 CONTEXT_COPY = ("mkfifo {fifo} && mkdir {dest} && {{ openssl dgst -sha256 <{fifo} >/dev/null & "
                 "tar -C {ctx} --sort=name -cf - . | tee {fifo} | tar -C {dest} -xf - ; "
                 "wait; }}")
@@ -58,10 +61,12 @@ CONTEXT_COPY = ("mkfifo {fifo} && mkdir {dest} && {{ openssl dgst -sha256 <{fifo
 
 def context_copy_floor(ctx: Path, log: Path) -> Sample:
     """The time of CONTEXT_COPY: the floor of every bigctx build that copies the context
-    (cold, context kept, one file changed, fresh context). Measured a minute after the
-    runs' last deletion: without a journal, ext4 scans past inodes freed in the last
-    minute on every create (snapshot/spread.py), which made this copy take 9-17 s instead
-    of 1.1-1.5 s here, and a floor must be the least a copy can take."""
+    (cold, context kept, one file changed, fresh context). Measured FREED_INODES_SETTLE
+    after the runs' last deletion: without a journal, ext4 scans past inodes freed in
+    the last 6 minutes on every create (snapshot/spread.py), which made this copy take
+    9-23 s instead of 1.1-1.6 s here (one more deletion of its 20k files each time), and
+    a floor must be the least a copy can take. Once per bench run: each measurement
+    deletes a copy, slowing the next."""
     time.sleep(FREED_INODES_SETTLE)
     dest = ctx.parent / f"{ctx.name}-floor-copy"
     fifo = ctx.parent / f"{ctx.name}-floor-fifo"

@@ -175,8 +175,9 @@ def render(res: Results) -> str:
                 "`/bin/sh` (`bench/engines.py`: for parallel, its two `sleep 2` at once; "
                 "for bigctx, CONTEXT_COPY: the context's tar extracted to a new directory "
                 "and hashed (openssl sha256) in one pass, the COPY's files and its "
-                "layer's diffID, once per run, the same "
-                "figure for each mode that copies the context). No builder that copies "
+                "layer's diffID, measured once, 370 s after the runs' last deletion, "
+                "for journal-less ext4 slows creates for 6 minutes after deletions; the "
+                "same figure for each mode that copies the context). No builder that copies "
                 "can take less; when floor/BuildKit is "
                 "already above a goal, that goal cannot be met in this run.", "",
                 "| case | mode | floor | ocibuild | BuildKit | ocibuild − floor | "

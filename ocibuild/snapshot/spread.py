@@ -3,7 +3,7 @@ top-directory flag, `chattr +T`).
 
 ext4 puts a new directory in or near its parent's block group and a file in its
 directory's group (the Orlov allocator), and without a journal its inode allocator
-avoids inodes freed in the last minute (five while their inode table block is still
+avoids inodes freed in the last minute (six while their inode table block is still
 dirty): for every new inode it scans the group's bitmap from the start, reading the
 deletion time of each free inode it meets, and takes a recently freed one only when
 nothing else is left. The store makes and deletes big trees under the same few parents
