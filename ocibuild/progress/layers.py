@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import ALL_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,8 @@ def show_layer_writes(sink: Sink, index: int, writes: Sequence[tuple[Path, Futur
                       started=started, completed=finished)
         if finished:
             break
-        time.sleep(POLL)
+        # back as soon as the last writer ends: a sleep would add up to POLL to every build
+        wait([future for _, future in writes], timeout=POLL, return_when=ALL_COMPLETED)
     if any(future.cancelled() or future.exception() is not None for _, future in writes):
         step.failed("writing a layer failed")
         return None

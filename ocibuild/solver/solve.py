@@ -586,8 +586,10 @@ class Solver:
         interrupted: KeyboardInterrupt | None = None
         while True:
             try:
-                while not all(f.done() for f in [*self._writes, *self._releases]):
-                    time.sleep(0.02)
+                while pending := [f for f in [*self._writes, *self._releases] if not f.done()]:
+                    from concurrent.futures import wait
+
+                    wait(pending, timeout=0.02)  # back as soon as the last one ends
                 for pool in (self._writer_pool, self._releaser_pool):
                     if pool is not None:
                         pool.shutdown(wait=True)
