@@ -104,6 +104,11 @@ def _quiet(cmd: list[str], env: dict[str, str], log: Path, check: bool = True) -
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{log.read_text()[-1500:]}")
 
 
+# BuildKit's steps run without a network here (its dockerd has no bridge): ocibuild's
+# do too, rather than through slirp4netns, so that both do the same work
+SAME_NETWORK = ("--network", "none")
+
+
 class Ocibuild:
     """ocibuild run rootless as the unprivileged ocib-sub user, one store per cold run."""
 
@@ -156,7 +161,7 @@ class Ocibuild:
 
     def build_cmd(self, ctx: Path, case: str, *extra: str) -> list[str]:
         return [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
-                "-t", tag_of(case), *extra, str(ctx)]
+                *SAME_NETWORK, "-t", tag_of(case), *extra, str(ctx)]
 
     def build(self, case: str, ctx: Path, no_cache: bool = False) -> Sample:
         extra = ["--no-cache"] if no_cache else []
@@ -172,7 +177,7 @@ class Ocibuild:
         if not memo:
             self.forget_rebuild_memos()
         cmd = [str(OCIBUILD), "--root", str(self.store), "build", "--progress", "plain",
-               "-t", ref, "--push", "--insecure-registry", registry, str(ctx)]
+               *SAME_NETWORK, "-t", ref, "--push", "--insecure-registry", registry, str(ctx)]
         return run_measured(cmd, env=self.env(), log=self.log, cwd=self.home, user=self.user)
 
     def push(self, case: str, ref: str, registry: str) -> Sample:
@@ -199,7 +204,8 @@ class Ocibuild:
         run_measured(cmd, env=env, log=self.log, cwd=self.home)
 
     def commands(self) -> list[str]:
-        return [f"(as {BENCH_USER}) ocibuild --root STORE build --progress plain -t TAG CTX",
+        return [f"(as {BENCH_USER}) ocibuild --root STORE build --progress plain "
+                "--network none -t TAG CTX",
                 "cold: STORE is a fresh copy of a store holding only busybox:latest "
                 "(already unpacked)",
                 "cold, context kept: the same command with --no-cache, STORE kept",
