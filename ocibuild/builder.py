@@ -325,6 +325,7 @@ def _build(definition: _Definition) -> BuildReport:
         if shown is not None:
             shown.done()
         loaded = _load_and_write_files(definition, store, report)
+        snap.finish()
     return _report(definition, conv, snap, solver, results, caches, report, ReportParts(
         config=config, cache_exports=tuple(cache_exports),
         explanations=tuple(explanations), pushed=pushes.references,

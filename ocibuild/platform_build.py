@@ -155,6 +155,7 @@ def build_platforms(definition: _Definition) -> BuildReport:
         if shown is not None:
             shown.done()
         loaded = _load_and_write_files(definition, store, report)
+        snap.finish()
     built = _report(definition, merged, snap, solver, results, caches, report, ReportParts(
         config=images[0].config, cache_exports=tuple(cache_exports),
         explanations=tuple(explanations), pushed=pushes.references,

@@ -48,6 +48,11 @@ class Snapshotter(Protocol):
         """A step will run: start what prepare and commit need, off the critical path."""
         ...
 
+    def finish(self) -> None:
+        """The build's work is done: finish what warm began that must not be left
+        behind (deleting the step directories earlier builds left in the trash)."""
+        ...
+
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
         """A fresh, writable root filesystem over `layers`."""
         ...

@@ -19,6 +19,7 @@ from ocibuild.snapshot.spread import spread_children
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.snapshot.trash import Emptying
 
 
 @deferred_dataclass(frozen=True)
@@ -165,13 +166,20 @@ def layer_ref(data: dict[str, Any] | None) -> LayerRef | None:
     return LayerRef(info.descriptor(), info.diff_id)
 
 
-def warm_userns(store: Store) -> None:
+def warm_userns(store: Store) -> Emptying | None:
     """Start the file-op server while the first steps run; empty earlier builds' step
-    directories meanwhile."""
+    directories meanwhile (what finish() waits for)."""
     from ocibuild.snapshot import trash
 
     userns.warm()
-    trash.empty_in_background(store)
+    return trash.empty_in_background(store)
+
+
+def finish_userns(emptying: Emptying | None) -> None:
+    """The build's work is done: what warm_userns began deleting, deleted."""
+    from ocibuild.snapshot import trash
+
+    trash.finish_emptying(emptying)
 
 
 def short(text: str) -> str:

@@ -27,6 +27,7 @@ from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
     Prepared,
     WriteLayer,
+    finish_userns,
     layer_ref,
     new_step_dir,
     touch_snapshot,
@@ -36,6 +37,7 @@ from ocibuild.snapshot.spread import spread_children
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.snapshot.trash import Emptying
 
 DISK_FULL_TEXT = os.strerror(errno.ENOSPC)
 
@@ -126,6 +128,7 @@ class NativeSnapshotter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.materialized = 0
+        self._emptying: Emptying | None = None
 
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
         refs = [ref for ref in layers if isinstance(ref, LayerRef)]
@@ -166,7 +169,10 @@ class NativeSnapshotter:
                 raise
 
     def warm(self) -> None:
-        warm_userns(self.store)
+        self._emptying = warm_userns(self.store)
+
+    def finish(self) -> None:
+        finish_userns(self._emptying)
 
     def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
         return self.prepare(layers)

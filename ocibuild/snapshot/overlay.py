@@ -15,6 +15,7 @@ from ocibuild.snapshot.base import (
     LAYER_PROGRESS,
     Prepared,
     WriteLayer,
+    finish_userns,
     layer_dir,
     layer_ref,
     new_step_dir,
@@ -23,6 +24,7 @@ from ocibuild.snapshot.base import (
 
 if TYPE_CHECKING:
     from ocibuild.cache.store import Store
+    from ocibuild.snapshot.trash import Emptying
 
 
 def distinct_lowers(lowers: Sequence[Path]) -> list[Path]:
@@ -64,6 +66,7 @@ class OverlaySnapshotter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.materialized = 0
+        self._emptying: Emptying | None = None
 
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
         """A fresh upper over `layers`; a Path among them is a directory that already
@@ -81,7 +84,10 @@ class OverlaySnapshotter:
         return Prepared(RootFS.overlay(lowers, upper, work), tuple(layers), step)
 
     def warm(self) -> None:
-        warm_userns(self.store)
+        self._emptying = warm_userns(self.store)
+
+    def finish(self) -> None:
+        finish_userns(self._emptying)
 
     def prepare_tree(self, layers: Sequence[LayerRef]) -> Prepared:
         """A native copy: overlay roots are not plain directories."""

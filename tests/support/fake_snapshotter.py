@@ -68,6 +68,9 @@ class MemorySnapshotter:
     def warm(self) -> None:
         self.warmed += 1
 
+    def finish(self) -> None:
+        pass
+
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
         if any(isinstance(layer, Path) for layer in layers) and not self.stacks_pending:
             raise TypeError("a pending directory given to a snapshotter that stacks none")
