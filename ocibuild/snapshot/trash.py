@@ -2,22 +2,24 @@
 
 Deleting a step's directory costs what its files cost the kernel to free: about a
 second for a COPY of 20,000 files and 240 MB here (3 s where the disk discards freed
-blocks at once and the machine is busy), at the end of the build that made it. A
-rename into `snapshots/trash/` is instant instead, and the files are deleted while a
-later build runs its steps (in a file-op child), or by `ocibuild cache prune`. Nothing
-ever reads the trash: an entry half deleted, or deleted by two builds at once, harms
-nothing.
+blocks at once and the machine is busy). Worse, on ext4 without a journal every file
+created in the next minutes scans past the inodes just freed: measured here, bigctx
+`--no-cache` rebuilds (a 280 MB COPY) took 7.4-11 s while each deleted an earlier
+build's copy, 5.0-5.7 s while none did. A rename into `snapshots/trash/` is instant
+instead. Nothing ever reads the trash: an entry half deleted, or deleted by two builds
+at once, harms nothing.
 
-A build that ran steps ends only once the entries of builds before the last one are
-gone (finish_emptying): the background deleter does not always keep up (it used to run
-at nice 19, and on a busy machine got so little that every --no-cache rebuild of a big
-COPY left its 280 MB behind for good). The last build's entries may wait for the next
-build: each entry gets two builds' time in the background before any build waits for
-it, and the trash holds at most the step directories of the last two builds (and of
-builds running now). The deleter runs at normal priority: deleting is mostly waiting
-for the disk, and measured here, a nice 19 deleter left more for the build's end to
-wait for than it saved the steps (bigctx --no-cache rebuilds, median 5.2 s against
-4.8 s).
+The trash keeps entries up to a budget, as BuildKit keeps the cache records a
+`--no-cache` build replaced until its garbage collector finds the cache over its cap:
+`OCIBUILD_TRASH_KEEP` bytes (a size as `cache prune --keep-storage` reads it), by
+default 10% of the size of the store's filesystem (BuildKit's default cap), and
+never so much that the filesystem keeps less than that 10% free. A build that runs
+steps looks at the trash when it starts, in a file-op child: it sizes the entries it
+has not sized before (once each; the size goes into the entry's name) and, when the
+trash is over its budget, deletes the oldest builds' entries until it is not. The
+build ends only once that is done (finish_emptying deletes, from the other end, what
+the background child has not reached), so a busy machine cannot make the trash grow
+past its budget; `ocibuild cache prune` empties it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 from ocibuild.idspace.requests import Request, handler, request_type
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from ocibuild.cache.store import Store
 
@@ -60,19 +62,22 @@ def discard(store: Store, step_dirs: Sequence[Path]) -> None:
         userns.remove_trees(left)
 
 
-class Emptying:
-    """The trash entries a build found when it began (`names`, oldest build's first),
-    being deleted in the background; `older`: those of builds before the last one."""
+KEEP_ENV = "OCIBUILD_TRASH_KEEP"
+FILESYSTEM_SHARE = 0.10  # the default budget and the free space kept, of the filesystem
 
-    def __init__(self, trash: Path, names: tuple[str, ...], older: tuple[str, ...]) -> None:
-        self.trash, self.names, self.older = trash, names, older
+
+class Emptying:
+    """The background trim of the trash a build started; finish_emptying completes it."""
+
+    def __init__(self, request: TrimTrash) -> None:
+        self.request = request
         self.thread = threading.Thread(target=self._run, name="trash", daemon=True)
 
     def _run(self) -> None:
         from ocibuild.idspace import userns
 
         with contextlib.suppress(Exception):
-            userns.request(EmptyTrash(str(self.trash), self.names))
+            userns.request(self.request)
 
 
 def _by_build(trash: Path) -> list[list[str]]:
@@ -89,56 +94,112 @@ def _by_build(trash: Path) -> list[list[str]]:
     return [sorted(builds[b]) for b in sorted(builds, key=lambda b: (age.get(b, 0.0), b))]
 
 
+def keep_bytes(trash: Path) -> int:
+    """How many bytes the trash may hold (see the module's notes)."""
+    from ocibuild.cache.units import parse_size
+    from ocibuild.errors import UsageError
+
+    configured = os.environ.get(KEEP_ENV, "").strip()
+    if configured:
+        try:
+            return parse_size(configured)
+        except UsageError as exc:
+            raise UsageError(f"{KEEP_ENV}: {exc.message}") from None
+    fs = os.statvfs(trash)
+    return int(fs.f_blocks * fs.f_frsize * FILESYSTEM_SHARE)
+
+
 def empty_in_background(store: Store) -> Emptying | None:
-    """Delete what the trash holds now, in a file-op child, while this
-    build goes on (for a build that runs steps: it has the file-op server anyway); None
-    when it holds nothing. finish_emptying() deletes what is left of the entries of
-    builds before the last one."""
+    """Trim the trash to its budget in a file-op child while this build goes on (for a
+    build that runs steps: it has the file-op server anyway); None when the trash holds
+    nothing. finish_emptying() completes it."""
     trash = trash_dir(store)
     try:
-        builds = _by_build(trash)
+        if not any(True for _ in os.scandir(trash)):
+            return None
+        keep = keep_bytes(trash)
     except OSError:
         return None
-    if not builds:
-        return None
-    emptying = Emptying(trash, tuple(n for names in builds for n in names),
-                        tuple(n for names in builds[:-1] for n in names))
+    emptying = Emptying(TrimTrash(str(trash), keep))
     emptying.thread.start()
     return emptying
 
 
 def finish_emptying(emptying: Emptying | None) -> None:
     """(When the build's work is done.) Delete, in this build's time, what the background
-    deleter has not deleted yet of the entries of builds before the last one (from the
-    other end of its list: the two meet rather than contend). Never fails: the next
-    build or prune deletes what is left."""
+    trim has not deleted yet (from the other end of its list: the two meet rather than
+    contend). Never fails: the next build or prune deletes what is left."""
     if emptying is None or not emptying.thread.is_alive():
-        return
-    left = tuple(n for n in reversed(emptying.older)
-                 if os.path.lexists(os.path.join(emptying.trash, n)))
-    if not left:
         return
     from ocibuild.idspace import userns
 
     with contextlib.suppress(Exception):
-        userns.request(EmptyTrash(str(emptying.trash), left))
+        userns.request(TrimTrash(emptying.request.dir, emptying.request.keep,
+                                 newest_first=True))
 
 
 @request_type
-class EmptyTrash(Request[None]):
-    """Delete the entries `names` of the trash directory `dir` (plain names in it)."""
+class TrimTrash(Request[None]):
+    """Size the entries of the trash directory `dir` not sized yet, then delete the
+    oldest builds' entries until the trash holds at most `keep` bytes and its
+    filesystem has FILESYSTEM_SHARE of its size free (or the trash is empty);
+    `newest_first`: delete the chosen entries in the opposite order."""
 
     dir: str
-    names: tuple[str, ...]
+    keep: int
+    newest_first: bool = False
 
 
-@handler(EmptyTrash)
-def empty_in_userns(args: EmptyTrash) -> None:
-    """(Under the sandbox mapping, in a process of its own.) The entries deleted."""
-    for name in args.names:
+def entry_size(name: str) -> int | None:
+    """The size a trash entry's name carries (`NAME.BYTES`), None if not sized yet."""
+    head, dot, size = name.rpartition(".")
+    return int(size) if dot and head and size.isdigit() else None
+
+
+def _sized(trash: str, name: str) -> tuple[str, int]:
+    """The entry's name and size, sizing it now (and naming it so) when needed."""
+    from ocibuild.idspace.userns import tree_size
+
+    known = entry_size(name)
+    if known is not None:
+        return name, known
+    path = os.path.join(trash, name)
+    size = tree_size(Path(path)) if os.path.isdir(path) and not os.path.islink(path) else 0
+    sized = f"{name}.{size}"
+    try:
+        os.rename(path, os.path.join(trash, sized))
+    except OSError:
+        return name, size  # gone, or being sized by another build: counted as found
+    return sized, size
+
+
+@handler(TrimTrash)
+def trim_in_userns(args: TrimTrash) -> None:
+    """(Under the sandbox mapping, in a process of its own.) The trash, trimmed."""
+    try:
+        entries = [_sized(args.dir, name) for names in _by_build(Path(args.dir))
+                   for name in names]
+        fs = os.statvfs(args.dir)
+    except OSError:
+        return
+    total = sum(size for _, size in entries)
+    short_of_free = int(fs.f_blocks * fs.f_frsize * FILESYSTEM_SHARE) \
+        - fs.f_bavail * fs.f_frsize
+    excess = max(total - args.keep, short_of_free)
+    chosen: list[str] = []
+    for name, size in entries:  # oldest build's first
+        if excess <= 0:
+            break
+        chosen.append(name)
+        excess -= size
+    _delete(args.dir, reversed(chosen) if args.newest_first else chosen)
+
+
+def _delete(trash: str, names: Iterable[str]) -> None:
+    for name in names:
         if not name or name in (".", "..") or "/" in name or "\0" in name:
             continue  # only entries right in the trash directory
-        path = os.path.join(args.dir, name)
+        path = os.path.join(trash, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)  # another build may delete it too
         else:

@@ -1,5 +1,6 @@
 """A build ends without deleting its step directories: they go to the store's trash,
-which a later build that runs steps empties while it works, as does cache prune."""
+which keeps them up to a budget; a later build that runs steps deletes the oldest
+while it works when the trash is over it, and cache prune empties it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ocibuild.snapshot import trash as trash_mod
 from tests.build.conftest import Builder, step_states, write_context
 from tests.support.paths import OCIBUILD
 
@@ -40,7 +42,15 @@ def test_step_directories_go_to_the_trash_and_a_later_build_empties_it(
     slow = write_context(builder.tmp / "slow", {
         "Dockerfile": "FROM busybox:latest\nRUN sleep 1 && echo slow > /slow\n"}, builder.user)
     builder.build(slow, "--snapshotter", snapshotter)
-    assert not left & _entries(trash), "a build that ran a step emptied the trash meanwhile"
+    kept = _entries(trash)
+    assert {name.rpartition(".")[0] for name in kept} >= left, \
+        "within its budget (by default a tenth of the filesystem) the trash is kept"
+    assert all(trash_mod.entry_size(name) for name in kept
+               if name.rpartition(".")[0] in left), "the next build sized them"
+
+    builder.build(slow, "--snapshotter", snapshotter, "--no-cache",
+                  env={"OCIBUILD_TRASH_KEEP": "0"})
+    assert not kept & _entries(trash), "a build over the budget emptied the trash meanwhile"
 
     builder.build(ctx, "--snapshotter", snapshotter, "--no-cache")
     assert _entries(trash)
@@ -96,15 +106,103 @@ def test_the_trash_is_deleted_oldest_build_first(tmp_path: Path) -> None:
         made["oldest"], made["older"], made["last"]]
 
 
-def test_a_build_ends_once_the_trash_of_builds_before_the_last_is_gone(
+def _trim(where: Path, keep: int) -> None:
+    from ocibuild.snapshot import trash
+
+    trash.trim_in_userns(trash.TrimTrash(str(where), keep))
+
+
+def _unsized(names: set[str]) -> set[str]:
+    return {n if trash_mod.entry_size(n) is None else n.rpartition(".")[0] for n in names}
+
+
+def test_a_trash_within_its_budget_is_kept_and_each_entry_sized_once(tmp_path: Path) -> None:
+    from ocibuild.idspace.userns import tree_size
+
+    where, made = _trash_of_three_builds(tmp_path)
+    every = made["oldest"] | made["older"] | made["last"]
+    sizes = {name: tree_size(where / name) for name in every}
+    _trim(where, keep=sum(sizes.values()))
+    found = _entries(where)
+    assert _unsized(found) == every, "nothing deleted"
+    assert {n.rpartition(".")[0]: trash_mod.entry_size(n) for n in found} == sizes
+    renamed = {n: (where / n).stat().st_ino for n in found}
+    _trim(where, keep=sum(sizes.values()))
+    assert {n: (where / n).stat().st_ino for n in _entries(where)} == renamed
+
+
+def test_a_trash_over_its_budget_loses_its_oldest_builds_entries(tmp_path: Path) -> None:
+    from ocibuild.idspace.userns import tree_size
+
+    where, made = _trash_of_three_builds(tmp_path)
+    newer = made["older"] | made["last"]
+    _trim(where, keep=sum(tree_size(where / name) for name in newer))
+    assert _unsized(_entries(where)) == newer
+    _trim(where, keep=0)
+    assert _entries(where) == set()
+
+
+def test_the_budget_is_a_tenth_of_the_filesystem_unless_set(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The low-priority deleter may get no CPU at all (a busy machine): the build then
-    deletes the older builds' entries itself before it ends, so --no-cache rebuilds
-    cannot pile up step directories; the last build's wait for the next build."""
+    from ocibuild.errors import UsageError
+    from ocibuild.snapshot import trash
+
+    fs = os.statvfs(tmp_path)
+    monkeypatch.delenv(trash.KEEP_ENV, raising=False)
+    assert trash.keep_bytes(tmp_path) == int(fs.f_blocks * fs.f_frsize / 10)
+    monkeypatch.setenv(trash.KEEP_ENV, "512MB")
+    assert trash.keep_bytes(tmp_path) == 512 << 20
+    monkeypatch.setenv(trash.KEEP_ENV, "lots")
+    with pytest.raises(UsageError, match="OCIBUILD_TRASH_KEEP: invalid size 'lots'"):
+        trash.keep_bytes(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (needs root)")
+def test_a_nearly_full_filesystem_gets_its_trash_deleted_whatever_the_budget(
+        tmp_path: Path) -> None:
+    """Garbage never takes the space a build needs: while the filesystem has less than a
+    tenth of its size free, the trash goes, oldest first, until it has (or is empty)."""
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small], check=True)
+
+    def fill_until_free(name: str, free: int) -> None:
+        fs = os.statvfs(small)
+        (small / name).write_bytes(b"y" * (fs.f_bavail * fs.f_frsize - free))
+
+    try:
+        where = small / "trash"
+        for n, owner in enumerate(("900-cc", "500-bb", "100-aa")):
+            entry = where / f"{owner}-u1"
+            entry.mkdir(parents=True)
+            (entry / "data").write_bytes(b"x" * (256 << 10))
+            os.utime(entry, (time.time() - 600 + n * 100,) * 2)
+        reserve = (8 << 20) // 10
+        fill_until_free("other", reserve - (100 << 10))
+        _trim(where, keep=1 << 40)
+        left = _unsized(_entries(where))
+        assert left == {"500-bb-u1", "100-aa-u1"}, left  # the oldest build's 256 KB was enough
+        fill_until_free("more", 48 << 10)
+        _trim(where, keep=1 << 40)
+        assert _entries(where) == set()
+    finally:
+        subprocess.run(["umount", small], check=True)
+
+
+def test_a_build_ends_once_the_trash_is_within_its_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background trim may get no CPU at all (a busy machine): the build then deletes
+    what is over the budget itself before it ends, so --no-cache rebuilds cannot pile
+    up step directories past it."""
     from ocibuild.cache.store import Store
+    from ocibuild.idspace.userns import tree_size
     from ocibuild.snapshot import trash
 
     where, made = _trash_of_three_builds(tmp_path)
+    keep = sum(tree_size(where / name) for name in made["last"])
+    monkeypatch.setenv(trash.KEEP_ENV, str(keep))
     starved = threading.Event()
     monkeypatch.setattr(trash.Emptying, "_run", lambda self: starved.wait(30))
     try:
@@ -112,6 +210,6 @@ def test_a_build_ends_once_the_trash_of_builds_before_the_last_is_gone(
         assert emptying is not None and emptying.thread.is_alive()
         assert _entries(where) == made["oldest"] | made["older"] | made["last"]
         trash.finish_emptying(emptying)
-        assert _entries(where) == made["last"]
+        assert _unsized(_entries(where)) == made["last"]
     finally:
         starved.set()
