@@ -216,7 +216,7 @@ def _prepare(ours: Ocibuild, case: str, mode: str, ctx: Path, stamp: str) -> lis
         ours.forget_rebuild_memos()
     if mode == CONTEXT_KEPT:
         # as in the measured runs, which follow one another: the one before left its
-        # step directories in the trash, which this build empties while it runs
+        # step directories in the trash (deleted only once the trash is over its budget)
         ours.build(case, ctx, no_cache=True)
         return ["--no-cache"]
     return []
