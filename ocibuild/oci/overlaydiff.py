@@ -77,13 +77,33 @@ def _open(upper: bytes, rel: bytes, waiting: list[tuple[bytes, bytes, str, bool]
 
 def _add_children(upper: bytes, rel: bytes,
                   waiting: list[tuple[bytes, bytes, str, bool]]) -> None:
-    for name, st in _children(upper + b"/" + rel if rel else upper):
+    for name, is_dir, deleted in _kinds(upper + b"/" + rel if rel else upper):
         child = rel + b"/" + name if rel else name
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # deleted: a whiteout
+        if deleted:  # a whiteout
             marker = (rel + b"/" if rel else b"") + WHITEOUT_PREFIX + name
             heapq.heappush(waiting, (marker, child, WHITEOUT, False))
         else:
-            heapq.heappush(waiting, (child, child, ADD, stat.S_ISDIR(st.st_mode)))
+            heapq.heappush(waiting, (child, child, ADD, is_dir))
+
+
+def _kinds(directory: bytes) -> list[tuple[bytes, bool, bool]]:
+    """(name, is a directory, is a deletion) of each entry: the directory's own entry
+    types say it for all but special files, which alone are looked up (a deletion is a
+    0/0 character device). The layer's writer reads each entry's lstat anyway."""
+    found = []
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    found.append((e.name, True, False))
+                elif e.is_file(follow_symlinks=False) or e.is_symlink():
+                    found.append((e.name, False, False))
+                else:
+                    st = e.stat(follow_symlinks=False)
+                    found.append((e.name, False, stat.S_ISCHR(st.st_mode) and st.st_rdev == 0))
+    except OSError as exc:
+        raise _unreadable(exc, directory) from exc
+    return found
 
 
 def _children(directory: bytes) -> list[tuple[bytes, os.stat_result]]:
