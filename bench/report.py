@@ -261,7 +261,11 @@ def render(res: Results) -> str:
             f"- {CONTEXT_KEPT} (bigctx): `--no-cache` right after those builds: every "
             "step runs again, but each engine keeps what it holds of the context "
             "(BuildKit the context it received, ocibuild its store with the context's "
-            "checksums, buildah its storage);",
+            "checksums, buildah its storage); neither BuildKit nor ocibuild deletes what "
+            "the build before made meanwhile: BuildKit keeps replaced cache until its "
+            "garbage collector finds the cache over its cap, ocibuild keeps finished "
+            "steps' directories in its trash until that is over its budget (both by "
+            "default a tenth of the disk);",
             "- one-file-changed (bigctx): one small file rewritten, then the build again;",
             f"- {FRESH_CONTEXT} (bigctx): caches dropped as for cold, and the build reads "
             "a new copy (`cp -a`) of the context directory no engine has seen.", "",
