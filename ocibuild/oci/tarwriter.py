@@ -7,6 +7,7 @@ Headers are ustar; a PAX extended header is added only when a value does not fit
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 BLOCK = 512
@@ -92,26 +93,20 @@ def _octal(value: int, width: int) -> bytes:
     return b"%0*o\0" % (width - 1, value)
 
 
+# name, mode, uid, gid, size, mtime, checksum, typeflag, linkname, magic and version,
+# uname, gname, devmajor, devminor, prefix, padding: 512 bytes, short fields NUL-padded
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12s")
+_CHECKSUM_AT = 148
+
+
 def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes,
            linkname: bytes, devmajor: int, devminor: int) -> bytes:
-    parts = [
-        name.ljust(100, b"\0"),
-        _octal(mode & 0o7777, 8),
-        _octal(uid, 8),
-        _octal(gid, 8),
-        _octal(size, 12),
-        _octal(mtime, 12),
-        b" " * 8,  # checksum, computed below over the header with this field as spaces
-        typeflag,
-        linkname.ljust(100, b"\0"),
-        b"ustar\x0000",
-        b"\0" * 32,  # uname
-        b"\0" * 32,  # gname
-        _octal(devmajor, 8) if typeflag in (CHARDEV, BLOCKDEV) else b"\0" * 8,
-        _octal(devminor, 8) if typeflag in (CHARDEV, BLOCKDEV) else b"\0" * 8,
-        b"\0" * 155,  # prefix
-        b"\0" * 12,
-    ]
-    header = bytearray(b"".join(parts))
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+    device = typeflag in (CHARDEV, BLOCKDEV)
+    header = _USTAR.pack(
+        name, b"%07o\0" % (mode & 0o7777), b"%07o\0" % uid, b"%07o\0" % gid,
+        b"%011o\0" % size, b"%011o\0" % mtime,
+        b"        ",  # the checksum counts its own field as spaces
+        typeflag, linkname, b"ustar\x0000", b"", b"",
+        b"%07o\0" % devmajor if device else b"", b"%07o\0" % devminor if device else b"",
+        b"", b"")
+    return b"%s%06o\0 %s" % (header[:_CHECKSUM_AT], sum(header), header[_CHECKSUM_AT + 8:])
