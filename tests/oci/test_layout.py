@@ -67,6 +67,23 @@ def test_interrupted_blob_write_leaves_nothing(tmp_path: Path) -> None:
     assert not [p for p in layout.path.iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_a_blob_handed_to_the_disk_while_written_is_whole(tmp_path: Path) -> None:
+    """A large blob's bytes go to the disk's writeback while it is written (and leave
+    the page cache): what is committed and read back is every byte, in order."""
+    from ocibuild.oci.layout import WRITEBACK_EVERY
+
+    layout = ImageLayout.init(tmp_path / "l")
+    chunks = [os.urandom(1 << 20) for _ in range(WRITEBACK_EVERY // (1 << 20) * 2 + 3)]
+    with layout.blob_writer() as w:
+        for chunk in chunks:
+            w.write(chunk)
+        w.write(b"tail")
+        desc = w.commit()
+    whole = b"".join(chunks) + b"tail"
+    assert desc.digest == digest.of_bytes(whole) and desc.size == len(whole)
+    assert layout.blob_path(desc.digest).read_bytes() == whole
+
+
 def test_several_tags_in_one_layout(tmp_path: Path) -> None:
     layout = ImageLayout.init(tmp_path / "l")
     a = _tiny_image(layout, b"a", ["one", "two"])
