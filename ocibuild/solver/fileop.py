@@ -19,7 +19,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -384,11 +384,41 @@ def copy_into(args: CopyInto) -> None:
     step's root."""
     if _needs_mount(args.root) or _needs_mount(args.source):
         _private_mount_namespace()
-    with _mounted(args.root) as root, _mounted(args.source, readonly=True) as src:
-        _copy(root, src, args)
+    with _mounted(args.source, readonly=True) as src:
+        with _mounted(args.root) as root:
+            rest = _copy(root, src, args)
+        if rest is not None:
+            rest()  # the overlay is unmounted: its upper directory may be written
 
 
-def _copy(root: Path, src: Path, args: CopyInto) -> None:
+def _upper_dir(spec: RootFS, root: Path, target: Path) -> Path | None:
+    """Where a copy into the directory `target` of the mounted overlay `root` may go
+    straight into the overlay's upper directory instead, once it is unmounted: when
+    `target` holds nothing (made by this copy, or an empty WORKDIR), nothing of a lower
+    layer can be in the way or be merged with, and writing to the upper directory is
+    writing what the overlay would. It is about a fifth of a 20,000-file copy's time
+    (bigctx on a fresh ext4: 1.06-1.27 s into a directory, 1.37-1.64 s through an
+    overlay). None where it cannot."""
+    if spec.upper is None or target.is_symlink() or not target.is_dir():
+        return None
+    with os.scandir(target) as entries:
+        if any(True for _ in entries):
+            return None
+    rel = os.path.relpath(target, root)
+    if rel == "." or rel.startswith("../"):
+        return None
+    upper = Path(spec.upper) / rel
+    if not upper.is_dir():  # an empty directory of a lower layer: copied up first
+        st = os.lstat(target)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    if upper.is_symlink() or not upper.is_dir():
+        return None
+    return upper
+
+
+def _copy(root: Path, src: Path, args: CopyInto) -> Callable[[], None] | None:
+    """The copy into the mounted `root`; or what is left of it to do once `root` is
+    unmounted (_upper_dir)."""
     from ocibuild.dockerignore import IgnoreMatcher
 
     ignore = IgnoreMatcher(list(args.ignore))
@@ -403,7 +433,7 @@ def _copy(root: Path, src: Path, args: CopyInto) -> None:
     ignored = (lambda rel, is_dir: ignore.matches(rel)) if ignore.patterns else None
     if args.parents:
         _copy_parents(root, src, args, copier, dest_abs, owner, ignored, exclude)
-        return
+        return None
     matches: list[str] = []
     for pattern in args.sources:
         found = selection.expand(src, pattern.lstrip("/") if not from_context else pattern)
@@ -434,6 +464,10 @@ def _copy(root: Path, src: Path, args: CopyInto) -> None:
             continue
         if stat.S_ISDIR(st.st_mode):
             target = _makedirs(root, dest_abs, owner)
+            upper = _upper_dir(args.root, root, target) if len(matches) == 1 else None
+            if upper is not None:
+                excluded = excluded_under(resolved)
+                return lambda: copier.copy_tree(resolved, upper, excluded)
             copier.copy_tree(resolved, target, excluded_under(resolved))
             continue
         if args.add and from_context and _is_archive(full):
@@ -447,6 +481,7 @@ def _copy(root: Path, src: Path, args: CopyInto) -> None:
             target_path = dest_abs
         parent = _makedirs(root, posixpath.dirname(target_path), owner)
         copier.copy_entry(full, parent / posixpath.basename(target_path), st)
+    return None
 
 
 def _copy_parents(root: Path, src: Path, args: CopyInto, copier: _Copier,
