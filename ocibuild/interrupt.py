@@ -35,6 +35,23 @@ def install_handlers() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def exiting(status: int) -> None:
+    """The command is ending on an interrupt, its layers written: a further signal (Ctrl-C
+    pressed twice, a runner's second SIGTERM) ends it at once with the same `status`.
+    Raised in the middle of the exit instead, it would end the process by the signal
+    itself or print a traceback; what the exit still had to do is removing temporary
+    files, which the next command does for a dead one."""
+    import os
+    import signal
+
+    def now(signum: int, frame: object) -> None:
+        os._exit(status)
+
+    for sig, ours in ((signal.SIGINT, _on_sigint), (signal.SIGTERM, _on_sigterm)):
+        if signal.getsignal(sig) is ours:
+            signal.signal(sig, now)
+
+
 def message(exc: KeyboardInterrupt) -> str:
     return "ocibuild: terminated" if isinstance(exc, Terminated) else "ocibuild: interrupted"
 

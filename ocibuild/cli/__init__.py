@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> object:
 
         return run(args, rebuild)
     except KeyboardInterrupt as exc:  # before run() could catch it (during imports)
+        interrupt.exiting(interrupt.exit_status(exc))
         sys.stderr.write(interrupt.message(exc) + "\n")
         sys.exit(interrupt.exit_status(exc))
     finally:

@@ -108,6 +108,7 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
 
         cause = exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) \
             else KeyboardInterrupt()
+        interrupt.exiting(interrupt.exit_status(cause))
         click.echo(interrupt.message(cause), err=True)
         sys.exit(interrupt.exit_status(cause))
     except click.ClickException as exc:
@@ -133,5 +134,6 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
             raise
         from ocibuild import interrupt
 
+        interrupt.exiting(interrupt.exit_status(exc))
         click.echo(interrupt.message(exc), err=True)
         sys.exit(interrupt.exit_status(exc))

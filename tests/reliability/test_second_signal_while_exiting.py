@@ -1,0 +1,49 @@
+"""A second Ctrl-C or SIGTERM that lands while the command is already exiting on the
+first (its layers written, its message printed, its temporary files being removed)
+ends it at once with the first signal's status: not by the signal itself (a shell
+would then see no status of ours) nor with a traceback of the interrupted exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+_PROGRAM = textwrap.dedent("""
+    import atexit, os, signal, sys, time
+    from ocibuild import interrupt
+
+    def slow_cleanup():
+        print("cleaning", flush=True)
+        time.sleep(30)
+
+    atexit.register(slow_cleanup)
+    interrupt.install_handlers()
+    try:
+        print("ready", flush=True)
+        time.sleep(30)
+    except KeyboardInterrupt as exc:
+        interrupt.exiting(interrupt.exit_status(exc))
+        sys.stderr.write(interrupt.message(exc) + "\\n")
+        sys.exit(interrupt.exit_status(exc))
+""")
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_while_exiting_ends_with_the_first_ones_status(
+        sig: signal.Signals, status: int) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _PROGRAM], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(sig)
+        assert proc.stdout.readline() == "cleaning\n"  # exiting, in its atexit handler
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and ("interrupted" in err or "terminated" in err), err
