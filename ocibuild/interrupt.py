@@ -28,18 +28,23 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def install_handlers() -> None:
     """For the command line: SIGINT and SIGTERM set `requested`, then interrupt the main
     thread (SIGINT as Python's own handler does; SIGTERM as Terminated)."""
+    import atexit
     import signal
 
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)  # left alone when the parent ignores it
     signal.signal(signal.SIGTERM, _on_sigterm)
+    atexit.register(_ignore_when_exiting)  # early: it runs after every later one
+
+
+_exiting: list[int] = []  # the status an interrupted command is ending with
 
 
 def exiting(status: int) -> None:
     """The command is ending on an interrupt, its layers written: a further signal (Ctrl-C
     pressed twice, a runner's second SIGTERM) ends it at once with the same `status`.
-    Raised in the middle of the exit instead, it would end the process by the signal
-    itself or print a traceback; what the exit still had to do is removing temporary
+    Raised in the middle of the exit instead, it would print a traceback, or end the
+    process by the signal itself; what the exit still had to do is removing temporary
     files, which the next command does for a dead one."""
     import os
     import signal
@@ -47,9 +52,22 @@ def exiting(status: int) -> None:
     def now(signum: int, frame: object) -> None:
         os._exit(status)
 
+    _exiting.append(status)
     for sig, ours in ((signal.SIGINT, _on_sigint), (signal.SIGTERM, _on_sigterm)):
         if signal.getsignal(sig) is ours:
             signal.signal(sig, now)
+
+
+def _ignore_when_exiting() -> None:
+    """(The last exit handler.) The interpreter's teardown puts back the default action
+    of the signals it handles, and a signal then ends the process by itself (a shell
+    reports that as a crash of ours): an exiting command ignores them from here on."""
+    import signal
+
+    if _exiting:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def message(exc: KeyboardInterrupt) -> str:
