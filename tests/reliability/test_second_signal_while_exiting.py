@@ -20,8 +20,8 @@ _PROGRAM = textwrap.dedent("""
         print("cleaning", flush=True)
         time.sleep(30)
 
-    atexit.register(slow_cleanup)
-    interrupt.install_handlers()
+    interrupt.install_handlers()  # first, as the command line does
+    atexit.register(slow_cleanup)  # as the store's temporaries register theirs later
     try:
         print("ready", flush=True)
         time.sleep(30)
