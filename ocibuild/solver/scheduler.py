@@ -60,7 +60,10 @@ class Scheduler(Generic[N, R]):
                         running[pool.submit(work, node)] = node
                     if not running:
                         break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    # in slices: a Ctrl-C the kernel hands to another thread only
+                    # marks the handler pending, and a wait without a timeout would not
+                    # return to run it while a step runs on (`sleep 4714`: for good)
+                    done, _ = wait(running, timeout=_SIGNAL_CHECK, return_when=FIRST_COMPLETED)
                     newly: list[N] = []
                     for fut in done:
                         node = running.pop(fut)
@@ -89,6 +92,9 @@ class Scheduler(Generic[N, R]):
         if error is not None:
             raise error
         return results
+
+
+_SIGNAL_CHECK = 0.2  # seconds between two looks at a pending signal while steps run
 
 
 def _discard(deps: set[N], done: N) -> bool:

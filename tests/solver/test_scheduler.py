@@ -61,3 +61,37 @@ def test_first_failure_stops_dependents_and_is_raised() -> None:
         sched.run(list(GRAPH), GRAPH.__getitem__, work)
     assert "c" not in ran and "d" not in ran
     assert sched.cancelled.is_set()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_signal_the_kernel_hands_to_a_step_thread_still_stops_the_run() -> None:
+    """A signal to the process may be delivered to any thread; its Python handler runs
+    in the main thread, which must not sit in a wait that only a finishing step ends (a
+    Ctrl-C during `RUN sleep 4714` left the build running)."""
+    import signal
+
+    scheduler = Scheduler[str, str](2)
+    started = threading.Event()
+
+    def work(node: str) -> str:
+        started.set()
+        time.sleep(0.5)  # the main thread is in its wait by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # to this thread
+        scheduler.cancelled.wait(30)  # a step runs until the run is cancelled
+        return node
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    began = time.monotonic()
+    try:
+        with pytest.raises(_Stop):
+            scheduler.run(["a"], lambda n: [], work)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert started.is_set() and scheduler.cancelled.is_set()
+    assert time.monotonic() - began < 5
