@@ -37,7 +37,7 @@ def install_handlers() -> None:
     atexit.register(_ignore_when_exiting)  # early: it runs after every later one
 
 
-_exiting: list[int] = []  # the status an interrupted command is ending with
+_exiting = threading.Event()  # set once an interrupted command is ending
 
 
 def exiting(status: int) -> None:
@@ -52,7 +52,7 @@ def exiting(status: int) -> None:
     def now(signum: int, frame: object) -> None:
         os._exit(status)
 
-    _exiting.append(status)
+    _exiting.set()
     for sig, ours in ((signal.SIGINT, _on_sigint), (signal.SIGTERM, _on_sigterm)):
         if signal.getsignal(sig) is ours:
             signal.signal(sig, now)
@@ -64,7 +64,7 @@ def _ignore_when_exiting() -> None:
     reports that as a crash of ours): an exiting command ignores them from here on."""
     import signal
 
-    if _exiting:
+    if _exiting.is_set():
         for sig in (signal.SIGINT, signal.SIGTERM):
             if signal.getsignal(sig) not in (signal.SIG_IGN, None):
                 signal.signal(sig, signal.SIG_IGN)

@@ -89,10 +89,6 @@ def _pax_record(key: bytes, value: bytes) -> bytes:
     return str(length).encode() + body
 
 
-def _octal(value: int, width: int) -> bytes:
-    return b"%0*o\0" % (width - 1, value)
-
-
 # name, mode, uid, gid, size, mtime, checksum, typeflag, linkname, magic and version,
 # uname, gname, devmajor, devminor, prefix, padding: 512 bytes, short fields NUL-padded
 _USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12s")
