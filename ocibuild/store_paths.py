@@ -17,6 +17,7 @@ LAYERS = os.path.join(SNAPSHOTS, "layers")  # extracted layers, by diffID
 CHAINS = os.path.join(SNAPSHOTS, "chains")  # native snapshots, by chain ID
 STEPS = os.path.join(SNAPSHOTS, "steps")  # step directories of running builds
 TRASH = os.path.join(SNAPSHOTS, "trash")  # finished steps' directories, deleted later
+COPIES = os.path.join(SNAPSHOTS, "copies")  # where context directories were last copied
 TMP = "tmp"  # temporary files of the processes using the store (ocibuild.cache.temporaries)
 CACHE_MOUNTS = "cache-mounts"
 LOCK = "store.lock"

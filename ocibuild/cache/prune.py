@@ -263,6 +263,8 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
 
 def _empty_trash(store: Store) -> None:
     temporaries.remove(list((store.root / store_paths.TRASH).glob("*")))
+    # where context directories were last copied: in the trash, gone now
+    shutil.rmtree(store.root / store_paths.COPIES, ignore_errors=True)
 
 
 def _remove_unreferenced_blobs(store: Store, report: PruneReport) -> None:

@@ -6,8 +6,10 @@ blocks at once and the machine is busy). Worse, on ext4 without a journal every 
 created in the next minutes scans past the inodes just freed: measured here, bigctx
 `--no-cache` rebuilds (a 280 MB COPY) took 7.4-11 s while each deleted an earlier
 build's copy, 5.0-5.7 s while none did. A rename into `snapshots/trash/` is instant
-instead. Nothing ever reads the trash: an entry half deleted, or deleted by two builds
-at once, harms nothing.
+instead. Nothing writes to an entry but its deletion, and the only reader is a COPY
+linking the unchanged files of the last copy of the same context directory
+(copy_links), which copies what it cannot link: an entry half deleted, or deleted by
+two builds at once, harms nothing.
 
 The trash keeps entries up to a budget, as BuildKit keeps the cache records a
 `--no-cache` build replaced until its garbage collector finds the cache over its cap:

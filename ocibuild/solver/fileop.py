@@ -19,6 +19,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ocibuild.chmod import ModeChange, git_mode
 from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace.requests import Request, RootFS, handler, request_type
+from ocibuild.snapshot import copy_links
 from ocibuild.solver import selection
 from ocibuild.solver.copy_threads import FileCopies
 
@@ -62,6 +64,9 @@ class CopyInto(Request[None]):
     from_context: bool  # the source is the context (or a URL, here-documents, git)
     ignore: tuple[str, ...] = ()  # the context's .dockerignore patterns
     git_modes: bool = False  # modes as git knows them (a local context, --context-modes=git)
+    # the store's root, where a copy of a context directory straight into the upper
+    # directory finds the last one to link unchanged files from (copy_links); "": none
+    links: str = ""
 
 
 @request_type
@@ -188,7 +193,8 @@ class _Copier:
     took bits away). Under a directory this copy has just made nothing can be in the
     way, so the destination is not looked up first; the data is sent until the size the
     walk saw, without a last call to find the end. A tree's files are copied on a few
-    threads (copy_threads), its directories by the walk."""
+    threads (copy_threads), its directories by the walk. Given the last copy of the same
+    tree (copy_links), a file unchanged since is linked from there instead."""
 
     def __init__(self, src_root: Path, owner: tuple[int, int] | None,
                  chmod: ModeChange | None, from_context: bool, git_modes: bool = False) -> None:
@@ -196,6 +202,9 @@ class _Copier:
         self.owner = owner if owner is not None else ((0, 0) if from_context else None)
         self.chmod = chmod
         self.git_modes = git_modes
+        self._last: copy_links.LastCopy | None = None
+        self._last_dirs: set[str] = set()  # destinations whose parts are directories there
+        self._last_top = 0  # length of the destination's top, with its slash
 
     def _mode(self, st: os.stat_result) -> int:
         """The permission bits the copy of an entry with source lstat `st` gets."""
@@ -264,10 +273,19 @@ class _Copier:
             os.symlink(os.readlink(src), dst)
             self._apply(dst, st, True)
         elif stat.S_ISREG(st.st_mode):
-            self._copy_file(src, dst, st)
+            if not self._linked(dst, st):
+                self._copy_file(src, dst, st)
         else:
             raise CopyError(f"cannot copy special file {posixpath.basename(src)}")
         return False
+
+    def _linked(self, dst: str, st: os.stat_result) -> bool:
+        """Whether the file is the last copy's, unchanged, linked as `dst`."""
+        if self._last is None or dst.rpartition("/")[0] not in self._last_dirs:
+            return False
+        owner = self.owner if self.owner is not None else (st.st_uid, st.st_gid)
+        return copy_links.link_unchanged(self._last, dst[self._last_top:], dst, st,
+                                         self._mode(st), owner)
 
     def _copy_file(self, src: str, dst: str, st: os.stat_result) -> None:
         mode = self._mode(st)
@@ -293,16 +311,26 @@ class _Copier:
         finally:
             os.close(fin)
 
-    def copy_tree(self, rel: str, dst: Path, excluded: selection.Excluded | None) -> None:
-        """`rel` in the source (a directory): its contents into `dst`."""
-        base = rel
-        src_root = os.fspath(self.src_root)
+    def copy_tree(self, rel: str, dst: Path, excluded: selection.Excluded | None,
+                  last: copy_links.LastCopy | None = None) -> None:
+        """`rel` in the source (a directory): its contents into `dst`; `last`: the last
+        copy of the same directory, to link unchanged files from."""
         top = os.fspath(dst)
+        self._last, self._last_top = last, len(top) + 1
+        self._last_dirs = {top} if last is not None else set()
+        try:
+            self._copy_tree(rel, top, excluded)
+        finally:
+            self._last, self._last_dirs = None, set()
+
+    def _copy_tree(self, base: str, top: str, excluded: selection.Excluded | None) -> None:
+        src_root = os.fspath(self.src_root)
+        last = self._last
         dirs: list[tuple[str, os.stat_result]] = []
         present: set[str] = set()  # directories known to exist in the destination
         fresh: set[str] = set()  # the ones this copy made (empty but for what it put there)
         with FileCopies(self.copy_entry) as files:
-            for child, st in selection.walk(self.src_root, rel, excluded):
+            for child, st in selection.walk(self.src_root, base, excluded):
                 sub = child[len(base):].lstrip("/") if base else child
                 if not sub:
                     if not os.path.lexists(top):
@@ -323,6 +351,9 @@ class _Copier:
                 # here, before any file under it is handed to a copying thread
                 if self.copy_entry(f"{src_root}/{child}", target, st, parent in fresh):
                     fresh.add(target)
+                if last is not None and parent in self._last_dirs \
+                        and copy_links.is_directory(last, target[self._last_top:]):
+                    self._last_dirs.add(target)
                 dirs.append((target, st))
                 present.add(target)
             files.finish()
@@ -467,7 +498,7 @@ def _copy(root: Path, src: Path, args: CopyInto) -> Callable[[], None] | None:
             upper = _upper_dir(args.root, root, target) if len(matches) == 1 else None
             if upper is not None:
                 excluded = excluded_under(resolved)
-                return lambda: copier.copy_tree(resolved, upper, excluded)
+                return lambda: _copy_into_upper(copier, args, resolved, upper, excluded)
             copier.copy_tree(resolved, target, excluded_under(resolved))
             continue
         if args.add and from_context and _is_archive(full):
@@ -482,6 +513,26 @@ def _copy(root: Path, src: Path, args: CopyInto) -> Callable[[], None] | None:
         parent = _makedirs(root, posixpath.dirname(target_path), owner)
         copier.copy_entry(full, parent / posixpath.basename(target_path), st)
     return None
+
+
+def _copy_into_upper(copier: _Copier, args: CopyInto, resolved: str, dest: Path,
+                     excluded: selection.Excluded) -> None:
+    """The copy of directory `resolved` of the source into `dest` in the (unmounted)
+    overlay's upper directory; of the context, linking what it can from the last copy
+    of the same directory, and recorded as the last copy."""
+    if not args.links or not args.source.is_directory or args.root.upper is None:
+        copier.copy_tree(resolved, dest, excluded)
+        return
+    store_root, source_dir = Path(args.links), args.source.lowers[0]
+    started = time.time_ns()
+    last = copy_links.find(store_root, source_dir, resolved)
+    try:
+        copier.copy_tree(resolved, dest, excluded, last)
+    finally:
+        if last is not None:
+            last.close()
+    copy_links.remember(store_root, source_dir, resolved, Path(args.root.upper), dest,
+                        started)
 
 
 def _copy_parents(root: Path, src: Path, args: CopyInto, copier: _Copier,

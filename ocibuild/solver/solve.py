@@ -756,12 +756,15 @@ class Solver:
                 from_context=isinstance(
                     op.source, ContextSource | HttpSource | InlineSource | GitSource),
                 ignore=tuple(self.opts.ignore_patterns) if ignored else (),
-                git_modes=self.opts.git_modes and isinstance(op.source, ContextSource))
+                git_modes=self.opts.git_modes and isinstance(op.source, ContextSource),
+                links=str(self.store.root) if isinstance(op.source, ContextSource)
+                else "")
             self._userns(request)
         if isinstance(op.contents, InlineSource):  # then the here-documents, same root
             with self._source_dir(op.contents) as source:
                 self._userns(dataclasses.replace(
                     request, source=source, from_context=True, ignore=(), git_modes=False,
+                    links="",
                     sources=tuple(name for name, _ in op.contents.files), add=False,
                     parents=False))
 
