@@ -346,7 +346,11 @@ class _Copier:
                         os.makedirs(parent, mode=0o755)
                     present.add(parent)
                 if not stat.S_ISDIR(st.st_mode):
-                    files.add(f"{src_root}/{child}", target, st, parent in fresh)
+                    # a link is two short syscalls: made here, it does not wait for a
+                    # copying thread to take the interpreter's lock
+                    if last is None or not stat.S_ISREG(st.st_mode) \
+                            or not self._linked(target, st):
+                        files.add(f"{src_root}/{child}", target, st, parent in fresh)
                     continue
                 # here, before any file under it is handed to a copying thread
                 if self.copy_entry(f"{src_root}/{child}", target, st, parent in fresh):
