@@ -757,8 +757,10 @@ class Solver:
                     op.source, ContextSource | HttpSource | InlineSource | GitSource),
                 ignore=tuple(self.opts.ignore_patterns) if ignored else (),
                 git_modes=self.opts.git_modes and isinstance(op.source, ContextSource),
+                # with here-documents a second copy writes into the same upper directory
+                # after this one: it must not become the last copy that others link from
                 links=str(self.store.root) if isinstance(op.source, ContextSource)
-                else "")
+                and op.contents is None else "")
             self._userns(request)
         if isinstance(op.contents, InlineSource):  # then the here-documents, same root
             with self._source_dir(op.contents) as source:

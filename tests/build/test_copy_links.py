@@ -127,3 +127,22 @@ def test_a_link_never_reaches_outside_the_last_copy(builder: Builder) -> None:
     staged.rename(ctx / "data" / "sub")  # the file's own ctime stays as it was
     image = _build(builder, ctx, "two.oci")
     assert image.files["data/sub/secret"].data == b"harmless!!\n"
+
+
+def test_a_copy_with_here_documents_is_not_linked_from(builder: Builder) -> None:
+    """A COPY of a context directory and here-documents writes the documents into the
+    same upper directory after the directory's files (replacing one of them here): no
+    later copy may take that directory for a plain copy of the context's."""
+    dockerfile = "FROM busybox:latest\nCOPY data <<a.txt /data/\nfrom the document\na.txt\n"
+    ctx = write_context(builder.tmp / "ctx", {"data/a.txt": "from the context\n",
+                                              "data/b.txt": "b\n", "Dockerfile": dockerfile},
+                        builder.user)
+    _settle()
+    first = _build(builder, ctx, "one.oci")
+    assert first.files["data/a.txt"].data == b"from the document\n"
+    assert first.files["data/b.txt"].data == b"b\n"
+    assert not list((builder.root / "snapshots" / "copies").glob("*.json"))
+
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    second = _build(builder, ctx, "two.oci")
+    assert second.files["data/a.txt"].data == b"from the context\n"
