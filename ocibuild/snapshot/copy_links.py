@@ -1,8 +1,8 @@
 """Where the last copy of each context directory went, so that the next COPY of it can
 hard link the files that have not changed instead of copying their bytes again.
 
-A COPY of a directory of the context into a directory that holds nothing is written
-straight into the step's overlay upper directory (solver.fileop). With the overlay
+A COPY of a directory of the context is written straight into the step's overlay
+upper directory (solver.fileop._upper_dir). With the overlay
 snapshotter nothing writes to an upper directory once its step is done: later steps
 stack it as a read-only lower directory, and a finished build moves it into the trash,
 which only ever deletes it. (A COPY that also copies here-documents writes them into

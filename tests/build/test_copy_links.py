@@ -146,3 +146,35 @@ def test_a_copy_with_here_documents_is_not_linked_from(builder: Builder) -> None
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     second = _build(builder, ctx, "two.oci")
     assert second.files["data/a.txt"].data == b"from the context\n"
+
+
+def test_copy_into_a_workdir_an_earlier_step_filled(builder: Builder) -> None:
+    """The usual `COPY package.json .`, `RUN npm ci`, `COPY . .`: the last COPY goes into
+    a directory that holds the earlier steps' files, merges with them as a copy through
+    the mount would, and links what is unchanged when it runs again."""
+    dockerfile = ("FROM busybox:latest\nWORKDIR /app\nCOPY deps.txt ./\n"
+                  "RUN mkdir -p modules src && echo m > modules/m.js"
+                  " && echo gen > src/generated.txt && echo file > config\n"
+                  "COPY . .\n")
+    files: dict[str, str | bytes] = {f"src/f{i}.txt": f"{i}\n" for i in range(30)}
+    files.update({"deps.txt": "deps\n", "config/app.ini": "x=1\n", "Dockerfile": dockerfile,
+                  ".dockerignore": "modules\n", "modules/local.js": "not copied\n"})
+    ctx = write_context(builder.tmp / "ctx", files, builder.user)
+    _settle()
+    first = _build(builder, ctx, "one.oci")
+    assert first.files["app/modules/m.js"].data == b"m\n"
+    assert "app/modules/local.js" not in first.files
+    assert first.files["app/src/generated.txt"].data == b"gen\n"
+    assert first.files["app/src/f7.txt"].data == b"7\n"
+    assert first.files["app/config/app.ini"].data == b"x=1\n"
+    assert first.files["app/deps.txt"].data == b"deps\n"
+    before = _inodes(_last_copy(builder))
+
+    (ctx / "src" / "f7.txt").write_text("seven\n")
+    second = _build(builder, ctx, "two.oci")
+    assert second.files["app/src/f7.txt"].data == b"seven\n"
+    assert second.files["app/modules/m.js"].data == b"m\n"
+    after = _inodes(_last_copy(builder))
+    unchanged = {n for n in before if n.startswith("src/") and n != "src/f7.txt"}
+    assert len(unchanged) == 29 and all(after[n] == before[n] for n in unchanged)
+    assert after["src/f7.txt"] != before["src/f7.txt"]
