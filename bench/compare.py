@@ -24,7 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.contexts import change_one_file, chown_tree, make_context  # noqa: E402
+from bench.contexts import (  # noqa: E402
+    BIG_CASES,
+    change_one_file,
+    chown_tree,
+    make_context,
+)
 from bench.dockerd import Dockerd  # noqa: E402
 from bench.engines import (  # noqa: E402
     ENGINES,
@@ -51,7 +56,7 @@ from bench.report import (  # noqa: E402
 from tests.support.registry_server import RegistryServer  # noqa: E402
 
 # minimal: each engine's fixed cost (no base image, no RUN; two tiny COPYs)
-CASES = ("minimal", "seed", "parallel", "bigctx")
+CASES = ("minimal", "seed", "parallel", "bigctx", "workdir")
 
 
 def log(msg: str) -> None:
@@ -99,7 +104,7 @@ def build_modes(engine, case: str, ctx: Path, stamp: str) -> dict:
         # the engine's own cached build: its answer without the rebuild memo
         engine.forget_rebuild_memos()
         got[NO_MEMO] = engine.build(case, ctx)
-    if case != "bigctx":
+    if case not in BIG_CASES:
         return got
     # every step again, the engine's other state (context it received, store) kept
     got[CONTEXT_KEPT] = engine.build(case, ctx, no_cache=True)
@@ -134,7 +139,7 @@ def measure_builds(res: Results, engines: list, case: str, ctx: Path, runs: int,
         floor = floor_sample(case, res_log(ctx))
         if floor is not None and i >= warmup:
             res.add(case, "cold", FLOOR, floor)
-    if case == "bigctx" and runs > 0:
+    if case in BIG_CASES and runs > 0:
         copied = context_copy_floor(ctx, res_log(ctx))
         for mode in ("cold", CONTEXT_KEPT, "one-file-changed", FRESH_CONTEXT):
             res.add(case, mode, FLOOR, copied)
@@ -323,7 +328,7 @@ def main() -> int:
             ctxs[case] = ctx
             res.context_mb[case] = sum(p.stat().st_size for p in ctx.rglob("*")
                                        if p.is_file()) / (1 << 20)
-            runs = args.bigctx_runs if case == "bigctx" else args.runs
+            runs = args.bigctx_runs if case in BIG_CASES else args.runs
             measure_builds(res, engines, case, ctx, runs, args.warmup)
             save_raw(res)
         if not args.no_push and "bigctx" in ctxs:

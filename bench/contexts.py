@@ -18,6 +18,8 @@ SMALL_FILES = 20_000
 SMALL_DIRS = 100
 BIG_FILES = 20
 BIG_SIZE = 10 << 20
+# The cases whose context is bigctx's files (the same files, other Dockerfiles).
+BIG_CASES = ("bigctx", "workdir")
 # The file the one-file-changed case edits (the bigctx RUN step also touches it).
 CHANGED_FILE = "small/d000/f00000.txt"
 
@@ -28,7 +30,7 @@ def make_context(name: str, dest: Path, *, small_files: int = SMALL_FILES,
     ctx = dest / name
     source = CASES_DIR / name
     shutil.copytree(source if source.is_dir() else FIXTURES_DIR / name, ctx)
-    if name == "bigctx":
+    if name in BIG_CASES:
         _fill_bigctx(ctx, small_files, big_files, random.Random(seed))
     return ctx
 

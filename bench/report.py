@@ -173,8 +173,8 @@ def render(res: Results) -> str:
     if floors:
         out += ["", "Floor: the work a case's cold build cannot avoid, run alone by "
                 "`/bin/sh` (`bench/engines.py`: for parallel, its two `sleep 2` at once; "
-                "for bigctx, CONTEXT_COPY: the context's tar extracted to a new directory "
-                "and hashed (openssl sha256) in one pass, the COPY's files and its "
+                "for bigctx and workdir, CONTEXT_COPY: the context's tar extracted to a new "
+                "directory and hashed (openssl sha256) in one pass, the COPY's files and its "
                 "layer's diffID, measured once, 370 s after the runs' last deletion, "
                 "for journal-less ext4 slows creates for 6 minutes after deletions; the "
                 "same figure for each mode that copies the context). No builder that copies "
@@ -250,8 +250,10 @@ def render(res: Results) -> str:
         out += [f"  - `{c}`" for c in cmds]
     out += ["", "Cases: `bench/cases/minimal` (`FROM scratch` and one COPY of two tiny files: "
             "each engine's fixed cost per build), `fixtures/seed`, `fixtures/parallel`, "
-            "`bench/cases/bigctx/Dockerfile`; "
-            "bigctx's 20,000 small files and "
+            "`bench/cases/bigctx/Dockerfile`, `bench/cases/workdir/Dockerfile` (bigctx's "
+            "files in the usual application shape: a manifest COPY, a RUN that fills the "
+            "WORKDIR, then `COPY . .` into it, merged with what the RUN made; no goal of "
+            "its own); bigctx's 20,000 small files and "
             "20 × 10 MB random files are generated at run time (`bench/contexts.py`). "
             "Each row starts from a stated state, the same for every engine (the order "
             "in one run):", "",
@@ -261,7 +263,7 @@ def render(res: Results) -> str:
             "every run;",
             "- cached: the same build again at once;",
             f"- {NO_MEMO} (ocibuild only): the same, the rebuild memos removed first;",
-            f"- {CONTEXT_KEPT} (bigctx): `--no-cache` right after those builds: every "
+            f"- {CONTEXT_KEPT} (bigctx, workdir): `--no-cache` right after those builds: every "
             "step runs again, but each engine keeps what it holds of the context "
             "(BuildKit the context it received, ocibuild its store with the context's "
             "checksums and, in its trash, its last copy of the context, whose unchanged "
@@ -271,8 +273,8 @@ def render(res: Results) -> str:
             "garbage collector finds the cache over its cap, ocibuild keeps finished "
             "steps' directories in its trash until that is over its budget (both by "
             "default a tenth of the disk);",
-            "- one-file-changed (bigctx): one small file rewritten, then the build again;",
-            f"- {FRESH_CONTEXT} (bigctx): caches dropped as for cold, and the build reads "
+            "- one-file-changed (bigctx, workdir): one small file rewritten, then the build again;",
+            f"- {FRESH_CONTEXT} (bigctx, workdir): caches dropped as for cold, and the build reads "
             "a new copy (`cp -a`) of the context directory no engine has seen.", "",
             f"ocibuild answers an unchanged, fully cached build from its rebuild memo "
             f"(`ocibuild/rebuild_memo.py`) before its engine loads. The `{NO_MEMO}` rows "
