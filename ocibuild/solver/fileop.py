@@ -194,7 +194,7 @@ class _Copier:
     way, so the destination is not looked up first; the data is sent until the size the
     walk saw, without a last call to find the end. A tree's files are copied on a few
     threads (copy_threads), its directories by the walk. Given the last copy of the same
-    tree (copy_links), a file unchanged since is linked from there instead."""
+    tree (copy_links), the walk links a file unchanged since from there instead."""
 
     def __init__(self, src_root: Path, owner: tuple[int, int] | None,
                  chmod: ModeChange | None, from_context: bool, git_modes: bool = False) -> None:
@@ -273,8 +273,7 @@ class _Copier:
             os.symlink(os.readlink(src), dst)
             self._apply(dst, st, True)
         elif stat.S_ISREG(st.st_mode):
-            if not self._linked(dst, st):
-                self._copy_file(src, dst, st)
+            self._copy_file(src, dst, st)
         else:
             raise CopyError(f"cannot copy special file {posixpath.basename(src)}")
         return False
