@@ -191,7 +191,7 @@ def probe() -> Probe:
 def _probe_in_helper() -> Probe:
     import subprocess
 
-    from ocibuild.sandbox.zygote_client import helper_command
+    from ocibuild.sandbox.helper_process import helper_command
 
     done = subprocess.run(helper_command("ocibuild.sandbox.availability"), env={},
                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30)

@@ -1,5 +1,5 @@
 """run_in_userns: call a Python function in a helper process inside a user namespace
-with the sandbox's id mapping and no other isolation.
+with the sandbox's id mapping and no other isolation (the helper side: userns_entry.py).
 
 An unprivileged builder can chown only to ids mapped in a user namespace it owns, so
 extracting a layer (files of uid 1000 become host uid 200999 with subordinate ids) or
@@ -10,19 +10,18 @@ mapping) the helper runs without a user namespace: the ids are the same.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
-import traceback
 from typing import Any
 
 from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.errors import SandboxError
+from ocibuild.sandbox.helper_process import helper_command
 from ocibuild.sandbox.idmapping import apply_mapping, plan_mapping
 
 _STDERR_TAIL = 4000
@@ -36,12 +35,13 @@ def run_in_userns(target: str, args: Any = None) -> Any:
         raise SandboxError(f"run_in_userns target must be 'module:function', not {target!r}")
     plan = plan_mapping()
     request = json.dumps({"target": target, "args": args, "mapping": plan.kind,
-                          "uid": os.geteuid(), "gid": os.getegid()}).encode()
+                          "uid": os.geteuid(), "gid": os.getegid(),
+                          "path": sys.path}).encode()
     parent_sock, child_sock = socket.socketpair()
     with parent_sock, tempfile.TemporaryFile() as errors:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ocibuild.sandbox.userns_call", str(child_sock.fileno())],
+                helper_command("ocibuild.sandbox.userns_entry", str(child_sock.fileno())),
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
                 pass_fds=(child_sock.fileno(),))
         finally:
@@ -76,27 +76,3 @@ def run_in_userns(target: str, args: Any = None) -> Any:
                                f"(status {status}){': ' + tail if tail else ''}")
         return result
 
-
-def _serve(ctl: int) -> None:
-    from ocibuild.sandbox.nsinit import SetupError, enter_user_namespace
-
-    request = json.loads(sys.stdin.buffer.read())
-    try:
-        if request["mapping"] != "root":
-            enter_user_namespace(request["mapping"], ctl, request["uid"], request["gid"])
-        module, _, function = request["target"].partition(":")
-        value = getattr(importlib.import_module(module), function)(request["args"])
-        protocol.send(ctl, protocol.RESULT, json.dumps(value))
-    except SetupError as e:
-        protocol.send(ctl, protocol.ERROR, str(e))
-    except OcibuildError as e:
-        protocol.send(ctl, protocol.ERROR, e.message)
-    except Exception as e:
-        traceback.print_exc()
-        protocol.send(ctl, protocol.ERROR, f"{type(e).__name__}: {e}")
-
-
-if __name__ == "__main__":
-    _fd = int(sys.argv[1])
-    os.set_inheritable(_fd, False)
-    _serve(_fd)

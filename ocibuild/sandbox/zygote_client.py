@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -21,20 +20,12 @@ from typing import IO
 from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.errors import SandboxError
+from ocibuild.sandbox.helper_process import helper_command
 from ocibuild.sandbox.idmapping import MappingPlan, apply_mapping, plan_mapping
 from ocibuild.sandbox.spec import Isolation
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])  # the directory holding ocibuild/
-# -I -S: no site-packages scan and no environment influence; the helper only needs the
-# standard library and this package, whose parent directory goes on sys.path.
-HELPER_BOOT = (f"import sys;sys.path.insert(0,{_PACKAGE_PARENT!r});"
-               "from MODULE import main;main()")
 _STDERR_TAIL = 4000
 _STOP_WAIT = 2.0  # seconds for a server to leave after its channel closed
-
-
-def helper_command(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-I", "-S", "-c", HELPER_BOOT.replace("MODULE", module), *args]
 
 
 def _make_staging() -> Path:

@@ -33,3 +33,23 @@ def test_run_in_userns_chowns_to_mapped_ids(sbx: Sandboxer) -> None:
 def test_run_in_userns_reports_a_bad_target(sbx: Sandboxer) -> None:
     record = _call(sbx, "tests.sandbox.userns_functions:no_such_function", None)
     assert "no_such_function" in record["error"]
+
+
+# module -> why the helper must not load it: each is tens of milliseconds that every
+# build running a step would pay again in its file-op server's start
+BUILDER_SIDE = {
+    "subprocess": "starting processes is the builder's part",
+    "tempfile": "the builder's error capture",
+    "site": "the site-packages scan (python -S)",
+    "ocibuild.sandbox.userns_call": "the builder side of run_in_userns",
+    "ocibuild.sandbox.idmapping": "the mapping plan, which the builder applies",
+    "ocibuild.sandbox.zygote_client": "the fork server's builder side",
+}
+
+
+def test_the_helper_loads_only_what_entering_the_namespace_needs(sbx: Sandboxer) -> None:
+    record = _call(sbx, "tests.sandbox.userns_functions:helper_state", None)
+    state = record["result"]
+    assert state["no_site"] == 1
+    assert {m: why for m, why in BUILDER_SIDE.items() if m in state["modules"]} == {}
+    assert state["codec_found"] is True  # the builder's sys.path came along

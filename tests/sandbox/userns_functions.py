@@ -12,3 +12,13 @@ def make_owned_file(args: dict[str, Any]) -> dict[str, Any]:
     os.chown(args["path"], args["uid"], args["gid"])
     st = os.stat(args["path"])
     return {"uid_inside": os.getuid(), "owner_inside": [st.st_uid, st.st_gid]}
+
+
+def helper_state(args: Any) -> dict[str, Any]:
+    """What the helper process loaded before calling this, and whether it finds the
+    packages the builder finds (the layer codecs are not in the standard library)."""
+    import importlib.util
+    import sys
+
+    return {"modules": sorted(sys.modules), "no_site": sys.flags.no_site,
+            "codec_found": importlib.util.find_spec("zstandard") is not None}
