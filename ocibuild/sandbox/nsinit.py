@@ -135,12 +135,10 @@ def _mount_root(conf: dict, root: str) -> None:
         lower, upper, work = (":".join(os.path.relpath(d, base) for d in overlay["lower"]),
                               os.path.relpath(overlay["upper"], base),
                               os.path.relpath(overlay["work"], base))
-        options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-        if conf["isolation"] != "chroot" or not in_initial_user_namespace():
-            options += ",userxattr"
+        userxattr = conf["isolation"] != "chroot" or not in_initial_user_namespace()
         os.chdir(base)
         try:
-            linux.mount("overlay", root, "overlay", linux.MS_NODEV, options)
+            linux.mount_step_overlay(root, linux.MS_NODEV, lower, upper, work, userxattr)
         finally:
             os.chdir("/")
     else:

@@ -104,15 +104,16 @@ def _mounted(spec: RootFS, readonly: bool = False) -> Iterator[Path]:
 
     target = tempfile.mkdtemp(prefix="ocibuild-copy-")
     lower = ":".join(str(p) for p in reversed(layers))  # overlayfs: top layer first
-    if spec.upper is None:
-        options = f"lowerdir={lower}"
-    elif readonly:
-        options = f"lowerdir={spec.upper}:{lower}"
+    userxattr = _in_user_namespace()
+    if spec.upper is not None and not readonly:
+        assert spec.work is not None
+        linux.mount_step_overlay(target, 0, lower, spec.upper, spec.work, userxattr)
     else:
-        options = f"lowerdir={lower},upperdir={spec.upper},workdir={spec.work}"
-    if _in_user_namespace():
-        options += ",userxattr"
-    linux.mount("overlay", target, "overlay", linux.MS_RDONLY if readonly else 0, options)
+        options = f"lowerdir={lower}" if spec.upper is None \
+            else f"lowerdir={spec.upper}:{lower}"
+        if userxattr:
+            options += ",userxattr"
+        linux.mount("overlay", target, "overlay", linux.MS_RDONLY if readonly else 0, options)
     try:
         yield Path(target)
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from tests.sandbox.conftest import Sandboxer, stderr_text
+from tests.sandbox.conftest import Sandboxer, stderr_text, stdout_text
 
 
 def test_overlay_changes_and_ownership_in_the_layer(sbx: Sandboxer) -> None:
@@ -33,3 +33,20 @@ def test_overlay_changes_and_ownership_in_the_layer(sbx: Sandboxer) -> None:
         assert "Invalid argument" in stderr_text(record)
         assert "/etc/subuid" in stderr_text(record) and "/etc/subuid" in record["hint"]
         assert (entries["f"]["uid"], entries["f"]["gid"]) == (0, 0)
+
+
+def test_a_step_overlay_is_volatile_and_mounts_again(sbx: Sandboxer) -> None:
+    """A step's overlay is mounted `volatile`: its end does not sync the store's whole
+    filesystem. overlayfs then refuses a second mount of the same work directory unless
+    its marker is removed; the second step here mounts the first's upper again."""
+    lower = sbx.rootfs("lower")
+    upper, work = sbx.path("upper"), sbx.path("work")
+    root = {"lower": [str(lower)], "upper": str(upper), "work": str(work)}
+    first, second = sbx.run(
+        {"rootfs": root, "argv": ["sh", "-c", "grep ' / / ' /proc/self/mountinfo; "
+                                              "echo one > /f"]},
+        {"rootfs": root, "argv": ["cat", "/f"]})
+    assert first.get("exit_code") == 0, first
+    assert "fsync=volatile" in stdout_text(first)
+    assert second.get("exit_code") == 0, second
+    assert stdout_text(second) == "one\n"
