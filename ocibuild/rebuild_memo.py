@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Mapping, Sequence
 
-VERSION = 1
+VERSION = 2
 
 # `ocibuild build` options whose whole effect is on the image (their values are part
 # of the memo's name); any other option means no memo. --network is in the steps' cache
@@ -167,24 +167,92 @@ def tree_signature(top: str) -> str | None:
     """A digest of every entry under `top` (path, type, mode, size, inode, mtime and
     ctime): any write, rename, chmod or new file changes it. None: unreadable. No size
     cap: the engine walks a context of any size anyway, and a capped walk would make the
-    cached build of a larger one pay for both walks."""
+    cached build of a larger one pay for both walks.
+
+    Entries are taken in the order the directory lists them: an entry added, removed or
+    renamed changes its directory's own mtime and ctime, which its parent's part holds,
+    so only an unchanged tree listed in another order (a miss, never a wrong answer)
+    depends on it. A tree of more than _SPLIT_AT directories is walked by two processes
+    (a fork of this one, which is still single-threaded: the memo is read before the
+    engine starts any thread): half the lstat calls each, ~50 ms against ~80 ms for
+    20,000 files on two cores."""
+    btop = os.fsencode(top)
+    skip = len(btop) + 1
     h = hashlib.sha256()
     try:
         h.update(_lstat_line(top).encode())
-        stack = [""]
-        while stack:
-            rel = stack.pop()
-            with os.scandir(os.path.join(top, rel) if rel else top) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                h.update(os.fsencode(path) + _stat_bytes(st))
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(path)
+        pending = [btop]
+        while pending and len(pending) < _SPLIT_AT:
+            h.update(_directory_part(pending.pop(), skip, pending))
+        if len(pending) < _SPLIT_AT or not _single_threaded():
+            _walk(pending, skip, h)
+        else:
+            pending.sort()
+            _walk_in_two(pending, skip, h)
     except OSError:
         return None
     return h.hexdigest()
+
+
+_SPLIT_AT = 16  # directories still to walk when the walk is split in two
+
+
+def _directory_part(directory: bytes, skip: int, subdirectories: list[bytes]) -> bytes:
+    """One line per entry of `directory` (its path below the top, then _stat_bytes);
+    its subdirectories appended to `subdirectories`."""
+    parts = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            parts.append(entry.path[skip:] + _stat_bytes(st))
+            if stat.S_ISDIR(st.st_mode):
+                subdirectories.append(entry.path)
+    return b"".join(parts)
+
+
+def _walk(directories: list[bytes], skip: int, h: hashlib._Hash) -> None:
+    while directories:
+        h.update(_directory_part(directories.pop(), skip, directories))
+
+
+def _walk_in_two(directories: list[bytes], skip: int, h: hashlib._Hash) -> None:
+    """Walk every other directory of `directories` (and what is below) in a forked
+    child, the rest here; the child's digest goes into `h` after ours."""
+    theirs = directories[1::2]
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        _walk(directories, skip, h)
+        return
+    if pid == 0:  # pragma: no cover (the child's coverage is not collected)
+        status = 1
+        try:
+            os.close(read_end)
+            child = hashlib.sha256()
+            _walk(theirs, skip, child)
+            os.write(write_end, child.digest())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    try:
+        _walk(directories[0::2], skip, h)
+        with os.fdopen(read_end, "rb") as answer:
+            digest = answer.read()
+    finally:
+        os.waitpid(pid, 0)
+    if len(digest) != hashlib.sha256().digest_size:
+        raise OSError("the second walker of the context failed")
+    h.update(digest)
+
+
+def _single_threaded() -> bool:
+    """No thread but this one (forking then copies no lock another thread holds)."""
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
 
 
 def replay(inv: Invocation) -> bool:
@@ -363,8 +431,8 @@ def _touch(conn: sqlite3.Connection, keys: list[str]) -> None:
 
 
 def _stat_bytes(st: os.stat_result) -> bytes:
-    return (f"\0{st.st_mode}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0"
-            f"{st.st_ctime_ns}\n").encode()
+    return b"\0%d\0%d\0%d\0%d\0%d\n" % (st.st_mode, st.st_size, st.st_ino, st.st_mtime_ns,
+                                          st.st_ctime_ns)
 
 
 def _lstat_line(path: str) -> str:
