@@ -4,7 +4,8 @@ itself."""
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,46 +15,48 @@ from ocibuild import rebuild_memo
 from tests.support.paths import REPO
 from tests.support.users import User
 
-
-def _tree(top: Path, directories: int) -> list[Path]:
-    files = []
-    for d in range(directories):
-        sub = top / f"d{d:02}" / "inner"
-        sub.mkdir(parents=True)
-        for f in range(3):
-            path = sub / f"f{f}.txt"
-            path.write_text(f"{d} {f}\n")
-            files.append(path)
-    return files
-
-
-def _rewrite_keeping_size_and_mtime(path: Path) -> None:
+# run in a process of its own: the walk is split only in a single-threaded process, and
+# pytest's may have threads other tests left
+EVERY_FILE = r"""
+import json, os, sys
+from pathlib import Path
+from ocibuild import rebuild_memo
+top, directories = Path(sys.argv[1]), int(sys.argv[2])
+split = []
+walk_in_two = rebuild_memo._walk_in_two
+rebuild_memo._walk_in_two = lambda *args: split.append(1) or walk_in_two(*args)
+files = []
+for d in range(directories):
+    sub = top / f"d{d:02}" / "inner"
+    sub.mkdir(parents=True)
+    for f in range(3):
+        path = sub / f"f{f}.txt"
+        path.write_text(f"{d} {f}\n")
+        files.append(path)
+signatures = [rebuild_memo.tree_signature(str(top)), rebuild_memo.tree_signature(str(top))]
+for path in files[::3]:  # one file of each directory, each in turn: same size and mtime
     st = path.stat()
     path.write_text("x" * (st.st_size - 1) + "\n")
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert path.stat().st_size == st.st_size
+    signatures.append(rebuild_memo.tree_signature(str(top)))
+(top / "d00" / "inner" / "new").write_text("")
+signatures.append(rebuild_memo.tree_signature(str(top)))
+print(json.dumps({"signatures": signatures, "split": bool(split)}))
+"""
 
 
 @pytest.mark.parametrize("directories", [3, 40], ids=["one walker", "two walkers"])
-def test_every_file_is_in_the_signature(tmp_path: Path, directories: int,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    split = []
-    walk_in_two = rebuild_memo._walk_in_two
-    monkeypatch.setattr(rebuild_memo, "_walk_in_two",
-                        lambda *args: split.append(1) or walk_in_two(*args))
-    files = _tree(tmp_path / "ctx", directories)
-    before = rebuild_memo.tree_signature(str(tmp_path / "ctx"))
-    assert before is not None
-    assert rebuild_memo.tree_signature(str(tmp_path / "ctx")) == before
-    assert bool(split) == (directories > rebuild_memo._SPLIT_AT)
-    seen = {before}
-    for path in files[::3]:  # one file of each directory, each in turn
-        _rewrite_keeping_size_and_mtime(path)
-        after = rebuild_memo.tree_signature(str(tmp_path / "ctx"))
-        assert after not in seen, path
-        seen.add(after)
-    (tmp_path / "ctx" / "d00" / "inner" / "new").write_text("")
-    assert rebuild_memo.tree_signature(str(tmp_path / "ctx")) not in seen
+def test_every_file_is_in_the_signature(tmp_path: Path, directories: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", EVERY_FILE, str(tmp_path / "ctx"),
+                           str(directories)], capture_output=True, text=True, cwd=REPO,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["split"] == (directories > rebuild_memo._SPLIT_AT)
+    first, again, *changed = out["signatures"]
+    assert first is not None and again == first
+    # every change, in whichever walker's part, gives a signature not seen before
+    assert len(set([first, *changed])) == 1 + len(changed) == 1 + directories + 1
 
 
 UNREADABLE = r"""

@@ -56,15 +56,14 @@ def _overlap(out: Path) -> float:
 
 
 def test_independent_stages_run_in_parallel(builder: Builder) -> None:
-    # what the stages' own clocks say, not the build's wall time: a loaded machine slows
-    # the start of a build, never makes two 2 s sleeps overlap by chance
+    # what the stages' own clocks say, not the builds' wall times: a loaded machine
+    # slows a build down, never makes two 2 s sleeps overlap by chance
     ctx = write_context(builder.tmp / "par", {"Dockerfile": PARALLEL_TIMED}, builder.user)
-    _, parallel = builder.build("-o", f"type=local,dest={builder.tmp / 'par-out'}", ctx)
-    _, serial = builder.build("--no-cache", "--jobs", "1", "-o",
-                              f"type=local,dest={builder.tmp / 'serial-out'}", ctx)
+    builder.build("-o", f"type=local,dest={builder.tmp / 'par-out'}", ctx)
+    builder.build("--no-cache", "--jobs", "1", "-o",
+                  f"type=local,dest={builder.tmp / 'serial-out'}", ctx)
     assert _overlap(builder.tmp / "par-out") > 1.5
     assert _overlap(builder.tmp / "serial-out") < 0
-    assert serial > 4.0 and parallel < serial - 1.5, (parallel, serial)
     # the example in fixtures/ runs its stages at once too
     fixture = copy_fixture("parallel", builder.tmp / "fixture", builder.user)
     proc, _ = builder.build(fixture)
