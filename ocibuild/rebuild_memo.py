@@ -13,7 +13,8 @@ answers, it asks each name's registry what the name holds now, with the requests
 engine's own push of an image already there makes (the ping, a push token where the
 registry wants one, one HEAD per name), and answers only when every name still holds
 that image: a CI job's cached `build --push` costs those requests and a walk of its
-context, not the engine's start.
+context, not the engine's start. The registries are asked (memo_push.py) while the
+context is walked.
 
 Anything the memo cannot vouch for goes the normal way: an option it does not know
 (other outputs, secrets, signing, remote caches, --no-cache, ...), a changed file, a
@@ -35,7 +36,7 @@ import os
 import stat
 import sys
 
-from ocibuild import __version__, store_paths
+from ocibuild import __version__, memo_push, store_paths
 
 TYPE_CHECKING = False  # typing, json (and re) would double this module's cost
 if TYPE_CHECKING:
@@ -64,16 +65,27 @@ ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")
 class Invocation:
     """A `build` command line the memo understands, and the state of its inputs."""
 
-    __slots__ = ("root", "name", "inputs", "index", "push", "registry")
+    __slots__ = ("root", "name", "inputs", "index", "push", "registry", "question")
 
     def __init__(self, root: str, name: str, inputs: str, push: bool = False,
-                 registry: Sequence[tuple[str, str]] = ()) -> None:
+                 registry: Sequence[tuple[str, str]] = (),
+                 question: memo_push.Question | None = None) -> None:
         self.root = root  # the store root
         self.name = name  # hex digest of the command line, cwd, uid and environment
         self.inputs = inputs  # hex digest of the context and Dockerfile state
         self.index = index_digest(root)  # the store's image names when the build began
         self.push = push  # --push: the memo holds what it pushed, and asks the registries
         self.registry = tuple(registry)  # (option, value) of the registry flags
+        self.question = question  # the registries being asked already (memo_push)
+
+    def registries_hold(self, pushed: list[str]) -> bool:
+        if self.question is not None:
+            return self.question.answer(pushed)
+        return memo_push.registries_hold(self.registry, pushed)
+
+    def drop_question(self) -> None:
+        if self.question is not None:
+            self.question.drop()
 
     @property
     def path(self) -> str:
@@ -133,18 +145,24 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     # another ocibuild version may build differently: its builds make their own memos
     name = _digest([VERSION, __version__, os.getuid(), cwd, root, list(argv), read_env,
                     display])
+    registry = tuple((o, v) for o, v in values if o in REGISTRY_OPTIONS)
+    question = None
+    if push and memo_push.single_threaded():  # asked while the context is walked
+        memo = os.path.join(root, store_paths.REBUILDS, name + ".json")
+        question = memo_push.Question.ask(memo, VERSION, registry)
     tree = tree_signature(context)
-    if tree is None:
-        return None
     # -f names a file beside the current directory or in the context, with an ignore
     # file beside it: the state of every candidate, present or not
     try:
         extra = [_lstat_line(os.path.join(base, f) + suffix) for f in dockerfiles
                  for base in (cwd, context) for suffix in ("", ".dockerignore")]
     except OSError:
+        tree = None
+    if tree is None:
+        if question is not None:
+            question.drop()
         return None
-    registry = [(o, v) for o, v in values if o in REGISTRY_OPTIONS]
-    return Invocation(root, name, _digest([tree, extra]), push, registry)
+    return Invocation(root, name, _digest([tree, extra]), push, registry, question)
 
 
 def _display(values: list[tuple[str, str]], quiet: bool,
@@ -184,7 +202,7 @@ def tree_signature(top: str) -> str | None:
         pending = [btop]
         while pending and len(pending) < _SPLIT_AT:
             h.update(_directory_part(pending.pop(), skip, pending))
-        if len(pending) < _SPLIT_AT or not _single_threaded():
+        if len(pending) < _SPLIT_AT or not memo_push.single_threaded():
             _walk(pending, skip, h)
         else:
             pending.sort()
@@ -249,15 +267,16 @@ def _walk_in_two(directories: list[bytes], skip: int, h: hashlib._Hash) -> None:
     h.update(digest)
 
 
-def _single_threaded() -> bool:
-    """No thread but this one (forking then copies no lock another thread holds)."""
-    threading = sys.modules.get("threading")
-    return threading is None or threading.active_count() == 1
-
-
 def replay(inv: Invocation) -> bool:
     """Print what the memo of `inv` recorded if every input it rests on is unchanged;
     False (having printed nothing) when the build must run the normal way."""
+    try:
+        return _replay(inv)
+    finally:
+        inv.drop_question()
+
+
+def _replay(inv: Invocation) -> bool:
     try:
         with open(inv.path, "rb") as f:
             memo = marshal.load(f)
@@ -271,7 +290,7 @@ def replay(inv: Invocation) -> bool:
         finally:
             os.close(fd)
         pushed = memo.get("pushed") or []
-        if bool(pushed) != inv.push or pushed and not _registries_hold(inv, pushed):
+        if bool(pushed) != inv.push or pushed and not inv.registries_hold(pushed):
             return False
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return False
@@ -370,41 +389,6 @@ def _store_unchanged(root: str, memo: Mapping[str, object]) -> bool:
     finally:
         conn.close()
     return same
-
-
-def _registries_hold(inv: Invocation, pushed: Sequence[str]) -> bool:
-    """Whether every name@digest a --push build pushed still holds that digest in its
-    registry, asked as the engine's push asks (the same scope, credentials and request),
-    so that the memo answers exactly when that push would find nothing to do. Any
-    failure is a no: the engine then pushes, and reports it."""
-    try:
-        from ocibuild.registry import ClientPool, RegistryOptions, parse_reference
-        from ocibuild.registry.client import push_scope
-
-        flags: dict[str, list[str]] = {}
-        for option, value in inv.registry:
-            flags.setdefault(option, []).append(value)
-        timeout = flags.get("--registry-timeout")
-        options = RegistryOptions.build(
-            insecure=flags.get("--insecure-registry", ()),
-            ca_files=flags.get("--registry-ca", ()),
-            authfile=flags.get("--authfile", [None])[-1],
-            timeout=float(timeout[-1]) if timeout else None)
-        pool = ClientPool(options)
-        try:
-            for name in pushed:
-                ref = parse_reference(name)
-                client = pool.get(ref.registry)
-                scopes = [push_scope(ref.repository)]
-                held = client.manifest_exists(ref.repository, ref.tag or ref.digest,
-                                              f"push {name}", scopes)
-                if not ref.digest or held != ref.digest:
-                    return False
-        finally:
-            pool.close()
-    except Exception:  # noqa: BLE001 - the memo is a shortcut; the engine reports it
-        return False
-    return True
 
 
 def _records(conn: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[str | None, str]]:

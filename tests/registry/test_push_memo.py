@@ -116,3 +116,23 @@ def test_the_memo_asks_a_token_registry_with_the_build_credentials(
     shutil.copy(sub_tmp / "auth.json.kept", sub_tmp / "auth.json")
     again = build(sub_user, sub_tmp, *flags)
     assert f"pushed {ref}@{digest}" in again.stderr
+
+
+def test_a_changed_context_is_built_and_pushed_though_the_registry_was_asked(
+        proxy: Proxy, sub_user: User, sub_tmp: Path) -> None:
+    """The registry is asked while the context is walked, before the memo knows whether
+    the context changed (the question is dropped then): a change still makes the engine
+    build and push."""
+    ref = f"{proxy.host}/memo-changed/app:1"
+    ctx = _context(sub_user, sub_tmp, "before\n")
+    flags: list[str | Path] = ["-t", ref, "--push", "--insecure-registry", proxy.host, ctx]
+    first = image_digest(build(sub_user, sub_tmp, *flags).stderr)
+    assert memo_answers(sub_user, sub_tmp / "store", ["--progress", "plain", *flags], sub_tmp)
+
+    (ctx / "a").write_text("after!\n")
+    assert not memo_answers(sub_user, sub_tmp / "store", ["--progress", "plain", *flags],
+                            sub_tmp)
+    after = build(sub_user, sub_tmp, *flags)
+    assert "DONE" in step_states(after.stderr).values()
+    assert image_digest(after.stderr) != first
+    assert f"pushed {ref}@{image_digest(after.stderr)}" in after.stderr
