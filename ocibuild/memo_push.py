@@ -11,15 +11,14 @@ and writes one byte.
 from __future__ import annotations
 
 import marshal
-import os
-import sys
+
+from ocibuild.forked_call import ForkedCall
 
 TYPE_CHECKING = False  # typing would cost the memo's path ~8 ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 _YES, _NO = b"y", b"n"
-_SIGKILL = 9  # not from the signal module, whose enums cost the memo's path ~7 ms
 
 
 def registries_hold(registry: Sequence[tuple[str, str]], pushed: Sequence[str]) -> bool:
@@ -59,9 +58,9 @@ def registries_hold(registry: Sequence[tuple[str, str]], pushed: Sequence[str]) 
 class Question:
     """registries_hold() being answered in a forked child."""
 
-    def __init__(self, pid: int, fd: int, registry: tuple[tuple[str, str], ...],
+    def __init__(self, child: ForkedCall, registry: tuple[tuple[str, str], ...],
                  pushed: list[str]) -> None:
-        self._pid, self._fd, self.registry, self.pushed = pid, fd, registry, pushed
+        self._child, self.registry, self.pushed = child, registry, pushed
 
     @classmethod
     def ask(cls, memo_path: str, version: int,
@@ -77,51 +76,16 @@ class Question:
             return None
         if not pushed or not isinstance(pushed, list):
             return None
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return None
-        if pid == 0:  # pragma: no cover (the child's coverage is not collected)
-            try:
-                os.close(read_end)
-                held = registries_hold(registry, pushed)
-                os.write(write_end, _YES if held else _NO)
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        return cls(pid, read_end, registry, pushed)
+        child = ForkedCall.start(lambda: _YES if registries_hold(registry, pushed) else _NO)
+        return None if child is None else cls(child, registry, pushed)
 
     def answer(self, pushed: list[str]) -> bool:
         """The child's answer, if it asked about `pushed`; otherwise asked here."""
         if pushed != self.pushed:
             self.drop()
             return registries_hold(self.registry, pushed)
-        try:
-            with os.fdopen(self._fd, "rb") as answer:
-                self._fd = -1
-                held = answer.read(1) == _YES
-        finally:
-            self.drop()
-        return held
+        return self._child.result() == _YES
 
     def drop(self) -> None:
         """End the child, answered or not."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if self._pid:
-            try:
-                os.kill(self._pid, _SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self._pid, 0)
-            self._pid = 0
-
-
-def single_threaded() -> bool:
-    """No thread but this one (forking then copies no lock another thread holds)."""
-    threading = sys.modules.get("threading")
-    return threading is None or threading.active_count() == 1
+        self._child.drop()

@@ -37,6 +37,7 @@ import stat
 import sys
 
 from ocibuild import __version__, memo_push, store_paths
+from ocibuild.forked_call import ForkedCall, single_threaded
 
 TYPE_CHECKING = False  # typing, json (and re) would double this module's cost
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
                     display])
     registry = tuple((o, v) for o, v in values if o in REGISTRY_OPTIONS)
     question = None
-    if push and memo_push.single_threaded():  # asked while the context is walked
+    if push and single_threaded():  # asked while the context is walked
         memo = os.path.join(root, store_paths.REBUILDS, name + ".json")
         question = memo_push.Question.ask(memo, VERSION, registry)
     tree = tree_signature(context)
@@ -202,7 +203,7 @@ def tree_signature(top: str) -> str | None:
         pending = [btop]
         while pending and len(pending) < _SPLIT_AT:
             h.update(_directory_part(pending.pop(), skip, pending))
-        if len(pending) < _SPLIT_AT or not memo_push.single_threaded():
+        if len(pending) < _SPLIT_AT or not single_threaded():
             _walk(pending, skip, h)
         else:
             pending.sort()
@@ -236,32 +237,19 @@ def _walk(directories: list[bytes], skip: int, h: hashlib._Hash) -> None:
 def _walk_in_two(directories: list[bytes], skip: int, h: hashlib._Hash) -> None:
     """Walk every other directory of `directories` (and what is below) in a forked
     child, the rest here; the child's digest goes into `h` after ours."""
-    theirs = directories[1::2]
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
+    def digest_of_theirs() -> bytes:
+        theirs = hashlib.sha256()
+        _walk(directories[1::2], skip, theirs)
+        return theirs.digest()
+
+    child = ForkedCall.start(digest_of_theirs)
+    if child is None:
         _walk(directories, skip, h)
         return
-    if pid == 0:  # pragma: no cover (the child's coverage is not collected)
-        status = 1
-        try:
-            os.close(read_end)
-            child = hashlib.sha256()
-            _walk(theirs, skip, child)
-            os.write(write_end, child.digest())
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
     try:
         _walk(directories[0::2], skip, h)
-        with os.fdopen(read_end, "rb") as answer:
-            digest = answer.read()
     finally:
-        os.waitpid(pid, 0)
+        digest = child.result()
     if len(digest) != hashlib.sha256().digest_size:
         raise OSError("the second walker of the context failed")
     h.update(digest)
