@@ -16,13 +16,28 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_sigint(signum: int, frame: object) -> None:
-    requested.set()
+    if _raised_before():
+        return
     raise KeyboardInterrupt
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    requested.set()
+    if _raised_before():
+        return
     raise Terminated
+
+
+def _raised_before() -> bool:
+    """Only the first signal interrupts the main thread. A second one (Ctrl-C pressed
+    twice, a runner's second SIGTERM) that came before the command is exiting would be
+    raised wherever the first one's unwinding is: in a lock's release inside threading,
+    it turned the interrupt into "RuntimeError: release unlocked lock" and a traceback.
+    The command is stopping already; once it is exiting (exiting()), a further signal
+    ends it at once."""
+    if requested.is_set():
+        return True
+    requested.set()
+    return False
 
 
 def install_handlers() -> None:

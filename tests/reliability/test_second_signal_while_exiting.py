@@ -47,3 +47,31 @@ def test_a_second_signal_while_exiting_ends_with_the_first_ones_status(
         proc.kill()
     assert proc.returncode == status, err
     assert "Traceback" not in err and ("interrupted" in err or "terminated" in err), err
+
+
+_STOPPING = textwrap.dedent("""
+    import os, signal, sys, time
+    from ocibuild import interrupt
+
+    interrupt.install_handlers()
+    try:
+        os.kill(os.getpid(), signal.SIGNAL)
+        time.sleep(5)
+    except KeyboardInterrupt as first:
+        # still unwinding, not exiting yet: a second signal lands here (in the build,
+        # it landed in a lock's release inside threading)
+        os.kill(os.getpid(), signal.SIGNAL)
+        time.sleep(0.2)
+        print("handled", type(first).__name__, flush=True)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_second_signal_before_exiting_does_not_interrupt_the_first_ones_handling(
+        sig: signal.Signals) -> None:
+    program = _STOPPING.replace("SIGNAL", sig.name)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=20)
+    assert done.returncode == 0, done.stderr
+    expected = "Terminated" if sig == signal.SIGTERM else "KeyboardInterrupt"
+    assert done.stdout == f"handled {expected}\n" and "Traceback" not in done.stderr
