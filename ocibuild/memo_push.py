@@ -59,8 +59,10 @@ class Question:
     """registries_hold() being answered in a forked child."""
 
     def __init__(self, child: ForkedCall, registry: tuple[tuple[str, str], ...],
-                 pushed: list[str]) -> None:
-        self._child, self.registry, self.pushed = child, registry, pushed
+                 memo: dict) -> None:
+        self._child, self.registry = child, registry
+        self.memo = memo  # the memo the question comes from, as read (replay uses it)
+        self.pushed: list[str] = memo["pushed"]
 
     @classmethod
     def ask(cls, memo_path: str, version: int,
@@ -77,7 +79,7 @@ class Question:
         if not pushed or not isinstance(pushed, list):
             return None
         child = ForkedCall.start(lambda: _YES if registries_hold(registry, pushed) else _NO)
-        return None if child is None else cls(child, registry, pushed)
+        return None if child is None else cls(child, registry, memo)
 
     def answer(self, pushed: list[str]) -> bool:
         """The child's answer, if it asked about `pushed`; otherwise asked here."""

@@ -266,8 +266,11 @@ def replay(inv: Invocation) -> bool:
 
 def _replay(inv: Invocation) -> bool:
     try:
-        with open(inv.path, "rb") as f:
-            memo = marshal.load(f)
+        if inv.question is not None:  # read already, to ask the registries early
+            memo = inv.question.memo
+        else:
+            with open(inv.path, "rb") as f:
+                memo = marshal.load(f)
         if memo.get("v") != VERSION or memo.get("inputs") != inv.inputs:
             return False
         fd = os.open(os.path.join(inv.root, store_paths.LOCK), os.O_RDONLY)

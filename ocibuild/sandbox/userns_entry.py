@@ -1,7 +1,7 @@
 """The helper side of run_in_userns (userns_call.py): enter the user namespace, call the
 target, send back its result.
 
-Started as `python -I -S -c BOOT FD` (zygote_client.helper_command), like the fork
+Started as `python -I -S -c BOOT FD` (helper_process.helper_command), like the fork
 server: no site-packages scan, and nothing imported before the target but what entering
 the namespace needs. The builder side's modules (subprocess, tempfile, the id-mapping
 plan) cost a helper started this way ~50 ms more, paid by every build that runs a step,
