@@ -29,6 +29,11 @@ class ForkedCall:
     def __init__(self, pid: int, fd: int) -> None:
         self._pid, self._fd = pid, fd
 
+    @property
+    def pid(self) -> int:
+        """The child's pid; 0 once it is reaped."""
+        return self._pid
+
     @classmethod
     def start(cls, function: Callable[[], bytes]) -> ForkedCall | None:
         """None where no child can be had (the caller then does the work itself)."""

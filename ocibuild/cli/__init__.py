@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> object:
         rebuild = rebuild_memo.parse(args)
         if rebuild is not None and rebuild_memo.replay(rebuild):
             return None
+        if argv is None:  # the command itself (a caller's process may have other plans)
+            from ocibuild.idspace import early
+
+            early.start(args, rebuild.root if rebuild is not None else None)
     from ocibuild import interrupt
 
     interrupt.install_handlers()

@@ -7,6 +7,8 @@
   on top.
 - `worker`: that file-op server, which answers only the request types of the modules
   on its allow-list.
+- `early`: the server a `build` command starts before its engine loads (from a fork
+  made while it is single-threaded), which the build's session adopts.
 
 A leaf below snapshot, cache and exporters: they all remove or size trees written under
 the mapping, and none of them may reach into another for it. It uses only the sandbox's

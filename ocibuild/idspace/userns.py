@@ -25,6 +25,8 @@ from ocibuild.idspace.requests import Request, handler, request_type
 if TYPE_CHECKING:
     import socket
 
+    from ocibuild.idspace import early
+
 _SERVER_START_TIMEOUT = 60.0
 _REASON_WAIT = 5.0  # seconds to wait for a dead server's reason
 _MAX_RESTARTS = 3
@@ -39,7 +41,8 @@ class UsernsCallError(OcibuildError):
 
 
 class Session:
-    """A file-op server (idspace.worker), started by the first call that needs it."""
+    """A file-op server (idspace.worker), started by the first call that needs it, or
+    adopted from the command that started one before its engine loaded (early.py)."""
 
     def __init__(self) -> None:
         self._dir: Path | None = None
@@ -50,19 +53,36 @@ class Session:
         self._start_lock = threading.Lock()
         self._restarts = 0
         self._closing = False
+        self._adopted = False  # the server is one the command started early
 
     def _start(self) -> threading.Thread:
         with self._start_lock:
             if self._thread is None:
                 from ocibuild.cache import temporaries
+                from ocibuild.idspace import early
 
-                # 0700: ours alone; a socket path has at most 107 bytes
-                self._dir = temporaries.make_dir("ocib-w-", max_path=100)
-                self.socket_path = str(self._dir / "s")
-                self._thread = threading.Thread(target=self._run, args=(self.socket_path,),
-                                                name="fileop-server", daemon=True)
+                started = early.take(temporaries.current())
+                if started is not None:  # the command began it before the engine loaded
+                    self._dir, self.socket_path = started.directory, started.socket_path
+                    self._thread = threading.Thread(target=self._adopt, args=(started,),
+                                                    name="fileop-server", daemon=True)
+                else:
+                    # 0700: ours alone; a socket path has at most 107 bytes
+                    self._dir = temporaries.make_dir("ocib-w-", max_path=100)
+                    self.socket_path = str(self._dir / "s")
+                    self._thread = threading.Thread(target=self._run,
+                                                    args=(self.socket_path,),
+                                                    name="fileop-server", daemon=True)
+                self._adopted = started is not None
                 self._thread.start()
             return self._thread
+
+    def _adopt(self, started: early.EarlyServer) -> None:
+        """(The server's thread, for one the command started early.) Lives as long as it
+        runs; keeps why it failed, as _run does."""
+        reason = started.wait()
+        if reason:
+            self._error = UsernsCallError(reason)
 
     def _run(self, socket_path: str) -> None:
         from ocibuild.idspace.worker import SERVE
@@ -113,6 +133,14 @@ class Session:
         with self._start_lock:
             if self._thread is not ended:
                 return True  # another caller restarted it already
+            if self._adopted and not self._started.is_set() and not ended.is_alive() \
+                    and not self._closing:
+                # an early start that never came up: the build starts one itself, which
+                # says why if it fails too
+                self._thread, self._error = None, None
+                if self._dir is not None:
+                    shutil.rmtree(self._dir, ignore_errors=True)
+                return True
             if not self._started.is_set() or ended.is_alive() or self._closing \
                     or self._restarts >= _MAX_RESTARTS:  # one that never came up says why
                 return False

@@ -1,0 +1,102 @@
+"""The file-op server a `build` command starts before its engine loads (idspace/early.py):
+a cold build uses that one and starts no other; one that fails to come up is replaced
+by the build's own; a build that needs none leaves nothing of it running."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from tests.build.conftest import Builder, copy_fixture, step_states
+from tests.support.paths import OCIBUILD, REPO
+
+# `ocibuild ARGS` as the console script runs it, telling which server the build used
+WRAPPED = """\
+import os, sys, time
+from ocibuild.idspace import early, userns
+
+def own_server(run):
+    def started_by_the_build(self, socket_path):
+        print("OWN-SERVER", file=sys.stderr, flush=True)
+        return run(self, socket_path)
+    return started_by_the_build
+
+def adopted(take):
+    def taken(temporary_dir):
+        got = take(temporary_dir)
+        if got is not None:
+            print("ADOPTED", file=sys.stderr, flush=True)
+        return got
+    return taken
+
+def report_unused():
+    started = early._started
+    if started is None:
+        return
+    pid = started._starter._pid
+    deadline = time.monotonic() + 10
+    while not os.path.exists(started.socket_path) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server is up: a command that ends now must end it
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        server = f.read().strip()
+    print(f"UNUSED={started.directory} {pid} {server}", file=sys.stderr, flush=True)
+
+userns.Session._run = own_server(userns.Session._run)
+early.take = adopted(early.take)
+if os.environ.get("EARLY_FAILS"):
+    early._run_server = lambda socket_path, builder: b"failed on purpose"
+sys.argv[0] = "ocibuild"
+from ocibuild.cli import main
+status = main()
+report_unused()  # before the command's exit removes its temporary directory
+sys.exit(status)
+"""
+
+
+def _build(builder: Builder, ctx: Path, *extra: str, env: dict[str, str] | None = None):
+    proc = builder.user.run(
+        [Path(OCIBUILD).parent / "python", "-c", WRAPPED, "--root", builder.root, "build",
+         "--progress", "plain", *extra, ctx],
+        env={"PYTHONPATH": str(REPO), **(env or {})}, cwd=builder.tmp)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_a_cold_build_uses_the_server_its_command_started(builder: Builder) -> None:
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    proc = _build(builder, ctx, "-t", "seed:early")
+    assert "DONE" in set(step_states(proc.stderr).values())  # COPYs and RUNs ran
+    assert "ADOPTED" in proc.stderr
+    assert "OWN-SERVER" not in proc.stderr
+
+
+def test_an_early_server_that_never_comes_up_is_replaced(builder: Builder) -> None:
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    proc = _build(builder, ctx, "-t", "seed:early", env={"EARLY_FAILS": "1"})
+    assert "ADOPTED" in proc.stderr
+    assert "OWN-SERVER" in proc.stderr  # and the build went on with it
+
+
+def test_a_cached_build_leaves_nothing_of_the_early_server(builder: Builder) -> None:
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    builder.build(ctx, "-t", "seed:early")
+    shutil.rmtree(builder.root / "rebuilds")  # the engine answers, not the memo
+    proc = _build(builder, ctx, "-t", "seed:early")
+    assert set(step_states(proc.stderr).values()) == {"CACHED"}
+    assert "ADOPTED" not in proc.stderr and "OWN-SERVER" not in proc.stderr
+    directory, *pids = proc.stderr.rpartition("UNUSED=")[2].split("\n")[0].split()
+    assert len(pids) >= 2, proc.stderr  # the starter and the server it started
+    deadline = time.monotonic() + 10
+    while (left := [p for p in pids if _running(int(p))]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == []
+    assert not Path(directory).exists()
+    assert list((builder.root / "tmp").iterdir()) == []
+
+
+def _running(pid: int) -> bool:
+    """Running, or dead but not reaped (a zombie left to init, which may never reap it:
+    a container's first process often does not)."""
+    return Path(f"/proc/{pid}").exists()
+
