@@ -126,10 +126,10 @@ def _read_request(conn: socket.socket) -> requests.Request[Any] | None:
         return _received(receive_message(conn))
     except requests.RequestError as exc:
         reply = {"error": exc.message}
-    except ValueError as exc:  # not JSON
-        reply = {"error": f"refused a request: {exc}"}
     except OSError:
         return None
+    except Exception as exc:  # noqa: BLE001 (not JSON; a handler module that fails to load)
+        reply = {"error": f"refused a request: {type(exc).__name__}: {exc}"}
     finally:
         conn.settimeout(None)
     with contextlib.suppress(OSError):

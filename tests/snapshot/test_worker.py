@@ -11,8 +11,9 @@ from tests.support.paths import REPO
 from tests.support.users import User
 
 SCRIPT = r"""
-import json, os, threading
+import json, os, socket, struct, threading
 from ocibuild.idspace import userns
+from ocibuild.idspace.worker import REQUEST, receive_message
 from ocibuild.idspace.userns import Chown
 from ocibuild.idspace.worker import Identity
 out = {}
@@ -32,12 +33,17 @@ with userns.session() as s:
             {"request": Chown.wire_name, "fields": {"path": "/x", "uid": "0", "gid": 0}},
             {"request": Chown.wire_name, "fields": {"path": "/x", "uid": 0, "gid": 0,
                                                     "mode": 0}},
-            {"request": Chown.wire_name, "fields": {"path": "/x", "uid": 0}}):
+            {"request": Chown.wire_name, "fields": {"path": "/x", "uid": 0}},
+            {"request": Chown.wire_name}):
         try:
             s.exchange(message)
         except userns.UsernsCallError as e:
             refused.append(e.message)
     out["refused"] = refused
+    with socket.socket(socket.AF_UNIX) as raw:  # a message that is not JSON at all
+        raw.connect(s.socket_path)
+        raw.sendall(REQUEST + struct.pack("!I", 8) + b"not json")
+        out["not_json"] = receive_message(raw)
     out["served_after"] = userns.request(Identity())["uid"] == 0
     results = []
     threads = [threading.Thread(target=lambda: results.append(
@@ -82,7 +88,10 @@ def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
         "refused a request: Chown.uid: expected int, got str",
         "refused a request: Chown: unexpected field mode",
         "refused a request: Chown: missing field gid",
+        "refused a request: not a request: expected an object with request and fields",
     ]
+    assert out["not_json"] == {"error": "refused a request: JSONDecodeError: Expecting "
+                                        "value: line 1 column 1 (char 0)"}
     assert out["served_after"] is True
     assert out["helper_uid"] == 0
     assert "refused a request: Chown: missing field uid, gid" in str(out["helper_refused"])
