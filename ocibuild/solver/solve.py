@@ -365,12 +365,12 @@ class Solver:
             if (hit := self._lookup(op)) is not None:
                 self.hits[op.digest] = hit
         scheduled = self._schedule(targets, ops)
+        if any(isinstance(op, ExecOp) and op.digest not in self.hits for op in scheduled):
+            # first: a build's first steps are most often RUNs, which wait for it
+            self.runner.prestart(self.opts.isolation)
         self._check_steps(scheduled)
         if any(_is_step(op) and op.digest not in self.hits for op in scheduled):
             self.snap.warm()
-            if any(isinstance(op, ExecOp) and op.digest not in self.hits
-                   for op in scheduled):
-                self.runner.prestart(self.opts.isolation)
         self._scheduler = Scheduler[Op, OpResult](max(1, self.opts.jobs))
         # every step a hit: each op is a descriptor look-up, done here without threads
         inline = all(op.digest in self.hits for op in scheduled if _is_step(op))
