@@ -57,9 +57,17 @@ class ForkedCall:
         os.close(write_end)
         return cls(pid, read_end)
 
-    def result(self) -> bytes:
-        """What the function returned; b"" where the child failed or was killed."""
+    def result(self, timeout: float | None = None) -> bytes:
+        """What the function returned; b"" where the child failed or was killed, or has
+        not finished within `timeout` seconds (it is killed then)."""
         try:
+            if self._fd < 0:  # read already
+                return b""
+            if timeout is not None:
+                import select
+
+                if not select.select([self._fd], [], [], timeout)[0]:
+                    return b""
             with os.fdopen(self._fd, "rb") as answer:
                 self._fd = -1
                 return answer.read()

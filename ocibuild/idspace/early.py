@@ -9,9 +9,10 @@ So a `build` command that the rebuild memo did not answer forks a starter at onc
 it is still single-threaded and small (no interpreter start, no imports). The starter
 runs the server exactly as Session would (run_in_userns), on another core and outside
 the command's GIL, while the command loads the engine. The build's first session adopts
-it (userns.Session). A build that runs no step never connects: the starter dies with
-the command (parent-death signal), the server with the starter, and the socket's
-directory, in the command's temporary directory of the store, with that.
+it (userns.Session). A build that runs no step never connects: as the command exits it
+stops the starter, which kills and reaps the server, and the socket's directory goes
+with the command's temporary directory of the store. Should the command die instead,
+parent-death signals end the starter and the server.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pathlib import Path
 from ocibuild.forked_call import ForkedCall, single_threaded
 
 _SOCKET_PATH_MAX = 100  # a unix socket's path has at most 107 bytes
-_STOP_SIGNAL = 12  # SIGUSR2; not the signal module's enum, ~7 ms for a cached build
+_STOP_SIGNAL = 12  # SIGUSR2
+_STOP_WAIT = 2.0  # seconds for a stopped starter to end its server and exit
 
 
 class EarlyServer:
@@ -42,11 +44,12 @@ class EarlyServer:
         return self._starter.result().decode(errors="replace")
 
     def stop(self) -> None:
-        """End the server and its starter now, and reap them."""
+        """End the server and its starter now, and reap them (a starter that does not
+        end within _STOP_WAIT is killed; its server then dies by its death signal)."""
         if self._starter.pid:  # not reaped yet (kill(0) would signal our whole group)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._starter.pid, _STOP_SIGNAL)
-        self._starter.result()
+        self._starter.result(timeout=_STOP_WAIT)
 
 
 _started: EarlyServer | None = None
