@@ -97,17 +97,10 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
           cwd: str | None = None) -> Invocation | None:
     """The invocation `ocibuild ARGV` is, if it is a build the memo may answer."""
     env = os.environ if env is None else env
-    root: str | None = None
-    i = 0
-    while i < len(argv) and argv[i] != "build":
-        if argv[i] == "--root" and i + 1 < len(argv):
-            root, i = argv[i + 1], i + 2
-        elif argv[i].startswith("--root="):
-            root, i = argv[i].partition("=")[2], i + 1
-        else:
-            return None
-    if i == len(argv):
+    command = store_paths.build_command(argv)
+    if command is None:
         return None
+    root, i = command
     values: list[tuple[str, str]] = []
     context: str | None = None
     quiet = push = False

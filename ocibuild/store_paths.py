@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # typing costs the rebuild memo's path ~5 ms
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+
 ENV_ROOT = "OCIBUILD_ROOT"
 CONTENT = "content"  # an OCI image layout: every blob; index.json names local images
 INDEX = os.path.join(CONTENT, "index.json")
@@ -36,3 +40,22 @@ def default_root() -> str:
 def blob_path(root: str, digest: str) -> str:
     algorithm, _, hexpart = digest.partition(":")
     return os.path.join(root, BLOBS, algorithm, hexpart)
+
+
+def build_command(argv: Sequence[str],
+                  flags: Collection[str] = ()) -> tuple[str | None, int] | None:
+    """For `ocibuild ARGV` when it is a build command: the --root it names (None: the
+    default) and the index of `build` in ARGV; None for any other command, or one with a
+    global option other than --root and `flags`."""
+    root: str | None = None
+    i = 0
+    while i < len(argv) and argv[i] != "build":
+        if argv[i] == "--root" and i + 1 < len(argv):
+            root, i = argv[i + 1], i + 2
+        elif argv[i].startswith("--root="):
+            root, i = argv[i].partition("=")[2], i + 1
+        elif argv[i] in flags:
+            i += 1
+        else:
+            return None
+    return None if i == len(argv) else (root, i)

@@ -110,20 +110,10 @@ def _store_root(args: Sequence[str]) -> str | None:
     """The store `ocibuild ARGS` uses when ARGS is a build command, else None."""
     from ocibuild import store_paths
 
-    root = None
-    i = 0
-    while i < len(args) and args[i] != "build":
-        if args[i] == "--root" and i + 1 < len(args):
-            root, i = args[i + 1], i + 2
-        elif args[i].startswith("--root="):
-            root, i = args[i].partition("=")[2], i + 1
-        elif args[i] == "--debug":
-            i += 1
-        else:
-            return None
-    if i == len(args) or "-h" in args or "--help" in args:
+    command = store_paths.build_command(args, flags=("--debug",))
+    if command is None or "-h" in args or "--help" in args:
         return None
-    return os.path.abspath(root or store_paths.default_root())
+    return os.path.abspath(command[0] or store_paths.default_root())
 
 
 def _run_server(socket_path: str, builder: int) -> bytes:
