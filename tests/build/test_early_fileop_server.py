@@ -34,7 +34,7 @@ def report_unused():
     started = early._started
     if started is None:
         return
-    pid = started._starter._pid
+    pid = started._starter.pid
     deadline = time.monotonic() + 10
     while not os.path.exists(started.socket_path) and time.monotonic() < deadline:
         time.sleep(0.01)  # the server is up: a command that ends now must end it
