@@ -23,8 +23,8 @@ from pathlib import Path
 from ocibuild import rebuild_memo
 top, directories = Path(sys.argv[1]), int(sys.argv[2])
 split = []
-walk_in_two = rebuild_memo._walk_in_two
-rebuild_memo._walk_in_two = lambda *args: split.append(1) or walk_in_two(*args)
+walk_shared = rebuild_memo._walk_shared
+rebuild_memo._walk_shared = lambda *args: split.append(1) or walk_shared(*args)
 files = []
 for d in range(directories):
     sub = top / f"d{d:02}" / "inner"
@@ -57,6 +57,54 @@ def test_every_file_is_in_the_signature(tmp_path: Path, directories: int) -> Non
     assert first is not None and again == first
     # every change, in whichever walker's part, gives a signature not seen before
     assert len(set([first, *changed])) == 1 + len(changed) == 1 + directories + 1
+
+
+# each walker appends its pid to a file per part it walks; one of them is slowed down
+BALANCE = r"""
+import json, os, sys, time
+from ocibuild import rebuild_memo
+top, log = sys.argv[1], sys.argv[2]
+for d in range(40):
+    os.makedirs(f"{top}/d{d:02}")
+    with open(f"{top}/d{d:02}/f", "w") as f:
+        f.write(str(d))
+parent, walk = os.getpid(), rebuild_memo._walk
+
+def walked(slow):
+    def logged(directories, h):
+        with open(log, "a") as f:
+            f.write(f"{'parent' if os.getpid() == parent else 'child'}\n")
+        if (os.getpid() == parent) == (slow == "parent"):
+            time.sleep(0.02)
+        walk(directories, h)
+    return logged
+
+out = {}
+for slow in ("parent", "child", "neither"):
+    open(log, "w").close()
+    rebuild_memo._walk = walked(slow)
+    signature = rebuild_memo.tree_signature(top)
+    with open(log) as f:
+        parts = f.read().split()
+    out[slow] = [signature, parts.count("parent"), parts.count("child")]
+print(json.dumps(out))
+"""
+
+
+def test_the_walkers_share_parts_by_speed_and_agree(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", BALANCE, str(tmp_path / "ctx"),
+                           str(tmp_path / "parts.log")], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    # whoever walks a part, the signature is the same: the memo's answer does not
+    # depend on how busy each core was
+    assert out["parent"][0] == out["child"][0] == out["neither"][0] is not None
+    for slow, (_, by_parent, by_child) in out.items():
+        assert by_parent + by_child == 40, (slow, by_parent, by_child)
+    # the slowed walker leaves most parts to the other
+    assert out["parent"][2] > 3 * out["parent"][1]
+    assert out["child"][1] > 3 * out["child"][2]
 
 
 UNREADABLE = r"""
