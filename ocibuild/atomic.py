@@ -14,7 +14,10 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+
+TYPE_CHECKING = False  # typing costs a registry command ~2 ms
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 TMP_PREFIX = ".tmp-"
 

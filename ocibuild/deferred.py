@@ -13,12 +13,17 @@ Limit: before a class's first instance, class-level dataclass introspection
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform
 
-T = TypeVar("T", bound=type)
+TYPE_CHECKING = False  # typing and dataclasses cost a registry request's start ~9 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform
+
+    T = TypeVar("T", bound=type)
+else:
+    def dataclass_transform(**_options: object) -> Callable[[T], T]:
+        return lambda function: function
 
 _PENDING = "__deferred_dataclass_options__"
 _lock = threading.Lock()
@@ -38,6 +43,8 @@ def materialize(cls: type) -> type:
 
     A class stays marked until it is complete: another thread creating one meanwhile
     still sees the mark in `_new`, and waits for the lock."""
+    import dataclasses  # here: a process that makes no instance never loads it
+
     with _lock:
         for klass in reversed(cls.__mro__):
             options = klass.__dict__.get(_PENDING)

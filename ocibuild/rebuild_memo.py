@@ -8,7 +8,8 @@ those inputs are unchanged, and prints the same again. That is sound because a c
 rebuild is deterministic: the image's times come from the records it uses, so equal
 inputs give the same image, which the store already holds under the same names.
 
-A `--push` build's memo also holds the names it pushed (name@digest). Before it
+A `--push` build's memo also holds the names it pushed (registry, repository, tag and
+digest of each, parsed when the memo is written: the question makes no Reference). Before it
 answers, it asks each name's registry what the name holds now, with the requests the
 engine's own push of an image already there makes (the ping, a push token where the
 registry wants one, one HEAD per name), and answers only when every name still holds
@@ -42,9 +43,9 @@ from ocibuild.forked_call import ForkedCall, single_threaded
 TYPE_CHECKING = False  # typing, json (and re) would double this module's cost
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-VERSION = 3
+VERSION = 4
 
 # `ocibuild build` options whose whole effect is on the image (their values are part
 # of the memo's name); any other option means no memo. --network is in the steps' cache
@@ -66,11 +67,13 @@ ENV_NAMES = ("SOURCE_DATE_EPOCH", "BUILDKIT_PROGRESS")
 class Invocation:
     """A `build` command line the memo understands, and the state of its inputs."""
 
-    __slots__ = ("root", "name", "inputs", "index", "push", "registry", "question")
+    __slots__ = ("root", "name", "inputs", "index", "push", "registry", "question", "memo",
+                 "store_unchanged")
 
     def __init__(self, root: str, name: str, inputs: str, push: bool = False,
                  registry: Sequence[tuple[str, str]] = (),
-                 question: memo_push.Question | None = None) -> None:
+                 question: memo_push.Question | None = None, memo: dict | None = None,
+                 store_unchanged: bool | None = None) -> None:
         self.root = root  # the store root
         self.name = name  # hex digest of the command line, cwd, uid and environment
         self.inputs = inputs  # hex digest of the context and Dockerfile state
@@ -78,8 +81,10 @@ class Invocation:
         self.push = push  # --push: the memo holds what it pushed, and asks the registries
         self.registry = tuple(registry)  # (option, value) of the registry flags
         self.question = question  # the registries being asked already (memo_push)
+        self.memo = memo  # this command's memo as read (None: none of this version)
+        self.store_unchanged = store_unchanged  # the store checked already (None: not yet)
 
-    def registries_hold(self, pushed: list[str]) -> bool:
+    def registries_hold(self, pushed: list[list[str]]) -> bool:
         if self.question is not None:
             return self.question.answer(pushed)
         return memo_push.registries_hold(self.registry, pushed)
@@ -140,11 +145,13 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     name = _digest([VERSION, __version__, os.getuid(), cwd, root, list(argv), read_env,
                     display])
     registry = tuple((o, v) for o, v in values if o in REGISTRY_OPTIONS)
+    memo = _read_memo(os.path.join(root, store_paths.REBUILDS, name + ".json"))
     question = None
-    if push and single_threaded():  # asked while the context is walked
-        memo = os.path.join(root, store_paths.REBUILDS, name + ".json")
-        question = memo_push.Question.ask(memo, VERSION, registry)
-    tree = tree_signature(context)
+    if push and memo is not None and single_threaded():  # asked while the context is walked
+        question = memo_push.Question.ask(memo, registry)
+    checked: list[bool] = []
+    tree = tree_signature(context, None if memo is None else
+                          lambda: checked.append(_check_store(root, memo)))
     # -f names a file beside the current directory or in the context, with an ignore
     # file beside it: the state of every candidate, present or not
     try:
@@ -156,7 +163,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
         if question is not None:
             question.drop()
         return None
-    return Invocation(root, name, _digest([tree, extra]), push, registry, question)
+    return Invocation(root, name, _digest([tree, extra]), push, registry, question, memo,
+                      checked[0] if checked else None)
 
 
 def _display(values: list[tuple[str, str]], quiet: bool,
@@ -175,7 +183,7 @@ def _display(values: list[tuple[str, str]], quiet: bool,
     return "plain" if mode == "auto" else None
 
 
-def tree_signature(top: str) -> str | None:
+def tree_signature(top: str, meanwhile: Callable[[], object] | None = None) -> str | None:
     """A digest of every entry under `top` (path, type, mode, size, inode, mtime and
     ctime): any write, rename, chmod or new file changes it. None: unreadable. No size
     cap: the engine walks a context of any size anyway, and a capped walk would make the
@@ -186,7 +194,9 @@ def tree_signature(top: str) -> str | None:
     so only an unchanged tree listed in another order (a miss, never a wrong answer)
     depends on it. Each directory is listed through a descriptor of its own, so that an
     entry's lstat resolves one name, not the whole path (a quarter less system time).
-    A tree of more than _SPLIT_AT directories is walked by two processes (_walk_shared)."""
+    A tree of more than _SPLIT_AT directories is walked by two processes (_walk_shared);
+    `meanwhile` is then called here once the second walker has started (this process
+    takes its first part after it), and not at all otherwise."""
     h = hashlib.sha256()
     try:
         h.update(_lstat_line(top).encode(errors="surrogateescape"))
@@ -197,7 +207,7 @@ def tree_signature(top: str) -> str | None:
             _walk(pending, h)
         else:
             pending.sort()
-            h.update(_walk_shared(pending))
+            h.update(_walk_shared(pending, meanwhile))
     except OSError:
         return None
     return h.hexdigest()
@@ -232,7 +242,8 @@ def _walk(directories: list[tuple[str, str]], h: hashlib._Hash) -> None:
         h.update(_directory_part(*directories.pop(), directories))
 
 
-def _walk_shared(directories: list[tuple[str, str]]) -> bytes:
+def _walk_shared(directories: list[tuple[str, str]],
+                 meanwhile: Callable[[], object] | None = None) -> bytes:
     """Walk `directories` (and what is below) in this process and a forked child, each
     taking the next part from a queue (a pipe of one-byte part numbers) when it is done
     with one: a walker whose core is shared (with the registry question of a --push
@@ -257,6 +268,8 @@ def _walk_shared(directories: list[tuple[str, str]]) -> bytes:
     try:
         child = ForkedCall.start(walk_parts)
         try:
+            if meanwhile is not None:
+                meanwhile()
             ours = walk_parts()
         except BaseException:
             if child is not None:
@@ -286,21 +299,15 @@ def replay(inv: Invocation) -> bool:
 
 
 def _replay(inv: Invocation) -> bool:
+    memo = inv.memo
     try:
-        if inv.question is not None:  # read already, to ask the registries early
-            memo = inv.question.memo
-        else:
-            with open(inv.path, "rb") as f:
-                memo = marshal.load(f)
-        if memo.get("v") != VERSION or memo.get("inputs") != inv.inputs:
+        if memo is None or memo.get("inputs") != inv.inputs:
             return False
-        fd = os.open(os.path.join(inv.root, store_paths.LOCK), os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # as a build: prune waits
-            if not _store_unchanged(inv.root, memo):
-                return False
-        finally:
-            os.close(fd)
+        unchanged = inv.store_unchanged
+        if unchanged is None:  # not checked during the walk
+            unchanged = _check_store(inv.root, memo)
+        if not unchanged:
+            return False
         pushed = memo.get("pushed") or []
         if bool(pushed) != inv.push or pushed and not inv.registries_hold(pushed):
             return False
@@ -353,7 +360,7 @@ def remember(inv: Invocation, *, index: str, used: Sequence[tuple[str, str | Non
     (its push found them all already there)."""
     memo = {"v": VERSION, "inputs": inv.inputs, "index": index,
             "used": [list(u) for u in used], "missed": list(missed), "blobs": list(blobs),
-            "stderr": stderr, "stdout": stdout, "pushed": list(pushed),
+            "stderr": stderr, "stdout": stdout, "pushed": _name_parts(pushed),
             "frame": None if frame is None else [list(f) for f in frame]}
     directory = os.path.dirname(inv.path)
     tmp = f"{inv.path}.{os.getpid()}.tmp"
@@ -367,6 +374,41 @@ def remember(inv: Invocation, *, index: str, used: Sequence[tuple[str, str | Non
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def _name_parts(pushed: Sequence[str]) -> list[list[str]]:
+    """[registry, repository, tag, digest] of each name@digest (memo_push asks with them)."""
+    if not pushed:
+        return []
+    from ocibuild.reference import parse_reference  # the engine has it loaded
+
+    return [[ref.registry, ref.repository, ref.tag, ref.digest]
+            for ref in map(parse_reference, pushed)]
+
+
+def _read_memo(path: str) -> dict | None:
+    """The memo at `path`; None where there is none of this version (or it is unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            memo = marshal.load(f)
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    return memo if isinstance(memo, dict) and memo.get("v") == VERSION else None
+
+
+def _check_store(root: str, memo: Mapping[str, object]) -> bool:
+    """Whether the store still holds what `memo` rests on (its image names, blobs and
+    cache records), checked under the store's shared lock as a build's look-ups are (a
+    prune waits); the records it uses are marked used, as those look-ups mark them."""
+    try:
+        fd = os.open(os.path.join(root, store_paths.LOCK), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return _store_unchanged(root, memo)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _store_unchanged(root: str, memo: Mapping[str, object]) -> bool:

@@ -11,10 +11,9 @@ too. Keep this module light to import (no HTTP client): the store imports it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass, replace
 
+from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import UsageError
 
 DOCKER_HUB = "docker.io"
@@ -46,7 +45,7 @@ def _invalid(original: str, reason: str) -> InvalidReferenceError:
                                  reason=reason)
 
 
-@dataclass(frozen=True)
+@deferred_dataclass(frozen=True)  # dataclasses loads with the first instance
 class Reference:
     """A parsed, normalized image reference."""
 
@@ -78,6 +77,8 @@ class Reference:
         host = self.hostname
         if host == "localhost" or host.endswith(".localhost"):
             return True
+        import ipaddress  # here: only a registry's TLS default asks
+
         try:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
@@ -91,10 +92,14 @@ class Reference:
     def with_tag(self, tag: str) -> Reference:
         if not _TAG.match(tag):
             raise InvalidReferenceError(f"invalid tag {tag!r} for {self.name}")
-        return replace(self, tag=tag, digest="")
+        import dataclasses  # loaded by now: self is an instance
+
+        return dataclasses.replace(self, tag=tag, digest="")
 
     def with_digest(self, digest: str) -> Reference:
-        return replace(self, digest=digest)
+        import dataclasses
+
+        return dataclasses.replace(self, digest=digest)
 
     def familiar(self) -> str:
         """The short form people type: `alpine:3.19` for a Docker Hub library image."""

@@ -25,6 +25,7 @@ top, directories = Path(sys.argv[1]), int(sys.argv[2])
 split = []
 walk_shared = rebuild_memo._walk_shared
 rebuild_memo._walk_shared = lambda *args: split.append(1) or walk_shared(*args)
+meanwhile = []  # called once, while the second walker walks, when there is one
 files = []
 for d in range(directories):
     sub = top / f"d{d:02}" / "inner"
@@ -33,7 +34,8 @@ for d in range(directories):
         path = sub / f"f{f}.txt"
         path.write_text(f"{d} {f}\n")
         files.append(path)
-signatures = [rebuild_memo.tree_signature(str(top)), rebuild_memo.tree_signature(str(top))]
+signatures = [rebuild_memo.tree_signature(str(top), lambda: meanwhile.append(len(split))),
+              rebuild_memo.tree_signature(str(top))]
 for path in files[::3]:  # one file of each directory, each in turn: same size and mtime
     st = path.stat()
     path.write_text("x" * (st.st_size - 1) + "\n")
@@ -41,7 +43,7 @@ for path in files[::3]:  # one file of each directory, each in turn: same size a
     signatures.append(rebuild_memo.tree_signature(str(top)))
 (top / "d00" / "inner" / "new").write_text("")
 signatures.append(rebuild_memo.tree_signature(str(top)))
-print(json.dumps({"signatures": signatures, "split": bool(split)}))
+print(json.dumps({"signatures": signatures, "split": bool(split), "meanwhile": meanwhile}))
 """
 
 
@@ -53,6 +55,7 @@ def test_every_file_is_in_the_signature(tmp_path: Path, directories: int) -> Non
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["split"] == (directories > rebuild_memo._SPLIT_AT)
+    assert out["meanwhile"] == ([1] if out["split"] else [])
     first, again, *changed = out["signatures"]
     assert first is not None and again == first
     # every change, in whichever walker's part, gives a signature not seen before

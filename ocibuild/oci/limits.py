@@ -11,17 +11,19 @@ of a big build gets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from collections import namedtuple
 
 from ocibuild.errors import OcibuildError, printable
 
+TYPE_CHECKING = False  # typing (and dataclasses) would cost every registry command ~3 ms
+if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol
 
-@dataclass(frozen=True)
-class JsonLimit:
-    kind: str  # what the document is, for messages
-    kinds: str  # the plural
-    cap: int  # bytes
+    class _Blobs(Protocol):
+        def open_blob(self, digest: str, size: int | None = None) -> BinaryIO: ...
+
+# kind: what the document is, for messages; kinds: the plural; cap: bytes
+JsonLimit = namedtuple("JsonLimit", ("kind", "kinds", "cap"))
 
 
 MANIFEST = JsonLimit("manifest", "manifests and indexes", 4 << 20)
@@ -34,10 +36,6 @@ LAYOUT_INDEX = JsonLimit("index.json", "layout indexes", 64 << 20)
 
 class TooLargeError(OcibuildError):
     """A JSON document over its cap."""
-
-
-class _Blobs(Protocol):
-    def open_blob(self, digest: str, size: int | None = None) -> BinaryIO: ...
 
 
 def _mib(n: int) -> str:

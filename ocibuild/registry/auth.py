@@ -16,12 +16,15 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from ocibuild.atomic import atomic_file
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.reference import DOCKER_HUB, normalize_registry
+
+TYPE_CHECKING = False  # typing costs a registry command ~2 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
 IDENTITY_TOKEN_USER = "<token>"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import field
 
 from ocibuild.deferred import deferred_dataclass
 
@@ -14,7 +13,7 @@ _PARAM = r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?'
 @deferred_dataclass(frozen=True)
 class Challenge:
     scheme: str  # lower case: "bearer" or "basic"
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str]
 
     @property
     def realm(self) -> str:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.reference import normalize_registry
 from ocibuild.registry.timeout import DEFAULT_TIMEOUT, TIMEOUT_ENV
 
+TYPE_CHECKING = False  # typing costs a registry command ~2 ms
 if TYPE_CHECKING:  # ssl loads when a TLS context is made, not with the options
     import ssl
 
 DEFAULT_CERTS_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
+DEFAULT_JOBS = 4
 
 
 def parse_timeout(text: str, what: str) -> float:
@@ -36,26 +36,65 @@ def timeout_from_env() -> float:
     return parse_timeout(text, TIMEOUT_ENV) if text else DEFAULT_TIMEOUT
 
 
-@dataclass(frozen=True)
 class RegistryOptions:
     """How registries are reached. `RegistryOptions.build(insecure=["localhost:5000"],
     ca_files=["ca.pem"], authfile="auth.json")` makes one from what the CLI's
     --insecure-registry, --registry-ca and --authfile flags take; the defaults trust the
     system's CAs and certs.d directories and read credentials as `ocibuild login` and
-    docker save them."""
+    docker save them. Immutable, compared and hashed by its fields.
 
-    insecure: frozenset[str] = frozenset()  # registries (host[:port]) reached over plain http
-    ca_files: tuple[Path, ...] = ()  # extra CA bundles (--registry-ca)
-    certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
-    authfile: Path | None = None  # read credentials only from this file
-    jobs: int = 4  # blobs transferred at once
+    Not a dataclass: a cached `build --push` answered by the rebuild memo makes one to
+    ask the registry, and loading `dataclasses` would be a fifth of that question's
+    cost."""
+
+    __slots__ = ("insecure", "ca_files", "certs_dirs", "authfile", "jobs", "timeout",
+                 "connect_timeout", "attempts", "backoff", "chunk_size")
+
+    insecure: frozenset[str]  # registries (host[:port]) reached over plain http
+    ca_files: tuple[Path, ...]  # extra CA bundles (--registry-ca)
+    certs_dirs: tuple[Path, ...]  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
+    authfile: Path | None  # read credentials only from this file
+    jobs: int  # blobs transferred at once
     # a request that makes no progress for this long fails (no answer, no body bytes);
     # a connection is given at most connect_timeout of it
-    timeout: float = field(default_factory=timeout_from_env)
-    connect_timeout: float = 10.0
-    attempts: int = 4  # tries per request on 5xx and connection errors
-    backoff: float = 0.25  # first retry delay (doubles each time)
-    chunk_size: int = 64 << 20  # blobs larger than this are uploaded in PATCH chunks of it
+    timeout: float
+    connect_timeout: float
+    attempts: int  # tries per request on 5xx and connection errors
+    backoff: float  # first retry delay (doubles each time)
+    chunk_size: int  # blobs larger than this are uploaded in PATCH chunks of it
+
+    def __init__(self, insecure: frozenset[str] = frozenset(), ca_files: tuple[Path, ...] = (),
+                 certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS,
+                 authfile: Path | None = None, jobs: int = DEFAULT_JOBS,
+                 timeout: float | None = None, connect_timeout: float = 10.0,
+                 attempts: int = 4, backoff: float = 0.25, chunk_size: int = 64 << 20
+                 ) -> None:
+        values = (insecure, ca_files, certs_dirs, authfile, jobs,
+                  timeout_from_env() if timeout is None else timeout, connect_timeout,
+                  attempts, backoff, chunk_size)
+        for name, value in zip(self.__slots__, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RegistryOptions is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RegistryOptions):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:  # copy and pickle
+        return RegistryOptions, self._fields()
+
+    def __repr__(self) -> str:
+        return "RegistryOptions(" + ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
 
     @classmethod
     def build(cls, *, insecure: Iterable[str] = (), ca_files: Iterable[str | Path] = (),
@@ -65,7 +104,7 @@ class RegistryOptions:
             insecure=frozenset(normalize_registry(h) for h in insecure),
             ca_files=tuple(Path(p) for p in ca_files),
             authfile=Path(authfile) if authfile else None,
-            jobs=jobs or cls.jobs,
+            jobs=jobs or DEFAULT_JOBS,
             timeout=timeout or timeout_from_env(),
         )
 

@@ -17,24 +17,24 @@ request it was and keeps or drops the connection.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
-from typing import Protocol
+
+TYPE_CHECKING = False  # typing costs a registry command ~2 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Protocol
+
+    class Readable(Protocol):
+        def read(self, n: int = -1, /) -> bytes: ...
+
+    class _LineReader(Readable, Protocol):
+        def readline(self, limit: int = -1, /) -> bytes: ...
+
+    Body = bytes | Readable | None
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
 _NO_BODY_STATUSES = frozenset({204, 304})
 _EXPECTS_BODY = frozenset({"POST", "PUT", "PATCH"})
-
-
-class Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
-class _LineReader(Readable, Protocol):
-    def readline(self, limit: int = -1, /) -> bytes: ...
-
-
-Body = bytes | Readable | None
 
 
 class WireError(Exception):

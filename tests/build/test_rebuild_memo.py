@@ -153,8 +153,12 @@ def test_environment_a_build_reads_is_part_of_the_memo(builder: Builder) -> None
     assert not memo_answers(builder, *args, env={"FLAVOR": "one", "SOURCE_DATE_EPOCH": "1"})
 
 
-def test_a_moved_tag_is_put_back_by_the_engine(builder: Builder) -> None:
+@pytest.mark.parametrize("directories", [0, 20], ids=["walked alone", "walk shared"])
+def test_a_moved_tag_is_put_back_by_the_engine(builder: Builder, directories: int) -> None:
+    # a context of more than 16 directories is walked by two processes, and the store
+    # is checked while the second one walks
     ctx = _context(builder)
+    write_context(ctx, {f"d{i:02}/f": f"{i}\n" for i in range(directories)}, builder.user)
     args = ("-t", TAG, ctx)
     first, _ = builder.build(*args)
     other = write_context(builder.tmp / "other", {"Dockerfile": "FROM busybox:latest\n"
