@@ -23,7 +23,7 @@ moved tag here or in a registry, a replaced or pruned record, a missing blob, a
 registry that cannot be asked. The memo only saves start-up: a no-op rebuild then costs
 about the interpreter's own start.
 
-Import-light on purpose (os, hashlib, marshal, sqlite3, fcntl): `ocibuild.cli.main`
+Import-light on purpose (os, marshal, sqlite3, fcntl, blake2b): `ocibuild.cli.main`
 calls it before click and the engine are imported. The memo is a cache, so it is kept
 in marshal's format: another Python version cannot read it and builds the normal way.
 """
@@ -31,7 +31,6 @@ in marshal's format: another Python version cannot read it and builds the normal
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import marshal
 import os
 import stat
@@ -40,12 +39,22 @@ import sys
 from ocibuild import __version__, memo_push, store_paths
 from ocibuild.forked_call import ForkedCall, single_threaded
 
+try:  # hashlib's own blake2b: importing hashlib loads OpenSSL, ~2.5 ms of every answer
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover (an interpreter without the module)
+    from hashlib import blake2b
+
 TYPE_CHECKING = False  # typing, json (and re) would double this module's cost
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Mapping, Sequence
 
 VERSION = 4
+_DIGEST_SIZE = 32  # bytes: every digest the memo keeps or names files by
+
+
+def _new_hash(data: bytes = b"") -> blake2b:
+    return blake2b(data, digest_size=_DIGEST_SIZE)
 
 # `ocibuild build` options whose whole effect is on the image (their values are part
 # of the memo's name); any other option means no memo. --network is in the steps' cache
@@ -197,7 +206,7 @@ def tree_signature(top: str, meanwhile: Callable[[], object] | None = None) -> s
     A tree of more than _SPLIT_AT directories is walked by two processes (_walk_shared);
     `meanwhile` is then called here once the second walker has started (this process
     takes its first part after it), and not at all otherwise."""
-    h = hashlib.sha256()
+    h = _new_hash()
     try:
         h.update(_lstat_line(top).encode(errors="surrogateescape"))
         pending = [(top, "")]
@@ -237,7 +246,7 @@ def _directory_part(directory: str, below: str,
     return "".join(lines).encode(errors="surrogateescape")
 
 
-def _walk(directories: list[tuple[str, str]], h: hashlib._Hash) -> None:
+def _walk(directories: list[tuple[str, str]], h: blake2b) -> None:
     while directories:
         h.update(_directory_part(*directories.pop(), directories))
 
@@ -260,7 +269,7 @@ def _walk_shared(directories: list[tuple[str, str]],
     def walk_parts() -> bytes:
         done = []
         while taken := os.read(queue, 1):
-            part = hashlib.sha256()
+            part = _new_hash()
             _walk(directories[bounds[taken[0]]:bounds[taken[0] + 1]], part)
             done.append(taken + part.digest())
         return b"".join(done)
@@ -286,7 +295,7 @@ def _walk_shared(directories: list[tuple[str, str]],
     return b"".join(digests[k] for k in range(count))
 
 
-_PART_RECORD = 1 + hashlib.sha256().digest_size  # a part's number, then its digest
+_PART_RECORD = 1 + _DIGEST_SIZE  # a part's number, then its digest
 
 
 def replay(inv: Invocation) -> bool:
@@ -344,7 +353,7 @@ def index_digest(root: str) -> str:
     """A digest of the store's image names (its index.json)."""
     try:
         with open(os.path.join(root, store_paths.INDEX), "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            return _new_hash(f.read()).hexdigest()
     except OSError:
         return ""
 
@@ -482,4 +491,4 @@ def _lstat_line(path: str) -> str:
 
 def _digest(value: object) -> str:
     """Of lists, strings, numbers and dicts built in a fixed order: repr is canonical."""
-    return hashlib.sha256(repr(value).encode(errors="surrogateescape")).hexdigest()
+    return _new_hash(repr(value).encode(errors="surrogateescape")).hexdigest()

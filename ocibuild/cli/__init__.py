@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> object:
 
         rebuild = rebuild_memo.parse(args)
         if rebuild is not None and rebuild_memo.replay(rebuild):
+            gc.freeze()
             return None
         if argv is None:  # the command itself (a caller's process may have other plans)
             from ocibuild.idspace import early

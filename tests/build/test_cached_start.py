@@ -3,7 +3,8 @@ CI with a push or a remote cache) costs mostly the interpreter's start and the m
 it loads (issue 21). It loads nothing of the paths that run steps, start processes,
 compress layers or reach a registry: those load when a build needs them. (The file-op
 server the command starts before it knows, idspace/early.py, loads its modules in its
-own processes.)"""
+own processes.) A build the rebuild memo answers loads less again: neither click, the
+engine nor OpenSSL."""
 
 from __future__ import annotations
 
@@ -57,3 +58,29 @@ def test_a_cached_rebuild_without_the_memo_loads_no_step_or_codec_path(
     loaded = set(proc.stdout.rpartition("MODULES=")[2].split())
     assert "ocibuild.builder" in loaded  # the engine ran
     assert {m: why for m, why in NOT_LOADED.items() if m in loaded} == {}
+
+
+# what a build the rebuild memo answers must not load: it is answered for about the
+# interpreter's own start
+MEMO_NOT_LOADED = {
+    "click": "the command-line parser",
+    "ocibuild.builder": "the engine",
+    "ocibuild.cache": "the cache records' module",
+    "_hashlib": "OpenSSL (~2.5 ms; the memo hashes with the built-in blake2b)",
+    "typing": "typing",
+    "threading": "threads",
+}
+
+
+def test_a_build_the_memo_answers_loads_neither_the_engine_nor_openssl(
+        builder: Builder) -> None:
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    command = [Path(OCIBUILD).parent / "python", "-c", REPORTS_MODULES, "--root",
+               builder.root, "build", "--progress", "plain", "-t", "seed:memo-start", ctx]
+    for _ in range(2):  # the first builds and leaves the memo, which answers the second
+        proc = builder.user.run(command, env={"PYTHONPATH": str(REPO)}, cwd=builder.tmp)
+        assert proc.returncode == 0, proc.stderr
+    assert set(step_states(proc.stderr).values()) == {"CACHED"}
+    loaded = set(proc.stdout.rpartition("MODULES=")[2].split())
+    assert "ocibuild.rebuild_memo" in loaded
+    assert {m: why for m, why in MEMO_NOT_LOADED.items() if m in loaded} == {}
