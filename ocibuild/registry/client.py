@@ -10,7 +10,6 @@ source), kept per scope set until it expires, so a push never reuses a pull-only
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -226,6 +225,8 @@ class RegistryClient:
             )
         if resp.status != 200:
             raise error_for_status(f"{what}: token server {ch.realm}", resp.status, data)
+        import json  # here: a registry without auth sends no token (~1.4 ms)
+
         try:
             doc = json.loads(data)
             value = doc.get("token") or doc.get("access_token")

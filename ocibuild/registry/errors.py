@@ -5,8 +5,6 @@ non-printing character in them is escaped: a registry must not write to the term
 
 from __future__ import annotations
 
-import json
-
 from ocibuild.errors import OcibuildError, printable
 
 
@@ -46,6 +44,8 @@ def registry_message(body: bytes) -> str:
 
 
 def _message(body: bytes) -> str:
+    import json  # here: only a failed request has a body to read
+
     try:
         doc = json.loads(body[:65536].decode("utf-8", "replace"))
     except ValueError:
