@@ -232,7 +232,9 @@ def _directory_part(directory: str, below: str,
     """One line per entry of `directory` (its path below the top, then _stat_fields);
     its subdirectories (path, path below the top) appended to `subdirectories`."""
     lines = []
-    fd = os.open(directory, _DIRECTORY)
+    # the top may be a symbolic link to the context (the engine follows it too); a
+    # directory below it that turned into one since it was listed is not followed
+    fd = os.open(directory, _DIRECTORY if below else _DIRECTORY & ~os.O_NOFOLLOW)
     try:
         with os.scandir(fd) as entries:
             for entry in entries:

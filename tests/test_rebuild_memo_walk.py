@@ -129,3 +129,14 @@ def test_an_unreadable_directory_gives_no_signature(sub_user: User) -> None:
     proc = sub_user.run([sys.executable, "-c", UNREADABLE], cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True"]
+
+
+def test_a_context_named_through_a_symbolic_link_has_a_signature(tmp_path: Path) -> None:
+    # `ocibuild build ./link` builds the directory the link points to; so does the memo
+    (tmp_path / "ctx" / "sub").mkdir(parents=True)
+    (tmp_path / "ctx" / "sub" / "f").write_text("x\n")
+    (tmp_path / "link").symlink_to("ctx")
+    first = rebuild_memo.tree_signature(str(tmp_path / "link"))
+    assert first is not None and rebuild_memo.tree_signature(str(tmp_path / "link")) == first
+    (tmp_path / "ctx" / "sub" / "f").write_text("y\n")
+    assert rebuild_memo.tree_signature(str(tmp_path / "link")) not in (None, first)
