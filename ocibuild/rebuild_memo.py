@@ -9,13 +9,13 @@ rebuild is deterministic: the image's times come from the records it uses, so eq
 inputs give the same image, which the store already holds under the same names.
 
 A `--push` build's memo also holds the names it pushed (registry, repository, tag and
-digest of each, parsed when the memo is written: the question makes no Reference). Before it
-answers, it asks each name's registry what the name holds now, with the requests the
-engine's own push of an image already there makes (the ping, a push token where the
-registry wants one, one HEAD per name), and answers only when every name still holds
-that image: a CI job's cached `build --push` costs those requests and a walk of its
-context, not the engine's start. The registries are asked (memo_push.py) while the
-context is walked.
+digest of each, parsed when the memo is written: the question makes no Reference).
+Before it answers, it asks each name's registry what the name holds now, with the
+requests the engine's own push of an image already there makes (the ping, a push token
+where the registry wants one, one HEAD per name), and answers only when every name
+still holds that image: a CI job's cached `build --push` costs those requests and a
+walk of its context, not the engine's start. The registries are asked (memo_push.py)
+while the context is walked, and the store is checked meanwhile too.
 
 Anything the memo cannot vouch for goes the normal way: an option it does not know
 (other outputs, secrets, signing, remote caches, --no-cache, ...), a changed file, a
