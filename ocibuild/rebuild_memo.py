@@ -104,7 +104,7 @@ class Invocation:
 
     @property
     def path(self) -> str:
-        return os.path.join(self.root, store_paths.REBUILDS, self.name + ".json")
+        return memo_path(self.root, self.name)
 
 
 def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
@@ -154,7 +154,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str] | None = None,
     name = _digest([VERSION, __version__, os.getuid(), cwd, root, list(argv), read_env,
                     display])
     registry = tuple((o, v) for o, v in values if o in REGISTRY_OPTIONS)
-    memo = _read_memo(os.path.join(root, store_paths.REBUILDS, name + ".json"))
+    memo = _read_memo(memo_path(root, name))
     question = None
     if push and memo is not None and single_threaded():  # asked while the context is walked
         question = memo_push.Question.ask(memo, registry)
@@ -395,6 +395,11 @@ def _name_parts(pushed: Sequence[str]) -> list[list[str]]:
 
     return [[ref.registry, ref.repository, ref.tag, ref.digest]
             for ref in map(parse_reference, pushed)]
+
+
+def memo_path(root: str, name: str) -> str:
+    """Where the memo of the command line named `name` is kept in the store at `root`."""
+    return os.path.join(root, store_paths.REBUILDS, name + ".json")
 
 
 def _read_memo(path: str) -> dict | None:
