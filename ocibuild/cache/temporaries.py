@@ -24,7 +24,6 @@ import atexit
 import contextlib
 import fcntl
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -81,6 +80,16 @@ def process_dir(root: Path) -> Path:
         return own.path
 
 
+def leave(root: Path) -> None:
+    """Remove this process's directory in the store at `root` now: for a forked child
+    that ends with os._exit, which runs no atexit handler."""
+    key = os.path.abspath(root)
+    with _own_lock:
+        own = _own.get(key)
+    if own is not None:
+        _remove_own(key, own)
+
+
 def current() -> Path | None:
     """The temporary directory of the store this process last entered, if any."""
     return _current
@@ -107,7 +116,7 @@ def _make_own(root: Path) -> _Own:
     base = root / store_paths.TMP
     base.mkdir(mode=0o700, exist_ok=True)
     while True:
-        path = base / f"{os.getpid()}-{secrets.token_hex(4)}"
+        path = base / f"{os.getpid()}-{os.urandom(4).hex()}"  # not secrets: it loads OpenSSL
         try:
             path.mkdir(mode=0o700)
         except FileExistsError:

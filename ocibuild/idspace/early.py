@@ -6,25 +6,29 @@ namespace, newuidmap and newgidmap, its modules) came up about 60 ms later on tw
 cores, and the first COPY or layer write of a cold build waited for it.
 
 So a `build` command that the rebuild memo did not answer forks a starter at once, while
-it is still single-threaded and small (no interpreter start, no imports). The starter
-runs the server exactly as Session would (run_in_userns), on another core and outside
-the command's GIL, while the command loads the engine. The build's first session adopts
-it (userns.Session). A build that runs no step never connects: as the command exits it
-stops the starter, which kills and reaps the server, and the socket's directory goes
-with the command's temporary directory of the store. Should the command die instead,
-parent-death signals end the starter and the server.
+it is still single-threaded and small: before the engine's modules load, without an
+interpreter start. The starter loads what it needs itself, on another core and outside
+the command's GIL: it makes the server's socket directory in a temporary directory of
+its own in the store (ocibuild.cache.temporaries, locked while it lives), tells the
+command where through a pipe, and runs the server exactly as Session would
+(run_in_userns). The build's first session adopts it (userns.Session). A build that
+runs no step never connects: as the command exits it stops the starter, which kills and
+reaps the server and removes its directories. Should the command die instead,
+parent-death signals end the starter and the server, and the next build in the store
+removes what they left (their directory's lock went with them).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
 
 from ocibuild.forked_call import ForkedCall, single_threaded
+
+TYPE_CHECKING = False  # typing: ~3 ms before the starter is forked
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
 
 _SOCKET_PATH_MAX = 100  # a unix socket's path has at most 107 bytes
 _STOP_SIGNAL = 12  # SIGUSR2
@@ -32,12 +36,31 @@ _STOP_WAIT = 2.0  # seconds for a stopped starter to end its server and exit
 
 
 class EarlyServer:
-    """A server started by start(): its socket, and the starter that runs it."""
+    """A server started by start(): the store it serves, and the starter that runs it."""
 
-    __slots__ = ("directory", "socket_path", "_starter")
+    __slots__ = ("root", "_announced", "_where", "_starter")
 
-    def __init__(self, directory: Path, socket_path: str, starter: ForkedCall) -> None:
-        self.directory, self.socket_path, self._starter = directory, socket_path, starter
+    def __init__(self, root: str, announced: int, starter: ForkedCall) -> None:
+        self.root, self._announced, self._starter = root, announced, starter
+        self._where: tuple[str, str] | None = None
+
+    def _read_where(self) -> tuple[str, str]:
+        """(its directory, its socket's path) as the starter announced them, waiting for
+        the announcement; ("", "") when the starter ended without one."""
+        if self._where is None:
+            with open(self._announced, "rb") as pipe:  # read to the starter's close
+                self._announced = -1
+                fields = pipe.read().decode(errors="surrogateescape").split("\0")
+            self._where = (fields[0], fields[1]) if len(fields) == 2 else ("", "")
+        return self._where
+
+    @property
+    def directory(self) -> str:
+        return self._read_where()[0]
+
+    @property
+    def socket_path(self) -> str:
+        return self._read_where()[1]
 
     def wait(self) -> str:
         """Block until the server has ended; why it failed, or "" when it was stopped."""
@@ -47,9 +70,14 @@ class EarlyServer:
         """End the server and its starter now, and reap them (a starter that does not
         end within _STOP_WAIT is killed; its server then dies by its death signal)."""
         if self._starter.pid:  # not reaped yet (kill(0) would signal our whole group)
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(self._starter.pid, _STOP_SIGNAL)
+            except ProcessLookupError:
+                pass
         self._starter.result(timeout=_STOP_WAIT)
+        if self._announced >= 0:
+            os.close(self._announced)
+            self._announced = -1
 
 
 _started: EarlyServer | None = None
@@ -66,23 +94,15 @@ def start(args: Sequence[str], root: str | None) -> None:
     root = root or _store_root(args)
     if root is None:
         return
-    from ocibuild.cache import temporaries
-
-    try:
-        directory = Path(tempfile.mkdtemp(prefix="ocib-w-",
-                                          dir=temporaries.process_dir(Path(root))))
-    except OSError:  # no store there yet: the build makes it, and its server too
-        return
-    socket_path = str(directory / "s")
-    if len(socket_path) > _SOCKET_PATH_MAX:
-        os.rmdir(directory)
-        return
+    root = os.path.abspath(root)
+    announced, announce = os.pipe()
     builder = os.getpid()
-    starter = ForkedCall.start(lambda: _run_server(socket_path, builder))
+    starter = ForkedCall.start(lambda: _run_server(root, builder, announce))
+    os.close(announce)
     if starter is None:
-        os.rmdir(directory)
+        os.close(announced)
         return
-    _started = EarlyServer(directory, socket_path, starter)
+    _started = EarlyServer(root, announced, starter)
     atexit.register(_stop_unused)
 
 
@@ -97,12 +117,19 @@ def _stop_unused() -> None:
 
 def take(temporary_dir: Path | None) -> EarlyServer | None:
     """The server start() began, for the first session of the build whose temporary
-    directory is `temporary_dir` (a build in another store does not get it); once."""
+    directory is `temporary_dir` (a build in another store does not get it); once. None
+    too when its starter failed before it had a socket: the build starts its own."""
     global _started
+    from ocibuild import store_paths
+
     early = _started
-    if early is None or temporary_dir is None or early.directory.parent != temporary_dir:
+    if early is None or temporary_dir is None \
+            or os.path.dirname(temporary_dir) != os.path.join(early.root, store_paths.TMP):
         return None
     _started = None
+    if not early.socket_path:
+        early.stop()
+        return None
     return early
 
 
@@ -116,9 +143,10 @@ def _store_root(args: Sequence[str]) -> str | None:
     return os.path.abspath(command[0] or store_paths.default_root())
 
 
-def _run_server(socket_path: str, builder: int) -> bytes:
-    """(The starter, a forked child of the command.) Run the server until the build
-    stops it; b"" then, or why it could not run."""
+def _run_server(root: str, builder: int, announce: int) -> bytes:
+    """(The starter, a forked child of the command.) Make the server's socket directory,
+    announce it on `announce`, then run the server until the build stops it; b"" then,
+    or why it could not run."""
     import signal
 
     # Ctrl-C reaches the whole process group: the server, as Session runs it, ends
@@ -126,17 +154,23 @@ def _run_server(socket_path: str, builder: int) -> bytes:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(_STOP_SIGNAL, _stopped)
+    directory = ""
     try:
         from ocibuild.sandbox import linux
 
         linux.set_parent_death_signal(_STOP_SIGNAL)
         if os.getppid() != builder:  # the command ended before the signal was armed
             return b""
-        from ocibuild.idspace.worker import SERVE
-        from ocibuild.sandbox import run_in_userns
-
-        run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()})
-        return b""
+        # a stop that comes while the directory is made finds it named, and removes it
+        signal.pthread_sigmask(signal.SIG_BLOCK, {_STOP_SIGNAL})
+        directory = _socket_directory(root)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {_STOP_SIGNAL})
+        socket_path = f"{directory}/s"
+        if len(socket_path) > _SOCKET_PATH_MAX:
+            return b""  # the build starts its own, in its directory: a shorter path
+        os.write(announce, f"{directory}\0{socket_path}".encode(errors="surrogateescape"))
+        os.close(announce)
+        return _serve(socket_path)
     except _Stopped:
         signal.signal(_STOP_SIGNAL, signal.SIG_IGN)
         _end_children()
@@ -146,6 +180,42 @@ def _run_server(socket_path: str, builder: int) -> bytes:
 
         text = exc.message if isinstance(exc, OcibuildError) else f"{type(exc).__name__}: {exc}"
         return (text or "the file-op server failed").encode()
+    finally:
+        signal.signal(_STOP_SIGNAL, signal.SIG_IGN)
+        if directory:
+            _remove_directories(root, directory)
+
+
+def _socket_directory(root: str) -> str:
+    """A new 0700 directory for the server's socket, in the starter's own temporary
+    directory of the store at `root`."""
+    import tempfile
+    from pathlib import Path
+
+    from ocibuild.cache import temporaries
+
+    return tempfile.mkdtemp(prefix="ocib-w-", dir=temporaries.process_dir(Path(root)))
+
+
+def _serve(socket_path: str) -> bytes:
+    """Run the server on `socket_path` until it ends; b"" (a failure raises)."""
+    from ocibuild.idspace.worker import SERVE
+    from ocibuild.sandbox import run_in_userns
+
+    run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()})
+    return b""
+
+
+def _remove_directories(root: str, directory: str) -> None:
+    """The socket's directory and the starter's own in the store: the starter ends with
+    os._exit, which runs no atexit handler."""
+    import shutil
+    from pathlib import Path
+
+    from ocibuild.cache import temporaries
+
+    shutil.rmtree(directory, ignore_errors=True)
+    temporaries.leave(Path(root))
 
 
 class _Stopped(BaseException):
@@ -166,8 +236,12 @@ def _end_children() -> None:
     except OSError:
         return  # they die by their parent-death signal, then; init reaps them
     for child in children:
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.kill(child, 9)
+        except ProcessLookupError:
+            pass
     for child in children:
-        with contextlib.suppress(ChildProcessError):
+        try:
             os.waitpid(child, 0)
+        except ChildProcessError:
+            pass

@@ -63,7 +63,7 @@ class Session:
 
                 started = early.take(temporaries.current())
                 if started is not None:  # the command began it before the engine loaded
-                    self._dir, self.socket_path = started.directory, started.socket_path
+                    self._dir, self.socket_path = Path(started.directory), started.socket_path
                     self._thread = threading.Thread(target=self._adopt, args=(started,),
                                                     name="fileop-server", daemon=True)
                 else:

@@ -44,8 +44,10 @@ def report_unused():
 
 userns.Session._run = own_server(userns.Session._run)
 early.take = adopted(early.take)
-if os.environ.get("EARLY_FAILS"):
-    early._run_server = lambda socket_path, builder: b"failed on purpose"
+if os.environ.get("EARLY_FAILS") == "after":  # its socket announced, the server fails
+    early._serve = lambda socket_path: b"failed on purpose"
+if os.environ.get("EARLY_FAILS") == "before":  # before it had a socket
+    early._socket_directory = lambda root: 1 / 0
 sys.argv[0] = "ocibuild"
 from ocibuild.cli import main
 status = main()
@@ -73,9 +75,17 @@ def test_a_cold_build_uses_the_server_its_command_started(builder: Builder) -> N
 
 def test_an_early_server_that_never_comes_up_is_replaced(builder: Builder) -> None:
     ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
-    proc = _build(builder, ctx, "-t", "seed:early", env={"EARLY_FAILS": "1"})
+    proc = _build(builder, ctx, "-t", "seed:early", env={"EARLY_FAILS": "after"})
     assert "ADOPTED" in proc.stderr
     assert "OWN-SERVER" in proc.stderr  # and the build went on with it
+
+
+def test_a_starter_that_fails_before_its_socket_is_not_adopted(builder: Builder) -> None:
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    proc = _build(builder, ctx, "-t", "seed:early", env={"EARLY_FAILS": "before"})
+    assert "ADOPTED" not in proc.stderr
+    assert "OWN-SERVER" in proc.stderr
+    assert list((builder.root / "tmp").iterdir()) == []  # the starter left nothing
 
 
 def test_a_cached_build_leaves_nothing_of_the_early_server(builder: Builder) -> None:
