@@ -175,6 +175,25 @@ class Session:
         """Start the server now, without waiting for it (a call is coming soon)."""
         self._start()
 
+    @property
+    def closing(self) -> bool:
+        """The session has ended (its server is stopped, or being stopped)."""
+        return self._closing
+
+    def fork_server_channel(self) -> socket.socket:
+        """A connection on which the server has forked the sandbox's fork server
+        (ocibuild.sandbox.zygote.serve_from_file_op_server), which reads START next.
+        It ends with the server, when the session closes."""
+        from ocibuild.idspace.worker import FORK_SERVER
+
+        sock = self._connect()
+        try:
+            sock.sendall(FORK_SERVER)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     def close(self) -> None:
         """Stop the server. Nothing waits for it to exit, nor, if it was started but
         never used, for it to be up: a daemon thread stops it then."""
@@ -222,6 +241,11 @@ def session() -> Iterator[Session]:
                 _session = None
         if last:
             current.close()
+
+
+def current() -> Session | None:
+    """The session request() goes through now, if any."""
+    return _session
 
 
 def warm() -> None:

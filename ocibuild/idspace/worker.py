@@ -31,7 +31,9 @@ from typing import Any
 
 from ocibuild.idspace import requests
 
-REQUEST, STOP = b"R", b"S"  # the first byte a client sends on a connection
+# the first byte a client sends on a connection: a request, stop, or "fork the sandbox's
+# fork server for this connection" (ocibuild.sandbox.zygote.serve_from_file_op_server)
+REQUEST, STOP, FORK_SERVER = b"R", b"S", b"Z"
 _READ_TIMEOUT = 30.0  # seconds for a request's message to arrive after its byte
 _HEADER = struct.Struct("!I")
 # The modules whose @handler functions the server answers: the allow-list. A request
@@ -68,6 +70,7 @@ PRELOAD = (
     "ocibuild.dockerignore",
     "ocibuild.sandbox.linux",
     "ocibuild.sandbox.users",
+    "ocibuild.sandbox.zygote",
 )
 
 
@@ -182,6 +185,21 @@ def _ready_for_forks() -> None:
     gc.freeze()
 
 
+def _fork_server_on(conn: socket.socket, listener: socket.socket) -> None:
+    """Fork the sandbox's fork server, which serves the builder on `conn` (its
+    connection's byte read, nothing else)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            listener.close()
+            from ocibuild.sandbox.zygote import serve_from_file_op_server
+
+            serve_from_file_op_server(conn.detach())
+        finally:
+            os._exit(125)
+    conn.close()
+
+
 def serve(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping via run_in_userns.) Answer requests on the unix
     socket args["socket"] until a stop request arrives or the builder dies."""
@@ -217,6 +235,9 @@ def serve(args: dict[str, Any]) -> None:
         if command == STOP:
             conn.close()
             break
+        if command == FORK_SERVER:
+            _fork_server_on(conn, listener)
+            continue
         if command != REQUEST:
             conn.close()
             continue

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
@@ -23,6 +23,9 @@ from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.helper_process import helper_command
 from ocibuild.sandbox.idmapping import MappingPlan, apply_mapping, plan_mapping
 from ocibuild.sandbox.spec import Isolation
+
+if TYPE_CHECKING:
+    from ocibuild.idspace.userns import Session
 
 _STDERR_TAIL = 4000
 _STOP_WAIT = 2.0  # seconds for a server to leave after its channel closed
@@ -41,18 +44,29 @@ def _make_staging() -> Path:
 
 
 class ForkServer:
-    """A running fork server: its process, its channel, the id mapping it was set up
-    with and the staging directory its steps mount on."""
+    """A running fork server: its process (None: one the build's file-op server forked),
+    its channel, the id mapping it was set up with and the staging directory its steps
+    mount on."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], channel: socket.socket,
-                 plan: MappingPlan, errors: IO[bytes], staging: Path) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes] | None, channel: socket.socket,
+                 plan: MappingPlan, errors: IO[bytes] | None, staging: Path,
+                 session: Session | None = None) -> None:
         self.proc, self.channel, self.plan, self._errors = proc, channel, plan, errors
-        self.staging = staging
+        self.staging, self._session = staging, session
         self._send_lock = threading.Lock()
+
+    @property
+    def usable(self) -> bool:
+        """False once the file-op session that forked it has ended (and so has it)."""
+        return self._session is None or not self._session.closing
 
     @classmethod
     def start(cls, isolation: Isolation) -> ForkServer:
         plan = plan_mapping()
+        if isolation == "userns" and plan.kind != "root":
+            forked = cls._fork_from_session(plan)
+            if forked is not None:
+                return forked
         mapping = plan.kind if isolation == "userns" else "none"
         parent, child = socket.socketpair()
         errors = tempfile.TemporaryFile()
@@ -73,6 +87,34 @@ class ForkServer:
         except BaseException:
             server.stop()
             raise
+        return server
+
+    @classmethod
+    def _fork_from_session(cls, plan: MappingPlan) -> ForkServer | None:
+        """A fork server the current build's file-op server forks (sandbox.zygote:
+        serve_from_file_op_server); None without a session, or where that fails (the
+        caller then starts one of its own, which says why if it fails too)."""
+        from ocibuild.idspace import userns
+
+        session = userns.current()
+        if session is None or session.closing:
+            return None
+        staging = _make_staging()
+        try:
+            channel = session.fork_server_channel()
+        except (OcibuildError, OSError):
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+        server = cls(None, channel, plan, None, staging, session)
+        try:
+            channel.sendall(protocol.encode(protocol.START, {
+                "mapping": plan.kind, "staging": str(staging)}))
+            message = protocol.receive(channel.fileno())
+        except (OcibuildError, OSError):
+            message = None
+        if message is None or message[0] != protocol.READY:
+            server.stop()
+            return None
         return server
 
     def _handshake(self, isolation: Isolation, mapping: str) -> None:
@@ -110,12 +152,14 @@ class ForkServer:
 
     def stop(self) -> None:
         self.channel.close()  # the server leaves when it reads the end of its channel
-        try:
-            self.proc.wait(_STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._errors.close()
+        if self.proc is not None:
+            try:
+                self.proc.wait(_STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._errors is not None:
+            self._errors.close()
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
@@ -133,6 +177,9 @@ def _server_key(isolation: Isolation) -> _ServerKey:
 def _server(key: _ServerKey, isolation: Isolation) -> ForkServer:
     with _lock:
         server = _servers.get(key)
+        if server is not None and not server.usable:  # its file-op session ended
+            server.stop()
+            server = None
         if server is None:
             server = _servers[key] = ForkServer.start(isolation)
         return server
@@ -152,7 +199,8 @@ def prestart(isolation: Isolation = "userns") -> None:
         return  # run_step refuses these with a clear message
     key = _server_key(isolation)
     with _prestart_lock:
-        if key in _servers or key in _prestarting:
+        running = _servers.get(key)
+        if running is not None and running.usable or key in _prestarting:
             return
         _prestarting.add(key)
 
