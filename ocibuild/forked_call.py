@@ -45,15 +45,18 @@ class ForkedCall:
             os.close(write_end)
             return None
         if pid == 0:  # pragma: no cover (the child's coverage is not collected)
-            status = 1
             try:
-                os.close(read_end)
-                data = memoryview(function())
-                while data:
-                    data = data[os.write(write_end, data):]
-                status = 0
-            finally:
-                os._exit(status)
+                status = 1
+                try:
+                    os.close(read_end)
+                    data = memoryview(function())
+                    while data:
+                        data = data[os.write(write_end, data):]
+                    status = 0
+                finally:
+                    os._exit(status)
+            finally:  # an exception a signal raised on the way out: never the caller's
+                os._exit(1)
         os.close(write_end)
         return cls(pid, read_end)
 

@@ -147,6 +147,7 @@ def _run_server(root: str, builder: int, announce: int) -> bytes:
     """(The starter, a forked child of the command.) Make the server's socket directory,
     announce it on `announce`, then run the server until the build stops it; b"" then,
     or why it could not run."""
+    global _waiting
     import signal
 
     # Ctrl-C reaches the whole process group: the server, as Session runs it, ends
@@ -159,28 +160,30 @@ def _run_server(root: str, builder: int, announce: int) -> bytes:
         from ocibuild.sandbox import linux
 
         linux.set_parent_death_signal(_STOP_SIGNAL)
-        if os.getppid() != builder:  # the command ended before the signal was armed
+        if os.getppid() != builder or _stop_asked:  # the command ended, or is ending
             return b""
-        # a stop that comes while the directory is made finds it named, and removes it
-        signal.pthread_sigmask(signal.SIG_BLOCK, {_STOP_SIGNAL})
         directory = _socket_directory(root)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {_STOP_SIGNAL})
         socket_path = f"{directory}/s"
         if len(socket_path) > _SOCKET_PATH_MAX:
             return b""  # the build starts its own, in its directory: a shorter path
         os.write(announce, f"{directory}\0{socket_path}".encode(errors="surrogateescape"))
         os.close(announce)
+        _waiting = True
+        if _stop_asked:
+            raise _Stopped
         return _serve(socket_path)
     except _Stopped:
-        signal.signal(_STOP_SIGNAL, signal.SIG_IGN)
+        _waiting = False
         _end_children()
         return b""
     except BaseException as exc:  # noqa: BLE001 (the build reports it)
+        _waiting = False
         from ocibuild.errors import OcibuildError
 
         text = exc.message if isinstance(exc, OcibuildError) else f"{type(exc).__name__}: {exc}"
         return (text or "the file-op server failed").encode()
     finally:
+        _waiting = False
         signal.signal(_STOP_SIGNAL, signal.SIG_IGN)
         if directory:
             _remove_directories(root, directory)
@@ -222,8 +225,18 @@ class _Stopped(BaseException):
     """The command is gone, or is exiting without having used the server."""
 
 
+# (In the starter.) A stop is raised as _Stopped only while the starter waits on its
+# server; any other time it is only noted, and seen at the next step: an exception
+# raised from a signal in the clean-up would leave it half done.
+_waiting = False
+_stop_asked = False
+
+
 def _stopped(signum: int, frame: object) -> None:
-    raise _Stopped
+    global _stop_asked
+    _stop_asked = True
+    if _waiting:
+        raise _Stopped
 
 
 def _end_children() -> None:

@@ -110,3 +110,16 @@ def _running(pid: int) -> bool:
     a container's first process often does not)."""
     return Path(f"/proc/{pid}").exists()
 
+
+
+def test_a_command_that_fails_at_once_stops_its_starter_cleanly(builder: Builder) -> None:
+    # the starter is forked before the command parses its options: a usage error stops
+    # it while it is still starting, and that stop must neither escape into a copy of
+    # the command (a second error, a traceback) nor leave its directories behind
+    ctx = copy_fixture("seed", builder.tmp / "seed", builder.user)
+    for _ in range(20):
+        proc = builder.user.run([OCIBUILD, "--root", builder.root, "build", "--no-such", ctx],
+                                cwd=builder.tmp)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("Error:") == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert list((builder.root / "tmp").iterdir()) == []
