@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from ocibuild.cli.registry_flags import registry_connection_options
+from ocibuild.cli.short_options import ShortOptionsCommand
 from ocibuild.errors import OcibuildError, StepFailedError, UsageError, terminal_text
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def _registry_options(insecure: tuple[str, ...], registry_ca: tuple[str, ...],
     return RegistryOptions.build(insecure=insecure, ca_files=registry_ca, authfile=authfile)
 
 
-@click.command("build")
+@click.command("build", cls=ShortOptionsCommand)
 @click.argument("context", type=click.Path(file_okay=False))
 @click.option("-f", "--file", "dockerfile", help="The Dockerfile (default CONTEXT/Dockerfile).")
 @click.option("--frontend", metavar="NAME",

@@ -41,6 +41,7 @@ NOT_LOADED = {
     "rich": "the live display",
     "csv": "the -o parser",
     "ocibuild.graph.state": "the graph API's states",
+    "difflib": "click's did-you-mean, made for every short option it tried as a long one",
 }
 
 
