@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Mapping, Sequence
 
-VERSION = 4
+VERSION = 5
 _DIGEST_SIZE = 32  # bytes: every digest the memo keeps or names files by
 
 
@@ -229,23 +229,32 @@ _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def _directory_part(directory: str, below: str,
                     subdirectories: list[tuple[str, str]]) -> bytes:
-    """One line per entry of `directory` (its path below the top, then _stat_fields);
+    """`directory`'s entries as it lists them: their count, its path below the top, their
+    names, then five numbers per entry (mode, size, inode, mtime and ctime in ns) as
+    one list (formatted in one call: a fifth of the walk's CPU, formatted per entry);
     its subdirectories (path, path below the top) appended to `subdirectories`."""
-    lines = []
+    names: list[str] = []
+    numbers: list[int] = []
+    add = numbers.extend
     # the top may be a symbolic link to the context (the engine follows it too); a
     # directory below it that turned into one since it was listed is not followed
     fd = os.open(directory, _DIRECTORY if below else _DIRECTORY & ~os.O_NOFOLLOW)
     try:
-        with os.scandir(fd) as entries:
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                name = below + entry.name
-                lines.append(name + _stat_fields(st))
-                if stat.S_ISDIR(st.st_mode):
-                    subdirectories.append((f"{directory}/{entry.name}", name + "/"))
+        for name in os.listdir(fd):
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            mode = st.st_mode
+            names.append(name)
+            add((mode, st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
+            if mode & _S_IFMT == _S_IFDIR:
+                subdirectories.append((f"{directory}/{name}", f"{below}{name}/"))
     finally:
         os.close(fd)
-    return "".join(lines).encode(errors="surrogateescape")
+    # NUL ends each name (no name holds one), the count says where the names end
+    text = f"{len(names)}\0{below}\0" + "\0".join([*names, ""]) + str(numbers)
+    return text.encode(errors="surrogateescape")
+
+
+_S_IFMT, _S_IFDIR = 0o170000, stat.S_IFDIR  # the file type's bits, a directory's
 
 
 def _walk(directories: list[tuple[str, str]], h: blake2b) -> None:
