@@ -45,6 +45,7 @@ def registries_hold(registry: Sequence[tuple[str, str]],
         try:
             for host, repository, tag, digest in pushed:
                 client = pool.get(host)
+                client.skip_ping()  # one request where no credentials are asked for
                 held = client.manifest_exists(repository, tag or digest,
                                               f"push {host}/{repository}",
                                               [push_scope(repository)])

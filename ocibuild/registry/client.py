@@ -9,7 +9,6 @@ source), kept per scope set until it expires, so a push never reuses a pull-only
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -150,6 +149,17 @@ class RegistryClient:
             assert last is not None
             raise last
 
+    def skip_ping(self) -> None:
+        """Take the scheme the options leave no doubt about (http for an insecure
+        registry, https for one not on this machine) without the ping; the challenge then
+        comes with the first request's 401, which request() answers. A local registry
+        is still pinged when a request needs it: that ping chooses https or http."""
+        with self._lock:
+            if self._base is None and self.options.is_insecure(self.registry):
+                self._base = f"http://{self.api_host}"
+            elif self._base is None and not _is_loopback(self.registry):
+                self._base = f"https://{self.api_host}"
+
     # -- credentials and tokens -----------------------------------------------------------
     def credentials(self, repository: str) -> Credentials | None:
         if self.credentials_override is not None:
@@ -169,8 +179,7 @@ class RegistryClient:
         if ch.scheme == "basic":
             if creds is None or not (creds.username or creds.password):
                 return None
-            raw = f"{creds.username}:{creds.password}".encode()
-            return "Basic " + base64.b64encode(raw).decode("ascii")
+            return _basic(creds)
         token = self._token(ch, tuple(merge_scopes(scopes)), creds, what)
         return f"Bearer {token}" if token else None
 
@@ -209,8 +218,7 @@ class RegistryClient:
             url = ch.realm + (sep + urlencode(params) if params else "")
             method, body = "GET", None
             if creds is not None and (creds.username or creds.password):
-                raw = f"{creds.username}:{creds.password}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+                headers["Authorization"] = _basic(creds)
         started = time.monotonic()
         resp = self._send(method, url, headers, body, f"{what}: token server {ch.realm}",
                           attempts_left=self.options.attempts)
@@ -470,6 +478,14 @@ def _repository_of(scopes: Sequence[str]) -> str:
         if len(parts) >= 3 and parts[0] == "repository":
             return ":".join(parts[1:-1])
     return ""
+
+
+def _basic(creds: Credentials) -> str:
+    """The Basic authorization of `creds` (base64, and the re it loads, only then)."""
+    import base64
+
+    raw = f"{creds.username}:{creds.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def _is_loopback(registry: str) -> bool:

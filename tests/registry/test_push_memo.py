@@ -1,7 +1,8 @@
 """A cached `build --push` answered by the rebuild memo: the registry is asked what
-each pushed name holds (the requests the engine's own push again makes), and the memo
-answers only when every name still holds the image; otherwise the engine runs, pushes
-and reports."""
+each pushed name holds (the engine's own push again asks the same, after a ping the
+memo leaves out where the scheme is known: a registry that wants credentials says so in
+its answer), and the memo answers only when every name still holds the image;
+otherwise the engine runs, pushes and reports."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_a_cached_build_push_is_answered_after_one_question(
     proxy.reset()
     assert memo_answers(sub_user, sub_tmp / "store", ["--progress", "plain", *flags], sub_tmp)
     assert [(s.method, s.path) for s in proxy.seen] == [
-        ("GET", "/v2/"), ("HEAD", "/v2/memo-push/app/manifests/1")]
+        ("HEAD", "/v2/memo-push/app/manifests/1")]
 
     # what it prints is what the engine prints for the same cached build --push
     answered = build(sub_user, sub_tmp, *flags)
