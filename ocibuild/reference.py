@@ -11,10 +11,12 @@ too. Keep this module light to import (no HTTP client): the store imports it.
 
 from __future__ import annotations
 
-import re
-
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -22,13 +24,27 @@ _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"
 DEFAULT_TAG = "latest"
 OFFICIAL_PREFIX = "library/"  # Docker Hub's one-component names live under it
 
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
-_HOST = re.compile(
-    r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$"
-)
+# the patterns a reference is checked against, compiled (and re imported) on first use:
+# the rebuild memo's registry question needs only this module's names
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+_SOURCES = {
+    "component": r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$",
+    "tag": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+    "digest": r"^sha256:[a-f0-9]{64}$",
+    "host": r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+            r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$",
+}
+
+
+def _matches(kind: str, text: str) -> bool:
+    pattern = _PATTERNS.get(kind)
+    if pattern is None:
+        import re
+
+        pattern = _PATTERNS[kind] = re.compile(_SOURCES[kind])
+    return pattern.match(text) is not None
+
+
 _MAX_NAME = 255
 
 
@@ -90,7 +106,7 @@ class Reference:
         return self.digest or self.tag or DEFAULT_TAG
 
     def with_tag(self, tag: str) -> Reference:
-        if not _TAG.match(tag):
+        if not _matches("tag", tag):
             raise InvalidReferenceError(f"invalid tag {tag!r} for {self.name}")
         import dataclasses  # loaded by now: self is an instance
 
@@ -146,7 +162,7 @@ def parse_reference(text: str, *, default_tag: str = DEFAULT_TAG) -> Reference:
     digest = ""
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not _DIGEST.match(digest):
+        if not _matches("digest", digest):
             raise _invalid(original, "digest must be sha256:<64 hex digits>")
     registry, path = _split_registry(text)
     tag = ""
@@ -154,13 +170,14 @@ def parse_reference(text: str, *, default_tag: str = DEFAULT_TAG) -> Reference:
     colon = path.rfind(":")
     if colon > last_slash:
         path, tag = path[:colon], path[colon + 1:]
-        if not _TAG.match(tag):
+        if not _matches("tag", tag):
             raise _invalid(original, f"bad tag {tag!r} (letters, digits, _ . -; at most 128; "
                                      "not starting with . or -)")
     if registry:
-        if not _HOST.match(registry):
+        if not _matches("host", registry):
             raise _invalid(original, f"bad registry host {registry!r}")
-        port = registry.rsplit(":", 1)[1] if re.search(r":[0-9]+$", registry) else ""
+        last = registry.rsplit(":", 1)[-1]
+        port = last if ":" in registry and last.isascii() and last.isdigit() else ""
         if port and not 0 < int(port) < 65536:
             raise _invalid(original, f"bad port {port}")
         if registry.lower() in _HUB_ALIASES:
@@ -170,7 +187,7 @@ def parse_reference(text: str, *, default_tag: str = DEFAULT_TAG) -> Reference:
     if not path:
         raise _invalid(original, "no repository name")
     for component in path.split("/"):
-        if not _COMPONENT.match(component):
+        if not _matches("component", component):
             hint = " (repository names are lowercase)" if component.lower() != component else ""
             raise _invalid(original, f"bad path component {component!r}{hint}")
     if registry == DOCKER_HUB and "/" not in path:

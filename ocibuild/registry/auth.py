@@ -10,7 +10,6 @@ may carry a scheme or a path (`https://index.docker.io/v1/`, `host:5000`,
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import os
@@ -118,6 +117,8 @@ def _decode_entry(entry: Any, where: str) -> Credentials | None:
     token = entry.get("identitytoken") or ""
     if entry.get("auth"):
         try:
+            import base64  # here: most registries ask for no credentials
+
             decoded = base64.b64decode(entry["auth"], validate=False).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise CredentialsError(f"{where}: the 'auth' value is not base64 user:password") \
@@ -241,6 +242,8 @@ def store_credentials(registry: str, creds: Credentials, authfile: Path | None =
     entry: dict[str, str] = {}
     if creds.username or creds.password:
         raw = f"{creds.username}:{creds.password}".encode()
+        import base64
+
         entry["auth"] = base64.b64encode(raw).decode("ascii")
     if creds.identity_token:
         entry["identitytoken"] = creds.identity_token

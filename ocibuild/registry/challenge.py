@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from ocibuild.deferred import deferred_dataclass
 
-# compiled on first use (re caches it): a registry without auth sends no challenge
+# re is imported, and this compiled, on first use (re caches it): a registry without
+# auth sends no challenge, and the rebuild memo's question then loads no re at all
 _PARAM = r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?'
 
 
@@ -31,6 +30,8 @@ class Challenge:
 
 def parse_challenges(header: str) -> list[Challenge]:
     """All challenges in one header value, e.g. `Bearer realm="…",service="…"`."""
+    import re
+
     challenges: list[Challenge] = []
     rest = header.strip()
     while rest:
