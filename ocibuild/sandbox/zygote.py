@@ -41,6 +41,10 @@ import sys
 from ocibuild.sandbox import linux, protocol
 from ocibuild.sandbox.nsinit import SetupError, enter_user_namespace, run_step_process
 
+TYPE_CHECKING = False  # typing and collections: imports this helper need not pay for
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _FDS_PER_SPAWN = 3
 _INT_SIZE = 4
 
@@ -121,26 +125,23 @@ def serve_from_file_op_server(fd: int) -> None:
     fork server; never returns.) Read START on `fd`, leave the server's session, signal
     dispositions and descriptors behind, enter a user namespace nested in the server's,
     answer READY (or ERROR) and serve spawn requests on `fd`."""
-    try:
-        os.setsid()
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)  # the server ignores them
-        linux.set_parent_death_signal(signal.SIGKILL)
-        _keep_only(fd)
-        os.chdir("/")
-        message = protocol.receive_from_builder(fd)
-        if message is None or message[0] != protocol.START:
-            os._exit(0)
-        conf: dict = message[1]  # type: ignore[assignment]
-        _enter_nested_user_namespace(conf["mapping"], fd)
-        protocol.send(fd, protocol.READY)
-    except SetupError as e:
-        protocol.send(fd, protocol.ERROR, str(e))
-        os._exit(125)
-    except BaseException as e:
-        protocol.send(fd, protocol.ERROR, f"sandbox fork server failed: {e!r}")
-        os._exit(125)
-    serve(fd, conf["staging"])
+    _set_up_and_serve(fd, _set_up_from_file_op_server)
+
+
+def _set_up_from_file_op_server(fd: int) -> dict:
+    os.setsid()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)  # the server ignores them
+    linux.set_parent_death_signal(signal.SIGKILL)
+    _keep_only(fd)
+    os.chdir("/")
+    message = protocol.receive_from_builder(fd)
+    if message is None or message[0] != protocol.START:
+        os._exit(0)
+    conf: dict = message[1]  # type: ignore[assignment]
+    _enter_nested_user_namespace(conf["mapping"], fd)
+    protocol.send(fd, protocol.READY)
+    return conf
 
 
 def _keep_only(fd: int) -> None:
@@ -209,12 +210,11 @@ def _enter_nested_user_namespace(mapping: str, channel: int) -> None:
         os.setgroups([])
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
-    os.set_inheritable(fd, False)
-    os.chdir("/")  # hold no directory of the builder's busy
+def _set_up_and_serve(fd: int, set_up: Callable[[int], dict]) -> None:
+    """Set up with `set_up` (which answers READY), or say why not on `fd` and exit;
+    then serve."""
     try:
-        conf = _set_up(fd)
+        conf = set_up(fd)
     except SetupError as e:
         protocol.send(fd, protocol.ERROR, str(e))
         os._exit(125)
@@ -222,6 +222,13 @@ def main() -> None:
         protocol.send(fd, protocol.ERROR, f"sandbox fork server failed: {e!r}")
         os._exit(125)
     serve(fd, conf["staging"])
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    os.set_inheritable(fd, False)
+    os.chdir("/")  # hold no directory of the builder's busy
+    _set_up_and_serve(fd, _set_up)
 
 
 if __name__ == "__main__":
