@@ -205,7 +205,7 @@ def _serve(socket_path: str) -> bytes:
     from ocibuild.idspace.worker import SERVE
     from ocibuild.sandbox import run_in_userns
 
-    run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()})
+    run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()}, exit_at_once=True)
     return b""
 
 

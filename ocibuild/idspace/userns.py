@@ -9,12 +9,13 @@ mapped id.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -54,6 +55,7 @@ class Session:
         self._restarts = 0
         self._closing = False
         self._adopted = False  # the server is one the command started early
+        self._before_stop: list[Callable[[], object]] = []
 
     def _start(self) -> threading.Thread:
         with self._start_lock:
@@ -89,7 +91,7 @@ class Session:
         from ocibuild.sandbox import run_in_userns
 
         try:
-            run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()})
+            run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()}, exit_at_once=True)
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
 
@@ -194,14 +196,25 @@ class Session:
             raise
         return sock
 
+    def before_stop(self, callback: Callable[[], object]) -> None:
+        """Have close() call `callback` before it stops the server: to end first what the
+        server forked for the build (the sandbox's fork server), so that the server, not
+        init, reaps it."""
+        self._before_stop.append(callback)
+
     def close(self) -> None:
         """Stop the server. Nothing waits for it to exit, nor, if it was started but
         never used, for it to be up: a daemon thread stops it then."""
         self._closing = True
+        for callback in self._before_stop:
+            with contextlib.suppress(Exception):
+                callback()
+        self._before_stop.clear()
         if self._thread is None:
             return
         if self._started.is_set() or not self._thread.is_alive():
             self._stop()
+            _ending.append(self._thread)
         else:
             threading.Thread(target=self._stop, name="fileop-server-stop", daemon=True).start()
 
@@ -219,6 +232,21 @@ class Session:
 _session: Session | None = None
 _session_users = 0
 _session_lock = threading.Lock()
+# The threads of stopped servers: each reaps its server (or the early starter that runs
+# it) once that has exited. The process waits for them as it exits, briefly: by then
+# the servers have usually long exited, and one left unreaped would be left to init,
+# which in a container is often a process that never reaps.
+_ending: list[threading.Thread] = []
+_ENDING_WAIT = 1.0  # seconds, for all of them
+
+
+def _reap_ended() -> None:
+    deadline = time.monotonic() + _ENDING_WAIT
+    for thread in _ending:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_reap_ended)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from ocibuild.idspace import requests
 # fork server for this connection" (ocibuild.sandbox.zygote.serve_from_file_op_server)
 REQUEST, STOP, FORK_SERVER = b"R", b"S", b"Z"
 _READ_TIMEOUT = 30.0  # seconds for a request's message to arrive after its byte
+_FORK_SERVER_EXIT_WAIT = 1.0  # seconds, at a stop, for the fork servers told to leave
 _HEADER = struct.Struct("!I")
 # The modules whose @handler functions the server answers: the allow-list. A request
 # naming a type of any other module is refused, and nothing else is ever imported for it.
@@ -185,9 +186,9 @@ def _ready_for_forks() -> None:
     gc.freeze()
 
 
-def _fork_server_on(conn: socket.socket, listener: socket.socket) -> None:
+def _fork_server_on(conn: socket.socket, listener: socket.socket) -> int:
     """Fork the sandbox's fork server, which serves the builder on `conn` (its
-    connection's byte read, nothing else)."""
+    connection's byte read, nothing else); its pid."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -198,6 +199,23 @@ def _fork_server_on(conn: socket.socket, listener: socket.socket) -> None:
         finally:
             os._exit(125)
     conn.close()
+    return pid
+
+
+def _wait_for(pids: list[int], seconds: float) -> None:
+    """Until the processes `pids` have ended (the kernel reaps them: SIGCHLD is
+    ignored), for at most `seconds`: the fork servers the builder told to leave end as
+    this server's children, not as orphans left to init."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.001)
 
 
 def serve(args: dict[str, Any]) -> None:
@@ -222,6 +240,7 @@ def serve(args: dict[str, Any]) -> None:
     # request; a request that comes sooner waits only for its own handler's module
     # (_read_request), never for the whole list.
     to_preload: list[str | None] = [*PRELOAD, None]  # None: the classes, then freeze
+    fork_servers: list[int] = []
     while True:
         if to_preload and not select.select([listener], [], [], 0)[0]:
             module = to_preload.pop(0)
@@ -234,9 +253,10 @@ def serve(args: dict[str, Any]) -> None:
         command = conn.recv(1)
         if command == STOP:
             conn.close()
+            _wait_for(fork_servers, _FORK_SERVER_EXIT_WAIT)
             break
         if command == FORK_SERVER:
-            _fork_server_on(conn, listener)
+            fork_servers.append(_fork_server_on(conn, listener))
             continue
         if command != REQUEST:
             conn.close()

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -115,6 +116,7 @@ class ForkServer:
         if message is None or message[0] != protocol.READY:
             server.stop()
             return None
+        session.before_stop(lambda: _retire(server))
         return server
 
     def _handshake(self, isolation: Isolation, mapping: str) -> None:
@@ -151,6 +153,8 @@ class ForkServer:
             socket.send_fds(self.channel, [protocol.SPAWN], [ctl, stdout, stderr])
 
     def stop(self) -> None:
+        if self.proc is None:  # forked by the file-op server: wait for it to leave
+            _end_and_wait(self.channel)
         self.channel.close()  # the server leaves when it reads the end of its channel
         if self.proc is not None:
             try:
@@ -161,6 +165,32 @@ class ForkServer:
         if self._errors is not None:
             self._errors.close()
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _end_and_wait(channel: socket.socket) -> None:
+    """Tell a fork server to leave (the end of its channel) and wait, up to _STOP_WAIT,
+    until it has: its end of the channel then closes too."""
+    import select
+
+    try:
+        channel.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + _STOP_WAIT
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([channel], [], [], left)[0] and not channel.recv(4096):
+                return
+    except OSError:  # gone already
+        return
+
+
+def _retire(server: ForkServer) -> None:
+    """(As the file-op session that forked it closes.) Stop a fork server before that
+    session's server stops, so that it ends as that server's child, not as an orphan
+    left to init (a container's first process often never reaps)."""
+    with _lock:
+        for key, running in list(_servers.items()):
+            if running is server:
+                del _servers[key]
+    server.stop()
 
 
 _ServerKey = tuple[str, int, int]
