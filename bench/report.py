@@ -204,7 +204,8 @@ def render(res: Results) -> str:
             floor, ours = res.med(case, mode, FLOOR), res.med(case, mode, "ocibuild")
             peer = res.med(case, mode, "BuildKit")
             goal = TIME_GOALS.get((case, mode))
-            overhead = ratio(_minus(ours, floor), _minus(peer, floor))
+            above = _minus(peer, floor)  # BuildKit above the floor: else no ratio
+            overhead = ratio(_minus(ours, floor), above) if above and above > 0 else None
             out.append(f"| {case} | {mode} | {_f(floor)} | {_f(ours)} | {_f(peer)} | "
                        f"{_f(_minus(ours, floor))} | {_f(_minus(peer, floor))} | "
                        f"{_f(res.time_ratio(case, mode, 'BuildKit', FLOOR))} | "
