@@ -42,25 +42,21 @@ class EarlyServer:
 
     def __init__(self, root: str, announced: int, starter: ForkedCall) -> None:
         self.root, self._announced, self._starter = root, announced, starter
-        self._where: tuple[str, str] | None = None
-
-    def _read_where(self) -> tuple[str, str]:
-        """(its directory, its socket's path) as the starter announced them, waiting for
-        the announcement; ("", "") when the starter ended without one."""
-        if self._where is None:
-            with open(self._announced, "rb") as pipe:  # read to the starter's close
-                self._announced = -1
-                fields = pipe.read().decode(errors="surrogateescape").split("\0")
-            self._where = (fields[0], fields[1]) if len(fields) == 2 else ("", "")
-        return self._where
+        self._where: str | None = None
 
     @property
     def directory(self) -> str:
-        return self._read_where()[0]
+        """The socket's directory as the starter announced it, waiting for the
+        announcement; "" when the starter ended without one."""
+        if self._where is None:
+            with open(self._announced, "rb") as pipe:  # read to the starter's close
+                self._announced = -1
+                self._where = pipe.read().decode(errors="surrogateescape")
+        return self._where
 
     @property
     def socket_path(self) -> str:
-        return self._read_where()[1]
+        return _socket_path(self.directory) if self.directory else ""
 
     def wait(self) -> str:
         """Block until the server has ended; why it failed, or "" when it was stopped."""
@@ -163,10 +159,10 @@ def _run_server(root: str, builder: int, announce: int) -> bytes:
         if os.getppid() != builder or _stop_asked:  # the command ended, or is ending
             return b""
         directory = _socket_directory(root)
-        socket_path = f"{directory}/s"
+        socket_path = _socket_path(directory)
         if len(socket_path) > _SOCKET_PATH_MAX:
             return b""  # the build starts its own, in its directory: a shorter path
-        os.write(announce, f"{directory}\0{socket_path}".encode(errors="surrogateescape"))
+        os.write(announce, directory.encode(errors="surrogateescape"))
         os.close(announce)
         _waiting = True
         if _stop_asked:
@@ -200,12 +196,15 @@ def _socket_directory(root: str) -> str:
     return tempfile.mkdtemp(prefix="ocib-w-", dir=temporaries.process_dir(Path(root)))
 
 
+def _socket_path(directory: str) -> str:
+    return f"{directory}/s"
+
+
 def _serve(socket_path: str) -> bytes:
     """Run the server on `socket_path` until it ends; b"" (a failure raises)."""
-    from ocibuild.idspace.worker import SERVE
-    from ocibuild.sandbox import run_in_userns
+    from ocibuild.idspace.worker import run_server
 
-    run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()}, exit_at_once=True)
+    run_server(socket_path)
     return b""
 
 

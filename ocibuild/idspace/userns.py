@@ -87,11 +87,10 @@ class Session:
             self._error = UsernsCallError(reason)
 
     def _run(self, socket_path: str) -> None:
-        from ocibuild.idspace.worker import SERVE
-        from ocibuild.sandbox import run_in_userns
+        from ocibuild.idspace.worker import run_server
 
         try:
-            run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()}, exit_at_once=True)
+            run_server(socket_path)
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
 
