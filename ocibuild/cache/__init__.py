@@ -12,14 +12,14 @@ if TYPE_CHECKING:
     from ocibuild.cache.records import CacheRecord
     from ocibuild.cache.store import Store, StoreBusyError, default_root
 
-_WHERE = {"CacheRecord": "records", "Store": "store", "StoreBusyError": "store",
-          "default_root": "store", "familiar_name": "names", "normalize_name": "names"}
+_EXPORTS = {"CacheRecord": "records", "Store": "store", "StoreBusyError": "store",
+            "default_root": "store", "familiar_name": "names", "normalize_name": "names"}
 __all__ = ["CacheRecord", "Store", "StoreBusyError", "default_root", "familiar_name",
            "normalize_name"]
 
 
 def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
+    module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ocibuild.cache' has no attribute {name!r}")
     import importlib
