@@ -159,21 +159,18 @@ def _run_server(root: str, builder: int, announce: int) -> bytes:
         if os.getppid() != builder or _stop_asked:  # the command ended, or is ending
             return b""
         directory = _socket_directory(root)
+        _made[:] = [root, directory]
         socket_path = _socket_path(directory)
         if len(socket_path) > _SOCKET_PATH_MAX:
             return b""  # the build starts its own, in its directory: a shorter path
         os.write(announce, directory.encode(errors="surrogateescape"))
         os.close(announce)
         _waiting = True
-        if _stop_asked:
-            raise _Stopped
-        return _serve(socket_path)
-    except _Stopped:
-        _waiting = False
-        _end_children()
-        return b""
+        return b"" if _stop_asked else _serve(socket_path)
     except BaseException as exc:  # noqa: BLE001 (the build reports it)
         _waiting = False
+        if _stop_asked:  # stopping, and no server started: that is no failure
+            return b""
         from ocibuild.errors import OcibuildError
 
         text = exc.message if isinstance(exc, OcibuildError) else f"{type(exc).__name__}: {exc}"
@@ -220,22 +217,25 @@ def _remove_directories(root: str, directory: str) -> None:
     temporaries.leave(Path(root))
 
 
-class _Stopped(BaseException):
-    """The command is gone, or is exiting without having used the server."""
-
-
-# (In the starter.) A stop is raised as _Stopped only while the starter waits on its
-# server; any other time it is only noted, and seen at the next step: an exception
-# raised from a signal in the clean-up would leave it half done.
+# (In the starter.) A stop is only noted, and seen at the starter's next step, until
+# the starter starts its server; from then on the stop ends the server and the starter
+# at once (its directories removed), whatever the start was doing: a server whose start
+# had not reached it yet sees its starter gone and does not serve. A stop never raises:
+# an exception from a signal handler that lands in an import's or a finalizer's callback
+# is printed and dropped, and one raised in the clean-up would leave it half done.
 _waiting = False
 _stop_asked = False
+_made: list[str] = []  # the store's root and the socket's directory, once made
 
 
 def _stopped(signum: int, frame: object) -> None:
     global _stop_asked
     _stop_asked = True
     if _waiting:
-        raise _Stopped
+        _end_children()
+        if _made:
+            _remove_directories(*_made)
+        os._exit(0)
 
 
 def _end_children() -> None:
