@@ -10,8 +10,9 @@ it is still single-threaded and small: before the engine's modules load, without
 interpreter start. The starter loads what it needs itself, on another core and outside
 the command's GIL: it makes the server's socket directory in a temporary directory of
 its own in the store (ocibuild.cache.temporaries, locked while it lives), tells the
-command where through a pipe, and runs the server exactly as Session would
-(run_in_userns). The build's first session adopts it (userns.Session). A build that
+command where through a pipe, and runs the server as Session would (run_in_userns),
+but as a fork of itself: no interpreter to start, and the modules the starter loaded
+are the server's. The build's first session adopts it (userns.Session). A build that
 runs no step never connects: as the command exits it stops the starter, which kills and
 reaps the server and removes its directories. Should the command die instead,
 parent-death signals end the starter and the server, and the next build in the store
@@ -201,7 +202,7 @@ def _serve(socket_path: str) -> bytes:
     """Run the server on `socket_path` until it ends; b"" (a failure raises)."""
     from ocibuild.idspace.worker import run_server
 
-    run_server(socket_path)
+    run_server(socket_path, forked=True)
     return b""
 
 

@@ -75,12 +75,14 @@ PRELOAD = (
 )
 
 
-def run_server(socket_path: str) -> None:
+def run_server(socket_path: str, *, forked: bool = False) -> None:
     """Run a file-op server on `socket_path`, under the sandbox mapping in a helper
-    process of its own (run_in_userns), until it is stopped; a failure raises."""
+    process of its own (run_in_userns, `forked` or started), until it is stopped; a
+    failure raises."""
     from ocibuild.sandbox import run_in_userns
 
-    run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()}, exit_at_once=True)
+    run_in_userns(SERVE, {"socket": socket_path, "parent": os.getpid()}, exit_at_once=True,
+                  forked=forked)
 
 
 def send_message(sock: socket.socket, value: Any) -> None:

@@ -27,12 +27,18 @@ from ocibuild.sandbox.idmapping import apply_mapping, plan_mapping
 _STDERR_TAIL = 4000
 
 
-def run_in_userns(target: str, args: Any = None, *, exit_at_once: bool = False) -> Any:
+def run_in_userns(target: str, args: Any = None, *, exit_at_once: bool = False,
+                  forked: bool = False) -> Any:
     """Call `target` ("package.module:function") with `args` inside a user namespace
     mapped as current_idmap() says, and return its result (both through JSON). With
     `exit_at_once` the helper ends as soon as it has sent the result, without the
     interpreter's clean-up: for a target that leaves nothing to clean up (the file-op
-    server, whose many modules took ~6 ms to tear down, which its builder waits for)."""
+    server, whose many modules took ~6 ms to tear down, which its builder waits for).
+
+    `forked`: the helper is a fork of this process, not a new interpreter, for a caller
+    that is single-threaded and holds nothing a step may see (the early file-op starter,
+    a small fork of the command): it keeps the modules already loaded, and the ~10 ms of
+    an interpreter's start, on cores a cold build keeps busy."""
     module, _, function = target.partition(":")
     if not module or not function:
         raise SandboxError(f"run_in_userns target must be 'module:function', not {target!r}")
@@ -43,15 +49,19 @@ def run_in_userns(target: str, args: Any = None, *, exit_at_once: bool = False) 
     parent_sock, child_sock = socket.socketpair()
     with parent_sock, tempfile.TemporaryFile() as errors:
         try:
-            proc = subprocess.Popen(
-                helper_command("ocibuild.sandbox.userns_entry", str(child_sock.fileno())),
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
-                pass_fds=(child_sock.fileno(),))
+            if forked:
+                proc: subprocess.Popen[bytes] | _ForkedHelper = _ForkedHelper(
+                    request, child_sock.fileno(), errors.fileno())
+            else:
+                proc = subprocess.Popen(
+                    helper_command("ocibuild.sandbox.userns_entry", str(child_sock.fileno())),
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
+                    pass_fds=(child_sock.fileno(),))
+                assert proc.stdin is not None
+                with proc.stdin:
+                    proc.stdin.write(request)
         finally:
             child_sock.close()
-        assert proc.stdin is not None
-        with proc.stdin:
-            proc.stdin.write(request)
         result: Any = None
         failure: str | None = None
         got_result = False
@@ -79,3 +89,42 @@ def run_in_userns(target: str, args: Any = None, *, exit_at_once: bool = False) 
                                f"(status {status}){': ' + tail if tail else ''}")
         return result
 
+
+class _ForkedHelper:
+    """run_in_userns's helper as a fork of the caller: what the started one does with the
+    request (userns_entry.answer), with nothing of the caller's but `ctl` and stdio
+    (stdin and stdout /dev/null, stderr `errors`), signal handlers back to default, and no
+    way back into the caller's code (it always ends with os._exit)."""
+
+    def __init__(self, request: bytes, ctl: int, errors: int) -> None:
+        self.pid = os.fork()
+        if self.pid == 0:
+            status = 1
+            try:
+                _leave_caller(ctl, errors)
+                from ocibuild.sandbox.userns_entry import answer
+
+                answer(json.loads(request), ctl)
+                status = 0
+            finally:
+                os._exit(status)
+
+    def wait(self) -> int:
+        return os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+
+
+def _leave_caller(ctl: int, errors: int) -> None:
+    import signal
+
+    for number in signal.valid_signals():
+        if callable(signal.getsignal(number)):
+            signal.signal(number, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(errors, 2)
+    os.closerange(3, ctl)
+    os.closerange(ctl + 1, _MAX_FD)
+
+
+_MAX_FD = 1 << 20

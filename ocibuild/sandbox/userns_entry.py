@@ -27,10 +27,16 @@ def _call(target: str, args: object) -> object:
 
 
 def serve(ctl: int) -> None:
-    from ocibuild.sandbox.nsinit import SetupError, enter_user_namespace
-
     request = json.loads(sys.stdin.buffer.read())
     sys.path[:] = request["path"]
+    answer(request, ctl)
+
+
+def answer(request: dict, ctl: int) -> None:
+    """Enter the namespace `request` asks for, call its target, and send the result (or
+    why it failed) on `ctl`."""
+    from ocibuild.sandbox.nsinit import SetupError, enter_user_namespace
+
     try:
         if request["mapping"] != "root":
             enter_user_namespace(request["mapping"], ctl, request["uid"], request["gid"])

@@ -7,12 +7,15 @@ at once, each in its own thread. A step object holds StepSpec fields (network, s
 ...) plus "isolation", "cancel_after" (seconds) and "layer" (a path: write a gzip layer
 of the overlay upper directory there with the sandbox's id mapping, and report its
 entries).
-{"call": {"target": "module:function", "args": ...}} instead runs run_in_userns.
+{"call": {"target": "module:function", "args": ..., "forked": bool}} instead runs
+run_in_userns.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import tarfile
 import threading
@@ -106,10 +109,14 @@ def run(step: dict[str, Any], stream: bool) -> dict[str, Any]:
 
 
 def call(request: dict[str, Any]) -> dict[str, Any]:
+    if request.get("hold"):  # what a forked helper must not keep of its caller
+        os.open(request["hold"], os.O_RDONLY)
+        signal.signal(signal.SIGUSR1, lambda *_: None)
     idmap = current_idmap()
     record: dict[str, Any] = {"uids": [[r.container, r.host, r.length] for r in idmap.uids]}
     try:
-        record["result"] = run_in_userns(request["target"], request["args"])
+        record["result"] = run_in_userns(request["target"], request["args"],
+                                         forked=request.get("forked", False))
     except SandboxError as e:
         record["error"] = e.message
     return record

@@ -3,21 +3,24 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from tests.sandbox.conftest import DRIVER, Sandboxer
 from tests.support.paths import REPO
 
 
-def _call(sbx: Sandboxer, target: str, args: object) -> dict:
-    done = sbx.user.run(DRIVER, input=json.dumps({"call": {"target": target, "args": args}}),
-                        cwd=REPO)
+def _call(sbx: Sandboxer, target: str, args: object, **options: object) -> dict:
+    request = {"call": {"target": target, "args": args, **options}}
+    done = sbx.user.run(DRIVER, input=json.dumps(request), cwd=REPO)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-def test_run_in_userns_chowns_to_mapped_ids(sbx: Sandboxer) -> None:
+@pytest.mark.parametrize("forked", [False, True], ids=["started", "forked"])
+def test_run_in_userns_chowns_to_mapped_ids(sbx: Sandboxer, forked: bool) -> None:
     path = sbx.tmp / "owned"
     record = _call(sbx, "tests.sandbox.userns_functions:make_owned_file",
-                   {"path": str(path), "uid": 1000, "gid": 1000})
+                   {"path": str(path), "uid": 1000, "gid": 1000}, forked=forked)
     container, host, _ = record["uids"][-1]
     if sbx.full_ids:
         assert record["result"] == {"uid_inside": 0, "owner_inside": [1000, 1000]}
@@ -30,9 +33,28 @@ def test_run_in_userns_chowns_to_mapped_ids(sbx: Sandboxer) -> None:
         assert "Invalid argument" in record["error"]
 
 
-def test_run_in_userns_reports_a_bad_target(sbx: Sandboxer) -> None:
-    record = _call(sbx, "tests.sandbox.userns_functions:no_such_function", None)
+@pytest.mark.parametrize("forked", [False, True], ids=["started", "forked"])
+def test_run_in_userns_reports_a_bad_target(sbx: Sandboxer, forked: bool) -> None:
+    record = _call(sbx, "tests.sandbox.userns_functions:no_such_function", None,
+                   forked=forked)
     assert "no_such_function" in record["error"]
+
+
+def test_a_forked_helper_keeps_nothing_of_its_caller(sbx: Sandboxer) -> None:
+    # the caller holds a file open and handles SIGUSR1 in Python; the helper, a fork of
+    # it, has only stdio and its channel, and the default signal dispositions
+    held = sbx.tmp / "held-by-the-caller"
+    held.write_text("x")
+    record = _call(sbx, "tests.sandbox.userns_functions:process_state", None, forked=True,
+                   hold=str(held))
+    state = record["result"]
+    fds = {int(fd): what for fd, what in state["fds"].items()}
+    assert str(held) not in fds.values()
+    assert fds[0] == "/dev/null" and fds[1] == "/dev/null"
+    others = {fd: what for fd, what in fds.items() if fd > 2}
+    assert len(others) <= 2, others  # the channel, and the listing's own descriptor
+    assert any(what.startswith("socket:") for what in others.values()), others
+    assert state["handled"] == []
 
 
 # module -> why the helper must not load it: each is tens of milliseconds that every

@@ -22,3 +22,18 @@ def helper_state(args: Any) -> dict[str, Any]:
 
     return {"modules": sorted(sys.modules), "no_site": sys.flags.no_site,
             "codec_found": importlib.util.find_spec("zstandard") is not None}
+
+
+def process_state(args: Any) -> dict[str, Any]:
+    """The helper's open descriptors (what each is), and the signals it handles in
+    Python code."""
+    import signal
+
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[name] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the listing's own descriptor, closed meanwhile
+    handled = [int(n) for n in signal.valid_signals() if callable(signal.getsignal(n))]
+    return {"fds": fds, "handled": handled, "pid": os.getpid()}
