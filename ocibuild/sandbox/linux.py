@@ -31,6 +31,7 @@ MS_RELATIME = 1 << 21
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 # statvfs f_flag bits -> mount flags; a bind remount inside a user namespace must keep
 # the flags the kernel locked on the source mount, or it fails with EPERM.
@@ -142,6 +143,11 @@ def sethostname(name: str) -> None:
 
 def set_parent_death_signal(signum: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def become_child_subreaper() -> None:
+    """Orphans among this process's descendants become its children, not init's."""
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 class _Rlimit(ctypes.Structure):

@@ -107,9 +107,9 @@ class UserNet:
         """Stop the helper: the namespace loses its way out. The helper takes ~30 ms to
         exit (the kernel removes its tap device meanwhile). With timeout 0 this returns
         at once and reaps the helper only if it is already gone; otherwise whoever reaps
-        the caller's orphans does, once the caller exits (a caller that lives on should
-        give a timeout). With a timeout it waits that long, kills the helper if it is
-        still there, and reaps it."""
+        the caller's orphans does, once the caller exits: the fork server, a subreaper,
+        for a step's (a caller that lives on should give a timeout). With a timeout it
+        waits that long, kills the helper if it is still there, and reaps it."""
         if self.lifeline < 0:
             return
         os.close(self.lifeline)

@@ -93,6 +93,10 @@ def serve(fd: int, staging: str) -> None:
     gc.freeze()
     # children are reaped by the kernel; each step process restores the default
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # A step's slirp4netns leaves ~30 ms after its step's process, which does not wait
+    # for it: it becomes this process's child and is reaped here, not left to init (a
+    # container's first process often never reaps).
+    linux.become_child_subreaper()
     while True:
         try:
             fds = _receive_spawn(channel)
@@ -102,6 +106,8 @@ def serve(fd: int, staging: str) -> None:
             fds = None  # e.g. ECONNRESET: the builder is gone all the same
         if fds is None:
             _remove_staging(staging)
+            channel.close()  # the builder waits for this, not for the helpers below
+            _wait_for_children(_CHILDREN_EXIT_WAIT)
             os._exit(0)
         if len(fds) != _FDS_PER_SPAWN:
             for extra in fds:
@@ -118,6 +124,22 @@ def serve(fd: int, staging: str) -> None:
             run_step_process(*fds)
         for passed in fds:
             os.close(passed)
+
+
+_CHILDREN_EXIT_WAIT = 1.0  # seconds, as the fork server leaves, for a step's last helpers
+
+
+def _wait_for_children(limit: float) -> None:
+    """Until no child is left (the kernel reaps them: SIGCHLD is ignored), or `limit`."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                time.sleep(0.002)
+        except ChildProcessError:
+            return
 
 
 def serve_from_file_op_server(fd: int) -> None:
