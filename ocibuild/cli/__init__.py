@@ -29,6 +29,10 @@ def main(argv: list[str] | None = None) -> object:
             from ocibuild.idspace import early
 
             early.start(args, rebuild.root if rebuild is not None else None)
+    if argv is None:
+        from ocibuild.cli import generated_code
+
+        generated_code.install()
     from ocibuild import interrupt
 
     interrupt.install_handlers()
