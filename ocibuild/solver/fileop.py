@@ -17,7 +17,6 @@ import os
 import posixpath
 import shutil
 import stat
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -386,6 +385,8 @@ def _copy_data(fin: int, fout: int, size: int) -> None:
 
 
 def _is_archive(path: Path) -> bool:
+    import tarfile  # here: the builder imports this module for its request types only
+
     if not path.name.endswith(ARCHIVE_SUFFIXES) and not path.is_file():
         return False
     try:
