@@ -120,9 +120,11 @@ def _write_if_added(cache: _Cache) -> None:
     whole, so that a reader never sees half of one."""
     if not cache.added:
         return
-    data = _header() + marshal.dumps(cache.entries)
+    # copies: a daemon thread may still be making a class (a copy is taken at once)
+    entries, used = dict(cache.entries), set(cache.used)
+    data = _header() + marshal.dumps(entries)
     if len(data) > _MAX_BYTES:  # grown with code no longer made: keep what this used
-        data = _header() + marshal.dumps({t: cache.entries[t] for t in cache.used})
+        data = _header() + marshal.dumps({t: entries[t] for t in used if t in entries})
         if len(data) > _MAX_BYTES:
             return
     directory = os.path.dirname(cache.path)
