@@ -126,3 +126,13 @@ def test_the_command_keeps_its_cache(tmp_path: Path) -> None:
         assert "unknown instruction: FRM" in done.stderr
         written.append(_written(path))
     assert written[0] is not None and written[1] == written[0]
+
+
+def test_no_cache_is_written_into_another_users_directory(tmp_path: Path) -> None:
+    # as root under sudo with the user's HOME: a root-owned cache there would keep the
+    # user from ever having one
+    home = tmp_path / "someone"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    assert _run(tmp_path, XDG_CACHE_HOME=str(home / ".cache"))["eq"] is True
+    assert list(home.iterdir()) == []

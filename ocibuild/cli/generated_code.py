@@ -10,9 +10,10 @@ text always compiles to the same code, so a hit is exact and a changed class a m
 
 The cache is one marshal file per Python bytecode version under
 $XDG_CACHE_HOME/ocibuild (else ~/.cache/ocibuild), written as Python writes bytecode:
-not where `sys.dont_write_bytecode` is set, and never in the way (a cache that cannot
-be read, written or trusted is ignored). It is read only when it belongs to this
-user and no one else can write it, since it holds code this process runs.
+not where `sys.dont_write_bytecode` is set, only into a directory of this user's, and
+never in the way (a cache that cannot be read, written or trusted is ignored). It is
+read only when it belongs to this user and no one else can write it, since it holds
+code this process runs.
 """
 
 from __future__ import annotations
@@ -115,6 +116,18 @@ def _read(path: str) -> dict[str, bytes]:
     return entries
 
 
+def _owned_by_us(directory: str) -> bool:
+    """Whether `directory`, or the nearest of its parents that exists, is this user's."""
+    while True:
+        try:
+            return os.stat(directory).st_uid == os.geteuid()
+        except FileNotFoundError:
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                return False
+            directory = parent
+
+
 def _write_if_added(cache: _Cache) -> None:
     """(At exit.) Replace the cache file with one holding the new entries too; as a
     whole, so that a reader never sees half of one."""
@@ -130,6 +143,8 @@ def _write_if_added(cache: _Cache) -> None:
     directory = os.path.dirname(cache.path)
     temporary = f"{cache.path}.{os.getpid()}.tmp"
     try:
+        if not _owned_by_us(directory):
+            return  # e.g. root under sudo with the user's HOME: the user's cache stays
         os.makedirs(directory, mode=0o700, exist_ok=True)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with open(fd, "wb") as f:
