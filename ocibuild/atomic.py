@@ -108,3 +108,19 @@ def atomic_file(dest: Path, *, mode: int = 0o644, text: bool = False) -> Iterato
 def atomic_write_bytes(dest: Path, data: bytes, mode: int = 0o644) -> None:
     with atomic_file(dest, mode=mode) as f:
         f.write(data)
+
+
+def replace_unsynced(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to `path` through a temporary file beside it, renamed over it:
+    readers see the old file or all of the new one. No fsync: for files whose loss costs
+    only time (a cache, a rebuild memo). An OSError leaves no temporary file behind."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        with open(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -382,18 +382,13 @@ def remember(inv: Invocation, *, index: str, used: Sequence[tuple[str, str | Non
             "used": [list(u) for u in used], "missed": list(missed), "blobs": list(blobs),
             "stderr": stderr, "stdout": stdout, "pushed": _name_parts(pushed),
             "frame": None if frame is None else [list(f) for f in frame]}
-    directory = os.path.dirname(inv.path)
-    tmp = f"{inv.path}.{os.getpid()}.tmp"
+    from ocibuild.atomic import replace_unsynced  # here: a replayed build writes nothing
+
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        with open(tmp, "wb") as f:
-            marshal.dump(memo, f)
-        os.replace(tmp, inv.path)
+        os.makedirs(os.path.dirname(inv.path), mode=0o700, exist_ok=True)
+        replace_unsynced(inv.path, marshal.dumps(memo))
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def _name_parts(pushed: Sequence[str]) -> list[list[str]]:

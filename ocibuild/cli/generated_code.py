@@ -140,18 +140,13 @@ def _write_if_added(cache: _Cache) -> None:
         data = _header() + marshal.dumps({t: entries[t] for t in used if t in entries})
         if len(data) > _MAX_BYTES:
             return
+    from ocibuild.atomic import replace_unsynced
+
     directory = os.path.dirname(cache.path)
-    temporary = f"{cache.path}.{os.getpid()}.tmp"
     try:
         if not _owned_by_us(directory):
             return  # e.g. root under sudo with the user's HOME: the user's cache stays
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(data)
-        os.replace(temporary, cache.path)
+        replace_unsynced(cache.path, data)
     except OSError:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        pass
