@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -28,6 +27,8 @@ def disk_full_error(exc: BaseException, root: Path,
     full = Path(where) if where is not None else root
     if str(full) not in what:
         what += f" in {full}"
+    import shutil  # here: only a full disk needs it
+
     with contextlib.suppress(OSError):
         what += f"; {human_size(shutil.disk_usage(_existing(full)).free)} free there now"
     return DiskFullError(f"{what}; {store_hint(root, free=False)}")
@@ -40,6 +41,8 @@ def store_hint(root: Path, *, free: bool = True) -> str:
 
     now = ""
     if free:
+        import shutil
+
         with contextlib.suppress(OSError):
             now = f" ({human_size(shutil.disk_usage(root).free)} free there now)"
     return (f"the store {root} holds {human_size(store_bytes(root))}{now}: "

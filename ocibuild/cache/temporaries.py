@@ -24,8 +24,6 @@ import atexit
 import contextlib
 import fcntl
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocibuild import store_paths
-from ocibuild.atomic import TMP_PREFIX, writer_of
+from ocibuild.atomic import TMP_PREFIX, new_dir, remove_tree, writer_of
 from ocibuild.idspace.requests import Request, handler, request_type
 
 # A temporary file nobody holds a lock on is taken for a dead writer's only once it is
@@ -103,7 +101,9 @@ def make_dir(prefix: str, *, max_path: int | None = None) -> Path:
             and len(str(base)) + 1 + len(prefix) + 8 > max_path:
         base = None
     if base is not None and base.is_dir():
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        return new_dir(base, prefix)
+    import tempfile  # the system's temporary directory: rare
+
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
@@ -141,7 +141,7 @@ def _remove_own(key: str, own: _Own) -> None:
     with contextlib.suppress(OSError):
         _to_trash(root, [p for p in _entries(root / store_paths.STEPS)
                          if _owner_of_step(p.name) == own.path.name])
-    shutil.rmtree(own.path, ignore_errors=True)
+    remove_tree(own.path)
     os.close(own.fd)
     with _own_lock:
         if _own.get(key) is own:

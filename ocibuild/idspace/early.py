@@ -186,12 +186,12 @@ def _run_server(root: str, builder: int, announce: int) -> bytes:
 def _socket_directory(root: str) -> str:
     """A new 0700 directory for the server's socket, in the starter's own temporary
     directory of the store at `root`."""
-    import tempfile
     from pathlib import Path
 
+    from ocibuild.atomic import new_dir
     from ocibuild.cache import temporaries
 
-    return tempfile.mkdtemp(prefix="ocib-w-", dir=temporaries.process_dir(Path(root)))
+    return str(new_dir(temporaries.process_dir(Path(root)), "ocib-w-"))
 
 
 def _socket_path(directory: str) -> str:
@@ -209,12 +209,12 @@ def _serve(socket_path: str) -> bytes:
 def _remove_directories(root: str, directory: str) -> None:
     """The socket's directory and the starter's own in the store: the starter ends with
     os._exit, which runs no atexit handler."""
-    import shutil
     from pathlib import Path
 
+    from ocibuild.atomic import remove_tree
     from ocibuild.cache import temporaries
 
-    shutil.rmtree(directory, ignore_errors=True)
+    remove_tree(directory)
     temporaries.leave(Path(root))
 
 

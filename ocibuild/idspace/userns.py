@@ -12,21 +12,20 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ocibuild import atomic
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace import requests
 from ocibuild.idspace.requests import Request, handler, request_type
 
 if TYPE_CHECKING:
-    import socket
-
     from ocibuild.idspace import early
+    from ocibuild.unixsocket import Socket
 
 _SERVER_START_TIMEOUT = 60.0
 _REASON_WAIT = 5.0  # seconds to wait for a dead server's reason
@@ -94,7 +93,7 @@ class Session:
         except BaseException as exc:  # noqa: BLE001 (reported to the next caller)
             self._error = exc
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> Socket:
         """A connection to the server; a server that ended while the build still needs
         it (killed, or failed) is started again, up to _MAX_RESTARTS times."""
         while True:
@@ -105,18 +104,16 @@ class Session:
                 if not self._restart(thread):
                     raise
 
-    def _connect_to(self, thread: threading.Thread) -> socket.socket:
-        import socket  # here: a cached build never connects
+    def _connect_to(self, thread: threading.Thread) -> Socket:
+        from ocibuild import unixsocket  # here: a cached build never connects
 
         deadline = time.monotonic() + _SERVER_START_TIMEOUT
         while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.connect(self.socket_path)
+                sock = unixsocket.connect(self.socket_path)
                 self._started.set()
                 return sock
             except OSError as exc:
-                sock.close()
                 # while its thread lives the server is starting, or ending (the thread
                 # then ends soon, with the reason); a full CI run saw a connect to a
                 # live server fail once: that is retried too, up to the deadline
@@ -140,7 +137,7 @@ class Session:
                 # says why if it fails too
                 self._thread, self._error = None, None
                 if self._dir is not None:
-                    shutil.rmtree(self._dir, ignore_errors=True)
+                    atomic.remove_tree(self._dir)
                 return True
             if not self._started.is_set() or ended.is_alive() or self._closing \
                     or self._restarts >= _MAX_RESTARTS:  # one that never came up says why
@@ -149,7 +146,7 @@ class Session:
             self._thread, self._error = None, None
             self._started.clear()
             if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
+                atomic.remove_tree(self._dir)
             return True
 
     def request(self, request: Request[R]) -> R:
@@ -161,7 +158,7 @@ class Session:
         """Send one encoded request as it is; the answer's value, or its error raised."""
         from ocibuild.idspace.worker import REQUEST, receive_message, send_message
 
-        with self._connect() as sock:
+        with contextlib.closing(self._connect()) as sock:
             sock.sendall(REQUEST)
             send_message(sock, message)
             reply = receive_message(sock)
@@ -181,7 +178,7 @@ class Session:
         """The session has ended (its server is stopped, or being stopped)."""
         return self._closing
 
-    def fork_server_channel(self) -> socket.socket:
+    def fork_server_channel(self) -> Socket:
         """A connection on which the server has forked the sandbox's fork server
         (ocibuild.sandbox.zygote.serve_from_file_op_server), which reads START next.
         It ends with the server, when the session closes."""
@@ -222,10 +219,11 @@ class Session:
 
         assert self._thread is not None
         if self._thread.is_alive():
-            with contextlib.suppress(UsernsCallError, OSError), self._connect() as sock:
+            with contextlib.suppress(UsernsCallError, OSError), \
+                    contextlib.closing(self._connect()) as sock:
                 sock.sendall(STOP)
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            atomic.remove_tree(self._dir)
 
 
 _session: Session | None = None
@@ -382,6 +380,8 @@ def remove_local(path: Path) -> None:
     if not os.path.lexists(path):
         return
     if path.is_dir() and not path.is_symlink():
+        import shutil
+
         shutil.rmtree(path)
     else:
         os.unlink(path)

@@ -23,13 +23,14 @@ import json
 import os
 import select
 import signal
-import socket
 import struct
 import sys
-import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.idspace import requests
+
+if TYPE_CHECKING:  # the builder imports this module for its messages: no socket module
+    from ocibuild.unixsocket import Socket
 
 # the first byte a client sends on a connection: a request, stop, or "fork the sandbox's
 # fork server for this connection" (ocibuild.sandbox.zygote.serve_from_file_op_server)
@@ -54,9 +55,14 @@ HANDLER_MODULES = frozenset({
 # The entry points the sandbox's launcher (run_in_userns) starts here.
 SERVE = "ocibuild.idspace.worker:serve"
 ANSWER_ONE = "ocibuild.idspace.worker:answer_one"
-# Imported before forking, so that no request pays for them.
+# Imported before forking, so that no request pays for them (the standard library's
+# too, where handlers import them only when they run: the builder imports their modules).
 PRELOAD = (
+    "shutil",
+    "tempfile",
     "ocibuild.solver.fileop",
+    "ocibuild.solver.copy_threads",
+    "ocibuild.snapshot.copy_links",
     "ocibuild.snapshot.base",
     "ocibuild.snapshot.layerdirs",
     "ocibuild.snapshot.native",
@@ -85,12 +91,12 @@ def run_server(socket_path: str, *, forked: bool = False) -> None:
                   forked=forked)
 
 
-def send_message(sock: socket.socket, value: Any) -> None:
+def send_message(sock: Socket, value: Any) -> None:
     data = json.dumps(value).encode()
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
-def receive_message(sock: socket.socket) -> Any:
+def receive_message(sock: Socket) -> Any:
     header = _receive_exactly(sock, _HEADER.size)
     if header is None:
         return None
@@ -101,7 +107,7 @@ def receive_message(sock: socket.socket) -> Any:
     return json.loads(data)
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytes | None:
+def _receive_exactly(sock: Socket, size: int) -> bytes | None:
     chunks: list[bytes] = []
     left = size
     while left:
@@ -129,7 +135,7 @@ def _received(message: Any) -> requests.Request[Any]:
         raise requests.RequestError(f"refused a request: {exc.message}") from None
 
 
-def _read_request(conn: socket.socket) -> requests.Request[Any] | None:
+def _read_request(conn: Socket) -> requests.Request[Any] | None:
     """(In the server.) The request on `conn`, read and checked before forking, so that
     its handler's module is imported here, once, and not by each child that answers one
     while the preloading is still under way (four children importing the same modules
@@ -151,7 +157,7 @@ def _read_request(conn: socket.socket) -> requests.Request[Any] | None:
     return None
 
 
-def _answer(conn: socket.socket, request: requests.Request[Any]) -> None:
+def _answer(conn: Socket, request: requests.Request[Any]) -> None:
     """(In a forked child.) Run one request and send its result or error."""
     from ocibuild.errors import OcibuildError
 
@@ -163,6 +169,8 @@ def _answer(conn: socket.socket, request: requests.Request[Any]) -> None:
     except OcibuildError as exc:
         reply = {"error": exc.message}
     except Exception as exc:  # noqa: BLE001 (everything goes back to the caller)
+        import traceback  # here: the builder imports this module for its messages
+
         traceback.print_exc()
         reply = {"error": f"{type(exc).__name__}: {exc}"}
     send_message(conn, reply)
@@ -196,7 +204,7 @@ def _ready_for_forks() -> None:
     gc.freeze()
 
 
-def _fork_server_on(conn: socket.socket, listener: socket.socket) -> int:
+def _fork_server_on(conn: Socket, listener: Socket) -> int:
     """Fork the sandbox's fork server, which serves the builder on `conn` (its
     connection's byte read, nothing else); its pid."""
     pid = os.fork()
@@ -231,6 +239,8 @@ def _wait_for(pids: list[int], seconds: float) -> None:
 def serve(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping via run_in_userns.) Answer requests on the unix
     socket args["socket"] until a stop request arrives or the builder dies."""
+    import socket
+
     from ocibuild.sandbox import linux
 
     linux.set_parent_death_signal(signal.SIGKILL)
@@ -285,6 +295,8 @@ def serve(args: dict[str, Any]) -> None:
                 _answer(conn, request)
                 conn.close()
             except BaseException:  # noqa: BLE001
+                import traceback
+
                 traceback.print_exc()
                 status = 1
             finally:

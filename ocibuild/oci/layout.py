@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from ocibuild.atomic import atomic_write_bytes, fsync_dir, writer_prefix
+from ocibuild.atomic import atomic_write_bytes, fsync_dir, new_file, writer_prefix
 from ocibuild.errors import OcibuildError
 from ocibuild.oci import canonical, limits, mediatypes
 from ocibuild.oci import digest as _digest
@@ -45,12 +45,10 @@ class BlobWriter:
 
     def __init__(self, layout: ImageLayout, expected_digest: str | None = None,
                  expected_size: int | None = None) -> None:
-        import tempfile  # here: reading a layout (a push) needs none
-
         self._layout = layout
         self._expected = expected_digest
         self._expected_size = expected_size
-        fd, tmp = tempfile.mkstemp(prefix=writer_prefix(), dir=layout.path)
+        fd, tmp = new_file(layout.path, writer_prefix())
         with contextlib.suppress(OSError):  # held while writing: not a dead writer's
             fcntl.flock(fd, fcntl.LOCK_EX)  # (ocibuild.cache.temporaries)
         self.tmp_path = Path(tmp)

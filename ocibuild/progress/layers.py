@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ALL_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
 from ocibuild.progress.events import Sink
 from ocibuild.progress.transfer import THROTTLE, StepProgress, export_step
+from ocibuild.threads import ALL_COMPLETED, Task, wait
 
 STATUS = "exporting layers"
 POLL = 0.02
@@ -31,7 +31,7 @@ def read_progress(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def show_layer_writes(sink: Sink, index: int, writes: Sequence[tuple[Path, Future[Any]]]
+def show_layer_writes(sink: Sink, index: int, writes: Sequence[tuple[Path, Task[Any]]]
                       ) -> StepProgress | None:
     """Wait for `writes` (progress file, writer) and show their bytes under step `index`,
     "exporting to image". Returns that step still open (the exporter ends it), or None

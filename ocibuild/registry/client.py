@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     import ssl
     from typing import TypeVar
 
-    from ocibuild.registry.threads import Task
     from ocibuild.registry.wire import Body
+    from ocibuild.threads import Task
 
     T = TypeVar("T")
 

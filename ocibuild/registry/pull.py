@@ -27,7 +27,7 @@ from ocibuild.registry.blob_sources import BlobSources
 from ocibuild.registry.client import ClientPool, RegistryClient, wait_all
 from ocibuild.registry.errors import RegistryError, UnreachableError
 from ocibuild.registry.http import BrokenConnection, ReadTimeout
-from ocibuild.registry.threads import Threads
+from ocibuild.threads import Threads
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer

@@ -43,7 +43,7 @@ from ocibuild.registry.client import (
     wait_all,
 )
 from ocibuild.registry.errors import RegistryError, UnreachableError
-from ocibuild.registry.threads import Threads
+from ocibuild.threads import Threads
 
 if TYPE_CHECKING:
     from ocibuild.progress.transfer import StepProgress, Transfer

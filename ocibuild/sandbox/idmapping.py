@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -90,10 +88,20 @@ def plan_mapping(etc: Path = Path("/etc")) -> MappingPlan:
         return MappingPlan("root", IdMap(_own_ids("uid"), _own_ids("gid")), name)
     subuids = subordinate_ranges(etc / "subuid", name, uid)
     subgids = subordinate_ranges(etc / "subgid", name, uid)
-    helpers = shutil.which("newuidmap") and shutil.which("newgidmap")
+    helpers = _on_path("newuidmap") and _on_path("newgidmap")
     if subuids and subgids and helpers:
         return MappingPlan("subids", IdMap(_ranges(uid, subuids), _ranges(gid, subgids)), name)
     return MappingPlan("single", IdMap((IdRange(0, uid, 1),), (IdRange(0, gid, 1),)), name)
+
+
+def _on_path(tool: str) -> bool:
+    """Whether `tool` is an executable file in a directory of PATH (shutil.which's
+    answer, without importing shutil: ~1.5 ms of every build)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(directory or ".", tool)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return True
+    return False
 
 
 def current_idmap() -> IdMap:
@@ -113,6 +121,8 @@ def apply_mapping(plan: MappingPlan, pid: int) -> None:
         return
     if plan.kind != "subids":
         raise OcibuildError("internal: the single-id mapping is written by the helper")
+    import subprocess  # here: a rootless build's maps are written by its early starter
+
     for tool, ranges in (("newuidmap", plan.idmap.uids), ("newgidmap", plan.idmap.gids)):
         done = subprocess.run([tool, str(pid), *_triples(ranges)], capture_output=True,
                               text=True, env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})

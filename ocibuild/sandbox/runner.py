@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from ocibuild import unixsocket
 from ocibuild.sandbox import availability, protocol, usernet
 from ocibuild.sandbox.cleanup import remove_created
 from ocibuild.sandbox.errors import SandboxError
@@ -187,7 +187,7 @@ class _Session:
         return line
 
     def run(self) -> StepResult:
-        ctl, ctl_child = socket.socketpair()
+        ctl, ctl_child = unixsocket.pair()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -222,18 +222,18 @@ class _Session:
         except ProcessLookupError:
             pass
 
-    def _cancel(self, ctl: socket.socket) -> None:
+    def _cancel(self, ctl: unixsocket.Socket) -> None:
         # The step process watches its control socket: shutting our end kills the step
         # (its PID namespace dies with init); we keep reading what it already said.
         self.cancelled = True
         if self.step_pgid:
             self._kill_group()
         try:
-            ctl.shutdown(socket.SHUT_WR)
+            ctl.shutdown(unixsocket.SHUT_WR)
         except OSError:
             pass
 
-    def _pump(self, out_r: int, err_r: int, ctl: socket.socket) -> None:
+    def _pump(self, out_r: int, err_r: int, ctl: unixsocket.Socket) -> None:
         sel = selectors.DefaultSelector()
         sel.register(out_r, selectors.EVENT_READ, self.out)
         sel.register(err_r, selectors.EVENT_READ, self.err)
@@ -261,7 +261,7 @@ class _Session:
                 if key.data is not None:
                     key.data.close()
 
-    def _take_messages(self, data: bytes, ctl: socket.socket) -> None:
+    def _take_messages(self, data: bytes, ctl: unixsocket.Socket) -> None:
         if self.protocol_error is not None:
             return
         try:

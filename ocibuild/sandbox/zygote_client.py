@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from ocibuild import unixsocket
+from ocibuild.atomic import remove_tree
 from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.errors import SandboxError
@@ -26,6 +24,8 @@ from ocibuild.sandbox.idmapping import MappingPlan, apply_mapping, plan_mapping
 from ocibuild.sandbox.spec import Isolation
 
 if TYPE_CHECKING:
+    import subprocess
+
     from ocibuild.idspace.userns import Session
 
 _STDERR_TAIL = 4000
@@ -49,7 +49,7 @@ class ForkServer:
     its channel, the id mapping it was set up with and the staging directory its steps
     mount on."""
 
-    def __init__(self, proc: subprocess.Popen[bytes] | None, channel: socket.socket,
+    def __init__(self, proc: subprocess.Popen[bytes] | None, channel: unixsocket.Socket,
                  plan: MappingPlan, errors: IO[bytes] | None, staging: Path,
                  session: Session | None = None) -> None:
         self.proc, self.channel, self.plan, self._errors = proc, channel, plan, errors
@@ -68,8 +68,11 @@ class ForkServer:
             forked = cls._fork_from_session(plan)
             if forked is not None:
                 return forked
+        import subprocess  # here: a rootless build's server is forked by its file-op server
+        import tempfile
+
         mapping = plan.kind if isolation == "userns" else "none"
-        parent, child = socket.socketpair()
+        parent, child = unixsocket.pair()
         errors = tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen(
@@ -104,7 +107,7 @@ class ForkServer:
         try:
             channel = session.fork_server_channel()
         except (OcibuildError, OSError):
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
             return None
         server = cls(None, channel, plan, None, staging, session)
         try:
@@ -150,13 +153,15 @@ class ForkServer:
     def spawn(self, ctl: int, stdout: int, stderr: int) -> None:
         """Have the server fork a step process with these descriptors (it gets copies)."""
         with self._send_lock:
-            socket.send_fds(self.channel, [protocol.SPAWN], [ctl, stdout, stderr])
+            unixsocket.send_fds(self.channel, protocol.SPAWN, [ctl, stdout, stderr])
 
     def stop(self) -> None:
         if self.proc is None:  # forked by the file-op server: wait for it to leave
             _end_and_wait(self.channel)
         self.channel.close()  # the server leaves when it reads the end of its channel
         if self.proc is not None:
+            import subprocess
+
             try:
                 self.proc.wait(_STOP_WAIT)
             except subprocess.TimeoutExpired:
@@ -164,16 +169,16 @@ class ForkServer:
                 self.proc.wait()
         if self._errors is not None:
             self._errors.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        remove_tree(self.staging)
 
 
-def _end_and_wait(channel: socket.socket) -> None:
+def _end_and_wait(channel: unixsocket.Socket) -> None:
     """Tell a fork server to leave (the end of its channel) and wait, up to _STOP_WAIT,
     until it has: its end of the channel then closes too."""
     import select
 
     try:
-        channel.shutdown(socket.SHUT_WR)
+        channel.shutdown(unixsocket.SHUT_WR)
         deadline = time.monotonic() + _STOP_WAIT
         while (left := deadline - time.monotonic()) > 0:
             if select.select([channel], [], [], left)[0] and not channel.recv(4096):

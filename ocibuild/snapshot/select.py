@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.atomic import new_dir, remove_tree
 from ocibuild.errors import UsageError
 from ocibuild.idspace.requests import Request, handler, request_type
 
@@ -100,13 +99,13 @@ def _probe(store: Store) -> bool | None:
             return bool(saved["overlay"])
     from ocibuild.idspace.userns import UsernsCallError, request_isolated
 
-    tmp = Path(tempfile.mkdtemp(prefix=".probe-", dir=store.snapshots_dir))
+    tmp = new_dir(store.snapshots_dir, ".probe-")
     try:
         answer = request_isolated(ProbeOverlay(str(tmp)))
     except UsernsCallError:
         return None  # no user namespace, or the build ended: the native snapshotter
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # left only if the probe could not start
+        remove_tree(tmp)  # left only if the probe could not start
     if answer is None:
         return None  # no mount namespace here (a container's seccomp filter)
     works = bool(answer)

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.atomic import remove_tree
 from ocibuild.idspace.requests import Request, handler, request_type
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def _delete(trash: str, names: Iterable[str]) -> None:
             continue  # only entries right in the trash directory
         path = os.path.join(trash, name)
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)  # another build may delete it too
+            remove_tree(path)  # another build may delete it too
         else:
             with contextlib.suppress(OSError):
                 os.unlink(path)

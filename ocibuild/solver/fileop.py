@@ -15,21 +15,20 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
-import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.chmod import ModeChange, git_mode
 from ocibuild.chmod import parse as parse_chmod
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace.requests import Request, RootFS, handler, request_type
-from ocibuild.snapshot import copy_links
 from ocibuild.solver import selection
-from ocibuild.solver.copy_threads import FileCopies
+
+if TYPE_CHECKING:  # the builder imports this module for its requests, not for copies
+    from ocibuild.snapshot import copy_links
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
@@ -99,6 +98,8 @@ def _mounted(spec: RootFS, readonly: bool = False) -> Iterator[Path]:
             return
     else:
         layers = [Path(p) for p in spec.lowers]
+    import tempfile
+
     from ocibuild.sandbox import linux
 
     target = tempfile.mkdtemp(prefix="ocibuild-copy-")
@@ -266,6 +267,8 @@ class _Copier:
             return existing is None
         if existing is not None:
             if stat.S_ISDIR(existing):
+                import shutil
+
                 shutil.rmtree(dst)
             else:
                 os.unlink(dst)
@@ -282,6 +285,8 @@ class _Copier:
         """Whether the file is the last copy's, unchanged, linked as `dst`."""
         if self._last is None or dst.rpartition("/")[0] not in self._last_dirs:
             return False
+        from ocibuild.snapshot import copy_links
+
         owner = self.owner if self.owner is not None else (st.st_uid, st.st_gid)
         return copy_links.link_unchanged(self._last, dst[self._last_top:], dst, st,
                                          self._mode(st), owner)
@@ -323,6 +328,9 @@ class _Copier:
             self._last, self._last_dirs = None, set()
 
     def _copy_tree(self, base: str, top: str, excluded: selection.Excluded | None) -> None:
+        from ocibuild.snapshot import copy_links
+        from ocibuild.solver.copy_threads import FileCopies
+
         src_root = os.fspath(self.src_root)
         last = self._last
         dirs: list[tuple[str, os.stat_result]] = []
@@ -580,6 +588,8 @@ def _copy_into_upper(copier: _Copier, args: CopyInto, resolved: str, dest: Path,
     if not args.links or not args.source.is_directory or args.root.upper is None:
         copier.copy_tree(resolved, dest, excluded)
         return
+    from ocibuild.snapshot import copy_links
+
     store_root, source_dir = Path(args.links), args.source.lowers[0]
     started = time.time_ns()
     last = copy_links.find(store_root, source_dir, resolved)

@@ -18,10 +18,9 @@ from ocibuild.deferred import deferred_dataclass
 from ocibuild.oci.layerref import Layer, LayerRef
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from ocibuild.cache.remote.lookup import RemoteRecords
     from ocibuild.oci.layout import ImageLayout
+    from ocibuild.threads import Task
 
 
 @deferred_dataclass(frozen=True, eq=False)
@@ -29,7 +28,7 @@ class PendingLayer:
     """A step's layer still being written: its upper directory, and the blob later."""
 
     dir: Path  # the step's upper directory: the layer's content, overlay-ready
-    future: Future[LayerRef | None]  # the blob once written (None: the step changed nothing)
+    future: Task[LayerRef | None]  # the blob once written (None: the step changed nothing)
 
 
     @property

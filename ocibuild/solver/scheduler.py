@@ -8,7 +8,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from ocibuild.threads import Task
 
 N = TypeVar("N", bound=Hashable)
 R = TypeVar("R")
@@ -48,11 +48,11 @@ class Scheduler(Generic[N, R]):
                 ready.extend(newly)
                 ready.sort(key=order.__getitem__)
             return results
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+        from ocibuild.threads import FIRST_COMPLETED, Threads, wait
 
         error: BaseException | None = None
-        running: dict[Future[R], N] = {}
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="solve") as pool:
+        running: dict[Task[R], N] = {}
+        with Threads(self.jobs, "solve") as pool:
             try:
                 while ready or running:
                     while ready and error is None and len(running) < self.jobs:

@@ -12,8 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ocibuild import entitlements
+from ocibuild.atomic import new_dir, remove_tree
 from ocibuild.cache import temporaries
 from ocibuild.cache.records import CacheRecord
 from ocibuild.cache.store import Store
@@ -68,13 +67,12 @@ from ocibuild.solver.scheduler import Scheduler
 from ocibuild.solver.secret_source import SecretSource
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     from ocibuild.cache.remote.lookup import BlobSource, RemoteRecords
     from ocibuild.idspace.requests import Request, RootFS
     from ocibuild.progress.transfer import StepProgress
     from ocibuild.snapshot.base import Prepared
     from ocibuild.solver.step_runner import StepRunner
+    from ocibuild.threads import Task, Threads
 
 KEY_VERSION = "ocibuild-cache-v1"
 R = TypeVar("R")
@@ -126,8 +124,7 @@ class Solver:
         self.key_inputs: dict[str, dict[str, Any]] = {}
         self.index: dict[str, int] = {}
         self.downloads: dict[str, Path] = {}
-        self._tmp = Path(tempfile.mkdtemp(prefix="ocibuild-solve-",
-                                          dir=temporaries.process_dir(store.root)))
+        self._tmp = new_dir(temporaries.process_dir(store.root), "ocibuild-solve-")
         # git sources: keys by commit, trees when needed
         self.git = GitSources(Path(store.root), self._tmp, options.secrets, options.ssh)
         self._checksums: ContextChecksums | None = None
@@ -135,13 +132,13 @@ class Solver:
         self._scheduler: Scheduler[Op, OpResult] | None = None
         # thread pools start with the first step that runs (a cached build needs none)
         self._pools_lock = threading.Lock()
-        self._releaser_pool: ThreadPoolExecutor | None = None
-        self._releases: list[Future[None]] = []
-        self._writes: list[Future[LayerRef | None]] = []  # layers of steps reported DONE
-        self._shown_writes: list[tuple[Path, Future[LayerRef | None]]] = []  # with progress
+        self._releaser_pool: Threads | None = None
+        self._releases: list[Task[None]] = []
+        self._writes: list[Task[LayerRef | None]] = []  # layers of steps reported DONE
+        self._shown_writes: list[tuple[Path, Task[LayerRef | None]]] = []  # with progress
         # "exporting to image", started to show the layers written, for the exporter to end
         self.export_shown: StepProgress | None = None
-        self._writer_pool: ThreadPoolExecutor | None = None
+        self._writer_pool: Threads | None = None
         self._kept: list[Prepared] = []  # stacked roots, released when the solve ends
         self._kept_lock = threading.Lock()
         self.hits: dict[str, Hit] = {}  # op digest -> its record (found before solving)
@@ -158,23 +155,21 @@ class Solver:
         return self._runner
 
     @property
-    def _releaser(self) -> ThreadPoolExecutor:
+    def _releaser(self) -> Threads:
         with self._pools_lock:
             if self._releaser_pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+                from ocibuild.threads import Threads
 
-                self._releaser_pool = ThreadPoolExecutor(max_workers=1,
-                                                         thread_name_prefix="release")
+                self._releaser_pool = Threads(1, "release")
             return self._releaser_pool
 
     @property
-    def _writer(self) -> ThreadPoolExecutor:
+    def _writer(self) -> Threads:
         with self._pools_lock:
             if self._writer_pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+                from ocibuild.threads import Threads
 
-                self._writer_pool = ThreadPoolExecutor(max_workers=max(4, 2 * self.opts.jobs),
-                                                       thread_name_prefix="layer")
+                self._writer_pool = Threads(max(4, 2 * self.opts.jobs), "layer")
             return self._writer_pool
 
     # -- keys ------------------------------------------------------------------------------
@@ -472,9 +467,9 @@ class Solver:
                    and not self.store.layout.has_blob(layer.descriptor.digest)
                    and self.snap.reads_blob(layer)]
         if parallel and len(missing) > 1:
-            from concurrent.futures import ThreadPoolExecutor
+            from ocibuild.threads import Threads
 
-            with ThreadPoolExecutor(min(len(missing), 4), thread_name_prefix="fetch") as pool:
+            with Threads(min(len(missing), 4), "fetch") as pool:
                 for f in [pool.submit(s.ensure_local, self.store.layout) for s in missing]:
                     f.result()
         else:
@@ -565,7 +560,7 @@ class Solver:
         with contextlib.suppress(OcibuildError, OSError):
             if self._kept:
                 self.snap.release_all(self._kept)
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        remove_tree(self._tmp)
 
     def _show_layer_writes(self) -> None:
         """The layers this solve wrote in the background, shown (and waited for) as
@@ -587,7 +582,7 @@ class Solver:
         while True:
             try:
                 while pending := [f for f in [*self._writes, *self._releases] if not f.done()]:
-                    from concurrent.futures import wait
+                    from ocibuild.threads import wait
 
                     wait(pending, timeout=0.02)  # back as soon as the last one ends
                 for pool in (self._writer_pool, self._releaser_pool):
@@ -796,7 +791,7 @@ class Solver:
         makes them; 0755 for a RUN script)."""
         base = self._tmp / f"inline-{source.digest.split(':')[1][:16]}"
         if not base.is_dir():
-            tmp = Path(tempfile.mkdtemp(dir=self._tmp))
+            tmp = new_dir(self._tmp)
             tmp.chmod(0o755)  # a RUN script's mount: any USER may run it
             for name, content in source.files:
                 path = tmp / name

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +46,9 @@ class GitContexts:
         ref = git_url.parse(text)
         if ref is None:
             return None
+        import shutil  # here: only a git context needs them
+        import tempfile
+
         from ocibuild.cache import temporaries
         from ocibuild.solver.git_source import git_auth
         from ocibuild.sources.git import GIT_DIR, GitRepos, subdir_of

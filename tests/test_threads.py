@@ -1,0 +1,127 @@
+"""ocibuild.threads: the worker threads that replace concurrent.futures in the builder."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ocibuild.threads import ALL_COMPLETED, FIRST_COMPLETED, TaskCancelled, Threads, wait
+
+
+def _started_then_wait(started: threading.Event, release: threading.Event) -> bool:
+    started.set()
+    return release.wait(5)
+
+
+def test_results_and_errors_come_back_to_the_caller() -> None:
+    with Threads(2, "t") as pool:
+        ok = pool.submit(lambda a, b: a + b, 2, 3)
+        bad = pool.submit(lambda: 1 / 0)
+        assert ok.result() == 5
+        with pytest.raises(ZeroDivisionError):
+            bad.result()
+        assert isinstance(bad.exception(), ZeroDivisionError)
+        assert ok.exception() is None
+
+
+def test_no_more_threads_than_asked_and_each_reused() -> None:
+    seen: set[str] = set()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            seen.add(threading.current_thread().name)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+
+    with Threads(2, "capped") as pool:
+        tasks = [pool.submit(work) for _ in range(8)]
+        wait(tasks)
+    assert most == 2
+    assert seen == {"capped_0", "capped_1"}
+
+
+def test_a_later_call_runs_on_a_thread_that_is_already_there() -> None:
+    # the solver's steps keep a database connection per thread: a worker that left
+    # between two steps would make the next step open a new one
+    with Threads(1, "kept") as pool:
+        first = pool.submit(threading.get_ident).result()
+        time.sleep(0.05)
+        assert pool.submit(threading.get_ident).result() == first
+
+
+def test_two_calls_submitted_at_once_run_at_once() -> None:
+    both = threading.Barrier(2, timeout=5)
+    with Threads(2, "pair") as pool:
+        pool.submit(lambda: None).result()  # one worker, idle now
+        tasks = [pool.submit(both.wait), pool.submit(both.wait)]
+        assert {t.result() for t in tasks} == {0, 1}  # neither waited for the other
+
+
+def test_wait_for_the_first_returns_when_one_ends() -> None:
+    release = threading.Event()
+    with Threads(2, "w") as pool:
+        slow = pool.submit(release.wait, 5)
+        fast = pool.submit(lambda: "fast")
+        started = time.monotonic()
+        done, not_done = wait([slow, fast], timeout=5, return_when=FIRST_COMPLETED)
+        assert time.monotonic() - started < 2
+        assert done == {fast} and not_done == {slow}
+        release.set()
+        done, not_done = wait([slow, fast], timeout=5, return_when=ALL_COMPLETED)
+        assert done == {slow, fast} and not not_done
+
+
+def test_wait_gives_up_at_its_timeout() -> None:
+    release = threading.Event()
+    with Threads(1, "timeout") as pool:
+        task = pool.submit(release.wait, 5)
+        started = time.monotonic()
+        done, not_done = wait([task], timeout=0.05, return_when=FIRST_COMPLETED)
+        assert not done and not_done == {task}
+        assert time.monotonic() - started < 2
+        with pytest.raises(TimeoutError):
+            task.result(timeout=0.01)
+        release.set()
+
+
+def test_a_call_not_started_can_be_cancelled_a_running_one_cannot() -> None:
+    started, release = threading.Event(), threading.Event()
+    with Threads(1, "cancel") as pool:
+        running = pool.submit(_started_then_wait, started, release)
+        queued = pool.submit(lambda: "never")
+        assert started.wait(5)
+        assert queued.cancel() and queued.cancelled() and queued.done()
+        assert not running.cancel()
+        release.set()
+    assert running.result() is True
+    with pytest.raises(TaskCancelled):
+        queued.result()
+
+
+def test_leaving_the_block_waits_for_every_call_unless_told_to_cancel() -> None:
+    ran: list[int] = []
+    with Threads(1, "drain") as pool:
+        for i in range(3):
+            pool.submit(lambda i=i: (time.sleep(0.01), ran.append(i)))
+    assert ran == [0, 1, 2]
+
+    started, release = threading.Event(), threading.Event()
+    pool = Threads(1, "cancelled")
+    first = pool.submit(_started_then_wait, started, release)
+    rest = [pool.submit(ran.append, 9) for _ in range(3)]
+    assert started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    pool.shutdown(wait=True, cancel_pending=True)
+    assert first.result() is True
+    assert all(task.cancelled() for task in rest) and 9 not in ran
+    with pytest.raises(RuntimeError):
+        pool.submit(ran.append, 1)
