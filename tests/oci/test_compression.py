@@ -95,3 +95,41 @@ def test_media_type_does_not_decide_compression(tmp_path: Path) -> None:
     out.seek(0)
     apply_layer(out, tmp_path / "dst")
     assert (tmp_path / "dst/f").read_bytes() == b"content"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_a_layers_bytes_do_not_depend_on_how_its_tar_was_written(tmp_path: Path,
+                                                                 compression: str) -> None:
+    # the sink cuts the stream into blocks of exactly BLOCK bytes, whatever the sizes of
+    # the writes that fill them (and its first buffer grows to a block as it fills)
+    rng = random.Random(7)
+    data = bytes(rng.getrandbits(8) for _ in range(4096)) * 700  # 2.7 blocks
+    source = tmp_path / "data"
+    source.write_bytes(data)
+
+    def written(pieces: list[int], from_fd: bool) -> tuple[layerstream.StreamResult, bytes]:
+        out = io.BytesIO()
+        sink = layerstream.LayerSink(out, compression)
+        offset = 0
+        with open(source, "rb") as f:
+            for size in pieces:
+                if from_fd:
+                    f.seek(offset)
+                    assert sink.write_from_fd(f.fileno(), size) == size
+                else:
+                    sink.write(data[offset:offset + size])
+                offset += size
+        return sink.close(), out.getvalue()
+
+    whole = written([len(data)], from_fd=False)
+    sizes: list[int] = []
+    while sum(sizes) < len(data):
+        sizes.append(min(rng.choice([1, 511, 4096, 70_000, 300_000]), len(data) - sum(sizes)))
+    assert written(sizes, from_fd=False) == whole
+    assert written(sizes, from_fd=True) == whole
+    result, blob = whole
+    assert result.diff_id == f"sha256:{hashlib.sha256(data).hexdigest()}"
+    assert result.digest == f"sha256:{hashlib.sha256(blob).hexdigest()}"
+    plain = gzip.decompress(blob) if compression == "gzip" \
+        else zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+    assert plain == data
