@@ -40,7 +40,7 @@ from ocibuild.builder import (
     _solve,
 )
 from ocibuild.graph import CopyOp, ExecOp, MkdirOp
-from ocibuild.oci.platform import Platform
+from ocibuild.oci.platform import Platform, host
 
 if TYPE_CHECKING:
     from ocibuild.cache.records import CacheRecord
@@ -72,10 +72,14 @@ def emulation_check(conversions: Sequence[Conversion]
     platforms = exec_platforms(conversions)
 
     def check(running: Sequence[ExecOp]) -> None:
+        wanted = dict.fromkeys(platforms[op.digest] for op in running
+                               if op.digest in platforms)
+        here = host().normalized()
+        if all(p.normalized() == here for p in wanted):
+            return  # this machine's own: nothing to look up in binfmt_misc
         from ocibuild.sandbox.binfmt import check_runnable
 
-        check_runnable(dict.fromkeys(platforms[op.digest] for op in running
-                                     if op.digest in platforms))
+        check_runnable(wanted)
 
     return check
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ocibuild import unixsocket
-from ocibuild.sandbox import availability, protocol, usernet
+from ocibuild.sandbox import availability, protocol
 from ocibuild.sandbox.cleanup import remove_created
 from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.idmapping import MappingPlan
@@ -81,6 +81,8 @@ def _network_mode(spec: StepSpec, on_stderr: Sink) -> str:
     global _network_warned
     if spec.network != "default":
         return spec.network
+    from ocibuild.sandbox import usernet
+
     reason = usernet.unavailable_reason()
     if reason is None:
         return "default"
