@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 from tests.sandbox.conftest import Sandboxer, stderr_text, stdout_text
@@ -54,3 +55,21 @@ def test_env_cwd_hostname_and_user(sbx: Sandboxer) -> None:
     else:
         assert "not mapped" in named["error"] and "/etc/subuid" in named["error"]
     assert "ghost" in missing["error"] and "/etc/passwd" in missing["error"]
+
+
+def test_a_step_has_its_own_pid_ipc_uts_and_mount_namespaces_in_every_network_mode(
+        sbx: Sandboxer) -> None:
+    # without the user-mode network the supervisor unshares the PID namespace itself
+    # and init makes the others: each mode must still isolate all of them
+    names = ("pid", "ipc", "uts", "mnt", "net")
+    script = "; ".join(f"readlink /proc/self/ns/{n}" for n in names) + "; echo $$"
+    steps = [{"rootfs": str(sbx.busybox), "argv": ["sh", "-c", script], "network": mode}
+             for mode in ("none", "host", "default")]
+    host = {n: os.readlink(f"/proc/self/ns/{n}") for n in names}
+    for mode, record in zip(("none", "host", "default"), sbx.run(*steps), strict=True):
+        *seen, pid = stdout_text(record).split()
+        inside = dict(zip(names, seen, strict=True))
+        for name in names:
+            same = inside[name] == host[name]
+            assert same == (mode == "host" and name == "net"), (mode, name, inside, host)
+        assert pid == "2"  # the step's shell, under init
