@@ -49,11 +49,14 @@ def writer_gone(pid: int) -> bool:
     return False
 
 
+_RANDOM_BYTES = 4  # eight characters, as many as tempfile's (a socket's path is short)
+
+
 def new_dir(parent: str | Path, prefix: str = "") -> Path:
-    """A new empty directory (mode 0700) in `parent`: `prefix` and random characters, as
-    tempfile.mkdtemp names it."""
+    """A new empty directory (mode 0700) in `parent`: `prefix` and eight random
+    characters, as tempfile.mkdtemp names it."""
     while True:
-        path = os.path.join(parent, prefix + os.urandom(6).hex())
+        path = os.path.join(parent, prefix + os.urandom(_RANDOM_BYTES).hex())
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -66,7 +69,7 @@ def new_file(parent: str | Path, prefix: str = "") -> tuple[int, str]:
     open for reading and writing: (descriptor, path), as tempfile.mkstemp returns."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     while True:
-        path = os.path.join(parent, prefix + os.urandom(6).hex())
+        path = os.path.join(parent, prefix + os.urandom(_RANDOM_BYTES).hex())
         try:
             return os.open(path, flags, 0o600), path
         except FileExistsError:
