@@ -158,3 +158,21 @@ def test_a_cold_build_leaves_no_process_for_init_to_reap(builder: Builder,
     assert proc.returncode == 0, proc.stderr
     assert "DONE" in set(step_states(proc.stderr).values())  # its RUNs ran
     assert proc.stderr.rpartition("LEFT=")[2].strip() == "", proc.stderr[-600:]
+
+
+def test_a_build_that_runs_no_step_leaves_no_process_either(builder: Builder) -> None:
+    # the file-op server forks the sandbox's fork server as it starts, before any step
+    # asks for one: a build with no RUN never takes it, and the stop must end it too
+    ctx = builder.tmp / "copy-only"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox:latest\nCOPY f /f\n")
+    (ctx / "f").write_text("f\n")
+    shutil.chown(ctx, builder.user.uid, builder.user.gid)
+    for path in ctx.iterdir():
+        shutil.chown(path, builder.user.uid, builder.user.gid)
+    proc = builder.user.run(
+        [Path(OCIBUILD).parent / "python", "-c", SUBREAPER, OCIBUILD, "--root",
+         builder.root, "build", "--progress", "plain", "--no-cache", ctx], cwd=builder.tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert "DONE" in set(step_states(proc.stderr).values())  # its COPY ran
+    assert proc.stderr.rpartition("LEFT=")[2].strip() == "", proc.stderr[-600:]
