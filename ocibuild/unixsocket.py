@@ -33,5 +33,22 @@ def pair() -> tuple[Socket, Socket]:
 
 def send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
     """Send `data` with copies of the descriptors `fds` (SCM_RIGHTS), as socket.send_fds."""
-    rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+    rights = b"".join(fd.to_bytes(_INT, sys.byteorder, signed=True) for fd in fds)
     sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+
+
+def receive_fds(sock: Socket, size: int, most: int) -> tuple[bytes, list[int]]:
+    """Up to `size` bytes and the descriptors (at most `most`) sent with them, as
+    socket.recv_fds; b"" at the end of the stream."""
+    data, ancillary, _, _ = sock.recvmsg(size, _socket.CMSG_SPACE(most * _INT),
+                                         _socket.MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % _INT
+            fds += [int.from_bytes(payload[i:i + _INT], sys.byteorder, signed=True)
+                    for i in range(0, usable, _INT)]
+    return data, fds
+
+
+_INT = 4  # bytes of a descriptor in SCM_RIGHTS

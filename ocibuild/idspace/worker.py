@@ -221,25 +221,24 @@ def _fork_server_on(conn: Socket, listener: Socket) -> int:
 
 
 class _EarlyForkServer:
-    """The sandbox's fork server, forked as the server starts, before the preloads: a
-    fork server forked later carries the preloaded modules (~17 MB, against ~10 for one
-    that started an interpreter of its own), and it forks three processes per RUN step,
-    each paying for that size (~3 ms a step here). It waits for the connection of the
-    builder's first FORK_SERVER (`take`), then serves it as `_fork_server_on`'s child
-    does; it leaves when its socket to this server closes first."""
+    """The sandbox's fork server, forked as the server starts, before its listening
+    socket, the socket module and the preloads: a fork server forked later carries them
+    (~17 MB, against ~10 for one that started an interpreter of its own), and it forks
+    three processes per RUN step, each paying for that size (~3 ms a step here). It
+    waits for the connection of the builder's first FORK_SERVER (`take`), then serves
+    it as `_fork_server_on`'s child does; it leaves when its socket to this server
+    closes first."""
 
-    def __init__(self, listener: Socket) -> None:
-        import socket
-
+    def __init__(self) -> None:
+        from ocibuild import unixsocket
         from ocibuild.sandbox.zygote import serve_from_file_op_server
 
-        self.socket, theirs = socket.socketpair()
+        self.socket, theirs = unixsocket.pair()
         self.pid = os.fork()
         if self.pid == 0:
             try:
-                listener.close()
                 self.socket.close()
-                _, fds, _, _ = socket.recv_fds(theirs, 1, 1)
+                _, fds = unixsocket.receive_fds(theirs, 1, 1)
                 if fds:
                     theirs.close()
                     serve_from_file_op_server(fds[0])
@@ -249,10 +248,10 @@ class _EarlyForkServer:
 
     def take(self, conn: Socket) -> bool:
         """Have it serve `conn`; False when it is gone. Once only."""
-        import socket
+        from ocibuild import unixsocket
 
         try:
-            socket.send_fds(self.socket, [FORK_SERVER], [conn.fileno()])
+            unixsocket.send_fds(self.socket, FORK_SERVER, [conn.fileno()])
             return True
         except OSError:
             return False
@@ -279,29 +278,29 @@ def _wait_for(pids: list[int], seconds: float) -> None:
 def serve(args: dict[str, Any]) -> None:
     """(Runs under the sandbox mapping via run_in_userns.) Answer requests on the unix
     socket args["socket"] until a stop request arrives or the builder dies."""
-    import socket
-
     from ocibuild.sandbox import linux
 
     linux.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != args.get("parent", os.getppid()):
         return  # the builder ended before the death signal was armed
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(args["socket"])
-    listener.listen(64)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     # Ctrl-C or a CI runner's SIGTERM reaches the build's whole process group: the server
     # (and so, by their death signal, its children) ends only when the builder stops it
     # or dies, after the layers of the steps it reported done are written.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    early: _EarlyForkServer | None = _EarlyForkServer()
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(args["socket"])
+    listener.listen(64)
     # The modules are imported one at a time while no request waits: the server is
     # started before the build needs it, so they are usually all loaded by the first
     # request; a request that comes sooner waits only for its own handler's module
     # (_read_request), never for the whole list.
     to_preload: list[str | None] = [*PRELOAD, None]  # None: the classes, then freeze
     fork_servers: list[int] = []
-    early: _EarlyForkServer | None = _EarlyForkServer(listener)
     while True:
         if to_preload and not select.select([listener], [], [], 0)[0]:
             module = to_preload.pop(0)

@@ -10,19 +10,21 @@ mapping) the helper runs without a user namespace: the ids are the same.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from ocibuild import unixsocket
 from ocibuild.errors import OcibuildError
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.errors import SandboxError
 from ocibuild.sandbox.helper_process import helper_command
 from ocibuild.sandbox.idmapping import apply_mapping, plan_mapping
+
+if TYPE_CHECKING:
+    import subprocess
 
 _STDERR_TAIL = 4000
 
@@ -46,13 +48,16 @@ def run_in_userns(target: str, args: Any = None, *, exit_at_once: bool = False,
     request = json.dumps({"target": target, "args": args, "mapping": plan.kind,
                           "uid": os.geteuid(), "gid": os.getegid(),
                           "path": sys.path, "exit_at_once": exit_at_once}).encode()
-    parent_sock, child_sock = socket.socketpair()
-    with parent_sock, tempfile.TemporaryFile() as errors:
+    errors = _error_file()
+    parent_sock, child_sock = unixsocket.pair()
+    with contextlib.closing(parent_sock), errors:
         try:
             if forked:
                 proc: subprocess.Popen[bytes] | _ForkedHelper = _ForkedHelper(
                     request, child_sock.fileno(), errors.fileno())
             else:
+                import subprocess
+
                 proc = subprocess.Popen(
                     helper_command("ocibuild.sandbox.userns_entry", str(child_sock.fileno())),
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
@@ -88,6 +93,18 @@ def run_in_userns(target: str, args: Any = None, *, exit_at_once: bool = False,
             raise SandboxError(f"{target}: the user-namespace helper ended without a result "
                                f"(status {status}){': ' + tail if tail else ''}")
         return result
+
+
+def _error_file() -> BinaryIO:
+    """Where the helper's stderr goes, for the tail of a failure: an anonymous file, not
+    tempfile's (tempfile loads shutil and random, which the early starter, and so the
+    file-op server it forks, would carry along)."""
+    try:
+        return open(os.memfd_create("ocibuild-helper-errors", os.MFD_CLOEXEC), "w+b")
+    except OSError:  # no memfd_create (a seccomp profile may refuse it)
+        import tempfile
+
+        return tempfile.TemporaryFile()
 
 
 class _ForkedHelper:
