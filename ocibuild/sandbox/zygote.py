@@ -38,6 +38,7 @@ import gc
 import os
 import sys
 
+from ocibuild import unixsocket
 from ocibuild.sandbox import linux, protocol
 from ocibuild.sandbox.nsinit import SetupError, enter_user_namespace, run_step_process
 
@@ -46,22 +47,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _FDS_PER_SPAWN = 3
-_INT_SIZE = 4
 
 
 def _receive_spawn(channel: _socket.socket) -> list[int] | None:
     """One spawn request's descriptors; None when the builder is gone."""
-    space = _socket.CMSG_SPACE(_FDS_PER_SPAWN * _INT_SIZE)
-    data, ancillary, _, _ = channel.recvmsg(1, space, _socket.MSG_CMSG_CLOEXEC)
-    if not data:
-        return None
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            usable = len(payload) - len(payload) % _INT_SIZE
-            fds += [int.from_bytes(payload[i:i + _INT_SIZE], sys.byteorder, signed=True)
-                    for i in range(0, usable, _INT_SIZE)]
-    return fds
+    data, fds = unixsocket.receive_fds(channel, 1, _FDS_PER_SPAWN)
+    return fds if data else None
 
 
 def _set_up(fd: int) -> dict:
