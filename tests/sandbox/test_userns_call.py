@@ -40,6 +40,16 @@ def test_run_in_userns_reports_a_bad_target(sbx: Sandboxer, forked: bool) -> Non
     assert "no_such_function" in record["error"]
 
 
+@pytest.mark.parametrize("forked", [False, True], ids=["started", "forked"])
+def test_a_helper_that_dies_is_reported_with_what_it_wrote(sbx: Sandboxer,
+                                                           forked: bool) -> None:
+    # its stderr goes to an anonymous file (memfd) whose tail the error quotes
+    record = _call(sbx, "tests.sandbox.userns_functions:complain_and_die", "the disk is gone",
+                   forked=forked)
+    assert "ended without a result (status 3)" in record["error"], record
+    assert "helper complaint: the disk is gone" in record["error"], record
+
+
 def test_a_forked_helper_keeps_nothing_of_its_caller(sbx: Sandboxer) -> None:
     # the caller holds a file open and handles SIGUSR1 in Python; the helper, a fork of
     # it, has only stdio and its channel, and the default signal dispositions

@@ -37,3 +37,12 @@ def process_state(args: Any) -> dict[str, Any]:
             pass  # the listing's own descriptor, closed meanwhile
     handled = [int(n) for n in signal.valid_signals() if callable(signal.getsignal(n))]
     return {"fds": fds, "handled": handled, "pid": os.getpid()}
+
+
+def complain_and_die(args: Any) -> None:
+    """Write to stderr and end without a result, as a helper that crashes does."""
+    import sys
+
+    sys.stderr.write(f"helper complaint: {args}\n")
+    sys.stderr.flush()
+    os._exit(3)
