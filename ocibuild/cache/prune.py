@@ -110,6 +110,7 @@ def _dir_size(path: Path) -> int:
 class TreeSize(Request[int]):
     """Bytes on disk of the tree at `path`."""
 
+    stateless = True
     path: str
 
 

@@ -322,6 +322,7 @@ def size(paths: list[Path] | tuple[Path, ...]) -> int:
 class SizeOf(Request[int]):
     """Bytes on disk of files and trees `paths`."""
 
+    stateless = True
     paths: tuple[str, ...]
 
 

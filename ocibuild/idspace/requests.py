@@ -43,6 +43,11 @@ class Request(Generic[R]):
     # Finished even when the build's process group gets Ctrl-C or SIGTERM (the layer of
     # a step the build already reported done); other requests stop with the build.
     finishes_on_signal: ClassVar[bool] = False
+    # Its handler, when it succeeds, leaves nothing in its process that a later request
+    # would meet (no mount, thread, signal disposition or working directory; a private
+    # mount namespace with nothing mounted in it is harmless): the file-op server's
+    # resident child may answer it after others, without a fork (worker._Resident).
+    stateless: ClassVar[bool] = False
 
 
 class _Spec:

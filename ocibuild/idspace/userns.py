@@ -55,6 +55,7 @@ class Session:
         self._closing = False
         self._adopted = False  # the server is one the command started early
         self._before_stop: list[Callable[[], object]] = []
+        self._resident = threading.Lock()  # held while the resident child answers us
 
     def _start(self) -> threading.Thread:
         with self._start_lock:
@@ -150,15 +151,41 @@ class Session:
             return True
 
     def request(self, request: Request[R]) -> R:
-        """The server's answer to `request` (its error raised as UsernsCallError)."""
-        result: R = self.exchange(requests.encode(request))
+        """The server's answer to `request` (its error raised as UsernsCallError); a
+        stateless one is sent to the server's resident child when that is free."""
+        message = requests.encode(request)
+        if request.stateless and self._resident.acquire(blocking=False):
+            try:
+                sock = self._connect_resident()
+                if sock is not None:
+                    result: R = self._exchange_on(sock, message)
+                    return result
+            finally:
+                self._resident.release()
+        result = self.exchange(message)
         return result
+
+    def _connect_resident(self) -> Socket | None:
+        """A connection to the resident child; None while it is not there (the server
+        is still preloading, or it left)."""
+        from ocibuild import unixsocket
+        from ocibuild.idspace.worker import resident_path
+
+        if self._thread is None or not self._started.is_set():
+            return None
+        try:
+            return unixsocket.connect(resident_path(self.socket_path))
+        except OSError:
+            return None
 
     def exchange(self, message: dict[str, Any]) -> Any:
         """Send one encoded request as it is; the answer's value, or its error raised."""
+        return self._exchange_on(self._connect(), message)
+
+    def _exchange_on(self, connection: Socket, message: dict[str, Any]) -> Any:
         from ocibuild.idspace.worker import REQUEST, receive_message, send_message
 
-        with contextlib.closing(self._connect()) as sock:
+        with contextlib.closing(connection) as sock:
             sock.sendall(REQUEST)
             send_message(sock, message)
             reply = receive_message(sock)
@@ -179,11 +206,17 @@ class Session:
         return self._closing
 
     def fork_server_channel(self) -> Socket:
-        """A connection on which the server has forked the sandbox's fork server
-        (ocibuild.sandbox.zygote.serve_from_file_op_server), which reads START next.
-        It ends with the server, when the session closes."""
-        from ocibuild.idspace.worker import FORK_SERVER
+        """A connection to a sandbox's fork server under the server (zygote:
+        serve_early, or serve_from_file_op_server), which reads START next: the one the
+        server forked as it started, when it is still waiting, else one the server forks
+        now. It ends with the server, when the session closes."""
+        from ocibuild import unixsocket
+        from ocibuild.idspace.worker import FORK_SERVER, fork_server_path
 
+        self._start()
+        if self.socket_path:
+            with contextlib.suppress(OSError):
+                return unixsocket.connect(fork_server_path(self.socket_path))
         sock = self._connect()
         try:
             sock.sendall(FORK_SERVER)
@@ -326,6 +359,7 @@ def can_chown() -> bool:
 
 @request_type
 class Chown(Request[None]):
+    stateless = True
     path: str
     uid: int
     gid: int
@@ -343,6 +377,7 @@ def chown_as_mapped(path: Path, uid: int, gid: int) -> None:
 
 @request_type
 class RemoveTrees(Request[None]):
+    stateless = True
     paths: tuple[str, ...]
 
 

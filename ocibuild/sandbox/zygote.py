@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import _signal as signal
 import _socket
+import contextlib
 import gc
 import os
 import sys
@@ -135,26 +136,104 @@ def _wait_for_children(limit: float) -> None:
 
 def serve_from_file_op_server(fd: int) -> None:
     """(A child of the build's file-op server, forked for a connection that asked for a
-    fork server; never returns.) Read START on `fd`, leave the server's session, signal
-    dispositions and descriptors behind, enter a user namespace nested in the server's,
-    answer READY (or ERROR) and serve spawn requests on `fd`."""
+    fork server; never returns.) Leave the server's session, signal dispositions and
+    descriptors behind, read START on `fd`, enter a user namespace nested in the
+    server's, answer READY (or ERROR) and serve spawn requests on `fd`."""
     _set_up_and_serve(fd, _set_up_from_file_op_server)
 
 
-def _set_up_from_file_op_server(fd: int) -> dict:
+def serve_early(waiting: _socket.socket, path: str) -> None:
+    """(A child of the build's file-op server, forked as the server starts; never
+    returns.) Enter the nested user namespace at once, then wait for the builder's
+    connection, on a socket of its own at `path` (the builder's first choice: the
+    server may be busy loading a module) or passed by the server on `waiting`; serve it
+    as serve_from_file_op_server does. Leaves when `waiting` ends first (the server
+    stops), and where the namespace cannot be made (the server's fork server then says
+    why)."""
+    linux.set_parent_death_signal(signal.SIGKILL)
+    try:
+        _enter_nested_user_namespace(waiting.fileno())
+    except SetupError:
+        os._exit(0)
+    fd = _builder_connection(waiting, path)
+    if fd is None:
+        os._exit(0)
+    _set_up_and_serve(fd, _set_up_after_early_start)
+
+
+def _builder_connection(waiting: _socket.socket, path: str) -> int | None:
+    """The first connection on `path` or descriptor on `waiting`; None when `waiting`
+    ends first."""
+    import select
+
+    listener = _listening(path)
+    try:
+        ready = select.select([waiting] if listener is None else [waiting, listener],
+                              [], [])[0]
+        if listener is not None and listener in ready:
+            return listener._accept()[0]  # _socket's accept: (descriptor, address)
+        _, fds = unixsocket.receive_fds(waiting, 1, 1)
+        return fds[0] if fds else None
+    except OSError:
+        return None
+    finally:
+        if listener is not None:
+            listener.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _listening(path: str) -> _socket.socket | None:
+    """A socket listening on `path`; None where none can be made (the builder then asks
+    the server)."""
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        listener.bind(path)
+        listener.listen(1)
+    except OSError:
+        listener.close()
+        return None
+    return listener
+
+
+def _leave_server(fd: int) -> None:
+    """Keep nothing of the file-op server but `fd` (and stdio)."""
     os.setsid()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)  # the server ignores them
     linux.set_parent_death_signal(signal.SIGKILL)
     _keep_only(fd)
     os.chdir("/")
+
+
+def _start_message(fd: int) -> dict:
     message = protocol.receive_from_builder(fd)
     if message is None or message[0] != protocol.START:
         os._exit(0)
     conf: dict = message[1]  # type: ignore[assignment]
-    _enter_nested_user_namespace(conf["mapping"], fd)
+    return conf
+
+
+def _set_up_from_file_op_server(fd: int) -> dict:
+    _leave_server(fd)
+    conf = _start_message(fd)
+    _enter_nested_user_namespace(fd)
+    _drop_groups(conf["mapping"])
     protocol.send(fd, protocol.READY)
     return conf
+
+
+def _set_up_after_early_start(fd: int) -> dict:
+    _leave_server(fd)
+    conf = _start_message(fd)
+    _drop_groups(conf["mapping"])
+    protocol.send(fd, protocol.READY)
+    return conf
+
+
+def _drop_groups(mapping: str) -> None:
+    if mapping == "subids":  # a single-id namespace has setgroups denied
+        os.setgroups([])
 
 
 def _keep_only(fd: int) -> None:
@@ -170,13 +249,15 @@ def _keep_only(fd: int) -> None:
 _MAX_FD = 1 << 20
 
 
-def _enter_nested_user_namespace(mapping: str, channel: int) -> None:
+def _enter_nested_user_namespace(channel: int) -> None:
     """Unshare a user namespace inside the current one and have it mapped one to one
     onto the ids this one has. The maps of a new namespace can be written only from
     outside it: a child process does the unsharing and goes on as the fork server,
     while this process writes its maps and then waits for it, so that its parent-death
     signal stays armed to a live parent. This process lets go of `channel` at once: the
-    builder must see it close when the fork server ends."""
+    builder (or the file-op server, for serve_early) must see it close when the fork
+    server ends. The new namespace is not yet
+    allowed to set groups: _drop_groups."""
     unshared_r, unshared_w = os.pipe()
     mapped_r, mapped_w = os.pipe()
     parent = os.getpid()
@@ -219,8 +300,6 @@ def _enter_nested_user_namespace(mapping: str, channel: int) -> None:
     if os.read(mapped_r, 1) != b"m":
         raise SetupError("cannot map ids in the sandbox fork server's user namespace")
     os.close(mapped_r)
-    if mapping == "subids":  # a single-id namespace has setgroups denied
-        os.setgroups([])
 
 
 def _set_up_and_serve(fd: int, set_up: Callable[[int], dict]) -> None:

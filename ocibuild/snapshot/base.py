@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ def new_step_dir(store: Store) -> Path:
     spread_children(base)
     from ocibuild.cache.temporaries import step_dir_name
 
-    path = base / step_dir_name(store.root, uuid.uuid4().hex)  # its owner's name first
+    path = base / step_dir_name(store.root, os.urandom(16).hex())  # its owner's name first
     path.mkdir(mode=0o700)
     return path
 
@@ -117,6 +116,7 @@ class WriteLayer(Request[dict[str, Any] | None]):
     signatures saved in `signatures` (`kind` "changes")."""
 
     finishes_on_signal = True  # the layer of a step the build already reported done
+    stateless = True
     kind: str
     layout: str
     root: str

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import stat
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ class ExtractLayerDir(Request[dict[str, Any]]):
     `layout` extracted into `dest`; or, when the layer lacks directories its entries
     are below and `below` lists the lower directories under it, into `chain_dest`."""
 
+    stateless = True
     layout: str
     dest: str
     chain_dest: str | None
@@ -69,7 +69,7 @@ def extract_layer_dir(args: ExtractLayerDir) -> dict[str, Any]:
     # request types, never extracts (the codecs and the tar reader: ~5 ms of its start)
     from ocibuild.oci.extract import apply_layer
 
-    tmp = dest.with_name(f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}")
+    tmp = dest.with_name(f"{writer_prefix()}{dest.name}-{os.urandom(4).hex()}")
     tmp.mkdir(mode=0o755)
     try:
         digest, size = args.blob, args.size

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +42,8 @@ DISK_FULL_TEXT = os.strerror(errno.ENOSPC)
 
 def _copy_tree(src: Path, dest: Path) -> None:
     dest.mkdir(mode=0o755, exist_ok=True)
+    import subprocess  # here: only the native snapshotter's copies of a root run cp
+
     proc = subprocess.run(["cp", "-a", "--reflink=never", "--", f"{src}/.", str(dest)],
                           capture_output=True, text=True)
     if proc.returncode != 0:  # cp says it once per file: the first line is enough
@@ -92,7 +92,7 @@ def prepare_in_userns(args: PrepareNative) -> dict[str, Any]:
     for item in args.layers:
         dest = chains / _digest.hex_of(item.chain)
         if not dest.is_dir():
-            tmp = chains / f"{writer_prefix()}{dest.name}-{uuid.uuid4().hex[:8]}"
+            tmp = chains / f"{writer_prefix()}{dest.name}-{os.urandom(4).hex()}"
             try:
                 if parent is not None:
                     _copy_tree(parent, tmp)

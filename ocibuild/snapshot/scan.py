@@ -13,7 +13,6 @@ from __future__ import annotations
 import array
 import fcntl
 import os
-import pickle
 import stat
 from pathlib import Path
 
@@ -55,6 +54,8 @@ def signatures(root: Path) -> dict[bytes, Signature]:
 
 
 def save_signatures(root: Path, dest: Path) -> None:
+    import pickle  # here: the file-op server preloads this module for the native snapshotter
+
     with open(dest, "wb") as f:
         pickle.dump(signatures(root), f, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -96,6 +97,8 @@ def _ancestors(rel: bytes) -> list[bytes]:
 
 
 def changes_since(root: Path, saved: Path) -> list[Change]:
+    import pickle
+
     with open(saved, "rb") as f:
         before = pickle.load(f)  # our own file, outside the step's reach
     return diff_signatures(before, signatures(root))

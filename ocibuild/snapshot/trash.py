@@ -147,6 +147,7 @@ class TrimTrash(Request[None]):
     filesystem has FILESYSTEM_SHARE of its size free (or the trash is empty);
     `newest_first`: delete the chosen entries in the opposite order."""
 
+    stateless = True
     dir: str
     keep: int
     newest_first: bool = False
@@ -177,7 +178,8 @@ def _sized(trash: str, name: str) -> tuple[str, int]:
 
 @handler(TrimTrash)
 def trim_in_userns(args: TrimTrash) -> None:
-    """(Under the sandbox mapping, in a process of its own.) The trash, trimmed."""
+    """(Under the sandbox mapping, in a forked child or the resident.) The trash,
+    trimmed."""
     try:
         entries = [_sized(args.dir, name) for names in _by_build(Path(args.dir))
                    for name in names]

@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+from ocibuild.threads import Task, Threads
 
 COPY_THREADS = 3
 _BATCH_FILES = 64
@@ -44,8 +45,8 @@ class FileCopies:
         self._copy = copy
         self._batch: list[tuple[str, str, os.stat_result, bool]] = []
         self._batch_bytes = 0
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Future[None]] = []
+        self._pool: Threads | None = None
+        self._futures: list[Task[None]] = []
         self._slots = threading.BoundedSemaphore(_WAITING)
         self._failed = threading.Event()
 
@@ -54,7 +55,7 @@ class FileCopies:
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_pending=True)
 
     def add(self, src: str, dst: str, st: os.stat_result, fresh_parent: bool) -> None:
         self._batch.append((src, dst, st, fresh_parent))
@@ -80,20 +81,20 @@ class FileCopies:
         if self._failed.is_set():
             self._raise_first()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="copy")
+            self._pool = Threads(COPY_THREADS, "copy")
         self._slots.acquire()
-        future = self._pool.submit(self._run_batch, self._take())
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
+        self._futures.append(self._pool.submit(self._run_batch, self._take()))
 
     def _run_batch(self, batch: list[tuple[str, str, os.stat_result, bool]]) -> None:
-        if self._failed.is_set():
-            return  # the copy fails anyway; finish reports the first error
         try:
+            if self._failed.is_set():
+                return  # the copy fails anyway; finish reports the first error
             self._run(batch)
         except BaseException:
             self._failed.set()
             raise
+        finally:
+            self._slots.release()
 
     def _run(self, batch: list[tuple[str, str, os.stat_result, bool]]) -> None:
         copy = self._copy

@@ -49,6 +49,7 @@ def _in_user_namespace() -> bool:
 class CopyInto(Request[None]):
     """COPY/ADD of `sources` (patterns) from `source` to `dest` in the step's `root`."""
 
+    stateless = True  # its mounts are gone when it returns
     root: RootFS
     source: RootFS
     sources: tuple[str, ...]
@@ -71,6 +72,7 @@ class CopyInto(Request[None]):
 class MkdirIn(Request[None]):
     """WORKDIR: directory `path` in `root`, owned as the stage's `user` says."""
 
+    stateless = True
     root: RootFS
     path: str
     mode: int
@@ -81,6 +83,7 @@ class MkdirIn(Request[None]):
 class SeedCache(Request[None]):
     """A new cache mount directory `dest`, a copy of directory `path` of `source`."""
 
+    stateless = True
     source: RootFS
     path: str
     dest: str
@@ -424,7 +427,7 @@ def _needs_mount(spec: RootFS) -> bool:
 
 @handler(CopyInto)
 def copy_into(args: CopyInto) -> None:
-    """(Runs under the sandbox mapping, in a process of its own.) COPY/ADD into the
+    """(Runs under the sandbox mapping, in a forked child or the resident.) COPY/ADD into the
     step's root."""
     if _needs_mount(args.root) or _needs_mount(args.source):
         _private_mount_namespace()
@@ -628,7 +631,7 @@ def _copy_parents(root: Path, src: Path, args: CopyInto, copier: _Copier,
 
 @handler(SeedCache)
 def seed_cache(args: SeedCache) -> None:
-    """(Runs under the sandbox mapping, in a process of its own.) A new cache mount
+    """(Runs under the sandbox mapping, in a forked child or the resident.) A new cache mount
     directory as a copy of a stage's directory, owners and modes kept."""
     if _needs_mount(args.source):
         _private_mount_namespace()
@@ -642,7 +645,7 @@ def seed_cache(args: SeedCache) -> None:
 
 @handler(MkdirIn)
 def mkdir_in(args: MkdirIn) -> None:
-    """(Runs under the sandbox mapping, in a process of its own.) WORKDIR: create the
+    """(Runs under the sandbox mapping, in a forked child or the resident.) WORKDIR: create the
     directory if missing, owned as BuildKit's file ops read the stage USER."""
     from ocibuild.solver.file_user import file_owner
 

@@ -802,7 +802,7 @@ class Solver:
         return base
 
     def _userns(self, request: Request[R]) -> R:
-        """A file op under the sandbox mapping, in a process of its own."""
+        """A file op under the sandbox mapping, in a process other than the builder."""
         from ocibuild.idspace.userns import request_isolated
 
         return request_isolated(request)
