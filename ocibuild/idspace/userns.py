@@ -55,7 +55,8 @@ class Session:
         self._closing = False
         self._adopted = False  # the server is one the command started early
         self._before_stop: list[Callable[[], object]] = []
-        self._resident = threading.Lock()  # held while the resident child answers us
+        # held while a resident child answers us: for layer writes, and for the rest
+        self._residents = {True: threading.Lock(), False: threading.Lock()}
 
     def _start(self) -> threading.Thread:
         with self._start_lock:
@@ -152,29 +153,31 @@ class Session:
 
     def request(self, request: Request[R]) -> R:
         """The server's answer to `request` (its error raised as UsernsCallError); a
-        stateless one is sent to the server's resident child when that is free."""
+        stateless one is sent to the server's resident child for its kind when that is
+        free."""
         message = requests.encode(request)
-        if request.stateless and self._resident.acquire(blocking=False):
+        kind = request.finishes_on_signal
+        if request.stateless and self._residents[kind].acquire(blocking=False):
             try:
-                sock = self._connect_resident()
+                sock = self._connect_resident(kind)
                 if sock is not None:
                     result: R = self._exchange_on(sock, message)
                     return result
             finally:
-                self._resident.release()
+                self._residents[kind].release()
         result = self.exchange(message)
         return result
 
-    def _connect_resident(self) -> Socket | None:
-        """A connection to the resident child; None while it is not there (the server
-        is still preloading, or it left)."""
+    def _connect_resident(self, for_layers: bool) -> Socket | None:
+        """A connection to a resident child; None while it is not there (the server is
+        still preloading, or it left)."""
         from ocibuild import unixsocket
         from ocibuild.idspace.worker import resident_path
 
         if self._thread is None or not self._started.is_set():
             return None
         try:
-            return unixsocket.connect(resident_path(self.socket_path))
+            return unixsocket.connect(resident_path(self.socket_path, for_layers))
         except OSError:
             return None
 

@@ -1,5 +1,5 @@
 """A build's file-op server: one process under the sandbox's id mapping that forks a
-child per request, and keeps one resident child for the requests that need no fork.
+child per request, and keeps two resident children for the requests that need no fork.
 
 Starting a helper in a user namespace (interpreter start, imports, newuidmap and
 newgidmap) costs 0.1-0.3 s; a build makes several such calls per step (extracting a
@@ -8,9 +8,11 @@ per build with `run_in_userns` and answers typed requests (requests.py) on a uni
 socket in a private (0700) directory, each in a forked child: requests run in parallel,
 a child's mount namespace or crash stays its own, and the modules the requests need are
 imported once, before the first fork. A stateless request (one whose handler leaves
-nothing behind in its process) goes to the resident child when that is free: it answers
+nothing behind in its process) goes to a resident child when that is free: it answers
 one at a time without a fork, which costs a small request more than its work
-(_Resident).
+(_Resident). One resident takes the layer writes (which finish even on Ctrl-C), the
+other the steps' requests (COPY, WORKDIR), which so never wait behind the layers of the
+steps before them.
 
 A request is checked before anything runs: its type must be one registered by a module
 of HANDLER_MODULES (the only modules a request can make the server import) and its
@@ -282,9 +284,13 @@ def fork_server_path(socket_path: str) -> str:
     return os.path.join(os.path.dirname(socket_path), "z")
 
 
-def resident_path(socket_path: str) -> str:
-    """Where the resident child of the server on `socket_path` listens."""
-    return os.path.join(os.path.dirname(socket_path), "r")
+RESIDENTS = ("r", "w")  # for the steps' requests; for layer writes (finishes_on_signal)
+
+
+def resident_path(socket_path: str, for_layers: bool = False) -> str:
+    """Where a resident child of the server on `socket_path` listens: the one for
+    requests that finish on a signal (`for_layers`: layer writes), or the other."""
+    return os.path.join(os.path.dirname(socket_path), RESIDENTS[for_layers])
 
 
 class _Resident:
@@ -296,7 +302,7 @@ class _Resident:
     It leaves after a request that failed, or that left a thread running (the next
     one falls back to the server), and when its socket to the server closes (a stop)."""
 
-    def __init__(self, socket_path: str, inherited: list[Socket]) -> None:
+    def __init__(self, path: str, inherited: list[Socket]) -> None:
         from ocibuild import unixsocket
 
         self.control, theirs = unixsocket.pair()
@@ -306,7 +312,7 @@ class _Resident:
             try:
                 for sock in [self.control, *inherited]:
                     sock.close()
-                _serve_resident(resident_path(socket_path), theirs)
+                _serve_resident(path, theirs)
             except BaseException:  # noqa: BLE001 (an interrupt of the request it ran)
                 status = 1
             finally:
@@ -395,7 +401,7 @@ def serve(args: dict[str, Any]) -> None:
     # (_read_request), never for the whole list.
     to_preload: list[str | None] = [*PRELOAD, None]  # None: the classes, then freeze
     fork_servers: list[int] = []
-    resident: _Resident | None = None
+    residents: list[_Resident] = []
     while True:
         if to_preload and not select.select([listener], [], [], 0)[0]:
             module = to_preload.pop(0)
@@ -403,8 +409,11 @@ def serve(args: dict[str, Any]) -> None:
                 __import__(module)
             else:
                 _ready_for_forks()
-                resident = _Resident(args["socket"],
-                                     [listener] + ([early.socket] if early else []))
+                for for_layers in (False, True):
+                    residents.append(_Resident(
+                        resident_path(args["socket"], for_layers),
+                        [listener, *(r.control for r in residents)]
+                        + ([early.socket] if early else [])))
             continue
         conn, _ = listener.accept()
         command = conn.recv(1)
@@ -413,7 +422,7 @@ def serve(args: dict[str, Any]) -> None:
             if early is not None:
                 early.socket.close()  # it leaves
                 fork_servers.append(early.pid)
-            if resident is not None:
+            for resident in residents:
                 resident.control.close()  # it leaves too, once its request is answered
                 fork_servers.append(resident.pid)
             _wait_for(fork_servers, _FORK_SERVER_EXIT_WAIT)
@@ -424,7 +433,7 @@ def serve(args: dict[str, Any]) -> None:
                 conn.close()
             else:
                 fork_servers.append(_fork_server_on(
-                    conn, [listener] + ([resident.control] if resident else [])))
+                    conn, [listener, *(r.control for r in residents)]))
             early = None
             continue
         if command != REQUEST:
@@ -441,7 +450,7 @@ def serve(args: dict[str, Any]) -> None:
                 listener.close()
                 if early is not None:
                     early.socket.close()
-                if resident is not None:
+                for resident in residents:
                     resident.control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # subprocess must wait()
                 linux.set_parent_death_signal(signal.SIGKILL)

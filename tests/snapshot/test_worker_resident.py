@@ -1,5 +1,6 @@
-"""The file-op server's resident child answers stateless requests without a fork, one
-at a time; anything it cannot take goes to a forked child as before. The server's early
+"""The file-op server's resident children (one for layer writes, one for the rest)
+answer stateless requests without a fork, one at a time; anything they cannot take goes
+to a forked child as before. The server's early
 fork server takes the builder's connection directly, or through the server."""
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def wait_for(path):
 out = {}
 with userns.session() as s:
     userns.request(Identity())
-    out["resident_listens"] = wait_for(resident_path(s.socket_path))
+    out["resident_listens"] = wait_for(resident_path(s.socket_path)) \
+        and wait_for(resident_path(s.socket_path, for_layers=True))
     pids = [userns.request(StatelessIdentity())["pid"] for _ in range(3)]
     out["resident_pids"] = len(set(pids))
     resident = pids[0]
