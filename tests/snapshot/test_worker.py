@@ -65,8 +65,10 @@ print(json.dumps(out))
 """
 
 
-def _run(user: User | None) -> dict[str, object]:
-    cmd = [sys.executable, "-c", SCRIPT]
+def run_script(script: str, user: User | None, *args: str) -> dict[str, object]:
+    """The JSON that `script` prints, run as `user` (None: as this process) from the
+    repository."""
+    cmd = [sys.executable, "-c", script, *args]
     if user is None:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     else:
@@ -76,7 +78,7 @@ def _run(user: User | None) -> dict[str, object]:
 
 
 def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
-    out = _run(sub_user)
+    out = run_script(SCRIPT, sub_user)
     assert out["ids"] == [0, 0]  # the unprivileged user is root over its mapped ids
     assert out["forked"] is True
     assert out["distinct_pids"] == 8
@@ -99,7 +101,7 @@ def test_requests_run_mapped_to_root_in_forked_children(sub_user: User) -> None:
 
 
 def test_server_works_as_root_too() -> None:
-    out = _run(None)
+    out = run_script(SCRIPT, None)
     assert out["ids"] == [0, 0] and out["forked"] is True and out["distinct_pids"] == 8
 
 

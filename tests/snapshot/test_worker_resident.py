@@ -5,27 +5,27 @@ fork server takes the builder's connection directly, or through the server."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.paths import REPO
+from tests.snapshot.test_worker import run_script
 from tests.support.users import User
 
-RESIDENT_SCRIPT = r"""
-import json, os, threading, time
-from pathlib import Path
-from ocibuild.idspace import userns
-from ocibuild.idspace.userns import Chown
-from ocibuild.idspace.worker import Identity, StatelessIdentity, resident_path
+WAIT_FOR = r"""
+import os, time
 
 def wait_for(path):
     deadline = time.monotonic() + 20
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.01)
     return os.path.exists(path)
+"""
+
+RESIDENT_SCRIPT = WAIT_FOR + r"""
+import json, threading
+from pathlib import Path
+from ocibuild.idspace import userns
+from ocibuild.idspace.userns import Chown
+from ocibuild.idspace.worker import Identity, StatelessIdentity, resident_path
 
 out = {}
 with userns.session() as s:
@@ -60,20 +60,10 @@ print(json.dumps(out))
 """
 
 
-def _run(script: str, user: User | None) -> dict[str, object]:
-    cmd = [sys.executable, "-c", script]
-    if user is None:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
-    else:
-        proc = user.run(cmd, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
 @pytest.mark.parametrize("rootless", [True, False], ids=["rootless", "root"])
 def test_the_resident_answers_stateless_requests_until_one_fails(
         rootless: bool, sub_user: User) -> None:
-    out = _run(RESIDENT_SCRIPT, sub_user if rootless else None)
+    out = run_script(RESIDENT_SCRIPT, sub_user if rootless else None)
     assert out["resident_listens"] is True
     assert out["resident_pids"] == 1 and out["not_the_builder"] is True
     assert out["forked_elsewhere"] is True  # a request that is not stateless is forked
@@ -88,20 +78,14 @@ def test_the_resident_answers_stateless_requests_until_one_fails(
     assert out["gone_with_session"] is True
 
 
-FORK_SERVER_SCRIPT = r"""
-import json, os, sys, tempfile, time
+FORK_SERVER_SCRIPT = WAIT_FOR + r"""
+import json, sys, tempfile
 from ocibuild import unixsocket
 from ocibuild.idspace import userns
 from ocibuild.idspace.worker import Identity, fork_server_path
 from ocibuild.sandbox import protocol
 from ocibuild.sandbox.idmapping import plan_mapping
 from ocibuild.sandbox.zygote_client import ForkServer
-
-def wait_for(path):
-    deadline = time.monotonic() + 20
-    while not os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return os.path.exists(path)
 
 out = {}
 through_server = sys.argv[1] == "through-server"
@@ -137,9 +121,7 @@ def test_the_early_fork_server_takes_the_builder_either_way(way: str, sub_user: 
     """The first fork server the builder asks for is the one forked as the server
     started, whether the builder reaches it on its own socket or the server passes the
     connection on; a second is forked by the server."""
-    proc = sub_user.run([sys.executable, "-c", FORK_SERVER_SCRIPT, way], cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out = run_script(FORK_SERVER_SCRIPT, sub_user, way)
     assert out["waiting"] is True
     assert out["ready"] == [True, True]
     assert out["socket_left"] is False
