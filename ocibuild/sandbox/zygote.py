@@ -139,7 +139,7 @@ def serve_from_file_op_server(fd: int) -> None:
     fork server; never returns.) Leave the server's session, signal dispositions and
     descriptors behind, read START on `fd`, enter a user namespace nested in the
     server's, answer READY (or ERROR) and serve spawn requests on `fd`."""
-    _set_up_and_serve(fd, _set_up_from_file_op_server)
+    _set_up_and_serve(fd, lambda fd: _set_up_under_server(fd, namespace_made=False))
 
 
 def serve_early(waiting: _socket.socket, path: str) -> None:
@@ -158,7 +158,7 @@ def serve_early(waiting: _socket.socket, path: str) -> None:
     fd = _builder_connection(waiting, path)
     if fd is None:
         os._exit(0)
-    _set_up_and_serve(fd, _set_up_after_early_start)
+    _set_up_and_serve(fd, lambda fd: _set_up_under_server(fd, namespace_made=True))
 
 
 def _builder_connection(waiting: _socket.socket, path: str) -> int | None:
@@ -206,34 +206,20 @@ def _leave_server(fd: int) -> None:
     os.chdir("/")
 
 
-def _start_message(fd: int) -> dict:
+def _set_up_under_server(fd: int, namespace_made: bool) -> dict:
+    """Leave the server behind, read START, enter the nested user namespace (unless
+    `namespace_made` already) and answer READY."""
+    _leave_server(fd)
     message = protocol.receive_from_builder(fd)
     if message is None or message[0] != protocol.START:
         os._exit(0)
     conf: dict = message[1]  # type: ignore[assignment]
-    return conf
-
-
-def _set_up_from_file_op_server(fd: int) -> dict:
-    _leave_server(fd)
-    conf = _start_message(fd)
-    _enter_nested_user_namespace(fd)
-    _drop_groups(conf["mapping"])
-    protocol.send(fd, protocol.READY)
-    return conf
-
-
-def _set_up_after_early_start(fd: int) -> dict:
-    _leave_server(fd)
-    conf = _start_message(fd)
-    _drop_groups(conf["mapping"])
-    protocol.send(fd, protocol.READY)
-    return conf
-
-
-def _drop_groups(mapping: str) -> None:
-    if mapping == "subids":  # a single-id namespace has setgroups denied
+    if not namespace_made:
+        _enter_nested_user_namespace(fd)
+    if conf["mapping"] == "subids":  # a single-id namespace has setgroups denied
         os.setgroups([])
+    protocol.send(fd, protocol.READY)
+    return conf
 
 
 def _keep_only(fd: int) -> None:
@@ -256,8 +242,7 @@ def _enter_nested_user_namespace(channel: int) -> None:
     while this process writes its maps and then waits for it, so that its parent-death
     signal stays armed to a live parent. This process lets go of `channel` at once: the
     builder (or the file-op server, for serve_early) must see it close when the fork
-    server ends. The new namespace is not yet
-    allowed to set groups: _drop_groups."""
+    server ends. The caller drops the new namespace's groups."""
     unshared_r, unshared_w = os.pipe()
     mapped_r, mapped_w = os.pipe()
     parent = os.getpid()
