@@ -1,35 +1,50 @@
 """The `ocibuild` command: a fully cached build the rebuild memo can answer is answered
 before click and the engine are imported; everything else runs in ocibuild.cli.app.
 
-When the command is done, what it allocated is frozen out of the garbage collector's
-reach (`gc.freeze`): the interpreter's exit would otherwise walk every object of every
-imported module again in its final collections, ~3 ms of a command as short as a push
-the registry already holds. The objects are still freed, and the exit still runs
-atexit handlers and finalizers of what it frees; only garbage cycles left at exit are
-not collected, which the exit never promised to do anyway.
+The command itself (not a caller's `main([...])`) ends as the interpreter would,
+without its teardown: other threads joined, atexit handlers run, stdout and stderr
+flushed, then `os._exit` with the same status. The teardown's final garbage
+collections and the freeing of ~250 modules' objects release nothing the exit does not
+release anyway, and cost every command ~4-6 ms (a cold seed build: 0.162 s → 0.156 s,
+21 interleaved runs). An exception other than SystemExit still takes the interpreter's
+own way out (its traceback; Ctrl-C's signal status).
 """
 
 from __future__ import annotations
 
-import gc
 import sys
+
+TYPE_CHECKING = False  # typing: ~3 ms of a command the rebuild memo answers
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> object:
-    args = sys.argv[1:] if argv is None else argv
+    if argv is not None:
+        return _main(argv, command=False)
+    try:
+        _main(sys.argv[1:], command=True)
+        status = 0
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise  # a message to print: the interpreter does that
+        status = exc.code or 0
+    _exit_now(status)
+
+
+def _main(args: list[str], *, command: bool) -> object:
     rebuild = None
     if "build" in args:
         from ocibuild import rebuild_memo
 
         rebuild = rebuild_memo.parse(args)
         if rebuild is not None and rebuild_memo.replay(rebuild):
-            gc.freeze()
             return None
-        if argv is None:  # the command itself (a caller's process may have other plans)
+        if command:  # (a caller's process may have other plans)
             from ocibuild.idspace import early
 
             early.start(args, rebuild.root if rebuild is not None else None)
-    if argv is None:
+    if command:
         from ocibuild.cli import generated_code
 
         generated_code.install()
@@ -44,5 +59,26 @@ def main(argv: list[str] | None = None) -> object:
         interrupt.exiting(interrupt.exit_status(exc))
         sys.stderr.write(interrupt.message(exc) + "\n")
         sys.exit(interrupt.exit_status(exc))
-    finally:
-        gc.freeze()
+
+
+def _exit_now(status: int) -> NoReturn:
+    """End the process with `status` as the interpreter's exit would, minus its
+    teardown: in its order, other threads joined, then atexit handlers, then the
+    standard streams flushed (a flush that fails gives status 120, as there)."""
+    import atexit
+    import os
+
+    threading = sys.modules.get("threading")  # not loaded: no thread to wait for
+    if threading is not None:
+        current = threading.current_thread()
+        for thread in threading.enumerate():
+            if thread is not current and not thread.daemon:
+                thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            status = status or 120
+    os._exit(status)

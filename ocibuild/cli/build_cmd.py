@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
@@ -244,9 +243,6 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
 
         _remember(rebuild, report, printed, closing_out, quiet, build_again,
                   frame=steps() if steps else None)
-    # The process ends after this command: the collection at interpreter exit would
-    # scan every object (~15 ms) to free nothing the exit does not free anyway.
-    gc.freeze()
 
 
 def _write_excerpt(exc: OcibuildError) -> None:

@@ -15,7 +15,7 @@ from tests.support.paths import OCIBUILD, REPO
 
 # `ocibuild ARGS` as the console script runs it, telling which server the build used
 WRAPPED = """\
-import os, sys, time
+import atexit, os, sys, time
 from ocibuild.idspace import early, userns
 
 def own_server(run):
@@ -44,17 +44,23 @@ def report_unused():
         server = f.read().strip()
     print(f"UNUSED={started.directory} {pid} {server}", file=sys.stderr, flush=True)
 
+def reporting(start):
+    def started(args, root):
+        start(args, root)
+        # registered after the command's own handler: runs before it stops the server
+        atexit.register(report_unused)
+    return started
+
 userns.Session._run = own_server(userns.Session._run)
 early.take = adopted(early.take)
+early.start = reporting(early.start)
 if os.environ.get("EARLY_FAILS") == "after":  # its socket announced, the server fails
     early._serve = lambda socket_path: b"failed on purpose"
 if os.environ.get("EARLY_FAILS") == "before":  # before it had a socket
     early._socket_directory = lambda root: 1 / 0
 sys.argv[0] = "ocibuild"
 from ocibuild.cli import main
-status = main()
-report_unused()  # before the command's exit removes its temporary directory
-sys.exit(status)
+main()  # the command's end: it does not return
 """
 
 
