@@ -503,7 +503,8 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         allow=definition.granted, isolation=definition.chosen.isolation,
         git_modes=options.context_modes == "git",
         fetch_image=resolve.fetch_layers if resolve.pulling else None,
-        shown_before=resolve.vertices, check_steps=check_steps)
+        shown_before=resolve.vertices, check_steps=check_steps,
+        meanwhile=_load_export_modules)
     caches = None
     if options.cache_from or options.cache_to:  # the remote-cache code loads only then
         from ocibuild.cache.remote import BuildCaches
@@ -512,6 +513,11 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         opts.remote = caches.load(KEY_VERSION)
     solver = Solver(store, snap, opts, options.progress)
     return solver, solver.solve(list(targets) or conv.target.op), caches
+
+
+def _load_export_modules() -> None:
+    """(While steps run long.) The image writer, loaded before the build waits for it."""
+    from ocibuild.exporter import image_writer  # noqa: F401
 
 
 def _image_config(state: StageState, results: Mapping[str, OpResult], solver: Solver,

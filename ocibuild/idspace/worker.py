@@ -50,6 +50,7 @@ HANDLER_MODULES = frozenset({
     "ocibuild.snapshot.base",
     "ocibuild.snapshot.layerdirs",
     "ocibuild.snapshot.native",
+    "ocibuild.snapshot.overlay",
     "ocibuild.snapshot.select",
     "ocibuild.snapshot.trash",
     "ocibuild.idspace.userns",

@@ -22,10 +22,13 @@ class Scheduler(Generic[N, R]):
         self.cancelled = threading.Event()  # set on the first failure; work may poll it
 
     def run(self, nodes: Sequence[N], inputs: Callable[[N], Sequence[N]],
-            work: Callable[[N], R], *, inline: bool = False) -> dict[N, R]:
+            work: Callable[[N], R], *, inline: bool = False,
+            meanwhile: Callable[[], object] | None = None) -> dict[N, R]:
         """Run `work` on every node (inputs first). Returns each node's result; re-raises
         the first exception after the nodes already running have finished. `inline`:
-        one node at a time in this thread (for work that never waits)."""
+        one node at a time in this thread (for work that never waits). `meanwhile` is
+        called once, in this thread, when the running nodes have run a whole slice
+        (_SIGNAL_CHECK) without one finishing: this thread has time for other work."""
         pending: dict[N, set[N]] = {n: set(inputs(n)) for n in nodes}
         users: dict[N, list[N]] = {n: [] for n in nodes}
         for n, deps in pending.items():
@@ -64,6 +67,9 @@ class Scheduler(Generic[N, R]):
                     # marks the handler pending, and a wait without a timeout would not
                     # return to run it while a step runs on (`sleep 4714`: for good)
                     done, _ = wait(running, timeout=_SIGNAL_CHECK, return_when=FIRST_COMPLETED)
+                    if not done and meanwhile is not None:
+                        meanwhile()
+                        meanwhile = None
                     newly: list[N] = []
                     for fut in done:
                         node = running.pop(fut)

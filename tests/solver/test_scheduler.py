@@ -107,3 +107,33 @@ def test_a_signal_the_kernel_hands_to_a_step_thread_still_stops_the_run() -> Non
         signal.signal(signal.SIGUSR1, previous)
     assert started.is_set() and scheduler.cancelled.is_set()
     assert time.monotonic() - began < 5
+
+
+def test_meanwhile_runs_once_in_the_waiting_thread_while_nodes_run_long() -> None:
+    # a runs until meanwhile has run: meanwhile must come while it still runs, in the
+    # thread that waits, and once however long the nodes run after it
+    calls: list[str] = []
+    called = threading.Event()
+
+    def work(node: str) -> str:
+        if node == "a":
+            assert called.wait(timeout=10), "meanwhile did not run while a ran"
+            time.sleep(0.5)  # two more slices without a node finishing
+        return node.upper()
+
+    def meanwhile() -> None:
+        calls.append(threading.current_thread().name)
+        called.set()
+
+    results = Scheduler[str, str](2).run(list(GRAPH), GRAPH.__getitem__, work,
+                                         meanwhile=meanwhile)
+    assert results == {"a": "A", "b": "B", "c": "C", "d": "D"}
+    assert calls == [threading.current_thread().name]
+
+
+def test_no_meanwhile_when_nodes_finish_within_a_slice() -> None:
+    calls: list[int] = []
+    results = Scheduler[str, str](2).run(list(GRAPH), GRAPH.__getitem__, str.upper,
+                                         meanwhile=lambda: calls.append(1))
+    assert results == {"a": "A", "b": "B", "c": "C", "d": "D"}
+    assert calls == []  # every node finished within a slice: no idle time to use
