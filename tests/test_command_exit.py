@@ -76,3 +76,13 @@ def test_the_command_ends_with_the_status_and_message_of_the_interpreters_exit(
     assert command.returncode == called.returncode != 0
     assert command.stderr == called.stderr
     assert "no-such-context" in command.stderr and "Traceback" not in command.stderr
+
+
+def test_a_profiler_still_gets_the_interpreters_exit_to_report_in(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    report = tmp_path / "profile.out"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(report), "-m",
+                           "ocibuild", "--version"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert report.stat().st_size > 0  # written at the interpreter's exit
