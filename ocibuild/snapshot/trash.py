@@ -98,11 +98,11 @@ def _by_build(trash: Path) -> list[list[str]]:
 
 def keep_bytes(trash: Path) -> int:
     """How many bytes the trash may hold (see the module's notes)."""
-    from ocibuild.cache.units import parse_size
-    from ocibuild.errors import UsageError
-
     configured = os.environ.get(KEEP_ENV, "").strip()
-    if configured:
+    if configured:  # (its parser compiles patterns: loaded when there is one to read)
+        from ocibuild.cache.units import parse_size
+        from ocibuild.errors import UsageError
+
         try:
             return parse_size(configured)
         except UsageError as exc:
