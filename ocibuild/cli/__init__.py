@@ -26,13 +26,12 @@ def main(argv: list[str] | None = None) -> object:
     if sys.getprofile() is not None or sys.gettrace() is not None:
         return _main(sys.argv[1:], command=True)  # a profiler reports at the teardown
     try:
-        _main(sys.argv[1:], command=True)
-        status = 0
+        result = _main(sys.argv[1:], command=True)
     except SystemExit as exc:
-        if exc.code is not None and not isinstance(exc.code, int):
-            raise  # a message to print: the interpreter does that
-        status = exc.code or 0
-    _exit_now(status)
+        result = exc.code
+    if result is not None and not isinstance(result, int):
+        sys.exit(result)  # a message to print: the interpreter does that
+    _exit_now(result or 0)  # as sys.exit(main()): a command's ctx.exit(1) returns 1
 
 
 def _main(args: list[str], *, command: bool) -> object:
