@@ -85,6 +85,21 @@ def _ignore_when_exiting() -> None:
                 signal.signal(sig, signal.SIG_IGN)
 
 
+def behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt that `exc` was raised while handling, if any. The handler raises it
+    wherever the main thread is, and some code of the standard library is not safe
+    against that (a Condition's wait, in Python 3.11): unwinding, it can fail with an
+    error of its own, which the command reports as the interrupt it came from."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def message(exc: KeyboardInterrupt) -> str:
     return "ocibuild: terminated" if isinstance(exc, Terminated) else "ocibuild: interrupted"
 

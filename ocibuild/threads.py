@@ -14,6 +14,7 @@ that is never shut down does not keep the interpreter from exiting.
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from collections import deque
@@ -40,8 +41,8 @@ class Task(Generic[T]):
         self._args = args
         self._lock = threading.Lock()  # the state and the waiters change under it
         self._state = _PENDING
-        self._done = threading.Event()
-        self._waiters: list[threading.Event] = []
+        self._done = threading.Event()  # set once the call ended; waited for by _wait_for()
+        self._waiters: list[_thread.LockType] = []
         self._value: T | None = None
         self._error: BaseException | None = None
 
@@ -70,7 +71,7 @@ class Task(Generic[T]):
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """What the call raised (None: it returned), once it ended."""
-        if not self._done.wait(timeout):
+        if not self._done.is_set() and not _wait_for(self, timeout=timeout):
             raise TimeoutError(f"the call did not end within {timeout} s")
         if self._state == _CANCELLED:
             raise TaskCancelled("the call was cancelled")
@@ -94,17 +95,17 @@ class Task(Generic[T]):
             self._done.set()
             waiters, self._waiters = self._waiters, []
         for waiter in waiters:
-            waiter.set()
+            _wake(waiter)
 
-    def _notify(self, waiter: threading.Event) -> None:
+    def _notify(self, waiter: _thread.LockType) -> None:
         """Set `waiter` when this task ends (at once when it has)."""
         with self._lock:
             if not self._done.is_set():
                 self._waiters.append(waiter)
                 return
-        waiter.set()
+        _wake(waiter)
 
-    def _forget(self, waiter: threading.Event) -> None:
+    def _forget(self, waiter: _thread.LockType) -> None:
         with self._lock:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -118,21 +119,44 @@ def wait(tasks: Iterable[Task[Any]], timeout: float | None = None,
     deadline = None if timeout is None else time.monotonic() + timeout
     if return_when == FIRST_COMPLETED:
         if not any(task.done() for task in tasks):
-            waiter = threading.Event()
-            for task in tasks:
-                task._notify(waiter)
-            try:
-                waiter.wait(timeout)
-            finally:
-                for task in tasks:
-                    task._forget(waiter)
+            _wait_for(*tasks, timeout=timeout)
     else:
         for task in tasks:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not task._done.wait(left):
+            if not task.done() and not _wait_for(task, timeout=left):
                 break
     done = {task for task in tasks if task.done()}
     return done, tasks - done
+
+
+def _wait_for(*tasks: Task[Any], timeout: float | None) -> bool:
+    """Until one of `tasks` ends (True) or `timeout` seconds pass (False).
+
+    The wait is a bare lock that only this thread acquires, not a threading.Event: the
+    main thread takes Ctrl-C, whose KeyboardInterrupt the signal handler raises between
+    two calls wherever that thread is. Inside Event.wait (a Condition's wait) one such
+    place is just after the condition's lock was released and before the code that
+    takes it back: the caller's `with` then released it a second time and the build
+    ended on "RuntimeError: release unlocked lock" (and a later wait on that Event could
+    hang). A bare acquire the handler interrupts leaves nothing half done."""
+    waiter = _thread.allocate_lock()
+    waiter.acquire()
+    try:
+        for task in tasks:
+            task._notify(waiter)
+        return waiter.acquire(timeout=-1 if timeout is None else timeout)
+    finally:
+        for task in tasks:
+            task._forget(waiter)
+
+
+def _wake(waiter: _thread.LockType) -> None:
+    """Let a _wait_for() return. Several tasks may end at once: only the first release
+    counts, and its waiter is never released by anyone else (nor acquired again)."""
+    try:
+        waiter.release()
+    except RuntimeError:
+        pass  # woken already
 
 
 class Threads:

@@ -86,3 +86,34 @@ def test_a_profiler_still_gets_the_interpreters_exit_to_report_in(tmp_path: Path
                           cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert report.stat().st_size > 0  # written at the interpreter's exit
+
+
+# A command whose Ctrl-C is followed, while it unwinds, by an error of the standard
+# library's own (threading's "release unlocked lock", seen in CI, is one)
+UNWIND_FAILS = """\
+import sys
+from ocibuild import cli
+from ocibuild.cli.app import cli as group
+
+@group.command("unwind")
+def unwind():
+    try:
+        raise KeyboardInterrupt
+    finally:
+        raise RuntimeError("release unlocked lock")
+
+sys.argv = ["ocibuild", *sys.argv[1:]]
+cli.main()
+"""
+
+
+def test_an_error_that_follows_from_an_interrupt_is_reported_as_the_interrupt() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args, status in ((["unwind"], 130), (["--debug", "unwind"], 1)):
+        done = subprocess.run([sys.executable, "-c", UNWIND_FAILS, *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == status, done.stderr
+        if status == 130:
+            assert done.stderr == "ocibuild: interrupted\n"
+        else:  # --debug shows what really happened
+            assert "RuntimeError: release unlocked lock" in done.stderr

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dis
+import sys
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import pytest
 
-from ocibuild.threads import ALL_COMPLETED, FIRST_COMPLETED, TaskCancelled, Threads, wait
+from ocibuild.threads import ALL_COMPLETED, FIRST_COMPLETED, Task, TaskCancelled, Threads, wait
 
 
 def _started_then_wait(started: threading.Event, release: threading.Event) -> bool:
@@ -125,3 +130,75 @@ def test_leaving_the_block_waits_for_every_call_unless_told_to_cancel() -> None:
     assert all(task.cancelled() for task in rest) and 9 not in ran
     with pytest.raises(RuntimeError):
         pool.submit(ran.append, 1)
+
+
+# Where a signal handler's exception can land in the main thread: when a function starts,
+# after a call returns, at a loop's jump back (the points where CPython 3.11 runs
+# pending signal handlers).
+_HANDLER_POINTS = {dis.opmap["CALL"], dis.opmap["JUMP_BACKWARD"]}
+_WAIT_CODE = ("/ocibuild/threads.py", "/threading.py")
+
+
+def _interrupted_at(point: int, call: Callable[[], object]) -> str | None:
+    """Run `call` in this thread with a KeyboardInterrupt raised at its `point`th place
+    where a Ctrl-C could raise one. "interrupted", what else it raised, or None (it
+    ended before that point)."""
+    passed = 0
+    last: dict[FrameType, int] = {}
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal passed
+        if not frame.f_code.co_filename.endswith(_WAIT_CODE):
+            return None  # (a garbage collector's callback, say)
+        frame.f_trace_opcodes = True
+        if event == "call":
+            here = True
+        else:
+            here = event == "opcode" and last.get(frame) in _HANDLER_POINTS
+            last[frame] = frame.f_code.co_code[frame.f_lasti]
+        if here:
+            passed += 1
+            if passed == point:
+                raise KeyboardInterrupt
+        return trace
+
+    before = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        call()
+    except KeyboardInterrupt:
+        return "interrupted"
+    except BaseException as exc:  # noqa: BLE001 (what the test reports)
+        return repr(exc)
+    finally:
+        sys.settrace(before)
+    return None
+
+
+@pytest.mark.parametrize("how", ["first", "all", "result"])
+def test_ctrl_c_anywhere_in_a_wait_is_a_keyboard_interrupt_and_the_task_still_ends(
+        how: str) -> None:
+    # CI saw a build end on "RuntimeError: release unlocked lock" instead of exit 130:
+    # the Ctrl-C landed inside threading.Event's wait, in the scheduler's waiting loop
+    waits: dict[str, Callable[[Task[Any]], object]] = {
+        "first": lambda task: wait([task], timeout=0.001, return_when=FIRST_COMPLETED),
+        "all": lambda task: wait([task], timeout=0.001, return_when=ALL_COMPLETED),
+        "result": lambda task: task.exception(timeout=0.001),
+    }
+    point = 0
+    while True:
+        point += 1
+        release = threading.Event()
+        pool = Threads(1, "interrupted")
+        task = pool.submit(release.wait, 10)
+        outcome = _interrupted_at(point, lambda task=task: waits[how](task))
+        release.set()
+        deadline = time.monotonic() + 5
+        while not task.done() and time.monotonic() < deadline:
+            time.sleep(0.001)  # (not wait(): what is tested may be what got stuck)
+        assert task.done(), f"interrupted at point {point}, the task never ended"
+        pool.shutdown()
+        if outcome is None or outcome.startswith("TimeoutError"):
+            break  # the wait ran to its end: every point was tried
+        assert outcome == "interrupted", f"at point {point}: {outcome}"
+    assert point > 10  # the trace did see the wait's inside

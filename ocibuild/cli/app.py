@@ -101,8 +101,16 @@ def run(args: list[str], rebuild: Invocation | None = None) -> Any:
     """Run the command line `args`; `rebuild` is the build invocation the rebuild memo
     understood but could not answer (the build then writes the memo)."""
     try:
-        return cli.main(args=args, prog_name="ocibuild", standalone_mode=False,
-                        obj={"rebuild": rebuild})
+        try:
+            return cli.main(args=args, prog_name="ocibuild", standalone_mode=False,
+                            obj={"rebuild": rebuild})
+        except Exception as exc:
+            from ocibuild import interrupt
+
+            cause = interrupt.behind(exc)
+            if cause is None or _debug_requested(args):
+                raise
+            raise cause from None  # reported as the interrupt it followed from
     except click.exceptions.Abort as exc:  # click's form of a KeyboardInterrupt
         from ocibuild import interrupt
 
