@@ -34,6 +34,11 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: dict[str, str],
     largest process in the command's tree (wait4's rusage, taken by a small launcher:
     tests.support.rss). Raises CommandFailed."""
     extra: dict[str, object] = {}
+    # what earlier work left to write back (a context just made, another engine's
+    # build) goes to the disk first: a timed command pays for its own writes only (a 4
+    # GB context made just before a build put it at the kernel's dirty-page limit, and
+    # that build's writes were throttled to the disk's speed)
+    os.sync()
     if user is not None:
         extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
     with open(log, "ab") as out:
