@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ocibuild.atomic import writer_prefix
 from ocibuild.errors import OcibuildError
+from ocibuild.oci.digest import hex_of_bytes
 
 if TYPE_CHECKING:
     from ocibuild.cache.records import RecordDB
@@ -25,7 +25,7 @@ SHARING_MODES = ("shared", "private", "locked")
 
 
 def mount_dir_name(mount_id: str, n: int = 0) -> str:
-    return f"{hashlib.sha256(mount_id.encode()).hexdigest()[:32]}-{n}"
+    return f"{hex_of_bytes(mount_id.encode())[:32]}-{n}"
 
 
 @contextlib.contextmanager

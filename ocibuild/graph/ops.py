@@ -3,13 +3,13 @@ state: a stack of layers. Context and HTTP sources are only ever read by other o
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, ClassVar
 
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.oci import canonical
+from ocibuild.oci.digest import of_bytes as digest_of
 from ocibuild.source_location import SourceLocation
 
 
@@ -58,7 +58,7 @@ class Op:
 
     @cached_property
     def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(canonical.dumps(self.spec())).hexdigest()
+        return digest_of(canonical.dumps(self.spec()))
 
     @property
     def produces_fs(self) -> bool:
@@ -266,7 +266,7 @@ class CopyOp(Op):
     def digest_without_root(self) -> str:
         """What identifies a rebased copy in cache keys: the op with its root left out."""
         spec = {**self.spec(), "root": None}
-        return "sha256:" + hashlib.sha256(canonical.dumps(spec)).hexdigest()
+        return digest_of(canonical.dumps(spec))
 
 
 @deferred_dataclass(frozen=True, eq=False)

@@ -53,7 +53,7 @@ class BlobWriter:
             fcntl.flock(fd, fcntl.LOCK_EX)  # (ocibuild.cache.temporaries)
         self.tmp_path = Path(tmp)
         self._file: BinaryIO = os.fdopen(fd, "wb")
-        self._hasher = _digest.HashingWriter(self._file)
+        self._hasher = _digest.HashingWriter(self._file, expected_size)
         self.digest: str | None = None
         self.size = 0
         self._handed = 0  # bytes handed to the disk's writeback
@@ -214,7 +214,7 @@ class ImageLayout:
         """Store `data` as a blob (no-op when present); returns its digest."""
         digest = _digest.of_bytes(data)
         if not self.has_blob(digest):
-            with self.blob_writer() as w:
+            with self.blob_writer(digest, len(data)) as w:
                 w.write(data)
                 w.commit()
         return digest

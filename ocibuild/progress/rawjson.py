@@ -21,13 +21,13 @@ a sha256 of its position and name.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from ocibuild.oci.digest import of_bytes
 from ocibuild.progress.events import Event
 
 EXPORT_NAME = "exporting to image"
@@ -42,7 +42,7 @@ def rfc3339(wall: float) -> str:
 
 
 def vertex_digest(index: int, name: str) -> str:
-    return "sha256:" + hashlib.sha256(f"{index}\n{name}".encode()).hexdigest()
+    return of_bytes(f"{index}\n{name}".encode())
 
 
 class RawJsonRenderer:
@@ -113,7 +113,7 @@ class RawJsonRenderer:
         if not lines:
             return ""
         now = rfc3339(time.time())
-        digest = "sha256:" + hashlib.sha256(EXPORT_NAME.encode()).hexdigest()
+        digest = of_bytes(EXPORT_NAME.encode())
         status = {
             "vertexes": [{"digest": digest, "name": EXPORT_NAME, "started": now,
                           "completed": now}],

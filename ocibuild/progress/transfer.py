@@ -17,7 +17,6 @@ Import-light: only the standard library, so a cached build loads nothing more.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import IO, BinaryIO, cast
 
 from ocibuild.errors import OcibuildError
+from ocibuild.oci.digest import of_bytes
 from ocibuild.progress.events import Event, EventKind, Sink
 
 THROTTLE = 0.1  # seconds between two updates of one transfer (10 a second at most)
@@ -37,8 +37,7 @@ class StepProgress:
         self.sink = sink
         self.index = index
         self.name = name
-        self.digest = digest or "sha256:" + hashlib.sha256(
-            f"{index}\n{name}".encode()).hexdigest()
+        self.digest = digest or of_bytes(f"{index}\n{name}".encode())
 
     def emit(self, kind: EventKind, **fields: object) -> None:
         if self.sink is not None:
@@ -90,7 +89,7 @@ def export_step(sink: Sink | None, index: int) -> StepProgress:
     """The step a build's file outputs and push are shown under, BuildKit's "exporting
     to image" (the vertex rawjson's closing lines go to as well)."""
     return StepProgress(sink, index, EXPORT_NAME,
-                        "sha256:" + hashlib.sha256(EXPORT_NAME.encode()).hexdigest())
+                        of_bytes(EXPORT_NAME.encode()))
 
 
 class Transfer:

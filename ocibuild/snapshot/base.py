@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -183,4 +182,4 @@ def finish_userns(emptying: Emptying | None) -> None:
 
 
 def short(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _digest.hex_of_bytes(text.encode())[:16]

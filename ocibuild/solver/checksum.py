@@ -18,7 +18,6 @@ context's state taken before the first began.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import struct
@@ -26,6 +25,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 from ocibuild.chmod import git_mode
+from ocibuild.oci.digest import hex_of_bytes, new_hash
 from ocibuild.solver import selection
 from ocibuild.solver.checksum_memo import FileHashMemo
 
@@ -48,7 +48,7 @@ class EntryDigests:
     def add(self, rel: str, entry: bytes) -> None:
         if rel in self.digests or len(self.digests) < self.limit:
             self.count += rel not in self.digests
-            self.digests[rel] = hashlib.sha256(entry).hexdigest()[:16]
+            self.digests[rel] = hex_of_bytes(entry)[:16]
         else:
             self.count += 1
 
@@ -123,7 +123,7 @@ class ContextChecksums:
         if known is not None and known.startswith(sig) and len(known) == _SIG_LEN + 32 \
                 and st.st_mtime_ns < self._memo.written_ns:
             return known[_SIG_LEN:].hex()
-        h = hashlib.sha256()
+        h = new_hash()  # OpenSSL's: contexts hold large files
         with open(f"{self._base}/{rel}", "rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
@@ -140,7 +140,7 @@ class ContextChecksums:
         selects them). Raises FileNotFoundError naming the first pattern without
         wildcards that selects nothing (unless allow_empty); a wildcard may match
         nothing, as in BuildKit. `entries`, if given, receives each entry read."""
-        h = hashlib.sha256()
+        h = new_hash()
 
         def excluded(rel: str, is_dir: bool) -> bool:
             return bool((self.excluded and self.excluded(rel, is_dir))
@@ -202,5 +202,5 @@ class ContextChecksums:
 
 def memo_path(store_root: Path, context: Path) -> Path:
     """Where the memo of a context directory lives under the store root."""
-    key = hashlib.sha256(str(Path(context).resolve()).encode()).hexdigest()[:32]
+    key = hex_of_bytes(str(Path(context).resolve()).encode())[:32]
     return store_root / "checksums" / f"{key}.memo"

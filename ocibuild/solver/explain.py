@@ -11,7 +11,6 @@ reach an op at all.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from ocibuild.cache.records import CacheRecord
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.graph import CopyOp, ExecOp, ImageSource, MkdirOp, Op
+from ocibuild.oci.digest import hex_of_bytes
 
 MAX_FILES = 5000  # per step; beyond it only the total checksum tells that files changed
 _SECRET_NAME = re.compile(r"(?i)secret|passw|token|credential|private|api_?key")
@@ -51,7 +51,7 @@ def explain_inputs(op: Op, name: str, stage: str, files: dict[str, str],
 
 def _masked(key: str, value: str) -> str:
     if _SECRET_NAME.search(key):
-        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16] + " (masked)"
+        return "sha256:" + hex_of_bytes(value.encode())[:16] + " (masked)"
     return value
 
 

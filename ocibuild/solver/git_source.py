@@ -9,7 +9,6 @@ default` agent for ssh remotes (BuildKit: source/git/source.go, client/llb/sourc
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import OcibuildError
+from ocibuild.oci.digest import hex_of_bytes
 from ocibuild.sources.git_url import redact
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class GitSources:
         if op.keep_git_dir:  # .git names the ref (and keeps an annotated tag's object)
             what = f"{resolved.tag_object or resolved.commit}.git#{resolved.ref}"
         parts = [KEY_VERSION, what, op.subdir, op.submodules]
-        return hashlib.sha256(repr(parts).encode()).hexdigest()
+        return hex_of_bytes(repr(parts).encode())
 
     def describe(self, op: GitSource) -> str:
         """The source and its commit, as --explain-cache shows them."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import threading
 import time
@@ -41,6 +40,7 @@ from ocibuild.graph import (
     walk,
 )
 from ocibuild.oci import canonical
+from ocibuild.oci.digest import hex_of_bytes, new_hash
 from ocibuild.oci.image import load_image
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.progress.events import Event, Sink
@@ -283,7 +283,7 @@ class Solver:
             return op.manifest_digest
         if isinstance(op, GitSource):
             return self.git.key(op)
-        key = hashlib.sha256(canonical.dumps(parts)).hexdigest()
+        key = hex_of_bytes(canonical.dumps(parts))
         # kept beside the key (not hashed): what --explain-cache compares
         self.key_inputs[op.digest] = {**parts, "explain": explain_inputs(
             op, name, self.opts.stage_of_op.get(op.digest, ""), files.digests, files.count)}
@@ -297,17 +297,17 @@ class Solver:
         key = self.keys[op.digest]
         if isinstance(op, CopyOp) and op.rebased:
             below = self.filesystem_key(op.root)
-            key = hashlib.sha256(f"{key} on {below}".encode()).hexdigest()
+            key = hex_of_bytes(f"{key} on {below}".encode())
             self.rebased_keys[key] = op.digest
         return key
 
     def _download(self, op: HttpSource) -> str:
-        dest_dir = self._tmp / hashlib.sha256(op.url.encode()).hexdigest()[:16]
+        dest_dir = self._tmp / hex_of_bytes(op.url.encode())[:16]
         dest_dir.mkdir(exist_ok=True)
         dest = dest_dir / op.filename
         import urllib.request  # here: most builds download nothing
 
-        h = hashlib.sha256()
+        h = new_hash()
         try:
             with urllib.request.urlopen(op.url, timeout=60) as resp, open(dest, "wb") as f:
                 while chunk := resp.read(1 << 20):

@@ -13,7 +13,6 @@ argument BUILDKIT_CONTEXT_KEEP_GIT_DIR).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +65,8 @@ class GitContexts:
 
                 check_commit(ref.remote, ref.checksum, resolved)
             self.commits[text] = resolved.commit
+            import hashlib  # here: a build whose context is a directory never hashes
+
             key = hashlib.sha256(repr([ref.remote, resolved.commit, resolved.ref, keep,
                                        ref.submodules]).encode()).hexdigest()[:32]
             tree = self.root / GIT_DIR / TREES / key
