@@ -24,7 +24,7 @@ LEAVES = frozenset({
     "ocibuild.chmod", "ocibuild.store_paths", "ocibuild.interrupt", "ocibuild.dockerignore",
     "ocibuild.reference", "ocibuild.idspace.requests",
     "ocibuild.source_location", "ocibuild.progress.events", "ocibuild.progress.transfer",
-    "ocibuild.forked_call", "ocibuild.threads", "ocibuild.unixsocket",
+    "ocibuild.forked_call", "ocibuild.threads", "ocibuild.unixsocket", "ocibuild.oci.digest",
 })
 # Packages of the engine: none of them imports the package root (its lazy public API).
 ENGINE = ("oci", "graph", "frontend", "solver", "snapshot", "sandbox", "idspace", "cache",
