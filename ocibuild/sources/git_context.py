@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ocibuild.oci.digest import hex_of_bytes
 from ocibuild.sources import git_url
 
 if TYPE_CHECKING:
@@ -65,10 +66,8 @@ class GitContexts:
 
                 check_commit(ref.remote, ref.checksum, resolved)
             self.commits[text] = resolved.commit
-            import hashlib  # here: a build whose context is a directory never hashes
-
-            key = hashlib.sha256(repr([ref.remote, resolved.commit, resolved.ref, keep,
-                                       ref.submodules]).encode()).hexdigest()[:32]
+            key = hex_of_bytes(repr([ref.remote, resolved.commit, resolved.ref, keep,
+                                     ref.submodules]).encode())[:32]
             tree = self.root / GIT_DIR / TREES / key
             if not tree.is_dir():
                 whole = git_url.GitRef(ref.remote, ref.scheme, ref.host, ref.ref)
