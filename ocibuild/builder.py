@@ -488,7 +488,7 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
            ) -> tuple[Solver, dict[str, OpResult], BuildCaches | None]:
     """Run (or find in the caches) every step the target needs (or `targets`: one per
     platform, in one solve)."""
-    from ocibuild.exporter import solve_compression
+    from ocibuild.exporter import reads_layer_blobs, solve_compression
     from ocibuild.solver.solve import KEY_VERSION, SolveOptions, Solver
 
     options = definition.options
@@ -499,6 +499,9 @@ def _solve(definition: _Definition, store: Store, snap: Snapshotter, conv: Conve
         secrets=definition.secrets, ssh=definition.ssh,
         source_date_epoch=definition.source_date_epoch,
         compression=solve_compression(definition.outputs, options.compression),
+        lazy_blobs=not (reads_layer_blobs(definition.outputs, definition.to_push)
+                        or options.cache_to or definition.attest.any
+                        or definition.daemon is not None),
         names=conv.names, stage_of_op=conv.stage_of_op, context_dirs=definition.context_dirs,
         allow=definition.granted, isolation=definition.chosen.isolation,
         git_modes=options.context_modes == "git",

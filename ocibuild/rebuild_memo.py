@@ -436,7 +436,8 @@ def _store_unchanged(root: str, memo: Mapping[str, object]) -> bool:
         return False
     blobs = memo["blobs"]
     assert isinstance(blobs, list)
-    if not all(os.path.exists(store_paths.blob_path(root, d)) for d in blobs):
+    if not all(os.path.exists(store_paths.blob_path(root, d))
+               or os.path.exists(store_paths.lazy_blob_path(root, d)) for d in blobs):
         return False
     import sqlite3  # after the cheap checks
 

@@ -22,6 +22,7 @@ CHAINS = os.path.join(SNAPSHOTS, "chains")  # native snapshots, by chain ID
 STEPS = os.path.join(SNAPSHOTS, "steps")  # step directories of running builds
 TRASH = os.path.join(SNAPSHOTS, "trash")  # finished steps' directories, deleted later
 COPIES = os.path.join(SNAPSHOTS, "copies")  # where context directories were last copied
+LAZY = os.path.join(SNAPSHOTS, "lazy")  # layer blobs not written yet: how to make them
 TMP = "tmp"  # temporary files of the processes using the store (ocibuild.cache.temporaries)
 CACHE_MOUNTS = "cache-mounts"
 LOCK = "store.lock"
@@ -40,6 +41,11 @@ def default_root() -> str:
 def blob_path(root: str, digest: str) -> str:
     algorithm, _, hexpart = digest.partition(":")
     return os.path.join(root, BLOBS, algorithm, hexpart)
+
+
+def lazy_blob_path(root: str, digest: str) -> str:
+    """Where the store says how to make a layer blob it has not written (cache.lazy_blobs)."""
+    return os.path.join(root, LAZY, digest.partition(":")[2] + ".json")
 
 
 def build_command(argv: Sequence[str],

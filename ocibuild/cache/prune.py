@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild import store_paths
-from ocibuild.cache import temporaries
+from ocibuild.cache import lazy_blobs, temporaries
 from ocibuild.errors import OcibuildError
 from ocibuild.idspace.requests import Request, handler, request_type
 from ocibuild.oci import digest as _digest
@@ -238,10 +238,13 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
                       and (until is None or now - i.last_used >= until)]
         candidates.sort(key=lambda i: i.last_used)
         total = sum(i.size for i in items)
+        lazy = lazy_blobs.markers(store.root)
         for item in candidates:
             if keep_storage is not None and total <= keep_storage:
                 break
             path = _item_path(store, item)
+            if item.kind == LAYER and lazy:
+                _write_kept_blobs(store, item.id, lazy)
             if path is not None:
                 remove_tree(path)
             if item.kind == RECORD:
@@ -262,6 +265,23 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
     return report
 
 
+def _write_kept_blobs(store: Store, diff_id: str, lazy: dict[str, lazy_blobs.Marker]
+                      ) -> None:
+    """Before a layer's directory goes: the blobs the store would have made from it,
+    written now where an image or a record still refers to them (the others forgotten)."""
+    made = [d for d, marker in lazy.items() if marker.diff_id == diff_id]
+    if not made:
+        return
+    referenced = set(_tagged(store).blobs)
+    referenced.update(row.record.layer.digest for row in store.db.records()
+                      if row.record.layer is not None)
+    for digest in made:
+        if digest in referenced:
+            store.layout.ensure_blob(digest)
+        lazy_blobs.drop(store.root, digest)
+        del lazy[digest]
+
+
 def _empty_trash(store: Store) -> None:
     temporaries.remove(list((store.root / store_paths.TRASH).glob("*")))
     # where context directories were last copied: in the trash, gone now
@@ -273,6 +293,9 @@ def _remove_unreferenced_blobs(store: Store, report: PruneReport) -> None:
     for row in store.db.records():
         if row.record.layer is not None:
             keep.add(row.record.layer.digest)
+    for digest in lazy_blobs.markers(store.root):
+        if digest not in keep:  # its layer's directory is an ordinary snapshot now
+            lazy_blobs.drop(store.root, digest)
     for digest in list(store.layout.blobs()):
         if digest not in keep:
             path = store.layout.blob_path(digest)

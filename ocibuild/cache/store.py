@@ -95,6 +95,7 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.layout = ImageLayout.init(root / store_paths.CONTENT)
+        self.layout.maker = self  # layer blobs a build left to make (cache.lazy_blobs)
         self.snapshots_dir = root / store_paths.SNAPSHOTS
         self.mounts_dir = root / store_paths.CACHE_MOUNTS
         self.snapshots_dir.mkdir(exist_ok=True)
@@ -122,6 +123,19 @@ class Store:
             if isinstance(exc, OSError):
                 raise StoreError(f"{path}: cannot open the store: {exc.strerror}") from None
             raise DamagedDatabaseError(path / store_paths.RECORDS_DB, str(exc)) from None
+
+    # -- layer blobs not written yet (ImageLayout's BlobMaker) ----------------------------
+    def can_make(self, digest: str) -> bool:
+        if not os.path.exists(store_paths.lazy_blob_path(str(self.root), digest)):
+            return False
+        from ocibuild.cache import lazy_blobs
+
+        return lazy_blobs.can_make(self.root, digest)
+
+    def make(self, digest: str) -> None:
+        from ocibuild.cache import lazy_blobs
+
+        lazy_blobs.make(self.root, self.layout, digest)
 
     # -- cache records -----------------------------------------------------------------
     def get_record(self, key: str) -> CacheRecord | None:

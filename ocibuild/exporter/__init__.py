@@ -70,6 +70,13 @@ def parse_annotations(texts: Sequence[str]) -> tuple[ann.Annotation, ...]:
     return tuple(a for t in texts if t for a in ann.parse_flag(t))
 
 
+def reads_layer_blobs(outputs: Sequence[OutputSpec], to_push: Sequence[str]) -> bool:
+    """Whether an output reads the build's layer blobs: anything but the store (a
+    build without one leaves its blobs for the store to make when asked,
+    cache.lazy_blobs)."""
+    return bool(to_push) or any(spec.type not in ("store", "image") for spec in outputs)
+
+
 def solve_compression(outputs: Sequence[OutputSpec], default: str) -> str:
     """The compression the build's own layers are made in: the first image output's
     compression= (so that output needs no conversion), else `default`."""

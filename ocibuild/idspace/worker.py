@@ -56,6 +56,7 @@ HANDLER_MODULES = frozenset({
     "ocibuild.idspace.worker",
     "ocibuild.cache.temporaries",
     "ocibuild.cache.prune",
+    "ocibuild.cache.lazy_blobs",
 })
 # The entry points the sandbox's launcher (run_in_userns) starts here.
 SERVE = "ocibuild.idspace.worker:serve"

@@ -91,4 +91,5 @@ def _media_type(compression: str) -> str:
 
 def _info(result: StreamResult, media_type: str, compression: str) -> LayerInfo:
     return LayerInfo(digest=result.digest, diff_id=result.diff_id, size=result.size,
-                     media_type=media_type, compression=compression)
+                     media_type=media_type, compression=compression,
+                     tar_size=result.uncompressed_size)

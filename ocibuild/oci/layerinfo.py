@@ -15,6 +15,7 @@ class LayerInfo:
     size: int  # compressed size in bytes
     media_type: str  # OCI layer media type for the compression
     compression: str  # "gzip" | "zstd" | "none"
+    tar_size: int = 0  # uncompressed size in bytes (0: not known)
 
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ocibuild.atomic import atomic_write_bytes, fsync_dir, new_file, writer_prefix
 from ocibuild.errors import OcibuildError
@@ -144,11 +144,22 @@ def _holds(path: Path, size: int) -> bool:
         return False
 
 
+class BlobMaker(Protocol):
+    """Makes blobs a layout lacks from something else that holds their bytes (the
+    store's layers kept as directories until an output needs their blobs)."""
+
+    def can_make(self, digest: str) -> bool: ...
+
+    def make(self, digest: str) -> None: ...
+
+
 class ImageLayout:
-    """An OCI image layout directory."""
+    """An OCI image layout directory. With a `maker`, a blob it can make counts as
+    held, and reading it makes it first."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.maker: BlobMaker | None = None
 
     # -- creation -------------------------------------------------------------------
     @classmethod
@@ -187,9 +198,18 @@ class ImageLayout:
         return self.path / "blobs" / _digest.ALGORITHM / _digest.hex_of(digest)
 
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
+        return self.blob_path(digest).is_file() or (
+            self.maker is not None and self.maker.can_make(digest))
+
+    def ensure_blob(self, digest: str) -> None:
+        """Make the blob now if the layout lacks it and its maker can (before reading
+        its file through blob_path)."""
+        if self.maker is not None and not self.blob_path(digest).is_file() \
+                and self.maker.can_make(digest):
+            self.maker.make(digest)
 
     def blob_size(self, digest: str) -> int:
+        self.ensure_blob(digest)
         try:
             return self.blob_path(digest).stat().st_size
         except FileNotFoundError:
@@ -197,6 +217,7 @@ class ImageLayout:
 
     def open_blob(self, digest: str, size: int | None = None) -> _digest.VerifyingReader:
         """A reader of the blob that checks its digest (and size) when read to the end."""
+        self.ensure_blob(digest)
         try:
             f = open(self.blob_path(digest), "rb")  # noqa: SIM115 (closed by the caller)
         except FileNotFoundError:

@@ -266,6 +266,7 @@ class _BlobPusher:
 
     def _send(self, location: str, blob: Descriptor, what: str, shown: Transfer | None
               ) -> None:
+        self.layout.ensure_blob(blob.digest)
         path = self.layout.blob_path(blob.digest)
         chunk = self.client.options.chunk_size
         with open(path, "rb") as f:

@@ -81,8 +81,12 @@ class Snapshotter(Protocol):
         ...
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> LayerRef | None:
-        """The root's change written as a layer into the store (None: no change)."""
+               source_date_epoch: int | None = None,
+               blob: bool = True) -> LayerRef | None:
+        """The root's change written as a layer into the store (None: no change).
+        `blob` False: no output needs the blob yet; a snapshotter that can keep the
+        change as the layer's directory instead makes the blob later, when asked
+        (cache.lazy_blobs)."""
         ...
 
     def release(self, prepared: Prepared) -> None: ...

@@ -81,6 +81,7 @@ def _extract_once(store: Store, ref: LayerRef, dest: Path, below: Sequence[Path]
     if dest.is_dir() and not (below and implies_dirs(dest)):
         touch_snapshot(store, ref.diff_id, dest)
         return dest
+    store.layout.ensure_blob(ref.descriptor.digest)
     result = userns.request(ExtractLayerDir(
         layout=str(store.layout.path), dest=str(dest),
         chain_dest=str(chain_dest) if chain_dest else None,
@@ -112,7 +113,8 @@ LAYER_PROGRESS = "layer-progress"  # in a step directory, beside its upper
 class WriteLayer(Request[dict[str, Any] | None]):
     """A layer blob into the layout at `layout`, from `root`: an overlay upper
     directory (`kind` "upper"), or a root whose change is found against the stat
-    signatures saved in `signatures` (`kind` "changes")."""
+    signatures saved in `signatures` (`kind` "changes"). `keep` false: the layer is
+    made and hashed but not kept (an upper the store keeps instead: cache.lazy_blobs)."""
 
     finishes_on_signal = True  # the layer of a step the build already reported done
     stateless = True
@@ -122,6 +124,29 @@ class WriteLayer(Request[dict[str, Any] | None]):
     signatures: str | None
     compression: str
     source_date_epoch: int | None
+    keep: bool
+
+
+class _Discard:
+    """Where a layer that is only hashed goes."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def __enter__(self) -> _Discard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 @handler(WriteLayer)
@@ -134,7 +159,7 @@ def write_layer_in_userns(args: WriteLayer) -> dict[str, Any] | None:
     layout = ImageLayout(Path(args.layout))
     root = Path(args.root)
     opts = {"compression": args.compression, "source_date_epoch": args.source_date_epoch}
-    with layout.blob_writer() as w:
+    with (layout.blob_writer() if args.keep else _Discard()) as w:
         if args.kind == "upper":
             if not any(os.scandir(root)):
                 return None
@@ -152,7 +177,8 @@ def write_layer_in_userns(args: WriteLayer) -> dict[str, Any] | None:
             info = write_layer_from_changes(root, changes, w, **opts)
         w.commit()
     return {"digest": info.digest, "diff_id": info.diff_id, "size": info.size,
-            "media_type": info.media_type, "compression": info.compression}
+            "media_type": info.media_type, "compression": info.compression,
+            "tar_size": info.tar_size}
 
 
 def layer_ref(data: dict[str, Any] | None) -> LayerRef | None:

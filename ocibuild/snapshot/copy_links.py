@@ -24,7 +24,9 @@ covers the kernel taking ctime from a clock that may lag the one read here by a 
 Each record is a small file `snapshots/copies/<key>.json`, the key a hash of the
 context directory's path and the directory copied. A record is only a hint: a step
 directory that is gone (the trash emptied, `cache prune`) or a file not as required
-falls back to copying.
+falls back to copying. An upper directory that became its layer's directory (a build
+that wrote no blobs, cache.lazy_blobs) is found through the name its step directory
+keeps; nothing writes to a layer's directory either.
 """
 
 from __future__ import annotations
@@ -83,10 +85,22 @@ def find(store_root: Path, source_dir: str, rel: str) -> LastCopy | None:
             or step in ("", ".", ".."):
         return None
     for step_dir in _step_dirs(store_root, step):
-        fd = _open_beneath(step_dir / "upper", dest)
+        fd = _open_beneath(_upper(store_root, step_dir), dest)
         if fd is not None:
             return LastCopy(fd, started - CLOCK_SLACK_NS)
     return None
+
+
+def _upper(store_root: Path, step_dir: Path) -> Path:
+    """The step's upper directory, or the layer directory it became (overlay.keep_upper
+    leaves the layer's name in the step directory)."""
+    try:
+        name = (step_dir / "layer").read_text()
+    except OSError:
+        return step_dir / "upper"
+    if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+        return step_dir / "upper"
+    return store_root / store_paths.LAYERS / name
 
 
 def _step_dirs(store_root: Path, name: str) -> list[Path]:

@@ -142,6 +142,9 @@ class NativeSnapshotter:
         items = tuple(ChainLayer(chain_id([r.diff_id for r in refs[:i + 1]]),
                                  ref.descriptor.digest, ref.descriptor.size)
                       for i, ref in enumerate(refs))
+        for item in items:  # a layer the store kept as a directory: its blob now
+            if not (chains / _digest.hex_of(item.chain)).is_dir():
+                self.store.layout.ensure_blob(item.blob)
         try:
             result = userns.request(PrepareNative(
                 layout=str(self.store.layout.path), chains=str(chains), layers=items,
@@ -192,12 +195,13 @@ class NativeSnapshotter:
         return None
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> LayerRef | None:
+               source_date_epoch: int | None = None, blob: bool = True) -> LayerRef | None:
+        """Always the blob: the next step's tree is made from it."""
         return layer_ref(userns.request(WriteLayer(
             kind="changes", layout=str(self.store.layout.path),
             root=str(prepared.step_dir / "root"),
             signatures=str(prepared.step_dir / "signatures"),
-            compression=compression, source_date_epoch=source_date_epoch)))
+            compression=compression, source_date_epoch=source_date_epoch, keep=True)))
 
     def release(self, prepared: Prepared) -> None:
         """Into the store's trash (deleted while a later build runs steps)."""

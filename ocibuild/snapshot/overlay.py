@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocibuild.idspace import userns
 from ocibuild.idspace.requests import RootFS
-from ocibuild.oci.digest import chain_id
+from ocibuild.oci.digest import chain_id, hex_of
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
@@ -67,6 +70,8 @@ class OverlaySnapshotter:
         self.store = store
         self.materialized = 0
         self._emptying: Emptying | None = None
+        self._lazy: dict[Path, tuple[LayerRef, int]] = {}  # step dir -> its layer, bytes
+        self._lazy_lock = threading.Lock()
 
     def prepare(self, layers: Sequence[LayerRef | Path]) -> Prepared:
         """A fresh upper over `layers`; a Path among them is a directory that already
@@ -121,15 +126,64 @@ class OverlaySnapshotter:
         return prepared.step_dir / LAYER_PROGRESS
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> LayerRef | None:
+               source_date_epoch: int | None = None, blob: bool = True) -> LayerRef | None:
+        """`blob` False: the layer is only hashed, and its upper directory becomes the
+        layer's directory once the build is done with it (release), from which the
+        store makes the blob when something reads it (cache.lazy_blobs)."""
         upper = prepared.step_dir / "upper"
-        return layer_ref(userns.request(WriteLayer(
+        data = userns.request(WriteLayer(
             kind="upper", layout=str(self.store.layout.path), root=str(upper),
-            signatures=None, compression=compression, source_date_epoch=source_date_epoch)))
+            signatures=None, compression=compression, source_date_epoch=source_date_epoch,
+            keep=blob))
+        tar_size = int(data.pop("tar_size", 0)) if data else 0
+        layer = layer_ref(data)
+        if layer is None or blob or self.store.layout.blob_path(layer.descriptor.digest).is_file():
+            return layer
+        from ocibuild.cache.lazy_blobs import Marker, write_marker
+
+        write_marker(self.store.root, layer.descriptor.digest, Marker(
+            layer.diff_id, compression, source_date_epoch, prepared.step_dir.name))
+        with self._lazy_lock:
+            self._lazy[prepared.step_dir] = (layer, tar_size)
+        return layer
 
     def release(self, prepared: Prepared) -> None:
-        """Into the store's trash (deleted while a later build runs steps)."""
+        """Into the store's trash (deleted while a later build runs steps); an upper
+        directory that holds a layer whose blob was not written is kept as that
+        layer's directory."""
+        self._keep_layer_dirs([prepared])
         trash.discard(self.store, [prepared.step_dir])
 
     def release_all(self, prepared: Sequence[Prepared]) -> None:
+        self._keep_layer_dirs(prepared)
         trash.discard(self.store, [p.step_dir for p in prepared])
+
+    def _keep_layer_dirs(self, prepared: Sequence[Prepared]) -> None:
+        for p in prepared:
+            with self._lazy_lock:
+                kept = self._lazy.pop(p.step_dir, None)
+            if kept is not None:
+                keep_upper(self.store, p.step_dir, *kept)
+
+
+LAYER_HINT = "layer"  # in a step directory whose upper became a layer's directory
+
+
+def keep_upper(store: Store, step_dir: Path, layer: LayerRef, tar_size: int) -> None:
+    """Move the step's upper directory to be `layer`'s directory (what lower_dirs
+    stacks for it from now on). Where it cannot (the store has that directory already,
+    made from a blob; an upper a step made unmovable), the blob is written now instead."""
+    base = store.snapshots_dir / "layers"
+    dest = base / hex_of(layer.diff_id)
+    try:
+        base.mkdir(exist_ok=True)
+        if dest.exists():
+            raise FileExistsError(dest)
+        os.rename(step_dir / "upper", dest)
+    except OSError:
+        store.layout.ensure_blob(layer.descriptor.digest)
+        return
+    store.db.touch_snapshot(layer.diff_id, tar_size)
+    # where copy_links finds the last copy of a context directory made by this step
+    with contextlib.suppress(OSError):
+        (step_dir / LAYER_HINT).write_text(dest.name)

@@ -91,6 +91,9 @@ class SolveOptions:
     ssh: Mapping[str, Path] = field(default_factory=dict)
     source_date_epoch: int | None = None
     compression: str = "gzip"
+    # no output reads the layer blobs: the snapshotter may keep layers as directories
+    # and leave their blobs for the store to make when asked (cache.lazy_blobs)
+    lazy_blobs: bool = False
     names: Mapping[str, str] = field(default_factory=dict)  # op digest -> progress name
     stage_of_op: Mapping[str, str] = field(default_factory=dict)
     context_dirs: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR
@@ -699,7 +702,8 @@ class Solver:
     def _write_and_record(self, op: Op, prepared: Prepared) -> LayerRef | None:
         try:
             layer = self.snap.commit(prepared, compression=self.opts.compression,
-                                     source_date_epoch=self.opts.source_date_epoch)
+                                     source_date_epoch=self.opts.source_date_epoch,
+                                     blob=not self.opts.lazy_blobs)
         except OcibuildError as exc:
             name = self.opts.names.get(op.digest, op.kind)
             raise OcibuildError(f"{name}: writing its layer failed: {exc.message}") from None

@@ -114,7 +114,7 @@ class MemorySnapshotter:
         return change
 
     def commit(self, prepared: Prepared, *, compression: str = "gzip",
-               source_date_epoch: int | None = None) -> LayerRef | None:
+               source_date_epoch: int | None = None, blob: bool = True) -> LayerRef | None:
         with self._lock:
             self.commits.append(prepared)
         change = self._change(prepared)

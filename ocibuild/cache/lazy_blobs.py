@@ -1,0 +1,161 @@
+"""Layer blobs the store has not written yet, and how it makes them when asked.
+
+A build whose only output is the store (no push, no `-o`, no `--cache-to`, no SBOM)
+does not write its steps' layer blobs with the overlay snapshotter. A step's upper
+directory already holds its layer as overlayfs reads it, and it becomes the layer's
+directory under snapshots/layers/ when the build ends (snapshot/overlay.py). The layer's
+tar is still made and compressed, for its digest and diff ID, but into nothing. Writing
+a blob as big as a COPY's data beside that data doubled what a big COPY wrote: at 4 GB it
+went past what the kernel keeps dirty, and the build ran at the disk's speed
+(bench/RESULTS.md, cost curves). BuildKit, too, makes a layer's blob when an export
+first needs it.
+
+`snapshots/lazy/<hex>.json` says how to make blob `sha256:<hex>`: the layer's diff ID,
+compression and SOURCE_DATE_EPOCH, and the step directory whose upper holds it until
+the build ends. Layer tars are deterministic (oci/layerwrite.py), so the same directory
+gives the same bytes again. The blob is checked against its digest as it is written:
+a directory that no longer gives it is an error, never a wrong blob. The store is the
+layout's `maker` (ImageLayout.has_blob, open_blob, ensure_blob); prune makes the blob
+of a layer it removes when something still refers to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ocibuild import store_paths
+from ocibuild.errors import DigestMismatchError, OcibuildError
+from ocibuild.idspace.requests import Request, handler, request_type
+from ocibuild.oci import digest as _digest
+
+if TYPE_CHECKING:
+    from ocibuild.oci.layout import ImageLayout
+
+
+@dataclass(frozen=True)
+class Marker:
+    """How to make one blob: the layer of `diff_id`, from step `step`'s upper directory
+    (or, once the build has ended, the layer's directory)."""
+
+    diff_id: str
+    compression: str
+    source_date_epoch: int | None
+    step: str
+
+
+def write_marker(root: Path, digest: str, marker: Marker) -> None:
+    path = Path(store_paths.lazy_blob_path(str(root), digest))
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(json.dumps(marker.__dict__))
+    os.replace(tmp, path)
+
+
+def read_marker(root: Path, digest: str) -> Marker | None:
+    try:
+        data = json.loads(Path(store_paths.lazy_blob_path(str(root), digest)).read_text())
+        marker = Marker(str(data["diff_id"]), str(data["compression"]),
+                        data["source_date_epoch"], str(data["step"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    sde = marker.source_date_epoch
+    if not _digest.is_digest(marker.diff_id) or (sde is not None and type(sde) is not int) \
+            or "/" in marker.step or marker.step in ("", ".", ".."):
+        return None
+    return marker
+
+
+def markers(root: Path) -> dict[str, Marker]:
+    """Every blob the store can make: digest -> marker."""
+    found: dict[str, Marker] = {}
+    with contextlib.suppress(OSError), os.scandir(root / store_paths.LAZY) as entries:
+        for entry in entries:
+            name, dot, ext = entry.name.partition(".")
+            digest = f"{_digest.ALGORITHM}:{name}"
+            if dot and ext == "json" and _digest.is_digest(digest) \
+                    and (marker := read_marker(root, digest)) is not None:
+                found[digest] = marker
+    return found
+
+
+def drop(root: Path, digest: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(store_paths.lazy_blob_path(str(root), digest))
+
+
+def source_dir(root: Path, marker: Marker) -> Path | None:
+    """The directory that holds the layer: the step's upper while its build runs, the
+    layer's own directory after."""
+    upper = root / store_paths.STEPS / marker.step / "upper"
+    if upper.is_dir():
+        return upper
+    layer = root / store_paths.LAYERS / _digest.hex_of(marker.diff_id)
+    return layer if layer.is_dir() else None
+
+
+def can_make(root: Path, digest: str) -> bool:
+    marker = read_marker(root, digest)
+    return marker is not None and source_dir(root, marker) is not None
+
+
+_making: dict[str, threading.Lock] = {}
+_making_guard = threading.Lock()
+
+
+def make(root: Path, layout: ImageLayout, digest: str) -> None:
+    """Write blob `digest` into `layout` from its layer's directory (once, whatever the
+    threads asking); the marker goes once the blob is there."""
+    with _making_guard:
+        lock = _making.setdefault(digest, threading.Lock())
+    with lock:
+        if layout.blob_path(digest).is_file():
+            return
+        marker = read_marker(root, digest)
+        source = source_dir(root, marker) if marker is not None else None
+        if marker is None or source is None:
+            raise OcibuildError(f"{layout.path}: blob {digest} is missing")
+        from ocibuild.idspace import userns
+
+        userns.request(MakeBlob(layout=str(layout.path), root=str(source), digest=digest,
+                                compression=marker.compression,
+                                source_date_epoch=marker.source_date_epoch))
+        drop(root, digest)
+
+
+@request_type
+class MakeBlob(Request[bool]):
+    """The layer blob `digest` into the layout at `layout`, made from the overlay-ready
+    directory `root` (the layer's upper or extracted directory)."""
+
+    stateless = True
+    layout: str
+    root: str
+    digest: str
+    compression: str
+    source_date_epoch: int | None
+
+
+@handler(MakeBlob)
+def make_blob_in_userns(args: MakeBlob) -> bool:
+    """(Runs under the sandbox's id mapping.)"""
+    from ocibuild.oci.layer import write_layer_from_overlay_upper
+    from ocibuild.oci.layout import ImageLayout
+
+    layout = ImageLayout(Path(args.layout))
+    try:
+        with layout.blob_writer(args.digest) as w:
+            write_layer_from_overlay_upper(Path(args.root), w, compression=args.compression,
+                                           source_date_epoch=args.source_date_epoch)
+            w.commit()
+    except DigestMismatchError:
+        raise OcibuildError(f"blob {args.digest}: the layer's directory {args.root} no longer "
+                            "gives it (changed since the build that made it); "
+                            "`ocibuild cache prune` removes it, a build makes it again"
+                            ) from None
+    return True
