@@ -23,6 +23,7 @@ STEPS = os.path.join(SNAPSHOTS, "steps")  # step directories of running builds
 TRASH = os.path.join(SNAPSHOTS, "trash")  # finished steps' directories, deleted later
 COPIES = os.path.join(SNAPSHOTS, "copies")  # where context directories were last copied
 LAZY = os.path.join(SNAPSHOTS, "lazy")  # layer blobs not written yet: how to make them
+STEP_LAYER = "layer"  # in a step directory whose upper became a layer's: that name
 TMP = "tmp"  # temporary files of the processes using the store (ocibuild.cache.temporaries)
 CACHE_MOUNTS = "cache-mounts"
 LOCK = "store.lock"

@@ -12,11 +12,15 @@ first needs it.
 
 `snapshots/lazy/<hex>.json` says how to make blob `sha256:<hex>`: the layer's diff ID,
 compression and SOURCE_DATE_EPOCH, and the step directory whose upper holds it until
-the build ends. Layer tars are deterministic (oci/layerwrite.py), so the same directory
-gives the same bytes again. The blob is checked against its digest as it is written:
-a directory that no longer gives it is an error, never a wrong blob. The store is the
-layout's `maker` (ImageLayout.has_blob, open_blob, ensure_blob); prune makes the blob
-of a layer it removes when something still refers to it.
+the build ends (or, for a build killed first, until the next one clears its step
+directories: keep_uppers_of_dead_step). Layer tars are deterministic
+(oci/layerwrite.py), so the same directory gives the same bytes again. The blob is
+checked against its digest as it is written: a directory that no longer gives it is an
+error, never a wrong blob. The store is the layout's `maker` (ImageLayout.has_blob,
+open_blob, ensure_blob); prune makes the blob of a layer it removes when something
+still refers to it. A blob is made from a directory no fsync ever reached: after a
+power cut that directory may not give it any more (the error above), as a step's
+upper directory with overlay's `volatile` may not.
 """
 
 from __future__ import annotations
@@ -102,6 +106,32 @@ def source_dir(root: Path, marker: Marker) -> Path | None:
 def can_make(root: Path, digest: str) -> bool:
     marker = read_marker(root, digest)
     return marker is not None and source_dir(root, marker) is not None
+
+
+def keep_upper(root: Path, step_dir: Path, diff_id: str) -> bool:
+    """Move the step's upper directory to be the directory of layer `diff_id`; False
+    where it cannot (the store has that directory already, or the upper cannot move)."""
+    layers = root / store_paths.LAYERS
+    dest = layers / _digest.hex_of(diff_id)
+    try:
+        layers.mkdir(exist_ok=True)
+        if dest.exists():
+            return False
+        os.rename(step_dir / "upper", dest)
+    except OSError:
+        return False
+    # where copy_links finds the last copy of a context directory this step made
+    with contextlib.suppress(OSError):
+        (step_dir / store_paths.STEP_LAYER).write_text(dest.name)
+    return True
+
+
+def keep_uppers_of_dead_step(root: Path, step_dir: Path) -> None:
+    """(A step directory whose build is gone, on its way to the trash.) The uppers its
+    build left blobs to make from, kept as their layers' directories."""
+    for marker in markers(root).values():
+        if marker.step == step_dir.name:
+            keep_upper(root, step_dir, marker.diff_id)
 
 
 _making: dict[str, threading.Lock] = {}

@@ -301,6 +301,10 @@ def _to_trash(root: Path, paths: list[Path]) -> None:
         with locked as dead:
             if not dead:
                 continue
+            if path.parent.name == os.path.basename(store_paths.STEPS):
+                from ocibuild.cache.lazy_blobs import keep_uppers_of_dead_step
+
+                keep_uppers_of_dead_step(root, path)
             try:
                 os.rename(path, trash / path.name)
             except FileNotFoundError:

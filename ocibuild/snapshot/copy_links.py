@@ -95,7 +95,7 @@ def _upper(store_root: Path, step_dir: Path) -> Path:
     """The step's upper directory, or the layer directory it became (overlay.keep_upper
     leaves the layer's name in the step directory)."""
     try:
-        name = (step_dir / "layer").read_text()
+        name = (step_dir / store_paths.STEP_LAYER).read_text()
     except OSError:
         return step_dir / "upper"
     if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ocibuild.idspace import userns
 from ocibuild.idspace.requests import RootFS
-from ocibuild.oci.digest import chain_id, hex_of
+from ocibuild.oci.digest import chain_id
 from ocibuild.oci.layerref import LayerRef
 from ocibuild.snapshot import trash
 from ocibuild.snapshot.base import (
@@ -137,7 +135,9 @@ class OverlaySnapshotter:
             keep=blob))
         tar_size = int(data.pop("tar_size", 0)) if data else 0
         layer = layer_ref(data)
-        if layer is None or blob or self.store.layout.blob_path(layer.descriptor.digest).is_file():
+        # a blob the store has or can make already (the same layer from another step):
+        # this upper goes to the trash as any other
+        if layer is None or blob or self.store.layout.has_blob(layer.descriptor.digest):
             return layer
         from ocibuild.cache.lazy_blobs import Marker, write_marker
 
@@ -166,24 +166,13 @@ class OverlaySnapshotter:
                 keep_upper(self.store, p.step_dir, *kept)
 
 
-LAYER_HINT = "layer"  # in a step directory whose upper became a layer's directory
-
-
 def keep_upper(store: Store, step_dir: Path, layer: LayerRef, tar_size: int) -> None:
-    """Move the step's upper directory to be `layer`'s directory (what lower_dirs
-    stacks for it from now on). Where it cannot (the store has that directory already,
-    made from a blob; an upper a step made unmovable), the blob is written now instead."""
-    base = store.snapshots_dir / "layers"
-    dest = base / hex_of(layer.diff_id)
-    try:
-        base.mkdir(exist_ok=True)
-        if dest.exists():
-            raise FileExistsError(dest)
-        os.rename(step_dir / "upper", dest)
-    except OSError:
+    """Make the step's upper directory `layer`'s directory (what lower_dirs stacks for
+    it from now on). Where it cannot (the store has that directory already, made from a
+    blob; an upper a step made unmovable), the blob is written now instead."""
+    from ocibuild.cache.lazy_blobs import keep_upper as move_upper
+
+    if move_upper(store.root, step_dir, layer.diff_id):
+        store.db.touch_snapshot(layer.diff_id, tar_size)
+    else:
         store.layout.ensure_blob(layer.descriptor.digest)
-        return
-    store.db.touch_snapshot(layer.diff_id, tar_size)
-    # where copy_links finds the last copy of a context directory made by this step
-    with contextlib.suppress(OSError):
-        (step_dir / LAYER_HINT).write_text(dest.name)
