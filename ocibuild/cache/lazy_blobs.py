@@ -51,6 +51,7 @@ class Marker:
     compression: str
     source_date_epoch: int | None
     step: str
+    tar_size: int = 0  # bytes of the layer's tar: about what its directory holds
 
 
 def write_marker(root: Path, digest: str, marker: Marker) -> None:
@@ -65,11 +66,13 @@ def read_marker(root: Path, digest: str) -> Marker | None:
     try:
         data = json.loads(Path(store_paths.lazy_blob_path(str(root), digest)).read_text())
         marker = Marker(str(data["diff_id"]), str(data["compression"]),
-                        data["source_date_epoch"], str(data["step"]))
-    except (OSError, ValueError, KeyError, TypeError):
+                        data["source_date_epoch"], str(data["step"]),
+                        data.get("tar_size", 0))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     sde = marker.source_date_epoch
     if not _digest.is_digest(marker.diff_id) or (sde is not None and type(sde) is not int) \
+            or type(marker.tar_size) is not int \
             or "/" in marker.step or marker.step in ("", ".", ".."):
         return None
     return marker
@@ -129,9 +132,22 @@ def keep_upper(root: Path, step_dir: Path, diff_id: str) -> bool:
 def keep_uppers_of_dead_step(root: Path, step_dir: Path) -> None:
     """(A step directory whose build is gone, on its way to the trash.) The uppers its
     build left blobs to make from, kept as their layers' directories."""
-    for marker in markers(root).values():
-        if marker.step == step_dir.name:
-            keep_upper(root, step_dir, marker.diff_id)
+    kept = [marker for marker in markers(root).values()
+            if marker.step == step_dir.name and keep_upper(root, step_dir, marker.diff_id)]
+    if not kept:
+        return
+    import sqlite3
+
+    from ocibuild.cache.records import RecordDB
+
+    # recorded, or neither `cache du` nor prune would see them until a build stacks them
+    with contextlib.suppress(sqlite3.Error, OSError):
+        db = RecordDB(root / store_paths.RECORDS_DB)
+        try:
+            for marker in kept:
+                db.touch_snapshot(marker.diff_id, marker.tar_size)
+        finally:
+            db.close()
 
 
 _making: dict[str, threading.Lock] = {}

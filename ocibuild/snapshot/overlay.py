@@ -142,7 +142,7 @@ class OverlaySnapshotter:
         from ocibuild.cache.lazy_blobs import Marker, write_marker
 
         write_marker(self.store.root, layer.descriptor.digest, Marker(
-            layer.diff_id, compression, source_date_epoch, prepared.step_dir.name))
+            layer.diff_id, compression, source_date_epoch, prepared.step_dir.name, tar_size))
         with self._lazy_lock:
             self._lazy[prepared.step_dir] = (layer, tar_size)
         return layer

@@ -3,8 +3,8 @@
 Shared by tests/reliability (5 kills each) and bench/reliability.py (20 each). A moment
 is a progress line to wait for (or the start) plus a random delay; a kill signals the
 builder alone or its whole process group (what a CI runner's timeout does). A kill's
-seed picks all three (consecutive seeds take the moments in turn); `Kill.replay` shows
-them.
+seed picks all three, the snapshotter, and whether the killed build has its output or
+only the store (consecutive seeds take the moments in turn); `Kill.replay` shows them.
 
 After each kill: `ocibuild cache check` reports nothing but the killed process's
 leftovers, the output is absent or a complete OCI layout, the next build (or push)
@@ -81,6 +81,9 @@ class Kill:
     delay: float
     group: bool
     snapshotter: str = "auto"  # native: layers extracted as whole chains, steps copied
+    # the killed build had no output but the store: with overlay it writes no layer
+    # blobs (ocibuild.cache.lazy_blobs); the next build, with its output, makes them
+    store_only: bool = False
     at: str = ""  # where it landed: the last progress line (a push: the blobs pushed)
     leftovers: int = 0  # what `cache check` found the killed process left
     beside_output: int = 0  # temporary files it left beside the output (not the store's)
@@ -89,8 +92,8 @@ class Kill:
     @property
     def replay(self) -> str:
         return (f"kill {self.number} (seed {self.seed}): {self.moment} + {self.delay:.3f} s, "
-                f"{'process group' if self.group else 'builder only'}, {self.snapshotter}; "
-                f"{self.at!r}; "
+                f"{'process group' if self.group else 'builder only'}, {self.snapshotter}"
+                f"{', store only' if self.store_only else ''}; {self.at!r}; "
                 f"{self.leftovers} leftovers"
                 + (f", {self.beside_output} beside the output" if self.beside_output else ""))
 
@@ -388,14 +391,16 @@ def kill_build(scene: Scene, number: int, seed: int) -> Kill:
     high = scene.seconds if moment.high is None else moment.high
     kill = Kill(number, seed, moment.name, rng.uniform(moment.low, high), rng.random() < 0.5,
                 rng.choice(("auto", "native")))
+    kill.store_only = rng.random() < 0.5
     base, root = scene.fresh(f"kill-{number}")
     out = base / "out.tar"
     args = build_args(scene.ctx, out, f"killed:{number}", kill.snapshotter)
-    killed = _kill_while_running(scene.user, root, args, base, moment, kill)
+    killed_args = args[:-3] + args[-1:] if kill.store_only else args  # less the -o
+    killed = _kill_while_running(scene.user, root, killed_args, base, moment, kill)
     if not killed:
         kill.at += " (the build had ended)"
     kill.problems += check_store(scene.user, root, base, leftovers_allowed=True, kill=kill)
-    kill.problems += output_problems(out, required=not killed)
+    kill.problems += output_problems(out, required=not killed and not kill.store_only)
     kill.beside_output = len(list(base.glob(".tmp-*")))
     again = ocibuild(scene.user, root, *args, cwd=base)
     if again.returncode != 0:
