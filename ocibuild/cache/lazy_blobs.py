@@ -168,10 +168,20 @@ def make(root: Path, layout: ImageLayout, digest: str) -> None:
             raise OcibuildError(f"{layout.path}: blob {digest} is missing")
         from ocibuild.idspace import userns
 
-        userns.request(MakeBlob(layout=str(layout.path), root=str(source), digest=digest,
-                                compression=marker.compression,
-                                source_date_epoch=marker.source_date_epoch))
+        try:
+            userns.request(_request(layout, source, digest, marker))
+        except OcibuildError:
+            # the build that made the upper moved it to the layer's directory meanwhile
+            moved = source_dir(root, marker)
+            if moved is None or moved == source:
+                raise
+            userns.request(_request(layout, moved, digest, marker))
         drop(root, digest)
+
+
+def _request(layout: ImageLayout, source: Path, digest: str, marker: Marker) -> MakeBlob:
+    return MakeBlob(layout=str(layout.path), root=str(source), digest=digest,
+                    compression=marker.compression, source_date_epoch=marker.source_date_epoch)
 
 
 @request_type
