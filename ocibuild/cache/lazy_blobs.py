@@ -13,7 +13,7 @@ first needs it.
 `snapshots/lazy/<hex>.json` says how to make blob `sha256:<hex>`: the layer's diff ID,
 compression and SOURCE_DATE_EPOCH, and the step directory whose upper holds it until
 the build ends (or, for a build killed first, until the next one clears its step
-directories: keep_uppers_of_dead_step). Layer tars are deterministic
+directories: keep_uppers_of_dead_steps). Layer tars are deterministic
 (oci/layerwrite.py), so the same directory gives the same bytes again. The blob is
 checked against its digest as it is written: a directory that no longer gives it is an
 error, never a wrong blob. The store is the layout's `maker` (ImageLayout.has_blob,
@@ -129,11 +129,13 @@ def keep_upper(root: Path, step_dir: Path, diff_id: str) -> bool:
     return True
 
 
-def keep_uppers_of_dead_step(root: Path, step_dir: Path) -> None:
-    """(A step directory whose build is gone, on its way to the trash.) The uppers its
-    build left blobs to make from, kept as their layers' directories."""
-    kept = [marker for marker in markers(root).values()
-            if marker.step == step_dir.name and keep_upper(root, step_dir, marker.diff_id)]
+def keep_uppers_of_dead_steps(root: Path, step_dirs: list[Path]) -> None:
+    """(Step directories whose builds are gone, on their way to the trash.) The uppers
+    their builds left blobs to make from, kept as their layers' directories."""
+    by_name = {path.name: path for path in step_dirs}
+    kept = [marker for marker in (markers(root).values() if by_name else ())
+            if marker.step in by_name
+            and keep_upper(root, by_name[marker.step], marker.diff_id)]
     if not kept:
         return
     import sqlite3

@@ -239,12 +239,13 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
         candidates.sort(key=lambda i: i.last_used)
         total = sum(i.size for i in items)
         lazy = lazy_blobs.markers(store.root)
+        referenced = _referenced_blobs(store) if lazy else set()
         for item in candidates:
             if keep_storage is not None and total <= keep_storage:
                 break
             path = _item_path(store, item)
             if item.kind == LAYER and lazy:
-                _write_kept_blobs(store, item.id, lazy)
+                _write_kept_blobs(store, item.id, lazy, referenced)
             if path is not None:
                 remove_tree(path)
             if item.kind == RECORD:
@@ -265,17 +266,20 @@ def prune(store: Store, *, all: bool = False, keep_storage: int | None = None,
     return report
 
 
-def _write_kept_blobs(store: Store, diff_id: str, lazy: dict[str, lazy_blobs.Marker]
-                      ) -> None:
-    """Before a layer's directory goes: the blobs the store would have made from it,
-    written now where an image or a record still refers to them (the others forgotten)."""
-    made = [d for d, marker in lazy.items() if marker.diff_id == diff_id]
-    if not made:
-        return
+def _referenced_blobs(store: Store) -> set[str]:
+    """The blobs the named images and the cache records refer to."""
     referenced = set(_tagged(store).blobs)
     referenced.update(row.record.layer.digest for row in store.db.records()
                       if row.record.layer is not None)
-    for digest in made:
+    return referenced
+
+
+def _write_kept_blobs(store: Store, diff_id: str, lazy: dict[str, lazy_blobs.Marker],
+                      referenced: set[str]) -> None:
+    """Before a layer's directory goes: the blobs the store would have made from it,
+    written now where an image or a record still refers to them (`referenced`; the
+    others forgotten)."""
+    for digest in [d for d, marker in lazy.items() if marker.diff_id == diff_id]:
         if digest in referenced:
             store.layout.ensure_blob(digest)
         lazy_blobs.drop(store.root, digest)
@@ -289,10 +293,7 @@ def _empty_trash(store: Store) -> None:
 
 
 def _remove_unreferenced_blobs(store: Store, report: PruneReport) -> None:
-    keep = set(_tagged(store).blobs)
-    for row in store.db.records():
-        if row.record.layer is not None:
-            keep.add(row.record.layer.digest)
+    keep = _referenced_blobs(store)
     for digest in lazy_blobs.markers(store.root):
         if digest not in keep:  # its layer's directory is an ordinary snapshot now
             lazy_blobs.drop(store.root, digest)

@@ -294,6 +294,10 @@ def _to_trash(root: Path, paths: list[Path]) -> None:
         return
     trash = root / store_paths.TRASH
     trash.mkdir(exist_ok=True)
+    if steps := [p for p in paths if p.parent.name == os.path.basename(store_paths.STEPS)]:
+        from ocibuild.cache.lazy_blobs import keep_uppers_of_dead_steps
+
+        keep_uppers_of_dead_steps(root, steps)
     for path in paths:
         # a process directory stays locked (ours) while it moves: its owner is gone
         locked = _if_dead(path) if path.parent.name == store_paths.TMP \
@@ -301,10 +305,6 @@ def _to_trash(root: Path, paths: list[Path]) -> None:
         with locked as dead:
             if not dead:
                 continue
-            if path.parent.name == os.path.basename(store_paths.STEPS):
-                from ocibuild.cache.lazy_blobs import keep_uppers_of_dead_step
-
-                keep_uppers_of_dead_step(root, path)
             try:
                 os.rename(path, trash / path.name)
             except FileNotFoundError:
