@@ -42,11 +42,14 @@ def _main(args: list[str], *, command: bool) -> object:
         rebuild = rebuild_memo.parse(args)
         if rebuild is not None and rebuild_memo.replay(rebuild):
             return None
-        if command:  # (a caller's process may have other plans)
+    if command:  # (a caller's process may have other plans)
+        from ocibuild.cli import module_code
+
+        module_code.install()
+        if "build" in args:
             from ocibuild.idspace import early
 
             early.start(args, rebuild.root if rebuild is not None else None)
-    if command:
         from ocibuild.cli import generated_code
 
         generated_code.install()

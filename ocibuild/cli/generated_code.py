@@ -76,11 +76,10 @@ def install() -> None:
 
 
 def _cache_path() -> str | None:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    from ocibuild.cli.user_cache import cache_path
+
     tag = sys.implementation.cache_tag
-    if not os.path.isabs(base) or tag is None:
-        return None
-    return os.path.join(base, "ocibuild", f"{_NAME}.{tag}.marshal")
+    return None if tag is None else cache_path(f"{_NAME}.{tag}.marshal")
 
 
 def _header() -> bytes:
@@ -89,20 +88,16 @@ def _header() -> bytes:
 
 
 def _read(path: str) -> dict[str, bytes]:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    from ocibuild.cli.user_cache import open_trusted
+
+    fd = open_trusted(path, _MAX_BYTES)
+    if fd is None:
         return {}
     try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or st.st_size > _MAX_BYTES:
-            return {}
-        with os.fdopen(os.dup(fd), "rb") as f:
+        with os.fdopen(fd, "rb") as f:
             data = f.read(_MAX_BYTES + 1)
     except OSError:
         return {}
-    finally:
-        os.close(fd)
     header = _header()
     if not data.startswith(header):
         return {}
@@ -114,18 +109,6 @@ def _read(path: str) -> dict[str, bytes]:
             type(k) is str and type(v) is bytes for k, v in entries.items()):
         return {}
     return entries
-
-
-def _owned_by_us(directory: str) -> bool:
-    """Whether `directory`, or the nearest of its parents that exists, is this user's."""
-    while True:
-        try:
-            return os.stat(directory).st_uid == os.geteuid()
-        except FileNotFoundError:
-            parent = os.path.dirname(directory)
-            if parent == directory:
-                return False
-            directory = parent
 
 
 def _write_if_added(cache: _Cache) -> None:
@@ -140,13 +123,6 @@ def _write_if_added(cache: _Cache) -> None:
         data = _header() + marshal.dumps({t: entries[t] for t in used if t in entries})
         if len(data) > _MAX_BYTES:
             return
-    from ocibuild.atomic import replace_unsynced
+    from ocibuild.cli.user_cache import write
 
-    directory = os.path.dirname(cache.path)
-    try:
-        if not _owned_by_us(directory):
-            return  # e.g. root under sudo with the user's HOME: the user's cache stays
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        replace_unsynced(cache.path, data)
-    except OSError:
-        pass
+    write(cache.path, data)
