@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,9 +32,11 @@ KEY_VERSION = "ocibuild-git-v1"
 
 class GitSources:
     """The git sources of one solve: repositories kept under the store's root, trees checked
-    out in the solve's temporary directory `tmp`, credentials from its secrets and ssh."""
+    out in the solve's temporary directory (`tmp()` makes it), credentials from its
+    secrets and ssh."""
 
-    def __init__(self, store_root: Path, tmp: Path, secrets: Mapping[str, SecretSource],
+    def __init__(self, store_root: Path, tmp: Callable[[], Path],
+                 secrets: Mapping[str, SecretSource],
                  ssh: Mapping[str, Path]) -> None:
         self._store_root = store_root
         self._tmp = tmp
@@ -50,7 +52,7 @@ class GitSources:
         if self._repos is None:
             from ocibuild.sources.git import GitRepos
 
-            self._repos = GitRepos(self._store_root, self._tmp)
+            self._repos = GitRepos(self._store_root, self._tmp())
         return self._repos
 
     def key(self, op: GitSource) -> str:
@@ -74,7 +76,7 @@ class GitSources:
         """The checked-out tree the op names (made once per solve)."""
         with self._lock:
             if op.digest not in self._dirs:
-                dest = self._tmp / f"git-{op.digest.split(':')[1][:16]}"
+                dest = self._tmp() / f"git-{op.digest.split(':')[1][:16]}"
                 self._dirs[op.digest] = self.repos.checkout(
                     _ref(op), self.resolved[op.digest], dest,
                     keep_git_dir=op.keep_git_dir, submodules=op.submodules,

@@ -38,4 +38,4 @@ def test_a_step_needing_an_entitlement_not_granted_stops_the_solve(
     with pytest.raises(OcibuildError) as info:
         solver.solve(run)
     assert info.value.message.startswith(f"[2/2] RUN true: {reason}; pass --allow ")
-    assert not solver._tmp.exists()  # nothing left behind
+    assert not list((tmp_path / "store").rglob("ocibuild-solve-*"))  # nothing left behind
