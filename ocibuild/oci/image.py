@@ -41,10 +41,37 @@ def select_platform(index: Index, wanted: Platform, where: str) -> Descriptor:
     raise OcibuildError(f"{where}: no image for platform {wanted} (available: {have})")
 
 
+# (layout, what a reference resolved to, platform wanted) -> the image it gave, and its
+# manifest's and config's files as they were read: a build reads and checks those blobs
+# once, not at each of its look-ups (the base image: as the Dockerfile is converted,
+# then as it is solved). A file since removed or rewritten is read again.
+_loaded: dict[tuple[object, ...], tuple[Image, tuple[object, ...]]] = {}
+
+
 def load_image(layout: ImageLayout, ref: str | None = None,
                platform: Platform | None = None) -> Image:
     """Resolve `ref` (tag, digest, or None for the only image) to one platform's image."""
     desc = layout.resolve(ref)
+    key = (str(layout.path), desc.media_type, desc.digest, desc.size, desc.platform, platform)
+    if (loaded := _loaded.get(key)) is not None and _files_of(layout, loaded[0]) == loaded[1]:
+        return loaded[0]
+    image = _load_image(layout, ref, desc, platform)
+    files = _files_of(layout, image)
+    if files is not None:
+        _loaded[key] = image, files
+    return image
+
+
+def _files_of(layout: ImageLayout, image: Image) -> tuple[object, ...] | None:
+    try:
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in (
+            layout.blob_path(d).stat() for d in (image.digest, image.manifest.config.digest)))
+    except OSError:
+        return None
+
+
+def _load_image(layout: ImageLayout, ref: str | None, desc: Descriptor,
+                platform: Platform | None) -> Image:
     where = f"{layout.path}:{ref}" if ref else str(layout.path)
     for _ in range(4):  # an index may point at an index; stop nested loops
         data = limits.read_blob(layout, desc.digest, limits.MANIFEST, where, desc.size)
