@@ -260,6 +260,26 @@ def build(context: str | os.PathLike[str], options: BuildOptions | None = None, 
     return _build(_load_definition(context, BuildOptions.of(options, kwargs)))
 
 
+class LoadedBuild:
+    """A build whose options are checked and whose Dockerfile is read and parsed, to be
+    run (`run`), and run again as it was read: the rebuild memo's second build sees the
+    definition its first built, and does not read and parse it again."""
+
+    def __init__(self, definition: _Definition) -> None:
+        self._definition = definition
+
+    def run(self, progress: Sink | None) -> BuildReport:
+        definition = self._definition
+        return _build(replace(definition, options=replace(definition.options,
+                                                          progress=progress)))
+
+
+def load_build(context: str | os.PathLike[str], options: BuildOptions) -> LoadedBuild:
+    """What `build(context, options)` does before it opens the store: its errors
+    (UsageError, DockerfileError) are raised here."""
+    return LoadedBuild(_load_definition(context, options))
+
+
 def solve(state: State, options: BuildOptions | None = None, /,
           **kwargs: Unpack[BuildFields]) -> BuildReport:
     """Build a graph API state (`ocibuild.graph`) as `build` builds a Dockerfile, with

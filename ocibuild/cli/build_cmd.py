@@ -168,7 +168,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     """Build an image from a Dockerfile (or another definition) and a context directory."""
     from ocibuild.attestations import requested_attestations
     from ocibuild.build_options import BuildOptions
-    from ocibuild.builder import build
+    from ocibuild.builder import build, load_build
     from ocibuild.progress import modes
 
     rebuild = ctx.obj.get("rebuild")
@@ -203,6 +203,7 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
 
     kept = KeptChecksums()
     reuse = kept.active if rebuild is not None else contextlib.nullcontext
+    loaded = None
     try:
         if "-" in (context, dockerfile):
             from ocibuild.cli.stdin_inputs import stdin_inputs
@@ -211,7 +212,8 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
                 report = build(context, options, dockerfile=dockerfile, progress=renderer)
         else:
             with reuse():
-                report = build(context, options, progress=renderer)
+                loaded = load_build(context, options)
+                report = loaded.run(renderer)
     except StepFailedError as exc:
         summary = _stop(renderer, failed=True)
         if summary:
@@ -234,12 +236,14 @@ def build_cmd(ctx: click.Context, context: str, dockerfile: str | None, tags: tu
     sys.stderr.write(closing_err)
     sys.stdout.write(closing_out)
     sys.stdout.flush()
-    if rebuild is not None:
+    if rebuild is not None and loaded is not None:
         steps = getattr(renderer, "finished_steps", None)
         printed = closing_err if steps else err.text() + closing_err  # type: ignore[union-attr]
+        again = loaded
+
         def build_again(sink: Sink | None) -> BuildReport:
             with reuse():
-                return build(context, options, progress=sink if renderer else None)
+                return again.run(sink if renderer else None)
 
         _remember(rebuild, report, printed, closing_out, quiet, build_again,
                   frame=steps() if steps else None)
