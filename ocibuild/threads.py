@@ -187,6 +187,20 @@ class Threads:
         worker.start()
         return task
 
+    def prestart(self, count: int) -> None:
+        """Start idle workers now, up to `count` in all (and the pool's size), while the
+        caller has time: calls submitted later find a thread waiting, rather than wait
+        ~1-3 ms for one to start on busy cores."""
+        started = []
+        with self._wake:
+            while len(self._workers) < min(count, self._count) and not self._closed:
+                worker = threading.Thread(target=self._work, daemon=True,
+                                          name=f"{self._name}_{len(self._workers)}")
+                self._workers.append(worker)
+                started.append(worker)
+        for worker in started:
+            worker.start()
+
     def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
         """Take no more calls; with `wait`, return once every call submitted has ended
         (with `cancel_pending`, those not started yet never start)."""

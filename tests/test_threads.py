@@ -54,6 +54,24 @@ def test_no_more_threads_than_asked_and_each_reused() -> None:
     assert seen == {"capped_0", "capped_1"}
 
 
+def test_prestarted_workers_take_the_calls_submitted_later() -> None:
+    def names() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("early_")}
+
+    with Threads(3, "early") as pool:
+        pool.prestart(2)
+        assert names() == {"early_0", "early_1"}  # there before any call
+        deadline = time.monotonic() + 5
+        while pool._idle < 2 and time.monotonic() < deadline:  # both waiting for one
+            time.sleep(0.001)
+        ran_on = pool.submit(lambda: threading.current_thread().name).result(timeout=5)
+        assert ran_on in {"early_0", "early_1"}
+        assert names() == {"early_0", "early_1"}  # the call started no thread
+        pool.prestart(5)  # never past the pool's size
+        assert names() == {"early_0", "early_1", "early_2"}
+    assert not names()
+
+
 def test_a_later_call_runs_on_a_thread_that_is_already_there() -> None:
     # the solver's steps keep a database connection per thread: a worker that left
     # between two steps would make the next step open a new one

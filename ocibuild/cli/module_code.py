@@ -62,7 +62,6 @@ class _Finder:
         self.key = key
         self.index = index
         self.data = data
-        self.served: set[str] = set()
 
     def find_spec(self, name: str, path: object = None, target: object = None
                   ) -> ModuleSpec | None:
@@ -103,7 +102,6 @@ class _Finder:
         if code is None:  # unreadable in the file: as the usual import does it
             _external.SourceFileLoader(spec.name, spec.origin).exec_module(module)
             return
-        self.served.add(spec.name)
         exec(code, module.__dict__)
 
     def _code(self, spec: ModuleSpec) -> CodeType | None:

@@ -584,10 +584,16 @@ class Solver:
     def _load_later_modules(self) -> None:
         """(While steps run long.) Load the modules the build needs once they are done
         (later COPY steps, layer records, the layers' progress, what the caller asks
-        for), rather than after, when the build waits for each (~3 ms)."""
+        for), rather than after, when the build waits for each (~3 ms); and start the
+        threads that write the steps' layers (one for each step that may end at once)
+        and release their directories."""
         from ocibuild.oci import layerinfo  # noqa: F401
         from ocibuild.progress import layers  # noqa: F401
         from ocibuild.solver import fileop  # noqa: F401
+
+        if self.snap.stacks_pending:
+            self._writer.prestart(max(1, self.opts.jobs))
+        self._releaser.prestart(1)
 
         if self.opts.meanwhile is not None:
             self.opts.meanwhile()
