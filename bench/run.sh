@@ -33,6 +33,9 @@ if [ "${1:-}" = "--all" ]; then
   # RESULTS.md; further arguments go to the comparison
   shift
   .venv/bin/python bench/cost_curves.py --out bench/results/curves.md
+  # the curves leave gigabytes written: on disk before the short builds are timed, so
+  # that neither engine's builds meet their writeback
+  sync
   exec .venv/bin/python bench/compare.py --curves bench/results/curves.md "$@"
 fi
 if [ "${1:-}" = "--curves" ]; then
