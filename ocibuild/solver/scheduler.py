@@ -23,12 +23,15 @@ class Scheduler(Generic[N, R]):
 
     def run(self, nodes: Sequence[N], inputs: Callable[[N], Sequence[N]],
             work: Callable[[N], R], *, inline: bool = False,
-            meanwhile: Callable[[], object] | None = None) -> dict[N, R]:
+            meanwhile: Callable[[], object] | None = None,
+            quick: Callable[[N], bool] | None = None) -> dict[N, R]:
         """Run `work` on every node (inputs first). Returns each node's result; re-raises
         the first exception after the nodes already running have finished. `inline`:
         one node at a time in this thread (for work that never waits). `meanwhile` is
         called once, in this thread, when the running nodes have run a whole slice
-        (_SIGNAL_CHECK) without one finishing: this thread has time for other work."""
+        (_SIGNAL_CHECK) without one finishing: this thread has time for other work.
+        `quick` nodes run in this thread as they become ready, not on a worker: work
+        that never waits, for which handing it to a thread and back costs more."""
         pending: dict[N, set[N]] = {n: set(inputs(n)) for n in nodes}
         users: dict[N, list[N]] = {n: [] for n in nodes}
         for n, deps in pending.items():
@@ -60,7 +63,18 @@ class Scheduler(Generic[N, R]):
                 while ready or running:
                     while ready and error is None and len(running) < self.jobs:
                         node = ready.pop(0)
-                        running[pool.submit(work, node)] = node
+                        if quick is None or not quick(node):
+                            running[pool.submit(work, node)] = node
+                            continue
+                        try:
+                            results[node] = work(node)
+                        except Exception as exc:  # as a worker's: after those running
+                            error = exc
+                            self.cancelled.set()
+                            ready.clear()
+                            break
+                        ready.extend(u for u in users[node] if _discard(pending[u], node))
+                        ready.sort(key=order.__getitem__)
                     if not running:
                         break
                     # in slices: a Ctrl-C the kernel hands to another thread only

@@ -379,7 +379,8 @@ class Solver:
         inline = all(op.digest in self.hits for op in scheduled if _is_step(op))
         try:
             results = self._scheduler.run(scheduled, self._deps, self._work, inline=inline,
-                                          meanwhile=self._load_later_modules)
+                                          meanwhile=self._load_later_modules,
+                                          quick=self._quick)
             self._show_layer_writes()
             written = {op.digest: self._written(r) for op, r in results.items()}
             # outputs need the bytes of the target's layers, whatever cache they came from
@@ -426,6 +427,13 @@ class Solver:
         if self.opts.remote is not None and (remote := self.opts.remote.get(key)) is not None:
             return Hit(remote.record, remote.source)
         return None
+
+    def _quick(self, op: Op) -> bool:
+        """An op solved without waiting: a cache hit or a source, which are descriptors
+        (a base image only when no pull may be needed)."""
+        if isinstance(op, ImageSource):
+            return self.opts.fetch_image is None
+        return op.digest in self.hits or not _is_step(op)
 
     def _deps(self, op: Op) -> tuple[Op, ...]:
         """What must be solved before `op`: a hit needs only the layers below it (as

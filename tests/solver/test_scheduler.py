@@ -137,3 +137,40 @@ def test_no_meanwhile_when_nodes_finish_within_a_slice() -> None:
                                          meanwhile=lambda: calls.append(1))
     assert results == {"a": "A", "b": "B", "c": "C", "d": "D"}
     assert calls == []  # every node finished within a slice: no idle time to use
+
+
+def test_quick_nodes_run_in_the_calling_thread_as_they_become_ready() -> None:
+    # a and c are quick: a first, in this thread; b on a worker; c once both are done
+    where: dict[str, str] = {}
+
+    def work(node: str) -> str:
+        where[node] = threading.current_thread().name
+        if node == "b":
+            time.sleep(0.05)
+        return node.upper()
+
+    results = Scheduler[str, str](2).run(list(GRAPH), GRAPH.__getitem__, work,
+                                         quick=lambda n: n in ("a", "c"))
+    assert results == {"a": "A", "b": "B", "c": "C", "d": "D"}
+    here = threading.current_thread().name
+    assert where["a"] == where["c"] == here
+    assert where["b"] != here and where["d"] != here
+
+
+def test_a_quick_node_that_fails_stops_the_rest_after_those_running() -> None:
+    finished: list[str] = []
+
+    def work(node: str) -> str:
+        if node == "b":
+            time.sleep(0.05)
+            finished.append(node)
+        if node == "a":
+            raise ValueError("a failed")
+        return node.upper()
+
+    scheduler = Scheduler[str, str](2)
+    # b is submitted first (its order comes after a's: a quick node runs when popped)
+    with pytest.raises(ValueError, match="a failed"):
+        scheduler.run(["b", "a", "c", "d"], GRAPH.__getitem__, work,
+                      quick=lambda n: n == "a")
+    assert finished == ["b"] and scheduler.cancelled.is_set()
