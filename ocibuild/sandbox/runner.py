@@ -123,13 +123,16 @@ def _root_config(rootfs: Path | RootFS) -> dict[str, object]:
         return {"rootfs": str(directory.resolve())}
     if rootfs.upper is None or rootfs.work is None:
         raise SandboxError("a step's overlay root needs an upper and a work directory")
-    layers = [str(Path(p).resolve()) for p in rootfs.lowers]
-    for path in [*layers, rootfs.upper, rootfs.work]:
+    # absolute, as the helper's working directory is not ours; not resolved (~20 lstat
+    # calls a step): the kernel follows links in each path the mount options name, and
+    # splits the options at ':' and ',' before, so only the paths as given are checked
+    layers = [os.path.abspath(p) for p in rootfs.lowers]
+    upper, work = os.path.abspath(rootfs.upper), os.path.abspath(rootfs.work)
+    for path in [*layers, upper, work]:
         if any(c in path for c in ":,"):
             raise SandboxError(f"overlay directory paths cannot contain ':' or ',': {path}")
     return {"overlay": {"lower": list(reversed(layers)),  # overlayfs lists the top first
-                        "upper": str(Path(rootfs.upper).resolve()),
-                        "work": str(Path(rootfs.work).resolve())}}
+                        "upper": upper, "work": work}}
 
 
 def _written_dir(rootfs: Path | RootFS) -> Path:
