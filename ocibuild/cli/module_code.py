@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from types import CodeType, ModuleType
 
 _NAME = "module-code"
-_MAGIC = b"ocibuild module-code 1\n"
+_MAGIC = b"ocibuild module-code 2\n"
 _MAX_BYTES = 32 << 20  # a larger file is written with this command's modules only
 _KEEP_FILES = 4  # module-code files of other search paths kept (the newest)
 _TOP = ""  # the search directory of a top-level module: the whole search path
@@ -48,7 +48,8 @@ _TOP = ""  # the search directory of a top-level module: the whole search path
 _bootstrap = sys.modules["_frozen_importlib"]
 _external = sys.modules["_frozen_importlib_external"]
 
-# name -> (source path, is a package, source mtime_ns, source size, offset, length)
+# name -> (source path, is a package, source mtime_ns, source size, offset, length), the
+# offset counted from the end of the header, where the modules' code begins
 Entry = tuple[str, bool, int, int, int, int]
 
 _installed: _Finder | None = None
@@ -207,6 +208,7 @@ def _read(path: str, key: tuple[object, ...]) -> tuple[dict[str, Entry], memoryv
         stored_key, dirs, index = _header(data)
     except (ValueError, EOFError, TypeError):
         return {}, None
+    data = data[_code_start(data):]
     if stored_key != key or not _valid_index(index, len(data)) or not _valid_dirs(dirs):
         return {}, None
     changed = {d for d, mtime in dirs.items() if _mtime(d) != mtime}
@@ -222,9 +224,13 @@ def _header(data: memoryview) -> tuple[object, dict[str, int], dict[str, Entry]]
     if data[:len(_MAGIC)] != _MAGIC:
         raise ValueError("not a module-code file")
     start = len(_MAGIC) + 8
-    length = int.from_bytes(data[len(_MAGIC):start], "little")
-    stored_key, dirs, index = marshal.loads(data[start:start + length])
+    stored_key, dirs, index = marshal.loads(data[start:_code_start(data)])
     return stored_key, dirs, index
+
+
+def _code_start(data: memoryview) -> int:
+    start = len(_MAGIC) + 8
+    return start + int.from_bytes(data[len(_MAGIC):start], "little")
 
 
 def _valid_index(index: object, size: int) -> bool:
@@ -320,16 +326,7 @@ def _encode(key: tuple[object, ...],
     dirs = {d: _mtime(d) for d in sys.path}
     dirs.update((d, _mtime(d)) for d in {_search_dir(n, e[0], e[1]) for n, e in index.items()}
                 if d != _TOP)
-    # offsets count from the file's start: the header's length is known once encoded
-    # with them, and encoding the same numbers shifted by a constant could change it
-    base = 0
-    while True:
-        shifted = {n: (*e[:4], e[4] + base, e[5]) for n, e in index.items()}
-        header = marshal.dumps((key, dirs, shifted))
-        start = len(_MAGIC) + 8 + len(header)
-        if start == base:
-            break
-        base = start
+    header = marshal.dumps((key, dirs, index))
     return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header,
                      *(code for _, code in codes.values())])
 
