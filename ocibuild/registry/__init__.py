@@ -9,9 +9,7 @@ by every build.
 
 from __future__ import annotations
 
-import importlib
 import sys
-import types
 
 TYPE_CHECKING = False  # typing costs a registry command ~2 ms
 if TYPE_CHECKING:
@@ -120,7 +118,8 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = home if home.startswith("ocibuild.") else f"{__name__}.{home}"
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)  # not importlib's import_module: that module (and warnings) would
+    value = getattr(sys.modules[module], name)  # load for a cached push's question
     globals()[name] = value
     return value
 
@@ -129,12 +128,15 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_HOME})
 
 
-class _Package(types.ModuleType):
+_ModuleType = type(sys)  # types.ModuleType, without loading types
+
+
+class _Package(_ModuleType):
     """Keeps `ocibuild.registry.pull` the function: importing the submodule of the same
     name would otherwise bind the module there (the eager import used to rebind it)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _HOME.get(name) == name:
+        if isinstance(value, _ModuleType) and _HOME.get(name) == name:
             return
         super().__setattr__(name, value)
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 import binascii
 import contextlib
 import os
-from pathlib import Path
 
-from ocibuild.atomic import atomic_file
 from ocibuild.deferred import deferred_dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.reference import DOCKER_HUB, normalize_registry
 
 TYPE_CHECKING = False  # typing costs a registry command ~2 ms
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pathlib (with re and urllib.parse) loads once credentials are looked up
+    from pathlib import Path
     from typing import Any
 
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"
@@ -43,12 +42,16 @@ class CredentialsError(OcibuildError):
 
 
 def _docker_config_path() -> Path:
+    from pathlib import Path
+
     base = os.environ.get("DOCKER_CONFIG")
     return (Path(base) if base else Path.home() / ".docker") / "config.json"
 
 
 def auth_files() -> list[Path]:
     """Credential files in lookup order (whether or not they exist)."""
+    from pathlib import Path
+
     files: list[Path] = []
     if env := os.environ.get("REGISTRY_AUTH_FILE"):
         files.append(Path(env))
@@ -63,6 +66,8 @@ def auth_files() -> list[Path]:
 def default_login_file() -> Path:
     """Where `ocibuild login` writes without --authfile."""
     if env := os.environ.get("REGISTRY_AUTH_FILE"):
+        from pathlib import Path
+
         return Path(env)
     return _docker_config_path()
 
@@ -206,6 +211,8 @@ def find_credentials(registry: str, repository: str = "",
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     import json
+
+    from ocibuild.atomic import atomic_file
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with atomic_file(path, mode=0o600, text=True) as f:

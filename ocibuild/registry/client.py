@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from urllib.parse import urlencode, urljoin, urlsplit
 
 from ocibuild import interrupt
 from ocibuild.deferred import deferred_dataclass
@@ -68,7 +67,17 @@ class _Token:
 
 def _operation(method: str, url: str) -> str:
     """`GET /v2/…` of a request, without the query (scopes, upload state)."""
+    from urllib.parse import urlsplit
+
     return f"{method} {urlsplit(url).path or '/'}"
+
+
+def _netloc(url: str) -> str:
+    # urllib.parse (with re and ipaddress) loads only where a message or a token needs
+    # it: not on the way of a request that is answered (a cached push's HEAD)
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc
 
 
 class RegistryClient:
@@ -203,6 +212,8 @@ class RegistryClient:
             raise AuthenticationError(f"{what}: the registry's Bearer challenge has no realm")
         if creds is not None and (creds.identity_token or creds.username or creds.password):
             self._check_realm(ch.realm, what)
+        from urllib.parse import urlencode
+
         headers: dict[str, str] = {}
         if creds is not None and creds.identity_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
@@ -249,6 +260,8 @@ class RegistryClient:
         """Credentials go to a token server over https, or over plain http only to a host
         the user named with --insecure-registry (or a loopback one, as for registries):
         a registry must not lead them across the network in clear text."""
+        from urllib.parse import urlsplit
+
         parts = urlsplit(realm)
         host = parts.netloc.rpartition("@")[2]
         if parts.scheme == "https" and host:
@@ -284,14 +297,14 @@ class RegistryClient:
                 attempts_left -= 1
                 if attempts_left <= 0 or time.monotonic() + delay >= deadline:
                     raise UnreachableError(
-                        f"{what}: cannot reach {urlsplit(url).netloc}: {exc.reason}") \
+                        f"{what}: cannot reach {_netloc(url)}: {exc.reason}") \
                         from None
                 time.sleep(delay)
                 delay *= 2
 
     def timeout_error(self, what: str, method: str, url: str,
                       exc: HttpError) -> UnreachableError:
-        host = urlsplit(url).netloc
+        host = _netloc(url)
         if isinstance(exc, ConnectTimeout):
             seconds = min(self.options.connect_timeout, self.options.timeout)
             return UnreachableError(
@@ -311,7 +324,7 @@ class RegistryClient:
         except HttpError as exc:
             if isinstance(exc, ReadTimeout):
                 raise self.timeout_error(what, method, url, exc) from None
-            raise UnreachableError(f"{what}: {urlsplit(url).netloc} broke off its answer "
+            raise UnreachableError(f"{what}: {_netloc(url)} broke off its answer "
                                    f"({_operation(method, url)}): {exc.reason}") from None
         finally:
             resp.release()
@@ -362,6 +375,8 @@ class RegistryClient:
 
     def absolute(self, location: str) -> str:
         """An upload Location header as an absolute URL."""
+        from urllib.parse import urljoin
+
         return urljoin(self.base_url + "/", location)
 
     # -- endpoints --------------------------------------------------------------------

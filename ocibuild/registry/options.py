@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from ocibuild.errors import OcibuildError, UsageError
 from ocibuild.reference import normalize_registry
 from ocibuild.registry.timeout import DEFAULT_TIMEOUT, TIMEOUT_ENV
 
 TYPE_CHECKING = False  # typing costs a registry command ~2 ms
-if TYPE_CHECKING:  # ssl loads when a TLS context is made, not with the options
+# ssl loads when a TLS context is made, not with the options; pathlib (with re and
+# urllib.parse) where a path is given or TLS looks in the certs.d directories
+if TYPE_CHECKING:
     import ssl
+    from pathlib import Path
 
-DEFAULT_CERTS_DIRS = (Path("/etc/containers/certs.d"), Path("/etc/docker/certs.d"))
+DEFAULT_CERTS_DIRS: tuple[str, ...] = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DEFAULT_JOBS = 4
 
 
@@ -52,7 +54,7 @@ class RegistryOptions:
 
     insecure: frozenset[str]  # registries (host[:port]) reached over plain http
     ca_files: tuple[Path, ...]  # extra CA bundles (--registry-ca)
-    certs_dirs: tuple[Path, ...]  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
+    certs_dirs: tuple[str | Path, ...]  # DIR/HOST[:PORT]/*.crt, *.cert + *.key
     authfile: Path | None  # read credentials only from this file
     jobs: int  # blobs transferred at once
     # a request that makes no progress for this long fails (no answer, no body bytes);
@@ -64,7 +66,7 @@ class RegistryOptions:
     chunk_size: int  # blobs larger than this are uploaded in PATCH chunks of it
 
     def __init__(self, insecure: frozenset[str] = frozenset(), ca_files: tuple[Path, ...] = (),
-                 certs_dirs: tuple[Path, ...] = DEFAULT_CERTS_DIRS,
+                 certs_dirs: tuple[str | Path, ...] = DEFAULT_CERTS_DIRS,
                  authfile: Path | None = None, jobs: int = DEFAULT_JOBS,
                  timeout: float | None = None, connect_timeout: float = 10.0,
                  attempts: int = 4, backoff: float = 0.25, chunk_size: int = 64 << 20
@@ -100,10 +102,16 @@ class RegistryOptions:
     def build(cls, *, insecure: Iterable[str] = (), ca_files: Iterable[str | Path] = (),
               authfile: str | Path | None = None, jobs: int | None = None,
               timeout: float | None = None) -> RegistryOptions:
+        ca_files = tuple(ca_files)
+        if ca_files or authfile:
+            from pathlib import Path
+
+            ca_files = tuple(Path(p) for p in ca_files)
+            authfile = Path(authfile) if authfile else None
         return cls(
             insecure=frozenset(normalize_registry(h) for h in insecure),
-            ca_files=tuple(Path(p) for p in ca_files),
-            authfile=Path(authfile) if authfile else None,
+            ca_files=ca_files,
+            authfile=authfile or None,
             jobs=jobs or DEFAULT_JOBS,
             timeout=timeout or timeout_from_env(),
         )
@@ -115,6 +123,7 @@ class RegistryOptions:
 def ssl_context(registry: str, api_host: str, options: RegistryOptions) -> ssl.SSLContext:
     """System CAs, plus certs.d CAs and client certificates for this host, plus --registry-ca."""
     import ssl
+    from pathlib import Path
 
     ctx = ssl.create_default_context()
     for path in options.ca_files:
@@ -125,7 +134,7 @@ def ssl_context(registry: str, api_host: str, options: RegistryOptions) -> ssl.S
     names = dict.fromkeys([registry, api_host])
     for base in options.certs_dirs:
         for name in names:
-            d = base / name
+            d = Path(base) / name
             if not d.is_dir():
                 continue
             for crt in sorted(d.glob("*.crt")):
