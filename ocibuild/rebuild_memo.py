@@ -23,7 +23,7 @@ moved tag here or in a registry, a replaced or pruned record, a missing blob, a
 registry that cannot be asked. The memo only saves start-up: a no-op rebuild then costs
 about the interpreter's own start.
 
-Import-light on purpose (os, marshal, array, sqlite3, fcntl, blake2b): `ocibuild.cli.main`
+Import-light on purpose (os, marshal, struct, sqlite3, fcntl, blake2b): `ocibuild.cli.main`
 calls it before click and the engine are imported. The memo is a cache, so it is kept
 in marshal's format: another Python version cannot read it and builds the normal way.
 """
@@ -35,7 +35,8 @@ import marshal
 import os
 import stat
 import sys
-from array import array
+from struct import error as StructError
+from struct import pack
 
 from ocibuild import __version__, memo_push, store_paths
 from ocibuild.forked_call import ForkedCall, single_threaded
@@ -232,7 +233,7 @@ def _directory_part(directory: str, below: str,
                     subdirectories: list[tuple[str, str]]) -> bytes:
     """`directory`'s entries as it lists them: their count, its path below the top, their
     names, then five numbers per entry (mode, size, inode, mtime and ctime in ns) packed
-    as one array of 64-bit integers (formatted as text where one does not fit); its
+    as 64-bit integers (formatted as text where one does not fit); its
     subdirectories (path, path below the top) appended to `subdirectories`. The walk's
     cost is the kernel's lstat of each entry: this is kept to what Python must add to it
     (one lstat call an entry; the numbers packed in one call, a third of the cost of
@@ -253,9 +254,9 @@ def _directory_part(directory: str, below: str,
                 subdirectories.append((f"{directory}/{name}", f"{below}{name}/"))
     finally:
         os.close(fd)
-    try:
-        packed = b"q" + array("q", numbers).tobytes()
-    except OverflowError:  # an inode number above 2**63, say
+    try:  # struct, not array: array's import loads collections (~1.5 ms before the fork)
+        packed = b"q" + pack(f"{len(numbers)}q", *numbers)
+    except StructError:  # an inode number above 2**63, say
         packed = b"s" + str(numbers).encode()
     # NUL ends each name (no name holds one), the count says where the names end
     names.append("")

@@ -145,15 +145,15 @@ def test_a_context_named_through_a_symbolic_link_has_a_signature(tmp_path: Path)
 def test_numbers_too_large_to_pack_are_written_as_text(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # an inode number above 2**63 (some file systems make them) does not fit the packed
-    # array: the directory's part then holds its numbers as text, marked as such, and the
+    # integers: the directory's part then holds its numbers as text, marked as such, and the
     # walk still sees every change
     (tmp_path / "f").write_text("x\n")
     packed = rebuild_memo._directory_part(str(tmp_path), "", [])
 
-    def overflowing(typecode: str, numbers: list[int]) -> object:
-        raise OverflowError("Python int too large to convert to C long")
+    def overflowing(layout: str, *numbers: int) -> bytes:
+        raise rebuild_memo.StructError("argument out of range")
 
-    monkeypatch.setattr(rebuild_memo, "array", overflowing)
+    monkeypatch.setattr(rebuild_memo, "pack", overflowing)
     as_text = rebuild_memo._directory_part(str(tmp_path), "", [])
     assert as_text != packed and as_text.endswith(b"]")
     first = rebuild_memo.tree_signature(str(tmp_path))
