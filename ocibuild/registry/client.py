@@ -87,11 +87,12 @@ class RegistryClient:
         self.registry = registry
         self.options = options or RegistryOptions()
         self.api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
-        # Loading the system CA store costs ~45 ms, most of a push that finds every blob
-        # present: a registry reached over plain http (--insecure-registry) makes the TLS
-        # context only if it redirects to https. For the others it is made at once, so a
-        # bad --registry-ca file is reported before any request.
+        # A TLS context loads ssl (~10 ms), and the system's CA bundle where a chain needs
+        # it (~20 ms more, options.ssl_context): a registry reached over plain http
+        # (--insecure-registry) makes one only if it redirects to https. For the others it
+        # is made at once, so a bad --registry-ca file is reported before any request.
         self._tls: ssl.SSLContext | None = None
+        self._tls_every_system_ca: ssl.SSLContext | None = None
         if not self.options.is_insecure(registry):
             self._tls = self._tls_context()
         self._pool = Pool(self._tls_context, per_origin=max(4, self.options.jobs + 2),
@@ -107,7 +108,12 @@ class RegistryClient:
         self.cancelled = threading.Event()
 
     # -- set-up -----------------------------------------------------------------------
-    def _tls_context(self) -> ssl.SSLContext:
+    def _tls_context(self, every_system_ca: bool = False) -> ssl.SSLContext:
+        if every_system_ca:
+            if self._tls_every_system_ca is None:
+                self._tls_every_system_ca = ssl_context(
+                    self.registry, self.api_host, self.options, every_system_ca=True)
+            return self._tls_every_system_ca
         if self._tls is None:
             self._tls = ssl_context(self.registry, self.api_host, self.options)
         return self._tls

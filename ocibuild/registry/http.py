@@ -70,6 +70,10 @@ class ConnectError(HttpError):
     """No connection: refused, unreachable, an unknown name, a refused TLS handshake."""
 
 
+class UnknownIssuer(ConnectError):
+    """A TLS server's certificate chain ends at an issuer the context does not hold."""
+
+
 class ConnectTimeout(HttpError):
     """No connection (TCP and TLS) within the connect timeout."""
 
@@ -135,10 +139,13 @@ class Response:
 class Pool:
     """Connections to any number of origins, shared by threads (see the module notes)."""
 
-    def __init__(self, tls_context: Callable[[], ssl.SSLContext], *, per_origin: int,
+    def __init__(self, tls_context: Callable[[bool], ssl.SSLContext], *, per_origin: int,
                  headers: Mapping[str, str]) -> None:
+        # tls_context(False): the context to try first; tls_context(True): the one to
+        # verify again with where a chain ended at an unknown issuer (options.ssl_context)
         self._make_tls = tls_context
         self._tls: ssl.SSLContext | None = None
+        self._tls_complete = False  # the second context is in use
         self._per_origin = per_origin
         self._headers = dict(headers)
         self._idle: dict[Origin, list[Connection]] = {}
@@ -201,9 +208,18 @@ class Pool:
             tls = None
             if origin[0] == "https":
                 if self._tls is None:
-                    self._tls = self._make_tls()
+                    self._tls = self._make_tls(False)
                 tls = self._tls
-        conn = _connect(origin, tls, connect_timeout)
+        try:
+            conn = _connect(origin, tls, connect_timeout)
+        except UnknownIssuer:
+            with self._lock:
+                if self._tls_complete:
+                    raise
+                if self._tls is tls:
+                    self._tls, self._tls_complete = self._make_tls(True), True
+                tls = self._tls
+            conn = _connect(origin, tls, connect_timeout)
         with self._lock:
             self._live.add(conn)
         return conn
@@ -289,8 +305,21 @@ def _connect(origin: Origin, tls: ssl.SSLContext | None, timeout: float) -> Conn
     except socket.gaierror as exc:
         raise ConnectError(f"Failed to resolve {host!r} ({exc})") from None
     except OSError as exc:
+        if tls is not None and _unknown_issuer(exc):
+            raise UnknownIssuer(_describe(exc)) from None
         raise ConnectError(_describe(exc)) from None
     return Connection(sock, host, port, _DEFAULT_PORTS[scheme])
+
+
+# OpenSSL's X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT and ..._LOCALLY
+_ISSUER_NOT_FOUND = frozenset({2, 20})
+
+
+def _unknown_issuer(exc: OSError) -> bool:
+    import ssl  # loaded: the connection was a TLS one
+
+    return isinstance(exc, ssl.SSLCertVerificationError) \
+        and exc.verify_code in _ISSUER_NOT_FOUND
 
 
 def _open_socket(host: str, port: int, tls: ssl.SSLContext | None, timeout: float

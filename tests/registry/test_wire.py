@@ -45,7 +45,7 @@ class ScriptedServer:
 
 @pytest.fixture
 def pool() -> Iterator[Pool]:
-    p = Pool(lambda: pytest.fail("no TLS here"), per_origin=2, headers={})
+    p = Pool(lambda _every_system_ca: pytest.fail("no TLS here"), per_origin=2, headers={})
     yield p
     p.close()
 
