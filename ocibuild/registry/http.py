@@ -70,8 +70,8 @@ class ConnectError(HttpError):
     """No connection: refused, unreachable, an unknown name, a refused TLS handshake."""
 
 
-class UnknownIssuer(ConnectError):
-    """A TLS server's certificate chain ends at an issuer the context does not hold."""
+class CertificateRejected(ConnectError):
+    """The TLS context did not verify the server's certificate chain."""
 
 
 class ConnectTimeout(HttpError):
@@ -142,7 +142,7 @@ class Pool:
     def __init__(self, tls_context: Callable[[bool], ssl.SSLContext], *, per_origin: int,
                  headers: Mapping[str, str]) -> None:
         # tls_context(False): the context to try first; tls_context(True): the one to
-        # verify again with where a chain ended at an unknown issuer (options.ssl_context)
+        # verify again with where that one rejected a chain (options.ssl_context)
         self._make_tls = tls_context
         self._tls: ssl.SSLContext | None = None
         self._tls_complete = False  # the second context is in use
@@ -212,7 +212,7 @@ class Pool:
                 tls = self._tls
         try:
             conn = _connect(origin, tls, connect_timeout)
-        except UnknownIssuer:
+        except CertificateRejected:
             with self._lock:
                 if self._tls_complete:
                     raise
@@ -305,21 +305,16 @@ def _connect(origin: Origin, tls: ssl.SSLContext | None, timeout: float) -> Conn
     except socket.gaierror as exc:
         raise ConnectError(f"Failed to resolve {host!r} ({exc})") from None
     except OSError as exc:
-        if tls is not None and _unknown_issuer(exc):
-            raise UnknownIssuer(_describe(exc)) from None
+        if tls is not None and _rejected_certificate(exc):
+            raise CertificateRejected(_describe(exc)) from None
         raise ConnectError(_describe(exc)) from None
     return Connection(sock, host, port, _DEFAULT_PORTS[scheme])
 
 
-# OpenSSL's X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT and ..._LOCALLY
-_ISSUER_NOT_FOUND = frozenset({2, 20})
-
-
-def _unknown_issuer(exc: OSError) -> bool:
+def _rejected_certificate(exc: OSError) -> bool:
     import ssl  # loaded: the connection was a TLS one
 
-    return isinstance(exc, ssl.SSLCertVerificationError) \
-        and exc.verify_code in _ISSUER_NOT_FOUND
+    return isinstance(exc, ssl.SSLCertVerificationError)
 
 
 def _open_socket(host: str, port: int, tls: ssl.SSLContext | None, timeout: float

@@ -128,10 +128,11 @@ def ssl_context(registry: str, api_host: str, options: RegistryOptions, *,
     bundle file. The bundle is parsed whole when it is loaded (~150 certificates, ~20 ms
     of CPU for every command that reaches a registry over TLS); the directory is read a
     certificate at a time, when a chain names its issuer. So the context trusts the
-    directory alone, and a chain it cannot complete (a CA added to the bundle only) is
-    verified again with `every_system_ca`, the default trust of both places (http.Pool
-    does that). Where SSL_CERT_FILE names a bundle, or the directory holds no
-    certificates under OpenSSL's hashed names, the default trust is used at once."""
+    directory alone, and a chain it rejects (one ending at a CA added to the bundle
+    only, say) is verified again with `every_system_ca`, the default trust of both
+    places, which decides (http.Pool does that). Where SSL_CERT_FILE names a bundle, or
+    the directory holds no certificates under OpenSSL's hashed names, the default trust
+    is used at once."""
     import ssl
     from pathlib import Path
 

@@ -1,6 +1,6 @@
 """The system's CAs over TLS: OpenSSL's CA directory is read a certificate at a time, as a
 chain needs it, and the CA bundle file (parsed whole: ~20 ms of every TLS command) only
-for a chain the directory cannot complete. Which CAs are trusted does not change: a CA
+for a chain the directory alone does not verify. Which CAs are trusted does not change: a CA
 found in either of OpenSSL's default places verifies the registry, one in neither does
 not, with the same message as before. The "system" places here are SSL_CERT_DIR and
 SSL_CERT_FILE, which OpenSSL reads instead of its own."""
