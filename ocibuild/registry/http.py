@@ -214,9 +214,9 @@ class Pool:
             conn = _connect(origin, tls, connect_timeout)
         except CertificateRejected:
             with self._lock:
-                if self._tls_complete:
-                    raise
-                if self._tls is tls:
+                if tls is self._tls:  # (another thread may have moved on already)
+                    if self._tls_complete:
+                        raise
                     self._tls, self._tls_complete = self._make_tls(True), True
                 tls = self._tls
             conn = _connect(origin, tls, connect_timeout)
