@@ -143,12 +143,18 @@ def machine() -> list[str]:
             distro = line.split("=", 1)[1].strip('"')
     repo = Path(__file__).resolve().parents[1]
     commit = _cmd(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+    # the measured code: the editable install runs the tree as it is, edits included
+    changed = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "--",
+         "ocibuild", "pyproject.toml"], capture_output=True, text=True).stdout.splitlines()
+    state = (f"{len(changed)} file(s) of ocibuild/ or pyproject.toml changed since that "
+             "commit when the report was written: the figures may not be the commit's"
+             if changed else "ocibuild/ as committed when the report was written")
     return [f"- CPU: {os.cpu_count()} × {cpu}; memory {mem_kb / 1024 / 1024:.1f} GiB",
             f"- OS: {distro}, kernel {platform.release()}",
             f"- dockerd: {_cmd(['dockerd', '--version'])}",
             f"- buildah: {_cmd(['buildah', '--version'])}",
-            f"- ocibuild: commit {commit} (the working tree may hold other helpers' "
-            f"uncommitted changes), Python {platform.python_version()}"]
+            f"- ocibuild: commit {commit} ({state}), Python {platform.python_version()}"]
 
 
 def render(res: Results) -> str:
