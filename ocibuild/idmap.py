@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class IdRange:
+    """One line of a uid or gid map: `length` ids from `container` inside, `host` outside."""
     container: int
     host: int
     length: int

@@ -39,6 +39,7 @@ class ImageDescription:
 
 @dataclass(frozen=True)
 class ImportResult:
+    """What `ocibuild import` made: the image's manifest, its config's digest and its one layer."""
     manifest: Descriptor
     config_digest: str
     layer: Descriptor

@@ -122,6 +122,7 @@ def _check_reference(name: str, text: str) -> None:
 # -- reading ---------------------------------------------------------------------------
 @dataclass
 class _Opened:
+    """An image opened for copying: its layout, its image, and where it came from."""
     layout: ImageLayout
     image: Image
     scratch: bool  # the layout is this operation's own: it may be written to
@@ -307,6 +308,7 @@ COMPRESSIONS = ("gzip", "zstd")
 
 @dataclass(frozen=True)
 class CopyResult:
+    """What `ocibuild copy` wrote: the manifest digest, and which layers it recompressed."""
     digest: str  # the manifest digest written
     converted: int  # layers recompressed
 

@@ -50,6 +50,8 @@ Keep = Callable[[str], Cap | None]
 
 @dataclass(frozen=True)
 class FileInfo:
+    """A file of the image as the SBOM lists it: its size and digests, and the layer it comes
+    from."""
     size: int
     sha1: str
     sha256: str

@@ -9,6 +9,7 @@ MAX_PACKAGES = 50_000  # more in one database is a hostile image, not a real one
 
 @dataclass(frozen=True)
 class Package:
+    """A package an image's package database lists, as the SBOM records it."""
     kind: str  # "deb", "apk", "python": which database it came from
     name: str
     version: str

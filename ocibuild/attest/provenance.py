@@ -41,6 +41,7 @@ _MIN_DROPPED = ("build-arg:", "label:")
 
 @dataclass(frozen=True)
 class ImageMaterial:
+    """An image a build read (a FROM or a --build-context), as its provenance names it."""
     ref: str
     digest: str
     platform: str = ""

@@ -58,6 +58,7 @@ class Problem:
 
 @dataclass
 class CheckReport:
+    """What `cache check` found: the problems, and how many of each thing it looked at."""
     problems: list[Problem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)  # "blobs" -> how many, ...
     trash_entries: int = 0  # finished steps' directories not yet deleted (not a problem)

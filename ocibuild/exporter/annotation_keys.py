@@ -42,6 +42,8 @@ def _flag_type() -> re.Pattern[str]:
 
 @deferred_dataclass(frozen=True)
 class Annotation:
+    """One --annotation value: where it goes (manifest, index, descriptor...), and its key and
+    value."""
     type: str  # one of TYPES
     platform: Platform | None  # only for the image of this platform
     key: str

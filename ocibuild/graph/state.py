@@ -116,6 +116,7 @@ class Base:
 
 @dataclass(frozen=True)
 class Run:
+    """A RUN step of a graph API state: its command, environment, mounts, network and security."""
     args: Written
     env: tuple[tuple[str, str], ...] = ()
     mounts: tuple[RunMount, ...] = ()
@@ -125,6 +126,7 @@ class Run:
 
 @dataclass(frozen=True)
 class Copy:
+    """A COPY step of a graph API state: what it copies, from where, to where."""
     source: State | Source
     paths: tuple[str, ...]
     dest: str
@@ -137,6 +139,7 @@ class Copy:
 
 @dataclass(frozen=True)
 class Workdir:
+    """A WORKDIR step of a graph API state."""
     path: str
 
 

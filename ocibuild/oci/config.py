@@ -14,6 +14,7 @@ from ocibuild.oci.platform import Platform
 
 @dataclass(frozen=True)
 class History:
+    """One entry of an image config's history."""
     created: str = ""
     created_by: str = ""
     author: str = ""

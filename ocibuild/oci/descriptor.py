@@ -11,6 +11,7 @@ from ocibuild.oci.platform import Platform
 
 @dataclass(frozen=True)
 class Descriptor:
+    """An OCI content descriptor: what a manifest, index or layout points at."""
     media_type: str
     digest: str
     size: int

@@ -10,6 +10,7 @@ from ocibuild.oci.descriptor import Descriptor
 
 @deferred_dataclass(frozen=True)
 class LayerInfo:
+    """A layer blob: its digests, sizes, media type and compression."""
     digest: str  # sha256 of the compressed blob
     diff_id: str  # sha256 of the uncompressed tar
     size: int  # compressed size in bytes

@@ -52,6 +52,7 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 @deferred_dataclass(frozen=True)
 class StreamResult:
+    """What streaming a layer wrote: its blob's digest and size and its tar's digest and size."""
     digest: str
     diff_id: str
     size: int

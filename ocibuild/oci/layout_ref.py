@@ -13,6 +13,7 @@ PREFIX = "oci:"
 
 @dataclass(frozen=True)
 class LayoutRef:
+    """An image in an OCI layout directory: the directory, and the tag or digest."""
     path: Path
     ref: str | None  # a tag, a digest, or None for "the only image"
 

@@ -13,6 +13,7 @@ from ocibuild.oci.descriptor import Descriptor
 
 @dataclass(frozen=True)
 class Manifest:
+    """An OCI image manifest (or Docker schema 2 one): the config and the layers."""
     config: Descriptor
     layers: tuple[Descriptor, ...]
     media_type: str = mediatypes.OCI_MANIFEST
@@ -71,6 +72,7 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Index:
+    """An OCI image index (or Docker manifest list): one manifest per platform."""
     manifests: tuple[Descriptor, ...]
     media_type: str = mediatypes.OCI_INDEX
     annotations: dict[str, str] = field(default_factory=dict)

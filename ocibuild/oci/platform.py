@@ -32,6 +32,7 @@ _ARCH = {
 
 @dataclass(frozen=True)
 class Platform:
+    """An OCI platform: os, architecture and variant (linux/arm64/v8)."""
     os: str
     architecture: str
     variant: str = ""

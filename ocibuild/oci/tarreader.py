@@ -29,6 +29,7 @@ class TarFormatError(OcibuildError):
 
 @dataclass
 class Member:
+    """A tar archive's entry as read: its header fields, PAX records applied."""
     name: str  # as stored (decoded from UTF-8, undecodable bytes kept as surrogates)
     typeflag: bytes
     mode: int

@@ -29,6 +29,7 @@ _MAX_OCTAL_11 = 0o77777777777
 
 @dataclass
 class TarEntry:
+    """A tar archive's entry to write: its header fields (the data follows it)."""
     name: bytes  # archive path; directories end with "/"
     typeflag: bytes
     mode: int = 0o644  # permission bits, with setuid/setgid/sticky

@@ -52,6 +52,7 @@ def log_lines_from_env() -> int:
 
 @dataclass
 class _Step:
+    """A step as the live display shows it: its state, times, last log lines and statuses."""
     name: str
     start: float
     end: float | None = None

@@ -29,6 +29,7 @@ IDENTITY_TOKEN_USER = "<token>"
 
 @deferred_dataclass(frozen=True)
 class Credentials:
+    """A registry login: a user and a password, or an identity token."""
     username: str = ""
     password: str = ""
     identity_token: str = ""  # an OAuth2 refresh token (docker login with an IdP)

@@ -11,6 +11,7 @@ _PARAM = r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?'
 
 @deferred_dataclass(frozen=True)
 class Challenge:
+    """A WWW-Authenticate challenge: its scheme and parameters (realm, service, scope)."""
     scheme: str  # lower case: "bearer" or "basic"
     params: dict[str, str]
 

@@ -61,6 +61,7 @@ def push_scope(repository: str) -> str:
 
 @deferred_dataclass(frozen=True)
 class _Token:
+    """A registry bearer token and when it is due for renewal."""
     value: str
     expires: float
 

@@ -37,6 +37,7 @@ STREAM_CHUNK = 1 << 20
 
 @dataclass
 class PullStats:
+    """What a pull transferred: blobs fetched, already present, resumed, and bytes."""
     fetched: int = 0  # blobs downloaded
     present: int = 0  # blobs already in the layout
     resumed: int = 0  # Range requests after a dropped connection

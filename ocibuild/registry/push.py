@@ -61,6 +61,7 @@ class BlobPushReport:
 
 @dataclass
 class PushReport(BlobPushReport):
+    """What a push did: its blobs, the root manifest's digest and the names it now holds."""
     digest: str = ""  # of the root manifest or index
     references: list[str] = field(default_factory=list)
     manifests_present: int = 0  # names that already held this image: no manifest PUT

@@ -16,6 +16,7 @@ LABEL_PREFIX = "io.ocibuild.rootfs."
 
 @dataclass(frozen=True)
 class Recipe:
+    """A root filesystem recipe: its name, what it makes, and the commands it needs."""
     name: str
     makes: str
     # (command on PATH, Debian package that has it)

@@ -19,6 +19,8 @@ FALLBACK_MIRROR = "http://deb.debian.org/debian"
 
 @dataclass(frozen=True)
 class DebianOptions:
+    """How `rootfs debian` builds: the suite, the variant, the packages' source and extra
+    packages."""
     suite: str
     variant: str
     source: str  # a mirror URL or a directory of .deb files

@@ -23,6 +23,7 @@ MappingKind = Literal["root", "subids", "single"]
 
 @dataclass(frozen=True)
 class MappingPlan:
+    """How a user namespace's ids are mapped: its kind, the uid and gid map, and its user."""
     kind: MappingKind
     idmap: IdMap
     user: str

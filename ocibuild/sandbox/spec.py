@@ -34,6 +34,7 @@ class BindMount:
 
 @deferred_dataclass(frozen=True)
 class TmpfsMount:
+    """A tmpfs a step's sandbox mounts: where, its size and its mode."""
     target: str
     size: int | None = None  # bytes; None: the kernel's default (half the memory)
     mode: int = 0o1777

@@ -36,6 +36,7 @@ class PayloadError(OcibuildError):
 
 @dataclass(frozen=True)
 class Payload:
+    """What an image signature signs: the manifest digest and the name it was pushed as."""
     manifest_digest: str
     docker_reference: str
 

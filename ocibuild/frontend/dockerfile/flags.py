@@ -21,6 +21,7 @@ class FlagError(ValueError):
 
 @dataclass(frozen=True)
 class FlagSpec:
+    """A flag an instruction takes (`--from`, `--mount`, ...) and the kind of value it has."""
     name: str
     kind: str = "string"  # "bool" | "string" | "strings"
 

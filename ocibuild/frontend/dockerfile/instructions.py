@@ -55,6 +55,7 @@ SECURITY_MODES = ("sandbox", "insecure")
 
 @deferred_dataclass(frozen=True)
 class Location:
+    """Where an instruction was written: its file, its first and last lines, and its column."""
     filename: str
     start_line: int
     end_line: int
@@ -63,6 +64,7 @@ class Location:
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class Instruction:
+    """An instruction of a Dockerfile as parsed, before its variables are expanded."""
     name: str  # upper case keyword: "RUN"
     original: str  # the instruction's text, continuation lines joined
     location: Location
@@ -71,6 +73,7 @@ class Instruction:
 
 @deferred_dataclass(frozen=True)
 class KeyValue:
+    """A KEY=value pair of ENV or LABEL."""
     key: str
     value: str
     legacy: bool = False  # written `KEY value` instead of `KEY=value`
@@ -78,6 +81,7 @@ class KeyValue:
 
 @deferred_dataclass(frozen=True)
 class ArgSpec:
+    """An ARG's name and its default (None: none given)."""
     key: str
     default: str | None = None
 
@@ -93,6 +97,7 @@ class SourceContent:
 
 @deferred_dataclass(frozen=True)
 class PortSpec:
+    """An EXPOSE port or port range and its protocol."""
     start: int
     end: int
     protocol: str = "tcp"
@@ -100,6 +105,7 @@ class PortSpec:
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class FromInstruction(Instruction):
+    """FROM: the base (an image or an earlier stage), the stage's name and --platform."""
     base: str
     stage_name: str | None = None
     platform: str | None = None
@@ -107,21 +113,25 @@ class FromInstruction(Instruction):
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class ArgInstruction(Instruction):
+    """ARG: the build arguments it declares."""
     args: tuple[ArgSpec, ...]
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class EnvInstruction(Instruction):
+    """ENV: the variables it sets."""
     pairs: tuple[KeyValue, ...]
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class LabelInstruction(Instruction):
+    """LABEL: the labels it sets."""
     pairs: tuple[KeyValue, ...]
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class _CommandLine(Instruction):
+    """What RUN, CMD and ENTRYPOINT share: a command in exec or shell form."""
     command: tuple[str, ...]  # exec form: argv; shell form: one string
     shell_form: bool  # True: run through the SHELL (`prepend shell`)
     heredocs: tuple[Heredoc, ...] = ()
@@ -129,6 +139,7 @@ class _CommandLine(Instruction):
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class RunInstruction(_CommandLine):
+    """RUN: its command, --mount, --network and --security flags."""
     mounts: tuple[RunMount, ...] = ()
     network: str = "default"
     security: str = "sandbox"
@@ -146,16 +157,19 @@ class RunInstruction(_CommandLine):
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class CmdInstruction(_CommandLine):
+    """CMD: the image's default command."""
     pass
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class EntrypointInstruction(_CommandLine):
+    """ENTRYPOINT: the image's entrypoint."""
     pass
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class CopyInstruction(Instruction):
+    """COPY: its sources (or here-documents), destination and flags."""
     sources: tuple[str, ...]
     dest: str
     source_contents: tuple[SourceContent, ...] = ()
@@ -169,6 +183,7 @@ class CopyInstruction(Instruction):
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class AddInstruction(Instruction):
+    """ADD: its sources (files, URLs, git repositories), destination and flags."""
     sources: tuple[str, ...]
     dest: str
     source_contents: tuple[SourceContent, ...] = ()
@@ -183,16 +198,19 @@ class AddInstruction(Instruction):
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class ExposeInstruction(Instruction):
+    """EXPOSE: the ports as written."""
     ports: tuple[str, ...]  # as written; parse_port_spec after expansion
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class ShellInstruction(Instruction):
+    """SHELL: the shell that runs shell-form commands."""
     shell: tuple[str, ...]
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class HealthcheckInstruction(Instruction):
+    """HEALTHCHECK: the test and its timings, as the image's config holds them."""
     test: tuple[str, ...]  # ("NONE",) | ("CMD", argv...) | ("CMD-SHELL", "cmd")
     interval_ns: int = 0
     timeout_ns: int = 0
@@ -203,37 +221,44 @@ class HealthcheckInstruction(Instruction):
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class StopSignalInstruction(Instruction):
+    """STOPSIGNAL: the signal that stops a container."""
     signal: str
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class UserInstruction(Instruction):
+    """USER: the user (and group) later instructions and containers run as."""
     user: str
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class WorkdirInstruction(Instruction):
+    """WORKDIR: the working directory later instructions and containers use."""
     path: str
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class VolumeInstruction(Instruction):
+    """VOLUME: the mount points the image declares."""
     volumes: tuple[str, ...]
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class MaintainerInstruction(Instruction):
+    """MAINTAINER (deprecated): the image's author."""
     maintainer: str
 
 
 @deferred_dataclass(frozen=True, kw_only=True)
 class OnbuildInstruction(Instruction):
+    """ONBUILD: an instruction kept in the image for the builds that start FROM it."""
     expression: str  # the trigger as text (with heredoc bodies), stored in the image
     trigger: Instruction
 
 
 @deferred_dataclass(frozen=True)
 class Stage:
+    """A build stage: its FROM and the instructions that follow it."""
     index: int
     from_: FromInstruction
     instructions: tuple[Instruction, ...]
@@ -245,6 +270,7 @@ class Stage:
 
 @deferred_dataclass(frozen=True)
 class Dockerfile:
+    """A parsed Dockerfile: its directives, the ARGs before the first FROM, and its stages."""
     filename: str
     directives: tuple[Directive, ...]
     escape: str

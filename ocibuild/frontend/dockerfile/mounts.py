@@ -38,6 +38,7 @@ def _ram() -> re.Pattern[str]:
 
 @deferred_dataclass(frozen=True)
 class RunMount:
+    """A RUN --mount value, parsed; `raw` keeps it as written."""
     raw: str
     type: str = "bind"
     target: str = ""

@@ -61,6 +61,7 @@ class Heredoc:
 
 @deferred_dataclass(frozen=True)
 class Directive:
+    """A parser directive (`# syntax=`, `# escape=`, `# check=`) and its line."""
     name: str
     value: str
     line: int
@@ -90,6 +91,7 @@ class Node:
 
 @dataclass(frozen=True)
 class AST:
+    """A Dockerfile split into instruction nodes, with its directives and escape character."""
     filename: str
     nodes: tuple[Node, ...]
     directives: tuple[Directive, ...] = ()
