@@ -239,9 +239,12 @@ _made: list[str] = []  # the store's root and the socket's directory, once made
 
 
 def _stopped(signum: int, frame: object) -> None:
-    global _stop_asked
+    global _stop_asked, _waiting
     _stop_asked = True
     if _waiting:
+        # A second stop can land while this one's clean-up holds a lock (temporaries'),
+        # and would wait on it for ever: from here on a stop is only noted.
+        _waiting = False
         _end_children()
         if _made:
             _remove_directories(*_made)
