@@ -21,16 +21,31 @@ import contextlib
 import os
 import stat
 import struct
-from collections.abc import Hashable, Iterator, Sequence
+from collections import deque
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocibuild.chmod import git_mode
 from ocibuild.oci.digest import hex_of_bytes, new_hash
 from ocibuild.solver import selection
 from ocibuild.solver.checksum_memo import FileHashMemo
 
+if TYPE_CHECKING:
+    from ocibuild.threads import Task, Threads
+
+    # a file's content hash taken ahead of its turn: running, taken, failed, not taken
+    _Content = Task[bytes] | bytes | OSError | None
+
 _SIGNATURE = struct.Struct("<qqqQI")  # size, mtime_ns, ctime_ns, inode, mode
 _SIG_LEN = _SIGNATURE.size
+# Files this big are hashed ahead on other threads while the walk goes on and hashes
+# the small ones (hashlib lets go of the interpreter for their chunks): bench/'s bigctx
+# context (20k small files, 200 MB in 20 big ones) took 0.37 s on one thread here, 0.26 s
+# this way. A small file's hash costs less than a hand-off to a thread.
+HASH_AHEAD_SIZE = 256 << 10
+# entries the walk may run ahead of the checksum (~0.3 KB each): memory stays bounded
+_AHEAD_ENTRIES = 16384
 
 
 class EntryDigests:
@@ -123,14 +138,18 @@ class ContextChecksums:
         if known is not None and known.startswith(sig) and len(known) == _SIG_LEN + 32 \
                 and st.st_mtime_ns < self._memo.written_ns:
             return known[_SIG_LEN:].hex()
-        h = new_hash()  # OpenSSL's: contexts hold large files
-        with open(f"{self._base}/{rel}", "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        return self._remember(rel, st, _content_hash(f"{self._base}/{rel}"))
+
+    def _remember(self, rel: str, st: os.stat_result, digest: bytes) -> str:
         self.files_hashed += 1
-        digest = h.digest()
-        self._memo.put(rel, sig + digest)
+        self._memo.put(rel, _signature(st) + digest)
         return digest.hex()
+
+    def remembered(self, rel: str, st: os.stat_result) -> bool:
+        """Whether file_hash would answer from the memo, without reading the file."""
+        known = self._memo.get(rel)
+        return (known is not None and known.startswith(_signature(st))
+                and len(known) == _SIG_LEN + 32 and st.st_mtime_ns < self._memo.written_ns)
 
     def checksum(self, patterns: Sequence[str], *, with_mode: bool = True,
                  extra_excluded: selection.Excluded | None = None,
@@ -146,38 +165,47 @@ class ContextChecksums:
             return bool((self.excluded and self.excluded(rel, is_dir))
                         or (extra_excluded and extra_excluded(rel, is_dir)))
 
-        def add(rel: str, st: os.stat_result) -> None:
-            entry = self._entry(rel, st, with_mode)
+        def add(rel: str, st: os.stat_result, content: bytes | None = None) -> None:
+            known = None if content is None else self._remember(rel, st, content)
+            entry = self._entry(rel, st, with_mode, known)
             h.update(entry)
             if entries is not None:
                 entries.add(rel, entry)
 
-        for index, pattern in enumerate(patterns):
-            if parents:
-                found = selection.parents_entries(
-                    self.context, pattern, self.excluded,
-                    (lambda kept: extra_excluded(kept, False)) if extra_excluded else None)
-                if not found and not allow_empty and not selection.has_wildcards(pattern):
+        ahead = _HashAhead(self)
+        try:
+            for index, pattern in enumerate(patterns):
+                if parents:
+                    found = selection.parents_entries(
+                        self.context, pattern, self.excluded,
+                        (lambda kept: extra_excluded(kept, False)) if extra_excluded else None)
+                    if not found and not allow_empty and not selection.has_wildcards(pattern):
+                        raise FileNotFoundError(pattern)
+                    for kept, rel, st in found:
+                        h.update(f"parents {index} {kept}\0".encode())
+                        add(rel, st)
+                    continue
+                matches = selection.expand(self.context, pattern)
+                matches = [m for m in matches if selection.visible(
+                    self.context, m, self.excluded, reincludes=self.reincludes)]
+                if not matches and not allow_empty and not selection.has_wildcards(pattern):
                     raise FileNotFoundError(pattern)
-                for kept, rel, st in found:
-                    h.update(f"parents {index} {kept}\0".encode())
-                    add(rel, st)
-                continue
-            matches = selection.expand(self.context, pattern)
-            matches = [m for m in matches if selection.visible(
-                self.context, m, self.excluded, reincludes=self.reincludes)]
-            if not matches and not allow_empty and not selection.has_wildcards(pattern):
-                raise FileNotFoundError(pattern)
-            for match in matches:
-                resolved = selection.scoped_resolve(self.context, match)
-                if resolved and not os.path.lexists(self.context / resolved):
-                    raise FileNotFoundError(pattern)
-                h.update(f"source {index} {match}\0".encode())
-                for rel, st in selection.walk(self.context, resolved, excluded):
-                    add(rel, st)
+                for match in matches:
+                    resolved = selection.scoped_resolve(self.context, match)
+                    if resolved and not os.path.lexists(self.context / resolved):
+                        raise FileNotFoundError(pattern)
+                    h.update(f"source {index} {match}\0".encode())
+                    walked = selection.walk(self.context, resolved, excluded)
+                    for rel, st, content in ahead.hashed(walked):
+                        add(rel, st, content)
+        finally:
+            ahead.close()
         return h.hexdigest()
 
-    def _entry(self, rel: str, st: os.stat_result, with_mode: bool) -> bytes:
+    def _entry(self, rel: str, st: os.stat_result, with_mode: bool,
+               content: str | None = None) -> bytes:
+        """The line a checksum hashes for one entry (`content`: its file's content hash,
+        when already taken)."""
         if not with_mode:
             mode = 0
         elif self.git_modes:
@@ -185,7 +213,7 @@ class ContextChecksums:
         else:
             mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISREG(st.st_mode):
-            body = "f " + self.file_hash(rel, st)
+            body = "f " + (content if content is not None else self.file_hash(rel, st))
         elif stat.S_ISDIR(st.st_mode):
             body = "d"
         elif stat.S_ISLNK(st.st_mode):
@@ -198,6 +226,80 @@ class ContextChecksums:
         """Write the memo (atomically) if anything was hashed."""
         if self._memo_file is not None and self._memo.changed:
             self._memo.save(self._memo_file)
+
+
+def _content_hash(path: str) -> bytes:
+    h = new_hash()  # OpenSSL's: contexts hold large files
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
+
+
+class _HashAhead:
+    """The walk's entries in its order, with the content hash of each regular file the
+    memo does not know where it was taken ahead: big files' on worker threads (started
+    at the first such file), the small ones after a big one on this thread meanwhile."""
+
+    def __init__(self, checksums: ContextChecksums) -> None:
+        self._checksums = checksums
+        self._base = os.fspath(checksums.context)
+        self._pool: Threads | None = None
+
+    def hashed(self, walked: Iterable[tuple[str, os.stat_result]]
+               ) -> Iterator[tuple[str, os.stat_result, bytes | None]]:
+        waiting: deque[tuple[str, os.stat_result, _Content]] = deque()
+        for rel, st in walked:
+            content: _Content = None
+            if stat.S_ISREG(st.st_mode) and not self._checksums.remembered(rel, st):
+                if st.st_size >= HASH_AHEAD_SIZE:
+                    content = self._threads().submit(_content_hash, f"{self._base}/{rel}")
+                elif waiting:  # hashed here while a big file ahead of it is hashed there
+                    content = _ahead_of_order(f"{self._base}/{rel}")
+            if content is None and not waiting:
+                yield rel, st, None
+                continue
+            waiting.append((rel, st, content))
+            while len(waiting) > _AHEAD_ENTRIES or (waiting and _ready(waiting[0][2])):
+                yield _handed(waiting.popleft())
+        while waiting:
+            yield _handed(waiting.popleft())
+
+    def _threads(self) -> Threads:
+        if self._pool is None:
+            from ocibuild.threads import Threads
+
+            workers = max(1, min(4, (os.cpu_count() or 2) - 1))
+            self._pool = Threads(workers, "context-hash")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop: calls not started are dropped, running ones finish."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_pending=True)
+            self._pool = None
+
+
+def _ahead_of_order(path: str) -> bytes | OSError:
+    """The file's hash, or the error reading it, raised when its entry's turn comes."""
+    try:
+        return _content_hash(path)
+    except OSError as exc:
+        return exc
+
+
+def _ready(content: _Content) -> bool:
+    return content is None or isinstance(content, (bytes, OSError)) or content.done()
+
+
+def _handed(waiting: tuple[str, os.stat_result, _Content]
+            ) -> tuple[str, os.stat_result, bytes | None]:
+    rel, st, content = waiting
+    if isinstance(content, OSError):
+        raise content
+    if content is None or isinstance(content, bytes):
+        return rel, st, content
+    return rel, st, content.result()
 
 
 def memo_path(store_root: Path, context: Path) -> Path:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ocibuild.chmod import git_mode
-from ocibuild.solver.checksum import ContextChecksums
+from ocibuild.solver import checksum
+from ocibuild.solver.checksum import ContextChecksums, EntryDigests
 from ocibuild.solver.selection import expand
 
 
@@ -166,3 +167,58 @@ def test_git_modes_give_two_umasks_one_checksum(tmp_path: Path) -> None:
     (strict / "src" / "run.sh").chmod(0o644)
     assert ContextChecksums(loose, git_modes=True).checksum(["src"]) != \
         ContextChecksums(strict, git_modes=True).checksum(["src"])
+
+
+def _mixed_sizes(root: Path) -> Path:
+    """Big files (hashed ahead on other threads) before, between and after small ones."""
+    big = checksum.HASH_AHEAD_SIZE
+    (root / "a-big").mkdir(parents=True)
+    for i in range(3):
+        (root / "a-big" / f"r{i}.bin").write_bytes(bytes([i]) * (big + i))
+    (root / "b-small").mkdir()
+    for i in range(50):
+        (root / "b-small" / f"f{i:02d}").write_bytes(b"%d" % i)
+    (root / "b-small" / "f25-big").write_bytes(b"x" * big)
+    (root / "c-last.bin").write_bytes(b"y" * (2 * big))
+    return root
+
+
+def test_files_hashed_ahead_give_the_key_of_files_hashed_in_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _mixed_sizes(tmp_path / "ctx")
+    memo = tmp_path / "memo"
+    ahead = ContextChecksums(root, memo)
+    entries = EntryDigests(1000)
+    key = ahead.checksum(["."], entries=entries)
+    ahead.save()
+    assert ahead.files_hashed == 55
+    with monkeypatch.context() as patch:
+        patch.setattr(checksum, "HASH_AHEAD_SIZE", 1 << 60)  # every file on this thread
+        in_turn = ContextChecksums(root)
+        in_order = EntryDigests(1000)
+        assert in_turn.checksum(["."], entries=in_order) == key
+    assert entries.digests == in_order.digests
+    again = ContextChecksums(root, memo)  # the big files' hashes were remembered too
+    assert again.checksum(["."]) == key and again.files_hashed == 0
+    (root / "a-big" / "r1.bin").write_bytes(b"\1" * checksum.HASH_AHEAD_SIZE + b"changed")
+    changed = ContextChecksums(root, memo)
+    assert changed.checksum(["."]) != key and changed.files_hashed == 1
+
+
+def test_the_first_unreadable_file_in_walk_order_is_the_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _mixed_sizes(tmp_path / "ctx")
+    real = checksum._content_hash
+
+    def failing(path: str) -> bytes:
+        if path.endswith(("r2.bin", "f30")):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(checksum, "_content_hash", failing)
+    with pytest.raises(PermissionError) as caught:
+        ContextChecksums(root).checksum(["."])
+    assert caught.value.filename.endswith("a-big/r2.bin")
+    with pytest.raises(PermissionError) as caught:
+        ContextChecksums(root).checksum(["b-small"])
+    assert caught.value.filename.endswith("b-small/f30")
