@@ -592,9 +592,9 @@ class Solver:
     def _load_later_modules(self) -> None:
         """(While steps run long.) Load the modules the build needs once they are done
         (later COPY steps, layer records, the markers of layers kept unwritten, the
-        layers' progress, what the caller asks for), rather than after, when the build waits for each (~3 ms); and start the
-        threads that write the steps' layers (one for each step that may end at once)
-        and release their directories."""
+        layers' progress, what the caller asks for), rather than after, when the build
+        waits for each (~3 ms); and start the threads that write the steps' layers (one
+        for each step that may end at once) and release their directories."""
         from ocibuild.cache import lazy_blobs  # noqa: F401
         from ocibuild.oci import layerinfo  # noqa: F401
         from ocibuild.progress import layers  # noqa: F401
