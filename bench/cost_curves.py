@@ -15,6 +15,12 @@ Per point and engine: cold (caches dropped, as compare.py's cold), then cached; 
 also its cached build without the rebuild memo. Peak RSS as compare.py measures it (wait4
 of ocibuild's process tree; dockerd's VmHWM for BuildKit).
 
+Before each cold build, memory for the context's copies is touched and freed again
+(measure.prime_memory: on this VM, memory left idle goes back to the host and costs a
+host fault per page on its next use, which doubled the 4 GB point's time depending on
+what the bench did just before). Each data point also has one more ocibuild cold build
+after IDLE_SECONDS of idle memory, to show what that costs.
+
 Linearity: time per unit (per file, per GB) at the largest point divided by that at the
 smallest: at most ~1.3 means the cost grows linearly or better (the fixed cost of a build
 makes small points dearer per unit, so a value below 1 is expected).
@@ -39,7 +45,7 @@ sys.path.insert(0, str(REPO))
 from bench.compare import log, make_base, rotated, serve_base  # noqa: E402
 from bench.contexts import chown_tree  # noqa: E402
 from bench.engines import ENGINES, Ocibuild  # noqa: E402
-from bench.measure import CommandFailed, Sample, median  # noqa: E402
+from bench.measure import CommandFailed, Sample, median, prime_memory  # noqa: E402
 from bench.report import NO_MEMO  # noqa: E402
 
 CASE = "curve"
@@ -49,6 +55,11 @@ BIG_FILES = 4
 LINEAR_LIMIT = 1.3
 RSS_LIMIT_MB = 80.0
 GB = 1_000_000_000
+# memory primed before a cold build: BuildKit holds the context up to three times (its
+# copy of the context, the COPY's snapshot, the layer unpacked into dockerd's store)
+PRIME_COPIES, PRIME_EXTRA = 3, 512 << 20
+IDLE_SECONDS = 30
+IDLE_COLD = f"cold, memory idle {IDLE_SECONDS} s"
 
 
 def make_files_context(ctx: Path, count: int, rng: random.Random) -> int:
@@ -80,13 +91,17 @@ def make_data_context(ctx: Path, size: int) -> int:
     return size
 
 
-def measure_point(engines: list, ctx: Path, runs: int, index: int) -> dict:
-    """mode -> engine -> samples, for one context."""
+def measure_point(engines: list, ctx: Path, runs: int, index: int, size: int,
+                  idle_cold: bool) -> dict:
+    """mode -> engine -> samples, for one context of `size` bytes; with `idle_cold`,
+    ocibuild's IDLE_COLD sample too."""
     got: dict[str, dict[str, list[Sample]]] = {}
     for i in range(runs):
         for engine in rotated(engines, index + i):
             try:
                 engine.reset(CASE)
+                touched, took = prime_memory(PRIME_COPIES * size + PRIME_EXTRA)
+                log(f"  memory primed: {touched >> 20} MB in {took:.1f} s")
                 one = {"cold": engine.build(CASE, ctx), "cached": engine.build(CASE, ctx)}
                 if hasattr(engine, "forget_rebuild_memos"):
                     engine.forget_rebuild_memos()
@@ -98,6 +113,17 @@ def measure_point(engines: list, ctx: Path, runs: int, index: int) -> dict:
                 f"{m} {s.seconds:.2f}s/{s.peak_rss_mb:.0f}MB" for m, s in one.items()))
             for mode, sample in one.items():
                 got.setdefault(mode, {}).setdefault(engine.name, []).append(sample)
+    ours = next((e for e in engines if isinstance(e, Ocibuild)), None)
+    if idle_cold and ours is not None:
+        ours.reset(CASE)
+        time.sleep(IDLE_SECONDS)
+        try:
+            sample = ours.build(CASE, ctx)
+        except (CommandFailed, RuntimeError) as exc:
+            log(f"  {ours.name} ({IDLE_COLD}) FAILED: {str(exc)[-600:]}")
+        else:
+            log(f"  {ours.name}: {IDLE_COLD} {sample.seconds:.2f}s")
+            got[IDLE_COLD] = {ours.name: [sample]}
     return got
 
 
@@ -119,7 +145,11 @@ def render(points: list[dict], engines: list[str], runs: int) -> str:
     out = [f"Runs per point: {runs} (the median of them; with 1, a single sample). "
            "Times in seconds, peak RSS in MB; ratio = ocibuild/BuildKit. "
            f"`{NO_MEMO}`: ocibuild's cached build with its rebuild memo removed "
-           "(ratio against BuildKit's cached).", "",
+           "(ratio against BuildKit's cached). Before each cold build, "
+           f"{PRIME_COPIES} x the context's size + {PRIME_EXTRA >> 20} MB of memory is "
+           "touched and freed again (at most what is free but 1 GB), for every engine: "
+           "this machine is a VM whose idle memory goes back to the host, and a page's "
+           "next use then costs a fault in the host (see the last table).", "",
            "| series | point | context MB | ocibuild cold | BuildKit cold | ratio | "
            "ocibuild cached | BuildKit cached | ratio | ocibuild no memo | ratio | "
            "ocibuild RSS cold/cached/no memo | BuildKit RSS cold/cached |"
@@ -140,6 +170,17 @@ def render(points: list[dict], engines: list[str], runs: int) -> str:
             row += (f" {_f(_med(p, 'cold', 'buildah'))} |"
                     f" {_f(_med(p, 'cached', 'buildah'))} |")
         out.append(row)
+    idle = [p for p in points if IDLE_COLD in p["samples"]]
+    if idle:
+        out += ["", f"ocibuild's cold build once more after {IDLE_SECONDS} s of idle memory "
+                "(not primed; no goal: what a build needing gigabytes of new page cache pays "
+                "on this VM when its memory was handed back to the host):", "",
+                f"| series | point | ocibuild cold (primed) | {IDLE_COLD} | idle / primed |",
+                "|---|---|---|---|---|"]
+        for p in idle:
+            primed, cold_idle = _med(p, "cold", "ocibuild"), _med(p, IDLE_COLD, "ocibuild")
+            out.append(f"| {p['series']} | {p['label']} | {_f(primed)} | {_f(cold_idle)} | "
+                       f"{_f(_ratio(cold_idle, primed))} |")
     out += ["", f"Growth of time per unit from the smallest to the largest point "
             f"(≤ {LINEAR_LIMIT}: linear or better), and the largest growth from one point "
             "to the next (the fixed cost of a build flatters the smallest point):", "",
@@ -151,15 +192,16 @@ def render(points: list[dict], engines: list[str], runs: int) -> str:
             continue
         lo, hi = pts[0], pts[-1]
         for engine in engines:
-            for mode in ("cold", "cached", NO_MEMO):
+            for mode in ("cold", "cached", NO_MEMO, IDLE_COLD):
                 a, b = _med(lo, mode, engine), _med(hi, mode, engine)
                 if a is None or b is None:
                     continue
                 per_lo, per_hi = a / lo["units"], b / hi["units"]
                 growth = per_hi / per_lo
+                linear = "yes" if growth <= LINEAR_LIMIT else (
+                    "no (no goal)" if mode == IDLE_COLD else "**no**")
                 out.append(f"| {series} | {unit} | {engine} | {mode} | {per_lo:.3f} s | "
-                           f"{per_hi:.3f} s | {growth:.2f} | "
-                           f"{'yes' if growth <= LINEAR_LIMIT else '**no**'} | "
+                           f"{per_hi:.3f} s | {growth:.2f} | {linear} | "
                            f"{_f(_step_growth(pts, mode, engine))} |")
     peaks = [s.peak_rss_mb for p in points for per in p["samples"].values()
              for s in per.get("ocibuild", [])]
@@ -213,7 +255,7 @@ def run_points(args: argparse.Namespace, engines: list, work: Path) -> list[dict
         if ours is not None:
             chown_tree(ctx.parent, ours.user.uid, ours.user.gid)
         log(f"point {label}: {size / (1 << 20):.0f} MB, measuring")
-        samples = measure_point(engines, ctx, args.runs, index)
+        samples = measure_point(engines, ctx, args.runs, index, size, series == "data")
         points.append({"series": series, "label": label, "bytes": size, "units": units,
                        "samples": samples})
         for engine in engines:

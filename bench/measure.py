@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import statistics
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +52,41 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: dict[str, str],
         tail = log.read_text(errors="replace")[-1500:]
         raise CommandFailed(f"{cmd[0]} exited {code}:\n{tail}")
     return Sample(seconds, peak_mb)
+
+
+def prime_memory(wanted: int, keep_free: int = 1 << 30) -> tuple[int, float]:
+    """Touch `wanted` bytes of fresh memory (at most what is free but `keep_free`, so
+    that no cached file is evicted) and free them again; returns the bytes touched and
+    the seconds it took.
+
+    This machine is a VM whose free memory goes back to the host after a while: the
+    first touch of each such page then costs a fault in the host. A process that needs
+    gigabytes of new page cache (a cold build copying a 4 GB context) pays that unless
+    memory was in use just before: the same 4 GB cold build (same code and context,
+    both in the page cache) took 13.3, 14.8 and 15.6 s after 25 s of idle memory and
+    7.4-7.9 s right after 5 GB had been written and deleted or 8.5 GB touched and freed.
+    Which one a timed build gets would otherwise depend on what the bench did just
+    before it."""
+    free = _meminfo_bytes("MemFree")
+    size = max(0, min(wanted, free - keep_free)) // mmap.PAGESIZE * mmap.PAGESIZE
+    started = time.monotonic()
+    if size:
+        area = mmap.mmap(-1, size)
+        try:
+            for offset in range(0, size, mmap.PAGESIZE):
+                area[offset] = 1
+        finally:
+            area.close()
+    return size, time.monotonic() - started
+
+
+def _meminfo_bytes(field: str) -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name == field:
+                return int(rest.split()[0]) * 1024
+    raise RuntimeError(f"/proc/meminfo has no {field}")
 
 
 def median(values: Sequence[float]) -> float | None:
