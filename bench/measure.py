@@ -13,6 +13,9 @@ from pathlib import Path
 
 from tests.support.rss import spawn_measured
 
+# touched and freed before every timed command (prime_memory), whatever the engine
+PRIMED_BYTES = 1 << 30
+
 
 class CommandFailed(RuntimeError):
     pass
@@ -36,10 +39,10 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: dict[str, str],
     largest process in the command's tree (wait4's rusage, taken by a small launcher:
     tests.support.rss). Raises CommandFailed."""
     extra: dict[str, object] = {}
-    # what earlier work left to write back (a context just made, another engine's
-    # build) goes to the disk first: a timed command pays for its own writes only (a 4
-    # GB context made just before a build put it at the kernel's dirty-page limit, and
-    # that build's writes were throttled to the disk's speed)
+    # memory just used, whatever ran before (prime_memory); and what earlier work left
+    # to write back (a context just made, another engine's build) goes to the disk
+    # first: a timed command pays for its own writes only
+    prime_memory(PRIMED_BYTES)
     os.sync()
     if user is not None:
         extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
@@ -57,26 +60,22 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: dict[str, str],
 def prime_memory(wanted: int, keep_free: int = 1 << 30) -> tuple[int, float]:
     """Touch `wanted` bytes of fresh memory (at most what is free but `keep_free`, so
     that no cached file is evicted) and free them again; returns the bytes touched and
-    the seconds it took.
+    the seconds it took (~0.26 s a GB when the memory is the guest's).
 
     This machine is a VM whose free memory goes back to the host after a while: the
-    first touch of each such page then costs a fault in the host. A process that needs
-    gigabytes of new page cache (a cold build copying a 4 GB context) pays that unless
-    memory was in use just before: the same 4 GB cold build (same code and context,
-    both in the page cache) took 13.3, 14.8 and 15.6 s after 25 s of idle memory and
-    7.4-7.9 s right after 5 GB had been written and deleted or 8.5 GB touched and freed.
-    Which one a timed build gets would otherwise depend on what the bench did just
-    before it."""
+    first touch of each such page then costs a fault in the host. Every process that
+    needs new memory pays that unless memory was in use just before it, by whatever
+    the bench did last: the same 4 GB cold build (same code and context, both in the
+    page cache) took 13.3, 14.8 and 15.6 s after 25 s of idle memory and 7.4-7.9 s
+    right after 5 GB had been written and deleted or 8.5 GB touched and freed; a cold
+    build of fixtures/seed (5 interleaved each) 0.190 s after 25 s of idle memory and
+    0.130 s right after 1 GB was touched and freed."""
     free = _meminfo_bytes("MemFree")
     size = max(0, min(wanted, free - keep_free)) // mmap.PAGESIZE * mmap.PAGESIZE
     started = time.monotonic()
-    if size:
-        area = mmap.mmap(-1, size)
-        try:
-            for offset in range(0, size, mmap.PAGESIZE):
-                area[offset] = 1
-        finally:
-            area.close()
+    if size:  # the kernel touches every page (MAP_POPULATE); unmapped, they are free
+        mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                  | mmap.MAP_POPULATE).close()
     return size, time.monotonic() - started
 
 
