@@ -45,7 +45,13 @@ sys.path.insert(0, str(REPO))
 from bench.compare import log, make_base, rotated, serve_base  # noqa: E402
 from bench.contexts import chown_tree  # noqa: E402
 from bench.engines import ENGINES, Ocibuild  # noqa: E402
-from bench.measure import CommandFailed, Sample, median, prime_memory  # noqa: E402
+from bench.measure import (  # noqa: E402
+    CommandFailed,
+    Sample,
+    median,
+    prime_memory,
+    unprimed,
+)
 from bench.report import NO_MEMO  # noqa: E402
 
 CASE = "curve"
@@ -118,7 +124,8 @@ def measure_point(engines: list, ctx: Path, runs: int, index: int, size: int,
         ours.reset(CASE)
         time.sleep(IDLE_SECONDS)
         try:
-            sample = ours.build(CASE, ctx)
+            with unprimed():
+                sample = ours.build(CASE, ctx)
         except (CommandFailed, RuntimeError) as exc:
             log(f"  {ours.name} ({IDLE_COLD}) FAILED: {str(exc)[-600:]}")
         else:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: dict[str, str],
     # memory just used, whatever ran before (prime_memory); and what earlier work left
     # to write back (a context just made, another engine's build) goes to the disk
     # first: a timed command pays for its own writes only
-    prime_memory(PRIMED_BYTES)
+    if _priming:
+        prime_memory(PRIMED_BYTES)
     os.sync()
     if user is not None:
         extra = {"user": user.uid, "group": user.gid, "extra_groups": []}
@@ -55,6 +57,20 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: dict[str, str],
         tail = log.read_text(errors="replace")[-1500:]
         raise CommandFailed(f"{cmd[0]} exited {code}:\n{tail}")
     return Sample(seconds, peak_mb)
+
+
+_priming = True  # run_measured primes memory first (off inside unprimed())
+
+
+@contextlib.contextmanager
+def unprimed() -> Iterator[None]:
+    """Timed commands inside run without prime_memory first (to show what it spares)."""
+    global _priming
+    _priming = False
+    try:
+        yield
+    finally:
+        _priming = True
 
 
 def prime_memory(wanted: int, keep_free: int = 1 << 30) -> tuple[int, float]:
