@@ -78,7 +78,8 @@ def prime_memory(wanted: int, keep_free: int = 1 << 30) -> tuple[int, float]:
     that no cached file is evicted) and free them again; returns the bytes touched and
     the seconds it took (~0.26 s a GB when the memory is the guest's).
 
-    This machine is a VM whose free memory goes back to the host after a while: the
+    This machine is a VM that behaves as if its free memory goes back to the host after a
+    while (an inference from the timings below, not something visible here): the
     first touch of each such page then costs a fault in the host. Every process that
     needs new memory pays that unless memory was in use just before it, by whatever
     the bench did last: the same 4 GB cold build (same code and context, both in the

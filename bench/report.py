@@ -301,8 +301,8 @@ def render(res: Results) -> str:
             "a new copy (`cp -a`) of the context directory no engine has seen.", "",
             "Before every timed command, for every engine, the runner touches and frees "
             "1 GB of memory and calls `sync` (`bench/measure.py`): this machine is a VM "
-            "that hands memory left idle back to the host, after which each page's next "
-            "use costs a host fault (a cold seed build of ocibuild, 5 interleaved each: "
+            "that behaves as if it hands memory left idle back to the host, after which "
+            "each page's next use costs a host fault (a cold seed build of ocibuild, 5 interleaved each: "
             "0.190 s after 25 s of idle memory, 0.130 s right after 1 GB was touched), "
             "and no command pays for writes that something before it left to the "
             "kernel.", "",
