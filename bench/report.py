@@ -302,10 +302,10 @@ def render(res: Results) -> str:
             "Before every timed command, for every engine, the runner touches and frees "
             "1 GB of memory and calls `sync` (`bench/measure.py`): this machine is a VM "
             "that behaves as if it hands memory left idle back to the host, after which "
-            "each page's next use costs a host fault (a cold seed build of ocibuild, 5 interleaved each: "
-            "0.190 s after 25 s of idle memory, 0.130 s right after 1 GB was touched), "
-            "and no command pays for writes that something before it left to the "
-            "kernel.", "",
+            "each page's next use costs a host fault (a cold seed build of ocibuild, 5 "
+            "interleaved each: 0.190 s after 25 s of idle memory, 0.130 s right after 1 "
+            "GB was touched), and no command pays for writes that something before it "
+            "left to the kernel.", "",
             f"ocibuild answers an unchanged, fully cached build from its rebuild memo "
             f"(`ocibuild/rebuild_memo.py`) before its engine loads. The `{NO_MEMO}` rows "
             "show the same build with the memos removed first (the engine's own cached "
